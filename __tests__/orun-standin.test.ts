@@ -1,0 +1,755 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+import { execFileSync, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// Exercises the stand-in orun as a real process, the way the action runs it.
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const ORUN = path.join(repoRoot, '__tests__', 'support', 'orun-standin', 'orun')
+const DEMO_INTENT = path.join(repoRoot, 'demo', 'intent', 'intent.yaml')
+const FAILING_INTENT = path.join(repoRoot, 'demo', 'intent', 'failing', 'intent.yaml')
+// CI lays shared/ beside the clone, as it is beside /work/main here.
+const FIXTURES = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'plans')
+
+interface Result {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+interface Job {
+  id: string
+  name: string
+  component: string
+  environment: string
+  composition: string
+  dependsOn: string[]
+  env: Record<string, string>
+  steps: { id: string; name: string; run: string }[]
+  [key: string]: unknown
+}
+
+interface Plan {
+  apiVersion: string
+  kind: string
+  metadata: { name: string; checksum: string; generatedAt: string }
+  jobs: Job[]
+  [key: string]: unknown
+}
+
+interface RecordLine {
+  job: string | null
+  pid: number
+  start: number
+  end: number
+  exitCode: number
+  argv: string[]
+  cwd: string
+  remoteState: boolean
+}
+
+/** The test process's env without anything that changes the stand-in's behaviour. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('ORUN_') || key === 'GITHUB_ACTIONS') continue
+    env[key] = value
+  }
+  return { ...env, ...extra }
+}
+
+function orun(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+  onSpawn?: (pid: number) => void
+): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ORUN, args, { cwd, env: cleanEnv(env) })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', chunk => (stdout += chunk))
+    child.stderr.on('data', chunk => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', code => resolve({ code, stdout, stderr }))
+    if (onSpawn && child.pid !== undefined) onSpawn(child.pid)
+  })
+}
+
+let scratch: string
+let dirCount = 0
+
+beforeAll(() => {
+  scratch = mkdtempSync(path.join(tmpdir(), 'orun-standin-test-'))
+})
+
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+function newDir(intent?: string): string {
+  const dir = path.join(scratch, `d${++dirCount}`)
+  mkdirSync(dir)
+  if (intent !== undefined) writeFileSync(path.join(dir, 'intent.yaml'), intent)
+  return dir
+}
+
+function demoDir(source = DEMO_INTENT): string {
+  const dir = newDir()
+  copyFileSync(source, path.join(dir, 'intent.yaml'))
+  return dir
+}
+
+function readPlan(file: string): Plan {
+  return JSON.parse(readFileSync(file, 'utf8')) as Plan
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0
+    )
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+const planIdOf = (plan: Plan): string => plan.metadata.checksum.slice('sha256-'.length, 19)
+
+async function compile(dir: string, args: string[] = []): Promise<Plan> {
+  const result = await orun(['plan', '-o', 'plan.json', ...args], dir)
+  expect(result).toMatchObject({ code: 0, stderr: '' })
+  return readPlan(path.join(dir, 'plan.json'))
+}
+
+const depsById = (plan: Plan): Record<string, string[]> =>
+  Object.fromEntries(plan.jobs.map(j => [j.id, j.dependsOn]))
+
+/** Fast intent: each step prints its ORUN_* environment. */
+const ENV_INTENT = `
+name: env-check
+environments: [dev, stage]
+components:
+  - name: foundation
+    composition: terraform
+    path: apps/foundation
+    run: 'echo "PLAN=$ORUN_PLAN_ID EXEC=$ORUN_EXEC_ID JOB=$ORUN_JOB_ID RUN=$ORUN_JOB_RUN_ID CLUSTER=$CLUSTER ENV=$ENV PWD=$(pwd)"'
+  - name: api
+    composition: helm
+    path: apps/api
+    dependsOn: [foundation]
+    run: 'echo "api $ENV ran"'
+  - name: db
+    composition: helm
+    path: apps/db
+    run: 'echo "db $ENV ran"'
+  - name: web
+    composition: helm
+    path: apps/web
+    dependsOn: [api, db]
+    run: 'echo "web $ENV ran"'
+`
+
+describe('orun --version and usage', () => {
+  test('prints the default version', async () => {
+    const result = await orun(['--version'], scratch)
+    expect(result).toEqual({ code: 0, stdout: 'orun version 2.54.0\n', stderr: '' })
+  })
+
+  test('prints the version from ORUN_STANDIN_VERSION', async () => {
+    const result = await orun(['--version'], scratch, { ORUN_STANDIN_VERSION: '3.1.4' })
+    expect(result.stdout).toBe('orun version 3.1.4\n')
+  })
+
+  test('run --help lists --local, plan --help lists the plan flags', async () => {
+    const run = await orun(['run', '--help'], scratch)
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/--local\s+force local filesystem state/)
+    expect(run.stdout).toContain('--exec-id')
+    const plan = await orun(['plan', '--help'], scratch)
+    expect(plan.code).toBe(0)
+    for (const flag of ['--name', '--output', '--all', '--env', '--component', '--changed']) {
+      expect(plan.stdout).toContain(flag)
+    }
+  })
+
+  test('ORUN_STANDIN_NO_LOCAL_FLAG emulates an orun without --local', async () => {
+    const env = { ORUN_STANDIN_NO_LOCAL_FLAG: '1' }
+    const help = await orun(['run', '--help'], scratch, env)
+    expect(help.code).toBe(0)
+    expect(help.stdout).not.toContain('--local')
+    const run = await orun(['run', 'x.json', '--job', 'a', '--local'], scratch, env)
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('Error: unknown flag: --local')
+  })
+
+  test('unknown command and unknown flag are usage errors (exit 2)', async () => {
+    const command = await orun(['deploy'], scratch)
+    expect(command.code).toBe(2)
+    expect(command.stderr).toMatch(/^Error: unknown command "deploy"/)
+    const flag = await orun(['plan', '--bogus'], scratch)
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toMatch(/^Error: unknown flag: --bogus/)
+  })
+})
+
+describe('orun plan', () => {
+  test('compiles the demo intent into the fixture plan shape', async () => {
+    const dir = demoDir()
+    const before = Date.now()
+    const result = await orun(['plan', '-o', 'out/plan.json'], dir)
+    expect(result.code).toBe(0)
+    expect(result.stderr).toBe('')
+    expect(result.stdout.trimStart().startsWith('{')).toBe(false)
+    expect(result.stdout).toContain('6 job(s)')
+
+    const plan = readPlan(path.join(dir, 'out', 'plan.json'))
+    const fixture = readPlan(path.join(FIXTURES, 'remote-state-matrix.json'))
+    expect(Object.keys(plan)).toEqual(Object.keys(fixture))
+    expect(plan.apiVersion).toBe(fixture.apiVersion)
+    expect(plan.kind).toBe(fixture.kind)
+    expect(plan.metadata.name).toBe('remote-state-e2e')
+    expect(plan.metadata.checksum).toMatch(/^sha256-[0-9a-f]{64}$/)
+    const digest = createHash('sha256').update(canonicalJson(plan.jobs)).digest('hex')
+    expect(plan.metadata.checksum).toBe(`sha256-${digest}`)
+    const generatedAt = Date.parse(plan.metadata.generatedAt)
+    expect(generatedAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000)
+    expect(generatedAt).toBeLessThanOrEqual(Date.now())
+    expect(plan.execution).toEqual(fixture.execution)
+    expect(plan.spec).toEqual(fixture.spec)
+
+    // Same DAG as the fixture, field for field in shape.
+    expect(plan.jobs.map(j => j.id)).toEqual(fixture.jobs.map(j => j.id))
+    expect(depsById(plan)).toEqual(depsById(fixture))
+    for (const [index, job] of plan.jobs.entries()) {
+      const expected = fixture.jobs[index]
+      expect(Object.keys(job)).toEqual(Object.keys(expected))
+      expect(job.steps.map(s => Object.keys(s))).toEqual(expected.steps.map(s => Object.keys(s)))
+      expect(job.id).toBe(`${job.component}@${job.environment}.${job.name}`)
+      expect(job.composition).toBe(expected.composition)
+      expect(job.env).toEqual({ ...expected.env, ENV: job.environment })
+    }
+
+    // The named copy is the same plan.
+    const named = readFileSync(path.join(dir, '.orun', 'plans', 'remote-state-e2e.json'), 'utf8')
+    expect(named).toBe(readFileSync(path.join(dir, 'out', 'plan.json'), 'utf8'))
+  })
+
+  test('--name renames the plan and its stored copy; the checksum ignores the name', async () => {
+    const dir = demoDir()
+    const full = await compile(dir)
+    const renamed = await orun(['plan', '--name', 'other', '--all'], dir)
+    expect(renamed.code).toBe(0)
+    const stored = readPlan(path.join(dir, '.orun', 'plans', 'other.json'))
+    expect(stored.metadata.name).toBe('other')
+    expect(stored.metadata.checksum).toBe(full.metadata.checksum)
+  })
+
+  test('--env keeps only those environments', async () => {
+    const dir = demoDir()
+    const full = await compile(dir)
+    const stage = await compile(dir, ['-e', 'stage'])
+    expect(depsById(stage)).toEqual({
+      'foundation@stage.smoke': [],
+      'api@stage.smoke': ['foundation@stage.smoke'],
+      'web@stage.smoke': ['api@stage.smoke']
+    })
+    expect(stage.metadata.checksum).not.toBe(full.metadata.checksum)
+    const both = await compile(dir, ['--env', 'stage,dev'])
+    expect(both.jobs.map(j => j.id)).toEqual(full.jobs.map(j => j.id))
+  })
+
+  test('--component keeps only those components and drops dependencies on the rest', async () => {
+    const dir = demoDir()
+    const api = await compile(dir, ['--component', 'api'])
+    expect(depsById(api)).toEqual({ 'api@dev.smoke': [], 'api@stage.smoke': [] })
+    const apiWeb = await compile(dir, ['-e', 'dev', '--component', 'web', '--component', 'api'])
+    expect(depsById(apiWeb)).toEqual({
+      'api@dev.smoke': [],
+      'web@dev.smoke': ['api@dev.smoke']
+    })
+  })
+
+  test('unknown environment or component is an error', async () => {
+    const dir = demoDir()
+    const env = await orun(['plan', '-e', 'prod'], dir)
+    expect(env.code).toBe(1)
+    expect(env.stderr).toMatch(/^Error: unknown environment "prod".*\n$/)
+    const component = await orun(['plan', '--component', 'cache'], dir)
+    expect(component.code).toBe(1)
+    expect(component.stderr).toMatch(/^Error: unknown component "cache".*\n$/)
+    expect(existsSync(path.join(dir, '.orun'))).toBe(false)
+  })
+
+  test('promoteFrom adds an edge from the earlier environment, dropped when it is filtered out', async () => {
+    const dir = newDir(`
+environments: [dev, stage, prod]
+components:
+  - name: app
+    composition: helm
+    promoteFrom: stage
+    run: 'true'
+  - name: web
+    composition: helm
+    dependsOn: [app]
+    promoteFrom: dev
+    run: 'true'
+`)
+    const plan = await compile(dir)
+    expect(plan.metadata.name).toBe('plan')
+    expect(depsById(plan)).toEqual({
+      'app@dev.smoke': [],
+      'web@dev.smoke': ['app@dev.smoke'],
+      'app@stage.smoke': [],
+      'web@stage.smoke': ['app@stage.smoke', 'web@dev.smoke'],
+      'app@prod.smoke': ['app@stage.smoke'],
+      'web@prod.smoke': ['app@prod.smoke', 'web@dev.smoke']
+    })
+    const prod = await compile(dir, ['-e', 'prod'])
+    expect(depsById(prod)).toEqual({
+      'app@prod.smoke': [],
+      'web@prod.smoke': ['app@prod.smoke']
+    })
+  })
+
+  test.each([
+    [
+      'a dependency cycle, named',
+      `environments: [dev]
+components:
+  - { name: a, composition: helm, dependsOn: [c], run: 'true' }
+  - { name: b, composition: helm, dependsOn: [a], run: 'true' }
+  - { name: c, composition: helm, dependsOn: [b], run: 'true' }
+`,
+      /^Error: intent\.yaml: dependency cycle: a -> c -> b -> a\n$/
+    ],
+    [
+      'a self dependency',
+      `environments: [dev]
+components:
+  - { name: a, composition: helm, dependsOn: [a], run: 'true' }
+`,
+      /^Error: intent\.yaml: dependency cycle: a -> a\n$/
+    ],
+    [
+      'an unknown dependency',
+      `environments: [dev]
+components:
+  - { name: api, composition: helm, dependsOn: [foundation], run: 'true' }
+`,
+      /^Error: intent\.yaml: component "api" depends on unknown component "foundation"\n$/
+    ],
+    [
+      'a YAML syntax error',
+      `environments: [dev\ncomponents: {`,
+      /^Error: intent\.yaml: YAML syntax error: .+\n$/
+    ],
+    [
+      'a component without run',
+      `environments: [dev]\ncomponents:\n  - { name: api, composition: helm }\n`,
+      /^Error: intent\.yaml: component "api": run is required\n$/
+    ]
+  ])('rejects %s', async (_what, intent, message) => {
+    const dir = newDir(intent)
+    const result = await orun(['plan', '-o', 'plan.json'], dir)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(message)
+    expect(existsSync(path.join(dir, 'plan.json'))).toBe(false)
+  })
+
+  test('fails without intent.yaml in the current directory', async () => {
+    const result = await orun(['plan'], newDir())
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/^Error: no intent\.yaml in .*\n$/)
+  })
+
+  test('--changed compiles only components whose path changed between refs', async () => {
+    const dir = demoDir()
+    const git = (...args: string[]): string =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+        cwd: dir,
+        encoding: 'utf8'
+      })
+    for (const component of ['foundation', 'api', 'web']) {
+      mkdirSync(path.join(dir, 'apps', component), { recursive: true })
+      writeFileSync(path.join(dir, 'apps', component, 'main.tf'), 'v1\n')
+    }
+    git('init', '-q')
+    git('add', '.')
+    git('commit', '-qm', 'one')
+    writeFileSync(path.join(dir, 'apps', 'api', 'main.tf'), 'v2\n')
+    git('commit', '-qam', 'two')
+    writeFileSync(path.join(dir, 'apps', 'web', 'main.tf'), 'v3\n')
+    git('commit', '-qam', 'three')
+
+    const latest = await compile(dir, ['--changed'])
+    expect(latest.jobs.map(j => j.id)).toEqual(['web@dev.smoke', 'web@stage.smoke'])
+    expect(latest.jobs.every(j => j.dependsOn.length === 0)).toBe(true)
+
+    const range = await compile(dir, ['--changed', '--base', 'HEAD~2', '--head', 'HEAD~0'])
+    expect(depsById(range)).toEqual({
+      'api@dev.smoke': [],
+      'web@dev.smoke': ['api@dev.smoke'],
+      'api@stage.smoke': [],
+      'web@stage.smoke': ['api@stage.smoke']
+    })
+
+    const scoped = await compile(dir, [
+      '--changed',
+      '--base',
+      'HEAD~2',
+      '-e',
+      'dev',
+      '--component',
+      'web'
+    ])
+    expect(depsById(scoped)).toEqual({ 'web@dev.smoke': [] })
+  })
+
+  test('--changed outside a git work tree is an error', async () => {
+    const result = await orun(['plan', '--changed'], demoDir())
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/^Error: --changed needs git history.*\n$/)
+  })
+})
+
+describe('orun run', () => {
+  test('runs the step with the job env and ORUN_* variables', async () => {
+    const dir = newDir(ENV_INTENT)
+    const plan = await compile(dir)
+    const planId = planIdOf(plan)
+    const result = await orun(
+      ['run', 'plan.json', '--job', 'foundation@stage.smoke', '--exec-id', 'exec-42'],
+      dir
+    )
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(
+      `PLAN=${planId} EXEC=exec-42 JOB=foundation@stage.smoke ` +
+        `RUN=${planId}:exec-42:foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
+    )
+    expect(result.stdout).toMatch(/--- step smoke \(1\/1\) start\n/)
+    expect(result.stdout).toMatch(/--- step smoke succeeded in [\d.]+s\n/)
+  })
+
+  test('generates an exec id when none is given; ORUN_EXEC_ID is honoured', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir)
+    const args = ['run', 'plan.json', '--job', 'foundation@dev.smoke']
+    const generated = await orun(args, dir)
+    expect(generated.code).toBe(0)
+    expect(generated.stdout).toMatch(/EXEC=\S+ JOB=foundation@dev\.smoke/)
+    expect(generated.stdout).not.toContain('EXEC= ')
+    const fromEnv = await orun(args, dir, { ORUN_EXEC_ID: 'env-exec' })
+    expect(fromEnv.stdout).toContain('EXEC=env-exec ')
+  })
+
+  test('--gha wraps each step in a log group', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir)
+    const result = await orun(['run', 'plan.json', '--job', 'db@dev.smoke', '--gha'], dir)
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/::group::db@dev\.smoke \/ smoke\ndb dev ran\n::endgroup::\n/)
+  })
+
+  test('a failing step exits with its code and does not complete the job', async () => {
+    const dir = demoDir(FAILING_INTENT)
+    await compile(dir)
+    const failed = await orun(
+      ['run', 'plan.json', '--job', 'foundation@dev.smoke', '--exec-id', 'f'],
+      dir
+    )
+    expect(failed.code).toBe(3)
+    expect(failed.stderr).toContain('foundation dev broke')
+    const api = await orun(['run', 'plan.json', '--job', 'api@dev.smoke', '--exec-id', 'f'], dir)
+    expect(api.code).toBe(1)
+    expect(api.stderr).toContain(
+      'cannot run api@dev.smoke: dependencies not completed (foundation@dev.smoke)'
+    )
+  })
+
+  test('unknown job is an error', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir)
+    const result = await orun(['run', 'plan.json', '--job', 'cache@dev.smoke'], dir)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/^Error: job "cache@dev\.smoke" not found in plan env-check/)
+  })
+
+  test('local dependency check refuses until the dependencies ran with the same exec id', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir)
+    const run = (job: string, execId: string): Promise<Result> =>
+      orun(['run', 'plan.json', '--job', job, '--exec-id', execId], dir)
+
+    const web = await run('web@dev.smoke', 'e1')
+    expect(web.code).toBe(1)
+    expect(web.stderr).toBe(
+      'cannot run web@dev.smoke: dependencies not completed (api@dev.smoke, db@dev.smoke)\n'
+    )
+    expect(web.stdout).not.toContain('ran')
+
+    expect((await run('foundation@dev.smoke', 'e1')).code).toBe(0)
+    expect((await run('api@dev.smoke', 'e1')).code).toBe(0)
+    const partly = await run('web@dev.smoke', 'e1')
+    expect(partly.stderr).toBe(
+      'cannot run web@dev.smoke: dependencies not completed (db@dev.smoke)\n'
+    )
+    expect((await run('db@dev.smoke', 'e1')).code).toBe(0)
+    const ready = await run('web@dev.smoke', 'e1')
+    expect(ready.code).toBe(0)
+    expect(ready.stdout).toContain('web dev ran')
+
+    // Another exec id has its own, empty state.
+    expect((await run('api@dev.smoke', 'e2')).code).toBe(1)
+    const state = JSON.parse(readFileSync(path.join(dir, '.orun', 'state', 'e1.json'), 'utf8'))
+    expect([...state.completed].sort()).toEqual([
+      'api@dev.smoke',
+      'db@dev.smoke',
+      'foundation@dev.smoke',
+      'web@dev.smoke'
+    ])
+  })
+
+  test('without an exec id, state is "local"; ORUN_STATE_DIR moves it', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir)
+    const stateDir = path.join(scratch, `state-${dirCount}`)
+    const env = { ORUN_STATE_DIR: stateDir }
+    expect((await orun(['run', 'plan.json', '--job', 'foundation@dev.smoke'], dir, env)).code).toBe(
+      0
+    )
+    expect(readdirSync(stateDir)).toEqual(['local.json'])
+    expect(existsSync(path.join(dir, '.orun', 'state'))).toBe(false)
+    const api = await orun(['run', 'plan.json', '--job', 'api@dev.smoke'], dir, env)
+    expect(api.code).toBe(0)
+    // The default location never saw foundation complete.
+    const elsewhere = await orun(['run', 'plan.json', '--job', 'api@dev.smoke'], dir)
+    expect(elsewhere.code).toBe(1)
+  })
+
+  describe('remote state', () => {
+    const remoteIntent = `${ENV_INTENT}execution:\n  state:\n    mode: remote\n`
+    test.each([
+      [
+        '--remote-state flag',
+        ENV_INTENT,
+        ['--remote-state', '--backend-url', 'http://127.0.0.1:9'],
+        {}
+      ],
+      ['ORUN_REMOTE_STATE=true', ENV_INTENT, [], { ORUN_REMOTE_STATE: 'true' }],
+      ['intent.yaml execution.state.mode: remote', remoteIntent, [], {}],
+      // false does not override the intent: only --local does
+      ['intent.yaml execution.state.mode: remote', remoteIntent, [], { ORUN_REMOTE_STATE: 'false' }]
+    ])('%s turns it on (exit 97), --local turns it off', async (trigger, intent, flags, env) => {
+      const dir = newDir(intent)
+      await compile(dir)
+      const record = path.join(dir, 'record.jsonl')
+      const args = ['run', 'plan.json', '--job', 'db@dev.smoke', ...flags]
+      const on = await orun(args, dir, { ...env, ORUN_STANDIN_RECORD: record })
+      expect(on.code).toBe(97)
+      expect(on.stderr).toContain(
+        `stand-in orun: remote state is ON in the child process (${trigger})`
+      )
+      expect(on.stdout).not.toContain('db dev ran')
+
+      const off = await orun([...args, '--local'], dir, { ...env, ORUN_STANDIN_RECORD: record })
+      expect(off.code).toBe(0)
+      expect(off.stdout).toContain('db dev ran')
+
+      const lines = readFileSync(record, 'utf8')
+        .trim()
+        .split('\n')
+        .map(l => JSON.parse(l) as RecordLine)
+      expect(lines.map(l => [l.exitCode, l.remoteState])).toEqual([
+        [97, true],
+        [0, false]
+      ])
+    })
+
+    test('is off by default and with ORUN_REMOTE_STATE=false', async () => {
+      const dir = newDir(ENV_INTENT)
+      await compile(dir)
+      const result = await orun(['run', 'plan.json', '--job', 'db@dev.smoke'], dir, {
+        ORUN_REMOTE_STATE: 'false'
+      })
+      expect(result.code).toBe(0)
+    })
+  })
+
+  test('the record file gets one line per invocation, also from concurrent runs', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir)
+    const record = path.join(dir, 'record.jsonl')
+    const env = { ORUN_STANDIN_RECORD: record, ORUN_STANDIN_DELAY_MS: '500' }
+    const jobs = [
+      'foundation@dev.smoke',
+      'db@dev.smoke',
+      'foundation@stage.smoke',
+      'db@stage.smoke'
+    ]
+    const results = await Promise.all(
+      jobs.map(job => orun(['run', 'plan.json', '--job', job, '--exec-id', 'c'], dir, env))
+    )
+    expect(results.map(r => r.code)).toEqual([0, 0, 0, 0])
+    const refused = await orun(
+      ['run', 'plan.json', '--job', 'web@dev.smoke', '--exec-id', 'c'],
+      dir,
+      env
+    )
+    expect(refused.code).toBe(1)
+    const after = await orun(
+      ['run', 'plan.json', '--job', 'api@dev.smoke', '--exec-id', 'c'],
+      dir,
+      env
+    )
+    expect(after.code).toBe(0)
+
+    const lines = readFileSync(record, 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l) as RecordLine)
+    expect(lines).toHaveLength(6)
+    expect(
+      lines
+        .slice(0, 4)
+        .map(l => l.job)
+        .sort()
+    ).toEqual([...jobs].sort())
+    expect(new Set(lines.map(l => l.pid)).size).toBe(6)
+    for (const line of lines) {
+      expect(line.cwd).toBe(dir)
+      expect(line.remoteState).toBe(false)
+      expect(line.end).toBeGreaterThanOrEqual(line.start)
+      expect(line.argv.slice(0, 2)).toEqual(['run', 'plan.json'])
+    }
+    // The delay happens inside the recorded interval, so the four overlapped.
+    const concurrent = lines.slice(0, 4)
+    expect(Math.max(...concurrent.map(l => l.start))).toBeLessThan(
+      Math.min(...concurrent.map(l => l.end))
+    )
+    expect(concurrent.every(l => l.end - l.start >= 500)).toBe(true)
+    expect(lines[4]).toMatchObject({ job: 'web@dev.smoke', exitCode: 1 })
+    expect(lines[5]).toMatchObject({ job: 'api@dev.smoke', exitCode: 0 })
+    expect(lines[5].start).toBeGreaterThanOrEqual(lines[4].end)
+    // Concurrent completions of one exec id are all kept.
+    const state = JSON.parse(readFileSync(path.join(dir, '.orun', 'state', 'c.json'), 'utf8'))
+    expect([...state.completed].sort()).toEqual([...jobs, 'api@dev.smoke'].sort())
+  })
+
+  test('plan refs: file path, plan name, plan-id prefix; unknown and ambiguous refs fail', async () => {
+    const dir = newDir(ENV_INTENT)
+    const plan = await compile(dir)
+    const planId = planIdOf(plan)
+    const job = ['--job', 'db@dev.smoke']
+    for (const ref of [
+      path.join(dir, 'plan.json'),
+      'plan.json',
+      'env-check',
+      planId,
+      planId.slice(0, 5)
+    ]) {
+      const result = await orun(['run', ref, ...job], dir)
+      expect({ ref, code: result.code }).toEqual({ ref, code: 0 })
+      expect(result.stdout).toContain(`(plan ${planId}, `)
+    }
+
+    const missing = await orun(['run', 'nothing-here', ...job], dir)
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/^Error: plan "nothing-here" not found/)
+
+    const plans = path.join(dir, '.orun', 'plans')
+    for (const [name, checksum] of [
+      ['one', 'sha256-abcd1111'],
+      ['two', 'sha256-abcd2222']
+    ]) {
+      const copy = { ...plan, metadata: { ...plan.metadata, name, checksum } }
+      writeFileSync(path.join(plans, `${name}.json`), JSON.stringify(copy))
+    }
+    const ambiguous = await orun(['run', 'abcd', ...job], dir)
+    expect(ambiguous.code).toBe(1)
+    expect(ambiguous.stderr).toMatch(
+      /^Error: plan-id prefix "abcd" is ambiguous: abcd1111, abcd2222/
+    )
+    const exact = await orun(['run', 'abcd2', ...job], dir)
+    expect(exact.code).toBe(0)
+    expect(exact.stdout).toContain('(plan abcd2222, ')
+  })
+
+  test('job ids with quotes, spaces and ; are plain strings, never shell', async () => {
+    const dir = newDir()
+    const jobId = `it's "odd"; touch pwned $(touch pwned2) \`touch pwned3\`@dev.smoke`
+    const plan = {
+      apiVersion: 'sourceplane.io/v1',
+      kind: 'Plan',
+      metadata: { name: 'odd', checksum: `sha256-${'0f'.repeat(32)}`, generatedAt: 'x' },
+      jobs: [
+        {
+          id: jobId,
+          dependsOn: [],
+          env: {},
+          steps: [{ id: 's', name: 's', run: 'printf "[%s]\\n" "$ORUN_JOB_ID"' }]
+        }
+      ]
+    }
+    writeFileSync(path.join(dir, 'odd plan.json'), JSON.stringify(plan))
+    const record = path.join(dir, 'record.jsonl')
+    const result = await orun(['run', 'odd plan.json', '--job', jobId], dir, {
+      ORUN_STANDIN_RECORD: record
+    })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`[${jobId}]\n`)
+    const unknown = await orun(['run', 'odd plan.json', '--job', `${jobId} ; touch pwned4`], dir)
+    expect(unknown.code).toBe(1)
+    expect(readdirSync(dir).sort()).toEqual(['.orun', 'odd plan.json', 'record.jsonl'])
+    const line = JSON.parse(readFileSync(record, 'utf8')) as RecordLine
+    expect(line.job).toBe(jobId)
+  })
+
+  test.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130]
+  ] as const)('%s is forwarded to the step, exit %i', async (signal, exitCode) => {
+    const dir = newDir()
+    const plan = {
+      metadata: { name: 'sig', checksum: `sha256-${'ab'.repeat(32)}` },
+      jobs: [
+        {
+          id: 'wait@dev.smoke',
+          dependsOn: [],
+          steps: [
+            {
+              name: 'wait',
+              // The step writes a marker when the forwarded signal reaches it.
+              run: `trap 'echo got > trapped; exit 9' INT TERM; echo ready > ready; while :; do sleep 0.05; done`
+            }
+          ]
+        }
+      ]
+    }
+    writeFileSync(path.join(dir, 'plan.json'), JSON.stringify(plan))
+    let pid = 0
+    const running = orun(['run', 'plan.json', '--job', 'wait@dev.smoke'], dir, {}, p => (pid = p))
+    const deadline = Date.now() + 10_000
+    while (!existsSync(path.join(dir, 'ready')) && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    process.kill(pid, signal)
+    const result = await running
+    expect(result.code).toBe(exitCode)
+    expect(readFileSync(path.join(dir, 'trapped'), 'utf8')).toBe('got\n')
+  })
+})

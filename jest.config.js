@@ -1,0 +1,13 @@
+// ESM jest: the @actions/* packages are ESM-only, so tests run as native ES
+// modules (node --experimental-vm-modules) and ts-jest only strips types.
+export default {
+  preset: 'ts-jest/presets/default-esm',
+  testEnvironment: 'node',
+  testMatch: ['**/__tests__/**/*.test.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }]
+  },
+  testTimeout: 60000,
+  verbose: false
+}

@@ -1,0 +1,141 @@
+import * as exec from '@actions/exec'
+import { spawn } from 'node:child_process'
+import { UserError } from '../common/errors.js'
+
+/**
+ * Every call to the orun binary lives here, so a change in orun's CLI is a
+ * change in one file. See shared spec orun-cli.md.
+ */
+
+/** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
+export async function getOrunVersion(binary: string): Promise<string> {
+  const result = await exec.getExecOutput(binary, ['--version'], {
+    silent: true,
+    ignoreReturnCode: true
+  })
+  const match = /orun version v?(\S+)/.exec(result.stdout)
+  if (result.exitCode !== 0 || !match) {
+    throw new UserError(
+      `'${binary} --version' did not print 'orun version X.Y.Z' (exit ${result.exitCode}): ` +
+        `${(result.stderr || result.stdout).trim() || 'no output'}. ` +
+        'Check that orun-path points to an orun binary.'
+    )
+  }
+  return match[1]
+}
+
+export interface CompileOptions {
+  cwd: string
+  output: string
+  name?: string
+  all: boolean
+  environments: string[]
+  components: string[]
+  changed: boolean
+  base?: string
+  head?: string
+  extraArgs: string[]
+}
+
+/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+export async function compilePlan(binary: string, options: CompileOptions): Promise<void> {
+  const args = ['plan', '--output', options.output]
+  if (options.name) args.push('--name', options.name)
+  if (options.all) args.push('--all')
+  if (options.environments.length) args.push('--env', options.environments.join(','))
+  for (const component of options.components) args.push('--component', component)
+  if (options.changed) {
+    args.push('--changed')
+    if (options.base) args.push('--base', options.base)
+    if (options.head) args.push('--head', options.head)
+  }
+  args.push(...options.extraArgs)
+  const result = await exec.getExecOutput(binary, args, {
+    cwd: options.cwd,
+    ignoreReturnCode: true
+  })
+  if (result.exitCode !== 0) {
+    const reason = result.stderr.trim() || result.stdout.trim() || 'no output'
+    throw new UserError(
+      `orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
+        'Fix intent.yaml, or the working-directory/environments/components/args inputs.'
+    )
+  }
+}
+
+/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
+export async function runSupportsLocalFlag(binary: string): Promise<boolean> {
+  const result = await exec.getExecOutput(binary, ['run', '--help'], {
+    silent: true,
+    ignoreReturnCode: true
+  })
+  return /(^|\s)--local\b/.test(result.stdout + result.stderr)
+}
+
+export interface JobRunOptions {
+  /** A plan file holding just this job, with no dependsOn (see singleJobPlan). */
+  planFile: string
+  jobId: string
+  execId: string
+  cwd: string
+  env: NodeJS.ProcessEnv
+  forceLocal: boolean
+  extraArgs: string[]
+  onOutput: (chunk: string) => void
+}
+
+export interface JobProcess {
+  readonly pid: number | undefined
+  /** Resolves when orun exits: its exit code, or the signal that ended it. */
+  readonly exited: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>
+  /** SIGTERM the job's process group, then SIGKILL after graceMs if it is still there. */
+  stop(graceMs: number): Promise<void>
+}
+
+/**
+ * `orun run <plan> --job <id>` with remote state forced off: the action owns
+ * the claim, and orun's own remote mode would try to claim the job again and
+ * wait forever. Arguments go to orun as argv, never through a shell.
+ */
+export function startJob(binary: string, options: JobRunOptions): JobProcess {
+  const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId]
+  if (options.forceLocal) args.push('--local')
+  args.push(...options.extraArgs)
+  // Its own process group, so stop() reaches the steps orun started, not only orun.
+  const child = spawn(binary, args, {
+    cwd: options.cwd,
+    env: { ...options.env, ORUN_REMOTE_STATE: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true
+  })
+  child.stdout.setEncoding('utf8').on('data', options.onOutput)
+  child.stderr.setEncoding('utf8').on('data', options.onOutput)
+  const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>(
+    (resolve, reject) => {
+      child.once('error', error =>
+        reject(
+          new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)
+        )
+      )
+      child.once('close', (exitCode, signal) => resolve({ exitCode, signal }))
+    }
+  )
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal)
+    } catch {
+      // already gone
+    }
+  }
+  return {
+    pid: child.pid,
+    exited,
+    async stop(graceMs: number) {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      signalGroup('SIGTERM')
+      const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs)
+      await exited.catch(() => undefined)
+      clearTimeout(timer)
+    }
+  }
+}

@@ -1,0 +1,185 @@
+import type { BackendClient } from '../backend/client.js'
+import { BackendError } from '../backend/client.js'
+import type { JobRecord } from '../backend/types.js'
+import { UserError } from '../common/errors.js'
+import { spread, type Random } from '../common/retry.js'
+import type { Plan } from '../plan/model.js'
+import { assess, nextPoll, type WaitAssessment } from './schedule.js'
+
+/**
+ * The claim loop: every row of the protocol's claim table, plus the wait for
+ * dependencies. It never re-claims a job this runner owns (a claim cannot be
+ * resumed) and never runs a job another live runner owns.
+ */
+export type Acquired =
+  | { kind: 'claimed'; takeover: boolean }
+  | { kind: 'finished'; status: 'success' | 'failed'; lastError: string | null; mirrored: boolean }
+  | { kind: 'skipped'; owner: string | null }
+  | { kind: 'blocked'; upstream: JobRecord[] }
+
+export interface AcquireContext {
+  client: BackendClient
+  plan: Plan
+  runId: string
+  runnerId: string
+  onDuplicate: 'wait' | 'skip'
+  dependencyTimeoutMs: number
+  /** A running job whose heartbeat is older than this may have lost its runner: try to take it over. */
+  staleHeartbeatMs: number
+  /** Creates or joins the run; called when a claim finds it not yet initialised. */
+  ensureRun: () => Promise<void>
+  sleep: (ms: number) => Promise<void>
+  now: () => number
+  random?: Random
+  log: (message: string) => void
+}
+
+export interface AcquireStats {
+  waitedMs: number
+  polls: number
+}
+
+export async function acquireJob(
+  ctx: AcquireContext,
+  jobId: string,
+  stats: AcquireStats = { waitedMs: 0, polls: 0 }
+): Promise<Acquired> {
+  const started = ctx.now()
+  const deadline = started + ctx.dependencyTimeoutMs
+  try {
+    return await acquireLoop(ctx, jobId, deadline, stats)
+  } finally {
+    stats.waitedMs = ctx.now() - started
+  }
+}
+
+async function acquireLoop(
+  ctx: AcquireContext,
+  jobId: string,
+  deadline: number,
+  stats: AcquireStats
+): Promise<Acquired> {
+  let pollsAtDistance = 0
+  let lastDistance = -1
+  let assessment: WaitAssessment | undefined
+  let via: 'claim' | 'jobs' = 'claim'
+  for (;;) {
+    if (via === 'claim') {
+      const result = await claim(ctx, jobId)
+      stats.polls++
+      if (result.claimed) return { kind: 'claimed', takeover: Boolean(result.takeover) }
+      switch (result.currentStatus) {
+        case 'success':
+        case 'failed': {
+          const record = await ctx.client.jobStatus(ctx.runId, jobId)
+          return {
+            kind: 'finished',
+            status: result.currentStatus,
+            lastError: record.lastError,
+            mirrored: false
+          }
+        }
+        case 'skipped':
+          return { kind: 'skipped', owner: null }
+        case 'running':
+          if (ctx.onDuplicate === 'skip') {
+            const record = await ctx.client.jobStatus(ctx.runId, jobId)
+            return { kind: 'skipped', owner: record.runnerId }
+          }
+          return mirror(ctx, jobId, deadline)
+      }
+      if (result.depsBlocked) {
+        const jobs = await ctx.client.listJobs(ctx.runId)
+        const failed = assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream
+        return { kind: 'blocked', upstream: failed }
+      }
+    }
+    // Waiting for dependencies: look at the whole run when far away, else poll with claim.
+    if (via === 'jobs' || !assessment || pollsAtDistance % 6 === 5) {
+      const jobs = await ctx.client.listJobs(ctx.runId)
+      stats.polls++
+      assessment = assess(ctx.plan, jobId, jobs, ctx.now())
+      if (assessment.failedUpstream.length)
+        return { kind: 'blocked', upstream: assessment.failedUpstream }
+      if (assessment.distance !== lastDistance) {
+        pollsAtDistance = 0
+        lastDistance = assessment.distance
+      }
+    }
+    if (ctx.now() >= deadline) {
+      throw new UserError(
+        `Gave up waiting for the dependencies of ${jobId} after the dependency-timeout: still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
+          "Check those jobs' runners, or raise 'dependency-timeout'."
+      )
+    }
+    const next = nextPoll(assessment, pollsAtDistance, ctx.random)
+    pollsAtDistance++
+    via = next.via
+    const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()))
+    if (delay > 0) {
+      ctx.log(
+        `Waiting for ${jobId}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`
+      )
+      await ctx.sleep(delay)
+    }
+  }
+}
+
+/** Claims, creating or joining the run first when the backend does not know it yet. */
+async function claim(ctx: AcquireContext, jobId: string) {
+  try {
+    return await ctx.client.claim(ctx.runId, jobId, ctx.runnerId)
+  } catch (error) {
+    if (!(error instanceof BackendError) || error.status !== 404) throw error
+    if (/job not found/i.test(error.message)) {
+      throw new UserError(
+        `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`
+      )
+    }
+    await ctx.ensureRun()
+    return ctx.client.claim(ctx.runId, jobId, ctx.runnerId)
+  }
+}
+
+/**
+ * Another runner owns the job (a duplicate matrix entry): wait for its result
+ * and mirror it. When its heartbeat goes stale its runner may be gone, so try a
+ * claim, which the backend turns into a takeover once the window has passed.
+ */
+async function mirror(ctx: AcquireContext, jobId: string, deadline: number): Promise<Acquired> {
+  ctx.log(`${jobId} is already running on another runner; mirroring its result.`)
+  for (let polls = 0; ; polls++) {
+    const record = await ctx.client.jobStatus(ctx.runId, jobId)
+    if (record.status === 'success' || record.status === 'failed') {
+      return {
+        kind: 'finished',
+        status: record.status,
+        lastError: record.lastError,
+        mirrored: true
+      }
+    }
+    const heartbeatAge = record.heartbeatAt ? ctx.now() - Date.parse(record.heartbeatAt) : Infinity
+    if (record.status !== 'running' || heartbeatAge > ctx.staleHeartbeatMs) {
+      const result = await claim(ctx, jobId)
+      if (result.claimed) return { kind: 'claimed', takeover: Boolean(result.takeover) }
+    }
+    if (ctx.now() >= deadline) {
+      throw new UserError(
+        `Gave up waiting for ${jobId}, which runner ${record.runnerId ?? 'unknown'} is running, after the dependency-timeout. Raise 'dependency-timeout', or use 'on-duplicate: skip'.`
+      )
+    }
+    const running = record.startedAt ? ctx.now() - Date.parse(record.startedAt) : 0
+    await ctx.sleep(spread(Math.min(30_000, Math.max(2_000, running / 4)), 0.2, ctx.random))
+  }
+}
+
+export function describeDeps(deps: readonly JobRecord[], now: number): string {
+  if (!deps.length) return 'its dependencies to be marked done'
+  return deps
+    .map(dep =>
+      dep.status === 'running' && dep.startedAt
+        ? `${dep.jobId} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
+        : `${dep.jobId} (${dep.status})`
+    )
+    .join(', ')
+}

@@ -1,0 +1,78 @@
+import {
+  getArgs,
+  getChoice,
+  getDuration,
+  getList,
+  getRequired,
+  getString
+} from '../common/inputs.js'
+import { UserError } from '../common/errors.js'
+import { workspacePath } from '../common/runner.js'
+import { resolveBackendUrl } from '../backend/url.js'
+
+export interface RunInputs {
+  planId?: string
+  runId: string
+  job?: string
+  environments: string[]
+  components: string[]
+  backendUrl: string
+  audience: string
+  token?: string
+  workingDirectory: string
+  planFile?: string
+  artifactName?: string
+  orunVersion: string
+  orunPath?: string
+  orunDownloadUrl?: string
+  githubToken?: string
+  args: string[]
+  dependencyTimeoutMs: number
+  heartbeatIntervalMs: number
+  onDuplicate: 'wait' | 'skip'
+  logUploadIntervalMs: number
+  redactEnv: string[]
+}
+
+/** Every input of the run action, read and checked once, before any backend call. */
+export function readRunInputs(): RunInputs {
+  const job = getString('job') || undefined
+  const environments = getList('environments')
+  const components = getList('components')
+  if (job && (environments.length || components.length)) {
+    throw new UserError(
+      "Set either 'job' (one matrix job) or 'environments'/'components' (a slice run on this runner), not both."
+    )
+  }
+  if (!job && !environments.length && !components.length) {
+    throw new UserError(
+      "Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), or 'environments'/'components' to run a slice of the plan on this runner."
+    )
+  }
+  return {
+    planId: getString('plan-id') || undefined,
+    runId: getRequired(
+      'run-id',
+      "pass the plan job's output, e.g. run-id: ${{ needs.plan.outputs.run-id }}."
+    ),
+    job,
+    environments,
+    components,
+    backendUrl: resolveBackendUrl(getString('backend-url'), true)!,
+    audience: getString('audience', 'orun'),
+    token: getString('token') || undefined,
+    workingDirectory: workspacePath(getString('working-directory', '.')),
+    planFile: getString('plan-file') || undefined,
+    artifactName: getString('artifact-name') || undefined,
+    orunVersion: getString('orun-version', 'latest'),
+    orunPath: getString('orun-path') || undefined,
+    orunDownloadUrl: getString('orun-download-url') || undefined,
+    githubToken: getString('github-token') || undefined,
+    args: getArgs('args'),
+    dependencyTimeoutMs: getDuration('dependency-timeout', '30m'),
+    heartbeatIntervalMs: getDuration('heartbeat-interval', '30s'),
+    onDuplicate: getChoice('on-duplicate', ['wait', 'skip'] as const, 'wait'),
+    logUploadIntervalMs: getDuration('log-upload-interval', '15s'),
+    redactEnv: getList('redact-env')
+  }
+}

@@ -1,0 +1,154 @@
+import type { JobRecord } from '../backend/types.js'
+import type { Plan } from '../plan/model.js'
+import { spread, type Random } from '../common/retry.js'
+
+/**
+ * How a waiting runner spends the repository's shared rate limit (burst 20,
+ * 5 requests/s for every runner of every run). A job whose unfinished
+ * dependencies are all running ("distance 1") is about to become runnable: it
+ * polls with claim itself, which both checks and takes the job in one request,
+ * timed by when its dependencies should end. A job further away polls the
+ * whole run's job list rarely, only to learn when it moves closer.
+ */
+
+export interface WaitAssessment {
+  /** Ancestors (direct or not) that failed: the job can never run. */
+  failedUpstream: JobRecord[]
+  /** Direct dependencies that have not succeeded yet. */
+  pendingDeps: JobRecord[]
+  /** 0: every dependency succeeded; 1: the unfinished ones are running or ready; n: n jobs deep. */
+  distance: number
+  /** Estimated time until the job is runnable, when finished jobs give a typical duration. */
+  etaMs?: number
+  /** Time since the most recently started running dependency began. */
+  youngestRunningDepMs?: number
+}
+
+export function typicalDurationMs(jobs: readonly JobRecord[]): number | undefined {
+  const durations = jobs
+    .filter(job => job.status === 'success' && job.startedAt && job.finishedAt)
+    .map(job => Date.parse(job.finishedAt!) - Date.parse(job.startedAt!))
+    .filter(ms => Number.isFinite(ms) && ms >= 0)
+    .sort((a, b) => a - b)
+  return durations.length ? durations[Math.floor(durations.length / 2)] : undefined
+}
+
+export function assess(
+  plan: Plan,
+  jobId: string,
+  jobs: readonly JobRecord[],
+  now: number
+): WaitAssessment {
+  const byId = new Map(jobs.map(job => [job.jobId, job]))
+  const status = (id: string) => byId.get(id)?.status ?? 'pending'
+  const deps = (id: string) => plan.byId.get(id)?.dependsOn ?? byId.get(id)?.deps ?? []
+  const typical = typicalDurationMs(jobs)
+  const level = new Map<string, { depth: number; eta?: number }>()
+
+  // depth 1 = running, or pending with every dependency done; deeper = waits on deeper jobs.
+  const measure = (id: string): { depth: number; eta?: number } => {
+    const known = level.get(id)
+    if (known) return known
+    const record = byId.get(id)
+    let result: { depth: number; eta?: number }
+    if (status(id) === 'running') {
+      const elapsed = record?.startedAt ? now - Date.parse(record.startedAt) : 0
+      result = { depth: 1, eta: typical === undefined ? undefined : Math.max(0, typical - elapsed) }
+    } else {
+      const open = deps(id).filter(dep => status(dep) !== 'success')
+      const inner = open.map(measure)
+      const depth = 1 + Math.max(0, ...inner.map(m => m.depth))
+      const innerEta = inner.length ? Math.max(...inner.map(m => m.eta ?? NaN)) : 0
+      result = {
+        depth: open.length ? depth : 1,
+        eta: typical === undefined || Number.isNaN(innerEta) ? undefined : innerEta + typical
+      }
+    }
+    level.set(id, result)
+    return result
+  }
+
+  const failedUpstream: JobRecord[] = []
+  const seen = new Set<string>()
+  const stack = [...deps(jobId)]
+  while (stack.length) {
+    const id = stack.pop()!
+    if (seen.has(id)) continue
+    seen.add(id)
+    if (status(id) === 'failed') failedUpstream.push(byId.get(id)!)
+    stack.push(...deps(id))
+  }
+
+  const pendingDeps = deps(jobId)
+    .filter(dep => status(dep) !== 'success')
+    .map(dep => byId.get(dep) ?? emptyRecord(dep))
+  const measured = pendingDeps.map(dep => measure(dep.jobId))
+  const etas = measured.map(m => m.eta)
+  const runningStarts = pendingDeps
+    .filter(dep => dep.status === 'running' && dep.startedAt)
+    .map(dep => now - Date.parse(dep.startedAt!))
+  return {
+    failedUpstream,
+    pendingDeps,
+    distance: Math.max(0, ...measured.map(m => m.depth)),
+    etaMs:
+      etas.length && etas.every(eta => eta !== undefined)
+        ? Math.max(...(etas as number[]))
+        : undefined,
+    youngestRunningDepMs: runningStarts.length ? Math.min(...runningStarts) : undefined
+  }
+}
+
+function emptyRecord(jobId: string): JobRecord {
+  return {
+    jobId,
+    component: '',
+    status: 'pending',
+    deps: [],
+    runnerId: null,
+    startedAt: null,
+    finishedAt: null,
+    lastError: null,
+    heartbeatAt: null
+  }
+}
+
+export interface PollPlan {
+  delayMs: number
+  /** claim: ask for the job itself; jobs: refresh the run's job list. */
+  via: 'claim' | 'jobs'
+}
+
+export const NEAR_MIN_MS = 1_000
+export const NEAR_MAX_MS = 30_000
+export const FAR_MIN_MS = 4_000
+export const FAR_MAX_MS = 60_000
+
+/**
+ * When and how to poll next. `pollsAtThisDistance` counts polls since the
+ * distance last changed, so a wait that drags on backs off.
+ */
+export function nextPoll(
+  assessment: WaitAssessment,
+  pollsAtThisDistance: number,
+  random: Random = Math.random
+): PollPlan {
+  const { distance, etaMs, youngestRunningDepMs } = assessment
+  if (distance === 0) return { delayMs: 0, via: 'claim' }
+  if (distance === 1) {
+    if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
+      // Sleep until the dependencies should be done, then poll close behind.
+      return { delayMs: Math.min(NEAR_MAX_MS, spread(etaMs + 300, 0.1, random)), via: 'claim' }
+    }
+    // Unknown or overrun: poll at a fraction of how long the dependency has run so far,
+    // so short jobs are followed closely and long ones cost few requests.
+    const elapsed = youngestRunningDepMs ?? 0
+    const base = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : 3_000 + elapsed / 2
+    return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.2, random), via: 'claim' }
+  }
+  const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined
+  const base = untilNear ?? 8_000 * (distance - 1) * 1.5 ** pollsAtThisDistance
+  return { delayMs: spread(clamp(base, FAR_MIN_MS, FAR_MAX_MS), 0.2, random), via: 'jobs' }
+}
+
+const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value))

@@ -1,0 +1,47 @@
+/** The per-runner job summary: what ran here, how long it waited, where its log is. */
+export interface JobResult {
+  jobId: string
+  status: 'success' | 'failed' | 'already-complete' | 'skipped' | 'blocked'
+  durationMs: number
+  waitMs: number
+  attempts: number
+  tookOver: boolean
+  logRef?: string
+  detail?: string
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ')
+
+export function renderRunSummary(
+  runId: string,
+  runnerId: string,
+  results: readonly JobResult[],
+  requests: { sent: number; rateLimited: number }
+): string {
+  const lines = [
+    `## orun run \`${runId}\``,
+    '',
+    `Runner \`${runnerId}\`: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
+    '',
+    '| job | status | duration | waited | took over | log | detail |',
+    '|---|---|---|---|---|---|---|'
+  ]
+  for (const r of results) {
+    lines.push(
+      `| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`
+    )
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** One status for the whole step: a failure anywhere wins, then a block. */
+export function overallStatus(results: readonly JobResult[]): JobResult['status'] {
+  const statuses = new Set(results.map(r => r.status))
+  if (statuses.has('failed')) return 'failed'
+  if (statuses.has('blocked')) return 'blocked'
+  if (results.length && results.every(r => r.status === 'already-complete'))
+    return 'already-complete'
+  if (results.length && results.every(r => r.status === 'skipped')) return 'skipped'
+  return 'success'
+}
