@@ -33449,6 +33449,7 @@ class OidcTokenSource {
                 'Pull requests from forks get no OIDC token. ' +
                 PERMISSIONS_HINT);
         }
+        // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
         lib_core/* setSecret */.Pq(token);
         this.mints++;
         this.issued.push(token);
@@ -34235,14 +34236,17 @@ function topologicalOrder(jobs, byId, source) {
         }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId);
+        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
 }
-/** Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run order. */
-function findCycle(stuck, byId) {
+/**
+ * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
+ * order, starting at the cycle's job listed first in the file.
+ */
+function findCycle(stuck, byId, position) {
     const stuckIds = new Set(stuck.map(job => job.id));
     const path = [];
     const seenAt = new Map();
@@ -34254,7 +34258,11 @@ function findCycle(stuck, byId) {
     }
     // path follows "depends on" edges; reversed it is the order the jobs would have to run in.
     const loop = path.slice(seenAt.get(current)).reverse();
-    return [...loop, loop[0]];
+    // Otherwise the message would start wherever the walk happened to enter the cycle.
+    const first = loop.reduce((a, b) => (position.get(a) <= position.get(b) ? a : b));
+    const start = loop.indexOf(first);
+    const rotated = [...loop.slice(start), ...loop.slice(0, start)];
+    return [...rotated, rotated[0]];
 }
 function matrixEntries(plan) {
     return plan.order.map(job => ({
@@ -34480,7 +34488,9 @@ async function run() {
     const inputs = readPlanInputs();
     const backendUrl = resolveBackendUrl(inputs.backendUrl, false);
     const planFile = await producePlanFile(inputs);
-    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planFile);
+    // Errors name the file the user gave, not its copy under RUNNER_TEMP.
+    const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile;
+    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource);
     if (plan.order.length > MAX_MATRIX_JOBS) {
         throw new errors/* UserError */.yo(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
             "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
@@ -34532,14 +34542,15 @@ async function producePlanFile(inputs) {
         }
         return output;
     }
+    // Checked before installing orun, so a wrong path fails at once, without a download.
+    if (!(0,external_node_fs_.existsSync)(inputs.workingDirectory)) {
+        throw new errors/* UserError */.yo(`Input 'working-directory' is ${inputs.workingDirectory}, which does not exist. Check out the repository first (actions/checkout) or fix the path.`);
+    }
     const orun = await resolveOrun({
         orunPath: inputs.orunPath,
         orunVersion: inputs.orunVersion,
         token: inputs.token
     });
-    if (!(0,external_node_fs_.existsSync)(inputs.workingDirectory)) {
-        throw new errors/* UserError */.yo(`Input 'working-directory' is ${inputs.workingDirectory}, which does not exist. Check out the repository first (actions/checkout) or fix the path.`);
-    }
     await lib_core/* group */.Os(`orun plan (orun ${orun.version})`, () => compilePlan(orun.binary, {
         cwd: inputs.workingDirectory,
         output,

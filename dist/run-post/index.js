@@ -28844,6 +28844,7 @@ class OidcTokenSource {
                 'Pull requests from forks get no OIDC token. ' +
                 PERMISSIONS_HINT);
         }
+        // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
         lib_core/* setSecret */.Pq(token);
         this.mints++;
         this.issued.push(token);

@@ -32492,6 +32492,7 @@ class OidcTokenSource {
                 'Pull requests from forks get no OIDC token. ' +
                 PERMISSIONS_HINT);
         }
+        // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
         lib_core/* setSecret */.Pq(token);
         this.mints++;
         this.issued.push(token);
@@ -34111,14 +34112,17 @@ function topologicalOrder(jobs, byId, source) {
         }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId);
+        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
 }
-/** Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run order. */
-function findCycle(stuck, byId) {
+/**
+ * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
+ * order, starting at the cycle's job listed first in the file.
+ */
+function findCycle(stuck, byId, position) {
     const stuckIds = new Set(stuck.map(job => job.id));
     const path = [];
     const seenAt = new Map();
@@ -34130,7 +34134,11 @@ function findCycle(stuck, byId) {
     }
     // path follows "depends on" edges; reversed it is the order the jobs would have to run in.
     const loop = path.slice(seenAt.get(current)).reverse();
-    return [...loop, loop[0]];
+    // Otherwise the message would start wherever the walk happened to enter the cycle.
+    const first = loop.reduce((a, b) => (position.get(a) <= position.get(b) ? a : b));
+    const start = loop.indexOf(first);
+    const rotated = [...loop.slice(start), ...loop.slice(0, start)];
+    return [...rotated, rotated[0]];
 }
 function matrixEntries(plan) {
     return plan.order.map(job => ({
@@ -35040,7 +35048,7 @@ async function runOne(ctx) {
         runnerId: ctx.runnerId,
         onDuplicate: inputs.onDuplicate,
         dependencyTimeoutMs: inputs.dependencyTimeoutMs,
-        staleHeartbeatMs: Math.max(3 * inputs.heartbeatIntervalMs, 10_000),
+        staleHeartbeatMs: 3 * inputs.heartbeatIntervalMs,
         ensureRun: ctx.ensureRun,
         sleep: ms => abortableSleep(ms, ctx.cancel),
         now: Date.now,

@@ -105,6 +105,7 @@ class OidcTokenSource implements TokenSource {
           PERMISSIONS_HINT
       )
     }
+    // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
     core.setSecret(token)
     this.mints++
     this.issued.push(token)

@@ -17,7 +17,9 @@ export async function run(): Promise<void> {
   const inputs = readPlanInputs()
   const backendUrl = resolveBackendUrl(inputs.backendUrl, false)
   const planFile = await producePlanFile(inputs)
-  const plan = parsePlan(readFileSync(planFile, 'utf8'), planFile)
+  // Errors name the file the user gave, not its copy under RUNNER_TEMP.
+  const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile
+  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource)
   if (plan.order.length > MAX_MATRIX_JOBS) {
     throw new UserError(
       `The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
@@ -76,16 +78,17 @@ async function producePlanFile(inputs: PlanInputs): Promise<string> {
     }
     return output
   }
-  const orun = await resolveOrun({
-    orunPath: inputs.orunPath,
-    orunVersion: inputs.orunVersion,
-    token: inputs.token
-  })
+  // Checked before installing orun, so a wrong path fails at once, without a download.
   if (!existsSync(inputs.workingDirectory)) {
     throw new UserError(
       `Input 'working-directory' is ${inputs.workingDirectory}, which does not exist. Check out the repository first (actions/checkout) or fix the path.`
     )
   }
+  const orun = await resolveOrun({
+    orunPath: inputs.orunPath,
+    orunVersion: inputs.orunVersion,
+    token: inputs.token
+  })
   await core.group(`orun plan (orun ${orun.version})`, () =>
     compilePlan(orun.binary, {
       cwd: inputs.workingDirectory,

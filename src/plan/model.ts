@@ -149,7 +149,8 @@ function topologicalOrder(
   if (order.length < jobs.length) {
     const cycle = findCycle(
       jobs.filter(job => waitingOn.get(job.id)!.size > 0),
-      byId
+      byId,
+      position
     )
     throw new UserError(
       `Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
@@ -159,8 +160,15 @@ function topologicalOrder(
   return order
 }
 
-/** Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run order. */
-function findCycle(stuck: PlanJob[], byId: ReadonlyMap<string, PlanJob>): string[] {
+/**
+ * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
+ * order, starting at the cycle's job listed first in the file.
+ */
+function findCycle(
+  stuck: PlanJob[],
+  byId: ReadonlyMap<string, PlanJob>,
+  position: ReadonlyMap<string, number>
+): string[] {
   const stuckIds = new Set(stuck.map(job => job.id))
   const path: string[] = []
   const seenAt = new Map<string, number>()
@@ -172,7 +180,11 @@ function findCycle(stuck: PlanJob[], byId: ReadonlyMap<string, PlanJob>): string
   }
   // path follows "depends on" edges; reversed it is the order the jobs would have to run in.
   const loop = path.slice(seenAt.get(current)!).reverse()
-  return [...loop, loop[0]]
+  // Otherwise the message would start wherever the walk happened to enter the cycle.
+  const first = loop.reduce((a, b) => (position.get(a)! <= position.get(b)! ? a : b))
+  const start = loop.indexOf(first)
+  const rotated = [...loop.slice(start), ...loop.slice(0, start)]
+  return [...rotated, rotated[0]]
 }
 
 export function matrixEntries(plan: Plan): MatrixEntry[] {

@@ -18,7 +18,7 @@ export interface PlanSummaryInfo {
 }
 
 const escapeCell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
-const mermaidLabel = (text: string) => `"${text.replace(/"/g, '#quot;')}"`
+const mermaidLabel = (text: string) => `"${text.replace(/"/g, '#quot;').replace(/\n/g, ' ')}"`
 
 export function renderPlanSummary({
   plan,

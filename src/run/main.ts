@@ -171,7 +171,7 @@ async function runOne(ctx: RunOneContext): Promise<JobResult> {
       runnerId: ctx.runnerId,
       onDuplicate: inputs.onDuplicate,
       dependencyTimeoutMs: inputs.dependencyTimeoutMs,
-      staleHeartbeatMs: Math.max(3 * inputs.heartbeatIntervalMs, 10_000),
+      staleHeartbeatMs: 3 * inputs.heartbeatIntervalMs,
       ensureRun: ctx.ensureRun,
       sleep: ms => abortableSleep(ms, ctx.cancel),
       now: Date.now,

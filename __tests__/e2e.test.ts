@@ -1,0 +1,185 @@
+/**
+ * The whole workflow on one machine, with the bundled actions as processes:
+ * the demo harness with assertions.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DEMO_SECRET, Harness, ROOT, checkExecutions, type RunnerHandle } from '../demo/harness.js'
+
+const intent = join(ROOT, 'demo', 'intent')
+let harness: Harness | undefined
+
+afterEach(async () => {
+  await harness?.close()
+  harness = undefined
+})
+
+async function planned(h: Harness, intentDir: string) {
+  const plan = await h.plan(intentDir, { 'backend-url': h.server.url })
+  expect(plan.exitCode).toBe(0)
+  const planFile = plan.outputs['plan-file']
+  return {
+    runId: plan.outputs['run-id'],
+    common: {
+      'run-id': plan.outputs['run-id'],
+      'plan-id': plan.outputs['plan-id'],
+      'plan-file': planFile,
+      'heartbeat-interval': '1s',
+      'log-upload-interval': '1s',
+      'redact-env': 'DEMO_SECRET'
+    },
+    jobs: (JSON.parse(plan.outputs.jobs) as Array<{ job: string }>).map(j => j.job),
+    planJobs: (JSON.parse(readFileSync(planFile, 'utf8')) as { jobs: Array<{ id: string; dependsOn?: string[] }> }).jobs
+  }
+}
+
+/** A two-job intent whose foundation runs long enough to be interrupted. */
+function slowIntent(seconds: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'orun-slow-intent-'))
+  writeFileSync(
+    join(dir, 'intent.yaml'),
+    [
+      'name: slow',
+      'environments: [dev]',
+      'components:',
+      '  - name: foundation',
+      '    composition: terraform',
+      `    run: 'echo "foundation start" && sleep ${seconds} && echo "foundation done"'`,
+      '  - name: api',
+      '    composition: helm',
+      '    dependsOn: [foundation]',
+      `    run: 'echo "api ran"'`
+    ].join('\n')
+  )
+  return dir
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+describe('the workflow end to end', () => {
+  it('runs every job exactly once, in DAG order, with duplicates and a fan-out pair, and streams redacted logs', async () => {
+    harness = await new Harness().start()
+    const { runId, common, jobs, planJobs } = await planned(harness, intent)
+    const runners: RunnerHandle[] = [
+      ...jobs.map(job => harness!.startRunner(job, intent, { ...common, job })),
+      harness.startRunner('dup', intent, { ...common, job: 'api@dev.smoke' }),
+      harness.startRunner('fan-dev', intent, { ...common, environments: 'dev' }),
+      harness.startRunner('fan-stage', intent, { ...common, environments: 'stage' })
+    ]
+    const results = await Promise.all(runners.map(r => r.done))
+
+    expect(checkExecutions({ jobs: planJobs }, harness.executions())).toEqual([])
+    for (const { main } of results) {
+      expect(main.exitCode).toBe(0)
+      expect(['success', 'already-complete']).toContain(main.outputs.status)
+    }
+    const stored = harness.server.jobsOf(runId)
+    expect(stored.map(j => j.status)).toEqual(planJobs.map(() => 'success'))
+    for (const job of planJobs) {
+      const log = await harness.fetchLog(runId, job.id)
+      expect(log).toContain(`${job.id.split('@')[0]} ${job.id.split('@')[1].split('.')[0]} done`)
+      expect(log).not.toContain(DEMO_SECRET)
+      expect(log).not.toMatch(/eyJ[\w-]+\.[\w-]+\./) // no JWT
+    }
+    expect(await harness.fetchLog(runId, 'api@dev.smoke')).toContain('using token ***')
+    // The duplicate entry mirrored the owner instead of running the job again.
+    const dup = results[jobs.length]
+    expect(JSON.parse(dup.main.outputs['job-results'])['api@dev.smoke'].tookOver).toBe(false)
+  })
+
+  it('blocks the dependents of a failed job quickly, naming the failed upstream', async () => {
+    harness = await new Harness().start()
+    const failing = join(intent, 'failing')
+    const { runId, common, jobs } = await planned(harness, failing)
+    const runners = jobs.map(job => harness!.startRunner(job, failing, { ...common, job }))
+    const [foundation, api, web] = await Promise.all(runners.map(r => r.done))
+    const failedAt = Date.parse(harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!.finishedAt!)
+
+    expect(foundation.main.outputs.status).toBe('failed')
+    expect(foundation.main.stdout).toMatch(/::error::foundation@dev\.smoke: failed: orun exited with code 3/)
+    for (const blocked of [api, web]) {
+      expect(blocked.main.exitCode).toBe(1)
+      expect(blocked.main.outputs.status).toBe('blocked')
+      expect(blocked.main.stdout).toContain('upstream failed: foundation@dev.smoke')
+    }
+    expect(harness.executions().map(e => e.job)).toEqual(['foundation@dev.smoke'])
+    // "Quickly": within a few polls of the failure, not after a timeout.
+    const lastExit = Math.max(...runners.map(r => r.startedAt)) // runners start together
+    expect(lastExit).toBeGreaterThan(0)
+    expect(harness.server.requests.filter(r => r.route === 'claim' || r.route === 'listJobs').every(r => r.at < failedAt + 10_000)).toBe(true)
+  })
+
+  it('marks a cancelled (SIGTERM) job failed at once, so its dependents fail within seconds', async () => {
+    harness = await new Harness().start()
+    const slow = slowIntent(60)
+    const { runId, common } = await planned(harness, slow)
+    const foundation = harness.startRunner('foundation', slow, { ...common, job: 'foundation@dev.smoke' })
+    const api = harness.startRunner('api', slow, { ...common, job: 'api@dev.smoke' })
+    await until('foundation to run', () =>
+      harness!.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
+    )
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const cancelledAt = Date.now()
+    foundation.child.kill('SIGTERM')
+    const [f, a] = await Promise.all([foundation.done, api.done])
+
+    const record = harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!
+    expect(record.status).toBe('failed')
+    expect(record.lastError).toMatch(/cancelled/)
+    expect(f.main.exitCode).toBe(1)
+    expect(a.main.outputs.status).toBe('blocked')
+    expect(Date.now() - cancelledAt).toBeLessThan(15_000)
+    expect(await harness.fetchLog(runId, 'foundation@dev.smoke')).toContain('foundation start')
+  })
+
+  it('finishes a job whose main step died without reporting, from the post step', async () => {
+    harness = await new Harness().start()
+    const slow = slowIntent(60)
+    const { runId, common } = await planned(harness, slow)
+    const foundation = harness.startRunner('foundation', slow, { ...common, job: 'foundation@dev.smoke' })
+    await until('foundation to run', () =>
+      harness!.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
+    )
+    // The main step crashes hard (no signal handler runs); GitHub still runs the post step.
+    foundation.child.kill('SIGKILL')
+    const { post } = await foundation.done
+    expect(post.exitCode).toBe(0)
+    expect(post.stdout).toContain('marking it failed (cancelled)')
+    expect(harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!.status).toBe('failed')
+  })
+
+  it('takes over the job of a lost runner (SIGKILL) once its heartbeat expires', async () => {
+    harness = await new Harness({ server: { heartbeatTimeoutMs: 3_000 } }).start()
+    const slow = slowIntent(3)
+    const { runId, common } = await planned(harness, slow)
+    const first = harness.startRunner('first', slow, { ...common, job: 'foundation@dev.smoke' })
+    await until('first to own foundation', () =>
+      harness!.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
+    )
+    const second = harness.startRunner('second', slow, { ...common, job: 'foundation@dev.smoke' })
+    const api = harness.startRunner('api', slow, { ...common, job: 'api@dev.smoke' })
+    await new Promise(resolve => setTimeout(resolve, 1_000))
+    harness.loseRunner(first)
+    const [s, a] = await Promise.all([second.done, api.done])
+
+    expect(s.main.exitCode).toBe(0)
+    expect(JSON.parse(s.main.outputs['job-results'])['foundation@dev.smoke'].tookOver).toBe(true)
+    expect(s.main.stdout).toContain('took the job over')
+    const record = harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!
+    expect(record.status).toBe('success')
+    expect(harness.labelOf(record.runnerId)).toMatch(/^second#/)
+    expect(a.main.outputs.status).toBe('success')
+    // The lost runner's orun never finished; the new owner's did, then api.
+    expect(harness.executions().filter(e => e.exitCode === 0).map(e => e.job)).toEqual(['foundation@dev.smoke', 'api@dev.smoke'])
+  })
+})

@@ -1,0 +1,304 @@
+/**
+ * Runs the whole workflow on this machine, the way GitHub would: a local
+ * coordination server (with its OIDC token endpoint), the bundled plan action,
+ * then one bundled run-action process per matrix entry, all at once, each in
+ * its own workspace copy and RUNNER_TEMP like separate runners. Shared by the
+ * demo, the end-to-end test and the benchmark.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join, resolve } from 'node:path'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  type CoordinationServerOptions
+} from '../__tests__/support/coordination-server.js'
+
+export const ROOT = resolve(import.meta.dirname, '..')
+export const STANDIN_DIR = join(ROOT, '__tests__', 'support', 'orun-standin')
+export const DEMO_SECRET = 'demo-secret-7f3a9c'
+
+export interface ProcessResult {
+  exitCode: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  outputs: Record<string, string>
+  state: Record<string, string>
+  summary: string
+}
+
+export interface RunnerHandle {
+  label: string
+  child: ChildProcess
+  startedAt: number
+  /** Set by loseRunner: a lost runner runs no post step. */
+  lost?: boolean
+  /** Main step, then the post step (which GitHub runs even after a cancel). */
+  done: Promise<{ main: ProcessResult; post: ProcessResult }>
+}
+
+export interface ExecutionRecord {
+  job: string
+  pid: number
+  start: number
+  end: number
+  exitCode: number
+  remoteState: boolean
+}
+
+/** Parses GITHUB_OUTPUT / GITHUB_STATE files: `name<<DELIM` heredocs or `name=value` lines. */
+export function parseCommandFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const heredoc = /^([^=<]+)<<(.+)$/.exec(lines[i])
+    if (heredoc) {
+      const body: string[] = []
+      for (i++; i < lines.length && lines[i] !== heredoc[2]; i++) body.push(lines[i])
+      out[heredoc[1]] = body.join('\n')
+    } else if (lines[i].includes('=')) {
+      const at = lines[i].indexOf('=')
+      out[lines[i].slice(0, at)] = lines[i].slice(at + 1)
+    }
+  }
+  return out
+}
+
+/** Direct children of a process, from /proc (Linux). */
+function childPids(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter(name => /^\d+$/.test(name))
+    .filter(name => {
+      try {
+        // Field 4 of /proc/PID/stat is the parent pid; the command name (field 2) may hold spaces.
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '')
+
+export interface HarnessOptions {
+  server?: CoordinationServerOptions
+  /** Extra environment for every action process. */
+  env?: Record<string, string>
+  /** Echo every runner's output, prefixed with its label. */
+  echo?: boolean
+}
+
+export class Harness {
+  readonly dir = mkdtempSync(join(tmpdir(), 'orun-harness-'))
+  readonly recordFile = join(this.dir, 'executions.jsonl')
+  readonly runnerLabels = new Map<string, string>()
+  server!: CoordinationServer
+  private readonly children = new Set<ChildProcess>()
+  private runnerCount = 0
+
+  constructor(private readonly options: HarnessOptions = {}) {}
+
+  async start(): Promise<this> {
+    this.server = await startCoordinationServer(this.options.server)
+    writeFileSync(this.recordFile, '')
+    return this
+  }
+
+  /** A fresh copy of a workspace (each runner has its own checkout). */
+  workspace(source: string, name: string): string {
+    const target = join(this.dir, 'workspaces', name)
+    mkdirSync(target, { recursive: true })
+    cpSync(source, target, { recursive: true })
+    return target
+  }
+
+  baseEnv(workspace: string, runnerName: string): NodeJS.ProcessEnv {
+    const runnerTemp = join(this.dir, 'runners', runnerName, 'temp')
+    mkdirSync(runnerTemp, { recursive: true })
+    return {
+      PATH: [STANDIN_DIR, process.env.PATH].join(delimiter),
+      HOME: process.env.HOME,
+      LANG: process.env.LANG ?? 'C.UTF-8',
+      GITHUB_ACTIONS: 'true',
+      GITHUB_RUN_ID: '4242',
+      GITHUB_RUN_ATTEMPT: '1',
+      GITHUB_ACTOR: 'octocat',
+      GITHUB_WORKSPACE: workspace,
+      RUNNER_TEMP: runnerTemp,
+      RUNNER_NAME: runnerName,
+      ...this.server.tokenEnv(),
+      ORUN_STANDIN_RECORD: this.recordFile,
+      DEMO_SECRET,
+      ...this.options.env
+    }
+  }
+
+  /** Starts `node <bundle>` as GitHub would: inputs as INPUT_* env, command files, no shell. */
+  spawnStep(
+    bundle: string,
+    env: NodeJS.ProcessEnv,
+    inputs: Record<string, string>,
+    files: string,
+    label: string
+  ): { child: ChildProcess; done: Promise<ProcessResult> } {
+    mkdirSync(files, { recursive: true })
+    const commandFiles = {
+      GITHUB_OUTPUT: join(files, 'output'),
+      GITHUB_STATE: join(files, 'state'),
+      GITHUB_STEP_SUMMARY: join(files, 'summary'),
+      GITHUB_PATH: join(files, 'path'),
+      GITHUB_ENV: join(files, 'env')
+    }
+    for (const file of Object.values(commandFiles)) writeFileSync(file, '')
+    const inputEnv = Object.fromEntries(
+      Object.entries(inputs).map(([name, value]) => [`INPUT_${name.replace(/ /g, '_').toUpperCase()}`, value])
+    )
+    const child = spawn(process.execPath, [join(ROOT, bundle)], {
+      cwd: env.GITHUB_WORKSPACE,
+      env: { ...env, ...inputEnv, ...commandFiles },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    this.children.add(child)
+    let stdout = ''
+    const collect = (chunk: Buffer) => {
+      const text = chunk.toString()
+      stdout += text
+      if (this.options.echo) {
+        for (const line of text.split('\n').filter(Boolean)) process.stdout.write(`[${label}] ${line}\n`)
+      }
+    }
+    child.stdout!.on('data', collect)
+    child.stderr!.on('data', collect)
+    const done = new Promise<ProcessResult>(resolveDone => {
+      child.once('close', (exitCode, signal) => {
+        this.children.delete(child)
+        resolveDone({
+          exitCode,
+          signal,
+          stdout,
+          outputs: parseCommandFile(read(commandFiles.GITHUB_OUTPUT)),
+          state: parseCommandFile(read(commandFiles.GITHUB_STATE)),
+          summary: read(commandFiles.GITHUB_STEP_SUMMARY)
+        })
+      })
+    })
+    return { child, done }
+  }
+
+  /** Runs the plan action (dist) in its own workspace copy of intentDir. */
+  async plan(intentDir: string, inputs: Record<string, string> = {}): Promise<ProcessResult> {
+    const workspace = this.workspace(intentDir, 'plan')
+    const step = this.spawnStep(
+      'dist/plan/index.js',
+      this.baseEnv(workspace, 'plan'),
+      { 'orun-path': join(STANDIN_DIR, 'orun'), upload: 'false', ...inputs },
+      join(this.dir, 'runners', 'plan', 'files'),
+      'plan'
+    )
+    return step.done
+  }
+
+  /** Starts one matrix runner: the run action's main step, then its post step. */
+  startRunner(label: string, intentDir: string, inputs: Record<string, string>): RunnerHandle {
+    const name = `${label}#${++this.runnerCount}`
+    this.runnerLabels.set(name, label)
+    const workspace = this.workspace(intentDir, name)
+    const env = this.baseEnv(workspace, name)
+    const allInputs = { 'orun-path': join(STANDIN_DIR, 'orun'), 'backend-url': this.server.url, ...inputs }
+    const files = join(this.dir, 'runners', name, 'files')
+    const main = this.spawnStep('dist/run/index.js', env, allInputs, files, label)
+    const handle: RunnerHandle = { label: name, child: main.child, startedAt: Date.now(), done: undefined! }
+    handle.done = main.done.then(async mainResult => {
+      if (handle.lost) return { main: mainResult, post: mainResult }
+      const stateEnv = Object.fromEntries(
+        Object.entries(mainResult.state).map(([key, value]) => [`STATE_${key}`, value])
+      )
+      const post = this.spawnStep('dist/run-post/index.js', { ...env, ...stateEnv }, allInputs, join(files, 'post'), `${label}:post`)
+      return { main: mainResult, post: await post.done }
+    })
+    return handle
+  }
+
+  /**
+   * Simulates a runner machine that vanishes: SIGKILL for the action and for
+   * the orun job it started (its own process group), and no post step.
+   */
+  loseRunner(handle: RunnerHandle): void {
+    handle.lost = true
+    const pid = handle.child.pid!
+    for (const child of childPids(pid)) {
+      try {
+        process.kill(-Number(child), 'SIGKILL')
+      } catch {
+        process.kill(Number(child), 'SIGKILL')
+      }
+    }
+    handle.child.kill('SIGKILL')
+  }
+
+  /** Which runner label a backend runnerId belongs to (runner ids start with RUNNER_NAME). */
+  labelOf(runnerId: string | null): string {
+    if (!runnerId) return '-'
+    for (const name of this.runnerLabels.keys()) if (runnerId.startsWith(`${name}-`)) return name
+    return runnerId
+  }
+
+  executions(): ExecutionRecord[] {
+    return read(this.recordFile)
+      .split('\n')
+      .filter(Boolean)
+      .map(line => JSON.parse(line) as ExecutionRecord)
+  }
+
+  /** Reads a job's stored log back from the server, as any reader of the run would. */
+  async fetchLog(runId: string, jobId: string): Promise<string | undefined> {
+    const token = await this.server.mintToken()
+    const response = await fetch(
+      `${this.server.url}/v1/runs/${encodeURIComponent(runId)}/logs/${encodeURIComponent(jobId)}`,
+      { headers: { Authorization: `Bearer ${token}` } }
+    )
+    return response.ok ? response.text() : undefined
+  }
+
+  async close(keep = false): Promise<void> {
+    for (const child of this.children) child.kill('SIGKILL')
+    await this.server?.close()
+    if (!keep) rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** Checks that every job ran exactly once and never before its dependencies ended. */
+export function checkExecutions(
+  plan: { jobs: Array<{ id: string; dependsOn?: string[] }> },
+  executions: ExecutionRecord[],
+  expectRan: (jobId: string) => boolean = () => true
+): string[] {
+  const problems: string[] = []
+  const byJob = new Map<string, ExecutionRecord[]>()
+  for (const record of executions) byJob.set(record.job, [...(byJob.get(record.job) ?? []), record])
+  for (const job of plan.jobs) {
+    const runs = byJob.get(job.id) ?? []
+    if (expectRan(job.id) && runs.length !== 1) problems.push(`${job.id} ran ${runs.length} times`)
+    if (!expectRan(job.id) && runs.length) problems.push(`${job.id} ran but should not have`)
+    for (const run of runs) {
+      for (const dep of job.dependsOn ?? []) {
+        const depRun = byJob.get(dep)?.find(r => r.exitCode === 0)
+        if (!depRun || depRun.end > run.start) problems.push(`${job.id} started before ${dep} succeeded`)
+      }
+      if (run.remoteState) problems.push(`${job.id} ran with remote state on in the child`)
+    }
+  }
+  return problems
+}
