@@ -140,6 +140,7 @@ export class Harness {
       RUNNER_NAME: runnerName,
       ...this.server.tokenEnv(),
       ORUN_STANDIN_RECORD: this.recordFile,
+      ORUN_STANDIN_DIR: STANDIN_DIR,
       DEMO_SECRET,
       ...this.options.env
     }
@@ -211,17 +212,23 @@ export class Harness {
   }
 
   /** Starts one matrix runner: the run action's main step, then its post step. */
-  startRunner(label: string, intentDir: string, inputs: Record<string, string>): RunnerHandle {
+  startRunner(
+    label: string,
+    intentDir: string,
+    inputs: Record<string, string>,
+    /** Another runner program (the benchmark's baseline); it has no post step. */
+    program = 'dist/run/index.js'
+  ): RunnerHandle {
     const name = `${label}#${++this.runnerCount}`
     this.runnerLabels.set(name, label)
     const workspace = this.workspace(intentDir, name)
     const env = this.baseEnv(workspace, name)
     const allInputs = { 'orun-path': join(STANDIN_DIR, 'orun'), 'backend-url': this.server.url, ...inputs }
     const files = join(this.dir, 'runners', name, 'files')
-    const main = this.spawnStep('dist/run/index.js', env, allInputs, files, label)
+    const main = this.spawnStep(program, env, allInputs, files, label)
     const handle: RunnerHandle = { label: name, child: main.child, startedAt: Date.now(), done: undefined! }
     handle.done = main.done.then(async mainResult => {
-      if (handle.lost) return { main: mainResult, post: mainResult }
+      if (handle.lost || program !== 'dist/run/index.js') return { main: mainResult, post: mainResult }
       const stateEnv = Object.fromEntries(
         Object.entries(mainResult.state).map(([key, value]) => [`STATE_${key}`, value])
       )
@@ -265,11 +272,16 @@ export class Harness {
   /** Reads a job's stored log back from the server, as any reader of the run would. */
   async fetchLog(runId: string, jobId: string): Promise<string | undefined> {
     const token = await this.server.mintToken()
-    const response = await fetch(
-      `${this.server.url}/v1/runs/${encodeURIComponent(runId)}/logs/${encodeURIComponent(jobId)}`,
-      { headers: { Authorization: `Bearer ${token}` } }
-    )
-    return response.ok ? response.text() : undefined
+    const url = `${this.server.url}/v1/runs/${encodeURIComponent(runId)}/logs/${encodeURIComponent(jobId)}`
+    for (;;) {
+      const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } })
+      // This reader shares the repository's rate limit with the runners.
+      if (response.status === 429) {
+        await new Promise(resolve => setTimeout(resolve, 1000 * Number(response.headers.get('retry-after') ?? 1)))
+        continue
+      }
+      return response.ok ? response.text() : undefined
+    }
   }
 
   async close(keep = false): Promise<void> {

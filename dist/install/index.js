@@ -35508,7 +35508,7 @@ async function withRetry(fn, options) {
             if (!decision.retry || attempt + 1 >= options.attempts)
                 throw error;
             const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * 1000)
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
                 : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
             options.onRetry?.(error, attempt, delay);
             await sleep(delay);

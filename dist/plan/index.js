@@ -32550,7 +32550,7 @@ async function withRetry(fn, options) {
             if (!decision.retry || attempt + 1 >= options.attempts)
                 throw error;
             const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * 1000)
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
                 : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
             options.onRetry?.(error, attempt, delay);
             await sleep(delay);
@@ -33506,6 +33506,7 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 /** What the live service answers with Retry-After; used when the header is missing. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
+const RATE_LIMIT_JITTER_CAP_MS = 4000;
 const BODY_PREVIEW_CHARS = 100;
 const CODE_BY_STATUS = {
     400: 'INVALID_REQUEST',
@@ -33812,7 +33813,13 @@ class BackendClient {
                 if (error.status === 429) {
                     rateLimitedAnswers++;
                     return rateLimitedAnswers < this.maxRateLimitedAttempts
-                        ? { retry: true, afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS }
+                        ? {
+                            retry: true,
+                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                            // Every runner of the repository shares the bucket: each 429 in a row
+                            // spreads the retries wider, so a crowd does not collide again next second.
+                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                        }
                         : { retry: false };
                 }
                 if (!isTransient(error) || isPermanentCreateRunFailure(error))
@@ -34323,7 +34330,7 @@ const SUMMARY_BUDGET_BYTES = 900_000;
 /** Above this many edges a per-job chart is unreadable and may not render. */
 const MAX_CHARTED_EDGES = 400;
 const escapeCell = (text) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-const mermaidLabel = (text) => `"${text.replace(/"/g, '#quot;')}"`;
+const mermaidLabel = (text) => `"${text.replace(/"/g, '#quot;').replace(/\n/g, ' ')}"`;
 function renderPlanSummary({ plan, runId, planFile, artifactName }) {
     const jobs = plan.order;
     const lines = [

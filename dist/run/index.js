@@ -31711,7 +31711,7 @@ async function withRetry(fn, options) {
             if (!decision.retry || attempt + 1 >= options.attempts)
                 throw error;
             const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * 1000)
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
                 : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
             options.onRetry?.(error, attempt, delay);
             await sleep(delay);
@@ -31731,6 +31731,7 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 /** What the live service answers with Retry-After; used when the header is missing. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
+const RATE_LIMIT_JITTER_CAP_MS = 4000;
 const BODY_PREVIEW_CHARS = 100;
 const CODE_BY_STATUS = {
     400: 'INVALID_REQUEST',
@@ -32037,7 +32038,13 @@ class BackendClient {
                 if (error.status === 429) {
                     rateLimitedAnswers++;
                     return rateLimitedAnswers < this.maxRateLimitedAttempts
-                        ? { retry: true, afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS }
+                        ? {
+                            retry: true,
+                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                            // Every runner of the repository shares the bucket: each 429 in a row
+                            // spreads the retries wider, so a crowd does not collide again next second.
+                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                        }
                         : { retry: false };
                 }
                 if (!isTransient(error) || isPermanentCreateRunFailure(error))
@@ -34319,7 +34326,13 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
     let pollsAtDistance = 0;
     let lastDistance = -1;
     let assessment;
-    let via = 'claim';
+    // A root job claims at once. A dependent cannot be runnable yet when every
+    // runner starts together, so it looks at the run first, later the deeper it
+    // sits in the DAG: the shared rate limit goes to the roots first.
+    const depth = depthOf(ctx.plan, jobId);
+    let via = depth === 0 ? 'claim' : 'jobs';
+    if (depth > 0)
+        await ctx.sleep(spread(depth * FIRST_LOOK_PER_LEVEL_MS, 0.5, ctx.random));
     for (;;) {
         if (via === 'claim') {
             const result = await claim(ctx, jobId);
@@ -34330,32 +34343,28 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
                 case 'success':
                 case 'failed': {
                     const record = await ctx.client.jobStatus(ctx.runId, jobId);
-                    return {
-                        kind: 'finished',
-                        status: result.currentStatus,
-                        lastError: record.lastError,
-                        mirrored: false
-                    };
+                    return { kind: 'finished', status: result.currentStatus, lastError: record.lastError, mirrored: false };
                 }
                 case 'skipped':
                     return { kind: 'skipped', owner: null };
                 case 'running':
-                    if (ctx.onDuplicate === 'skip') {
-                        const record = await ctx.client.jobStatus(ctx.runId, jobId);
-                        return { kind: 'skipped', owner: record.runnerId };
-                    }
-                    return mirror(ctx, jobId, deadline);
+                    return duplicate(ctx, jobId, deadline);
             }
             if (result.depsBlocked) {
                 const jobs = await ctx.client.listJobs(ctx.runId);
-                const failed = assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream;
-                return { kind: 'blocked', upstream: failed };
+                return { kind: 'blocked', upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream };
             }
         }
         // Waiting for dependencies: look at the whole run when far away, else poll with claim.
         if (via === 'jobs' || !assessment || pollsAtDistance % 6 === 5) {
-            const jobs = await ctx.client.listJobs(ctx.runId);
+            const jobs = await listJobs(ctx);
             stats.polls++;
+            const own = jobs.find(job => job.jobId === jobId);
+            if (own?.status === 'success' || own?.status === 'failed') {
+                return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false };
+            }
+            if (own?.status === 'running')
+                return duplicate(ctx, jobId, deadline);
             assessment = assess(ctx.plan, jobId, jobs, ctx.now());
             if (assessment.failedUpstream.length)
                 return { kind: 'blocked', upstream: assessment.failedUpstream };
@@ -34377,6 +34386,37 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
             await ctx.sleep(delay);
         }
     }
+}
+/** Spacing of a dependent's first look at the run, per level of the DAG above it. */
+const FIRST_LOOK_PER_LEVEL_MS = 2_000;
+/** Length of the longest dependency chain above a job (0 for a root). */
+function depthOf(plan, jobId, memo = new Map()) {
+    const known = memo.get(jobId);
+    if (known !== undefined)
+        return known;
+    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
+    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
+    memo.set(jobId, depth);
+    return depth;
+}
+/** The run's jobs; a run nobody created yet is created (or joined) first. */
+async function listJobs(ctx) {
+    try {
+        return await ctx.client.listJobs(ctx.runId);
+    }
+    catch (error) {
+        if (!(error instanceof BackendError) || error.status !== 404)
+            throw error;
+        await ctx.ensureRun();
+        return ctx.client.listJobs(ctx.runId);
+    }
+}
+/** Another runner owns the job: skip it, or mirror its result. */
+async function duplicate(ctx, jobId, deadline) {
+    if (ctx.onDuplicate === 'wait')
+        return mirror(ctx, jobId, deadline);
+    const record = await ctx.client.jobStatus(ctx.runId, jobId);
+    return { kind: 'skipped', owner: record.runnerId };
 }
 /** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx, jobId) {
@@ -35135,13 +35175,14 @@ async function runOne(ctx) {
             detail: 'taken over by another runner (this runner lost its lease); not reported from here'
         };
     }
-    await log.flush(true);
     const error = execution.outcome === 'cancelled'
         ? 'cancelled: the runner was stopped before the job finished'
         : execution.outcome === 'failed'
             ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
             : undefined;
+    // The result first: dependents wait on it, while the final log only has readers.
     const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error);
+    await log.flush(true);
     ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
     saveInFlight(ctx.inFlight);
     return {

@@ -18,6 +18,7 @@ const BACKOFF_BASE_MS = 500
 const BACKOFF_CAP_MS = 10_000
 /** What the live service answers with Retry-After; used when the header is missing. */
 const DEFAULT_RETRY_AFTER_MS = 1000
+const RATE_LIMIT_JITTER_CAP_MS = 4000
 const BODY_PREVIEW_CHARS = 100
 
 const CODE_BY_STATUS: Record<number, string> = {
@@ -450,7 +451,13 @@ export class BackendClient {
           if (error.status === 429) {
             rateLimitedAnswers++
             return rateLimitedAnswers < this.maxRateLimitedAttempts
-              ? { retry: true, afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS }
+              ? {
+                  retry: true,
+                  afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                  // Every runner of the repository shares the bucket: each 429 in a row
+                  // spreads the retries wider, so a crowd does not collide again next second.
+                  jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                }
               : { retry: false }
           }
           if (!isTransient(error) || isPermanentCreateRunFailure(error)) return { retry: false }

@@ -23,6 +23,8 @@ export interface RetryDecision {
   retry: boolean
   /** A delay the server asked for (Retry-After); jitter is added on top. */
   afterMs?: number
+  /** Width of that jitter (default 1 s): callers widen it when many clients collide. */
+  jitterMs?: number
 }
 
 export interface RetryOptions {
@@ -51,7 +53,7 @@ export async function withRetry<T>(
       if (!decision.retry || attempt + 1 >= options.attempts) throw error
       const delay =
         decision.afterMs !== undefined
-          ? decision.afterMs + Math.floor(random() * 1000)
+          ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
           : fullJitterDelay(attempt, options.baseMs, options.capMs, random)
       options.onRetry?.(error, attempt, delay)
       await sleep(delay)

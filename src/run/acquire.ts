@@ -62,7 +62,12 @@ async function acquireLoop(
   let pollsAtDistance = 0
   let lastDistance = -1
   let assessment: WaitAssessment | undefined
-  let via: 'claim' | 'jobs' = 'claim'
+  // A root job claims at once. A dependent cannot be runnable yet when every
+  // runner starts together, so it looks at the run first, later the deeper it
+  // sits in the DAG: the shared rate limit goes to the roots first.
+  const depth = depthOf(ctx.plan, jobId)
+  let via: 'claim' | 'jobs' = depth === 0 ? 'claim' : 'jobs'
+  if (depth > 0) await ctx.sleep(spread(depth * FIRST_LOOK_PER_LEVEL_MS, 0.5, ctx.random))
   for (;;) {
     if (via === 'claim') {
       const result = await claim(ctx, jobId)
@@ -72,35 +77,29 @@ async function acquireLoop(
         case 'success':
         case 'failed': {
           const record = await ctx.client.jobStatus(ctx.runId, jobId)
-          return {
-            kind: 'finished',
-            status: result.currentStatus,
-            lastError: record.lastError,
-            mirrored: false
-          }
+          return { kind: 'finished', status: result.currentStatus, lastError: record.lastError, mirrored: false }
         }
         case 'skipped':
           return { kind: 'skipped', owner: null }
         case 'running':
-          if (ctx.onDuplicate === 'skip') {
-            const record = await ctx.client.jobStatus(ctx.runId, jobId)
-            return { kind: 'skipped', owner: record.runnerId }
-          }
-          return mirror(ctx, jobId, deadline)
+          return duplicate(ctx, jobId, deadline)
       }
       if (result.depsBlocked) {
         const jobs = await ctx.client.listJobs(ctx.runId)
-        const failed = assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream
-        return { kind: 'blocked', upstream: failed }
+        return { kind: 'blocked', upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream }
       }
     }
     // Waiting for dependencies: look at the whole run when far away, else poll with claim.
     if (via === 'jobs' || !assessment || pollsAtDistance % 6 === 5) {
-      const jobs = await ctx.client.listJobs(ctx.runId)
+      const jobs = await listJobs(ctx)
       stats.polls++
+      const own = jobs.find(job => job.jobId === jobId)
+      if (own?.status === 'success' || own?.status === 'failed') {
+        return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false }
+      }
+      if (own?.status === 'running') return duplicate(ctx, jobId, deadline)
       assessment = assess(ctx.plan, jobId, jobs, ctx.now())
-      if (assessment.failedUpstream.length)
-        return { kind: 'blocked', upstream: assessment.failedUpstream }
+      if (assessment.failedUpstream.length) return { kind: 'blocked', upstream: assessment.failedUpstream }
       if (assessment.distance !== lastDistance) {
         pollsAtDistance = 0
         lastDistance = assessment.distance
@@ -123,6 +122,37 @@ async function acquireLoop(
       await ctx.sleep(delay)
     }
   }
+}
+
+/** Spacing of a dependent's first look at the run, per level of the DAG above it. */
+export const FIRST_LOOK_PER_LEVEL_MS = 2_000
+
+/** Length of the longest dependency chain above a job (0 for a root). */
+export function depthOf(plan: Plan, jobId: string, memo = new Map<string, number>()): number {
+  const known = memo.get(jobId)
+  if (known !== undefined) return known
+  const deps = plan.byId.get(jobId)?.dependsOn ?? []
+  const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0
+  memo.set(jobId, depth)
+  return depth
+}
+
+/** The run's jobs; a run nobody created yet is created (or joined) first. */
+async function listJobs(ctx: AcquireContext): Promise<JobRecord[]> {
+  try {
+    return await ctx.client.listJobs(ctx.runId)
+  } catch (error) {
+    if (!(error instanceof BackendError) || error.status !== 404) throw error
+    await ctx.ensureRun()
+    return ctx.client.listJobs(ctx.runId)
+  }
+}
+
+/** Another runner owns the job: skip it, or mirror its result. */
+async function duplicate(ctx: AcquireContext, jobId: string, deadline: number): Promise<Acquired> {
+  if (ctx.onDuplicate === 'wait') return mirror(ctx, jobId, deadline)
+  const record = await ctx.client.jobStatus(ctx.runId, jobId)
+  return { kind: 'skipped', owner: record.runnerId }
 }
 
 /** Claims, creating or joining the run first when the backend does not know it yet. */

@@ -267,14 +267,15 @@ async function runOne(ctx: RunOneContext): Promise<JobResult> {
       detail: 'taken over by another runner (this runner lost its lease); not reported from here'
     }
   }
-  await log.flush(true)
   const error =
     execution.outcome === 'cancelled'
       ? 'cancelled: the runner was stopped before the job finished'
       : execution.outcome === 'failed'
         ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
         : undefined
+  // The result first: dependents wait on it, while the final log only has readers.
   const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error)
+  await log.flush(true)
   ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId)
   saveInFlight(ctx.inFlight)
   return {

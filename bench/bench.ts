@@ -1,0 +1,151 @@
+/**
+ * `npm run bench`: the demo harness on the 40-job wide-deep DAG, each job
+ * lasting 10 s (critical path 6 jobs = 60 s), all 40 runners started at once,
+ * the real rate limit on (burst 20, 5/s per repository). It runs this action
+ * and a baseline that follows orun's own client algorithm, one after the
+ * other in the same process, and prints both side by side.
+ */
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { Harness, ROOT, checkExecutions } from '../demo/harness.js'
+
+const JOB_SECONDS = Number(process.env.BENCH_JOB_SECONDS ?? 10)
+const fixture = resolve(ROOT, '..', 'shared', 'fixtures', 'plans', 'wide-deep.json')
+
+interface PlanJob {
+  id: string
+  dependsOn?: string[]
+  steps: Array<{ run: string }>
+}
+
+/** wide-deep with each job sleeping JOB_SECONDS, under a checksum of its own. */
+function benchPlan(dir: string): { file: string; jobs: PlanJob[]; criticalPathJobs: number } {
+  const plan = JSON.parse(readFileSync(fixture, 'utf8')) as { metadata: { checksum: string }; jobs: PlanJob[] }
+  for (const job of plan.jobs) for (const step of job.steps) step.run = step.run.replace(/sleep \d+/, `sleep ${JOB_SECONDS}`)
+  plan.metadata.checksum = `sha256-${createHash('sha256').update(JSON.stringify(plan.jobs)).digest('hex')}`
+  const file = join(dir, 'plan.json')
+  writeFileSync(file, JSON.stringify(plan, null, 2))
+  const depth = new Map<string, number>()
+  const depthOf = (id: string): number => {
+    if (!depth.has(id)) {
+      const job = plan.jobs.find(j => j.id === id)!
+      depth.set(id, 1 + Math.max(0, ...(job.dependsOn ?? []).map(depthOf)))
+    }
+    return depth.get(id)!
+  }
+  return { file, jobs: plan.jobs, criticalPathJobs: Math.max(...plan.jobs.map(j => depthOf(j.id))) }
+}
+
+interface Measured {
+  makespanS: number
+  meanDelayS: number
+  p95DelayS: number
+  requests: number
+  rateLimited: number
+  longest429RunS: number
+  tokenMints: number
+  problems: string[]
+}
+
+async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Measured> {
+  const harness = await new Harness().start()
+  try {
+    const { file, jobs } = benchPlan(workDir)
+    const intent = mkdtempSync(join(tmpdir(), 'orun-bench-ws-'))
+    mkdirSync(intent, { recursive: true })
+    const plan = await harness.plan(intent, {
+      'plan-file': file,
+      ...(mode === 'action' ? { 'backend-url': harness.server.url } : {})
+    })
+    if (plan.exitCode !== 0) throw new Error(`plan failed:\n${plan.stdout}`)
+    const common = { 'run-id': plan.outputs['run-id'], 'plan-id': plan.outputs['plan-id'], 'plan-file': plan.outputs['plan-file'] }
+    const firstRequest = harness.server.requests.length
+    const mintsBefore = harness.server.tokensMinted
+    const t0 = Date.now()
+    const program = mode === 'action' ? 'dist/run/index.js' : 'bench/baseline-runner.mjs'
+    const runners = jobs.map(job => harness.startRunner(job.id, intent, { ...common, job: job.id }, program))
+    const results = await Promise.all(runners.map(r => r.done))
+    const failedRunners = results.filter(r => r.main.exitCode !== 0).length
+
+    const executions = harness.executions()
+    const endOf = new Map(executions.map(e => [e.job, e.end]))
+    const delays = executions
+      .map(e => {
+        const deps = jobs.find(j => j.id === e.job)!.dependsOn ?? []
+        return deps.length ? (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000 : undefined
+      })
+      .filter((d): d is number => d !== undefined)
+      .sort((a, b) => a - b)
+    const requests = harness.server.requests.slice(firstRequest).filter(r => r.route !== 'token' && r.route !== 'jwks')
+    let longest = 0
+    let runStart: number | undefined
+    let runEnd = 0
+    for (const r of requests) {
+      if (r.status === 429) {
+        runStart ??= r.at
+        runEnd = r.at
+        longest = Math.max(longest, runEnd - runStart)
+      } else runStart = undefined
+    }
+    const problems = checkExecutions({ jobs }, executions)
+    if (failedRunners) problems.push(`${failedRunners} runner(s) failed`)
+    return {
+      makespanS: (Math.max(...executions.map(e => e.end)) - t0) / 1000,
+      meanDelayS: delays.reduce((a, b) => a + b, 0) / delays.length,
+      p95DelayS: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)],
+      requests: requests.length,
+      rateLimited: requests.filter(r => r.status === 429).length,
+      longest429RunS: longest / 1000,
+      tokenMints: harness.server.tokensMinted - mintsBefore,
+      problems
+    }
+  } finally {
+    await harness.close()
+  }
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'orun-bench-'))
+const { criticalPathJobs, jobs } = benchPlan(workDir)
+const criticalPathS = criticalPathJobs * JOB_SECONDS
+console.log(`wide-deep: ${jobs.length} jobs of ${JOB_SECONDS}s, critical path ${criticalPathJobs} jobs = ${criticalPathS}s; 40 runners at once; rate limit burst 20, 5/s`)
+const modes = (process.env.BENCH_MODES ?? 'action,baseline').split(',') as Array<'action' | 'baseline'>
+const results: Record<string, Measured> = {}
+for (const mode of modes) {
+  process.stdout.write(`running ${mode}... `)
+  results[mode] = await measure(mode, workDir)
+  console.log(`done (${results[mode].makespanS.toFixed(1)}s)`)
+}
+
+const rows: Array<[string, (m: Measured) => string]> = [
+  ['makespan (s)', m => m.makespanS.toFixed(1)],
+  ['makespan / critical path', m => (m.makespanS / criticalPathS).toFixed(2)],
+  ['dep→start delay mean (s)', m => m.meanDelayS.toFixed(2)],
+  ['dep→start delay p95 (s)', m => m.p95DelayS.toFixed(2)],
+  ['requests sent', m => String(m.requests)],
+  ['429s received', m => String(m.rateLimited)],
+  ['longest run of 429s (s)', m => m.longest429RunS.toFixed(2)],
+  ['token mints', m => String(m.tokenMints)],
+  ['correctness problems', m => String(m.problems.length)]
+]
+console.log(`\n| metric | ${modes.join(' | ')} |${modes.length === 2 ? ' action / baseline |' : ''}`)
+console.log(`|---|${modes.map(() => '---').join('|')}|${modes.length === 2 ? '---|' : ''}`)
+for (const [name, format] of rows) {
+  const cells = modes.map(mode => format(results[mode]))
+  const ratio =
+    modes.length === 2 && Number(cells[1]) > 0 ? ` ${(Number(cells[0]) / Number(cells[1])).toFixed(2)} |` : modes.length === 2 ? ' - |' : ''
+  console.log(`| ${name} | ${cells.join(' | ')} |${ratio}`)
+}
+for (const mode of modes) if (results[mode].problems.length) console.log(`${mode} problems: ${results[mode].problems.join('; ')}`)
+const action = results.action
+if (action) {
+  console.log(
+    `\ntargets: makespan ≤ 1.5× critical path: ${action.makespanS <= 1.5 * criticalPathS ? 'met' : 'MISSED'}; ` +
+      `p95 delay ≤ 5 s: ${action.p95DelayS <= 5 ? 'met' : 'MISSED'}; ` +
+      `no 429 run longer than one Retry-After (1 s): ${action.longest429RunS <= 1 ? 'met' : 'MISSED'}` +
+      (results.baseline
+        ? `; ahead of baseline on makespan and delay: ${action.makespanS < results.baseline.makespanS && action.meanDelayS < results.baseline.meanDelayS ? 'yes' : 'NO'}`
+        : '')
+  )
+}
