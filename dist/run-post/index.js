@@ -28934,7 +28934,7 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 /** What the live service answers with Retry-After; used when the header is missing. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
-const RATE_LIMIT_JITTER_CAP_MS = 4000;
+const RATE_LIMIT_JITTER_CAP_MS = 2500;
 const BODY_PREVIEW_CHARS = 100;
 const CODE_BY_STATUS = {
     400: 'INVALID_REQUEST',
@@ -29441,7 +29441,7 @@ class LogStream {
     raw = '';
     uploadedLength = -1;
     timer;
-    inFlight;
+    queue = Promise.resolve();
     warned = false;
     logRef;
     uploads = 0;
@@ -29477,24 +29477,31 @@ class LogStream {
             clearTimeout(this.timer);
             this.timer = undefined;
         }
-        await this.inFlight;
+        // One upload at a time, in call order: a timer flush and the final flush that meet
+        // neither send the same text twice nor let an older snapshot land last.
+        const turn = this.queue.then(() => this.upload(final));
+        this.queue = turn;
+        await turn;
+    }
+    async upload(final) {
         if (this.raw.length === this.uploadedLength)
             return;
+        // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
+        if (!final && !this.raw)
+            return;
         const length = this.raw.length;
-        this.inFlight = this.options
-            .upload(this.snapshot())
-            .then(({ logRef }) => {
+        try {
+            const { logRef } = await this.options.upload(this.snapshot());
             this.logRef = logRef;
             this.uploadedLength = length;
             this.uploads++;
-        })
-            .catch(error => {
+        }
+        catch (error) {
             if (final || !this.warned) {
                 this.options.warn(`Uploading the job log to the backend failed: ${error.message}`);
                 this.warned = true;
             }
-        });
-        await this.inFlight;
+        }
     }
     /** Last lines of output, for the error text reported with a failed job. */
     tail(lines) {
@@ -29505,13 +29512,16 @@ function capLog(text, maxBytes) {
     const bytes = Buffer.from(text);
     if (bytes.length <= maxBytes)
         return text;
+    const note = (cut) => `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
+        'the full log is in the GitHub Actions job log]\n';
+    // The note counts against the cap too; with the largest possible count it is longest.
+    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)));
+    // A character split by the cut decodes to U+FFFD: drop those bytes too.
     const kept = bytes
-        .subarray(bytes.length - maxBytes)
+        .subarray(bytes.length - budget)
         .toString('utf8')
         .replace(/^\uFFFD+/, '');
-    return (`[orun action: the first ${bytes.length - Buffer.byteLength(kept)} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
-        'the full log is in the GitHub Actions job log]\n' +
-        kept);
+    return note(bytes.length - Buffer.byteLength(kept)) + kept;
 }
 
 ;// CONCATENATED MODULE: ./src/run/redact.ts
@@ -29545,8 +29555,12 @@ class Redactor {
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
-        for (const match of text.matchAll(maskCommand))
+        for (const match of text.matchAll(maskCommand)) {
+            // The runner unescapes command data (core.setSecret escapes newlines and %); the
+            // escaped form is masked too, as the command line itself stays in the uploaded log.
             this.add(match[1]);
+            this.add(unescapeCommandData(match[1]));
+        }
     }
     redact(text) {
         for (const value of this.dynamic())
@@ -29559,6 +29573,10 @@ class Redactor {
             out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
+function unescapeCommandData(data) {
+    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
 }
 /** Values of the named environment variables, for `redact-env`. */
 function envValues(names, env = process.env) {

@@ -31731,7 +31731,7 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 /** What the live service answers with Retry-After; used when the header is missing. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
-const RATE_LIMIT_JITTER_CAP_MS = 4000;
+const RATE_LIMIT_JITTER_CAP_MS = 2500;
 const BODY_PREVIEW_CHARS = 100;
 const CODE_BY_STATUS = {
     400: 'INVALID_REQUEST',
@@ -34255,7 +34255,11 @@ function assess(plan, jobId, jobs, now) {
     const runningStarts = pendingDeps
         .filter(dep => dep.status === 'running' && dep.startedAt)
         .map(dep => now - Date.parse(dep.startedAt));
+    const nearCrowd = jobs.filter(job => job.status === 'pending' &&
+        deps(job.jobId).some(dep => status(dep) !== 'success') &&
+        deps(job.jobId).every(dep => status(dep) === 'success' || measure(dep).depth === 1)).length;
     return {
+        nearCrowd,
         failedUpstream,
         pendingDeps,
         distance: Math.max(0, ...measured.map(m => m.depth)),
@@ -34278,6 +34282,12 @@ function emptyRecord(jobId) {
         heartbeatAt: null
     };
 }
+/**
+ * The rate limit refills 5 requests a second for every runner of the repository.
+ * Near jobs share about 3 of them (one poll per 330 ms of the crowd), leaving the
+ * rest for claims, results, logs and the far jobs' rare looks.
+ */
+const NEAR_SHARE_MS = 330;
 const NEAR_MIN_MS = 1_000;
 const NEAR_MAX_MS = 30_000;
 const FAR_MIN_MS = 4_000;
@@ -34295,14 +34305,16 @@ function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
             // Sleep until the dependencies should be done, then poll close behind.
             return { delayMs: Math.min(NEAR_MAX_MS, spread(etaMs + 300, 0.1, random)), via: 'claim' };
         }
-        // Unknown or overrun: poll at a fraction of how long the dependency has run so far,
-        // so short jobs are followed closely and long ones cost few requests.
-        const elapsed = youngestRunningDepMs ?? 0;
-        const base = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : 3_000 + elapsed / 2;
-        return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.2, random), via: 'claim' };
+        // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
+        // this job's share of the rate limit among the jobs as close as it is, backing off as the
+        // dependencies' run time grows so long jobs cost few requests.
+        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
+        const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
+        const base = Math.max(fairShare, overrun);
+        return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.25, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
-    const base = untilNear ?? 8_000 * (distance - 1) * 1.5 ** pollsAtThisDistance;
+    const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance;
     return { delayMs: spread(clamp(base, FAR_MIN_MS, FAR_MAX_MS), 0.2, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
@@ -34785,7 +34797,7 @@ class LogStream {
     raw = '';
     uploadedLength = -1;
     timer;
-    inFlight;
+    queue = Promise.resolve();
     warned = false;
     logRef;
     uploads = 0;
@@ -34821,24 +34833,31 @@ class LogStream {
             clearTimeout(this.timer);
             this.timer = undefined;
         }
-        await this.inFlight;
+        // One upload at a time, in call order: a timer flush and the final flush that meet
+        // neither send the same text twice nor let an older snapshot land last.
+        const turn = this.queue.then(() => this.upload(final));
+        this.queue = turn;
+        await turn;
+    }
+    async upload(final) {
         if (this.raw.length === this.uploadedLength)
             return;
+        // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
+        if (!final && !this.raw)
+            return;
         const length = this.raw.length;
-        this.inFlight = this.options
-            .upload(this.snapshot())
-            .then(({ logRef }) => {
+        try {
+            const { logRef } = await this.options.upload(this.snapshot());
             this.logRef = logRef;
             this.uploadedLength = length;
             this.uploads++;
-        })
-            .catch(error => {
+        }
+        catch (error) {
             if (final || !this.warned) {
                 this.options.warn(`Uploading the job log to the backend failed: ${error.message}`);
                 this.warned = true;
             }
-        });
-        await this.inFlight;
+        }
     }
     /** Last lines of output, for the error text reported with a failed job. */
     tail(lines) {
@@ -34849,13 +34868,16 @@ function capLog(text, maxBytes) {
     const bytes = Buffer.from(text);
     if (bytes.length <= maxBytes)
         return text;
+    const note = (cut) => `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
+        'the full log is in the GitHub Actions job log]\n';
+    // The note counts against the cap too; with the largest possible count it is longest.
+    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)));
+    // A character split by the cut decodes to U+FFFD: drop those bytes too.
     const kept = bytes
-        .subarray(bytes.length - maxBytes)
+        .subarray(bytes.length - budget)
         .toString('utf8')
         .replace(/^\uFFFD+/, '');
-    return (`[orun action: the first ${bytes.length - Buffer.byteLength(kept)} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
-        'the full log is in the GitHub Actions job log]\n' +
-        kept);
+    return note(bytes.length - Buffer.byteLength(kept)) + kept;
 }
 
 ;// CONCATENATED MODULE: ./src/run/redact.ts
@@ -34889,8 +34911,12 @@ class Redactor {
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
-        for (const match of text.matchAll(maskCommand))
+        for (const match of text.matchAll(maskCommand)) {
+            // The runner unescapes command data (core.setSecret escapes newlines and %); the
+            // escaped form is masked too, as the command line itself stays in the uploaded log.
             this.add(match[1]);
+            this.add(unescapeCommandData(match[1]));
+        }
     }
     redact(text) {
         for (const value of this.dynamic())
@@ -34903,6 +34929,10 @@ class Redactor {
             out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
+function unescapeCommandData(data) {
+    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
 }
 /** Values of the named environment variables, for `redact-env`. */
 function envValues(names, env = process.env) {
@@ -34972,9 +35002,11 @@ function overallStatus(results) {
 
 
 
+
 /** Lines of output quoted in a failed job's error text. */
 const ERROR_TAIL_LINES = 15;
 const STOP_GRACE_MS = 5_000;
+const FINAL_LOG_SPREAD_MS = 1_500;
 class Cancelled extends Error {
 }
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
@@ -35182,6 +35214,9 @@ async function runOne(ctx) {
             : undefined;
     // The result first: dependents wait on it, while the final log only has readers.
     const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error);
+    // Every runner of a DAG level reports at about the same moment; spreading the final
+    // uploads keeps them from crowding out the results and claims that gate the next level.
+    await new Promise(resolve => setTimeout(resolve, spread(FINAL_LOG_SPREAD_MS, 1)));
     await log.flush(true);
     ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
     saveInFlight(ctx.inFlight);

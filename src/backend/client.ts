@@ -18,7 +18,7 @@ const BACKOFF_BASE_MS = 500
 const BACKOFF_CAP_MS = 10_000
 /** What the live service answers with Retry-After; used when the header is missing. */
 const DEFAULT_RETRY_AFTER_MS = 1000
-const RATE_LIMIT_JITTER_CAP_MS = 4000
+const RATE_LIMIT_JITTER_CAP_MS = 2500
 const BODY_PREVIEW_CHARS = 100
 
 const CODE_BY_STATUS: Record<number, string> = {

@@ -30,7 +30,7 @@ export class LogStream {
   private raw = ''
   private uploadedLength = -1
   private timer?: NodeJS.Timeout
-  private inFlight?: Promise<void>
+  private queue: Promise<void> = Promise.resolve()
   private warned = false
   logRef?: string
   uploads = 0
@@ -73,25 +73,31 @@ export class LogStream {
       clearTimeout(this.timer)
       this.timer = undefined
     }
-    await this.inFlight
+    // One upload at a time, in call order: a timer flush and the final flush that meet
+    // neither send the same text twice nor let an older snapshot land last.
+    const turn = this.queue.then(() => this.upload(final))
+    this.queue = turn
+    await turn
+  }
+
+  private async upload(final: boolean): Promise<void> {
     if (this.raw.length === this.uploadedLength) return
+    // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
+    if (!final && !this.raw) return
     const length = this.raw.length
-    this.inFlight = this.options
-      .upload(this.snapshot())
-      .then(({ logRef }) => {
-        this.logRef = logRef
-        this.uploadedLength = length
-        this.uploads++
-      })
-      .catch(error => {
-        if (final || !this.warned) {
-          this.options.warn(
-            `Uploading the job log to the backend failed: ${(error as Error).message}`
-          )
-          this.warned = true
-        }
-      })
-    await this.inFlight
+    try {
+      const { logRef } = await this.options.upload(this.snapshot())
+      this.logRef = logRef
+      this.uploadedLength = length
+      this.uploads++
+    } catch (error) {
+      if (final || !this.warned) {
+        this.options.warn(
+          `Uploading the job log to the backend failed: ${(error as Error).message}`
+        )
+        this.warned = true
+      }
+    }
   }
 
   /** Last lines of output, for the error text reported with a failed job. */
@@ -103,13 +109,15 @@ export class LogStream {
 export function capLog(text: string, maxBytes: number): string {
   const bytes = Buffer.from(text)
   if (bytes.length <= maxBytes) return text
+  const note = (cut: number) =>
+    `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
+    'the full log is in the GitHub Actions job log]\n'
+  // The note counts against the cap too; with the largest possible count it is longest.
+  const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)))
+  // A character split by the cut decodes to U+FFFD: drop those bytes too.
   const kept = bytes
-    .subarray(bytes.length - maxBytes)
+    .subarray(bytes.length - budget)
     .toString('utf8')
     .replace(/^\uFFFD+/, '')
-  return (
-    `[orun action: the first ${bytes.length - Buffer.byteLength(kept)} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
-    'the full log is in the GitHub Actions job log]\n' +
-    kept
-  )
+  return note(bytes.length - Buffer.byteLength(kept)) + kept
 }

@@ -8,6 +8,7 @@ import { BackendError } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
 import { connectBackend, explainBackendError, joinRun } from '../backend/session.js'
 import { UserError } from '../common/errors.js'
+import { spread } from '../common/retry.js'
 import { makeTempDir, workspacePath } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { runSupportsLocalFlag } from '../orun/cli.js'
@@ -24,6 +25,7 @@ import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
 /** Lines of output quoted in a failed job's error text. */
 const ERROR_TAIL_LINES = 15
 const STOP_GRACE_MS = 5_000
+const FINAL_LOG_SPREAD_MS = 1_500
 
 class Cancelled extends Error {}
 
@@ -275,6 +277,9 @@ async function runOne(ctx: RunOneContext): Promise<JobResult> {
         : undefined
   // The result first: dependents wait on it, while the final log only has readers.
   const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error)
+  // Every runner of a DAG level reports at about the same moment; spreading the final
+  // uploads keeps them from crowding out the results and claims that gate the next level.
+  await new Promise(resolve => setTimeout(resolve, spread(FINAL_LOG_SPREAD_MS, 1)))
   await log.flush(true)
   ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId)
   saveInFlight(ctx.inFlight)

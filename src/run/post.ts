@@ -25,6 +25,23 @@ export async function post(): Promise<void> {
     core.info(
       `${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`
     )
+    // The result first, as the main step does: it also proves the job is still ours, and a job
+    // another runner took over (or that was reported after all) keeps its owner's log.
+    try {
+      await client.update(
+        state.runId,
+        jobId,
+        state.runnerId,
+        'failed',
+        'cancelled: the workflow job was cancelled or its runner stopped before the job finished'
+      )
+    } catch (error) {
+      if (error instanceof BackendError && error.status === 400) {
+        core.info(`${jobId} is no longer this runner's to report (${error.message}).`)
+        continue
+      }
+      core.warning(`Could not mark ${jobId} as cancelled: ${errorMessage(error)}`)
+    }
     try {
       if (existsSync(spoolFile)) {
         const redactor = new Redactor(envValues(getList('redact-env')), () => tokens.issued)
@@ -35,17 +52,8 @@ export async function post(): Promise<void> {
           capLog(redactor.redact(text), DEFAULT_MAX_LOG_BYTES)
         )
       }
-      await client.update(
-        state.runId,
-        jobId,
-        state.runnerId,
-        'failed',
-        'cancelled: the workflow job was cancelled or its runner stopped before the job finished'
-      )
     } catch (error) {
-      // Not running any more (taken over, or reported after all): nothing to clean up.
-      const gone = error instanceof BackendError && error.status === 400
-      if (!gone) core.warning(`Could not mark ${jobId} as cancelled: ${errorMessage(error)}`)
+      core.warning(`Could not upload the log of ${jobId}: ${errorMessage(error)}`)
     }
   }
   saveInFlight({ ...state, jobs: [] })

@@ -30,7 +30,12 @@ export class Redactor {
 
   /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
   learnFrom(text: string): void {
-    for (const match of text.matchAll(maskCommand)) this.add(match[1])
+    for (const match of text.matchAll(maskCommand)) {
+      // The runner unescapes command data (core.setSecret escapes newlines and %); the
+      // escaped form is masked too, as the command line itself stays in the uploaded log.
+      this.add(match[1])
+      this.add(unescapeCommandData(match[1]))
+    }
   }
 
   redact(text: string): string {
@@ -42,6 +47,13 @@ export class Redactor {
     for (const secret of ordered) out = out.split(secret).join(REDACTED)
     return out
   }
+}
+
+/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
+function unescapeCommandData(data: string): string {
+  return data.replace(/%(0D|0A|25)/gi, code =>
+    code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n'
+  )
 }
 
 /** Values of the named environment variables, for `redact-env`. */

@@ -22,6 +22,8 @@ export interface WaitAssessment {
   etaMs?: number
   /** Time since the most recently started running dependency began. */
   youngestRunningDepMs?: number
+  /** Pending jobs of the run that are one step from runnable: the crowd sharing the rate limit with this one. */
+  nearCrowd: number
 }
 
 export function typicalDurationMs(jobs: readonly JobRecord[]): number | undefined {
@@ -87,7 +89,14 @@ export function assess(
   const runningStarts = pendingDeps
     .filter(dep => dep.status === 'running' && dep.startedAt)
     .map(dep => now - Date.parse(dep.startedAt!))
+  const nearCrowd = jobs.filter(
+    job =>
+      job.status === 'pending' &&
+      deps(job.jobId).some(dep => status(dep) !== 'success') &&
+      deps(job.jobId).every(dep => status(dep) === 'success' || measure(dep).depth === 1)
+  ).length
   return {
+    nearCrowd,
     failedUpstream,
     pendingDeps,
     distance: Math.max(0, ...measured.map(m => m.depth)),
@@ -119,6 +128,12 @@ export interface PollPlan {
   via: 'claim' | 'jobs'
 }
 
+/**
+ * The rate limit refills 5 requests a second for every runner of the repository.
+ * Near jobs share about 3 of them (one poll per 330 ms of the crowd), leaving the
+ * rest for claims, results, logs and the far jobs' rare looks.
+ */
+export const NEAR_SHARE_MS = 330
 export const NEAR_MIN_MS = 1_000
 export const NEAR_MAX_MS = 30_000
 export const FAR_MIN_MS = 4_000
@@ -140,14 +155,16 @@ export function nextPoll(
       // Sleep until the dependencies should be done, then poll close behind.
       return { delayMs: Math.min(NEAR_MAX_MS, spread(etaMs + 300, 0.1, random)), via: 'claim' }
     }
-    // Unknown or overrun: poll at a fraction of how long the dependency has run so far,
-    // so short jobs are followed closely and long ones cost few requests.
-    const elapsed = youngestRunningDepMs ?? 0
-    const base = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : 3_000 + elapsed / 2
-    return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.2, random), via: 'claim' }
+    // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
+    // this job's share of the rate limit among the jobs as close as it is, backing off as the
+    // dependencies' run time grows so long jobs cost few requests.
+    const fairShare = assessment.nearCrowd * NEAR_SHARE_MS
+    const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8
+    const base = Math.max(fairShare, overrun)
+    return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.25, random), via: 'claim' }
   }
   const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined
-  const base = untilNear ?? 8_000 * (distance - 1) * 1.5 ** pollsAtThisDistance
+  const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance
   return { delayMs: spread(clamp(base, FAR_MIN_MS, FAR_MAX_MS), 0.2, random), via: 'jobs' }
 }
 
