@@ -9,5 +9,6 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }]
   },
   testTimeout: 60000,
+  reporters: ['default', '<rootDir>/scripts/closing-line-reporter.cjs'],
   verbose: false
 }

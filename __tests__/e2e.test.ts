@@ -31,7 +31,11 @@ async function planned(h: Harness, intentDir: string) {
       'redact-env': 'DEMO_SECRET'
     },
     jobs: (JSON.parse(plan.outputs.jobs) as Array<{ job: string }>).map(j => j.job),
-    planJobs: (JSON.parse(readFileSync(planFile, 'utf8')) as { jobs: Array<{ id: string; dependsOn?: string[] }> }).jobs
+    planJobs: (
+      JSON.parse(readFileSync(planFile, 'utf8')) as {
+        jobs: Array<{ id: string; dependsOn?: string[] }>
+      }
+    ).jobs
   }
 }
 
@@ -103,10 +107,14 @@ describe('the workflow end to end', () => {
     const { runId, common, jobs } = await planned(harness, failing)
     const runners = jobs.map(job => harness!.startRunner(job, failing, { ...common, job }))
     const [foundation, api, web] = await Promise.all(runners.map(r => r.done))
-    const failedAt = Date.parse(harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!.finishedAt!)
+    const failedAt = Date.parse(
+      harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!.finishedAt!
+    )
 
     expect(foundation.main.outputs.status).toBe('failed')
-    expect(foundation.main.stdout).toMatch(/::error::foundation@dev\.smoke: failed: orun exited with code 3/)
+    expect(foundation.main.stdout).toMatch(
+      /::error::foundation@dev\.smoke: failed: orun exited with code 3/
+    )
     for (const blocked of [api, web]) {
       expect(blocked.main.exitCode).toBe(1)
       expect(blocked.main.outputs.status).toBe('blocked')
@@ -116,17 +124,26 @@ describe('the workflow end to end', () => {
     // "Quickly": within a few polls of the failure, not after a timeout.
     const lastExit = Math.max(...runners.map(r => r.startedAt)) // runners start together
     expect(lastExit).toBeGreaterThan(0)
-    expect(harness.server.requests.filter(r => r.route === 'claim' || r.route === 'listJobs').every(r => r.at < failedAt + 10_000)).toBe(true)
+    expect(
+      harness.server.requests
+        .filter(r => r.route === 'claim' || r.route === 'listJobs')
+        .every(r => r.at < failedAt + 10_000)
+    ).toBe(true)
   })
 
   it('marks a cancelled (SIGTERM) job failed at once, so its dependents fail within seconds', async () => {
     harness = await new Harness().start()
     const slow = slowIntent(60)
     const { runId, common } = await planned(harness, slow)
-    const foundation = harness.startRunner('foundation', slow, { ...common, job: 'foundation@dev.smoke' })
+    const foundation = harness.startRunner('foundation', slow, {
+      ...common,
+      job: 'foundation@dev.smoke'
+    })
     const api = harness.startRunner('api', slow, { ...common, job: 'api@dev.smoke' })
     await until('foundation to run', () =>
-      harness!.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
+      harness!.server
+        .jobsOf(runId)
+        .find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
     )
     await new Promise(resolve => setTimeout(resolve, 500))
     const cancelledAt = Date.now()
@@ -146,16 +163,23 @@ describe('the workflow end to end', () => {
     harness = await new Harness().start()
     const slow = slowIntent(60)
     const { runId, common } = await planned(harness, slow)
-    const foundation = harness.startRunner('foundation', slow, { ...common, job: 'foundation@dev.smoke' })
+    const foundation = harness.startRunner('foundation', slow, {
+      ...common,
+      job: 'foundation@dev.smoke'
+    })
     await until('foundation to run', () =>
-      harness!.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
+      harness!.server
+        .jobsOf(runId)
+        .find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
     )
     // The main step crashes hard (no signal handler runs); GitHub still runs the post step.
     foundation.child.kill('SIGKILL')
     const { post } = await foundation.done
     expect(post.exitCode).toBe(0)
     expect(post.stdout).toContain('marking it failed (cancelled)')
-    expect(harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!.status).toBe('failed')
+    expect(harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!.status).toBe(
+      'failed'
+    )
   })
 
   it('takes over the job of a lost runner (SIGKILL) once its heartbeat expires', async () => {
@@ -164,7 +188,9 @@ describe('the workflow end to end', () => {
     const { runId, common } = await planned(harness, slow)
     const first = harness.startRunner('first', slow, { ...common, job: 'foundation@dev.smoke' })
     await until('first to own foundation', () =>
-      harness!.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
+      harness!.server
+        .jobsOf(runId)
+        .find(j => j.jobId === 'foundation@dev.smoke' && j.status === 'running')
     )
     const second = harness.startRunner('second', slow, { ...common, job: 'foundation@dev.smoke' })
     const api = harness.startRunner('api', slow, { ...common, job: 'api@dev.smoke' })
@@ -180,6 +206,11 @@ describe('the workflow end to end', () => {
     expect(harness.labelOf(record.runnerId)).toMatch(/^second#/)
     expect(a.main.outputs.status).toBe('success')
     // The lost runner's orun never finished; the new owner's did, then api.
-    expect(harness.executions().filter(e => e.exitCode === 0).map(e => e.job)).toEqual(['foundation@dev.smoke', 'api@dev.smoke'])
+    expect(
+      harness
+        .executions()
+        .filter(e => e.exitCode === 0)
+        .map(e => e.job)
+    ).toEqual(['foundation@dev.smoke', 'api@dev.smoke'])
   })
 })

@@ -340,7 +340,11 @@ describe('run action: running a job', () => {
     const runId = freshRunId()
     const result = await runMain(runner, { 'run-id': runId, job: 'foundation@dev.smoke' })
 
-    expect(userFailure(result)).toMatch(/foundation@dev\.smoke: failed: orun exited with code 3/)
+    // orun's own ::error:: line passes through; the action adds its own, last.
+    expect(result.exitCode).toBe(1)
+    expect(errorLines(result).at(-1)).toMatch(
+      /foundation@dev\.smoke: failed: orun exited with code 3/
+    )
     expect(result.outputs.status).toBe('failed')
     expect(JSON.parse(result.outputs['job-results'])['foundation@dev.smoke'].status).toBe('failed')
     const record = server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!

@@ -235,7 +235,14 @@ const fixed = (value: number) => () => value
 const EXTREMES = [0, 0.5, 0.999999]
 
 function near(extra: Partial<WaitAssessment> = {}): WaitAssessment {
-  return { failedUpstream: [], pendingDeps: [], distance: 1, nearCrowd: 1, ...extra }
+  return {
+    failedUpstream: [],
+    pendingDeps: [],
+    distance: 1,
+    nearCrowd: 1,
+    unfinishedAncestors: 1,
+    ...extra
+  }
 }
 
 describe('nextPoll', () => {

@@ -46,7 +46,11 @@ const backendPlan = {
     jobId: job.id,
     component: job.component,
     deps: job.dependsOn ?? [],
-    steps: job.steps.map(step => ({ stepId: step.id ?? step.name, uses: 'run', with: { raw: step.run } }))
+    steps: job.steps.map(step => ({
+      stepId: step.id ?? step.name,
+      uses: 'run',
+      with: { raw: step.run }
+    }))
   }))
 }
 const enc = encodeURIComponent
@@ -55,9 +59,12 @@ await call('POST', '/v1/runs', { plan: backendPlan, runId, triggerType: 'ci', ac
 let backoff = 2000
 const deadline = Date.now() + 30 * 60_000
 for (;;) {
-  const { status, body } = await call('POST', `/v1/runs/${enc(runId)}/jobs/${enc(jobId)}/claim`, { runnerId })
+  const { status, body } = await call('POST', `/v1/runs/${enc(runId)}/jobs/${enc(jobId)}/claim`, {
+    runnerId
+  })
   if (status === 200 && body.claimed) break
-  if (status === 200 && (body.currentStatus === 'success' || body.currentStatus === 'failed')) process.exit(body.currentStatus === 'success' ? 0 : 1)
+  if (status === 200 && (body.currentStatus === 'success' || body.currentStatus === 'failed'))
+    process.exit(body.currentStatus === 'success' ? 0 : 1)
   if (status === 200 && body.depsBlocked) {
     console.error('upstream dependencies are blocked or failed')
     process.exit(1)
@@ -71,11 +78,18 @@ const job = plan.jobs.find(j => j.id === jobId)
 const single = join(env.RUNNER_TEMP, 'job.json')
 writeFileSync(single, JSON.stringify({ ...plan, jobs: [{ ...job, dependsOn: [] }] }))
 let log = ''
-const heartbeat = setInterval(() => call('POST', `/v1/runs/${enc(runId)}/jobs/${enc(jobId)}/heartbeat`, { runnerId }), 30_000)
-const child = spawn(join(env.ORUN_STANDIN_DIR, 'orun'), ['run', single, '--job', jobId, '--exec-id', runId, '--local'], {
-  cwd: env.GITHUB_WORKSPACE,
-  env: { ...env, ORUN_REMOTE_STATE: 'false' }
-})
+const heartbeat = setInterval(
+  () => call('POST', `/v1/runs/${enc(runId)}/jobs/${enc(jobId)}/heartbeat`, { runnerId }),
+  30_000
+)
+const child = spawn(
+  join(env.ORUN_STANDIN_DIR, 'orun'),
+  ['run', single, '--job', jobId, '--exec-id', runId, '--local'],
+  {
+    cwd: env.GITHUB_WORKSPACE,
+    env: { ...env, ORUN_REMOTE_STATE: 'false' }
+  }
+)
 child.stdout.on('data', chunk => (log += chunk))
 child.stderr.on('data', chunk => (log += chunk))
 const exitCode = await new Promise(resolve => child.on('close', resolve))

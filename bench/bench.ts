@@ -6,7 +6,7 @@
  * other in the same process, and prints both side by side.
  */
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Harness, ROOT, checkExecutions } from '../demo/harness.js'
@@ -22,8 +22,12 @@ interface PlanJob {
 
 /** wide-deep with each job sleeping JOB_SECONDS, under a checksum of its own. */
 function benchPlan(dir: string): { file: string; jobs: PlanJob[]; criticalPathJobs: number } {
-  const plan = JSON.parse(readFileSync(fixture, 'utf8')) as { metadata: { checksum: string }; jobs: PlanJob[] }
-  for (const job of plan.jobs) for (const step of job.steps) step.run = step.run.replace(/sleep \d+/, `sleep ${JOB_SECONDS}`)
+  const plan = JSON.parse(readFileSync(fixture, 'utf8')) as {
+    metadata: { checksum: string }
+    jobs: PlanJob[]
+  }
+  for (const job of plan.jobs)
+    for (const step of job.steps) step.run = step.run.replace(/sleep \d+/, `sleep ${JOB_SECONDS}`)
   plan.metadata.checksum = `sha256-${createHash('sha256').update(JSON.stringify(plan.jobs)).digest('hex')}`
   const file = join(dir, 'plan.json')
   writeFileSync(file, JSON.stringify(plan, null, 2))
@@ -60,12 +64,18 @@ async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Me
       ...(mode === 'action' ? { 'backend-url': harness.server.url } : {})
     })
     if (plan.exitCode !== 0) throw new Error(`plan failed:\n${plan.stdout}`)
-    const common = { 'run-id': plan.outputs['run-id'], 'plan-id': plan.outputs['plan-id'], 'plan-file': plan.outputs['plan-file'] }
+    const common = {
+      'run-id': plan.outputs['run-id'],
+      'plan-id': plan.outputs['plan-id'],
+      'plan-file': plan.outputs['plan-file']
+    }
     const firstRequest = harness.server.requests.length
     const mintsBefore = harness.server.tokensMinted
     const t0 = Date.now()
     const program = mode === 'action' ? 'dist/run/index.js' : 'bench/baseline-runner.mjs'
-    const runners = jobs.map(job => harness.startRunner(job.id, intent, { ...common, job: job.id }, program))
+    const runners = jobs.map(job =>
+      harness.startRunner(job.id, intent, { ...common, job: job.id }, program)
+    )
     const results = await Promise.all(runners.map(r => r.done))
     const failedRunners = results.filter(r => r.main.exitCode !== 0).length
 
@@ -74,11 +84,15 @@ async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Me
     const delays = executions
       .map(e => {
         const deps = jobs.find(j => j.id === e.job)!.dependsOn ?? []
-        return deps.length ? (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000 : undefined
+        return deps.length
+          ? (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000
+          : undefined
       })
       .filter((d): d is number => d !== undefined)
       .sort((a, b) => a - b)
-    const requests = harness.server.requests.slice(firstRequest).filter(r => r.route !== 'token' && r.route !== 'jwks')
+    const requests = harness.server.requests
+      .slice(firstRequest)
+      .filter(r => r.route !== 'token' && r.route !== 'jwks')
     let longest = 0
     let runStart: number | undefined
     let runEnd = 0
@@ -106,11 +120,85 @@ async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Me
   }
 }
 
+/**
+ * Each bundle's size and its start-up time: from process start to its first
+ * line of work (the plan action's first log line; the run action's first
+ * request to the backend), median of several starts.
+ */
+async function measureStartup(workDir: string): Promise<void> {
+  const { file } = benchPlan(workDir)
+  const plan = JSON.parse(readFileSync(file, 'utf8')) as { jobs: PlanJob[] }
+  const root = plan.jobs.find(j => !(j.dependsOn ?? []).length)!
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
+  const planTimes: number[] = []
+  const runTimes: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const harness = await new Harness().start()
+    try {
+      const ws = mkdtempSync(join(tmpdir(), 'orun-bench-ws-'))
+      const started = Date.now()
+      const planStep = harness.spawnStep(
+        'dist/plan/index.js',
+        harness.baseEnv(ws, `plan${i}`),
+        { 'plan-file': file, upload: 'false' },
+        join(harness.dir, `f${i}`),
+        'plan'
+      )
+      const firstLine = await new Promise<number>(resolveLine =>
+        planStep.child.stdout!.once('data', () => resolveLine(Date.now()))
+      )
+      planTimes.push(firstLine - started)
+      const planned = await planStep.done
+      const runner = harness.startRunner('startup', ws, {
+        'run-id': planned.outputs['run-id'],
+        'plan-file': planned.outputs['plan-file'],
+        job: root.id
+      })
+      await until(() =>
+        harness.server.requests.find(r => r.route !== 'token' && r.route !== 'jwks')
+      )
+      runTimes.push(
+        harness.server.requests.find(r => r.route !== 'token' && r.route !== 'jwks')!.at -
+          runner.startedAt
+      )
+      runner.child.kill('SIGKILL')
+    } finally {
+      await harness.close()
+    }
+  }
+  const size = (dir: string) =>
+    readdirSync(join(ROOT, 'dist', dir))
+      .filter(name => name.endsWith('.js'))
+      .map(
+        name => `${name} ${(statSync(join(ROOT, 'dist', dir, name)).size / 1024).toFixed(0)} KiB`
+      )
+      .join(', ')
+  console.log('bundles:')
+  for (const dir of ['install', 'plan', 'run', 'run-post'])
+    console.log(`  dist/${dir}: ${size(dir)}`)
+  console.log(
+    `start-up (median of 5, process start to first line of work): plan ${median(planTimes)} ms, run ${median(runTimes)} ms (to its first backend request)\n`
+  )
+}
+
+async function until<T>(probe: () => T | undefined): Promise<T> {
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
 const workDir = mkdtempSync(join(tmpdir(), 'orun-bench-'))
+if (process.env.BENCH_STARTUP !== '0') await measureStartup(workDir)
 const { criticalPathJobs, jobs } = benchPlan(workDir)
 const criticalPathS = criticalPathJobs * JOB_SECONDS
-console.log(`wide-deep: ${jobs.length} jobs of ${JOB_SECONDS}s, critical path ${criticalPathJobs} jobs = ${criticalPathS}s; 40 runners at once; rate limit burst 20, 5/s`)
-const modes = (process.env.BENCH_MODES ?? 'action,baseline').split(',') as Array<'action' | 'baseline'>
+console.log(
+  `wide-deep: ${jobs.length} jobs of ${JOB_SECONDS}s, critical path ${criticalPathJobs} jobs = ${criticalPathS}s; 40 runners at once; rate limit burst 20, 5/s`
+)
+const modes = (process.env.BENCH_MODES ?? 'action,baseline').split(',') as Array<
+  'action' | 'baseline'
+>
 const results: Record<string, Measured> = {}
 for (const mode of modes) {
   process.stdout.write(`running ${mode}... `)
@@ -129,15 +217,23 @@ const rows: Array<[string, (m: Measured) => string]> = [
   ['token mints', m => String(m.tokenMints)],
   ['correctness problems', m => String(m.problems.length)]
 ]
-console.log(`\n| metric | ${modes.join(' | ')} |${modes.length === 2 ? ' action / baseline |' : ''}`)
+console.log(
+  `\n| metric | ${modes.join(' | ')} |${modes.length === 2 ? ' action / baseline |' : ''}`
+)
 console.log(`|---|${modes.map(() => '---').join('|')}|${modes.length === 2 ? '---|' : ''}`)
 for (const [name, format] of rows) {
   const cells = modes.map(mode => format(results[mode]))
   const ratio =
-    modes.length === 2 && Number(cells[1]) > 0 ? ` ${(Number(cells[0]) / Number(cells[1])).toFixed(2)} |` : modes.length === 2 ? ' - |' : ''
+    modes.length === 2 && Number(cells[1]) > 0
+      ? ` ${(Number(cells[0]) / Number(cells[1])).toFixed(2)} |`
+      : modes.length === 2
+        ? ' - |'
+        : ''
   console.log(`| ${name} | ${cells.join(' | ')} |${ratio}`)
 }
-for (const mode of modes) if (results[mode].problems.length) console.log(`${mode} problems: ${results[mode].problems.join('; ')}`)
+for (const mode of modes)
+  if (results[mode].problems.length)
+    console.log(`${mode} problems: ${results[mode].problems.join('; ')}`)
 const action = results.action
 if (action) {
   console.log(

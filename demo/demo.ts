@@ -14,17 +14,28 @@ interface PlanJobLite {
 const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text)
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`.padStart(6)
 
-async function scenario(title: string, intent: string, extraRunners: (jobs: string[]) => Array<[string, Record<string, string>]>) {
+async function scenario(
+  title: string,
+  intent: string,
+  extraRunners: (jobs: string[]) => Array<[string, Record<string, string>]>
+) {
   console.log(`\n${bold(`=== ${title} ===`)}`)
   const harness = await new Harness().start()
   try {
     const plan = await harness.plan(intent, { 'backend-url': harness.server.url })
     if (plan.exitCode !== 0) throw new Error(`plan action failed:\n${plan.stdout}`)
     const { 'run-id': runId, 'plan-id': planId, 'plan-file': planFile } = plan.outputs
-    const matrix = JSON.parse(plan.outputs.jobs) as Array<{ job: string; env: string; component: string }>
+    const matrix = JSON.parse(plan.outputs.jobs) as Array<{
+      job: string
+      env: string
+      component: string
+    }>
     const planJobs = (JSON.parse(readFileSync(planFile, 'utf8')) as { jobs: PlanJobLite[] }).jobs
     console.log(`plan ${planId}, run ${runId}, matrix: ${matrix.map(m => m.job).join(', ')}`)
-    console.log('DAG:', planJobs.map(j => `${(j.dependsOn ?? []).join('+') || '(root)'} -> ${j.id}`).join('; '))
+    console.log(
+      'DAG:',
+      planJobs.map(j => `${(j.dependsOn ?? []).join('+') || '(root)'} -> ${j.id}`).join('; ')
+    )
 
     const common = {
       'run-id': runId,
@@ -37,9 +48,13 @@ async function scenario(title: string, intent: string, extraRunners: (jobs: stri
     const t0 = Date.now()
     const runners: RunnerHandle[] = [
       ...matrix.map(m => harness.startRunner(m.job, intent, { ...common, job: m.job })),
-      ...extraRunners(matrix.map(m => m.job)).map(([label, inputs]) => harness.startRunner(label, intent, { ...common, ...inputs }))
+      ...extraRunners(matrix.map(m => m.job)).map(([label, inputs]) =>
+        harness.startRunner(label, intent, { ...common, ...inputs })
+      )
     ]
-    console.log(`started ${runners.length} runner processes at once: ${runners.map(r => r.label).join(', ')}\n`)
+    console.log(
+      `started ${runners.length} runner processes at once: ${runners.map(r => r.label).join(', ')}\n`
+    )
 
     // Live view: one line whenever a job's state changes on the server.
     let last = ''
@@ -60,13 +75,20 @@ async function scenario(title: string, intent: string, extraRunners: (jobs: stri
     runners.forEach((runner, i) => {
       const { main } = finished[i]
       const error = /^::error::(.*)$/m.exec(main.stdout)?.[1]?.replace(/%0A/g, ' | ')
-      console.log(`  ${runner.label.padEnd(28)} exit ${main.exitCode}  status=${(main.outputs.status ?? '-').padEnd(16)} ${error ?? ''}`)
+      console.log(
+        `  ${runner.label.padEnd(28)} exit ${main.exitCode}  status=${(main.outputs.status ?? '-').padEnd(16)} ${error ?? ''}`
+      )
     })
     console.log(`\n${bold('jobs')} (times relative to the runners' start)`)
-    console.log(`  ${'job'.padEnd(24)} ${'ran on'.padEnd(26)} ${'start'.padStart(6)} ${'end'.padStart(6)} ${'deps done'.padStart(9)}  status   error`)
+    console.log(
+      `  ${'job'.padEnd(24)} ${'ran on'.padEnd(26)} ${'start'.padStart(6)} ${'end'.padStart(6)} ${'deps done'.padStart(9)}  status   error`
+    )
     for (const job of planJobs) {
       const run = executions.find(e => e.job === job.id)
-      const depsDone = Math.max(0, ...(job.dependsOn ?? []).map(d => executions.find(e => e.job === d)?.end ?? 0))
+      const depsDone = Math.max(
+        0,
+        ...(job.dependsOn ?? []).map(d => executions.find(e => e.job === d)?.end ?? 0)
+      )
       const record = stored.get(job.id)
       console.log(
         `  ${job.id.padEnd(24)} ${harness.labelOf(record?.runnerId ?? null).padEnd(26)} ${run ? secs(run.start - t0) : '     -'} ${run ? secs(run.end - t0) : '     -'} ${depsDone ? secs(depsDone - t0).padStart(9) : '        -'}  ${(record?.status ?? '?').padEnd(8)} ${(record?.lastError ?? '').split('\n')[0]}`
@@ -76,7 +98,14 @@ async function scenario(title: string, intent: string, extraRunners: (jobs: stri
     for (const job of planJobs) {
       const log = await harness.fetchLog(runId, job.id)
       console.log(`--- ${job.id} ${log === undefined ? '(no log)' : ''}`)
-      if (log) console.log(log.trimEnd().split('\n').map(l => `    ${l}`).join('\n'))
+      if (log)
+        console.log(
+          log
+            .trimEnd()
+            .split('\n')
+            .map(l => `    ${l}`)
+            .join('\n')
+        )
       if (log?.includes(DEMO_SECRET)) console.log('    !!! the secret was not redacted')
     }
     const requests = harness.server.requests.filter(r => r.route !== 'token' && r.route !== 'jwks')
@@ -100,9 +129,17 @@ const ok = await scenario(
   ]
 )
 const problems = checkExecutions({ jobs: ok.planJobs }, ok.executions)
-console.log(problems.length ? `PROBLEMS:\n${problems.join('\n')}` : 'every job ran exactly once, after its dependencies.')
+console.log(
+  problems.length
+    ? `PROBLEMS:\n${problems.join('\n')}`
+    : 'every job ran exactly once, after its dependencies.'
+)
 
-const failing = await scenario('failing upstream: foundation exits 3, its dependents are blocked', join(intent, 'failing'), () => [])
+const failing = await scenario(
+  'failing upstream: foundation exits 3, its dependents are blocked',
+  join(intent, 'failing'),
+  () => []
+)
 const blocked = [...failing.stored.values()].filter(j => j.status === 'pending').map(j => j.jobId)
 console.log(`not run (blocked by the failed upstream): ${blocked.join(', ') || 'none'}`)
 process.exitCode = problems.length ? 1 : 0

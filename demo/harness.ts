@@ -17,15 +17,20 @@ import {
   writeFileSync
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join, resolve } from 'node:path'
+import { delimiter, join } from 'node:path'
 import {
   startCoordinationServer,
   type CoordinationServer,
   type CoordinationServerOptions
 } from '../__tests__/support/coordination-server.js'
+import {
+  REPO_ROOT as ROOT,
+  STANDIN_DIR,
+  inputEnvName,
+  parseFileCommands
+} from '../__tests__/support/action-process.js'
 
-export const ROOT = resolve(import.meta.dirname, '..')
-export const STANDIN_DIR = join(ROOT, '__tests__', 'support', 'orun-standin')
+export { ROOT, STANDIN_DIR }
 export const DEMO_SECRET = 'demo-secret-7f3a9c'
 
 export interface ProcessResult {
@@ -54,24 +59,6 @@ export interface ExecutionRecord {
   end: number
   exitCode: number
   remoteState: boolean
-}
-
-/** Parses GITHUB_OUTPUT / GITHUB_STATE files: `name<<DELIM` heredocs or `name=value` lines. */
-export function parseCommandFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const lines = text.split('\n')
-  for (let i = 0; i < lines.length; i++) {
-    const heredoc = /^([^=<]+)<<(.+)$/.exec(lines[i])
-    if (heredoc) {
-      const body: string[] = []
-      for (i++; i < lines.length && lines[i] !== heredoc[2]; i++) body.push(lines[i])
-      out[heredoc[1]] = body.join('\n')
-    } else if (lines[i].includes('=')) {
-      const at = lines[i].indexOf('=')
-      out[lines[i].slice(0, at)] = lines[i].slice(at + 1)
-    }
-  }
-  return out
 }
 
 /** Direct children of a process, from /proc (Linux). */
@@ -164,7 +151,7 @@ export class Harness {
     }
     for (const file of Object.values(commandFiles)) writeFileSync(file, '')
     const inputEnv = Object.fromEntries(
-      Object.entries(inputs).map(([name, value]) => [`INPUT_${name.replace(/ /g, '_').toUpperCase()}`, value])
+      Object.entries(inputs).map(([name, value]) => [inputEnvName(name), value])
     )
     const child = spawn(process.execPath, [join(ROOT, bundle)], {
       cwd: env.GITHUB_WORKSPACE,
@@ -177,7 +164,8 @@ export class Harness {
       const text = chunk.toString()
       stdout += text
       if (this.options.echo) {
-        for (const line of text.split('\n').filter(Boolean)) process.stdout.write(`[${label}] ${line}\n`)
+        for (const line of text.split('\n').filter(Boolean))
+          process.stdout.write(`[${label}] ${line}\n`)
       }
     }
     child.stdout!.on('data', collect)
@@ -189,8 +177,8 @@ export class Harness {
           exitCode,
           signal,
           stdout,
-          outputs: parseCommandFile(read(commandFiles.GITHUB_OUTPUT)),
-          state: parseCommandFile(read(commandFiles.GITHUB_STATE)),
+          outputs: parseFileCommands(read(commandFiles.GITHUB_OUTPUT)),
+          state: parseFileCommands(read(commandFiles.GITHUB_STATE)),
           summary: read(commandFiles.GITHUB_STEP_SUMMARY)
         })
       })
@@ -223,16 +211,32 @@ export class Harness {
     this.runnerLabels.set(name, label)
     const workspace = this.workspace(intentDir, name)
     const env = this.baseEnv(workspace, name)
-    const allInputs = { 'orun-path': join(STANDIN_DIR, 'orun'), 'backend-url': this.server.url, ...inputs }
+    const allInputs = {
+      'orun-path': join(STANDIN_DIR, 'orun'),
+      'backend-url': this.server.url,
+      ...inputs
+    }
     const files = join(this.dir, 'runners', name, 'files')
     const main = this.spawnStep(program, env, allInputs, files, label)
-    const handle: RunnerHandle = { label: name, child: main.child, startedAt: Date.now(), done: undefined! }
+    const handle: RunnerHandle = {
+      label: name,
+      child: main.child,
+      startedAt: Date.now(),
+      done: undefined!
+    }
     handle.done = main.done.then(async mainResult => {
-      if (handle.lost || program !== 'dist/run/index.js') return { main: mainResult, post: mainResult }
+      if (handle.lost || program !== 'dist/run/index.js')
+        return { main: mainResult, post: mainResult }
       const stateEnv = Object.fromEntries(
         Object.entries(mainResult.state).map(([key, value]) => [`STATE_${key}`, value])
       )
-      const post = this.spawnStep('dist/run-post/index.js', { ...env, ...stateEnv }, allInputs, join(files, 'post'), `${label}:post`)
+      const post = this.spawnStep(
+        'dist/run-post/index.js',
+        { ...env, ...stateEnv },
+        allInputs,
+        join(files, 'post'),
+        `${label}:post`
+      )
       return { main: mainResult, post: await post.done }
     })
     return handle
@@ -277,7 +281,9 @@ export class Harness {
       const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } })
       // This reader shares the repository's rate limit with the runners.
       if (response.status === 429) {
-        await new Promise(resolve => setTimeout(resolve, 1000 * Number(response.headers.get('retry-after') ?? 1)))
+        await new Promise(resolve =>
+          setTimeout(resolve, 1000 * Number(response.headers.get('retry-after') ?? 1))
+        )
         continue
       }
       return response.ok ? response.text() : undefined
@@ -307,7 +313,8 @@ export function checkExecutions(
     for (const run of runs) {
       for (const dep of job.dependsOn ?? []) {
         const depRun = byJob.get(dep)?.find(r => r.exitCode === 0)
-        if (!depRun || depRun.end > run.start) problems.push(`${job.id} started before ${dep} succeeded`)
+        if (!depRun || depRun.end > run.start)
+          problems.push(`${job.id} started before ${dep} succeeded`)
       }
       if (run.remoteState) problems.push(`${job.id} ran with remote state on in the child`)
     }

@@ -15,7 +15,16 @@ rmSync('dist', { recursive: true, force: true })
 for (const [name, entry] of Object.entries(bundles)) {
   execFileSync(
     process.execPath,
-    ['node_modules/@vercel/ncc/dist/ncc/cli.js', 'build', entry, '-o', `dist/${name}`, '--quiet', '--license', 'licenses.txt'],
+    [
+      'node_modules/@vercel/ncc/dist/ncc/cli.js',
+      'build',
+      entry,
+      '-o',
+      `dist/${name}`,
+      '--quiet',
+      '--license',
+      'licenses.txt'
+    ],
     { stdio: 'inherit' }
   )
 }

@@ -14,12 +14,18 @@ const walk = dir =>
   })
 for (const file of walk('dist').filter(f => f.endsWith('.js'))) {
   if (readFileSync(file, 'utf8').includes('@@notfound')) {
-    problems.push(`${file} contains ncc's @@notfound placeholder: a module could not be resolved at build time.`)
+    problems.push(
+      `${file} contains ncc's @@notfound placeholder: a module could not be resolved at build time.`
+    )
   }
 }
-const changed = execFileSync('git', ['status', '--porcelain', '--', 'dist'], { encoding: 'utf8' }).trim()
+const changed = execFileSync('git', ['status', '--porcelain', '--', 'dist'], {
+  encoding: 'utf8'
+}).trim()
 if (changed) {
-  problems.push(`dist/ does not match a fresh build of src/:\n${changed}\nRun \`npm run build\` and commit dist/.`)
+  problems.push(
+    `dist/ does not match a fresh build of src/:\n${changed}\nRun \`npm run build\` and commit dist/.`
+  )
 }
 if (problems.length) {
   console.error(problems.join('\n'))

@@ -33962,7 +33962,12 @@ function explainBackendError(error, doing) {
             return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
         case 0:
             return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
+        case 429:
+            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
         default:
+            if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
+                return new errors/* UserError */.yo(`${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`);
+            }
             return error;
     }
 }
@@ -34142,6 +34147,7 @@ function readPlanInputs() {
         runId: getString('run-id') || undefined,
         orunVersion: getString('orun-version', 'latest'),
         orunPath: getString('orun-path') || undefined,
+        orunDownloadUrl: getString('orun-download-url') || undefined,
         token: getString('github-token') || undefined,
         upload: getBoolean('upload', true),
         artifactName: getString('artifact-name') || undefined,
@@ -34556,7 +34562,9 @@ async function producePlanFile(inputs) {
     const orun = await resolveOrun({
         orunPath: inputs.orunPath,
         orunVersion: inputs.orunVersion,
-        token: inputs.token
+        token: inputs.token,
+        downloadUrl: inputs.orunDownloadUrl,
+        inputNames: { token: 'github-token' }
     });
     await lib_core/* group */.Os(`orun plan (orun ${orun.version})`, () => compilePlan(orun.binary, {
         cwd: inputs.workingDirectory,

@@ -29356,7 +29356,12 @@ function explainBackendError(error, doing) {
             return new UserError(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
         case 0:
             return new UserError(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
+        case 429:
+            return new UserError(`${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
         default:
+            if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
+                return new UserError(`${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`);
+            }
             return error;
     }
 }
@@ -29620,19 +29625,27 @@ async function post() {
     });
     for (const { jobId, spoolFile } of state.jobs) {
         lib_core/* info */.pq(`${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`);
+        // The result first, as the main step does: it also proves the job is still ours, and a job
+        // another runner took over (or that was reported after all) keeps its owner's log.
+        try {
+            await client.update(state.runId, jobId, state.runnerId, 'failed', 'cancelled: the workflow job was cancelled or its runner stopped before the job finished');
+        }
+        catch (error) {
+            if (error instanceof client_BackendError && error.status === 400) {
+                lib_core/* info */.pq(`${jobId} is no longer this runner's to report (${error.message}).`);
+                continue;
+            }
+            lib_core/* warning */.$e(`Could not mark ${jobId} as cancelled: ${(0,errors/* errorMessage */.gJ)(error)}`);
+        }
         try {
             if ((0,external_node_fs_namespaceObject.existsSync)(spoolFile)) {
                 const redactor = new Redactor(envValues(getList('redact-env')), () => tokens.issued);
                 const text = (0,external_node_fs_namespaceObject.readFileSync)(spoolFile, 'utf8') + '\n[orun action: the job was cancelled]\n';
                 await client.uploadLog(state.runId, jobId, capLog(redactor.redact(text), DEFAULT_MAX_LOG_BYTES));
             }
-            await client.update(state.runId, jobId, state.runnerId, 'failed', 'cancelled: the workflow job was cancelled or its runner stopped before the job finished');
         }
         catch (error) {
-            // Not running any more (taken over, or reported after all): nothing to clean up.
-            const gone = error instanceof client_BackendError && error.status === 400;
-            if (!gone)
-                lib_core/* warning */.$e(`Could not mark ${jobId} as cancelled: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            lib_core/* warning */.$e(`Could not upload the log of ${jobId}: ${(0,errors/* errorMessage */.gJ)(error)}`);
         }
     }
     saveInFlight({ ...state, jobs: [] });

@@ -32633,7 +32633,12 @@ function explainBackendError(error, doing) {
             return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
         case 0:
             return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
+        case 429:
+            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
         default:
+            if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
+                return new errors/* UserError */.yo(`${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`);
+            }
             return error;
     }
 }
@@ -34238,6 +34243,7 @@ function assess(plan, jobId, jobs, now) {
     const failedUpstream = [];
     const seen = new Set();
     const stack = [...deps(jobId)];
+    let unfinishedAncestors = 0;
     while (stack.length) {
         const id = stack.pop();
         if (seen.has(id))
@@ -34245,6 +34251,8 @@ function assess(plan, jobId, jobs, now) {
         seen.add(id);
         if (status(id) === 'failed')
             failedUpstream.push(byId.get(id));
+        if (status(id) !== 'success')
+            unfinishedAncestors++;
         stack.push(...deps(id));
     }
     const pendingDeps = deps(jobId)
@@ -34259,6 +34267,7 @@ function assess(plan, jobId, jobs, now) {
         deps(job.jobId).some(dep => status(dep) !== 'success') &&
         deps(job.jobId).every(dep => status(dep) === 'success' || measure(dep).depth === 1)).length;
     return {
+        unfinishedAncestors,
         nearCrowd,
         failedUpstream,
         pendingDeps,
@@ -34284,8 +34293,10 @@ function emptyRecord(jobId) {
 }
 /**
  * The rate limit refills 5 requests a second for every runner of the repository.
- * Near jobs share about 3 of them (one poll per 330 ms of the crowd), leaving the
- * rest for claims, results, logs and the far jobs' rare looks.
+ * Near jobs share about 3 of them (one poll per 330 ms of the crowd), so the bucket
+ * refills while they wait: when a DAG level ends, its results, logs and the next
+ * level's claims all come at once and need that reserve. (At 250 ms the bucket
+ * stays empty and those bursts turn into 429 storms.)
  */
 const NEAR_SHARE_MS = 330;
 const NEAR_MIN_MS = 1_000;
@@ -34303,7 +34314,10 @@ function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
     if (distance === 1) {
         if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
             // Sleep until the dependencies should be done, then poll close behind.
-            return { delayMs: Math.min(NEAR_MAX_MS, spread(etaMs + 300, 0.1, random)), via: 'claim' };
+            return {
+                delayMs: clamp(spread(etaMs + 300, 0.1, random), NEAR_MIN_MS, NEAR_MAX_MS),
+                via: 'claim'
+            };
         }
         // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
         // this job's share of the rate limit among the jobs as close as it is, backing off as the
@@ -34311,11 +34325,11 @@ function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
         const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
         const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
         const base = Math.max(fairShare, overrun);
-        return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.25, random), via: 'claim' };
+        return { delayMs: clamp(spread(base, 0.25, random), NEAR_MIN_MS, NEAR_MAX_MS), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
     const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance;
-    return { delayMs: spread(clamp(base, FAR_MIN_MS, FAR_MAX_MS), 0.2, random), via: 'jobs' };
+    return { delayMs: clamp(spread(base, 0.2, random), FAR_MIN_MS, FAR_MAX_MS), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
 
@@ -34326,15 +34340,18 @@ const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
 
 async function acquireJob(ctx, jobId, stats = { waitedMs: 0, polls: 0 }) {
     const started = ctx.now();
-    const deadline = started + ctx.dependencyTimeoutMs;
     try {
-        return await acquireLoop(ctx, jobId, deadline, stats);
+        return await acquireLoop(ctx, jobId, stats);
     }
     finally {
         stats.waitedMs = ctx.now() - started;
     }
 }
-async function acquireLoop(ctx, jobId, deadline, stats) {
+async function acquireLoop(ctx, jobId, stats) {
+    // The dependency timeout counts time without progress: it restarts whenever an
+    // upstream job succeeds, so a deep DAG of long jobs is not cut off halfway.
+    let deadline = ctx.now() + ctx.dependencyTimeoutMs;
+    let unfinishedAncestors = Infinity;
     let pollsAtDistance = 0;
     let lastDistance = -1;
     let assessment;
@@ -34344,7 +34361,7 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
     const depth = depthOf(ctx.plan, jobId);
     let via = depth === 0 ? 'claim' : 'jobs';
     if (depth > 0)
-        await ctx.sleep(spread(depth * FIRST_LOOK_PER_LEVEL_MS, 0.5, ctx.random));
+        await ctx.sleep(spread(firstLookDelayMs(depth), 0.5, ctx.random));
     for (;;) {
         if (via === 'claim') {
             const result = await claim(ctx, jobId);
@@ -34355,7 +34372,12 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
                 case 'success':
                 case 'failed': {
                     const record = await ctx.client.jobStatus(ctx.runId, jobId);
-                    return { kind: 'finished', status: result.currentStatus, lastError: record.lastError, mirrored: false };
+                    return {
+                        kind: 'finished',
+                        status: result.currentStatus,
+                        lastError: record.lastError,
+                        mirrored: false
+                    };
                 }
                 case 'skipped':
                     return { kind: 'skipped', owner: null };
@@ -34364,7 +34386,10 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
             }
             if (result.depsBlocked) {
                 const jobs = await ctx.client.listJobs(ctx.runId);
-                return { kind: 'blocked', upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream };
+                return {
+                    kind: 'blocked',
+                    upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream
+                };
             }
         }
         // Waiting for dependencies: look at the whole run when far away, else poll with claim.
@@ -34372,21 +34397,27 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
             const jobs = await listJobs(ctx);
             stats.polls++;
             const own = jobs.find(job => job.jobId === jobId);
-            if (own?.status === 'success' || own?.status === 'failed') {
+            if (!own)
+                throw notInRun(ctx, jobId);
+            if (own.status === 'success' || own.status === 'failed') {
                 return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false };
             }
-            if (own?.status === 'running')
+            if (own.status === 'running')
                 return duplicate(ctx, jobId, deadline);
             assessment = assess(ctx.plan, jobId, jobs, ctx.now());
             if (assessment.failedUpstream.length)
                 return { kind: 'blocked', upstream: assessment.failedUpstream };
+            if (assessment.unfinishedAncestors < unfinishedAncestors) {
+                unfinishedAncestors = assessment.unfinishedAncestors;
+                deadline = ctx.now() + ctx.dependencyTimeoutMs;
+            }
             if (assessment.distance !== lastDistance) {
                 pollsAtDistance = 0;
                 lastDistance = assessment.distance;
             }
         }
         if (ctx.now() >= deadline) {
-            throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${jobId} after the dependency-timeout: still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
+            throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${jobId}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
         const next = nextPoll(assessment, pollsAtDistance, ctx.random);
@@ -34399,8 +34430,16 @@ async function acquireLoop(ctx, jobId, deadline, stats) {
         }
     }
 }
-/** Spacing of a dependent's first look at the run, per level of the DAG above it. */
+/**
+ * When a dependent first looks at the run: a job one level down soon (its
+ * dependencies may be quick), deeper ones later, leaving the rate limit to the
+ * jobs about to run while nothing has finished yet.
+ */
 const FIRST_LOOK_PER_LEVEL_MS = 2_000;
+const FIRST_LOOK_DEEP_PER_LEVEL_MS = 4_000;
+function firstLookDelayMs(depth) {
+    return depth <= 1 ? depth * FIRST_LOOK_PER_LEVEL_MS : depth * FIRST_LOOK_DEEP_PER_LEVEL_MS;
+}
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
     const known = memo.get(jobId);
@@ -34430,6 +34469,9 @@ async function duplicate(ctx, jobId, deadline) {
     const record = await ctx.client.jobStatus(ctx.runId, jobId);
     return { kind: 'skipped', owner: record.runnerId };
 }
+function notInRun(ctx, jobId) {
+    return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`);
+}
 /** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx, jobId) {
     try {
@@ -34438,9 +34480,8 @@ async function claim(ctx, jobId) {
     catch (error) {
         if (!(error instanceof BackendError) || error.status !== 404)
             throw error;
-        if (/job not found/i.test(error.message)) {
-            throw new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`);
-        }
+        if (/job not found/i.test(error.message))
+            throw notInRun(ctx, jobId);
         await ctx.ensureRun();
         return ctx.client.claim(ctx.runId, jobId, ctx.runnerId);
     }
@@ -34450,7 +34491,8 @@ async function claim(ctx, jobId) {
  * and mirror it. When its heartbeat goes stale its runner may be gone, so try a
  * claim, which the backend turns into a takeover once the window has passed.
  */
-async function mirror(ctx, jobId, deadline) {
+async function mirror(ctx, jobId, waitUntil) {
+    let deadline = waitUntil;
     ctx.log(`${jobId} is already running on another runner; mirroring its result.`);
     for (let polls = 0;; polls++) {
         const record = await ctx.client.jobStatus(ctx.runId, jobId);
@@ -34468,8 +34510,12 @@ async function mirror(ctx, jobId, deadline) {
             if (result.claimed)
                 return { kind: 'claimed', takeover: Boolean(result.takeover) };
         }
+        else {
+            // A live owner is progress: a long job is waited for as long as it heartbeats.
+            deadline = Math.max(deadline, ctx.now() + ctx.dependencyTimeoutMs);
+        }
         if (ctx.now() >= deadline) {
-            throw new errors/* UserError */.yo(`Gave up waiting for ${jobId}, which runner ${record.runnerId ?? 'unknown'} is running, after the dependency-timeout. Raise 'dependency-timeout', or use 'on-duplicate: skip'.`);
+            throw new errors/* UserError */.yo(`Gave up waiting for ${jobId}: runner ${record.runnerId ?? 'unknown'} owns it but has not heartbeated for the dependency-timeout. Raise 'dependency-timeout', or use 'on-duplicate: skip'.`);
         }
         const running = record.startedAt ? ctx.now() - Date.parse(record.startedAt) : 0;
         await ctx.sleep(spread(Math.min(30_000, Math.max(2_000, running / 4)), 0.2, ctx.random));
@@ -35027,7 +35073,12 @@ async function run() {
         inputNames: { token: 'github-token' }
     });
     const forceLocal = await runSupportsLocalFlag(orun.binary);
+    if (!forceLocal) {
+        lib_core/* warning */.$e(`orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
+            "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
+    }
     const { client, tokens } = connectBackend(inputs);
+    await checkRunMatchesPlan(client, inputs.runId, plan);
     const runnerId = [
         process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
         process.env.GITHUB_RUN_ATTEMPT || '1',
@@ -35224,8 +35275,13 @@ async function runOne(ctx) {
         ...result,
         status: error ? 'failed' : 'success',
         logRef: log.logRef,
-        detail: [error?.split('\n')[0], reported].filter(Boolean).join('; ') || undefined
+        detail: [error && oneLine(error), reported].filter(Boolean).join('; ') || undefined
     };
+}
+/** The first line of an error text and the last line of output it quotes, for summaries. */
+function oneLine(error) {
+    const lines = error.split('\n').filter(line => line.trim());
+    return lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1].trim()}` : lines[0];
 }
 /** Sends the terminal update; returns a note when another runner owns the job by now. */
 async function report(client, runId, jobId, runnerId, error) {
@@ -35240,6 +35296,30 @@ async function report(client, runId, jobId, runnerId, error) {
             return note;
         }
         throw caught;
+    }
+}
+/**
+ * A run id made by the plan action ends with its plan id, so a mismatch is seen
+ * without a request. A custom run id costs one read: jobs of another plan that
+ * happen to share ids must not run inside that plan's run.
+ */
+async function checkRunMatchesPlan(client, runId, plan) {
+    const conflict = (other) => new errors/* UserError */.yo(`Run ${runId} belongs to plan ${other}, but this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+    const derived = /^gha-\d+-\d+-([0-9a-z]+)$/i.exec(runId)?.[1];
+    if (derived) {
+        if (derived !== plan.id)
+            throw conflict(derived);
+        return;
+    }
+    try {
+        const run = await client.getRun(runId);
+        if (run.planChecksum !== plan.id)
+            throw conflict(run.planChecksum);
+    }
+    catch (error) {
+        // Not created yet: the first claim creates it with this plan.
+        if (!(error instanceof BackendError && error.status === 404))
+            throw explainBackendError(error, `reading run ${runId}`);
     }
 }
 function checkedJob(plan, jobId) {

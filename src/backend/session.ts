@@ -74,7 +74,16 @@ export function explainBackendError(error: unknown, doing: string): unknown {
       return new UserError(
         `Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`
       )
+    case 429:
+      return new UserError(
+        `${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`
+      )
     default:
+      if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
+        return new UserError(
+          `${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`
+        )
+      }
       return error
   }
 }

@@ -31,7 +31,9 @@ export async function uploadPlanArtifact(planFile: string, name: string): Promis
   )
   try {
     // A plan is only needed while this workflow run lasts.
-    await (await artifactClient()).uploadArtifact(name, [planFile], dirname(planFile), {
+    await (
+      await artifactClient()
+    ).uploadArtifact(name, [planFile], dirname(planFile), {
       retentionDays: 1
     })
   } catch (error) {

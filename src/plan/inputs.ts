@@ -17,6 +17,7 @@ export interface PlanInputs {
   runId?: string
   orunVersion: string
   orunPath?: string
+  orunDownloadUrl?: string
   token?: string
   upload: boolean
   artifactName?: string
@@ -50,6 +51,7 @@ export function readPlanInputs(): PlanInputs {
     runId: getString('run-id') || undefined,
     orunVersion: getString('orun-version', 'latest'),
     orunPath: getString('orun-path') || undefined,
+    orunDownloadUrl: getString('orun-download-url') || undefined,
     token: getString('github-token') || undefined,
     upload: getBoolean('upload', true),
     artifactName: getString('artifact-name') || undefined,

@@ -87,7 +87,9 @@ async function producePlanFile(inputs: PlanInputs): Promise<string> {
   const orun = await resolveOrun({
     orunPath: inputs.orunPath,
     orunVersion: inputs.orunVersion,
-    token: inputs.token
+    token: inputs.token,
+    downloadUrl: inputs.orunDownloadUrl,
+    inputNames: { token: 'github-token' }
   })
   await core.group(`orun plan (orun ${orun.version})`, () =>
     compilePlan(orun.binary, {

@@ -45,9 +45,8 @@ export async function acquireJob(
   stats: AcquireStats = { waitedMs: 0, polls: 0 }
 ): Promise<Acquired> {
   const started = ctx.now()
-  const deadline = started + ctx.dependencyTimeoutMs
   try {
-    return await acquireLoop(ctx, jobId, deadline, stats)
+    return await acquireLoop(ctx, jobId, stats)
   } finally {
     stats.waitedMs = ctx.now() - started
   }
@@ -56,9 +55,12 @@ export async function acquireJob(
 async function acquireLoop(
   ctx: AcquireContext,
   jobId: string,
-  deadline: number,
   stats: AcquireStats
 ): Promise<Acquired> {
+  // The dependency timeout counts time without progress: it restarts whenever an
+  // upstream job succeeds, so a deep DAG of long jobs is not cut off halfway.
+  let deadline = ctx.now() + ctx.dependencyTimeoutMs
+  let unfinishedAncestors = Infinity
   let pollsAtDistance = 0
   let lastDistance = -1
   let assessment: WaitAssessment | undefined
@@ -67,7 +69,7 @@ async function acquireLoop(
   // sits in the DAG: the shared rate limit goes to the roots first.
   const depth = depthOf(ctx.plan, jobId)
   let via: 'claim' | 'jobs' = depth === 0 ? 'claim' : 'jobs'
-  if (depth > 0) await ctx.sleep(spread(depth * FIRST_LOOK_PER_LEVEL_MS, 0.5, ctx.random))
+  if (depth > 0) await ctx.sleep(spread(firstLookDelayMs(depth), 0.5, ctx.random))
   for (;;) {
     if (via === 'claim') {
       const result = await claim(ctx, jobId)
@@ -77,7 +79,12 @@ async function acquireLoop(
         case 'success':
         case 'failed': {
           const record = await ctx.client.jobStatus(ctx.runId, jobId)
-          return { kind: 'finished', status: result.currentStatus, lastError: record.lastError, mirrored: false }
+          return {
+            kind: 'finished',
+            status: result.currentStatus,
+            lastError: record.lastError,
+            mirrored: false
+          }
         }
         case 'skipped':
           return { kind: 'skipped', owner: null }
@@ -86,7 +93,10 @@ async function acquireLoop(
       }
       if (result.depsBlocked) {
         const jobs = await ctx.client.listJobs(ctx.runId)
-        return { kind: 'blocked', upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream }
+        return {
+          kind: 'blocked',
+          upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream
+        }
       }
     }
     // Waiting for dependencies: look at the whole run when far away, else poll with claim.
@@ -94,12 +104,18 @@ async function acquireLoop(
       const jobs = await listJobs(ctx)
       stats.polls++
       const own = jobs.find(job => job.jobId === jobId)
-      if (own?.status === 'success' || own?.status === 'failed') {
+      if (!own) throw notInRun(ctx, jobId)
+      if (own.status === 'success' || own.status === 'failed') {
         return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false }
       }
-      if (own?.status === 'running') return duplicate(ctx, jobId, deadline)
+      if (own.status === 'running') return duplicate(ctx, jobId, deadline)
       assessment = assess(ctx.plan, jobId, jobs, ctx.now())
-      if (assessment.failedUpstream.length) return { kind: 'blocked', upstream: assessment.failedUpstream }
+      if (assessment.failedUpstream.length)
+        return { kind: 'blocked', upstream: assessment.failedUpstream }
+      if (assessment.unfinishedAncestors < unfinishedAncestors) {
+        unfinishedAncestors = assessment.unfinishedAncestors
+        deadline = ctx.now() + ctx.dependencyTimeoutMs
+      }
       if (assessment.distance !== lastDistance) {
         pollsAtDistance = 0
         lastDistance = assessment.distance
@@ -107,7 +123,7 @@ async function acquireLoop(
     }
     if (ctx.now() >= deadline) {
       throw new UserError(
-        `Gave up waiting for the dependencies of ${jobId} after the dependency-timeout: still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
+        `Gave up waiting for the dependencies of ${jobId}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
           "Check those jobs' runners, or raise 'dependency-timeout'."
       )
     }
@@ -124,8 +140,16 @@ async function acquireLoop(
   }
 }
 
-/** Spacing of a dependent's first look at the run, per level of the DAG above it. */
+/**
+ * When a dependent first looks at the run: a job one level down soon (its
+ * dependencies may be quick), deeper ones later, leaving the rate limit to the
+ * jobs about to run while nothing has finished yet.
+ */
 export const FIRST_LOOK_PER_LEVEL_MS = 2_000
+export const FIRST_LOOK_DEEP_PER_LEVEL_MS = 4_000
+export function firstLookDelayMs(depth: number): number {
+  return depth <= 1 ? depth * FIRST_LOOK_PER_LEVEL_MS : depth * FIRST_LOOK_DEEP_PER_LEVEL_MS
+}
 
 /** Length of the longest dependency chain above a job (0 for a root). */
 export function depthOf(plan: Plan, jobId: string, memo = new Map<string, number>()): number {
@@ -155,17 +179,19 @@ async function duplicate(ctx: AcquireContext, jobId: string, deadline: number): 
   return { kind: 'skipped', owner: record.runnerId }
 }
 
+function notInRun(ctx: AcquireContext, jobId: string): UserError {
+  return new UserError(
+    `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`
+  )
+}
+
 /** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx: AcquireContext, jobId: string) {
   try {
     return await ctx.client.claim(ctx.runId, jobId, ctx.runnerId)
   } catch (error) {
     if (!(error instanceof BackendError) || error.status !== 404) throw error
-    if (/job not found/i.test(error.message)) {
-      throw new UserError(
-        `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`
-      )
-    }
+    if (/job not found/i.test(error.message)) throw notInRun(ctx, jobId)
     await ctx.ensureRun()
     return ctx.client.claim(ctx.runId, jobId, ctx.runnerId)
   }
@@ -176,7 +202,8 @@ async function claim(ctx: AcquireContext, jobId: string) {
  * and mirror it. When its heartbeat goes stale its runner may be gone, so try a
  * claim, which the backend turns into a takeover once the window has passed.
  */
-async function mirror(ctx: AcquireContext, jobId: string, deadline: number): Promise<Acquired> {
+async function mirror(ctx: AcquireContext, jobId: string, waitUntil: number): Promise<Acquired> {
+  let deadline = waitUntil
   ctx.log(`${jobId} is already running on another runner; mirroring its result.`)
   for (let polls = 0; ; polls++) {
     const record = await ctx.client.jobStatus(ctx.runId, jobId)
@@ -192,10 +219,13 @@ async function mirror(ctx: AcquireContext, jobId: string, deadline: number): Pro
     if (record.status !== 'running' || heartbeatAge > ctx.staleHeartbeatMs) {
       const result = await claim(ctx, jobId)
       if (result.claimed) return { kind: 'claimed', takeover: Boolean(result.takeover) }
+    } else {
+      // A live owner is progress: a long job is waited for as long as it heartbeats.
+      deadline = Math.max(deadline, ctx.now() + ctx.dependencyTimeoutMs)
     }
     if (ctx.now() >= deadline) {
       throw new UserError(
-        `Gave up waiting for ${jobId}, which runner ${record.runnerId ?? 'unknown'} is running, after the dependency-timeout. Raise 'dependency-timeout', or use 'on-duplicate: skip'.`
+        `Gave up waiting for ${jobId}: runner ${record.runnerId ?? 'unknown'} owns it but has not heartbeated for the dependency-timeout. Raise 'dependency-timeout', or use 'on-duplicate: skip'.`
       )
     }
     const running = record.startedAt ? ctx.now() - Date.parse(record.startedAt) : 0

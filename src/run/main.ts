@@ -49,7 +49,14 @@ export async function run(): Promise<void> {
     inputNames: { token: 'github-token' }
   })
   const forceLocal = await runSupportsLocalFlag(orun.binary)
+  if (!forceLocal) {
+    core.warning(
+      `orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
+        "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version')."
+    )
+  }
   const { client, tokens } = connectBackend(inputs)
+  await checkRunMatchesPlan(client, inputs.runId, plan)
   const runnerId = [
     process.env.RUNNER_NAME || hostname(),
     process.env.GITHUB_RUN_ATTEMPT || '1',
@@ -287,8 +294,14 @@ async function runOne(ctx: RunOneContext): Promise<JobResult> {
     ...result,
     status: error ? 'failed' : 'success',
     logRef: log.logRef,
-    detail: [error?.split('\n')[0], reported].filter(Boolean).join('; ') || undefined
+    detail: [error && oneLine(error), reported].filter(Boolean).join('; ') || undefined
   }
+}
+
+/** The first line of an error text and the last line of output it quotes, for summaries. */
+function oneLine(error: string): string {
+  const lines = error.split('\n').filter(line => line.trim())
+  return lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1].trim()}` : lines[0]
 }
 
 /** Sends the terminal update; returns a note when another runner owns the job by now. */
@@ -309,6 +322,35 @@ async function report(
       return note
     }
     throw caught
+  }
+}
+
+/**
+ * A run id made by the plan action ends with its plan id, so a mismatch is seen
+ * without a request. A custom run id costs one read: jobs of another plan that
+ * happen to share ids must not run inside that plan's run.
+ */
+async function checkRunMatchesPlan(
+  client: BackendClient,
+  runId: string,
+  plan: Plan
+): Promise<void> {
+  const conflict = (other: string) =>
+    new UserError(
+      `Run ${runId} belongs to plan ${other}, but this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`
+    )
+  const derived = /^gha-\d+-\d+-([0-9a-z]+)$/i.exec(runId)?.[1]
+  if (derived) {
+    if (derived !== plan.id) throw conflict(derived)
+    return
+  }
+  try {
+    const run = await client.getRun(runId)
+    if (run.planChecksum !== plan.id) throw conflict(run.planChecksum)
+  } catch (error) {
+    // Not created yet: the first claim creates it with this plan.
+    if (!(error instanceof BackendError && error.status === 404))
+      throw explainBackendError(error, `reading run ${runId}`)
   }
 }
 

@@ -24,6 +24,8 @@ export interface WaitAssessment {
   youngestRunningDepMs?: number
   /** Pending jobs of the run that are one step from runnable: the crowd sharing the rate limit with this one. */
   nearCrowd: number
+  /** Ancestors that have not succeeded yet: when it drops, the run made progress toward this job. */
+  unfinishedAncestors: number
 }
 
 export function typicalDurationMs(jobs: readonly JobRecord[]): number | undefined {
@@ -73,11 +75,13 @@ export function assess(
   const failedUpstream: JobRecord[] = []
   const seen = new Set<string>()
   const stack = [...deps(jobId)]
+  let unfinishedAncestors = 0
   while (stack.length) {
     const id = stack.pop()!
     if (seen.has(id)) continue
     seen.add(id)
     if (status(id) === 'failed') failedUpstream.push(byId.get(id)!)
+    if (status(id) !== 'success') unfinishedAncestors++
     stack.push(...deps(id))
   }
 
@@ -96,6 +100,7 @@ export function assess(
       deps(job.jobId).every(dep => status(dep) === 'success' || measure(dep).depth === 1)
   ).length
   return {
+    unfinishedAncestors,
     nearCrowd,
     failedUpstream,
     pendingDeps,
@@ -130,8 +135,10 @@ export interface PollPlan {
 
 /**
  * The rate limit refills 5 requests a second for every runner of the repository.
- * Near jobs share about 3 of them (one poll per 330 ms of the crowd), leaving the
- * rest for claims, results, logs and the far jobs' rare looks.
+ * Near jobs share about 3 of them (one poll per 330 ms of the crowd), so the bucket
+ * refills while they wait: when a DAG level ends, its results, logs and the next
+ * level's claims all come at once and need that reserve. (At 250 ms the bucket
+ * stays empty and those bursts turn into 429 storms.)
  */
 export const NEAR_SHARE_MS = 330
 export const NEAR_MIN_MS = 1_000
@@ -153,19 +160,23 @@ export function nextPoll(
   if (distance === 1) {
     if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
       // Sleep until the dependencies should be done, then poll close behind.
-      return { delayMs: Math.min(NEAR_MAX_MS, spread(etaMs + 300, 0.1, random)), via: 'claim' }
+      return {
+        delayMs: clamp(spread(etaMs + 300, 0.1, random), NEAR_MIN_MS, NEAR_MAX_MS),
+        via: 'claim'
+      }
     }
     // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
     // this job's share of the rate limit among the jobs as close as it is, backing off as the
     // dependencies' run time grows so long jobs cost few requests.
     const fairShare = assessment.nearCrowd * NEAR_SHARE_MS
-    const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8
+    const overrun =
+      etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8
     const base = Math.max(fairShare, overrun)
-    return { delayMs: spread(clamp(base, NEAR_MIN_MS, NEAR_MAX_MS), 0.25, random), via: 'claim' }
+    return { delayMs: clamp(spread(base, 0.25, random), NEAR_MIN_MS, NEAR_MAX_MS), via: 'claim' }
   }
   const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined
   const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance
-  return { delayMs: spread(clamp(base, FAR_MIN_MS, FAR_MAX_MS), 0.2, random), via: 'jobs' }
+  return { delayMs: clamp(spread(base, 0.2, random), FAR_MIN_MS, FAR_MAX_MS), via: 'jobs' }
 }
 
 const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value))
