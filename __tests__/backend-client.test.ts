@@ -546,10 +546,13 @@ describe('BackendClient against the local coordination server', () => {
     expect(client.stats.rateLimited).toBe(6)
     expect(client.stats.retries).toBe(6)
     expect(sleeps).toHaveLength(6)
-    for (const ms of sleeps) {
+    // Retry-After (1 s) plus a jitter whose window widens with each 429 in a row (1 s, 2 s, then capped),
+    // so a crowd of runners does not collide again on the next second.
+    sleeps.forEach((ms, index) => {
       expect(ms).toBeGreaterThanOrEqual(1000)
-      expect(ms).toBeLessThan(2000)
-    }
+      expect(ms).toBeLessThan(1000 + Math.min(2500, 1000 * 2 ** index))
+    })
+    expect(sleeps[1]).toBeGreaterThan(sleeps[0])
 
     const { client: bounded } = makeClient({ maxRateLimitedAttempts: 3 })
     server.inject('runnable', { kind: 'rateLimit', count: 10 })

@@ -377,15 +377,41 @@ describe('acquireJob: a job another runner owns or finished', () => {
     expect(stored(runId, 'b@dev')).toMatchObject({ runnerId: other.runnerId, claims: 1 })
   })
 
-  it('gives up waiting for a duplicate owner after the timeout, naming it', async () => {
+  it('gives up on a duplicate owner that stops heartbeating, naming it', async () => {
     const runId = freshRunId()
     await createRun(chain, runId)
     const other = otherRunner(runId)
     await other.claim('x@dev')
-    const h = harness(chain, runId, { dependencyTimeoutMs: 5 * 60_000, staleHeartbeatMs: 1e12 })
+    // The owner never heartbeats; the backend's (real-time) takeover window keeps refusing a takeover.
+    const h = harness(chain, runId, { dependencyTimeoutMs: 5 * 60_000, staleHeartbeatMs: 90_000 })
     const failure = acquireJob(h.ctx, 'x@dev')
     await expect(failure).rejects.toThrow(UserError)
     await expect(failure).rejects.toThrow(new RegExp(`x@dev.*${other.runnerId}.*on-duplicate`))
+  })
+
+  it('keeps mirroring a long job for as long as its owner heartbeats', async () => {
+    const runId = freshRunId()
+    await createRun(chain, runId)
+    const other = otherRunner(runId)
+    await other.claim('x@dev')
+    const start = Date.now()
+    let finished = false
+    // Far past the dependency timeout on the fake clock, the owner finishes: its result is mirrored.
+    const h: Harness = harness(chain, runId, {
+      dependencyTimeoutMs: 60_000,
+      staleHeartbeatMs: 1e12,
+      onSleep: async () => {
+        if (!finished && h.ctx.now() - start > 5 * 60_000) {
+          finished = true
+          await other.finish('x@dev', 'success')
+        }
+      }
+    })
+    await expect(acquireJob(h.ctx, 'x@dev')).resolves.toMatchObject({
+      kind: 'finished',
+      status: 'success',
+      mirrored: true
+    })
   })
 
   it.each([

@@ -176,6 +176,12 @@ describe('run action: inputs are checked before any backend request', () => {
       /'job'.*'environments'.*not both/
     ],
     ['neither job nor a slice', single, {}, /Nothing to run: set 'job'/],
+    [
+      "a plan job's run id made for another plan",
+      single,
+      { job: 'solo@dev.smoke', 'run-id': 'gha-7000000001-1-aaaaaaaaaaaa' },
+      /already used by a different plan \(aaaaaaaaaaaa\); this job's plan is 5e0143d6b3b9/
+    ],
     ['no run-id', single, { job: 'solo@dev.smoke', 'run-id': '' }, /Input 'run-id' is required/],
     [
       'a bad heartbeat-interval',
@@ -371,8 +377,9 @@ describe('run action: a run id that belongs to another plan', () => {
     const runner = runnerWith(planText)
 
     const message = userFailure(await runMain(runner, { 'run-id': runId, job: 'solo@dev.smoke' }))
-    expect(message).toMatch(/409 CONFLICT/)
-    expect(message).toMatch(/already used by a different plan/)
+    // Caught before any claim: the run's plan checksum is read once and compared.
+    expect(message).toMatch(/already used by a different plan \(ffffffffffff\)/)
+    expect(message).toContain(runId)
     expect(runner.executions()).toEqual([])
     expect(server.jobsOf(runId)[0]).toMatchObject({ status: 'pending', claims: 0 })
   })

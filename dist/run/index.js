@@ -34201,7 +34201,6 @@ function selectJobs(plan, environments, components) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/schedule.ts
-
 function typicalDurationMs(jobs) {
     const durations = jobs
         .filter(job => job.status === 'success' && job.startedAt && job.finishedAt)
@@ -34293,12 +34292,12 @@ function emptyRecord(jobId) {
 }
 /**
  * The rate limit refills 5 requests a second for every runner of the repository.
- * Near jobs share about 3 of them (one poll per 330 ms of the crowd), so the bucket
- * refills while they wait: when a DAG level ends, its results, logs and the next
- * level's claims all come at once and need that reserve. (At 250 ms the bucket
- * stays empty and those bursts turn into 429 storms.)
+ * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
+ * after jitter), so the bucket refills while they wait: when a DAG level ends,
+ * its results, logs and the next level's claims all come at once and need that
+ * reserve. (At ~250 ms the bucket stays empty and those bursts turn into 429 storms.)
  */
-const NEAR_SHARE_MS = 330;
+const NEAR_SHARE_MS = 270;
 const NEAR_MIN_MS = 1_000;
 const NEAR_MAX_MS = 30_000;
 const FAR_MIN_MS = 4_000;
@@ -34315,7 +34314,7 @@ function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
         if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
             // Sleep until the dependencies should be done, then poll close behind.
             return {
-                delayMs: clamp(spread(etaMs + 300, 0.1, random), NEAR_MIN_MS, NEAR_MAX_MS),
+                delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
                 via: 'claim'
             };
         }
@@ -34325,13 +34324,20 @@ function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
         const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
         const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
         const base = Math.max(fairShare, overrun);
-        return { delayMs: clamp(spread(base, 0.25, random), NEAR_MIN_MS, NEAR_MAX_MS), via: 'claim' };
+        return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
     const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance;
-    return { delayMs: clamp(spread(base, 0.2, random), FAR_MIN_MS, FAR_MAX_MS), via: 'jobs' };
+    return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
+/**
+ * The delay within [min, max], stretched by up to `fraction` so runners that
+ * polled together drift apart; stretching only upward keeps the floor a floor.
+ */
+function jittered(ms, fraction, min, max, random) {
+    return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max));
+}
 
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
 
@@ -35304,8 +35310,8 @@ async function report(client, runId, jobId, runnerId, error) {
  * happen to share ids must not run inside that plan's run.
  */
 async function checkRunMatchesPlan(client, runId, plan) {
-    const conflict = (other) => new errors/* UserError */.yo(`Run ${runId} belongs to plan ${other}, but this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
-    const derived = /^gha-\d+-\d+-([0-9a-z]+)$/i.exec(runId)?.[1];
+    const conflict = (other) => new errors/* UserError */.yo(`Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+    const derived = /^gha-\d+-\d+-([0-9a-f]{12})$/.exec(runId)?.[1];
     if (derived) {
         if (derived !== plan.id)
             throw conflict(derived);

@@ -337,9 +337,9 @@ async function checkRunMatchesPlan(
 ): Promise<void> {
   const conflict = (other: string) =>
     new UserError(
-      `Run ${runId} belongs to plan ${other}, but this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`
+      `Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`
     )
-  const derived = /^gha-\d+-\d+-([0-9a-z]+)$/i.exec(runId)?.[1]
+  const derived = /^gha-\d+-\d+-([0-9a-f]{12})$/.exec(runId)?.[1]
   if (derived) {
     if (derived !== plan.id) throw conflict(derived)
     return

@@ -1,6 +1,6 @@
 import type { JobRecord } from '../backend/types.js'
 import type { Plan } from '../plan/model.js'
-import { spread, type Random } from '../common/retry.js'
+import type { Random } from '../common/retry.js'
 
 /**
  * How a waiting runner spends the repository's shared rate limit (burst 20,
@@ -135,12 +135,12 @@ export interface PollPlan {
 
 /**
  * The rate limit refills 5 requests a second for every runner of the repository.
- * Near jobs share about 3 of them (one poll per 330 ms of the crowd), so the bucket
- * refills while they wait: when a DAG level ends, its results, logs and the next
- * level's claims all come at once and need that reserve. (At 250 ms the bucket
- * stays empty and those bursts turn into 429 storms.)
+ * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
+ * after jitter), so the bucket refills while they wait: when a DAG level ends,
+ * its results, logs and the next level's claims all come at once and need that
+ * reserve. (At ~250 ms the bucket stays empty and those bursts turn into 429 storms.)
  */
-export const NEAR_SHARE_MS = 330
+export const NEAR_SHARE_MS = 270
 export const NEAR_MIN_MS = 1_000
 export const NEAR_MAX_MS = 30_000
 export const FAR_MIN_MS = 4_000
@@ -161,7 +161,7 @@ export function nextPoll(
     if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
       // Sleep until the dependencies should be done, then poll close behind.
       return {
-        delayMs: clamp(spread(etaMs + 300, 0.1, random), NEAR_MIN_MS, NEAR_MAX_MS),
+        delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
         via: 'claim'
       }
     }
@@ -172,11 +172,19 @@ export function nextPoll(
     const overrun =
       etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8
     const base = Math.max(fairShare, overrun)
-    return { delayMs: clamp(spread(base, 0.25, random), NEAR_MIN_MS, NEAR_MAX_MS), via: 'claim' }
+    return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' }
   }
   const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined
   const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance
-  return { delayMs: clamp(spread(base, 0.2, random), FAR_MIN_MS, FAR_MAX_MS), via: 'jobs' }
+  return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' }
 }
 
 const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value))
+
+/**
+ * The delay within [min, max], stretched by up to `fraction` so runners that
+ * polled together drift apart; stretching only upward keeps the floor a floor.
+ */
+function jittered(ms: number, fraction: number, min: number, max: number, random: Random): number {
+  return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max))
+}
