@@ -12,6 +12,7 @@ import {
 import { toBackendPlan, type PlanLike } from '../src/backend/plan.js'
 import type { BackendPlan } from '../src/backend/types.js'
 import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
+import { silenceWorkflowCommands } from './support/quiet.js'
 
 const fixture = (name: string): PlanLike =>
   JSON.parse(readFileSync(`/work/shared/fixtures/plans/${name}.json`, 'utf8')) as PlanLike
@@ -40,12 +41,7 @@ let tokens: TokenSource
 let runCounter = 0
 
 beforeAll(async () => {
-  // @actions/core prints ::add-mask:: and ::debug:: lines; keep them out of the test output.
-  const write = process.stdout.write.bind(process.stdout)
-  jest
-    .spyOn(process.stdout, 'write')
-    .mockImplementation(((chunk: string | Uint8Array) =>
-      String(chunk).startsWith('::') ? true : write(chunk)) as typeof process.stdout.write)
+  silenceWorkflowCommands()
   // Rate limiting has its own server below; here it would only make counts depend on timing.
   server = await startCoordinationServer({ rateLimit: false })
   Object.assign(process.env, server.tokenEnv())

@@ -13,6 +13,7 @@ import { UserError } from '../src/common/errors.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
 import { acquireJob, type AcquireContext, type AcquireStats } from '../src/run/acquire.js'
 import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
+import { silenceWorkflowCommands } from './support/quiet.js'
 
 const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
 const savedEnv = Object.fromEntries(TOKEN_ENV.map(name => [name, process.env[name]]))
@@ -25,12 +26,7 @@ function useTokensOf(target: CoordinationServer): void {
 }
 
 beforeAll(async () => {
-  // @actions/core announces every minted token as a ::add-mask:: workflow command.
-  const write = process.stdout.write.bind(process.stdout)
-  jest
-    .spyOn(process.stdout, 'write')
-    .mockImplementation(((chunk: string | Uint8Array) =>
-      String(chunk).startsWith('::') ? true : write(chunk)) as typeof process.stdout.write)
+  silenceWorkflowCommands()
   server = await startCoordinationServer({ rateLimit: false })
   useTokensOf(server)
 })

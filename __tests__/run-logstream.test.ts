@@ -15,6 +15,7 @@ import { startHeartbeat, type Heartbeat } from '../src/run/heartbeat.js'
 import { LogStream, capLog, type LogUploader } from '../src/run/logstream.js'
 import { REDACTED, Redactor, envValues } from '../src/run/redact.js'
 import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
+import { silenceWorkflowCommands } from './support/quiet.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -327,11 +328,7 @@ describe('startHeartbeat', () => {
   )
 
   beforeAll(async () => {
-    const write = process.stdout.write.bind(process.stdout)
-    jest
-      .spyOn(process.stdout, 'write')
-      .mockImplementation(((chunk: string | Uint8Array) =>
-        String(chunk).startsWith('::') ? true : write(chunk)) as typeof process.stdout.write)
+    silenceWorkflowCommands()
     server = await startCoordinationServer({ rateLimit: false })
     Object.assign(process.env, server.tokenEnv())
     client = new BackendClient({

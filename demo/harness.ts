@@ -34,6 +34,8 @@ export { ROOT, STANDIN_DIR }
 export const DEMO_SECRET = 'demo-secret-7f3a9c'
 
 export interface ProcessResult {
+  /** When the process ended (epoch ms). */
+  endedAt: number
   exitCode: number | null
   signal: NodeJS.Signals | null
   stdout: string
@@ -174,6 +176,7 @@ export class Harness {
       child.once('close', (exitCode, signal) => {
         this.children.delete(child)
         resolveDone({
+          endedAt: Date.now(),
           exitCode,
           signal,
           stdout,
