@@ -192,4 +192,34 @@ describe('the workflow end to end', () => {
         .map(e => e.job)
     ).toEqual(['foundation@dev.smoke', 'api@dev.smoke'])
   })
+
+  it('stops a job whose lease was taken over while it ran, and sends no result for it', async () => {
+    harness = await new Harness({ server: { heartbeatTimeoutMs: 3_000 } }).start()
+    const { slow, runId, common, foundation: first } = await slowFoundationRunning(harness, 8)
+    // The first runner's next heartbeat hangs for 5 s (a network stall), so its lease expires;
+    // a duplicate entry takes the job over; the first learns it when that heartbeat lands.
+    harness.server.inject('heartbeat', { kind: 'delay', ms: 5_000, count: 1 })
+    const second = harness.startRunner('second', slow, { ...common, job: 'foundation@dev.smoke' })
+    const [f, s] = await Promise.all([first.done, second.done])
+
+    expect(f.main.exitCode).toBe(1)
+    expect(f.main.stdout).toContain('no longer owns foundation@dev.smoke')
+    expect(f.main.stdout).toMatch(/taken over by another runner/)
+    expect(JSON.parse(s.main.outputs['job-results'])['foundation@dev.smoke'].tookOver).toBe(true)
+    const record = harness.server.jobsOf(runId).find(j => j.jobId === 'foundation@dev.smoke')!
+    expect(record.status).toBe('success')
+    expect(harness.labelOf(record.runnerId)).toMatch(/^second#/)
+    // The first orun was stopped (SIGTERM: 143); only the new owner's run finished.
+    expect(
+      harness
+        .executions()
+        .map(e => e.exitCode)
+        .sort()
+    ).toEqual([0, 143])
+    // The lost owner sent no update: the only update came from the new owner.
+    const updates = harness.server.requests.filter(r => r.route === 'update')
+    expect(updates.map(r => harness!.labelOf(r.runnerId ?? null))).toEqual([
+      expect.stringMatching(/^second#/)
+    ])
+  })
 })
