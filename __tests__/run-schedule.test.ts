@@ -6,6 +6,7 @@
 import { describe, expect, it } from '@jest/globals'
 import type { JobRecord, JobStatus } from '../src/backend/types.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
+import { firstLookDelayMs } from '../src/run/acquire.js'
 import {
   FAR_MAX_MS,
   FAR_MIN_MS,
@@ -241,6 +242,7 @@ function near(extra: Partial<WaitAssessment> = {}): WaitAssessment {
     distance: 1,
     nearCrowd: 1,
     unfinishedAncestors: 1,
+    runJobs: 40,
     ...extra
   }
 }
@@ -346,5 +348,17 @@ describe('nextPoll', () => {
     const nearLow = nextPoll(near({ youngestRunningDepMs: 4_000 }), 1, fixed(0)).delayMs
     const nearHigh = nextPoll(near({ youngestRunningDepMs: 4_000 }), 1, fixed(0.999999)).delayMs
     expect(nearHigh).toBeGreaterThan(nearLow)
+  })
+})
+
+describe('crowd scaling', () => {
+  it('lets a small plan look and poll sooner than a large one, where runners share the rate limit', () => {
+    expect(firstLookDelayMs(2, 6)).toBeLessThan(firstLookDelayMs(2, 40))
+    expect(firstLookDelayMs(1, 40)).toBeLessThan(firstLookDelayMs(2, 40))
+    expect(firstLookDelayMs(0, 40)).toBe(0)
+    const far = (runJobs: number) => nextPoll(near({ distance: 3, runJobs }), 0, fixed(0)).delayMs
+    expect(far(6)).toBeLessThan(far(40))
+    expect(far(6)).toBeGreaterThanOrEqual(FAR_MIN_MS)
+    expect(far(400)).toBeLessThanOrEqual(FAR_MAX_MS)
   })
 })

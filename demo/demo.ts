@@ -11,6 +11,10 @@ interface PlanJobLite {
   dependsOn?: string[]
 }
 
+const firstAndLast = (text: string) => {
+  const lines = text.split('\n').filter(line => line.trim())
+  return lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1]}` : (lines[0] ?? '')
+}
 const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text)
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`.padStart(6)
 
@@ -91,7 +95,7 @@ async function scenario(
       )
       const record = stored.get(job.id)
       console.log(
-        `  ${job.id.padEnd(24)} ${harness.labelOf(record?.runnerId ?? null).padEnd(26)} ${run ? secs(run.start - t0) : '     -'} ${run ? secs(run.end - t0) : '     -'} ${depsDone ? secs(depsDone - t0).padStart(9) : '        -'}  ${(record?.status ?? '?').padEnd(8)} ${(record?.lastError ?? '').split('\n')[0]}`
+        `  ${job.id.padEnd(24)} ${harness.labelOf(record?.runnerId ?? null).padEnd(26)} ${run ? secs(run.start - t0) : '     -'} ${run ? secs(run.end - t0) : '     -'} ${depsDone ? secs(depsDone - t0).padStart(9) : '        -'}  ${(record?.status ?? '?').padEnd(8)} ${firstAndLast(record?.lastError ?? '')}`
       )
     }
     console.log(`\n${bold('logs fetched back from the server')}`)

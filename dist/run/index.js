@@ -34266,6 +34266,7 @@ function assess(plan, jobId, jobs, now) {
         deps(job.jobId).some(dep => status(dep) !== 'success') &&
         deps(job.jobId).every(dep => status(dep) === 'success' || measure(dep).depth === 1)).length;
     return {
+        runJobs: Math.max(jobs.length, plan.order.length),
         unfinishedAncestors,
         nearCrowd,
         failedUpstream,
@@ -34327,7 +34328,10 @@ function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
         return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
-    const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance;
+    // Without an estimate, a far job looks again after a while that grows with its distance
+    // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
+    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300));
+    const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance;
     return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
@@ -34366,8 +34370,9 @@ async function acquireLoop(ctx, jobId, stats) {
     // sits in the DAG: the shared rate limit goes to the roots first.
     const depth = depthOf(ctx.plan, jobId);
     let via = depth === 0 ? 'claim' : 'jobs';
-    if (depth > 0)
-        await ctx.sleep(spread(firstLookDelayMs(depth), 0.5, ctx.random));
+    if (depth > 0) {
+        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random));
+    }
     for (;;) {
         if (via === 'claim') {
             const result = await claim(ctx, jobId);
@@ -34439,12 +34444,16 @@ async function acquireLoop(ctx, jobId, stats) {
 /**
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
- * jobs about to run while nothing has finished yet.
+ * jobs about to run while nothing has finished yet. The spacing grows with the
+ * number of runners sharing the limit: a small plan has requests to spare.
  */
-const FIRST_LOOK_PER_LEVEL_MS = 2_000;
-const FIRST_LOOK_DEEP_PER_LEVEL_MS = 4_000;
-function firstLookDelayMs(depth) {
-    return depth <= 1 ? depth * FIRST_LOOK_PER_LEVEL_MS : depth * FIRST_LOOK_DEEP_PER_LEVEL_MS;
+function firstLookDelayMs(depth, planJobs) {
+    const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000);
+    return depth * perLevel;
+}
+/** planJobs × msPerJob, between 500 ms and max. */
+function crowdScaled(planJobs, msPerJob, max) {
+    return Math.min(max, Math.max(500, planJobs * msPerJob));
 }
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
@@ -35213,7 +35222,9 @@ async function runOne(ctx) {
                 detail: `owned by ${acquired.owner ?? 'another runner'}`
             };
         case 'blocked': {
-            const names = acquired.upstream.map(u => `${u.jobId} (${u.lastError ?? 'failed'})`).join(', ');
+            const names = acquired.upstream
+                .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+                .join(', ');
             lib_core/* error */.z3(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
             return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
         }

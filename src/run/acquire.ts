@@ -69,7 +69,9 @@ async function acquireLoop(
   // sits in the DAG: the shared rate limit goes to the roots first.
   const depth = depthOf(ctx.plan, jobId)
   let via: 'claim' | 'jobs' = depth === 0 ? 'claim' : 'jobs'
-  if (depth > 0) await ctx.sleep(spread(firstLookDelayMs(depth), 0.5, ctx.random))
+  if (depth > 0) {
+    await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random))
+  }
   for (;;) {
     if (via === 'claim') {
       const result = await claim(ctx, jobId)
@@ -143,12 +145,17 @@ async function acquireLoop(
 /**
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
- * jobs about to run while nothing has finished yet.
+ * jobs about to run while nothing has finished yet. The spacing grows with the
+ * number of runners sharing the limit: a small plan has requests to spare.
  */
-export const FIRST_LOOK_PER_LEVEL_MS = 2_000
-export const FIRST_LOOK_DEEP_PER_LEVEL_MS = 4_000
-export function firstLookDelayMs(depth: number): number {
-  return depth <= 1 ? depth * FIRST_LOOK_PER_LEVEL_MS : depth * FIRST_LOOK_DEEP_PER_LEVEL_MS
+export function firstLookDelayMs(depth: number, planJobs: number): number {
+  const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000)
+  return depth * perLevel
+}
+
+/** planJobs × msPerJob, between 500 ms and max. */
+export function crowdScaled(planJobs: number, msPerJob: number, max: number): number {
+  return Math.min(max, Math.max(500, planJobs * msPerJob))
 }
 
 /** Length of the longest dependency chain above a job (0 for a root). */

@@ -223,7 +223,9 @@ async function runOne(ctx: RunOneContext): Promise<JobResult> {
         detail: `owned by ${acquired.owner ?? 'another runner'}`
       }
     case 'blocked': {
-      const names = acquired.upstream.map(u => `${u.jobId} (${u.lastError ?? 'failed'})`).join(', ')
+      const names = acquired.upstream
+        .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+        .join(', ')
       core.error(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`)
       return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` }
     }

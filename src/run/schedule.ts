@@ -26,6 +26,8 @@ export interface WaitAssessment {
   nearCrowd: number
   /** Ancestors that have not succeeded yet: when it drops, the run made progress toward this job. */
   unfinishedAncestors: number
+  /** Jobs in the run: every one may have a runner sharing the rate limit. */
+  runJobs: number
 }
 
 export function typicalDurationMs(jobs: readonly JobRecord[]): number | undefined {
@@ -100,6 +102,7 @@ export function assess(
       deps(job.jobId).every(dep => status(dep) === 'success' || measure(dep).depth === 1)
   ).length
   return {
+    runJobs: Math.max(jobs.length, plan.order.length),
     unfinishedAncestors,
     nearCrowd,
     failedUpstream,
@@ -175,7 +178,10 @@ export function nextPoll(
     return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' }
   }
   const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined
-  const base = untilNear ?? 12_000 * (distance - 1) * 1.5 ** pollsAtThisDistance
+  // Without an estimate, a far job looks again after a while that grows with its distance
+  // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
+  const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300))
+  const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance
   return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' }
 }
 
