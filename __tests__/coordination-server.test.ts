@@ -12,6 +12,10 @@ import {
   type CoordinationServer,
   type Identity
 } from './support/coordination-server.js'
+import { silenceWorkflowCommands } from './support/quiet.js'
+
+// getIDToken announces each minted token with ::add-mask:: and ::debug:: lines.
+beforeAll(() => silenceWorkflowCommands())
 
 const iso = expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
 const enc = encodeURIComponent

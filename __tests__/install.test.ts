@@ -14,6 +14,7 @@ import {
   type InstallOptions
 } from '../src/install/installer.js'
 import { run } from '../src/install/main.js'
+import { runAction } from '../src/common/errors.js'
 import { assetName, orunPlatform } from '../src/install/platform.js'
 import {
   buildFakeRelease,
@@ -444,7 +445,7 @@ describe('resolveOrun', () => {
   })
 })
 
-describe('root action main.run()', () => {
+describe('root action main.run() under its catch point', () => {
   function actionFiles() {
     const output = path.join(root, 'github_output')
     const githubPath = path.join(root, 'github_path')
@@ -501,7 +502,7 @@ describe('root action main.run()', () => {
     process.env.INPUT_VERSION = 'v1'
     actionFiles()
 
-    await run()
+    await runAction(run)
 
     expect(process.exitCode).toBe(1)
     const log = stdout.join('')

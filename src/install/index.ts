@@ -1,4 +1,4 @@
-// Entry of the bundled root action; run() holds the single catch point (runAction).
+import { runAction } from '../common/errors.js'
 import { run } from './main.js'
 
-await run()
+await runAction(run)
