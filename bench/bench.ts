@@ -161,7 +161,8 @@ async function measureStartup(workDir: string): Promise<void> {
         harness.server.requests.find(r => r.route !== 'token' && r.route !== 'jwks')!.at -
           runner.startedAt
       )
-      runner.child.kill('SIGKILL')
+      harness.loseRunner(runner)
+      await runner.done
     } finally {
       await harness.close()
     }

@@ -172,7 +172,8 @@ export class Harness {
     }
     child.stdout!.on('data', collect)
     child.stderr!.on('data', collect)
-    const done = new Promise<ProcessResult>(resolveDone => {
+    const done = new Promise<ProcessResult>((resolveDone, rejectDone) => {
+      child.once('error', rejectDone)
       child.once('close', (exitCode, signal) => {
         this.children.delete(child)
         resolveDone({

@@ -100,6 +100,8 @@ async function acquireLoop(
           upstream: assess(ctx.plan, jobId, jobs, ctx.now()).failedUpstream
         }
       }
+      // Our view said every dependency succeeded but the backend disagrees: look again, never spin.
+      if (assessment?.distance === 0) assessment = undefined
     }
     // Waiting for dependencies: look at the whole run when far away, else poll with claim.
     if (via === 'jobs' || !assessment || pollsAtDistance % 6 === 5) {
