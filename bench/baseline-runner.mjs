@@ -24,7 +24,26 @@ async function mint() {
   return (await response.json()).value
 }
 
+// A network error counts as a failed attempt (status 0), like any other failed poll.
 async function call(method, path, body, text = false) {
+  try {
+    return await send(method, path, body, text)
+  } catch (error) {
+    console.error(`${method} ${path}: ${error.message}`)
+    return { status: 0, body: {} }
+  }
+}
+
+/** Calls outside the claim loop are retried a few times, 1 s apart, until a 2xx. */
+async function callUntilOk(method, path, body, text = false) {
+  for (let attempt = 0; ; attempt++) {
+    const result = await call(method, path, body, text)
+    if ((result.status >= 200 && result.status < 300) || attempt >= 10) return result
+    await sleep(1000)
+  }
+}
+
+async function send(method, path, body, text) {
   const token = await mint()
   const response = await fetch(`${backend}${path}`, {
     method,
@@ -54,7 +73,12 @@ const backendPlan = {
   }))
 }
 const enc = encodeURIComponent
-await call('POST', '/v1/runs', { plan: backendPlan, runId, triggerType: 'ci', actor: 'octocat' })
+await callUntilOk('POST', '/v1/runs', {
+  plan: backendPlan,
+  runId,
+  triggerType: 'ci',
+  actor: 'octocat'
+})
 
 let backoff = 2000
 const deadline = Date.now() + 30 * 60_000
@@ -94,8 +118,8 @@ child.stdout.on('data', chunk => (log += chunk))
 child.stderr.on('data', chunk => (log += chunk))
 const exitCode = await new Promise(resolve => child.on('close', resolve))
 clearInterval(heartbeat)
-await call('POST', `/v1/runs/${enc(runId)}/logs/${enc(jobId)}`, log, true)
-await call('POST', `/v1/runs/${enc(runId)}/jobs/${enc(jobId)}/update`, {
+await callUntilOk('POST', `/v1/runs/${enc(runId)}/logs/${enc(jobId)}`, log, true)
+await callUntilOk('POST', `/v1/runs/${enc(runId)}/jobs/${enc(jobId)}/update`, {
   runnerId,
   status: exitCode === 0 ? 'success' : 'failed',
   ...(exitCode === 0 ? {} : { error: `exit code ${exitCode}` })

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path'
 import { Harness, ROOT, checkExecutions } from '../demo/harness.js'
 
 const JOB_SECONDS = Number(process.env.BENCH_JOB_SECONDS ?? 10)
+const MODE_LIMIT_MS = 15 * 60_000
 const fixture = resolve(ROOT, '..', 'shared', 'fixtures', 'plans', 'wide-deep.json')
 
 interface PlanJob {
@@ -76,7 +77,10 @@ async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Me
     const runners = jobs.map(job =>
       harness.startRunner(job.id, intent, { ...common, job: job.id }, program)
     )
+    // A stuck mode must not hang the benchmark: past the limit its runners are stopped.
+    const limit = setTimeout(() => runners.forEach(r => harness.loseRunner(r)), MODE_LIMIT_MS)
     const results = await Promise.all(runners.map(r => r.done))
+    clearTimeout(limit)
     const failedRunners = results.filter(r => r.main.exitCode !== 0).length
 
     const executions = harness.executions()
