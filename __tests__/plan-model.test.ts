@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { UserError } from '../src/common/errors.js'
 import {
   ancestorsOf,
+  depthOf,
   matrixEntries,
   parsePlan,
   planIdFromChecksum,
@@ -325,6 +326,18 @@ describe('matrixEntries', () => {
       'p.json'
     )
     expect(matrixEntries(plan)).toEqual([{ job: 'bare', env: '', component: '' }])
+  })
+})
+
+describe('depthOf', () => {
+  test('the longest dependency chain above a job: 0 for roots, 5 for the end of wide-deep', () => {
+    const plan = loadFixture('wide-deep')
+    expect(depthOf(plan, 'net@dev.smoke')).toBe(0)
+    expect(depthOf(plan, 'db@dev.smoke')).toBe(1)
+    expect(depthOf(plan, 'api@dev.smoke')).toBe(2)
+    // api@prod waits on api@stage (promotion), which waits on api@qa, then api@dev.
+    expect(depthOf(plan, 'api@prod.smoke')).toBe(5)
+    expect(depthOf(plan, 'db@prod.smoke')).toBe(1)
   })
 })
 

@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Harness, ROOT, checkExecutions } from '../demo/harness.js'
+import { depthOf, parsePlan } from '../src/plan/model.js'
 
 const JOB_SECONDS = Number(process.env.BENCH_JOB_SECONDS ?? 10)
 const MODE_LIMIT_MS = 15 * 60_000
@@ -32,15 +33,12 @@ function benchPlan(dir: string): { file: string; jobs: PlanJob[]; criticalPathJo
   plan.metadata.checksum = `sha256-${createHash('sha256').update(JSON.stringify(plan.jobs)).digest('hex')}`
   const file = join(dir, 'plan.json')
   writeFileSync(file, JSON.stringify(plan, null, 2))
-  const depth = new Map<string, number>()
-  const depthOf = (id: string): number => {
-    if (!depth.has(id)) {
-      const job = plan.jobs.find(j => j.id === id)!
-      depth.set(id, 1 + Math.max(0, ...(job.dependsOn ?? []).map(depthOf)))
-    }
-    return depth.get(id)!
+  const parsed = parsePlan(JSON.stringify(plan), file)
+  return {
+    file,
+    jobs: plan.jobs,
+    criticalPathJobs: 1 + Math.max(...plan.jobs.map(j => depthOf(parsed, j.id)))
   }
-  return { file, jobs: plan.jobs, criticalPathJobs: Math.max(...plan.jobs.map(j => depthOf(j.id))) }
 }
 
 interface Measured {

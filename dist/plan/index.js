@@ -34284,6 +34284,16 @@ function matrixEntries(plan) {
         component: job.component ?? ''
     }));
 }
+/** Length of the longest dependency chain above a job (0 for a root). */
+function depthOf(plan, jobId, memo = new Map()) {
+    const known = memo.get(jobId);
+    if (known !== undefined)
+        return known;
+    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
+    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
+    memo.set(jobId, depth);
+    return depth;
+}
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
     const found = new Set();

@@ -34159,6 +34159,16 @@ function matrixEntries(plan) {
         component: job.component ?? ''
     }));
 }
+/** Length of the longest dependency chain above a job (0 for a root). */
+function depthOf(plan, jobId, memo = new Map()) {
+    const known = memo.get(jobId);
+    if (known !== undefined)
+        return known;
+    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
+    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
+    memo.set(jobId, depth);
+    return depth;
+}
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
     const found = new Set();
@@ -34348,6 +34358,7 @@ function jittered(ms, fraction, min, max, random) {
 
 
 
+
 async function acquireJob(ctx, jobId, stats = { waitedMs: 0, polls: 0 }) {
     const started = ctx.now();
     try {
@@ -34457,16 +34468,6 @@ function firstLookDelayMs(depth, planJobs) {
 /** planJobs × msPerJob, between 500 ms and max. */
 function crowdScaled(planJobs, msPerJob, max) {
     return Math.min(max, Math.max(500, planJobs * msPerJob));
-}
-/** Length of the longest dependency chain above a job (0 for a root). */
-function depthOf(plan, jobId, memo = new Map()) {
-    const known = memo.get(jobId);
-    if (known !== undefined)
-        return known;
-    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
-    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
-    memo.set(jobId, depth);
-    return depth;
 }
 /** The run's jobs; a run nobody created yet is created (or joined) first. */
 async function listJobs(ctx) {

@@ -195,6 +195,16 @@ export function matrixEntries(plan: Plan): MatrixEntry[] {
   }))
 }
 
+/** Length of the longest dependency chain above a job (0 for a root). */
+export function depthOf(plan: Plan, jobId: string, memo = new Map<string, number>()): number {
+  const known = memo.get(jobId)
+  if (known !== undefined) return known
+  const deps = plan.byId.get(jobId)?.dependsOn ?? []
+  const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0
+  memo.set(jobId, depth)
+  return depth
+}
+
 /** Every job that must succeed before this one may start. */
 export function ancestorsOf(plan: Plan, jobId: string): Set<string> {
   const found = new Set<string>()

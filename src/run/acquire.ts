@@ -3,7 +3,7 @@ import { BackendError } from '../backend/client.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
 import { spread, type Random } from '../common/retry.js'
-import type { Plan } from '../plan/model.js'
+import { depthOf, type Plan } from '../plan/model.js'
 import { assess, nextPoll, type WaitAssessment } from './schedule.js'
 
 /**
@@ -158,16 +158,6 @@ export function firstLookDelayMs(depth: number, planJobs: number): number {
 /** planJobs × msPerJob, between 500 ms and max. */
 export function crowdScaled(planJobs: number, msPerJob: number, max: number): number {
   return Math.min(max, Math.max(500, planJobs * msPerJob))
-}
-
-/** Length of the longest dependency chain above a job (0 for a root). */
-export function depthOf(plan: Plan, jobId: string, memo = new Map<string, number>()): number {
-  const known = memo.get(jobId)
-  if (known !== undefined) return known
-  const deps = plan.byId.get(jobId)?.dependsOn ?? []
-  const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0
-  memo.set(jobId, depth)
-  return depth
 }
 
 /** The run's jobs; a run nobody created yet is created (or joined) first. */
