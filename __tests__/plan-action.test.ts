@@ -17,6 +17,8 @@ import {
   REPO_ROOT,
   STANDIN_DIR,
   cleanupActionProcesses,
+  errorLines,
+  expectCleanFailure,
   inputEnvName,
   parseFileCommands,
   runActionProcess,
@@ -58,21 +60,9 @@ function runPlan(
   })
 }
 
-const errorLines = (result: ActionProcessResult) =>
-  result.stdout.split('\n').filter(line => line.startsWith('::error::'))
-
-/**
- * The action failed cleanly: exit 1, exactly one `::error::` annotation on one line, no stack
- * trace and no "this is a bug". Returns the annotation text.
- */
+/** A clean user failure that also set no outputs. Returns the annotation text. */
 function expectUserFailure(result: ActionProcessResult): string {
-  expect(result.exitCode).toBe(1)
-  const errors = errorLines(result)
-  expect(errors).toHaveLength(1)
-  const message = errors[0].slice('::error::'.length)
-  const output = result.stdout + result.stderr
-  expect(output).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m)
-  expect(output).not.toMatch(/unexpected error/)
+  const message = expectCleanFailure(result)
   expect(result.outputs).toEqual({})
   return message
 }

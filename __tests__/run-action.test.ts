@@ -19,6 +19,8 @@ import {
   REPO_ROOT,
   STANDIN_DIR,
   cleanupActionProcesses,
+  errorLines,
+  expectCleanFailure,
   runActionProcess,
   type ActionProcessResult
 } from './support/action-process.js'
@@ -107,19 +109,7 @@ function runMain(
   })
 }
 
-const errorLines = (result: ActionProcessResult) =>
-  result.stdout.split('\n').filter(line => line.startsWith('::error::'))
-
-/** Failed cleanly: exit 1, one one-line `::error::`, no stack trace, no "bug" wording. */
-function userFailure(result: ActionProcessResult): string {
-  expect(result.exitCode).toBe(1)
-  const errors = errorLines(result)
-  expect(errors).toHaveLength(1)
-  const output = result.stdout + result.stderr
-  expect(output).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m)
-  expect(output).not.toMatch(/unexpected error/)
-  return errors[0].slice('::error::'.length)
-}
+const userFailure = expectCleanFailure
 
 /** A client of the same repository, acting as another runner or a reader. */
 function directClient(): BackendClient {
