@@ -17,13 +17,12 @@ import {
   REPO_ROOT,
   STANDIN_DIR,
   cleanupActionProcesses,
-  errorLines,
-  expectCleanFailure,
   inputEnvName,
   parseFileCommands,
   runActionProcess,
   type ActionProcessResult
 } from './support/action-process.js'
+import { errorLines, expectCleanFailure } from './support/expect-failure.js'
 
 // Runs the bundled plan action (dist/plan/index.js) as a process, as GitHub would, with the
 // stand-in orun compiling the demo intent.

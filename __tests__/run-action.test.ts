@@ -19,11 +19,10 @@ import {
   REPO_ROOT,
   STANDIN_DIR,
   cleanupActionProcesses,
-  errorLines,
-  expectCleanFailure,
   runActionProcess,
   type ActionProcessResult
 } from './support/action-process.js'
+import { errorLines, expectCleanFailure } from './support/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
