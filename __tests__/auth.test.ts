@@ -14,7 +14,7 @@ import type net from 'node:net'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient, BackendError } from '../src/backend/client.js'
 import { UserError } from '../src/common/errors.js'
-import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
+import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 
 const ENV_KEYS = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'ORUN_TOKEN']
 const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))

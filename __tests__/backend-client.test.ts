@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals'
-import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { createTokenSource, type TokenSource } from '../src/backend/auth.js'
@@ -11,11 +10,11 @@ import {
 } from '../src/backend/client.js'
 import { toBackendPlan, type PlanLike } from '../src/backend/plan.js'
 import type { BackendPlan } from '../src/backend/types.js'
-import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
-import { silenceWorkflowCommands } from './support/quiet.js'
+import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { silenceWorkflowCommands } from '../testing/quiet.js'
+import { sharedPlanText } from '../testing/fixtures.js'
 
-const fixture = (name: string): PlanLike =>
-  JSON.parse(readFileSync(`/work/shared/fixtures/plans/${name}.json`, 'utf8')) as PlanLike
+const fixture = (name: string): PlanLike => JSON.parse(sharedPlanText(name)) as PlanLike
 
 const ENV_KEYS = [
   'ACTIONS_ID_TOKEN_REQUEST_URL',

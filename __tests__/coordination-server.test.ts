@@ -1,6 +1,6 @@
 /**
  * Conformance suite for the local coordination server: every row of
- * /work/shared/spec/backend-protocol.md as a table of requests and the exact
+ * ../shared/spec/backend-protocol.md as a table of requests and the exact
  * responses the live orun-backend gives, over real HTTP on loopback.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals'
@@ -11,8 +11,8 @@ import {
   startCoordinationServer,
   type CoordinationServer,
   type Identity
-} from './support/coordination-server.js'
-import { silenceWorkflowCommands } from './support/quiet.js'
+} from '../testing/coordination-server.js'
+import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 // getIDToken announces each minted token with ::add-mask:: and ::debug:: lines.
 beforeAll(() => silenceWorkflowCommands())

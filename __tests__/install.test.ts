@@ -20,7 +20,7 @@ import {
   buildFakeRelease,
   startReleaseServer,
   type ReleaseServer
-} from './support/release-server.js'
+} from '../testing/release-server.js'
 
 // @actions/tool-cache v4 reads RUNNER_TOOL_CACHE and RUNNER_TEMP on every call, not at import
 // time, so each test can point them at fresh folders after the static imports above.

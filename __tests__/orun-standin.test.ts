@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 // Exercises the stand-in orun as a real process, the way the action runs it.
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const ORUN = path.join(repoRoot, '__tests__', 'support', 'orun-standin', 'orun')
+const ORUN = path.join(repoRoot, 'testing', 'orun-standin', 'orun')
 const DEMO_INTENT = path.join(repoRoot, 'demo', 'intent', 'intent.yaml')
 const FAILING_INTENT = path.join(repoRoot, 'demo', 'intent', 'failing', 'intent.yaml')
 // CI lays shared/ beside the clone, as it is beside /work/main here.

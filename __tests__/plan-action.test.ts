@@ -21,8 +21,8 @@ import {
   parseFileCommands,
   runActionProcess,
   type ActionProcessResult
-} from './support/action-process.js'
-import { errorLines, expectCleanFailure } from './support/expect-failure.js'
+} from '../testing/action-process.js'
+import { errorLines, expectCleanFailure } from '../testing/expect-failure.js'
 
 // Runs the bundled plan action (dist/plan/index.js) as a process, as GitHub would, with the
 // stand-in orun compiling the demo intent.

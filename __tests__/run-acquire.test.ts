@@ -12,8 +12,8 @@ import { joinRun } from '../src/backend/session.js'
 import { UserError } from '../src/common/errors.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
 import { acquireJob, type AcquireContext, type AcquireStats } from '../src/run/acquire.js'
-import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
-import { silenceWorkflowCommands } from './support/quiet.js'
+import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
 const savedEnv = Object.fromEntries(TOKEN_ENV.map(name => [name, process.env[name]]))

@@ -21,9 +21,9 @@ import {
   cleanupActionProcesses,
   runActionProcess,
   type ActionProcessResult
-} from './support/action-process.js'
-import { errorLines, expectCleanFailure } from './support/expect-failure.js'
-import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
+} from '../testing/action-process.js'
+import { errorLines, expectCleanFailure } from '../testing/expect-failure.js'
+import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
 const POST_BUNDLE = 'dist/run-post/index.js'

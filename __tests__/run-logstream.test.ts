@@ -14,8 +14,8 @@ import { parsePlan } from '../src/plan/model.js'
 import { startHeartbeat, type Heartbeat } from '../src/run/heartbeat.js'
 import { LogStream, capLog, type LogUploader } from '../src/run/logstream.js'
 import { REDACTED, Redactor, envValues } from '../src/run/redact.js'
-import { startCoordinationServer, type CoordinationServer } from './support/coordination-server.js'
-import { silenceWorkflowCommands } from './support/quiet.js'
+import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 

@@ -22,13 +22,13 @@ import {
   startCoordinationServer,
   type CoordinationServer,
   type CoordinationServerOptions
-} from '../__tests__/support/coordination-server.js'
+} from '../testing/coordination-server.js'
 import {
   REPO_ROOT as ROOT,
   STANDIN_DIR,
   inputEnvName,
   parseFileCommands
-} from '../__tests__/support/action-process.js'
+} from '../testing/action-process.js'
 
 export { ROOT, STANDIN_DIR }
 export const DEMO_SECRET = 'demo-secret-7f3a9c'

@@ -31657,7 +31657,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1020);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87966);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31667,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 1020:
+/***/ 87966:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31680,426 +31680,10 @@ __nccwpck_require__.d(__webpack_exports__, {
 var lib_core = __nccwpck_require__(33838);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(77598);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(44942);
-;// CONCATENATED MODULE: ./src/common/retry.ts
-const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
-function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
-    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
-}
-/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
-function spread(ms, fraction, random = Math.random) {
-    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
-}
-/** Runs fn until it succeeds, decide() says stop, or attempts run out (then the last error is thrown). */
-async function withRetry(fn, options) {
-    const sleep = options.sleep ?? realSleep;
-    const random = options.random ?? Math.random;
-    for (let attempt = 0;; attempt++) {
-        try {
-            return await fn(attempt);
-        }
-        catch (error) {
-            const decision = options.decide(error, attempt);
-            if (!decision.retry || attempt + 1 >= options.attempts)
-                throw error;
-            const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
-                : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
-            options.onRetry?.(error, attempt, delay);
-            await sleep(delay);
-        }
-    }
-}
-
 // EXTERNAL MODULE: ./src/common/errors.ts
 var errors = __nccwpck_require__(71922);
-;// CONCATENATED MODULE: ./src/backend/client.ts
-
-
-
-/** Sent in the User-Agent; keep in step with package.json. */
-const ACTION_VERSION = '1.0.0';
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 10_000;
-/** What the live service answers with Retry-After; used when the header is missing. */
-const DEFAULT_RETRY_AFTER_MS = 1000;
-const RATE_LIMIT_JITTER_CAP_MS = 2500;
-const BODY_PREVIEW_CHARS = 100;
-const CODE_BY_STATUS = {
-    400: 'INVALID_REQUEST',
-    401: 'UNAUTHORIZED',
-    403: 'FORBIDDEN',
-    404: 'NOT_FOUND',
-    405: 'METHOD_NOT_ALLOWED',
-    409: 'CONFLICT',
-    429: 'RATE_LIMITED',
-    500: 'INTERNAL_ERROR'
-};
-/** A failed backend call; message is the server's own message (or the network failure). */
-class BackendError extends Error {
-    /** 0 for network errors and timeouts. */
-    status;
-    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE. */
-    code;
-    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
-    endpoint;
-    retryAfterMs;
-    constructor(init) {
-        super(init.message);
-        this.name = 'BackendError';
-        this.status = init.status;
-        this.code = init.code;
-        this.endpoint = init.endpoint;
-        this.retryAfterMs = init.retryAfterMs;
-    }
-    /** One line for logs: where, what status, what message. */
-    describe() {
-        const answer = this.status ? `${this.status} ${this.code}` : this.code;
-        return `${this.endpoint} failed (${answer}): ${this.message}`;
-    }
-}
-const seg = encodeURIComponent;
-function isGenericInternalError(message) {
-    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
-}
-/**
- * createRun's plan validation answers 500 with a specific message (Duplicate
- * jobId, dependency does not exist in plan): retrying cannot help.
- */
-function isPermanentCreateRunFailure(error) {
-    return (error.endpoint === 'POST /v1/runs' &&
-        error.status === 500 &&
-        error.code !== 'BAD_RESPONSE' &&
-        !isGenericInternalError(error.message));
-}
-function isTransient(error) {
-    return error.status === 0 || error.status >= 500;
-}
-function preview(text) {
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
-}
-function badResponse(endpoint, status, detail) {
-    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
-}
-function parseRetryAfter(header) {
-    const value = Array.isArray(header) ? header[0] : header;
-    if (!value)
-        return undefined;
-    const seconds = Number(value);
-    if (Number.isFinite(seconds) && seconds >= 0)
-        return seconds * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-function errorFromResponse(endpoint, status, text, retryAfter) {
-    let envelope;
-    try {
-        envelope = JSON.parse(text);
-    }
-    catch {
-        envelope = undefined;
-    }
-    if (!envelope || typeof envelope !== 'object') {
-        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
-        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
-        if (status === 429)
-            error.retryAfterMs = parseRetryAfter(retryAfter);
-        return error;
-    }
-    const { error: message, code } = envelope;
-    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new BackendError({
-        status,
-        code: typeof code === 'string' && code ? code : fallbackCode,
-        endpoint,
-        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
-        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
-    });
-}
-function parseJson(endpoint, response, valid) {
-    let value;
-    try {
-        value = JSON.parse(response.text);
-    }
-    catch {
-        const body = response.text.trim() ? `"${preview(response.text)}"` : 'an empty body';
-        throw badResponse(endpoint, response.status, `HTTP ${response.status} with ${body} instead of JSON`);
-    }
-    if (!value || typeof value !== 'object' || !valid(value)) {
-        throw badResponse(endpoint, response.status, `HTTP ${response.status} with an unexpected JSON shape: "${preview(response.text)}"`);
-    }
-    return value;
-}
-const has = (key, type) => (value) => typeof value[key] === type;
-const hasArray = (key) => (value) => Array.isArray(value[key]);
-/**
- * The typed orun-backend client. Retries live here and only here: network
- * errors, timeouts and 5xx with full-jitter backoff; 429 after Retry-After; a
- * 401 once after re-minting the token. Every call sends exactly the requests it
- * needs, no preflights.
- */
-class BackendClient {
-    stats = {
-        requests: 0,
-        rateLimited: 0,
-        retries: 0,
-        tokenRefreshes: 0,
-        byRoute: {}
-    };
-    baseUrl;
-    tokens;
-    http;
-    logHttp;
-    maxAttempts;
-    maxRateLimitedAttempts;
-    sleep;
-    random;
-    log;
-    constructor(options) {
-        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-        this.tokens = options.tokens;
-        const userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
-        // @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
-        // Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
-        this.http = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.timeoutMs ?? 30_000,
-            allowRetries: false
-        });
-        this.logHttp = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.logTimeoutMs ?? 120_000,
-            allowRetries: false
-        });
-        this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
-        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? 30);
-        this.sleep = options.sleep;
-        this.random = options.random;
-        this.log = options.log ?? (() => { });
-    }
-    async health() {
-        const endpoint = 'GET /';
-        const response = await this.request({ method: 'GET', endpoint, path: '/', auth: false });
-        return parseJson(endpoint, response, has('status', 'string'));
-    }
-    /**
-     * Idempotent for a given runId (a second create is a join, 200). A create
-     * whose 201 was lost and was retried reports created: false.
-     */
-    async createRun(request) {
-        const endpoint = 'POST /v1/runs';
-        const response = await this.request(this.json('POST', endpoint, '/v1/runs', request));
-        const body = parseJson(endpoint, response, has('runId', 'string'));
-        return {
-            runId: body.runId,
-            status: body.status,
-            createdAt: body.createdAt,
-            created: response.status === 201
-        };
-    }
-    async getRun(runId) {
-        const endpoint = 'GET /v1/runs/{runId}';
-        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}`));
-        return parseJson(endpoint, response, has('run', 'object')).run;
-    }
-    async claim(runId, jobId, runnerId) {
-        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/claim';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/claim`;
-        const trace = { ambiguous: false };
-        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), trace);
-        const result = parseJson(endpoint, response, has('claimed', 'boolean'));
-        // An attempt that failed in flight may have claimed the job for us; the retry
-        // then sees it "running". A claim cannot be resumed, so ask who owns it.
-        if (trace.ambiguous && !result.claimed && result.currentStatus === 'running') {
-            const job = await this.jobStatus(runId, jobId);
-            if (job.runnerId === runnerId)
-                return { claimed: true, recovered: true };
-        }
-        return result;
-    }
-    async heartbeat(runId, jobId, runnerId) {
-        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/heartbeat';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/heartbeat`;
-        const response = await this.request(this.json('POST', endpoint, path, { runnerId }));
-        return parseJson(endpoint, response, has('ok', 'boolean'));
-    }
-    async update(runId, jobId, runnerId, status, error) {
-        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/update';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/update`;
-        const body = error === undefined ? { runnerId, status } : { runnerId, status, error };
-        const trace = { ambiguous: false };
-        try {
-            const response = await this.request(this.json('POST', endpoint, path, body), trace);
-            return parseJson(endpoint, response, has('ok', 'boolean'));
-        }
-        catch (failure) {
-            // An attempt that failed in flight may have recorded the result; the retry
-            // then finds the job no longer running, in exactly the status we sent.
-            if (trace.ambiguous &&
-                failure instanceof BackendError &&
-                failure.status === 400 &&
-                failure.message === `Job is not running (current: ${status})`) {
-                return { ok: true, alreadyRecorded: true };
-            }
-            throw failure;
-        }
-    }
-    async runnable(runId) {
-        const endpoint = 'GET /v1/runs/{runId}/runnable';
-        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/runnable`));
-        return parseJson(endpoint, response, hasArray('jobs')).jobs;
-    }
-    async listJobs(runId) {
-        const endpoint = 'GET /v1/runs/{runId}/jobs';
-        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/jobs`));
-        return parseJson(endpoint, response, hasArray('jobs')).jobs;
-    }
-    async jobStatus(runId, jobId) {
-        const endpoint = 'GET /v1/runs/{runId}/jobs/{jobId}/status';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/status`;
-        const response = await this.request(this.json('GET', endpoint, path));
-        return parseJson(endpoint, response, has('status', 'string'));
-    }
-    /** Replaces the stored log (the last upload wins), so it is safe to retry. */
-    async uploadLog(runId, jobId, text) {
-        const endpoint = 'POST /v1/runs/{runId}/logs/{jobId}';
-        const response = await this.request({
-            method: 'POST',
-            endpoint,
-            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
-            body: text,
-            contentType: 'text/plain; charset=utf-8',
-            accept: 'application/json',
-            logs: true
-        });
-        const body = parseJson(endpoint, response, has('logRef', 'string'));
-        return { logRef: body.logRef };
-    }
-    async readLog(runId, jobId) {
-        const response = await this.request({
-            method: 'GET',
-            endpoint: 'GET /v1/runs/{runId}/logs/{jobId}',
-            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
-            accept: 'text/plain, application/json',
-            logs: true
-        });
-        return response.text;
-    }
-    json(method, endpoint, path, body) {
-        return body === undefined
-            ? { method, endpoint, path, accept: 'application/json' }
-            : {
-                method,
-                endpoint,
-                path,
-                body: JSON.stringify(body),
-                contentType: 'application/json',
-                accept: 'application/json'
-            };
-    }
-    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
-    async request(spec, trace = { ambiguous: false }) {
-        let transientFailures = 0;
-        let rateLimitedAnswers = 0;
-        let reminted = false;
-        return withRetry(async () => {
-            try {
-                return await this.send(spec);
-            }
-            catch (error) {
-                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
-                // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof BackendError && error.status === 401;
-                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
-                    throw error;
-                reminted = true;
-                this.tokens.invalidate();
-                this.stats.tokenRefreshes++;
-                this.log(`${error.describe()}; minting a new token and trying once more.`);
-                return await this.send(spec);
-            }
-        }, {
-            // Each kind is bounded by its own limit in decide(); this only caps the sum.
-            attempts: this.maxAttempts + this.maxRateLimitedAttempts,
-            baseMs: BACKOFF_BASE_MS,
-            capMs: BACKOFF_CAP_MS,
-            sleep: this.sleep,
-            random: this.random,
-            decide: error => {
-                if (!(error instanceof BackendError))
-                    return { retry: false };
-                if (error.status === 429) {
-                    rateLimitedAnswers++;
-                    return rateLimitedAnswers < this.maxRateLimitedAttempts
-                        ? {
-                            retry: true,
-                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
-                            // Every runner of the repository shares the bucket: each 429 in a row
-                            // spreads the retries wider, so a crowd does not collide again next second.
-                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
-                        }
-                        : { retry: false };
-                }
-                if (!isTransient(error) || isPermanentCreateRunFailure(error))
-                    return { retry: false };
-                // The request may have reached the server before it failed (lost response, 5xx after the write).
-                trace.ambiguous = true;
-                transientFailures++;
-                return { retry: transientFailures < this.maxAttempts };
-            },
-            onRetry: (error, _attempt, delayMs) => {
-                this.stats.retries++;
-                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
-                this.log(`${what}; retrying in ${delayMs} ms.`);
-            }
-        });
-    }
-    /** One HTTP request; throws BackendError for anything but a 2xx. */
-    async send(spec) {
-        const headers = {};
-        if (spec.accept)
-            headers['Accept'] = spec.accept;
-        if (spec.contentType)
-            headers['Content-Type'] = spec.contentType;
-        if (spec.auth !== false)
-            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
-        const http = spec.logs ? this.logHttp : this.http;
-        const url = `${this.baseUrl}${spec.path}`;
-        this.stats.requests++;
-        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
-        let response;
-        let text;
-        try {
-            response = await http.request(spec.method, url, spec.body ?? null, headers);
-            text = await response.readBody();
-        }
-        catch (error) {
-            const message = (0,errors/* errorMessage */.gJ)(error);
-            const timedOut = message.startsWith('Request timeout');
-            throw new BackendError({
-                status: 0,
-                code: timedOut ? 'TIMEOUT' : 'NETWORK',
-                endpoint: spec.endpoint,
-                // Never echo the request (it carries the token); the error names only the path.
-                message: timedOut ? 'no answer before the timeout' : message
-            });
-        }
-        const status = response.message.statusCode ?? 0;
-        if (status >= 200 && status < 300)
-            return { status, text };
-        if (status === 429)
-            this.stats.rateLimited++;
-        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
-    }
-}
-
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
 const buffer_utils_encoder = new TextEncoder(), decoder = new TextDecoder(), buffer_utils_strictDecoder = new TextDecoder("utf-8", { fatal: !0 }), UINT32_RANGE = (/* unused pure expression or super */ null && (2 ** 32));
 function concat(...buffers) {
@@ -32546,6 +32130,418 @@ function createTokenSource(options = {}) {
         PERMISSIONS_HINT);
 }
 
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(44942);
+;// CONCATENATED MODULE: ./src/common/retry.ts
+const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
+function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
+    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+}
+/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
+function spread(ms, fraction, random = Math.random) {
+    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
+}
+/** Runs fn until it succeeds, decide() says stop, or attempts run out (then the last error is thrown). */
+async function withRetry(fn, options) {
+    const sleep = options.sleep ?? realSleep;
+    const random = options.random ?? Math.random;
+    for (let attempt = 0;; attempt++) {
+        try {
+            return await fn(attempt);
+        }
+        catch (error) {
+            const decision = options.decide(error, attempt);
+            if (!decision.retry || attempt + 1 >= options.attempts)
+                throw error;
+            const delay = decision.afterMs !== undefined
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
+                : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
+            options.onRetry?.(error, attempt, delay);
+            await sleep(delay);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/backend/client.ts
+
+
+
+/** Sent in the User-Agent; keep in step with package.json. */
+const ACTION_VERSION = '1.0.0';
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 10_000;
+/** What the live service answers with Retry-After; used when the header is missing. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
+const RATE_LIMIT_JITTER_CAP_MS = 2500;
+const BODY_PREVIEW_CHARS = 100;
+const CODE_BY_STATUS = {
+    400: 'INVALID_REQUEST',
+    401: 'UNAUTHORIZED',
+    403: 'FORBIDDEN',
+    404: 'NOT_FOUND',
+    405: 'METHOD_NOT_ALLOWED',
+    409: 'CONFLICT',
+    429: 'RATE_LIMITED',
+    500: 'INTERNAL_ERROR'
+};
+/** A failed backend call; message is the server's own message (or the network failure). */
+class BackendError extends Error {
+    /** 0 for network errors and timeouts. */
+    status;
+    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE. */
+    code;
+    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
+    endpoint;
+    retryAfterMs;
+    constructor(init) {
+        super(init.message);
+        this.name = 'BackendError';
+        this.status = init.status;
+        this.code = init.code;
+        this.endpoint = init.endpoint;
+        this.retryAfterMs = init.retryAfterMs;
+    }
+    /** One line for logs: where, what status, what message. */
+    describe() {
+        const answer = this.status ? `${this.status} ${this.code}` : this.code;
+        return `${this.endpoint} failed (${answer}): ${this.message}`;
+    }
+}
+const seg = encodeURIComponent;
+function isGenericInternalError(message) {
+    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
+}
+/**
+ * createRun's plan validation answers 500 with a specific message (Duplicate
+ * jobId, dependency does not exist in plan): retrying cannot help.
+ */
+function isPermanentCreateRunFailure(error) {
+    return (error.endpoint === 'POST /v1/runs' &&
+        error.status === 500 &&
+        error.code !== 'BAD_RESPONSE' &&
+        !isGenericInternalError(error.message));
+}
+function isTransient(error) {
+    return error.status === 0 || error.status >= 500;
+}
+function preview(text) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
+}
+function badResponse(endpoint, status, detail) {
+    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+}
+function parseRetryAfter(header) {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!value)
+        return undefined;
+    const seconds = Number(value);
+    if (Number.isFinite(seconds) && seconds >= 0)
+        return seconds * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+function errorFromResponse(endpoint, status, text, retryAfter) {
+    let envelope;
+    try {
+        envelope = JSON.parse(text);
+    }
+    catch {
+        envelope = undefined;
+    }
+    if (!envelope || typeof envelope !== 'object') {
+        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
+        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
+        if (status === 429)
+            error.retryAfterMs = parseRetryAfter(retryAfter);
+        return error;
+    }
+    const { error: message, code } = envelope;
+    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
+    return new BackendError({
+        status,
+        code: typeof code === 'string' && code ? code : fallbackCode,
+        endpoint,
+        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
+        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
+    });
+}
+function parseJson(endpoint, response, valid) {
+    let value;
+    try {
+        value = JSON.parse(response.text);
+    }
+    catch {
+        const body = response.text.trim() ? `"${preview(response.text)}"` : 'an empty body';
+        throw badResponse(endpoint, response.status, `HTTP ${response.status} with ${body} instead of JSON`);
+    }
+    if (!value || typeof value !== 'object' || !valid(value)) {
+        throw badResponse(endpoint, response.status, `HTTP ${response.status} with an unexpected JSON shape: "${preview(response.text)}"`);
+    }
+    return value;
+}
+const has = (key, type) => (value) => typeof value[key] === type;
+const hasArray = (key) => (value) => Array.isArray(value[key]);
+/**
+ * The typed orun-backend client. Retries live here and only here: network
+ * errors, timeouts and 5xx with full-jitter backoff; 429 after Retry-After; a
+ * 401 once after re-minting the token. Every call sends exactly the requests it
+ * needs, no preflights.
+ */
+class BackendClient {
+    stats = {
+        requests: 0,
+        rateLimited: 0,
+        retries: 0,
+        tokenRefreshes: 0,
+        byRoute: {}
+    };
+    baseUrl;
+    tokens;
+    http;
+    logHttp;
+    maxAttempts;
+    maxRateLimitedAttempts;
+    sleep;
+    random;
+    log;
+    constructor(options) {
+        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+        this.tokens = options.tokens;
+        const userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
+        // @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
+        // Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
+        this.http = new lib/* HttpClient */.Qq(userAgent, [], {
+            socketTimeout: options.timeoutMs ?? 30_000,
+            allowRetries: false
+        });
+        this.logHttp = new lib/* HttpClient */.Qq(userAgent, [], {
+            socketTimeout: options.logTimeoutMs ?? 120_000,
+            allowRetries: false
+        });
+        this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? 30);
+        this.sleep = options.sleep;
+        this.random = options.random;
+        this.log = options.log ?? (() => { });
+    }
+    async health() {
+        const endpoint = 'GET /';
+        const response = await this.request({ method: 'GET', endpoint, path: '/', auth: false });
+        return parseJson(endpoint, response, has('status', 'string'));
+    }
+    /**
+     * Idempotent for a given runId (a second create is a join, 200). A create
+     * whose 201 was lost and was retried reports created: false.
+     */
+    async createRun(request) {
+        const endpoint = 'POST /v1/runs';
+        const response = await this.request(this.json('POST', endpoint, '/v1/runs', request));
+        const body = parseJson(endpoint, response, has('runId', 'string'));
+        return {
+            runId: body.runId,
+            status: body.status,
+            createdAt: body.createdAt,
+            created: response.status === 201
+        };
+    }
+    async getRun(runId) {
+        const endpoint = 'GET /v1/runs/{runId}';
+        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}`));
+        return parseJson(endpoint, response, has('run', 'object')).run;
+    }
+    async claim(runId, jobId, runnerId) {
+        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/claim';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/claim`;
+        const trace = { ambiguous: false };
+        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), trace);
+        const result = parseJson(endpoint, response, has('claimed', 'boolean'));
+        // An attempt that failed in flight may have claimed the job for us; the retry
+        // then sees it "running". A claim cannot be resumed, so ask who owns it.
+        if (trace.ambiguous && !result.claimed && result.currentStatus === 'running') {
+            const job = await this.jobStatus(runId, jobId);
+            if (job.runnerId === runnerId)
+                return { claimed: true, recovered: true };
+        }
+        return result;
+    }
+    async heartbeat(runId, jobId, runnerId) {
+        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/heartbeat';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/heartbeat`;
+        const response = await this.request(this.json('POST', endpoint, path, { runnerId }));
+        return parseJson(endpoint, response, has('ok', 'boolean'));
+    }
+    async update(runId, jobId, runnerId, status, error) {
+        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/update';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/update`;
+        const body = error === undefined ? { runnerId, status } : { runnerId, status, error };
+        const trace = { ambiguous: false };
+        try {
+            const response = await this.request(this.json('POST', endpoint, path, body), trace);
+            return parseJson(endpoint, response, has('ok', 'boolean'));
+        }
+        catch (failure) {
+            // An attempt that failed in flight may have recorded the result; the retry
+            // then finds the job no longer running, in exactly the status we sent.
+            if (trace.ambiguous &&
+                failure instanceof BackendError &&
+                failure.status === 400 &&
+                failure.message === `Job is not running (current: ${status})`) {
+                return { ok: true, alreadyRecorded: true };
+            }
+            throw failure;
+        }
+    }
+    async runnable(runId) {
+        const endpoint = 'GET /v1/runs/{runId}/runnable';
+        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/runnable`));
+        return parseJson(endpoint, response, hasArray('jobs')).jobs;
+    }
+    async listJobs(runId) {
+        const endpoint = 'GET /v1/runs/{runId}/jobs';
+        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/jobs`));
+        return parseJson(endpoint, response, hasArray('jobs')).jobs;
+    }
+    async jobStatus(runId, jobId) {
+        const endpoint = 'GET /v1/runs/{runId}/jobs/{jobId}/status';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/status`;
+        const response = await this.request(this.json('GET', endpoint, path));
+        return parseJson(endpoint, response, has('status', 'string'));
+    }
+    /** Replaces the stored log (the last upload wins), so it is safe to retry. */
+    async uploadLog(runId, jobId, text) {
+        const endpoint = 'POST /v1/runs/{runId}/logs/{jobId}';
+        const response = await this.request({
+            method: 'POST',
+            endpoint,
+            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
+            body: text,
+            contentType: 'text/plain; charset=utf-8',
+            accept: 'application/json',
+            logs: true
+        });
+        const body = parseJson(endpoint, response, has('logRef', 'string'));
+        return { logRef: body.logRef };
+    }
+    async readLog(runId, jobId) {
+        const response = await this.request({
+            method: 'GET',
+            endpoint: 'GET /v1/runs/{runId}/logs/{jobId}',
+            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
+            accept: 'text/plain, application/json',
+            logs: true
+        });
+        return response.text;
+    }
+    json(method, endpoint, path, body) {
+        return body === undefined
+            ? { method, endpoint, path, accept: 'application/json' }
+            : {
+                method,
+                endpoint,
+                path,
+                body: JSON.stringify(body),
+                contentType: 'application/json',
+                accept: 'application/json'
+            };
+    }
+    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
+    async request(spec, trace = { ambiguous: false }) {
+        let transientFailures = 0;
+        let rateLimitedAnswers = 0;
+        let reminted = false;
+        return withRetry(async () => {
+            try {
+                return await this.send(spec);
+            }
+            catch (error) {
+                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
+                // A static token cannot be re-minted, so repeating the request would be wasted.
+                const refused = error instanceof BackendError && error.status === 401;
+                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
+                    throw error;
+                reminted = true;
+                this.tokens.invalidate();
+                this.stats.tokenRefreshes++;
+                this.log(`${error.describe()}; minting a new token and trying once more.`);
+                return await this.send(spec);
+            }
+        }, {
+            // Each kind is bounded by its own limit in decide(); this only caps the sum.
+            attempts: this.maxAttempts + this.maxRateLimitedAttempts,
+            baseMs: BACKOFF_BASE_MS,
+            capMs: BACKOFF_CAP_MS,
+            sleep: this.sleep,
+            random: this.random,
+            decide: error => {
+                if (!(error instanceof BackendError))
+                    return { retry: false };
+                if (error.status === 429) {
+                    rateLimitedAnswers++;
+                    return rateLimitedAnswers < this.maxRateLimitedAttempts
+                        ? {
+                            retry: true,
+                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                            // Every runner of the repository shares the bucket: each 429 in a row
+                            // spreads the retries wider, so a crowd does not collide again next second.
+                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                        }
+                        : { retry: false };
+                }
+                if (!isTransient(error) || isPermanentCreateRunFailure(error))
+                    return { retry: false };
+                // The request may have reached the server before it failed (lost response, 5xx after the write).
+                trace.ambiguous = true;
+                transientFailures++;
+                return { retry: transientFailures < this.maxAttempts };
+            },
+            onRetry: (error, _attempt, delayMs) => {
+                this.stats.retries++;
+                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                this.log(`${what}; retrying in ${delayMs} ms.`);
+            }
+        });
+    }
+    /** One HTTP request; throws BackendError for anything but a 2xx. */
+    async send(spec) {
+        const headers = {};
+        if (spec.accept)
+            headers['Accept'] = spec.accept;
+        if (spec.contentType)
+            headers['Content-Type'] = spec.contentType;
+        if (spec.auth !== false)
+            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
+        const http = spec.logs ? this.logHttp : this.http;
+        const url = `${this.baseUrl}${spec.path}`;
+        this.stats.requests++;
+        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
+        let response;
+        let text;
+        try {
+            response = await http.request(spec.method, url, spec.body ?? null, headers);
+            text = await response.readBody();
+        }
+        catch (error) {
+            const message = (0,errors/* errorMessage */.gJ)(error);
+            const timedOut = message.startsWith('Request timeout');
+            throw new BackendError({
+                status: 0,
+                code: timedOut ? 'TIMEOUT' : 'NETWORK',
+                endpoint: spec.endpoint,
+                // Never echo the request (it carries the token); the error names only the path.
+                message: timedOut ? 'no answer before the timeout' : message
+            });
+        }
+        const status = response.message.statusCode ?? 0;
+        if (status >= 200 && status < 300)
+            return { status, text };
+        if (status === 429)
+            this.stats.rateLimited++;
+        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/backend/plan.ts
 const BACKEND_PLAN_VERSION = 'sourceplane.io/v1';
 function toBackendStep(step) {
@@ -32643,6 +32639,10 @@ function explainBackendError(error, doing) {
     }
 }
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
 ;// CONCATENATED MODULE: ./src/common/runner.ts
 
 
@@ -33972,69 +33972,213 @@ async function localBinary(orunPath) {
     return binary;
 }
 
-;// CONCATENATED MODULE: ./src/plan/handoff.ts
-
-
-
-/**
- * Hands the compiled plan from the plan job to the matrix runners as a
- * workflow artifact, so workflows need no upload/download steps of their own.
- */
-/**
- * Loaded on first use: the artifact client is most of the bundle, and a run
- * job given 'plan-file' (or a plan job with 'upload: false') never needs it.
- */
-async function artifactClient() {
-    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
-    return new DefaultArtifactClient();
+;// CONCATENATED MODULE: ./src/run/cancel.ts
+/** Thrown out of a wait when the runner is told to stop (SIGINT/SIGTERM). */
+class Cancelled extends Error {
 }
-/** Artifact names may not hold these characters. */
-const forbidden = /[":<>|*?\r\n\\/]/g;
-function defaultArtifactName(runId) {
-    return `orun-plan-${runId}`.replace(forbidden, '-');
+/** A sleep that ends early, with Cancelled, when the signal aborts. */
+function abortableSleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal.aborted)
+            return reject(new Cancelled());
+        const timer = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(new Cancelled());
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+    });
 }
-/** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-async function uploadPlanArtifact(planFile, name) {
-    requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
-    try {
-        // A plan is only needed while this workflow run lasts.
-        await (await artifactClient()).uploadArtifact(name, [planFile], dirname(planFile), {
-            retentionDays: 1
-        });
+
+;// CONCATENATED MODULE: ./node_modules/string-argv/index.js
+
+function parseArgsStringToArgv(value, env, file) {
+    const myArray = [];
+    if (env) {
+        myArray.push(env);
     }
-    catch (error) {
-        const message = errorMessage(error);
-        if (/conflict|already exists/i.test(message)) {
-            throw new UserError(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
-                "Give each plan step its own 'artifact-name', or 'run-id'.");
+    if (file) {
+        myArray.push(file);
+    }
+    let current = "";
+    let inQuote = null;
+    let hasToken = false; // Track if we've started a token (for empty quotes)
+    let i = 0;
+    while (i < value.length) {
+        const char = value[i];
+        if (inQuote) {
+            // Inside quotes - look for the closing quote
+            if (char === inQuote) {
+                // End of quoted section
+                inQuote = null;
+            }
+            else {
+                // Add character to current token (without the quotes)
+                current += char;
+            }
         }
-        throw new UserError(`Uploading the plan as artifact '${name}' failed: ${message}`);
+        else {
+            // Outside quotes
+            if (char === '"' || char === "'") {
+                // Start of quoted section - this means we have a token even if empty
+                inQuote = char;
+                hasToken = true;
+            }
+            else if (/\s/.test(char)) {
+                // Whitespace - end current token if we have one
+                if (hasToken) {
+                    myArray.push(current);
+                    current = "";
+                    hasToken = false;
+                }
+            }
+            else {
+                // Regular character - add to current token
+                current += char;
+                hasToken = true;
+            }
+        }
+        i++;
     }
-    core.info(`Plan uploaded as artifact '${name}'.`);
+    // Don't forget the last token
+    if (hasToken) {
+        myArray.push(current);
+    }
+    return myArray;
 }
-/** Downloads the plan artifact into dir and returns the plan file's path. */
-async function downloadPlanArtifact(name, dir) {
-    requireRuntime('download the plan', "pass 'plan-file' instead");
-    const client = await artifactClient();
-    let artifactId;
+
+;// CONCATENATED MODULE: ./src/common/inputs.ts
+
+
+
+/** Typed readers for action inputs: every malformed value becomes a UserError naming the input. */
+function getString(name, fallback = '') {
+    return lib_core/* getInput */.V4(name).trim() || fallback;
+}
+function getRequired(name, hint) {
+    const value = lib_core/* getInput */.V4(name).trim();
+    if (!value)
+        throw new errors/* UserError */.yo(`Input '${name}' is required: ${hint}`);
+    return value;
+}
+function getBoolean(name, fallback) {
+    const raw = core.getInput(name).trim();
+    if (!raw)
+        return fallback;
+    if (['true', 'True', 'TRUE'].includes(raw))
+        return true;
+    if (['false', 'False', 'FALSE'].includes(raw))
+        return false;
+    throw new UserError(`Input '${name}' must be true or false, got '${raw}'.`);
+}
+/** A comma- or newline-separated list, empty items dropped. */
+function getList(name) {
+    return lib_core/* getInput */.V4(name)
+        .split(/[,\n]/)
+        .map(item => item.trim())
+        .filter(Boolean);
+}
+/** Extra CLI flags, split like a shell would split words but never run through one. */
+function getArgs(name) {
+    const raw = lib_core/* getInput */.V4(name).trim();
+    return raw ? parseArgsStringToArgv(raw) : [];
+}
+const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Durations like 30s, 5m, 1h30m, 1500ms, or a bare number of seconds. */
+function parseDuration(raw) {
+    const text = raw.trim();
+    if (/^\d+(\.\d+)?$/.test(text))
+        return Math.round(Number(text) * 1000);
+    const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+    if (!parts.length || parts.map(p => p[0]).join('') !== text)
+        return undefined;
+    return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0));
+}
+function getDuration(name, fallback) {
+    const raw = lib_core/* getInput */.V4(name).trim() || fallback;
+    const ms = parseDuration(raw);
+    if (ms === undefined || ms <= 0) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`);
+    }
+    return ms;
+}
+function getChoice(name, choices, fallback) {
+    const raw = lib_core/* getInput */.V4(name).trim() || fallback;
+    if (!choices.includes(raw)) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be one of ${choices.join(', ')}, got '${raw}'.`);
+    }
+    return raw;
+}
+
+;// CONCATENATED MODULE: ./src/backend/url.ts
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+/**
+ * The backend base URL from the input, else ORUN_BACKEND_URL. Tokens travel
+ * in its requests, so plain http is accepted only for loopback (local tests).
+ */
+function resolveBackendUrl(input, required) {
+    const raw = (input || process.env.ORUN_BACKEND_URL || '').trim();
+    if (!raw) {
+        if (!required)
+            return undefined;
+        throw new errors/* UserError */.yo("No backend URL: set the 'backend-url' input, or ORUN_BACKEND_URL (e.g. `env: ORUN_BACKEND_URL: ${{ vars.ORUN_BACKEND_URL }}`).");
+    }
+    let url;
     try {
-        artifactId = (await client.getArtifact(name)).artifact.id;
+        url = new URL(raw);
     }
-    catch (error) {
-        throw new errors/* UserError */.yo(`No artifact named '${name}' in this workflow run (${(0,errors/* errorMessage */.gJ)(error)}). ` +
-            "The plan job must finish first ('needs: plan') with 'upload: true'; pass the plan job's " +
-            "'artifact-name' output as 'artifact-name', or pass 'plan-file'.");
+    catch {
+        throw new errors/* UserError */.yo(`Input 'backend-url' is not a URL: '${raw}'. Use e.g. https://orun-api.example.workers.dev.`);
     }
-    const { downloadPath } = await client.downloadArtifact(artifactId, { path: dir });
-    return (0,external_node_path_.join)(downloadPath ?? dir, PLAN_ARTIFACT_FILE);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopbackHosts.has(url.hostname))) {
+        throw new errors/* UserError */.yo(`Input 'backend-url' must be an https:// URL (plain http only for localhost), got '${raw}'.`);
+    }
+    return raw.replace(/\/+$/, '');
 }
-/** The plan artifact holds one file with this name. */
-const PLAN_ARTIFACT_FILE = 'plan.json';
-function requireRuntime(what, alternative) {
-    if (!process.env.ACTIONS_RUNTIME_TOKEN) {
-        throw new errors/* UserError */.yo(`Cannot ${what} as an artifact: ACTIONS_RUNTIME_TOKEN is not set, so this is not a GitHub Actions runner ` +
-            `(or the step runs in a container without it). Either run on GitHub Actions, or ${alternative}.`);
+
+;// CONCATENATED MODULE: ./src/run/inputs.ts
+
+
+
+
+/** Every input of the run action, read and checked once, before any backend call. */
+function readRunInputs() {
+    const job = getString('job') || undefined;
+    const environments = getList('environments');
+    const components = getList('components');
+    if (job && (environments.length || components.length)) {
+        throw new errors/* UserError */.yo("Set either 'job' (one matrix job) or 'environments'/'components' (a slice run on this runner), not both.");
     }
+    if (!job && !environments.length && !components.length) {
+        throw new errors/* UserError */.yo("Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), or 'environments'/'components' to run a slice of the plan on this runner.");
+    }
+    return {
+        planId: getString('plan-id') || undefined,
+        runId: getRequired('run-id', "pass the plan job's output, e.g. run-id: ${{ needs.plan.outputs.run-id }}."),
+        job,
+        environments,
+        components,
+        backendUrl: resolveBackendUrl(getString('backend-url'), true),
+        audience: getString('audience', 'orun'),
+        token: getString('token') || undefined,
+        workingDirectory: workspacePath(getString('working-directory', '.')),
+        planFile: getString('plan-file') || undefined,
+        artifactName: getString('artifact-name') || undefined,
+        orunVersion: getString('orun-version', 'latest'),
+        orunPath: getString('orun-path') || undefined,
+        orunDownloadUrl: getString('orun-download-url') || undefined,
+        githubToken: getString('github-token') || undefined,
+        args: getArgs('args'),
+        dependencyTimeoutMs: getDuration('dependency-timeout', '30m'),
+        heartbeatIntervalMs: getDuration('heartbeat-interval', '30s'),
+        onDuplicate: getChoice('on-duplicate', ['wait', 'skip'], 'wait'),
+        logUploadIntervalMs: getDuration('log-upload-interval', '15s'),
+        redactEnv: getList('redact-env')
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/plan/model.ts
@@ -34657,194 +34801,6 @@ async function executeJob(options) {
     }
 }
 
-;// CONCATENATED MODULE: ./node_modules/string-argv/index.js
-
-function parseArgsStringToArgv(value, env, file) {
-    const myArray = [];
-    if (env) {
-        myArray.push(env);
-    }
-    if (file) {
-        myArray.push(file);
-    }
-    let current = "";
-    let inQuote = null;
-    let hasToken = false; // Track if we've started a token (for empty quotes)
-    let i = 0;
-    while (i < value.length) {
-        const char = value[i];
-        if (inQuote) {
-            // Inside quotes - look for the closing quote
-            if (char === inQuote) {
-                // End of quoted section
-                inQuote = null;
-            }
-            else {
-                // Add character to current token (without the quotes)
-                current += char;
-            }
-        }
-        else {
-            // Outside quotes
-            if (char === '"' || char === "'") {
-                // Start of quoted section - this means we have a token even if empty
-                inQuote = char;
-                hasToken = true;
-            }
-            else if (/\s/.test(char)) {
-                // Whitespace - end current token if we have one
-                if (hasToken) {
-                    myArray.push(current);
-                    current = "";
-                    hasToken = false;
-                }
-            }
-            else {
-                // Regular character - add to current token
-                current += char;
-                hasToken = true;
-            }
-        }
-        i++;
-    }
-    // Don't forget the last token
-    if (hasToken) {
-        myArray.push(current);
-    }
-    return myArray;
-}
-
-;// CONCATENATED MODULE: ./src/common/inputs.ts
-
-
-
-/** Typed readers for action inputs: every malformed value becomes a UserError naming the input. */
-function getString(name, fallback = '') {
-    return lib_core/* getInput */.V4(name).trim() || fallback;
-}
-function getRequired(name, hint) {
-    const value = lib_core/* getInput */.V4(name).trim();
-    if (!value)
-        throw new errors/* UserError */.yo(`Input '${name}' is required: ${hint}`);
-    return value;
-}
-function getBoolean(name, fallback) {
-    const raw = core.getInput(name).trim();
-    if (!raw)
-        return fallback;
-    if (['true', 'True', 'TRUE'].includes(raw))
-        return true;
-    if (['false', 'False', 'FALSE'].includes(raw))
-        return false;
-    throw new UserError(`Input '${name}' must be true or false, got '${raw}'.`);
-}
-/** A comma- or newline-separated list, empty items dropped. */
-function getList(name) {
-    return lib_core/* getInput */.V4(name)
-        .split(/[,\n]/)
-        .map(item => item.trim())
-        .filter(Boolean);
-}
-/** Extra CLI flags, split like a shell would split words but never run through one. */
-function getArgs(name) {
-    const raw = lib_core/* getInput */.V4(name).trim();
-    return raw ? parseArgsStringToArgv(raw) : [];
-}
-const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-/** Durations like 30s, 5m, 1h30m, 1500ms, or a bare number of seconds. */
-function parseDuration(raw) {
-    const text = raw.trim();
-    if (/^\d+(\.\d+)?$/.test(text))
-        return Math.round(Number(text) * 1000);
-    const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-    if (!parts.length || parts.map(p => p[0]).join('') !== text)
-        return undefined;
-    return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0));
-}
-function getDuration(name, fallback) {
-    const raw = lib_core/* getInput */.V4(name).trim() || fallback;
-    const ms = parseDuration(raw);
-    if (ms === undefined || ms <= 0) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`);
-    }
-    return ms;
-}
-function getChoice(name, choices, fallback) {
-    const raw = lib_core/* getInput */.V4(name).trim() || fallback;
-    if (!choices.includes(raw)) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be one of ${choices.join(', ')}, got '${raw}'.`);
-    }
-    return raw;
-}
-
-;// CONCATENATED MODULE: ./src/backend/url.ts
-
-const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-/**
- * The backend base URL from the input, else ORUN_BACKEND_URL. Tokens travel
- * in its requests, so plain http is accepted only for loopback (local tests).
- */
-function resolveBackendUrl(input, required) {
-    const raw = (input || process.env.ORUN_BACKEND_URL || '').trim();
-    if (!raw) {
-        if (!required)
-            return undefined;
-        throw new errors/* UserError */.yo("No backend URL: set the 'backend-url' input, or ORUN_BACKEND_URL (e.g. `env: ORUN_BACKEND_URL: ${{ vars.ORUN_BACKEND_URL }}`).");
-    }
-    let url;
-    try {
-        url = new URL(raw);
-    }
-    catch {
-        throw new errors/* UserError */.yo(`Input 'backend-url' is not a URL: '${raw}'. Use e.g. https://orun-api.example.workers.dev.`);
-    }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopbackHosts.has(url.hostname))) {
-        throw new errors/* UserError */.yo(`Input 'backend-url' must be an https:// URL (plain http only for localhost), got '${raw}'.`);
-    }
-    return raw.replace(/\/+$/, '');
-}
-
-;// CONCATENATED MODULE: ./src/run/inputs.ts
-
-
-
-
-/** Every input of the run action, read and checked once, before any backend call. */
-function readRunInputs() {
-    const job = getString('job') || undefined;
-    const environments = getList('environments');
-    const components = getList('components');
-    if (job && (environments.length || components.length)) {
-        throw new errors/* UserError */.yo("Set either 'job' (one matrix job) or 'environments'/'components' (a slice run on this runner), not both.");
-    }
-    if (!job && !environments.length && !components.length) {
-        throw new errors/* UserError */.yo("Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), or 'environments'/'components' to run a slice of the plan on this runner.");
-    }
-    return {
-        planId: getString('plan-id') || undefined,
-        runId: getRequired('run-id', "pass the plan job's output, e.g. run-id: ${{ needs.plan.outputs.run-id }}."),
-        job,
-        environments,
-        components,
-        backendUrl: resolveBackendUrl(getString('backend-url'), true),
-        audience: getString('audience', 'orun'),
-        token: getString('token') || undefined,
-        workingDirectory: workspacePath(getString('working-directory', '.')),
-        planFile: getString('plan-file') || undefined,
-        artifactName: getString('artifact-name') || undefined,
-        orunVersion: getString('orun-version', 'latest'),
-        orunPath: getString('orun-path') || undefined,
-        orunDownloadUrl: getString('orun-download-url') || undefined,
-        githubToken: getString('github-token') || undefined,
-        args: getArgs('args'),
-        dependencyTimeoutMs: getDuration('dependency-timeout', '30m'),
-        heartbeatIntervalMs: getDuration('heartbeat-interval', '30s'),
-        onDuplicate: getChoice('on-duplicate', ['wait', 'skip'], 'wait'),
-        logUploadIntervalMs: getDuration('log-upload-interval', '15s'),
-        redactEnv: getList('redact-env')
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/run/logstream.ts
 
 /**
@@ -35015,38 +34971,7 @@ function loadInFlight() {
     return raw ? JSON.parse(raw) : undefined;
 }
 
-;// CONCATENATED MODULE: ./src/run/summary.ts
-const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
-const cell = (text) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-function renderRunSummary(runId, runnerId, results, requests) {
-    const lines = [
-        `## orun run \`${runId}\``,
-        '',
-        `Runner \`${runnerId}\`: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
-        '',
-        '| job | status | duration | waited | took over | log | detail |',
-        '|---|---|---|---|---|---|---|'
-    ];
-    for (const r of results) {
-        lines.push(`| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`);
-    }
-    return lines.join('\n') + '\n';
-}
-/** One status for the whole step: a failure anywhere wins, then a block. */
-function overallStatus(results) {
-    const statuses = new Set(results.map(r => r.status));
-    if (statuses.has('failed'))
-        return 'failed';
-    if (statuses.has('blocked'))
-        return 'blocked';
-    if (results.length && results.every(r => r.status === 'already-complete'))
-        return 'already-complete';
-    if (results.length && results.every(r => r.status === 'skipped'))
-        return 'skipped';
-    return 'success';
-}
-
-;// CONCATENATED MODULE: ./src/run/main.ts
+;// CONCATENATED MODULE: ./src/run/job.ts
 
 
 
@@ -35057,130 +34982,15 @@ function overallStatus(results) {
 
 
 
-
-
-
-
-
-
-
-
-
-
-
+/**
+ * The lifecycle of one job on this runner: claim (or wait, mirror, block),
+ * execute with heartbeat and live log, report the result, flush the log.
+ */
 /** Lines of output quoted in a failed job's error text. */
 const ERROR_TAIL_LINES = 15;
 const STOP_GRACE_MS = 5_000;
 const FINAL_LOG_SPREAD_MS = 1_500;
-class Cancelled extends Error {
-}
-/** The run action: join the run, claim each selected job, wait, execute, stream, report. */
-async function run() {
-    const inputs = readRunInputs();
-    const plan = await loadPlan(inputs);
-    const targets = inputs.job
-        ? [checkedJob(plan, inputs.job)]
-        : selectJobs(plan, inputs.environments, inputs.components).map(j => j.id);
-    if (!targets.length) {
-        throw new errors/* UserError */.yo(`No job of plan ${plan.id} matches environments '${inputs.environments.join(',')}' and components '${inputs.components.join(',')}' together.`);
-    }
-    const orun = await resolveOrun({
-        orunPath: inputs.orunPath,
-        orunVersion: inputs.orunVersion,
-        token: inputs.githubToken,
-        downloadUrl: inputs.orunDownloadUrl,
-        inputNames: { token: 'github-token' }
-    });
-    const forceLocal = await runSupportsLocalFlag(orun.binary);
-    if (!forceLocal) {
-        lib_core/* warning */.$e(`orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
-            "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
-    }
-    const { client, tokens } = connectBackend(inputs);
-    await checkRunMatchesPlan(client, inputs.runId, plan);
-    const runnerId = [
-        process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
-        process.env.GITHUB_RUN_ATTEMPT || '1',
-        process.pid,
-        (0,external_node_crypto_.randomBytes)(3).toString('hex')
-    ].join('-');
-    lib_core/* setOutput */.uH('run-id', inputs.runId);
-    lib_core/* info */.pq(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`);
-    const cancel = new AbortController();
-    const onSignal = (signal) => {
-        lib_core/* warning */.$e(`Received ${signal}: stopping and reporting the job as cancelled.`);
-        cancel.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    let joined = false;
-    const tempDir = makeTempDir('orun-run-');
-    const inFlight = {
-        backendUrl: inputs.backendUrl,
-        audience: inputs.audience,
-        runId: inputs.runId,
-        runnerId,
-        jobs: []
-    };
-    const results = [];
-    try {
-        for (const jobId of targets) {
-            if (cancel.signal.aborted)
-                break;
-            results.push(await runOne({
-                jobId,
-                inputs,
-                plan,
-                client,
-                tokens,
-                runnerId,
-                tempDir,
-                inFlight,
-                cancel: cancel.signal,
-                binary: orun.binary,
-                forceLocal,
-                ensureRun: async () => {
-                    if (joined)
-                        return;
-                    await joinRun(client, plan, inputs.runId);
-                    joined = true;
-                }
-            }));
-        }
-    }
-    catch (error) {
-        if (!(error instanceof Cancelled))
-            throw explainBackendError(error, `running ${inputs.runId}`);
-    }
-    finally {
-        process.removeListener('SIGINT', onSignal);
-        process.removeListener('SIGTERM', onSignal);
-    }
-    const status = cancel.signal.aborted ? 'failed' : overallStatus(results);
-    lib_core/* setOutput */.uH('status', status);
-    lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries(results.map(r => [
-        r.jobId,
-        {
-            status: r.status,
-            duration: Math.round(r.durationMs / 1000),
-            attempts: r.attempts,
-            tookOver: r.tookOver
-        }
-    ]))));
-    await lib_core/* summary */.z
-        .addRaw(renderRunSummary(inputs.runId, runnerId, results, {
-        sent: client.stats.requests,
-        rateLimited: client.stats.rateLimited
-    }))
-        .write();
-    lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
-    if (cancel.signal.aborted)
-        throw new errors/* UserError */.yo('The run was cancelled; claimed jobs were reported as failed (cancelled).');
-    const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
-    if (bad.length)
-        throw new errors/* UserError */.yo(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
-}
-async function runOne(ctx) {
+async function runJob(ctx) {
     const { jobId, inputs, client } = ctx;
     const stats = { waitedMs: 0, polls: 0 };
     const acquired = await acquireJob({
@@ -35319,6 +35129,99 @@ async function report(client, runId, jobId, runnerId, error) {
         throw caught;
     }
 }
+/** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
+function rerunHint(runId) {
+    const attempt = /^gha-\d+-(\d+)-/.exec(runId)?.[1];
+    const current = process.env.GITHUB_RUN_ATTEMPT;
+    return attempt && current && Number(current) > Number(attempt)
+        ? ` (this is attempt ${current} re-using run id ${runId} from attempt ${attempt}: use "Re-run all jobs" so the plan job makes a fresh run id)`
+        : '';
+}
+
+;// CONCATENATED MODULE: ./src/plan/handoff.ts
+
+
+
+/**
+ * Hands the compiled plan from the plan job to the matrix runners as a
+ * workflow artifact, so workflows need no upload/download steps of their own.
+ */
+/**
+ * Loaded on first use: the artifact client is most of the bundle, and a run
+ * job given 'plan-file' (or a plan job with 'upload: false') never needs it.
+ */
+async function artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    return new DefaultArtifactClient();
+}
+/** Artifact names may not hold these characters. */
+const forbidden = /[":<>|*?\r\n\\/]/g;
+function defaultArtifactName(runId) {
+    return `orun-plan-${runId}`.replace(forbidden, '-');
+}
+/** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
+async function uploadPlanArtifact(planFile, name) {
+    requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
+    try {
+        // A plan is only needed while this workflow run lasts.
+        await (await artifactClient()).uploadArtifact(name, [planFile], dirname(planFile), {
+            retentionDays: 1
+        });
+    }
+    catch (error) {
+        const message = errorMessage(error);
+        if (/conflict|already exists/i.test(message)) {
+            throw new UserError(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
+                "Give each plan step its own 'artifact-name', or 'run-id'.");
+        }
+        throw new UserError(`Uploading the plan as artifact '${name}' failed: ${message}`);
+    }
+    core.info(`Plan uploaded as artifact '${name}'.`);
+}
+/** Downloads the plan artifact into dir and returns the plan file's path. */
+async function downloadPlanArtifact(name, dir) {
+    requireRuntime('download the plan', "pass 'plan-file' instead");
+    const client = await artifactClient();
+    let artifactId;
+    try {
+        artifactId = (await client.getArtifact(name)).artifact.id;
+    }
+    catch (error) {
+        throw new errors/* UserError */.yo(`No artifact named '${name}' in this workflow run (${(0,errors/* errorMessage */.gJ)(error)}). ` +
+            "The plan job must finish first ('needs: plan') with 'upload: true'; pass the plan job's " +
+            "'artifact-name' output as 'artifact-name', or pass 'plan-file'.");
+    }
+    const { downloadPath } = await client.downloadArtifact(artifactId, { path: dir });
+    return (0,external_node_path_.join)(downloadPath ?? dir, PLAN_ARTIFACT_FILE);
+}
+/** The plan artifact holds one file with this name. */
+const PLAN_ARTIFACT_FILE = 'plan.json';
+function requireRuntime(what, alternative) {
+    if (!process.env.ACTIONS_RUNTIME_TOKEN) {
+        throw new errors/* UserError */.yo(`Cannot ${what} as an artifact: ACTIONS_RUNTIME_TOKEN is not set, so this is not a GitHub Actions runner ` +
+            `(or the step runs in a container without it). Either run on GitHub Actions, or ${alternative}.`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/run/plan-source.ts
+
+
+
+
+
+
+
+/** Where the run action's plan comes from, which of its jobs this runner takes, and whether the run is this plan's. */
+/** The job ids this runner runs: the one named by 'job', or a slice by environments/components. */
+function selectTargets(plan, inputs) {
+    const targets = inputs.job
+        ? [checkedJob(plan, inputs.job)]
+        : selectJobs(plan, inputs.environments, inputs.components).map(j => j.id);
+    if (!targets.length) {
+        throw new errors/* UserError */.yo(`No job of plan ${plan.id} matches environments '${inputs.environments.join(',')}' and components '${inputs.components.join(',')}' together.`);
+    }
+    return targets;
+}
 /**
  * A run id made by the plan action ends with its plan id, so a mismatch is seen
  * without a request. A custom run id costs one read: jobs of another plan that
@@ -35366,28 +35269,152 @@ async function loadPlan(inputs) {
     }
     return plan;
 }
-/** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
-function rerunHint(runId) {
-    const attempt = /^gha-\d+-(\d+)-/.exec(runId)?.[1];
-    const current = process.env.GITHUB_RUN_ATTEMPT;
-    return attempt && current && Number(current) > Number(attempt)
-        ? ` (this is attempt ${current} re-using run id ${runId} from attempt ${attempt}: use "Re-run all jobs" so the plan job makes a fresh run id)`
-        : '';
+
+;// CONCATENATED MODULE: ./src/run/summary.ts
+const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
+const cell = (text) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+function renderRunSummary(runId, runnerId, results, requests) {
+    const lines = [
+        `## orun run \`${runId}\``,
+        '',
+        `Runner \`${runnerId}\`: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
+        '',
+        '| job | status | duration | waited | took over | log | detail |',
+        '|---|---|---|---|---|---|---|'
+    ];
+    for (const r of results) {
+        lines.push(`| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`);
+    }
+    return lines.join('\n') + '\n';
 }
-function abortableSleep(ms, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal.aborted)
-            return reject(new Cancelled());
-        const timer = setTimeout(() => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-        }, ms);
-        const onAbort = () => {
-            clearTimeout(timer);
-            reject(new Cancelled());
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
+/** One status for the whole step: a failure anywhere wins, then a block. */
+function overallStatus(results) {
+    const statuses = new Set(results.map(r => r.status));
+    if (statuses.has('failed'))
+        return 'failed';
+    if (statuses.has('blocked'))
+        return 'blocked';
+    if (results.length && results.every(r => r.status === 'already-complete'))
+        return 'already-complete';
+    if (results.length && results.every(r => r.status === 'skipped'))
+        return 'skipped';
+    return 'success';
+}
+
+;// CONCATENATED MODULE: ./src/run/main.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The run action: join the run, claim each selected job, wait, execute, stream, report. */
+async function run() {
+    const inputs = readRunInputs();
+    const plan = await loadPlan(inputs);
+    const targets = selectTargets(plan, inputs);
+    const orun = await resolveOrun({
+        orunPath: inputs.orunPath,
+        orunVersion: inputs.orunVersion,
+        token: inputs.githubToken,
+        downloadUrl: inputs.orunDownloadUrl,
+        inputNames: { token: 'github-token' }
     });
+    const forceLocal = await runSupportsLocalFlag(orun.binary);
+    if (!forceLocal) {
+        lib_core/* warning */.$e(`orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
+            "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
+    }
+    const { client, tokens } = connectBackend(inputs);
+    await checkRunMatchesPlan(client, inputs.runId, plan);
+    const runnerId = [
+        process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
+        process.env.GITHUB_RUN_ATTEMPT || '1',
+        process.pid,
+        (0,external_node_crypto_.randomBytes)(3).toString('hex')
+    ].join('-');
+    lib_core/* setOutput */.uH('run-id', inputs.runId);
+    lib_core/* info */.pq(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`);
+    const cancel = new AbortController();
+    const onSignal = (signal) => {
+        lib_core/* warning */.$e(`Received ${signal}: stopping and reporting the job as cancelled.`);
+        cancel.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let joined = false;
+    const tempDir = makeTempDir('orun-run-');
+    const inFlight = {
+        backendUrl: inputs.backendUrl,
+        audience: inputs.audience,
+        runId: inputs.runId,
+        runnerId,
+        jobs: []
+    };
+    const results = [];
+    try {
+        for (const jobId of targets) {
+            if (cancel.signal.aborted)
+                break;
+            results.push(await runJob({
+                jobId,
+                inputs,
+                plan,
+                client,
+                tokens,
+                runnerId,
+                tempDir,
+                inFlight,
+                cancel: cancel.signal,
+                binary: orun.binary,
+                forceLocal,
+                ensureRun: async () => {
+                    if (joined)
+                        return;
+                    await joinRun(client, plan, inputs.runId);
+                    joined = true;
+                }
+            }));
+        }
+    }
+    catch (error) {
+        if (!(error instanceof Cancelled))
+            throw explainBackendError(error, `running ${inputs.runId}`);
+    }
+    finally {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+    }
+    const status = cancel.signal.aborted ? 'failed' : overallStatus(results);
+    lib_core/* setOutput */.uH('status', status);
+    lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries(results.map(r => [
+        r.jobId,
+        {
+            status: r.status,
+            duration: Math.round(r.durationMs / 1000),
+            attempts: r.attempts,
+            tookOver: r.tookOver
+        }
+    ]))));
+    await lib_core/* summary */.z
+        .addRaw(renderRunSummary(inputs.runId, runnerId, results, {
+        sent: client.stats.requests,
+        rateLimited: client.stats.rateLimited
+    }))
+        .write();
+    lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
+    if (cancel.signal.aborted)
+        throw new errors/* UserError */.yo('The run was cancelled; claimed jobs were reported as failed (cancelled).');
+    const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
+    if (bad.length)
+        throw new errors/* UserError */.yo(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
 }
 
 

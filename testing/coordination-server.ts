@@ -1,6 +1,6 @@
 /**
  * A local, in-process stand-in for the live orun-backend coordination service
- * (see /work/shared/spec/backend-protocol.md), plus a GitHub-style OIDC token
+ * (see ../shared/spec/backend-protocol.md), plus a GitHub-style OIDC token
  * endpoint, so the action's client can be tested end to end on loopback.
  *
  * Everything the spec states is reproduced as stated. Where the spec is silent

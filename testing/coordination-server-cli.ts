@@ -1,7 +1,7 @@
 /**
  * Runs the local coordination server as its own process (for the demo):
  *
- *   npx tsx __tests__/support/coordination-server-cli.ts [flags]
+ *   npx tsx testing/coordination-server-cli.ts [flags]
  *
  * Prints one JSON line `{"url", "tokenEnv"}` on stdout once listening, then
  * serves until SIGTERM or SIGINT (signal the tsx process itself: npx does not

@@ -17,10 +17,10 @@ import { fileURLToPath } from 'node:url'
  * Call cleanupActionProcesses() in afterAll to delete the runner folders made so far.
  */
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 /** Absolute path of the folder holding the stand-in `orun` (put it on PATH or pass it as orun-path). */
-export const STANDIN_DIR = path.join(REPO_ROOT, '__tests__', 'support', 'orun-standin')
+export const STANDIN_DIR = path.join(REPO_ROOT, 'testing', 'orun-standin')
 
 export interface ActionProcessOptions {
   /** Action inputs by their action.yml names; action.yml defaults are NOT filled in. */
