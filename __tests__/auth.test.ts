@@ -193,29 +193,67 @@ describe('OIDC tokens', () => {
     expect(client.stats).toMatchObject({ requests: 2, tokenRefreshes: 1 })
   })
 
-  it('explains a failed mint as a UserError with the permissions hint', async () => {
+  it('retries an unreachable token endpoint, then blames the outage, not permissions', async () => {
     const closed = http.createServer()
     await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve))
     const port = (closed.address() as net.AddressInfo).port
     await new Promise<void>(resolve => closed.close(() => resolve()))
     process.env.ACTIONS_ID_TOKEN_REQUEST_URL = `http://127.0.0.1:${port}/token?api-version=2.0`
     process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN = 'request-token'
-    const tokens = createTokenSource({ log: () => {} })
+    const sleeps: number[] = []
+    const tokens = createTokenSource({
+      log: () => {},
+      mintBudgetMs: 30_000,
+      sleep: async ms => {
+        sleeps.push(ms)
+      }
+    })
     const error = await tokens.token().catch((failure: unknown) => failure)
     expect(error).toBeInstanceOf(UserError)
-    expect((error as Error).message).toContain('ECONNREFUSED')
-    expect((error as Error).message).toContain('id-token: write')
+    const message = (error as Error).message
+    expect(message).toContain('ECONNREFUSED')
+    expect(message).toContain(`${sleeps.length + 1} attempts over 30s`)
+    expect(message).toContain("on GitHub's side, not a permission problem")
+    expect(message).not.toContain('id-token: write')
+    expect(sleeps.length).toBeGreaterThan(3)
     expect(tokens.mints).toBe(0)
+  })
 
-    // the runner's request token refused (401): same explanation, with the reason
+  it('retries 5xx and 429 answers of the token endpoint, and mints once it recovers', async () => {
+    useOidc()
+    server.inject('token', { kind: 'status', status: 503, count: 2 })
+    server.inject('token', { kind: 'rateLimit', count: 1 })
+    server.inject('token', { kind: 'status', status: 500, count: 1, body: '<html>oops</html>' })
+    const sleeps: number[] = []
+    const tokens = createTokenSource({
+      log: () => {},
+      sleep: async ms => {
+        sleeps.push(ms)
+      }
+    })
+    const token = await tokens.token()
+    expect(decodeJwt(token)).toMatchObject({ aud: 'orun' })
+    expect(sleeps).toHaveLength(4)
+    expect(tokens.mints).toBe(1)
+  })
+
+  it('keeps the permissions hint for a refused token request (401), without retrying it', async () => {
     useOidc()
     process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN = 'wrong'
-    const refused = await createTokenSource({ log: () => {} })
+    const sleeps: number[] = []
+    const refused = await createTokenSource({
+      log: () => {},
+      sleep: async ms => {
+        sleeps.push(ms)
+      }
+    })
       .token()
       .catch((failure: unknown) => failure)
     expect(refused).toBeInstanceOf(UserError)
-    expect((refused as Error).message).toContain('401')
+    expect((refused as Error).message).toContain('HTTP 401')
+    expect((refused as Error).message).toContain('forks get no OIDC token')
     expect((refused as Error).message).toContain('permissions:\n      id-token: write')
+    expect(sleeps).toEqual([])
   })
 
   it('prefers OIDC over a static token when both are available', () => {

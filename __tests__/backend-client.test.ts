@@ -458,8 +458,42 @@ describe('BackendClient against the local coordination server', () => {
     server.inject('runnable', { kind: 'status', status: 500, count: 7 })
     const runId = await createMatrixRun(client)
     await client.runnable(runId)
-    expect(Math.max(...sleeps)).toBeLessThanOrEqual(10_000)
-    expect(sleeps[sleeps.length - 1]).toBeGreaterThan(9_000)
+    expect(Math.max(...sleeps)).toBeLessThanOrEqual(15_000)
+    expect(sleeps[sleeps.length - 1]).toBeGreaterThan(14_000)
+  })
+
+  it('keeps retrying for its time budget, not a number of attempts, then says how long it tried', async () => {
+    const { client, sleeps } = makeClient({ retryBudgetMs: 60_000, random: () => 0.999 })
+    server.inject('runnable', { kind: 'status', status: 503, count: 1000 })
+    const mark = server.requests.length
+    const error = (await rejection(client.runnable('any'))) as BackendError
+    server.clearFaults()
+    expect(error).toMatchObject({ status: 503, code: 'INTERNAL_ERROR' })
+    // full-jitter pauses up to 15 s fill the 60 s budget exactly, the last one cut to what is left
+    expect(sleeps.reduce((a, b) => a + b, 0)).toBe(60_000)
+    expect(requestsSince(mark)).toHaveLength(sleeps.length + 1)
+    expect(error.attempts).toBe(sleeps.length + 1)
+    expect(error.describeRetries()).toBe(`, after ${sleeps.length + 1} attempts over 1m 0s`)
+  })
+
+  it('does not retry an answer saying the request is too large (431/413)', async () => {
+    const { client, sleeps } = makeClient({})
+    server.inject('claim', { kind: 'status', status: 431, count: 1, body: '' })
+    const error = await rejection(client.claim('run', 'job', 'runner'))
+    expect(error).toMatchObject({ status: 431 })
+    expect(sleeps).toEqual([])
+  })
+
+  it('ends a call at once when its signal aborts, between attempts or in flight', async () => {
+    const cancel = new AbortController()
+    const { client } = makeClient({ signal: cancel.signal, sleep: undefined })
+    server.inject('runnable', { kind: 'delay', ms: 5_000, count: 1 })
+    const pending = rejection(client.runnable('any'))
+    setTimeout(() => cancel.abort(), 200)
+    const started = Date.now()
+    expect(await pending).toMatchObject({ code: 'CANCELLED', status: 0 })
+    expect(Date.now() - started).toBeLessThan(3_000)
+    server.clearFaults()
   })
 
   it('retries a dropped connection', async () => {

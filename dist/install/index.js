@@ -31659,7 +31659,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(159);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3016);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31669,7 +31669,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 159:
+/***/ 3016:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31730,11 +31730,23 @@ function parseDuration(raw) {
         return undefined;
     return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0));
 }
-function getDuration(name, fallback) {
+/** The longest delay a Node timer takes; longer ones fire at once. */
+const MAX_TIMER_MS = (/* unused pure expression or super */ null && (2 ** 31 - 1));
+/**
+ * A duration within range (written as durations, e.g. { min: '1s', max: '2m' }).
+ * Without a range it is still capped at what a Node timer can hold (~24.8 days).
+ */
+function getDuration(name, fallback, range) {
     const raw = core.getInput(name).trim() || fallback;
     const ms = parseDuration(raw);
     if (ms === undefined || ms <= 0) {
         throw new UserError(`Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`);
+    }
+    const min = range ? parseDuration(range.min) : 1;
+    const max = Math.min(range ? parseDuration(range.max) : MAX_TIMER_MS, MAX_TIMER_MS);
+    if (ms < min || ms > max) {
+        const bounds = range ? `between ${range.min} and ${range.max}` : 'at most 24 days';
+        throw new UserError(`Input '${name}' must be ${bounds}, got '${raw}'. Use e.g. '${name}: ${fallback}' (the default).`);
     }
     return ms;
 }
@@ -32582,30 +32594,202 @@ function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
 function spread(ms, fraction, random = Math.random) {
     return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
 }
-/** Runs fn until it succeeds, decide() says stop, or attempts run out (then the last error is thrown). */
+/**
+ * Runs fn until it succeeds, decide() says stop, or attempts or the time budget run out
+ * (then the last error is thrown).
+ */
 async function withRetry(fn, options) {
     const sleep = options.sleep ?? realSleep;
     const random = options.random ?? Math.random;
+    const now = options.now ?? Date.now;
+    const attempts = options.attempts ?? Infinity;
+    const budget = options.budgetMs ?? Infinity;
+    const started = now();
+    // An injected sleep may not pass time: count the pauses too, so a budget always ends.
+    let slept = 0;
+    const elapsed = () => Math.max(now() - started, slept);
+    const aborted = () => {
+        throw options.onAbort ? options.onAbort() : new Error('aborted');
+    };
     for (let attempt = 0;; attempt++) {
+        if (options.signal?.aborted)
+            aborted();
         try {
             return await fn(attempt);
         }
         catch (error) {
             const decision = options.decide(error, attempt);
-            if (!decision.retry || attempt + 1 >= options.attempts)
+            if (!decision.retry)
                 throw error;
-            const delay = decision.afterMs !== undefined
+            const remaining = budget - elapsed();
+            if (attempt + 1 >= attempts || remaining <= 0) {
+                options.onGiveUp?.(error, { attempts: attempt + 1, elapsedMs: elapsed() });
+                throw error;
+            }
+            const delay = Math.min(remaining, decision.afterMs !== undefined
                 ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
-                : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
+                : fullJitterDelay(attempt, options.baseMs, options.capMs, random));
             options.onRetry?.(error, attempt, delay);
-            await sleep(delay);
+            if (options.signal) {
+                const waited = options.sleep
+                    ? await sleepUnlessAborted(options.sleep, delay, options.signal)
+                    : await timerUnlessAborted(delay, options.signal);
+                if (!waited)
+                    aborted();
+            }
+            else {
+                await sleep(delay);
+            }
+            slept += delay;
         }
     }
+}
+/** Sleeps; resolves false as soon as the signal aborts (the sleep itself is left to end). */
+function sleepUnlessAborted(sleep, ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const onAbort = () => resolve(false);
+        signal.addEventListener('abort', onAbort, { once: true });
+        void sleep(ms).then(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        });
+    });
+}
+/** A real sleep whose timer is cleared on abort, so it keeps no process alive. */
+function timerUnlessAborted(ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const timer = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            resolve(false);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * A factor for every time budget and timeout of the action, from
+ * ORUN_ACTION_BUDGET_SCALE (tests only: it lets a fault suite run minutes-long budgets
+ * in seconds; see docs/reliability.md). Unset, or not a positive number: 1.
+ */
+function budgetScale(env = process.env) {
+    const scale = Number(env.ORUN_ACTION_BUDGET_SCALE);
+    return Number.isFinite(scale) && scale > 0 && scale <= 1 ? scale : 1;
+}
+/** A shipped budget, scaled for tests (see budgetScale). */
+function scaledBudget(ms) {
+    return Math.max(1, Math.round(ms * budgetScale()));
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/common/process-tree.ts
+
+
+/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
+function listProcesses() {
+    if (process.platform === 'linux') {
+        const rows = [];
+        for (const name of readdirSync('/proc')) {
+            if (!/^\d+$/.test(name))
+                continue;
+            try {
+                const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+                rows.push({
+                    pid: Number(name),
+                    ppid: Number(fields[1]),
+                    pgid: Number(fields[2]),
+                    sid: Number(fields[3])
+                });
+            }
+            catch {
+                // exited while we looked
+            }
+        }
+        return rows;
+    }
+    const ps = spawnSync('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return ps.stdout
+        .split('\n')
+        .map(line => line.trim().split(/\s+/).map(Number))
+        .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
+        .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
+}
+/**
+ * The processes that belong to the job led by `leader` (the orun pid): its
+ * session, its descendants and every process group they lead or sit in.
+ */
+function process_tree_jobProcesses(leader) {
+    const rows = listProcesses();
+    const members = new Set();
+    const groups = new Set([leader]);
+    for (const row of rows)
+        if (row.sid === leader)
+            members.add(row.pid);
+    const children = new Map();
+    for (const row of rows)
+        children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
+    const stack = [leader];
+    while (stack.length) {
+        const pid = stack.pop();
+        members.add(pid);
+        for (const child of children.get(pid) ?? [])
+            if (!members.has(child))
+                stack.push(child);
+    }
+    const byPid = new Map(rows.map(row => [row.pid, row]));
+    for (const pid of members) {
+        const row = byPid.get(pid);
+        if (row)
+            groups.add(row.pgid);
+    }
+    for (const row of rows)
+        if (groups.has(row.pgid))
+            members.add(row.pid);
+    // Never this process, its own group or init, whatever the table says.
+    const ownGroup = byPid.get(process.pid)?.pgid;
+    return [...members].filter(pid => pid > 1 && pid !== process.pid && byPid.has(pid) && byPid.get(pid).pgid !== ownGroup);
+}
+/** Sends the signal to each pid; returns how many were still there to receive it. */
+function process_tree_signalProcesses(pids, signal) {
+    let reached = 0;
+    for (const pid of pids) {
+        try {
+            process.kill(pid, signal);
+            reached++;
+        }
+        catch {
+            // already gone
+        }
+    }
+    return reached;
+}
+/**
+ * What is left of a job whose leader may be gone (the post step, after the main step was
+ * killed): only processes that still carry its id as their session (Linux) or process group,
+ * so a pid reused by an unrelated process since is never matched by its number alone.
+ */
+function leftoverProcesses(leader) {
+    const rows = listProcesses();
+    const ownGroup = rows.find(row => row.pid === process.pid)?.pgid;
+    return rows
+        .filter(row => (row.sid !== undefined ? row.sid === leader : row.pgid === leader))
+        .filter(row => row.pid > 1 && row.pid !== process.pid && row.pgid !== ownGroup)
+        .map(row => row.pid);
+}
+
 ;// CONCATENATED MODULE: ./src/orun/cli.ts
+
 
 
 
@@ -32664,6 +32848,8 @@ async function runSupportsLocalFlag(binary) {
     });
     return /(^|\s)--local\b/.test(result.stdout + result.stderr);
 }
+/** After orun exits, how long its output may still take to drain from the pipes. */
+const PIPE_DRAIN_MS = 2_000;
 /**
  * `orun run <plan> --job <id>` with remote state forced off: the action owns
  * the claim, and orun's own remote mode would try to claim the job again and
@@ -32683,26 +32869,47 @@ function startJob(binary, options) {
     });
     child.stdout.setEncoding('utf8').on('data', options.onOutput);
     child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    let orunExited = false;
+    let leftovers = 0;
+    // Taken when a stop begins: once orun is gone its orphans no longer lead back to it (macOS).
+    let snapshot = [];
+    const killJob = () => child.pid ? signalProcesses(new Set([...snapshot, ...jobProcesses(child.pid)]), 'SIGKILL') : 0;
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
-        child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+        child.once('exit', (exitCode, signal) => {
+            orunExited = true;
+            const pending = {};
+            const finish = () => {
+                if (pending.finished)
+                    return;
+                pending.finished = true;
+                clearTimeout(pending.drain);
+                // Whatever orun started and left running is ended with it, and its pipes are no longer read.
+                leftovers = killJob();
+                child.stdout.destroy();
+                child.stderr.destroy();
+                resolve({ exitCode, signal });
+            };
+            if (child.stdout.readableEnded && child.stderr.readableEnded)
+                return finish();
+            child.once('close', finish);
+            pending.drain = setTimeout(finish, PIPE_DRAIN_MS);
+        });
     });
-    const signalGroup = (signal) => {
-        try {
-            process.kill(-child.pid, signal);
-        }
-        catch {
-            // already gone
-        }
-    };
     return {
         pid: child.pid,
         exited,
+        get leftovers() {
+            return leftovers;
+        },
         async stop(graceMs) {
-            if (child.exitCode !== null || child.signalCode !== null)
+            if (orunExited || !child.pid) {
+                await exited.catch(() => undefined);
                 return;
-            signalGroup('SIGTERM');
-            const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
+            }
+            snapshot = [...snapshot, ...jobProcesses(child.pid)];
+            signalProcesses([-child.pid], 'SIGTERM');
+            const timer = setTimeout(killJob, graceMs);
             await exited.catch(() => undefined);
             clearTimeout(timer);
         }

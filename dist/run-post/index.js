@@ -28420,7 +28420,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1922);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3989);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9017);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_post_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
@@ -28430,7 +28430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3989:
+/***/ 9017:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28445,6 +28445,8 @@ var lib_core = __nccwpck_require__(9402);
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./src/common/errors.ts
 var errors = __nccwpck_require__(1922);
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(4942);
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
 const buffer_utils_encoder = new TextEncoder(), decoder = new TextDecoder(), buffer_utils_strictDecoder = new TextDecoder("utf-8", { fatal: !0 }), UINT32_RANGE = (/* unused pure expression or super */ null && (2 ** 32));
 function concat(...buffers) {
@@ -28762,7 +28764,236 @@ function decodeJwt(jwt) {
 }
 
 
+;// CONCATENATED MODULE: ./src/common/retry.ts
+const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
+function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
+    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+}
+/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
+function spread(ms, fraction, random = Math.random) {
+    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
+}
+/**
+ * Runs fn until it succeeds, decide() says stop, or attempts or the time budget run out
+ * (then the last error is thrown).
+ */
+async function withRetry(fn, options) {
+    const sleep = options.sleep ?? realSleep;
+    const random = options.random ?? Math.random;
+    const now = options.now ?? Date.now;
+    const attempts = options.attempts ?? Infinity;
+    const budget = options.budgetMs ?? Infinity;
+    const started = now();
+    // An injected sleep may not pass time: count the pauses too, so a budget always ends.
+    let slept = 0;
+    const elapsed = () => Math.max(now() - started, slept);
+    const aborted = () => {
+        throw options.onAbort ? options.onAbort() : new Error('aborted');
+    };
+    for (let attempt = 0;; attempt++) {
+        if (options.signal?.aborted)
+            aborted();
+        try {
+            return await fn(attempt);
+        }
+        catch (error) {
+            const decision = options.decide(error, attempt);
+            if (!decision.retry)
+                throw error;
+            const remaining = budget - elapsed();
+            if (attempt + 1 >= attempts || remaining <= 0) {
+                options.onGiveUp?.(error, { attempts: attempt + 1, elapsedMs: elapsed() });
+                throw error;
+            }
+            const delay = Math.min(remaining, decision.afterMs !== undefined
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
+                : fullJitterDelay(attempt, options.baseMs, options.capMs, random));
+            options.onRetry?.(error, attempt, delay);
+            if (options.signal) {
+                const waited = options.sleep
+                    ? await sleepUnlessAborted(options.sleep, delay, options.signal)
+                    : await timerUnlessAborted(delay, options.signal);
+                if (!waited)
+                    aborted();
+            }
+            else {
+                await sleep(delay);
+            }
+            slept += delay;
+        }
+    }
+}
+/** Sleeps; resolves false as soon as the signal aborts (the sleep itself is left to end). */
+function sleepUnlessAborted(sleep, ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const onAbort = () => resolve(false);
+        signal.addEventListener('abort', onAbort, { once: true });
+        void sleep(ms).then(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        });
+    });
+}
+/** A real sleep whose timer is cleared on abort, so it keeps no process alive. */
+function timerUnlessAborted(ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const timer = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            resolve(false);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * A factor for every time budget and timeout of the action, from
+ * ORUN_ACTION_BUDGET_SCALE (tests only: it lets a fault suite run minutes-long budgets
+ * in seconds; see docs/reliability.md). Unset, or not a positive number: 1.
+ */
+function budgetScale(env = process.env) {
+    const scale = Number(env.ORUN_ACTION_BUDGET_SCALE);
+    return Number.isFinite(scale) && scale > 0 && scale <= 1 ? scale : 1;
+}
+/** A shipped budget, scaled for tests (see budgetScale). */
+function scaledBudget(ms) {
+    return Math.max(1, Math.round(ms * budgetScale()));
+}
+
+;// CONCATENATED MODULE: ./src/backend/errors.ts
+/** What a failed backend call looks like to the rest of the action, and how answers are read. */
+const BODY_PREVIEW_CHARS = 100;
+const CODE_BY_STATUS = {
+    400: 'INVALID_REQUEST',
+    401: 'UNAUTHORIZED',
+    403: 'FORBIDDEN',
+    404: 'NOT_FOUND',
+    405: 'METHOD_NOT_ALLOWED',
+    409: 'CONFLICT',
+    413: 'PAYLOAD_TOO_LARGE',
+    429: 'RATE_LIMITED',
+    431: 'HEADERS_TOO_LARGE',
+    500: 'INTERNAL_ERROR'
+};
+/** A failed backend call; message is the server's own message (or the network failure). */
+class BackendError extends Error {
+    /** 0 for network errors, timeouts and cancelled calls. */
+    status;
+    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE, CANCELLED. */
+    code;
+    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
+    endpoint;
+    retryAfterMs;
+    /** Set when the call gave up after retrying: how many requests it sent, over how long. */
+    attempts;
+    triedForMs;
+    constructor(init) {
+        super(init.message);
+        this.name = 'BackendError';
+        this.status = init.status;
+        this.code = init.code;
+        this.endpoint = init.endpoint;
+        this.retryAfterMs = init.retryAfterMs;
+    }
+    /** One line for logs: where, what status, what message. */
+    describe() {
+        const answer = this.status ? `${this.status} ${this.code}` : this.code;
+        return `${this.endpoint} failed (${answer}): ${this.message}`;
+    }
+    /** ", after 41 attempts over 5m 2s" when the call retried, else "". */
+    describeRetries() {
+        if (!this.attempts || this.attempts < 2 || this.triedForMs === undefined)
+            return '';
+        return `, after ${this.attempts} attempts over ${formatDuration(this.triedForMs)}`;
+    }
+}
+/** A call ended by the caller (a cancelled run), not by the backend. */
+function isCancelledCall(error) {
+    return error instanceof BackendError && error.code === 'CANCELLED';
+}
+/** 1m 5s, 42s, 850ms. */
+function formatDuration(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)}ms`;
+    const seconds = Math.round(ms / 1000);
+    const minutes = Math.floor(seconds / 60);
+    return minutes ? `${minutes}m ${seconds % 60}s` : `${seconds}s`;
+}
+function isGenericInternalError(message) {
+    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
+}
+/**
+ * createRun's plan validation answers 500 with a specific message (Duplicate
+ * jobId, dependency does not exist in plan): retrying cannot help.
+ */
+function isPermanentCreateRunFailure(error) {
+    return (error.endpoint === 'POST /v1/runs' &&
+        error.status === 500 &&
+        error.code !== 'BAD_RESPONSE' &&
+        !isGenericInternalError(error.message));
+}
+/**
+ * Worth retrying: network failures, timeouts, 5xx (HTML error pages of a proxy
+ * included). 413/431 (an id longer than the service accepts) never are.
+ */
+function isTransient(error) {
+    return (error.status === 0 && error.code !== 'CANCELLED') || error.status >= 500;
+}
+function preview(text) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
+}
+function badResponse(endpoint, status, detail) {
+    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+}
+function parseRetryAfter(header) {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!value)
+        return undefined;
+    const seconds = Number(value);
+    if (Number.isFinite(seconds) && seconds >= 0)
+        return seconds * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+/** The BackendError for a non-2xx answer: the error envelope when there is one. */
+function errorFromResponse(endpoint, status, text, retryAfter) {
+    let envelope;
+    try {
+        envelope = JSON.parse(text);
+    }
+    catch {
+        envelope = undefined;
+    }
+    if (!envelope || typeof envelope !== 'object') {
+        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
+        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
+        if (status === 429)
+            error.retryAfterMs = parseRetryAfter(retryAfter);
+        return error;
+    }
+    const { error: message, code } = envelope;
+    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
+    return new BackendError({
+        status,
+        code: typeof code === 'string' && code ? code : fallbackCode,
+        endpoint,
+        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
+        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
+
+
+
 
 
 
@@ -28771,6 +29002,8 @@ const DEFAULT_AUDIENCE = 'orun';
 const REFRESH_MARGIN_MS = 60_000;
 /** GitHub OIDC tokens live 5 minutes; assumed when a token says nothing of its expiry. */
 const ASSUMED_LIFETIME_MS = 5 * 60_000;
+const MINT_BUDGET_MS = 2 * 60_000;
+const MINT_TIMEOUT_MS = 20_000;
 const PERMISSIONS_HINT = 'Give the job permission to request one:\n\n' +
     '    permissions:\n' +
     '      id-token: write\n' +
@@ -28803,15 +29036,17 @@ class OidcTokenSource {
     audience;
     now;
     log;
+    retry;
     kind = 'oidc';
     mints = 0;
     issued = [];
     cached;
     inFlight;
-    constructor(audience, now, log) {
+    constructor(audience, now, log, retry) {
         this.audience = audience;
         this.now = now;
         this.log = log;
+        this.retry = retry;
     }
     token() {
         if (this.cached && !this.needsRefresh(this.cached))
@@ -28837,14 +29072,25 @@ class OidcTokenSource {
         const mintedAt = this.now();
         let token;
         try {
-            token = await lib_core/* getIDToken */.V9(this.audience);
+            token = await withRetry(() => requestIdToken(this.audience, this.retry.timeoutMs), {
+                budgetMs: this.retry.budgetMs,
+                baseMs: 1000,
+                capMs: 10_000,
+                sleep: this.retry.sleep,
+                signal: this.retry.signal,
+                onAbort: () => new errors/* UserError */.yo('Cancelled while requesting a GitHub OIDC token (the runner is stopping).'),
+                decide: error => ({ retry: error instanceof TokenRequestError && error.transient }),
+                onRetry: (error, _attempt, delayMs) => this.log(`${(0,errors/* errorMessage */.gJ)(error)}; retrying in ${delayMs} ms.`),
+                onGiveUp: (error, spent) => {
+                    if (error instanceof TokenRequestError && spent.attempts > 1)
+                        error.retried = ` (${spent.attempts} attempts over ${formatDuration(spent.elapsedMs)})`;
+                }
+            });
         }
         catch (error) {
-            throw new errors/* UserError */.yo(`Could not get a GitHub OIDC token for audience '${this.audience}': ${(0,errors/* errorMessage */.gJ)(error)}. ` +
-                'Pull requests from forks get no OIDC token. ' +
-                PERMISSIONS_HINT);
+            throw explainMintFailure(this.audience, error);
         }
-        // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
+        // Masked before anything could print it.
         lib_core/* setSecret */.Pq(token);
         this.mints++;
         this.issued.push(token);
@@ -28876,7 +29122,12 @@ class StaticTokenSource {
 function createTokenSource(options = {}) {
     const log = options.log ?? lib_core/* debug */.Yz;
     if (oidcOffered()) {
-        return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log);
+        return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log, {
+            budgetMs: options.mintBudgetMs ?? scaledBudget(MINT_BUDGET_MS),
+            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS),
+            sleep: options.sleep,
+            signal: options.signal
+        });
     }
     const staticToken = options.staticToken || process.env['ORUN_TOKEN'];
     if (staticToken) {
@@ -28890,144 +29141,333 @@ function createTokenSource(options = {}) {
         '(ACTIONS_ID_TOKEN_REQUEST_URL is not set) and no static token was given. ' +
         PERMISSIONS_HINT);
 }
-
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(4942);
-;// CONCATENATED MODULE: ./src/common/retry.ts
-const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
-function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
-    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+/** A failed request to the runner's token endpoint; status 0 when no answer came. */
+class TokenRequestError extends Error {
+    status;
+    retried = '';
+    constructor(status, message) {
+        super(message);
+        this.status = status;
+    }
+    /** Network failures, timeouts, 408, 429 and 5xx pass; the answers below do not. */
+    get transient() {
+        return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+    }
 }
-/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
-function spread(ms, fraction, random = Math.random) {
-    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
-}
-/** Runs fn until it succeeds, decide() says stop, or attempts run out (then the last error is thrown). */
-async function withRetry(fn, options) {
-    const sleep = options.sleep ?? realSleep;
-    const random = options.random ?? Math.random;
-    for (let attempt = 0;; attempt++) {
+/**
+ * One request to ACTIONS_ID_TOKEN_REQUEST_URL, as @actions/core's getIDToken
+ * sends it. Made here rather than through getIDToken because that one reports
+ * the answer's status only inside its message text and can wait minutes on a
+ * connection that never answers: retrying needs the status and a bound.
+ */
+async function requestIdToken(audience, timeoutMs) {
+    const url = `${process.env['ACTIONS_ID_TOKEN_REQUEST_URL']}&audience=${encodeURIComponent(audience)}`;
+    const http = new lib/* HttpClient */.Qq('orun-action', [], {
+        allowRetries: false,
+        socketTimeout: timeoutMs,
+        keepAlive: true
+    });
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new TokenRequestError(0, `The token endpoint did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    });
+    try {
+        const response = await Promise.race([
+            http.get(url, {
+                Authorization: `Bearer ${process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}`,
+                Accept: 'application/json'
+            }),
+            timeout
+        ]);
+        const text = await Promise.race([response.readBody(), timeout]);
+        const status = response.message.statusCode ?? 0;
+        if (status !== 200) {
+            throw new TokenRequestError(status, `The token endpoint answered HTTP ${status}${text.trim() ? `: ${preview(text)}` : ''}`);
+        }
+        let value;
         try {
-            return await fn(attempt);
+            value = JSON.parse(text).value;
+        }
+        catch {
+            value = undefined;
+        }
+        if (typeof value !== 'string' || !value) {
+            throw new TokenRequestError(status, 'The token endpoint answered 200 without a token');
+        }
+        return value;
+    }
+    catch (error) {
+        if (error instanceof TokenRequestError)
+            throw error;
+        throw new TokenRequestError(0, `The token endpoint could not be reached: ${(0,errors/* errorMessage */.gJ)(error)}`);
+    }
+    finally {
+        clearTimeout(timer);
+        timeout.catch(() => { });
+        http.dispose();
+    }
+}
+/** Permissions are blamed only for answers that mean them; an outage is called an outage. */
+function explainMintFailure(audience, error) {
+    if (error instanceof errors/* UserError */.yo || !(error instanceof TokenRequestError))
+        return error;
+    const what = `Could not get a GitHub OIDC token for audience '${audience}': ${error.message}${error.retried}.`;
+    if (error.status === 401 || error.status === 403) {
+        return new errors/* UserError */.yo(`${what} The runner refused the request: pull requests from forks get no OIDC token, and the job needs permission to request one. ` +
+            PERMISSIONS_HINT);
+    }
+    if (error.transient) {
+        return new errors/* UserError */.yo(`${what} The runner's token service kept failing: this is on GitHub's side, not a permission problem. Check https://www.githubstatus.com and re-run the job.`);
+    }
+    return new errors/* UserError */.yo(`${what} That answer was not expected from GitHub's token service; re-run the job, and report it if it persists.`);
+}
+
+;// CONCATENATED MODULE: ./src/backend/transport.ts
+
+
+
+
+/**
+ * How requests reach orun-backend: timeouts, retries (time-based), 429s, one
+ * re-mint on 401, cancellation, and the request counters. The endpoints are in
+ * client.ts.
+ */
+/** Sent in the User-Agent; keep in step with package.json. */
+const ACTION_VERSION = '1.0.0';
+const BACKOFF_BASE_MS = 500;
+/** Pauses between attempts stay under this, so a backend that comes back is seen soon. */
+const BACKOFF_CAP_MS = 15_000;
+/** What the live service answers with Retry-After; used when the header is missing. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
+const RATE_LIMIT_JITTER_CAP_MS = 2500;
+/**
+ * How long one call keeps retrying 5xx, network failures, timeouts and 429s
+ * by default: long enough to ride out an outage of a few minutes (orun's own
+ * client gives its final update 90 s), short enough that a backend that is
+ * really gone fails the job in minutes, saying so.
+ */
+const DEFAULT_RETRY_BUDGET_MS = 5 * 60_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_LOG_TIMEOUT_MS = 30_000;
+/** Why an attempt was abandoned before its answer came. */
+class Abandoned extends Error {
+    reason;
+    constructor(reason) {
+        super(reason);
+        this.reason = reason;
+    }
+}
+class BackendTransport {
+    stats = {
+        requests: 0,
+        rateLimited: 0,
+        retries: 0,
+        tokenRefreshes: 0,
+        byRoute: {}
+    };
+    baseUrl;
+    tokens;
+    userAgent;
+    timeoutMs;
+    logTimeoutMs;
+    retryBudgetMs;
+    maxAttempts;
+    maxRateLimitedAttempts;
+    signal;
+    sleep;
+    random;
+    now;
+    log;
+    http;
+    logHttp;
+    constructor(options) {
+        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+        this.tokens = options.tokens;
+        this.userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
+        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS);
+        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS);
+        this.retryBudgetMs = options.retryBudgetMs ?? scaledBudget(DEFAULT_RETRY_BUDGET_MS);
+        this.maxAttempts = Math.max(1, options.maxAttempts ?? Infinity);
+        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? Infinity);
+        this.signal = options.signal;
+        this.sleep = options.sleep;
+        this.random = options.random;
+        this.now = options.now ?? Date.now;
+        this.log = options.log ?? (() => { });
+        this.http = this.newHttp(this.timeoutMs);
+        this.logHttp = this.newHttp(this.logTimeoutMs);
+    }
+    /**
+     * @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
+     * Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
+     * keepAlive gives the client its own agent, so an abandoned request can be torn down
+     * (dispose) instead of holding the process open until its socket times out.
+     */
+    newHttp(socketTimeout) {
+        return new lib/* HttpClient */.Qq(this.userAgent, [], {
+            socketTimeout,
+            allowRetries: false,
+            keepAlive: true
+        });
+    }
+    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
+    async request(spec, trace = { ambiguous: false }, call = {}) {
+        const signal = call.signal ?? this.signal;
+        let transientFailures = 0;
+        let rateLimitedAnswers = 0;
+        let reminted = false;
+        const cancelled = () => new BackendError({
+            status: 0,
+            code: 'CANCELLED',
+            endpoint: spec.endpoint,
+            message: 'the call was cancelled (the runner is stopping)'
+        });
+        return withRetry(async () => {
+            try {
+                return await this.send(spec, signal);
+            }
+            catch (error) {
+                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
+                // A static token cannot be re-minted, so repeating the request would be wasted.
+                const refused = error instanceof BackendError && error.status === 401;
+                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
+                    throw error;
+                reminted = true;
+                this.tokens.invalidate();
+                this.stats.tokenRefreshes++;
+                this.log(`${error.describe()}; minting a new token and trying once more.`);
+                return await this.send(spec, signal);
+            }
+        }, {
+            budgetMs: call.budgetMs ?? this.retryBudgetMs,
+            baseMs: BACKOFF_BASE_MS,
+            capMs: BACKOFF_CAP_MS,
+            sleep: this.sleep,
+            random: this.random,
+            now: this.now,
+            signal,
+            onAbort: cancelled,
+            decide: error => {
+                if (!(error instanceof BackendError))
+                    return { retry: false };
+                if (error.status === 429) {
+                    rateLimitedAnswers++;
+                    return rateLimitedAnswers < this.maxRateLimitedAttempts
+                        ? {
+                            retry: true,
+                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                            // Every runner of the repository shares the bucket: each 429 in a row
+                            // spreads the retries wider, so a crowd does not collide again next second.
+                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                        }
+                        : { retry: false };
+                }
+                if (!isTransient(error) || isPermanentCreateRunFailure(error))
+                    return { retry: false };
+                // The request may have reached the server before it failed (lost response, 5xx after the write).
+                trace.ambiguous = true;
+                transientFailures++;
+                return { retry: transientFailures < this.maxAttempts };
+            },
+            onRetry: (error, _attempt, delayMs) => {
+                this.stats.retries++;
+                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                this.log(`${what}; retrying in ${delayMs} ms.`);
+            },
+            onGiveUp: (error, spent) => {
+                if (error instanceof BackendError) {
+                    error.attempts = spent.attempts;
+                    error.triedForMs = spent.elapsedMs;
+                }
+            }
+        });
+    }
+    /** One HTTP request; throws BackendError for anything but a 2xx. */
+    async send(spec, signal) {
+        const cancelledError = () => new BackendError({
+            status: 0,
+            code: 'CANCELLED',
+            endpoint: spec.endpoint,
+            message: 'the call was cancelled (the runner is stopping)'
+        });
+        if (signal?.aborted)
+            throw cancelledError();
+        const headers = {};
+        if (spec.accept)
+            headers['Accept'] = spec.accept;
+        if (spec.contentType)
+            headers['Content-Type'] = spec.contentType;
+        if (spec.auth !== false)
+            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
+        const http = spec.logs ? this.logHttp : this.http;
+        const timeoutMs = spec.logs ? this.logTimeoutMs : this.timeoutMs;
+        const url = `${this.baseUrl}${spec.path}`;
+        this.stats.requests++;
+        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
+        let response;
+        let text;
+        // The socket timeout only notices silence; a hard deadline also ends an answer that trickles.
+        let timer;
+        let onAbort;
+        const abandon = new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Abandoned('timeout')), timeoutMs);
+            onAbort = () => reject(new Abandoned('cancelled'));
+            signal?.addEventListener('abort', onAbort, { once: true });
+        });
+        try {
+            response = await Promise.race([
+                http.request(spec.method, url, spec.body ?? null, headers),
+                abandon
+            ]);
+            text = await Promise.race([response.readBody(), abandon]);
         }
         catch (error) {
-            const decision = options.decide(error, attempt);
-            if (!decision.retry || attempt + 1 >= options.attempts)
-                throw error;
-            const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
-                : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
-            options.onRetry?.(error, attempt, delay);
-            await sleep(delay);
+            if (error instanceof Abandoned) {
+                // Tear the request down now: a hung connection must not keep the process alive.
+                this.replaceHttp(spec.logs === true);
+                if (error.reason === 'cancelled')
+                    throw cancelledError();
+            }
+            const message = (0,errors/* errorMessage */.gJ)(error);
+            const timedOut = error instanceof Abandoned || message.startsWith('Request timeout');
+            throw new BackendError({
+                status: 0,
+                code: timedOut ? 'TIMEOUT' : 'NETWORK',
+                endpoint: spec.endpoint,
+                // Never echo the request (it carries the token); the error names only the path.
+                message: timedOut ? `no answer within ${Math.round(timeoutMs / 1000)} s` : message
+            });
         }
+        finally {
+            clearTimeout(timer);
+            if (onAbort)
+                signal?.removeEventListener('abort', onAbort);
+            abandon.catch(() => { });
+        }
+        const status = response.message.statusCode ?? 0;
+        if (status >= 200 && status < 300)
+            return { status, text };
+        if (status === 429)
+            this.stats.rateLimited++;
+        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+    }
+    replaceHttp(logs) {
+        const old = logs ? this.logHttp : this.http;
+        if (logs)
+            this.logHttp = this.newHttp(this.logTimeoutMs);
+        else
+            this.http = this.newHttp(this.timeoutMs);
+        old.dispose();
     }
 }
 
 ;// CONCATENATED MODULE: ./src/backend/client.ts
 
 
+/** The orun-backend endpoints; how requests travel (retries, timeouts, 429s) is transport.ts. */
 
-/** Sent in the User-Agent; keep in step with package.json. */
-const ACTION_VERSION = '1.0.0';
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 10_000;
-/** What the live service answers with Retry-After; used when the header is missing. */
-const DEFAULT_RETRY_AFTER_MS = 1000;
-const RATE_LIMIT_JITTER_CAP_MS = 2500;
-const BODY_PREVIEW_CHARS = 100;
-const CODE_BY_STATUS = {
-    400: 'INVALID_REQUEST',
-    401: 'UNAUTHORIZED',
-    403: 'FORBIDDEN',
-    404: 'NOT_FOUND',
-    405: 'METHOD_NOT_ALLOWED',
-    409: 'CONFLICT',
-    429: 'RATE_LIMITED',
-    500: 'INTERNAL_ERROR'
-};
-/** A failed backend call; message is the server's own message (or the network failure). */
-class client_BackendError extends Error {
-    /** 0 for network errors and timeouts. */
-    status;
-    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE. */
-    code;
-    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
-    endpoint;
-    retryAfterMs;
-    constructor(init) {
-        super(init.message);
-        this.name = 'BackendError';
-        this.status = init.status;
-        this.code = init.code;
-        this.endpoint = init.endpoint;
-        this.retryAfterMs = init.retryAfterMs;
-    }
-    /** One line for logs: where, what status, what message. */
-    describe() {
-        const answer = this.status ? `${this.status} ${this.code}` : this.code;
-        return `${this.endpoint} failed (${answer}): ${this.message}`;
-    }
-}
+
 const seg = encodeURIComponent;
-function isGenericInternalError(message) {
-    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
-}
-/**
- * createRun's plan validation answers 500 with a specific message (Duplicate
- * jobId, dependency does not exist in plan): retrying cannot help.
- */
-function isPermanentCreateRunFailure(error) {
-    return (error.endpoint === 'POST /v1/runs' &&
-        error.status === 500 &&
-        error.code !== 'BAD_RESPONSE' &&
-        !isGenericInternalError(error.message));
-}
-function isTransient(error) {
-    return error.status === 0 || error.status >= 500;
-}
-function preview(text) {
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
-}
-function badResponse(endpoint, status, detail) {
-    return new client_BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
-}
-function parseRetryAfter(header) {
-    const value = Array.isArray(header) ? header[0] : header;
-    if (!value)
-        return undefined;
-    const seconds = Number(value);
-    if (Number.isFinite(seconds) && seconds >= 0)
-        return seconds * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-function errorFromResponse(endpoint, status, text, retryAfter) {
-    let envelope;
-    try {
-        envelope = JSON.parse(text);
-    }
-    catch {
-        envelope = undefined;
-    }
-    if (!envelope || typeof envelope !== 'object') {
-        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
-        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
-        if (status === 429)
-            error.retryAfterMs = parseRetryAfter(retryAfter);
-        return error;
-    }
-    const { error: message, code } = envelope;
-    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new client_BackendError({
-        status,
-        code: typeof code === 'string' && code ? code : fallbackCode,
-        endpoint,
-        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
-        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
-    });
-}
 function parseJson(endpoint, response, valid) {
     let value;
     try {
@@ -29051,41 +29491,12 @@ const hasArray = (key) => (value) => Array.isArray(value[key]);
  * needs, no preflights.
  */
 class BackendClient {
-    stats = {
-        requests: 0,
-        rateLimited: 0,
-        retries: 0,
-        tokenRefreshes: 0,
-        byRoute: {}
-    };
-    baseUrl;
-    tokens;
-    http;
-    logHttp;
-    maxAttempts;
-    maxRateLimitedAttempts;
-    sleep;
-    random;
-    log;
+    transport;
     constructor(options) {
-        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-        this.tokens = options.tokens;
-        const userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
-        // @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
-        // Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
-        this.http = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.timeoutMs ?? 30_000,
-            allowRetries: false
-        });
-        this.logHttp = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.logTimeoutMs ?? 120_000,
-            allowRetries: false
-        });
-        this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
-        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? 30);
-        this.sleep = options.sleep;
-        this.random = options.random;
-        this.log = options.log ?? (() => { });
+        this.transport = new BackendTransport(options);
+    }
+    get stats() {
+        return this.transport.stats;
     }
     async health() {
         const endpoint = 'GET /';
@@ -29127,26 +29538,26 @@ class BackendClient {
         }
         return result;
     }
-    async heartbeat(runId, jobId, runnerId) {
+    async heartbeat(runId, jobId, runnerId, call) {
         const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/heartbeat';
         const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/heartbeat`;
-        const response = await this.request(this.json('POST', endpoint, path, { runnerId }));
+        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), undefined, call);
         return parseJson(endpoint, response, has('ok', 'boolean'));
     }
-    async update(runId, jobId, runnerId, status, error) {
+    async update(runId, jobId, runnerId, status, error, call) {
         const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/update';
         const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/update`;
         const body = error === undefined ? { runnerId, status } : { runnerId, status, error };
         const trace = { ambiguous: false };
         try {
-            const response = await this.request(this.json('POST', endpoint, path, body), trace);
+            const response = await this.request(this.json('POST', endpoint, path, body), trace, call);
             return parseJson(endpoint, response, has('ok', 'boolean'));
         }
         catch (failure) {
             // An attempt that failed in flight may have recorded the result; the retry
             // then finds the job no longer running, in exactly the status we sent.
             if (trace.ambiguous &&
-                failure instanceof client_BackendError &&
+                failure instanceof BackendError &&
                 failure.status === 400 &&
                 failure.message === `Job is not running (current: ${status})`) {
                 return { ok: true, alreadyRecorded: true };
@@ -29171,7 +29582,7 @@ class BackendClient {
         return parseJson(endpoint, response, has('status', 'string'));
     }
     /** Replaces the stored log (the last upload wins), so it is safe to retry. */
-    async uploadLog(runId, jobId, text) {
+    async uploadLog(runId, jobId, text, call) {
         const endpoint = 'POST /v1/runs/{runId}/logs/{jobId}';
         const response = await this.request({
             method: 'POST',
@@ -29181,7 +29592,7 @@ class BackendClient {
             contentType: 'text/plain; charset=utf-8',
             accept: 'application/json',
             logs: true
-        });
+        }, undefined, call);
         const body = parseJson(endpoint, response, has('logRef', 'string'));
         return { logRef: body.logRef };
     }
@@ -29207,99 +29618,8 @@ class BackendClient {
                 accept: 'application/json'
             };
     }
-    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
-    async request(spec, trace = { ambiguous: false }) {
-        let transientFailures = 0;
-        let rateLimitedAnswers = 0;
-        let reminted = false;
-        return withRetry(async () => {
-            try {
-                return await this.send(spec);
-            }
-            catch (error) {
-                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
-                // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof client_BackendError && error.status === 401;
-                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
-                    throw error;
-                reminted = true;
-                this.tokens.invalidate();
-                this.stats.tokenRefreshes++;
-                this.log(`${error.describe()}; minting a new token and trying once more.`);
-                return await this.send(spec);
-            }
-        }, {
-            // Each kind is bounded by its own limit in decide(); this only caps the sum.
-            attempts: this.maxAttempts + this.maxRateLimitedAttempts,
-            baseMs: BACKOFF_BASE_MS,
-            capMs: BACKOFF_CAP_MS,
-            sleep: this.sleep,
-            random: this.random,
-            decide: error => {
-                if (!(error instanceof client_BackendError))
-                    return { retry: false };
-                if (error.status === 429) {
-                    rateLimitedAnswers++;
-                    return rateLimitedAnswers < this.maxRateLimitedAttempts
-                        ? {
-                            retry: true,
-                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
-                            // Every runner of the repository shares the bucket: each 429 in a row
-                            // spreads the retries wider, so a crowd does not collide again next second.
-                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
-                        }
-                        : { retry: false };
-                }
-                if (!isTransient(error) || isPermanentCreateRunFailure(error))
-                    return { retry: false };
-                // The request may have reached the server before it failed (lost response, 5xx after the write).
-                trace.ambiguous = true;
-                transientFailures++;
-                return { retry: transientFailures < this.maxAttempts };
-            },
-            onRetry: (error, _attempt, delayMs) => {
-                this.stats.retries++;
-                const what = error instanceof client_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
-                this.log(`${what}; retrying in ${delayMs} ms.`);
-            }
-        });
-    }
-    /** One HTTP request; throws BackendError for anything but a 2xx. */
-    async send(spec) {
-        const headers = {};
-        if (spec.accept)
-            headers['Accept'] = spec.accept;
-        if (spec.contentType)
-            headers['Content-Type'] = spec.contentType;
-        if (spec.auth !== false)
-            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
-        const http = spec.logs ? this.logHttp : this.http;
-        const url = `${this.baseUrl}${spec.path}`;
-        this.stats.requests++;
-        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
-        let response;
-        let text;
-        try {
-            response = await http.request(spec.method, url, spec.body ?? null, headers);
-            text = await response.readBody();
-        }
-        catch (error) {
-            const message = (0,errors/* errorMessage */.gJ)(error);
-            const timedOut = message.startsWith('Request timeout');
-            throw new client_BackendError({
-                status: 0,
-                code: timedOut ? 'TIMEOUT' : 'NETWORK',
-                endpoint: spec.endpoint,
-                // Never echo the request (it carries the token); the error names only the path.
-                message: timedOut ? 'no answer before the timeout' : message
-            });
-        }
-        const status = response.message.statusCode ?? 0;
-        if (status >= 200 && status < 300)
-            return { status, text };
-        if (status === 429)
-            this.stats.rateLimited++;
-        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+    request(spec, trace, call) {
+        return this.transport.request(spec, trace, call);
     }
 }
 
@@ -29314,11 +29634,13 @@ function connectBackend(settings) {
     const tokens = createTokenSource({
         audience: settings.audience,
         staticToken: settings.token,
+        signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
     const client = new BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
+        signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
     return { client, tokens };
@@ -29339,31 +29661,56 @@ async function joinRun(client, plan, runId) {
         });
     }
     catch (error) {
-        throw explainBackendError(error, `joining run ${runId}`);
+        throw explainBackendError(error, `joining run ${runId}`, { runId });
     }
 }
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
-function explainBackendError(error, doing) {
+function explainBackendError(error, doing, ids = {}) {
     if (!(error instanceof BackendError))
         return error;
+    if (error.code === 'CANCELLED')
+        return error;
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
+    const tried = error.describeRetries();
     switch (error.status) {
         case 401:
-            return new UserError(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
         case 403:
-            return new UserError(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+        case 404:
+            // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
+            if (error.endpoint === 'POST /v1/runs') {
+                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 "${error.message}" while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
+            }
+            return error;
         case 409:
-            return new UserError(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+        case 413:
+        case 431:
+            return new errors/* UserError */.yo(`The backend refused the request as too large (HTTP ${error.status}${error.status === 431 ? ' Request Header Fields Too Large' : ' Payload Too Large'}) while ${doing}: ${longestId(error, ids)} is longer than the backend or its proxy accepts in a URL. Use shorter component and environment names (a job id is built from them) or a shorter 'run-id'. Retrying would not help.`);
         case 0:
-            return new UserError(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
+            return new errors/* UserError */.yo(`Could not reach the backend while ${doing}${tried}: ${error.message}. Check that the service at 'backend-url' (or ORUN_BACKEND_URL) is up and that the URL is right; on self-hosted runners also check HTTPS_PROXY/NO_PROXY. Then re-run the job.`);
         case 429:
-            return new UserError(`${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
+            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry${tried}. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
         default:
             if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
-                return new UserError(`${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`);
+                return new errors/* UserError */.yo(`${answered}, through every retry${tried}: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url' (GET / answers {"status":"ok"}), then re-run the job.`);
             }
             return error;
     }
+}
+/** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
+function longestId(error, ids) {
+    const candidates = [];
+    if (ids.runId !== undefined)
+        candidates.push(['run id', ids.runId]);
+    if (ids.jobId !== undefined && error.endpoint.includes('{jobId}'))
+        candidates.push(['job id', ids.jobId]);
+    if (!candidates.length)
+        return 'an id in the request';
+    const [name, value] = candidates.reduce((a, b) => encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a);
+    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    return `the ${name} '${shown}' (${value.length} characters)`;
 }
 
 ;// CONCATENATED MODULE: ./src/common/inputs.ts
@@ -29413,11 +29760,23 @@ function parseDuration(raw) {
         return undefined;
     return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0));
 }
-function getDuration(name, fallback) {
+/** The longest delay a Node timer takes; longer ones fire at once. */
+const MAX_TIMER_MS = (/* unused pure expression or super */ null && (2 ** 31 - 1));
+/**
+ * A duration within range (written as durations, e.g. { min: '1s', max: '2m' }).
+ * Without a range it is still capped at what a Node timer can hold (~24.8 days).
+ */
+function getDuration(name, fallback, range) {
     const raw = core.getInput(name).trim() || fallback;
     const ms = parseDuration(raw);
     if (ms === undefined || ms <= 0) {
         throw new UserError(`Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`);
+    }
+    const min = range ? parseDuration(range.min) : 1;
+    const max = Math.min(range ? parseDuration(range.max) : MAX_TIMER_MS, MAX_TIMER_MS);
+    if (ms < min || ms > max) {
+        const bounds = range ? `between ${range.min} and ${range.max}` : 'at most 24 days';
+        throw new UserError(`Input '${name}' must be ${bounds}, got '${raw}'. Use e.g. '${name}: ${fallback}' (the default).`);
     }
     return ms;
 }
@@ -29427,6 +29786,107 @@ function getChoice(name, choices, fallback) {
         throw new UserError(`Input '${name}' must be one of ${choices.join(', ')}, got '${raw}'.`);
     }
     return raw;
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/common/process-tree.ts
+
+
+/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
+function listProcesses() {
+    if (process.platform === 'linux') {
+        const rows = [];
+        for (const name of (0,external_node_fs_namespaceObject.readdirSync)('/proc')) {
+            if (!/^\d+$/.test(name))
+                continue;
+            try {
+                const stat = (0,external_node_fs_namespaceObject.readFileSync)(`/proc/${name}/stat`, 'utf8');
+                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+                rows.push({
+                    pid: Number(name),
+                    ppid: Number(fields[1]),
+                    pgid: Number(fields[2]),
+                    sid: Number(fields[3])
+                });
+            }
+            catch {
+                // exited while we looked
+            }
+        }
+        return rows;
+    }
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return ps.stdout
+        .split('\n')
+        .map(line => line.trim().split(/\s+/).map(Number))
+        .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
+        .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
+}
+/**
+ * The processes that belong to the job led by `leader` (the orun pid): its
+ * session, its descendants and every process group they lead or sit in.
+ */
+function jobProcesses(leader) {
+    const rows = listProcesses();
+    const members = new Set();
+    const groups = new Set([leader]);
+    for (const row of rows)
+        if (row.sid === leader)
+            members.add(row.pid);
+    const children = new Map();
+    for (const row of rows)
+        children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
+    const stack = [leader];
+    while (stack.length) {
+        const pid = stack.pop();
+        members.add(pid);
+        for (const child of children.get(pid) ?? [])
+            if (!members.has(child))
+                stack.push(child);
+    }
+    const byPid = new Map(rows.map(row => [row.pid, row]));
+    for (const pid of members) {
+        const row = byPid.get(pid);
+        if (row)
+            groups.add(row.pgid);
+    }
+    for (const row of rows)
+        if (groups.has(row.pgid))
+            members.add(row.pid);
+    // Never this process, its own group or init, whatever the table says.
+    const ownGroup = byPid.get(process.pid)?.pgid;
+    return [...members].filter(pid => pid > 1 && pid !== process.pid && byPid.has(pid) && byPid.get(pid).pgid !== ownGroup);
+}
+/** Sends the signal to each pid; returns how many were still there to receive it. */
+function signalProcesses(pids, signal) {
+    let reached = 0;
+    for (const pid of pids) {
+        try {
+            process.kill(pid, signal);
+            reached++;
+        }
+        catch {
+            // already gone
+        }
+    }
+    return reached;
+}
+/**
+ * What is left of a job whose leader may be gone (the post step, after the main step was
+ * killed): only processes that still carry its id as their session (Linux) or process group,
+ * so a pid reused by an unrelated process since is never matched by its number alone.
+ */
+function leftoverProcesses(leader) {
+    const rows = listProcesses();
+    const ownGroup = rows.find(row => row.pid === process.pid)?.pgid;
+    return rows
+        .filter(row => (row.sid !== undefined ? row.sid === leader : row.pgid === leader))
+        .filter(row => row.pid > 1 && row.pid !== process.pid && row.pgid !== ownGroup)
+        .map(row => row.pid);
 }
 
 ;// CONCATENATED MODULE: ./src/run/logstream.ts
@@ -29448,6 +29908,8 @@ class LogStream {
     timer;
     queue = Promise.resolve();
     warned = false;
+    /** The upload in flight, so a flush that gives up can abandon it too. */
+    current;
     logRef;
     uploads = 0;
     constructor(options) {
@@ -29476,36 +29938,89 @@ class LogStream {
         };
         schedule();
     }
-    /** Uploads the log if it changed. Failures while streaming only warn; the final upload reports. */
-    async flush(final) {
+    /**
+     * Uploads the log if it changed; true when the stored log is up to date. Failures while
+     * streaming only warn; the final upload reports. With a bound, the flush (and the upload
+     * it waits behind) is abandoned, with a warning, when the time runs out or the signal aborts.
+     */
+    async flush(final, bound) {
         if (final && this.timer) {
             clearTimeout(this.timer);
             this.timer = undefined;
         }
+        const stop = new AbortController();
+        let timer;
+        const onSignal = () => stop.abort();
+        if (bound) {
+            timer = setTimeout(onSignal, bound.timeoutMs);
+            if (bound.signal?.aborted)
+                stop.abort();
+            bound.signal?.addEventListener('abort', onSignal, { once: true });
+        }
         // One upload at a time, in call order: a timer flush and the final flush that meet
         // neither send the same text twice nor let an older snapshot land last.
-        const turn = this.queue.then(() => this.upload(final));
+        const turn = this.queue.then(() => stop.signal.aborted ? undefined : this.upload(final, stop.signal, bound?.timeoutMs));
         this.queue = turn;
-        await turn;
+        try {
+            if (!bound) {
+                await turn;
+            }
+            else {
+                const gaveUp = new Promise(resolve => {
+                    if (stop.signal.aborted)
+                        resolve(true);
+                    stop.signal.addEventListener('abort', () => resolve(true), { once: true });
+                });
+                if (await Promise.race([turn.then(() => false), gaveUp])) {
+                    this.current?.abort();
+                    const why = bound.signal?.aborted
+                        ? 'the runner is stopping'
+                        : `it did not finish within ${Math.round(bound.timeoutMs / 1000)} s`;
+                    this.options.warn(`Gave up uploading the job log to the backend: ${why}. The job's result is reported already; the full log is in this GitHub Actions log.`);
+                    return false;
+                }
+            }
+        }
+        finally {
+            clearTimeout(timer);
+            bound?.signal?.removeEventListener('abort', onSignal);
+        }
+        return this.raw.length === this.uploadedLength;
     }
-    async upload(final) {
+    async upload(final, signal, boundMs) {
         if (this.raw.length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
         if (!final && !this.raw)
             return;
         const length = this.raw.length;
+        const current = new AbortController();
+        const onAbort = () => current.abort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.current = current;
         try {
-            const { logRef } = await this.options.upload(this.snapshot());
+            // Mid-stream, one request: the next tick retries anyway. The final upload retries
+            // until its flush's bound ends it (unbounded: the client's own budget).
+            const { logRef } = await this.options.upload(this.snapshot(), {
+                budgetMs: final ? boundMs : 0,
+                signal: current.signal
+            });
             this.logRef = logRef;
             this.uploadedLength = length;
             this.uploads++;
         }
         catch (error) {
+            if (current.signal.aborted)
+                return; // the flush that gave up says so
             if (final || !this.warned) {
                 this.options.warn(`Uploading the job log to the backend failed: ${error.message}`);
                 this.warned = true;
             }
+        }
+        finally {
+            signal.removeEventListener('abort', onAbort);
+            if (this.current === current)
+                this.current = undefined;
         }
     }
     /** Last lines of output, for the error text reported with a failed job. */
@@ -29598,6 +30113,19 @@ function loadInFlight() {
     const raw = lib_core/* getState */.Gu(KEY);
     return raw ? JSON.parse(raw) : undefined;
 }
+/** Changes one job's entry and saves the state at once. */
+function updateInFlightJob(state, jobId, change) {
+    const entry = state.jobs.find(job => job.jobId === jobId);
+    if (!entry)
+        return;
+    Object.assign(entry, change);
+    saveInFlight(state);
+}
+/** Drops a job the post step has nothing left to do for. */
+function dropInFlightJob(state, jobId) {
+    state.jobs = state.jobs.filter(job => job.jobId !== jobId);
+    saveInFlight(state);
+}
 
 ;// CONCATENATED MODULE: ./src/run/post.ts
 
@@ -29609,46 +30137,100 @@ function loadInFlight() {
 
 
 
+
+
 /**
- * Runs after the main step, also when it was cancelled or crashed. A job the
- * main step claimed but never reported would block its dependents until the
- * 300 s heartbeat window ran out; marking it failed lets them fail fast.
+ * Runs after the main step, also when it was cancelled, crashed or was killed.
+ * For every job the main step claimed and did not finish reporting it stops
+ * what is left of its orun process tree, delivers the result the main step
+ * saved (success stays success), or, when the outcome is unknown (the main
+ * step died before orun finished), marks it failed so its dependents fail
+ * fast instead of waiting out the 300 s heartbeat window.
  */
+/** The post step tries again for a while after the main step's own retries. */
+const POST_UPDATE_BUDGET_MS = 3 * 60_000;
+const POST_LOG_BUDGET_MS = 60_000;
+const UNKNOWN_OUTCOME = 'cancelled: the workflow job was cancelled or its runner stopped before the job finished';
 async function post() {
     const state = loadInFlight();
     if (!state?.jobs.length)
         return;
+    for (const job of state.jobs)
+        stopLeftovers(job);
     const { client, tokens } = connectBackend({
         backendUrl: state.backendUrl,
         audience: state.audience,
         token: lib_core/* getInput */.V4('token') || undefined
     });
-    for (const { jobId, spoolFile } of state.jobs) {
-        lib_core/* info */.pq(`${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`);
-        // The result first, as the main step does: it also proves the job is still ours, and a job
-        // another runner took over (or that was reported after all) keeps its owner's log.
-        try {
-            await client.update(state.runId, jobId, state.runnerId, 'failed', 'cancelled: the workflow job was cancelled or its runner stopped before the job finished');
-        }
-        catch (error) {
-            if (error instanceof client_BackendError && error.status === 400) {
-                lib_core/* info */.pq(`${jobId} is no longer this runner's to report (${error.message}).`);
-                continue;
+    const undelivered = [];
+    for (const job of [...state.jobs]) {
+        const { jobId, outcome } = job;
+        let ours = true;
+        if (!job.reported) {
+            const status = outcome?.status ?? 'failed';
+            const error = outcome ? outcome.error : UNKNOWN_OUTCOME;
+            lib_core/* info */.pq(outcome
+                ? `${jobId} finished (${status}) but its result was not delivered: delivering it now.`
+                : `${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`);
+            // The result first, as the main step does: it also proves the job is still ours, and a job
+            // another runner took over (or that was reported after all) keeps its owner's log.
+            try {
+                await client.update(state.runId, jobId, state.runnerId, status, error, {
+                    budgetMs: scaledBudget(POST_UPDATE_BUDGET_MS)
+                });
+                lib_core/* info */.pq(`Delivered ${jobId}: ${status}.`);
             }
-            lib_core/* warning */.$e(`Could not mark ${jobId} as cancelled: ${(0,errors/* errorMessage */.gJ)(error)}`);
-        }
-        try {
-            if ((0,external_node_fs_namespaceObject.existsSync)(spoolFile)) {
-                const redactor = new Redactor(envValues(getList('redact-env')), () => tokens.issued);
-                const text = (0,external_node_fs_namespaceObject.readFileSync)(spoolFile, 'utf8') + '\n[orun action: the job was cancelled]\n';
-                await client.uploadLog(state.runId, jobId, capLog(redactor.redact(text), DEFAULT_MAX_LOG_BYTES));
+            catch (failure) {
+                if (failure instanceof BackendError && failure.status === 400) {
+                    lib_core/* info */.pq(`${jobId} is no longer this runner's to report (${failure.message}).`);
+                    ours = false;
+                }
+                else {
+                    const explained = explainBackendError(failure, `reporting ${jobId}`, {
+                        runId: state.runId,
+                        jobId
+                    });
+                    lib_core/* warning */.$e(`Could not deliver the result of ${jobId} (${status}): ${(0,errors/* errorMessage */.gJ)(explained)}`);
+                    undelivered.push(`${jobId} (${status})`);
+                }
             }
         }
-        catch (error) {
-            lib_core/* warning */.$e(`Could not upload the log of ${jobId}: ${(0,errors/* errorMessage */.gJ)(error)}`);
-        }
+        if (ours)
+            await uploadSpooledLog(client, state.runId, job, tokens.issued);
+        state.jobs = state.jobs.filter(j => j !== job);
+        saveInFlight(state);
     }
-    saveInFlight({ ...state, jobs: [] });
+    if (undelivered.length) {
+        throw new errors/* UserError */.yo(`The result of ${undelivered.join(', ')} could not be delivered to the backend, by the main step or by this post step: ` +
+            "its dependents will see the job as running until its heartbeat expires (300 s), then another runner may run it again. Check the backend's health at 'backend-url' and re-run the failed jobs.");
+    }
+}
+/** The orun the main step started may outlive it (the main step was killed): stop all of it. */
+function stopLeftovers(job) {
+    if (!job.orunPid)
+        return;
+    const left = leftoverProcesses(job.orunPid);
+    if (!left.length)
+        return;
+    const killed = signalProcesses(left, 'SIGKILL');
+    lib_core/* warning */.$e(`${job.jobId}: the main step left ${killed} orun process(es) running (orun pid ${job.orunPid}); they were killed.`);
+}
+async function uploadSpooledLog(client, runId, job, issued) {
+    try {
+        if (!(0,external_node_fs_namespaceObject.existsSync)(job.spoolFile))
+            return;
+        const redactor = new Redactor(envValues(getList('redact-env')), () => issued);
+        const ending = job.outcome
+            ? `\n[orun action: the job finished (${job.outcome.status}); this log was uploaded by the post step]\n`
+            : '\n[orun action: the job was cancelled]\n';
+        const text = (0,external_node_fs_namespaceObject.readFileSync)(job.spoolFile, 'utf8') + ending;
+        await client.uploadLog(runId, job.jobId, capLog(redactor.redact(text), DEFAULT_MAX_LOG_BYTES), {
+            budgetMs: scaledBudget(POST_LOG_BUDGET_MS)
+        });
+    }
+    catch (error) {
+        lib_core/* warning */.$e(`Could not upload the log of ${job.jobId}: ${(0,errors/* errorMessage */.gJ)(error)}`);
+    }
 }
 
 
@@ -29856,19 +30438,18 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Yz: () => (/* binding */ debug),
-  V9: () => (/* binding */ getIDToken),
+  Yz: () => (/* binding */ core_debug),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
   pq: () => (/* binding */ info),
   lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
-  Pq: () => (/* binding */ setSecret),
+  Pq: () => (/* binding */ core_setSecret),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, error, exportVariable, getBooleanInput, getMultilineInput, group, isDebug, markdownSummary, platform, setCommandEcho, setOutput, startGroup, summary, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, platform, setCommandEcho, setOutput, startGroup, summary, toPlatformPath, toPosixPath, toWin32Path
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -30074,7 +30655,7 @@ class BasicCredentialHandler {
         });
     }
 }
-class BearerCredentialHandler {
+class auth_BearerCredentialHandler {
     constructor(token) {
         this.token = token;
     }
@@ -30132,13 +30713,13 @@ var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg
 
 
 
-class OidcClient {
+class oidc_utils_OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new lib/* HttpClient */.Qq('actions/oidc-client', [new BearerCredentialHandler(OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -30157,7 +30738,7 @@ class OidcClient {
     static getCall(id_token_url) {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = OidcClient.createHttpClient();
+            const httpclient = oidc_utils_OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -30176,13 +30757,13 @@ class OidcClient {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = OidcClient.getIDTokenUrl();
+                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield OidcClient.getCall(id_token_url);
+                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -31780,7 +32361,7 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function setSecret(secret) {
+function core_setSecret(secret) {
     command_issueCommand('add-mask', {}, secret);
 }
 /**
@@ -31902,7 +32483,7 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function debug(message) {
+function core_debug(message) {
     command_issueCommand('debug', {}, message);
 }
 /**

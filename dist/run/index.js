@@ -31657,7 +31657,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87966);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(91034);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31667,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 87966:
+/***/ 91034:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31682,8 +31682,637 @@ var lib_core = __nccwpck_require__(33838);
 var external_node_crypto_ = __nccwpck_require__(77598);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
+;// CONCATENATED MODULE: ./src/backend/errors.ts
+/** What a failed backend call looks like to the rest of the action, and how answers are read. */
+const BODY_PREVIEW_CHARS = 100;
+const CODE_BY_STATUS = {
+    400: 'INVALID_REQUEST',
+    401: 'UNAUTHORIZED',
+    403: 'FORBIDDEN',
+    404: 'NOT_FOUND',
+    405: 'METHOD_NOT_ALLOWED',
+    409: 'CONFLICT',
+    413: 'PAYLOAD_TOO_LARGE',
+    429: 'RATE_LIMITED',
+    431: 'HEADERS_TOO_LARGE',
+    500: 'INTERNAL_ERROR'
+};
+/** A failed backend call; message is the server's own message (or the network failure). */
+class BackendError extends Error {
+    /** 0 for network errors, timeouts and cancelled calls. */
+    status;
+    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE, CANCELLED. */
+    code;
+    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
+    endpoint;
+    retryAfterMs;
+    /** Set when the call gave up after retrying: how many requests it sent, over how long. */
+    attempts;
+    triedForMs;
+    constructor(init) {
+        super(init.message);
+        this.name = 'BackendError';
+        this.status = init.status;
+        this.code = init.code;
+        this.endpoint = init.endpoint;
+        this.retryAfterMs = init.retryAfterMs;
+    }
+    /** One line for logs: where, what status, what message. */
+    describe() {
+        const answer = this.status ? `${this.status} ${this.code}` : this.code;
+        return `${this.endpoint} failed (${answer}): ${this.message}`;
+    }
+    /** ", after 41 attempts over 5m 2s" when the call retried, else "". */
+    describeRetries() {
+        if (!this.attempts || this.attempts < 2 || this.triedForMs === undefined)
+            return '';
+        return `, after ${this.attempts} attempts over ${formatDuration(this.triedForMs)}`;
+    }
+}
+/** A call ended by the caller (a cancelled run), not by the backend. */
+function isCancelledCall(error) {
+    return error instanceof BackendError && error.code === 'CANCELLED';
+}
+/** 1m 5s, 42s, 850ms. */
+function formatDuration(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)}ms`;
+    const seconds = Math.round(ms / 1000);
+    const minutes = Math.floor(seconds / 60);
+    return minutes ? `${minutes}m ${seconds % 60}s` : `${seconds}s`;
+}
+function isGenericInternalError(message) {
+    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
+}
+/**
+ * createRun's plan validation answers 500 with a specific message (Duplicate
+ * jobId, dependency does not exist in plan): retrying cannot help.
+ */
+function isPermanentCreateRunFailure(error) {
+    return (error.endpoint === 'POST /v1/runs' &&
+        error.status === 500 &&
+        error.code !== 'BAD_RESPONSE' &&
+        !isGenericInternalError(error.message));
+}
+/**
+ * Worth retrying: network failures, timeouts, 5xx (HTML error pages of a proxy
+ * included). 413/431 (an id longer than the service accepts) never are.
+ */
+function isTransient(error) {
+    return (error.status === 0 && error.code !== 'CANCELLED') || error.status >= 500;
+}
+function preview(text) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
+}
+function badResponse(endpoint, status, detail) {
+    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+}
+function parseRetryAfter(header) {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!value)
+        return undefined;
+    const seconds = Number(value);
+    if (Number.isFinite(seconds) && seconds >= 0)
+        return seconds * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+/** The BackendError for a non-2xx answer: the error envelope when there is one. */
+function errorFromResponse(endpoint, status, text, retryAfter) {
+    let envelope;
+    try {
+        envelope = JSON.parse(text);
+    }
+    catch {
+        envelope = undefined;
+    }
+    if (!envelope || typeof envelope !== 'object') {
+        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
+        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
+        if (status === 429)
+            error.retryAfterMs = parseRetryAfter(retryAfter);
+        return error;
+    }
+    const { error: message, code } = envelope;
+    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
+    return new BackendError({
+        status,
+        code: typeof code === 'string' && code ? code : fallbackCode,
+        endpoint,
+        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
+        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
+    });
+}
+
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(44942);
 // EXTERNAL MODULE: ./src/common/errors.ts
 var errors = __nccwpck_require__(71922);
+;// CONCATENATED MODULE: ./src/common/retry.ts
+const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
+function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
+    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+}
+/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
+function spread(ms, fraction, random = Math.random) {
+    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
+}
+/**
+ * Runs fn until it succeeds, decide() says stop, or attempts or the time budget run out
+ * (then the last error is thrown).
+ */
+async function withRetry(fn, options) {
+    const sleep = options.sleep ?? realSleep;
+    const random = options.random ?? Math.random;
+    const now = options.now ?? Date.now;
+    const attempts = options.attempts ?? Infinity;
+    const budget = options.budgetMs ?? Infinity;
+    const started = now();
+    // An injected sleep may not pass time: count the pauses too, so a budget always ends.
+    let slept = 0;
+    const elapsed = () => Math.max(now() - started, slept);
+    const aborted = () => {
+        throw options.onAbort ? options.onAbort() : new Error('aborted');
+    };
+    for (let attempt = 0;; attempt++) {
+        if (options.signal?.aborted)
+            aborted();
+        try {
+            return await fn(attempt);
+        }
+        catch (error) {
+            const decision = options.decide(error, attempt);
+            if (!decision.retry)
+                throw error;
+            const remaining = budget - elapsed();
+            if (attempt + 1 >= attempts || remaining <= 0) {
+                options.onGiveUp?.(error, { attempts: attempt + 1, elapsedMs: elapsed() });
+                throw error;
+            }
+            const delay = Math.min(remaining, decision.afterMs !== undefined
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
+                : fullJitterDelay(attempt, options.baseMs, options.capMs, random));
+            options.onRetry?.(error, attempt, delay);
+            if (options.signal) {
+                const waited = options.sleep
+                    ? await sleepUnlessAborted(options.sleep, delay, options.signal)
+                    : await timerUnlessAborted(delay, options.signal);
+                if (!waited)
+                    aborted();
+            }
+            else {
+                await sleep(delay);
+            }
+            slept += delay;
+        }
+    }
+}
+/** Sleeps; resolves false as soon as the signal aborts (the sleep itself is left to end). */
+function sleepUnlessAborted(sleep, ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const onAbort = () => resolve(false);
+        signal.addEventListener('abort', onAbort, { once: true });
+        void sleep(ms).then(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        });
+    });
+}
+/** A real sleep whose timer is cleared on abort, so it keeps no process alive. */
+function timerUnlessAborted(ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const timer = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            resolve(false);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * A factor for every time budget and timeout of the action, from
+ * ORUN_ACTION_BUDGET_SCALE (tests only: it lets a fault suite run minutes-long budgets
+ * in seconds; see docs/reliability.md). Unset, or not a positive number: 1.
+ */
+function budgetScale(env = process.env) {
+    const scale = Number(env.ORUN_ACTION_BUDGET_SCALE);
+    return Number.isFinite(scale) && scale > 0 && scale <= 1 ? scale : 1;
+}
+/** A shipped budget, scaled for tests (see budgetScale). */
+function scaledBudget(ms) {
+    return Math.max(1, Math.round(ms * budgetScale()));
+}
+
+;// CONCATENATED MODULE: ./src/backend/transport.ts
+
+
+
+
+/**
+ * How requests reach orun-backend: timeouts, retries (time-based), 429s, one
+ * re-mint on 401, cancellation, and the request counters. The endpoints are in
+ * client.ts.
+ */
+/** Sent in the User-Agent; keep in step with package.json. */
+const ACTION_VERSION = '1.0.0';
+const BACKOFF_BASE_MS = 500;
+/** Pauses between attempts stay under this, so a backend that comes back is seen soon. */
+const BACKOFF_CAP_MS = 15_000;
+/** What the live service answers with Retry-After; used when the header is missing. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
+const RATE_LIMIT_JITTER_CAP_MS = 2500;
+/**
+ * How long one call keeps retrying 5xx, network failures, timeouts and 429s
+ * by default: long enough to ride out an outage of a few minutes (orun's own
+ * client gives its final update 90 s), short enough that a backend that is
+ * really gone fails the job in minutes, saying so.
+ */
+const DEFAULT_RETRY_BUDGET_MS = 5 * 60_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_LOG_TIMEOUT_MS = 30_000;
+/** Why an attempt was abandoned before its answer came. */
+class Abandoned extends Error {
+    reason;
+    constructor(reason) {
+        super(reason);
+        this.reason = reason;
+    }
+}
+class BackendTransport {
+    stats = {
+        requests: 0,
+        rateLimited: 0,
+        retries: 0,
+        tokenRefreshes: 0,
+        byRoute: {}
+    };
+    baseUrl;
+    tokens;
+    userAgent;
+    timeoutMs;
+    logTimeoutMs;
+    retryBudgetMs;
+    maxAttempts;
+    maxRateLimitedAttempts;
+    signal;
+    sleep;
+    random;
+    now;
+    log;
+    http;
+    logHttp;
+    constructor(options) {
+        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+        this.tokens = options.tokens;
+        this.userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
+        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS);
+        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS);
+        this.retryBudgetMs = options.retryBudgetMs ?? scaledBudget(DEFAULT_RETRY_BUDGET_MS);
+        this.maxAttempts = Math.max(1, options.maxAttempts ?? Infinity);
+        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? Infinity);
+        this.signal = options.signal;
+        this.sleep = options.sleep;
+        this.random = options.random;
+        this.now = options.now ?? Date.now;
+        this.log = options.log ?? (() => { });
+        this.http = this.newHttp(this.timeoutMs);
+        this.logHttp = this.newHttp(this.logTimeoutMs);
+    }
+    /**
+     * @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
+     * Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
+     * keepAlive gives the client its own agent, so an abandoned request can be torn down
+     * (dispose) instead of holding the process open until its socket times out.
+     */
+    newHttp(socketTimeout) {
+        return new lib/* HttpClient */.Qq(this.userAgent, [], {
+            socketTimeout,
+            allowRetries: false,
+            keepAlive: true
+        });
+    }
+    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
+    async request(spec, trace = { ambiguous: false }, call = {}) {
+        const signal = call.signal ?? this.signal;
+        let transientFailures = 0;
+        let rateLimitedAnswers = 0;
+        let reminted = false;
+        const cancelled = () => new BackendError({
+            status: 0,
+            code: 'CANCELLED',
+            endpoint: spec.endpoint,
+            message: 'the call was cancelled (the runner is stopping)'
+        });
+        return withRetry(async () => {
+            try {
+                return await this.send(spec, signal);
+            }
+            catch (error) {
+                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
+                // A static token cannot be re-minted, so repeating the request would be wasted.
+                const refused = error instanceof BackendError && error.status === 401;
+                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
+                    throw error;
+                reminted = true;
+                this.tokens.invalidate();
+                this.stats.tokenRefreshes++;
+                this.log(`${error.describe()}; minting a new token and trying once more.`);
+                return await this.send(spec, signal);
+            }
+        }, {
+            budgetMs: call.budgetMs ?? this.retryBudgetMs,
+            baseMs: BACKOFF_BASE_MS,
+            capMs: BACKOFF_CAP_MS,
+            sleep: this.sleep,
+            random: this.random,
+            now: this.now,
+            signal,
+            onAbort: cancelled,
+            decide: error => {
+                if (!(error instanceof BackendError))
+                    return { retry: false };
+                if (error.status === 429) {
+                    rateLimitedAnswers++;
+                    return rateLimitedAnswers < this.maxRateLimitedAttempts
+                        ? {
+                            retry: true,
+                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                            // Every runner of the repository shares the bucket: each 429 in a row
+                            // spreads the retries wider, so a crowd does not collide again next second.
+                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                        }
+                        : { retry: false };
+                }
+                if (!isTransient(error) || isPermanentCreateRunFailure(error))
+                    return { retry: false };
+                // The request may have reached the server before it failed (lost response, 5xx after the write).
+                trace.ambiguous = true;
+                transientFailures++;
+                return { retry: transientFailures < this.maxAttempts };
+            },
+            onRetry: (error, _attempt, delayMs) => {
+                this.stats.retries++;
+                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                this.log(`${what}; retrying in ${delayMs} ms.`);
+            },
+            onGiveUp: (error, spent) => {
+                if (error instanceof BackendError) {
+                    error.attempts = spent.attempts;
+                    error.triedForMs = spent.elapsedMs;
+                }
+            }
+        });
+    }
+    /** One HTTP request; throws BackendError for anything but a 2xx. */
+    async send(spec, signal) {
+        const cancelledError = () => new BackendError({
+            status: 0,
+            code: 'CANCELLED',
+            endpoint: spec.endpoint,
+            message: 'the call was cancelled (the runner is stopping)'
+        });
+        if (signal?.aborted)
+            throw cancelledError();
+        const headers = {};
+        if (spec.accept)
+            headers['Accept'] = spec.accept;
+        if (spec.contentType)
+            headers['Content-Type'] = spec.contentType;
+        if (spec.auth !== false)
+            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
+        const http = spec.logs ? this.logHttp : this.http;
+        const timeoutMs = spec.logs ? this.logTimeoutMs : this.timeoutMs;
+        const url = `${this.baseUrl}${spec.path}`;
+        this.stats.requests++;
+        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
+        let response;
+        let text;
+        // The socket timeout only notices silence; a hard deadline also ends an answer that trickles.
+        let timer;
+        let onAbort;
+        const abandon = new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Abandoned('timeout')), timeoutMs);
+            onAbort = () => reject(new Abandoned('cancelled'));
+            signal?.addEventListener('abort', onAbort, { once: true });
+        });
+        try {
+            response = await Promise.race([
+                http.request(spec.method, url, spec.body ?? null, headers),
+                abandon
+            ]);
+            text = await Promise.race([response.readBody(), abandon]);
+        }
+        catch (error) {
+            if (error instanceof Abandoned) {
+                // Tear the request down now: a hung connection must not keep the process alive.
+                this.replaceHttp(spec.logs === true);
+                if (error.reason === 'cancelled')
+                    throw cancelledError();
+            }
+            const message = (0,errors/* errorMessage */.gJ)(error);
+            const timedOut = error instanceof Abandoned || message.startsWith('Request timeout');
+            throw new BackendError({
+                status: 0,
+                code: timedOut ? 'TIMEOUT' : 'NETWORK',
+                endpoint: spec.endpoint,
+                // Never echo the request (it carries the token); the error names only the path.
+                message: timedOut ? `no answer within ${Math.round(timeoutMs / 1000)} s` : message
+            });
+        }
+        finally {
+            clearTimeout(timer);
+            if (onAbort)
+                signal?.removeEventListener('abort', onAbort);
+            abandon.catch(() => { });
+        }
+        const status = response.message.statusCode ?? 0;
+        if (status >= 200 && status < 300)
+            return { status, text };
+        if (status === 429)
+            this.stats.rateLimited++;
+        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+    }
+    replaceHttp(logs) {
+        const old = logs ? this.logHttp : this.http;
+        if (logs)
+            this.logHttp = this.newHttp(this.logTimeoutMs);
+        else
+            this.http = this.newHttp(this.timeoutMs);
+        old.dispose();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/backend/client.ts
+
+
+/** The orun-backend endpoints; how requests travel (retries, timeouts, 429s) is transport.ts. */
+
+
+const seg = encodeURIComponent;
+function parseJson(endpoint, response, valid) {
+    let value;
+    try {
+        value = JSON.parse(response.text);
+    }
+    catch {
+        const body = response.text.trim() ? `"${preview(response.text)}"` : 'an empty body';
+        throw badResponse(endpoint, response.status, `HTTP ${response.status} with ${body} instead of JSON`);
+    }
+    if (!value || typeof value !== 'object' || !valid(value)) {
+        throw badResponse(endpoint, response.status, `HTTP ${response.status} with an unexpected JSON shape: "${preview(response.text)}"`);
+    }
+    return value;
+}
+const has = (key, type) => (value) => typeof value[key] === type;
+const hasArray = (key) => (value) => Array.isArray(value[key]);
+/**
+ * The typed orun-backend client. Retries live here and only here: network
+ * errors, timeouts and 5xx with full-jitter backoff; 429 after Retry-After; a
+ * 401 once after re-minting the token. Every call sends exactly the requests it
+ * needs, no preflights.
+ */
+class BackendClient {
+    transport;
+    constructor(options) {
+        this.transport = new BackendTransport(options);
+    }
+    get stats() {
+        return this.transport.stats;
+    }
+    async health() {
+        const endpoint = 'GET /';
+        const response = await this.request({ method: 'GET', endpoint, path: '/', auth: false });
+        return parseJson(endpoint, response, has('status', 'string'));
+    }
+    /**
+     * Idempotent for a given runId (a second create is a join, 200). A create
+     * whose 201 was lost and was retried reports created: false.
+     */
+    async createRun(request) {
+        const endpoint = 'POST /v1/runs';
+        const response = await this.request(this.json('POST', endpoint, '/v1/runs', request));
+        const body = parseJson(endpoint, response, has('runId', 'string'));
+        return {
+            runId: body.runId,
+            status: body.status,
+            createdAt: body.createdAt,
+            created: response.status === 201
+        };
+    }
+    async getRun(runId) {
+        const endpoint = 'GET /v1/runs/{runId}';
+        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}`));
+        return parseJson(endpoint, response, has('run', 'object')).run;
+    }
+    async claim(runId, jobId, runnerId) {
+        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/claim';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/claim`;
+        const trace = { ambiguous: false };
+        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), trace);
+        const result = parseJson(endpoint, response, has('claimed', 'boolean'));
+        // An attempt that failed in flight may have claimed the job for us; the retry
+        // then sees it "running". A claim cannot be resumed, so ask who owns it.
+        if (trace.ambiguous && !result.claimed && result.currentStatus === 'running') {
+            const job = await this.jobStatus(runId, jobId);
+            if (job.runnerId === runnerId)
+                return { claimed: true, recovered: true };
+        }
+        return result;
+    }
+    async heartbeat(runId, jobId, runnerId, call) {
+        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/heartbeat';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/heartbeat`;
+        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), undefined, call);
+        return parseJson(endpoint, response, has('ok', 'boolean'));
+    }
+    async update(runId, jobId, runnerId, status, error, call) {
+        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/update';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/update`;
+        const body = error === undefined ? { runnerId, status } : { runnerId, status, error };
+        const trace = { ambiguous: false };
+        try {
+            const response = await this.request(this.json('POST', endpoint, path, body), trace, call);
+            return parseJson(endpoint, response, has('ok', 'boolean'));
+        }
+        catch (failure) {
+            // An attempt that failed in flight may have recorded the result; the retry
+            // then finds the job no longer running, in exactly the status we sent.
+            if (trace.ambiguous &&
+                failure instanceof BackendError &&
+                failure.status === 400 &&
+                failure.message === `Job is not running (current: ${status})`) {
+                return { ok: true, alreadyRecorded: true };
+            }
+            throw failure;
+        }
+    }
+    async runnable(runId) {
+        const endpoint = 'GET /v1/runs/{runId}/runnable';
+        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/runnable`));
+        return parseJson(endpoint, response, hasArray('jobs')).jobs;
+    }
+    async listJobs(runId) {
+        const endpoint = 'GET /v1/runs/{runId}/jobs';
+        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/jobs`));
+        return parseJson(endpoint, response, hasArray('jobs')).jobs;
+    }
+    async jobStatus(runId, jobId) {
+        const endpoint = 'GET /v1/runs/{runId}/jobs/{jobId}/status';
+        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/status`;
+        const response = await this.request(this.json('GET', endpoint, path));
+        return parseJson(endpoint, response, has('status', 'string'));
+    }
+    /** Replaces the stored log (the last upload wins), so it is safe to retry. */
+    async uploadLog(runId, jobId, text, call) {
+        const endpoint = 'POST /v1/runs/{runId}/logs/{jobId}';
+        const response = await this.request({
+            method: 'POST',
+            endpoint,
+            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
+            body: text,
+            contentType: 'text/plain; charset=utf-8',
+            accept: 'application/json',
+            logs: true
+        }, undefined, call);
+        const body = parseJson(endpoint, response, has('logRef', 'string'));
+        return { logRef: body.logRef };
+    }
+    async readLog(runId, jobId) {
+        const response = await this.request({
+            method: 'GET',
+            endpoint: 'GET /v1/runs/{runId}/logs/{jobId}',
+            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
+            accept: 'text/plain, application/json',
+            logs: true
+        });
+        return response.text;
+    }
+    json(method, endpoint, path, body) {
+        return body === undefined
+            ? { method, endpoint, path, accept: 'application/json' }
+            : {
+                method,
+                endpoint,
+                path,
+                body: JSON.stringify(body),
+                contentType: 'application/json',
+                accept: 'application/json'
+            };
+    }
+    request(spec, trace, call) {
+        return this.transport.request(spec, trace, call);
+    }
+}
+
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
 const buffer_utils_encoder = new TextEncoder(), decoder = new TextDecoder(), buffer_utils_strictDecoder = new TextDecoder("utf-8", { fatal: !0 }), UINT32_RANGE = (/* unused pure expression or super */ null && (2 ** 32));
 function concat(...buffers) {
@@ -32005,11 +32634,16 @@ function decodeJwt(jwt) {
 
 
 
+
+
+
 const DEFAULT_AUDIENCE = 'orun';
 /** Re-mint when less than this is left, so a token never expires in flight. */
 const REFRESH_MARGIN_MS = 60_000;
 /** GitHub OIDC tokens live 5 minutes; assumed when a token says nothing of its expiry. */
 const ASSUMED_LIFETIME_MS = 5 * 60_000;
+const MINT_BUDGET_MS = 2 * 60_000;
+const MINT_TIMEOUT_MS = 20_000;
 const PERMISSIONS_HINT = 'Give the job permission to request one:\n\n' +
     '    permissions:\n' +
     '      id-token: write\n' +
@@ -32042,15 +32676,17 @@ class OidcTokenSource {
     audience;
     now;
     log;
+    retry;
     kind = 'oidc';
     mints = 0;
     issued = [];
     cached;
     inFlight;
-    constructor(audience, now, log) {
+    constructor(audience, now, log, retry) {
         this.audience = audience;
         this.now = now;
         this.log = log;
+        this.retry = retry;
     }
     token() {
         if (this.cached && !this.needsRefresh(this.cached))
@@ -32076,14 +32712,25 @@ class OidcTokenSource {
         const mintedAt = this.now();
         let token;
         try {
-            token = await lib_core/* getIDToken */.V9(this.audience);
+            token = await withRetry(() => requestIdToken(this.audience, this.retry.timeoutMs), {
+                budgetMs: this.retry.budgetMs,
+                baseMs: 1000,
+                capMs: 10_000,
+                sleep: this.retry.sleep,
+                signal: this.retry.signal,
+                onAbort: () => new errors/* UserError */.yo('Cancelled while requesting a GitHub OIDC token (the runner is stopping).'),
+                decide: error => ({ retry: error instanceof TokenRequestError && error.transient }),
+                onRetry: (error, _attempt, delayMs) => this.log(`${(0,errors/* errorMessage */.gJ)(error)}; retrying in ${delayMs} ms.`),
+                onGiveUp: (error, spent) => {
+                    if (error instanceof TokenRequestError && spent.attempts > 1)
+                        error.retried = ` (${spent.attempts} attempts over ${formatDuration(spent.elapsedMs)})`;
+                }
+            });
         }
         catch (error) {
-            throw new errors/* UserError */.yo(`Could not get a GitHub OIDC token for audience '${this.audience}': ${(0,errors/* errorMessage */.gJ)(error)}. ` +
-                'Pull requests from forks get no OIDC token. ' +
-                PERMISSIONS_HINT);
+            throw explainMintFailure(this.audience, error);
         }
-        // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
+        // Masked before anything could print it.
         lib_core/* setSecret */.Pq(token);
         this.mints++;
         this.issued.push(token);
@@ -32115,7 +32762,12 @@ class StaticTokenSource {
 function createTokenSource(options = {}) {
     const log = options.log ?? lib_core/* debug */.Yz;
     if (oidcOffered()) {
-        return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log);
+        return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log, {
+            budgetMs: options.mintBudgetMs ?? scaledBudget(MINT_BUDGET_MS),
+            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS),
+            sleep: options.sleep,
+            signal: options.signal
+        });
     }
     const staticToken = options.staticToken || process.env['ORUN_TOKEN'];
     if (staticToken) {
@@ -32129,417 +32781,85 @@ function createTokenSource(options = {}) {
         '(ACTIONS_ID_TOKEN_REQUEST_URL is not set) and no static token was given. ' +
         PERMISSIONS_HINT);
 }
-
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(44942);
-;// CONCATENATED MODULE: ./src/common/retry.ts
-const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
-function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
-    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
-}
-/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
-function spread(ms, fraction, random = Math.random) {
-    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
-}
-/** Runs fn until it succeeds, decide() says stop, or attempts run out (then the last error is thrown). */
-async function withRetry(fn, options) {
-    const sleep = options.sleep ?? realSleep;
-    const random = options.random ?? Math.random;
-    for (let attempt = 0;; attempt++) {
-        try {
-            return await fn(attempt);
-        }
-        catch (error) {
-            const decision = options.decide(error, attempt);
-            if (!decision.retry || attempt + 1 >= options.attempts)
-                throw error;
-            const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
-                : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
-            options.onRetry?.(error, attempt, delay);
-            await sleep(delay);
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/backend/client.ts
-
-
-
-/** Sent in the User-Agent; keep in step with package.json. */
-const ACTION_VERSION = '1.0.0';
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 10_000;
-/** What the live service answers with Retry-After; used when the header is missing. */
-const DEFAULT_RETRY_AFTER_MS = 1000;
-const RATE_LIMIT_JITTER_CAP_MS = 2500;
-const BODY_PREVIEW_CHARS = 100;
-const CODE_BY_STATUS = {
-    400: 'INVALID_REQUEST',
-    401: 'UNAUTHORIZED',
-    403: 'FORBIDDEN',
-    404: 'NOT_FOUND',
-    405: 'METHOD_NOT_ALLOWED',
-    409: 'CONFLICT',
-    429: 'RATE_LIMITED',
-    500: 'INTERNAL_ERROR'
-};
-/** A failed backend call; message is the server's own message (or the network failure). */
-class BackendError extends Error {
-    /** 0 for network errors and timeouts. */
+/** A failed request to the runner's token endpoint; status 0 when no answer came. */
+class TokenRequestError extends Error {
     status;
-    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE. */
-    code;
-    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
-    endpoint;
-    retryAfterMs;
-    constructor(init) {
-        super(init.message);
-        this.name = 'BackendError';
-        this.status = init.status;
-        this.code = init.code;
-        this.endpoint = init.endpoint;
-        this.retryAfterMs = init.retryAfterMs;
+    retried = '';
+    constructor(status, message) {
+        super(message);
+        this.status = status;
     }
-    /** One line for logs: where, what status, what message. */
-    describe() {
-        const answer = this.status ? `${this.status} ${this.code}` : this.code;
-        return `${this.endpoint} failed (${answer}): ${this.message}`;
+    /** Network failures, timeouts, 408, 429 and 5xx pass; the answers below do not. */
+    get transient() {
+        return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
     }
-}
-const seg = encodeURIComponent;
-function isGenericInternalError(message) {
-    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
 }
 /**
- * createRun's plan validation answers 500 with a specific message (Duplicate
- * jobId, dependency does not exist in plan): retrying cannot help.
+ * One request to ACTIONS_ID_TOKEN_REQUEST_URL, as @actions/core's getIDToken
+ * sends it. Made here rather than through getIDToken because that one reports
+ * the answer's status only inside its message text and can wait minutes on a
+ * connection that never answers: retrying needs the status and a bound.
  */
-function isPermanentCreateRunFailure(error) {
-    return (error.endpoint === 'POST /v1/runs' &&
-        error.status === 500 &&
-        error.code !== 'BAD_RESPONSE' &&
-        !isGenericInternalError(error.message));
-}
-function isTransient(error) {
-    return error.status === 0 || error.status >= 500;
-}
-function preview(text) {
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
-}
-function badResponse(endpoint, status, detail) {
-    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
-}
-function parseRetryAfter(header) {
-    const value = Array.isArray(header) ? header[0] : header;
-    if (!value)
-        return undefined;
-    const seconds = Number(value);
-    if (Number.isFinite(seconds) && seconds >= 0)
-        return seconds * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-function errorFromResponse(endpoint, status, text, retryAfter) {
-    let envelope;
-    try {
-        envelope = JSON.parse(text);
-    }
-    catch {
-        envelope = undefined;
-    }
-    if (!envelope || typeof envelope !== 'object') {
-        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
-        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
-        if (status === 429)
-            error.retryAfterMs = parseRetryAfter(retryAfter);
-        return error;
-    }
-    const { error: message, code } = envelope;
-    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new BackendError({
-        status,
-        code: typeof code === 'string' && code ? code : fallbackCode,
-        endpoint,
-        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
-        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
+async function requestIdToken(audience, timeoutMs) {
+    const url = `${process.env['ACTIONS_ID_TOKEN_REQUEST_URL']}&audience=${encodeURIComponent(audience)}`;
+    const http = new lib/* HttpClient */.Qq('orun-action', [], {
+        allowRetries: false,
+        socketTimeout: timeoutMs,
+        keepAlive: true
     });
-}
-function parseJson(endpoint, response, valid) {
-    let value;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new TokenRequestError(0, `The token endpoint did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    });
     try {
-        value = JSON.parse(response.text);
-    }
-    catch {
-        const body = response.text.trim() ? `"${preview(response.text)}"` : 'an empty body';
-        throw badResponse(endpoint, response.status, `HTTP ${response.status} with ${body} instead of JSON`);
-    }
-    if (!value || typeof value !== 'object' || !valid(value)) {
-        throw badResponse(endpoint, response.status, `HTTP ${response.status} with an unexpected JSON shape: "${preview(response.text)}"`);
-    }
-    return value;
-}
-const has = (key, type) => (value) => typeof value[key] === type;
-const hasArray = (key) => (value) => Array.isArray(value[key]);
-/**
- * The typed orun-backend client. Retries live here and only here: network
- * errors, timeouts and 5xx with full-jitter backoff; 429 after Retry-After; a
- * 401 once after re-minting the token. Every call sends exactly the requests it
- * needs, no preflights.
- */
-class BackendClient {
-    stats = {
-        requests: 0,
-        rateLimited: 0,
-        retries: 0,
-        tokenRefreshes: 0,
-        byRoute: {}
-    };
-    baseUrl;
-    tokens;
-    http;
-    logHttp;
-    maxAttempts;
-    maxRateLimitedAttempts;
-    sleep;
-    random;
-    log;
-    constructor(options) {
-        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-        this.tokens = options.tokens;
-        const userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
-        // @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
-        // Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
-        this.http = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.timeoutMs ?? 30_000,
-            allowRetries: false
-        });
-        this.logHttp = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.logTimeoutMs ?? 120_000,
-            allowRetries: false
-        });
-        this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
-        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? 30);
-        this.sleep = options.sleep;
-        this.random = options.random;
-        this.log = options.log ?? (() => { });
-    }
-    async health() {
-        const endpoint = 'GET /';
-        const response = await this.request({ method: 'GET', endpoint, path: '/', auth: false });
-        return parseJson(endpoint, response, has('status', 'string'));
-    }
-    /**
-     * Idempotent for a given runId (a second create is a join, 200). A create
-     * whose 201 was lost and was retried reports created: false.
-     */
-    async createRun(request) {
-        const endpoint = 'POST /v1/runs';
-        const response = await this.request(this.json('POST', endpoint, '/v1/runs', request));
-        const body = parseJson(endpoint, response, has('runId', 'string'));
-        return {
-            runId: body.runId,
-            status: body.status,
-            createdAt: body.createdAt,
-            created: response.status === 201
-        };
-    }
-    async getRun(runId) {
-        const endpoint = 'GET /v1/runs/{runId}';
-        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}`));
-        return parseJson(endpoint, response, has('run', 'object')).run;
-    }
-    async claim(runId, jobId, runnerId) {
-        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/claim';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/claim`;
-        const trace = { ambiguous: false };
-        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), trace);
-        const result = parseJson(endpoint, response, has('claimed', 'boolean'));
-        // An attempt that failed in flight may have claimed the job for us; the retry
-        // then sees it "running". A claim cannot be resumed, so ask who owns it.
-        if (trace.ambiguous && !result.claimed && result.currentStatus === 'running') {
-            const job = await this.jobStatus(runId, jobId);
-            if (job.runnerId === runnerId)
-                return { claimed: true, recovered: true };
-        }
-        return result;
-    }
-    async heartbeat(runId, jobId, runnerId) {
-        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/heartbeat';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/heartbeat`;
-        const response = await this.request(this.json('POST', endpoint, path, { runnerId }));
-        return parseJson(endpoint, response, has('ok', 'boolean'));
-    }
-    async update(runId, jobId, runnerId, status, error) {
-        const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/update';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/update`;
-        const body = error === undefined ? { runnerId, status } : { runnerId, status, error };
-        const trace = { ambiguous: false };
-        try {
-            const response = await this.request(this.json('POST', endpoint, path, body), trace);
-            return parseJson(endpoint, response, has('ok', 'boolean'));
-        }
-        catch (failure) {
-            // An attempt that failed in flight may have recorded the result; the retry
-            // then finds the job no longer running, in exactly the status we sent.
-            if (trace.ambiguous &&
-                failure instanceof BackendError &&
-                failure.status === 400 &&
-                failure.message === `Job is not running (current: ${status})`) {
-                return { ok: true, alreadyRecorded: true };
-            }
-            throw failure;
-        }
-    }
-    async runnable(runId) {
-        const endpoint = 'GET /v1/runs/{runId}/runnable';
-        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/runnable`));
-        return parseJson(endpoint, response, hasArray('jobs')).jobs;
-    }
-    async listJobs(runId) {
-        const endpoint = 'GET /v1/runs/{runId}/jobs';
-        const response = await this.request(this.json('GET', endpoint, `/v1/runs/${seg(runId)}/jobs`));
-        return parseJson(endpoint, response, hasArray('jobs')).jobs;
-    }
-    async jobStatus(runId, jobId) {
-        const endpoint = 'GET /v1/runs/{runId}/jobs/{jobId}/status';
-        const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/status`;
-        const response = await this.request(this.json('GET', endpoint, path));
-        return parseJson(endpoint, response, has('status', 'string'));
-    }
-    /** Replaces the stored log (the last upload wins), so it is safe to retry. */
-    async uploadLog(runId, jobId, text) {
-        const endpoint = 'POST /v1/runs/{runId}/logs/{jobId}';
-        const response = await this.request({
-            method: 'POST',
-            endpoint,
-            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
-            body: text,
-            contentType: 'text/plain; charset=utf-8',
-            accept: 'application/json',
-            logs: true
-        });
-        const body = parseJson(endpoint, response, has('logRef', 'string'));
-        return { logRef: body.logRef };
-    }
-    async readLog(runId, jobId) {
-        const response = await this.request({
-            method: 'GET',
-            endpoint: 'GET /v1/runs/{runId}/logs/{jobId}',
-            path: `/v1/runs/${seg(runId)}/logs/${seg(jobId)}`,
-            accept: 'text/plain, application/json',
-            logs: true
-        });
-        return response.text;
-    }
-    json(method, endpoint, path, body) {
-        return body === undefined
-            ? { method, endpoint, path, accept: 'application/json' }
-            : {
-                method,
-                endpoint,
-                path,
-                body: JSON.stringify(body),
-                contentType: 'application/json',
-                accept: 'application/json'
-            };
-    }
-    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
-    async request(spec, trace = { ambiguous: false }) {
-        let transientFailures = 0;
-        let rateLimitedAnswers = 0;
-        let reminted = false;
-        return withRetry(async () => {
-            try {
-                return await this.send(spec);
-            }
-            catch (error) {
-                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
-                // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof BackendError && error.status === 401;
-                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
-                    throw error;
-                reminted = true;
-                this.tokens.invalidate();
-                this.stats.tokenRefreshes++;
-                this.log(`${error.describe()}; minting a new token and trying once more.`);
-                return await this.send(spec);
-            }
-        }, {
-            // Each kind is bounded by its own limit in decide(); this only caps the sum.
-            attempts: this.maxAttempts + this.maxRateLimitedAttempts,
-            baseMs: BACKOFF_BASE_MS,
-            capMs: BACKOFF_CAP_MS,
-            sleep: this.sleep,
-            random: this.random,
-            decide: error => {
-                if (!(error instanceof BackendError))
-                    return { retry: false };
-                if (error.status === 429) {
-                    rateLimitedAnswers++;
-                    return rateLimitedAnswers < this.maxRateLimitedAttempts
-                        ? {
-                            retry: true,
-                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
-                            // Every runner of the repository shares the bucket: each 429 in a row
-                            // spreads the retries wider, so a crowd does not collide again next second.
-                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
-                        }
-                        : { retry: false };
-                }
-                if (!isTransient(error) || isPermanentCreateRunFailure(error))
-                    return { retry: false };
-                // The request may have reached the server before it failed (lost response, 5xx after the write).
-                trace.ambiguous = true;
-                transientFailures++;
-                return { retry: transientFailures < this.maxAttempts };
-            },
-            onRetry: (error, _attempt, delayMs) => {
-                this.stats.retries++;
-                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
-                this.log(`${what}; retrying in ${delayMs} ms.`);
-            }
-        });
-    }
-    /** One HTTP request; throws BackendError for anything but a 2xx. */
-    async send(spec) {
-        const headers = {};
-        if (spec.accept)
-            headers['Accept'] = spec.accept;
-        if (spec.contentType)
-            headers['Content-Type'] = spec.contentType;
-        if (spec.auth !== false)
-            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
-        const http = spec.logs ? this.logHttp : this.http;
-        const url = `${this.baseUrl}${spec.path}`;
-        this.stats.requests++;
-        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
-        let response;
-        let text;
-        try {
-            response = await http.request(spec.method, url, spec.body ?? null, headers);
-            text = await response.readBody();
-        }
-        catch (error) {
-            const message = (0,errors/* errorMessage */.gJ)(error);
-            const timedOut = message.startsWith('Request timeout');
-            throw new BackendError({
-                status: 0,
-                code: timedOut ? 'TIMEOUT' : 'NETWORK',
-                endpoint: spec.endpoint,
-                // Never echo the request (it carries the token); the error names only the path.
-                message: timedOut ? 'no answer before the timeout' : message
-            });
-        }
+        const response = await Promise.race([
+            http.get(url, {
+                Authorization: `Bearer ${process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}`,
+                Accept: 'application/json'
+            }),
+            timeout
+        ]);
+        const text = await Promise.race([response.readBody(), timeout]);
         const status = response.message.statusCode ?? 0;
-        if (status >= 200 && status < 300)
-            return { status, text };
-        if (status === 429)
-            this.stats.rateLimited++;
-        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+        if (status !== 200) {
+            throw new TokenRequestError(status, `The token endpoint answered HTTP ${status}${text.trim() ? `: ${preview(text)}` : ''}`);
+        }
+        let value;
+        try {
+            value = JSON.parse(text).value;
+        }
+        catch {
+            value = undefined;
+        }
+        if (typeof value !== 'string' || !value) {
+            throw new TokenRequestError(status, 'The token endpoint answered 200 without a token');
+        }
+        return value;
     }
+    catch (error) {
+        if (error instanceof TokenRequestError)
+            throw error;
+        throw new TokenRequestError(0, `The token endpoint could not be reached: ${(0,errors/* errorMessage */.gJ)(error)}`);
+    }
+    finally {
+        clearTimeout(timer);
+        timeout.catch(() => { });
+        http.dispose();
+    }
+}
+/** Permissions are blamed only for answers that mean them; an outage is called an outage. */
+function explainMintFailure(audience, error) {
+    if (error instanceof errors/* UserError */.yo || !(error instanceof TokenRequestError))
+        return error;
+    const what = `Could not get a GitHub OIDC token for audience '${audience}': ${error.message}${error.retried}.`;
+    if (error.status === 401 || error.status === 403) {
+        return new errors/* UserError */.yo(`${what} The runner refused the request: pull requests from forks get no OIDC token, and the job needs permission to request one. ` +
+            PERMISSIONS_HINT);
+    }
+    if (error.transient) {
+        return new errors/* UserError */.yo(`${what} The runner's token service kept failing: this is on GitHub's side, not a permission problem. Check https://www.githubstatus.com and re-run the job.`);
+    }
+    return new errors/* UserError */.yo(`${what} That answer was not expected from GitHub's token service; re-run the job, and report it if it persists.`);
 }
 
 ;// CONCATENATED MODULE: ./src/backend/plan.ts
@@ -32587,11 +32907,13 @@ function connectBackend(settings) {
     const tokens = createTokenSource({
         audience: settings.audience,
         staticToken: settings.token,
+        signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
     const client = new BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
+        signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
     return { client, tokens };
@@ -32612,31 +32934,56 @@ async function joinRun(client, plan, runId) {
         });
     }
     catch (error) {
-        throw explainBackendError(error, `joining run ${runId}`);
+        throw explainBackendError(error, `joining run ${runId}`, { runId });
     }
 }
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
-function explainBackendError(error, doing) {
+function explainBackendError(error, doing, ids = {}) {
     if (!(error instanceof BackendError))
         return error;
+    if (error.code === 'CANCELLED')
+        return error;
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
+    const tried = error.describeRetries();
     switch (error.status) {
         case 401:
             return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
         case 403:
             return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+        case 404:
+            // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
+            if (error.endpoint === 'POST /v1/runs') {
+                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 "${error.message}" while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
+            }
+            return error;
         case 409:
             return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+        case 413:
+        case 431:
+            return new errors/* UserError */.yo(`The backend refused the request as too large (HTTP ${error.status}${error.status === 431 ? ' Request Header Fields Too Large' : ' Payload Too Large'}) while ${doing}: ${longestId(error, ids)} is longer than the backend or its proxy accepts in a URL. Use shorter component and environment names (a job id is built from them) or a shorter 'run-id'. Retrying would not help.`);
         case 0:
-            return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
+            return new errors/* UserError */.yo(`Could not reach the backend while ${doing}${tried}: ${error.message}. Check that the service at 'backend-url' (or ORUN_BACKEND_URL) is up and that the URL is right; on self-hosted runners also check HTTPS_PROXY/NO_PROXY. Then re-run the job.`);
         case 429:
-            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
+            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry${tried}. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
         default:
             if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
-                return new errors/* UserError */.yo(`${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`);
+                return new errors/* UserError */.yo(`${answered}, through every retry${tried}: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url' (GET / answers {"status":"ok"}), then re-run the job.`);
             }
             return error;
     }
+}
+/** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
+function longestId(error, ids) {
+    const candidates = [];
+    if (ids.runId !== undefined)
+        candidates.push(['run id', ids.runId]);
+    if (ids.jobId !== undefined && error.endpoint.includes('{jobId}'))
+        candidates.push(['job id', ids.jobId]);
+    if (!candidates.length)
+        return 'an id in the request';
+    const [name, value] = candidates.reduce((a, b) => encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a);
+    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    return `the ${name} '${shown}' (${value.length} characters)`;
 }
 
 // EXTERNAL MODULE: external "node:fs"
@@ -33482,7 +33829,107 @@ function _unique(values) {
 //# sourceMappingURL=tool-cache.js.map
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/common/process-tree.ts
+
+
+/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
+function listProcesses() {
+    if (process.platform === 'linux') {
+        const rows = [];
+        for (const name of (0,external_node_fs_.readdirSync)('/proc')) {
+            if (!/^\d+$/.test(name))
+                continue;
+            try {
+                const stat = (0,external_node_fs_.readFileSync)(`/proc/${name}/stat`, 'utf8');
+                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+                rows.push({
+                    pid: Number(name),
+                    ppid: Number(fields[1]),
+                    pgid: Number(fields[2]),
+                    sid: Number(fields[3])
+                });
+            }
+            catch {
+                // exited while we looked
+            }
+        }
+        return rows;
+    }
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return ps.stdout
+        .split('\n')
+        .map(line => line.trim().split(/\s+/).map(Number))
+        .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
+        .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
+}
+/**
+ * The processes that belong to the job led by `leader` (the orun pid): its
+ * session, its descendants and every process group they lead or sit in.
+ */
+function jobProcesses(leader) {
+    const rows = listProcesses();
+    const members = new Set();
+    const groups = new Set([leader]);
+    for (const row of rows)
+        if (row.sid === leader)
+            members.add(row.pid);
+    const children = new Map();
+    for (const row of rows)
+        children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
+    const stack = [leader];
+    while (stack.length) {
+        const pid = stack.pop();
+        members.add(pid);
+        for (const child of children.get(pid) ?? [])
+            if (!members.has(child))
+                stack.push(child);
+    }
+    const byPid = new Map(rows.map(row => [row.pid, row]));
+    for (const pid of members) {
+        const row = byPid.get(pid);
+        if (row)
+            groups.add(row.pgid);
+    }
+    for (const row of rows)
+        if (groups.has(row.pgid))
+            members.add(row.pid);
+    // Never this process, its own group or init, whatever the table says.
+    const ownGroup = byPid.get(process.pid)?.pgid;
+    return [...members].filter(pid => pid > 1 && pid !== process.pid && byPid.has(pid) && byPid.get(pid).pgid !== ownGroup);
+}
+/** Sends the signal to each pid; returns how many were still there to receive it. */
+function signalProcesses(pids, signal) {
+    let reached = 0;
+    for (const pid of pids) {
+        try {
+            process.kill(pid, signal);
+            reached++;
+        }
+        catch {
+            // already gone
+        }
+    }
+    return reached;
+}
+/**
+ * What is left of a job whose leader may be gone (the post step, after the main step was
+ * killed): only processes that still carry its id as their session (Linux) or process group,
+ * so a pid reused by an unrelated process since is never matched by its number alone.
+ */
+function leftoverProcesses(leader) {
+    const rows = listProcesses();
+    const ownGroup = rows.find(row => row.pid === process.pid)?.pgid;
+    return rows
+        .filter(row => (row.sid !== undefined ? row.sid === leader : row.pgid === leader))
+        .filter(row => row.pid > 1 && row.pid !== process.pid && row.pgid !== ownGroup)
+        .map(row => row.pid);
+}
+
 ;// CONCATENATED MODULE: ./src/orun/cli.ts
+
 
 
 
@@ -33541,6 +33988,8 @@ async function runSupportsLocalFlag(binary) {
     });
     return /(^|\s)--local\b/.test(result.stdout + result.stderr);
 }
+/** After orun exits, how long its output may still take to drain from the pipes. */
+const PIPE_DRAIN_MS = 2_000;
 /**
  * `orun run <plan> --job <id>` with remote state forced off: the action owns
  * the claim, and orun's own remote mode would try to claim the job again and
@@ -33560,26 +34009,47 @@ function startJob(binary, options) {
     });
     child.stdout.setEncoding('utf8').on('data', options.onOutput);
     child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    let orunExited = false;
+    let leftovers = 0;
+    // Taken when a stop begins: once orun is gone its orphans no longer lead back to it (macOS).
+    let snapshot = [];
+    const killJob = () => child.pid ? signalProcesses(new Set([...snapshot, ...jobProcesses(child.pid)]), 'SIGKILL') : 0;
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new errors/* UserError */.yo(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
-        child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+        child.once('exit', (exitCode, signal) => {
+            orunExited = true;
+            const pending = {};
+            const finish = () => {
+                if (pending.finished)
+                    return;
+                pending.finished = true;
+                clearTimeout(pending.drain);
+                // Whatever orun started and left running is ended with it, and its pipes are no longer read.
+                leftovers = killJob();
+                child.stdout.destroy();
+                child.stderr.destroy();
+                resolve({ exitCode, signal });
+            };
+            if (child.stdout.readableEnded && child.stderr.readableEnded)
+                return finish();
+            child.once('close', finish);
+            pending.drain = setTimeout(finish, PIPE_DRAIN_MS);
+        });
     });
-    const signalGroup = (signal) => {
-        try {
-            process.kill(-child.pid, signal);
-        }
-        catch {
-            // already gone
-        }
-    };
     return {
         pid: child.pid,
         exited,
+        get leftovers() {
+            return leftovers;
+        },
         async stop(graceMs) {
-            if (child.exitCode !== null || child.signalCode !== null)
+            if (orunExited || !child.pid) {
+                await exited.catch(() => undefined);
                 return;
-            signalGroup('SIGTERM');
-            const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
+            }
+            snapshot = [...snapshot, ...jobProcesses(child.pid)];
+            signalProcesses([-child.pid], 'SIGTERM');
+            const timer = setTimeout(killJob, graceMs);
             await exited.catch(() => undefined);
             clearTimeout(timer);
         }
@@ -34097,11 +34567,23 @@ function parseDuration(raw) {
         return undefined;
     return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0));
 }
-function getDuration(name, fallback) {
+/** The longest delay a Node timer takes; longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A duration within range (written as durations, e.g. { min: '1s', max: '2m' }).
+ * Without a range it is still capped at what a Node timer can hold (~24.8 days).
+ */
+function getDuration(name, fallback, range) {
     const raw = lib_core/* getInput */.V4(name).trim() || fallback;
     const ms = parseDuration(raw);
     if (ms === undefined || ms <= 0) {
         throw new errors/* UserError */.yo(`Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`);
+    }
+    const min = range ? parseDuration(range.min) : 1;
+    const max = Math.min(range ? parseDuration(range.max) : MAX_TIMER_MS, MAX_TIMER_MS);
+    if (ms < min || ms > max) {
+        const bounds = range ? `between ${range.min} and ${range.max}` : 'at most 24 days';
+        throw new errors/* UserError */.yo(`Input '${name}' must be ${bounds}, got '${raw}'. Use e.g. '${name}: ${fallback}' (the default).`);
     }
     return ms;
 }
@@ -34145,6 +34627,16 @@ function resolveBackendUrl(input, required) {
 
 
 
+/**
+ * What each duration input accepts. A heartbeat must come well inside the backend's
+ * 300 s takeover window; every bound stays far below what a Node timer can hold
+ * (2^31-1 ms: a longer timer fires at once, which would flood the backend).
+ */
+const DURATION_RANGES = {
+    dependencyTimeout: { min: '10s', max: '24h' },
+    heartbeatInterval: { min: '1s', max: '2m' },
+    logUploadInterval: { min: '1s', max: '1h' }
+};
 /** Every input of the run action, read and checked once, before any backend call. */
 function readRunInputs() {
     const job = getString('job') || undefined;
@@ -34173,10 +34665,10 @@ function readRunInputs() {
         orunDownloadUrl: getString('orun-download-url') || undefined,
         githubToken: getString('github-token') || undefined,
         args: getArgs('args'),
-        dependencyTimeoutMs: getDuration('dependency-timeout', '30m'),
-        heartbeatIntervalMs: getDuration('heartbeat-interval', '30s'),
+        dependencyTimeoutMs: getDuration('dependency-timeout', '30m', DURATION_RANGES.dependencyTimeout),
+        heartbeatIntervalMs: getDuration('heartbeat-interval', '30s', DURATION_RANGES.heartbeatInterval),
         onDuplicate: getChoice('on-duplicate', ['wait', 'skip'], 'wait'),
-        logUploadIntervalMs: getDuration('log-upload-interval', '15s'),
+        logUploadIntervalMs: getDuration('log-upload-interval', '15s', DURATION_RANGES.logUploadInterval),
         redactEnv: getList('redact-env')
     };
 }
@@ -34700,9 +35192,16 @@ function startHeartbeat(options) {
     let timer;
     let stopped = false;
     const state = { aborted: false, beats: 0 };
+    // Ends a beat still retrying when the job ends, and any beat when the runner is stopping.
+    const ended = new AbortController();
+    const onCancel = () => ended.abort();
+    options.cancel?.addEventListener('abort', onCancel, { once: true });
+    // A beat retries for about two intervals, then leaves it to the next one: the takeover
+    // window (300 s) allows several misses.
+    const budgetMs = Math.min(2 * options.intervalMs, 60_000);
     const beat = async () => {
         try {
-            const answer = await options.client.heartbeat(options.runId, options.jobId, options.runnerId);
+            const answer = await options.client.heartbeat(options.runId, options.jobId, options.runnerId, { budgetMs, signal: ended.signal });
             state.beats++;
             if (!answer.ok || answer.abort) {
                 state.aborted = true;
@@ -34713,7 +35212,8 @@ function startHeartbeat(options) {
         }
         catch (error) {
             // The client already retried; one missed beat is harmless within the takeover window.
-            options.warn(`Heartbeat for ${options.jobId} failed: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            if (!ended.signal.aborted)
+                options.warn(`Heartbeat for ${options.jobId} failed: ${(0,errors/* errorMessage */.gJ)(error)}`);
         }
         if (!stopped)
             timer = setTimeout(beat, options.intervalMs);
@@ -34724,6 +35224,8 @@ function startHeartbeat(options) {
             stopped = true;
             if (timer)
                 clearTimeout(timer);
+            ended.abort();
+            options.cancel?.removeEventListener('abort', onCancel);
         },
         get aborted() {
             return state.aborted;
@@ -34751,7 +35253,7 @@ async function executeJob(options) {
     let stopping = false;
     const stop = () => {
         stopping = true;
-        void child?.stop(options.stopGraceMs);
+        void child?.stop(options.cancel.aborted ? options.cancelGraceMs : options.stopGraceMs);
     };
     const heartbeat = startHeartbeat({
         client: options.client,
@@ -34763,11 +35265,14 @@ async function executeJob(options) {
             lib_core/* warning */.$e(`The backend says this runner no longer owns ${jobId} (another runner took it over): stopping it.`);
             stop();
         },
-        warn: message => lib_core/* warning */.$e(message)
+        warn: message => lib_core/* warning */.$e(message),
+        cancel: options.cancel
     });
     options.log.start();
     const onCancel = () => stop();
+    const onHurry = () => void child?.stop(0);
     options.cancel.addEventListener('abort', onCancel);
+    options.hurry?.addEventListener('abort', onHurry);
     try {
         child = startJob(options.binary, {
             planFile,
@@ -34783,9 +35288,13 @@ async function executeJob(options) {
                 options.log.append(chunk);
             }
         });
+        if (child.pid)
+            options.onStarted?.(child.pid);
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
+        if (child.leftovers)
+            lib_core/* warning */.$e(`${jobId}: orun left ${child.leftovers} process(es) running; they were stopped with it.`);
         const outcome = heartbeat.aborted
             ? 'aborted'
             : options.cancel.aborted
@@ -34798,6 +35307,7 @@ async function executeJob(options) {
     finally {
         heartbeat.stop();
         options.cancel.removeEventListener('abort', onCancel);
+        options.hurry?.removeEventListener('abort', onHurry);
     }
 }
 
@@ -34820,6 +35330,8 @@ class LogStream {
     timer;
     queue = Promise.resolve();
     warned = false;
+    /** The upload in flight, so a flush that gives up can abandon it too. */
+    current;
     logRef;
     uploads = 0;
     constructor(options) {
@@ -34848,36 +35360,89 @@ class LogStream {
         };
         schedule();
     }
-    /** Uploads the log if it changed. Failures while streaming only warn; the final upload reports. */
-    async flush(final) {
+    /**
+     * Uploads the log if it changed; true when the stored log is up to date. Failures while
+     * streaming only warn; the final upload reports. With a bound, the flush (and the upload
+     * it waits behind) is abandoned, with a warning, when the time runs out or the signal aborts.
+     */
+    async flush(final, bound) {
         if (final && this.timer) {
             clearTimeout(this.timer);
             this.timer = undefined;
         }
+        const stop = new AbortController();
+        let timer;
+        const onSignal = () => stop.abort();
+        if (bound) {
+            timer = setTimeout(onSignal, bound.timeoutMs);
+            if (bound.signal?.aborted)
+                stop.abort();
+            bound.signal?.addEventListener('abort', onSignal, { once: true });
+        }
         // One upload at a time, in call order: a timer flush and the final flush that meet
         // neither send the same text twice nor let an older snapshot land last.
-        const turn = this.queue.then(() => this.upload(final));
+        const turn = this.queue.then(() => stop.signal.aborted ? undefined : this.upload(final, stop.signal, bound?.timeoutMs));
         this.queue = turn;
-        await turn;
+        try {
+            if (!bound) {
+                await turn;
+            }
+            else {
+                const gaveUp = new Promise(resolve => {
+                    if (stop.signal.aborted)
+                        resolve(true);
+                    stop.signal.addEventListener('abort', () => resolve(true), { once: true });
+                });
+                if (await Promise.race([turn.then(() => false), gaveUp])) {
+                    this.current?.abort();
+                    const why = bound.signal?.aborted
+                        ? 'the runner is stopping'
+                        : `it did not finish within ${Math.round(bound.timeoutMs / 1000)} s`;
+                    this.options.warn(`Gave up uploading the job log to the backend: ${why}. The job's result is reported already; the full log is in this GitHub Actions log.`);
+                    return false;
+                }
+            }
+        }
+        finally {
+            clearTimeout(timer);
+            bound?.signal?.removeEventListener('abort', onSignal);
+        }
+        return this.raw.length === this.uploadedLength;
     }
-    async upload(final) {
+    async upload(final, signal, boundMs) {
         if (this.raw.length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
         if (!final && !this.raw)
             return;
         const length = this.raw.length;
+        const current = new AbortController();
+        const onAbort = () => current.abort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.current = current;
         try {
-            const { logRef } = await this.options.upload(this.snapshot());
+            // Mid-stream, one request: the next tick retries anyway. The final upload retries
+            // until its flush's bound ends it (unbounded: the client's own budget).
+            const { logRef } = await this.options.upload(this.snapshot(), {
+                budgetMs: final ? boundMs : 0,
+                signal: current.signal
+            });
             this.logRef = logRef;
             this.uploadedLength = length;
             this.uploads++;
         }
         catch (error) {
+            if (current.signal.aborted)
+                return; // the flush that gave up says so
             if (final || !this.warned) {
                 this.options.warn(`Uploading the job log to the backend failed: ${error.message}`);
                 this.warned = true;
             }
+        }
+        finally {
+            signal.removeEventListener('abort', onAbort);
+            if (this.current === current)
+                this.current = undefined;
         }
     }
     /** Last lines of output, for the error text reported with a failed job. */
@@ -34970,8 +35535,22 @@ function loadInFlight() {
     const raw = core.getState(KEY);
     return raw ? JSON.parse(raw) : undefined;
 }
+/** Changes one job's entry and saves the state at once. */
+function updateInFlightJob(state, jobId, change) {
+    const entry = state.jobs.find(job => job.jobId === jobId);
+    if (!entry)
+        return;
+    Object.assign(entry, change);
+    saveInFlight(state);
+}
+/** Drops a job the post step has nothing left to do for. */
+function dropInFlightJob(state, jobId) {
+    state.jobs = state.jobs.filter(job => job.jobId !== jobId);
+    saveInFlight(state);
+}
 
 ;// CONCATENATED MODULE: ./src/run/job.ts
+
 
 
 
@@ -34988,8 +35567,26 @@ function loadInFlight() {
  */
 /** Lines of output quoted in a failed job's error text. */
 const ERROR_TAIL_LINES = 15;
+/** A job whose lease was lost: time to stop between SIGTERM and SIGKILL. */
 const STOP_GRACE_MS = 5_000;
 const FINAL_LOG_SPREAD_MS = 1_500;
+/**
+ * How long the final update keeps trying through an outage or a rate-limit storm
+ * (orun's own client: 90 s). Dependents wait on it, and the job's own time is
+ * better spent here than failing a finished job; the post step tries again after.
+ */
+const FINAL_UPDATE_BUDGET_MS = 5 * 60_000;
+/** The result is reported before the final log: a log that cannot be stored in this long is given up. */
+const FINAL_FLUSH_MS = 60_000;
+/**
+ * Cancelling: GitHub sends SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that.
+ * orun gets 3 s to stop, reporting the cancel 2.5 s, its last log 1.5 s: about 7 s,
+ * and a second signal cuts whatever is left. Whatever is not delivered by then is
+ * in the step state for the post step.
+ */
+const CANCEL_GRACE_MS = 3_000;
+const CANCELLED_REPORT_BUDGET_MS = 2_500;
+const CANCELLED_FLUSH_MS = 1_500;
 async function runJob(ctx) {
     const { jobId, inputs, client } = ctx;
     const stats = { waitedMs: 0, polls: 0 };
@@ -35049,7 +35646,7 @@ async function runJob(ctx) {
     ctx.inFlight.jobs.push({ jobId, spoolFile });
     saveInFlight(ctx.inFlight);
     const log = new LogStream({
-        upload: text => client.uploadLog(inputs.runId, jobId, text),
+        upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
         redactor: new Redactor(envValues(inputs.redactEnv), () => ctx.tokens.issued),
         intervalMs: inputs.logUploadIntervalMs,
         spoolFile,
@@ -35071,13 +35668,18 @@ async function runJob(ctx) {
             tempDir: ctx.tempDir,
             heartbeatIntervalMs: inputs.heartbeatIntervalMs,
             stopGraceMs: STOP_GRACE_MS,
+            cancelGraceMs: CANCEL_GRACE_MS,
+            onStarted: orunPid => updateInFlightJob(ctx.inFlight, jobId, { orunPid }),
             log,
-            cancel: ctx.cancel
+            cancel: ctx.cancel,
+            hurry: ctx.hurry
         });
     }
     finally {
         lib_core/* endGroup */.N4();
     }
+    // orun and everything it started are gone: the post step has nothing to stop.
+    updateInFlightJob(ctx.inFlight, jobId, { orunPid: undefined });
     const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover };
     if (execution.outcome === 'aborted') {
         // The lease is gone: the new owner reports the result and owns the log.
@@ -35094,39 +35696,66 @@ async function runJob(ctx) {
         : execution.outcome === 'failed'
             ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
             : undefined;
+    const status = error ? 'failed' : 'success';
+    // Saved before anything can go wrong: the post step delivers exactly this result.
+    updateInFlightJob(ctx.inFlight, jobId, { outcome: error ? { status, error } : { status } });
+    const cancelled = execution.outcome === 'cancelled';
     // The result first: dependents wait on it, while the final log only has readers.
-    const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error);
-    // Every runner of a DAG level reports at about the same moment; spreading the final
-    // uploads keeps them from crowding out the results and claims that gate the next level.
-    await new Promise(resolve => setTimeout(resolve, spread(FINAL_LOG_SPREAD_MS, 1)));
-    await log.flush(true);
-    ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
-    saveInFlight(ctx.inFlight);
-    return {
+    const delivery = await report(client, inputs.runId, jobId, ctx.runnerId, status, error, cancelled
+        ? { budgetMs: CANCELLED_REPORT_BUDGET_MS, signal: ctx.hurry }
+        : { budgetMs: scaledBudget(FINAL_UPDATE_BUDGET_MS), signal: ctx.cancel });
+    const finished = {
         ...result,
-        status: error ? 'failed' : 'success',
-        logRef: log.logRef,
-        detail: [error && oneLine(error), reported].filter(Boolean).join('; ') || undefined
+        status,
+        detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
     };
+    // Not delivered: the state keeps the result, and the spool file the log, for the post step.
+    if (!delivery.delivered)
+        return finished;
+    updateInFlightJob(ctx.inFlight, jobId, { reported: true });
+    if (!cancelled) {
+        // Every runner of a DAG level reports at about the same moment; spreading the final
+        // uploads keeps them from crowding out the results and claims that gate the next level.
+        await timerUnlessAborted(spread(FINAL_LOG_SPREAD_MS, 1), ctx.cancel);
+    }
+    const stored = await log.flush(true, cancelled
+        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+        : { timeoutMs: scaledBudget(FINAL_FLUSH_MS), signal: ctx.cancel });
+    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
+    if (!cutShort)
+        dropInFlightJob(ctx.inFlight, jobId);
+    return { ...finished, logRef: log.logRef };
 }
 /** The first line of an error text and the last line of output it quotes, for summaries. */
 function oneLine(error) {
     const lines = error.split('\n').filter(line => line.trim());
     return lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1].trim()}` : lines[0];
 }
-/** Sends the terminal update; returns a note when another runner owns the job by now. */
-async function report(client, runId, jobId, runnerId, error) {
+/**
+ * Sends the terminal update. Delivered also when the backend refuses it because another
+ * runner owns the job by now (its result counts; a note says so). Not delivered when
+ * the retries ran out or a signal cut them short: the caller leaves it to the post step.
+ */
+async function report(client, runId, jobId, runnerId, status, error, call) {
     try {
-        await client.update(runId, jobId, runnerId, error ? 'failed' : 'success', error);
-        return undefined;
+        await client.update(runId, jobId, runnerId, status, error, call);
+        return { delivered: true };
     }
     catch (caught) {
         if (caught instanceof BackendError && caught.status === 400) {
             const note = `the backend refused the result (${caught.message}): another runner owns ${jobId} now, and its result counts`;
             lib_core/* warning */.$e(note);
-            return note;
+            return { delivered: true, note };
         }
-        throw caught;
+        const why = caught instanceof BackendError
+            ? caught.code === 'CANCELLED'
+                ? 'the runner is stopping'
+                : `${caught.describe()}${caught.describeRetries()}`
+            : (0,errors/* errorMessage */.gJ)(caught);
+        const note = `result (${status}) not delivered yet; the post step retries`;
+        lib_core/* warning */.$e(`Could not deliver the result of ${jobId} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`);
+        return { delivered: false, note };
     }
 }
 /** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
@@ -35315,6 +35944,7 @@ function overallStatus(results) {
 
 
 
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
@@ -35332,8 +35962,31 @@ async function run() {
         lib_core/* warning */.$e(`orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
             "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
     }
-    const { client, tokens } = connectBackend(inputs);
-    await checkRunMatchesPlan(client, inputs.runId, plan);
+    // The first SIGINT/SIGTERM stops the job and reports it cancelled; a second one (GitHub
+    // sends SIGTERM 7.5 s after SIGINT, then kills) cuts every remaining wait short.
+    const cancel = new AbortController();
+    const hurry = new AbortController();
+    const onSignal = (signal) => {
+        if (!cancel.signal.aborted) {
+            lib_core/* warning */.$e(`Received ${signal}: stopping and reporting the job as cancelled.`);
+            cancel.abort();
+        }
+        else if (!hurry.signal.aborted) {
+            lib_core/* warning */.$e(`Received ${signal} again: ending now; what is not reported yet is left to the post step.`);
+            hurry.abort();
+        }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const { client, tokens } = connectBackend({ ...inputs, signal: cancel.signal });
+    try {
+        await checkRunMatchesPlan(client, inputs.runId, plan);
+    }
+    catch (error) {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        throw error;
+    }
     const runnerId = [
         process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
         process.env.GITHUB_RUN_ATTEMPT || '1',
@@ -35342,13 +35995,6 @@ async function run() {
     ].join('-');
     lib_core/* setOutput */.uH('run-id', inputs.runId);
     lib_core/* info */.pq(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`);
-    const cancel = new AbortController();
-    const onSignal = (signal) => {
-        lib_core/* warning */.$e(`Received ${signal}: stopping and reporting the job as cancelled.`);
-        cancel.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     let joined = false;
     const tempDir = makeTempDir('orun-run-');
     const inFlight = {
@@ -35359,8 +36005,11 @@ async function run() {
         jobs: []
     };
     const results = [];
+    let failure;
+    let current;
     try {
         for (const jobId of targets) {
+            current = jobId;
             if (cancel.signal.aborted)
                 break;
             results.push(await runJob({
@@ -35373,6 +36022,7 @@ async function run() {
                 tempDir,
                 inFlight,
                 cancel: cancel.signal,
+                hurry: hurry.signal,
                 binary: orun.binary,
                 forceLocal,
                 ensureRun: async () => {
@@ -35385,14 +36035,15 @@ async function run() {
         }
     }
     catch (error) {
-        if (!(error instanceof Cancelled))
-            throw explainBackendError(error, `running ${inputs.runId}`);
+        // Anything else still ends with the outputs below: a step without `status` tells nothing.
+        if (!(error instanceof Cancelled) && !isCancelledCall(error))
+            failure = explainBackendError(error, current ? `running ${current} of run ${inputs.runId}` : `running ${inputs.runId}`, { runId: inputs.runId, jobId: current });
     }
     finally {
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
     }
-    const status = cancel.signal.aborted ? 'failed' : overallStatus(results);
+    const status = cancel.signal.aborted || failure ? 'failed' : overallStatus(results);
     lib_core/* setOutput */.uH('status', status);
     lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries(results.map(r => [
         r.jobId,
@@ -35410,8 +36061,14 @@ async function run() {
     }))
         .write();
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
-    if (cancel.signal.aborted)
-        throw new errors/* UserError */.yo('The run was cancelled; claimed jobs were reported as failed (cancelled).');
+    if (failure)
+        throw failure;
+    if (cancel.signal.aborted) {
+        const pending = inFlight.jobs.filter(job => job.outcome && !job.reported).length;
+        throw new errors/* UserError */.yo(pending
+            ? 'The run was cancelled; the post step reports the claimed job(s) as failed (cancelled).'
+            : 'The run was cancelled; claimed jobs were reported as failed (cancelled).');
+    }
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
         throw new errors/* UserError */.yo(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
@@ -35762,10 +36419,9 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Yz: () => (/* binding */ debug),
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
   z3: () => (/* binding */ error),
-  V9: () => (/* binding */ getIDToken),
   V4: () => (/* binding */ getInput),
   pq: () => (/* binding */ info),
   _o: () => (/* binding */ isDebug),
@@ -35773,13 +36429,13 @@ __nccwpck_require__.d(__webpack_exports__, {
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
-  Pq: () => (/* binding */ setSecret),
+  Pq: () => (/* binding */ core_setSecret),
   Oh: () => (/* binding */ startGroup),
   z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, exportVariable, getBooleanInput, getMultilineInput, getState, group, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, exportVariable, getBooleanInput, getIDToken, getMultilineInput, getState, group, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
@@ -35969,13 +36625,13 @@ var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _argume
 
 
 
-class OidcClient {
+class oidc_utils_OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new lib/* HttpClient */.Qq('actions/oidc-client', [new auth/* BearerCredentialHandler */.tZ(OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -35994,7 +36650,7 @@ class OidcClient {
     static getCall(id_token_url) {
         return __awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = OidcClient.createHttpClient();
+            const httpclient = oidc_utils_OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -36013,13 +36669,13 @@ class OidcClient {
         return __awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = OidcClient.getIDTokenUrl();
+                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield OidcClient.getCall(id_token_url);
+                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -36489,7 +37145,7 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function setSecret(secret) {
+function core_setSecret(secret) {
     command_issueCommand('add-mask', {}, secret);
 }
 /**
@@ -36611,7 +37267,7 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function debug(message) {
+function core_debug(message) {
     command_issueCommand('debug', {}, message);
 }
 /**

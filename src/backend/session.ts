@@ -10,6 +10,8 @@ export interface BackendSettings {
   backendUrl: string
   audience: string
   token?: string
+  /** Ends every call's retries (and token requests) at once: the runner is stopping. */
+  signal?: AbortSignal
 }
 
 /** One token source and one client per action process, so tokens are cached across every call. */
@@ -20,11 +22,13 @@ export function connectBackend(settings: BackendSettings): {
   const tokens = createTokenSource({
     audience: settings.audience,
     staticToken: settings.token,
+    signal: settings.signal,
     log: message => core.info(message)
   })
   const client = new BackendClient({
     baseUrl: settings.backendUrl,
     tokens,
+    signal: settings.signal,
     log: message => core.info(message)
   })
   return { client, tokens }
@@ -49,14 +53,22 @@ export async function joinRun(
       dryRun: false
     })
   } catch (error) {
-    throw explainBackendError(error, `joining run ${runId}`)
+    throw explainBackendError(error, `joining run ${runId}`, { runId })
   }
 }
 
+/** Ids a failed call carried, so an answer about their size can name the long one. */
+export interface CallIds {
+  runId?: string
+  jobId?: string
+}
+
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
-export function explainBackendError(error: unknown, doing: string): unknown {
+export function explainBackendError(error: unknown, doing: string, ids: CallIds = {}): unknown {
   if (!(error instanceof BackendError)) return error
+  if (error.code === 'CANCELLED') return error
   const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`
+  const tried = error.describeRetries()
   switch (error.status) {
     case 401:
       return new UserError(
@@ -66,24 +78,51 @@ export function explainBackendError(error: unknown, doing: string): unknown {
       return new UserError(
         `${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`
       )
+    case 404:
+      // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
+      if (error.endpoint === 'POST /v1/runs') {
+        return new UserError(
+          `The backend URL does not look like orun-backend: POST /v1/runs answered 404 "${error.message}" while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`
+        )
+      }
+      return error
     case 409:
       return new UserError(
         `${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`
       )
+    case 413:
+    case 431:
+      return new UserError(
+        `The backend refused the request as too large (HTTP ${error.status}${error.status === 431 ? ' Request Header Fields Too Large' : ' Payload Too Large'}) while ${doing}: ${longestId(error, ids)} is longer than the backend or its proxy accepts in a URL. Use shorter component and environment names (a job id is built from them) or a shorter 'run-id'. Retrying would not help.`
+      )
     case 0:
       return new UserError(
-        `Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`
+        `Could not reach the backend while ${doing}${tried}: ${error.message}. Check that the service at 'backend-url' (or ORUN_BACKEND_URL) is up and that the URL is right; on self-hosted runners also check HTTPS_PROXY/NO_PROXY. Then re-run the job.`
       )
     case 429:
       return new UserError(
-        `${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`
+        `${answered}, and kept doing so through every retry${tried}. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`
       )
     default:
       if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
         return new UserError(
-          `${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`
+          `${answered}, through every retry${tried}: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url' (GET / answers {"status":"ok"}), then re-run the job.`
         )
       }
       return error
   }
+}
+
+/** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
+function longestId(error: BackendError, ids: CallIds): string {
+  const candidates: Array<[string, string]> = []
+  if (ids.runId !== undefined) candidates.push(['run id', ids.runId])
+  if (ids.jobId !== undefined && error.endpoint.includes('{jobId}'))
+    candidates.push(['job id', ids.jobId])
+  if (!candidates.length) return 'an id in the request'
+  const [name, value] = candidates.reduce((a, b) =>
+    encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a
+  )
+  const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value
+  return `the ${name} '${shown}' (${value.length} characters)`
 }

@@ -48,12 +48,32 @@ export function parseDuration(raw: string): number | undefined {
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0))
 }
 
-export function getDuration(name: string, fallback: string): number {
+/** The longest delay a Node timer takes; longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+export interface DurationRange {
+  min: string
+  max: string
+}
+
+/**
+ * A duration within range (written as durations, e.g. { min: '1s', max: '2m' }).
+ * Without a range it is still capped at what a Node timer can hold (~24.8 days).
+ */
+export function getDuration(name: string, fallback: string, range?: DurationRange): number {
   const raw = core.getInput(name).trim() || fallback
   const ms = parseDuration(raw)
   if (ms === undefined || ms <= 0) {
     throw new UserError(
       `Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`
+    )
+  }
+  const min = range ? parseDuration(range.min)! : 1
+  const max = Math.min(range ? parseDuration(range.max)! : MAX_TIMER_MS, MAX_TIMER_MS)
+  if (ms < min || ms > max) {
+    const bounds = range ? `between ${range.min} and ${range.max}` : 'at most 24 days'
+    throw new UserError(
+      `Input '${name}' must be ${bounds}, got '${raw}'. Use e.g. '${name}: ${fallback}' (the default).`
     )
   }
   return ms

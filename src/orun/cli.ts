@@ -1,6 +1,7 @@
 import * as exec from '@actions/exec'
 import { spawn } from 'node:child_process'
 import { UserError } from '../common/errors.js'
+import { jobProcesses, signalProcesses } from '../common/process-tree.js'
 
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
@@ -85,12 +86,24 @@ export interface JobRunOptions {
 }
 
 export interface JobProcess {
+  /** orun's pid; orun leads its own session and process group (same id). */
   readonly pid: number | undefined
-  /** Resolves when orun exits: its exit code, or the signal that ended it. */
+  /**
+   * Resolves when orun has exited and its output is read (or, when processes it left
+   * behind hold the pipes, a moment later: those are killed and the pipes left unread).
+   */
   readonly exited: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>
-  /** SIGTERM the job's process group, then SIGKILL after graceMs if it is still there. */
+  /**
+   * SIGTERM orun's process group (orun passes it on to its step), then, after graceMs,
+   * SIGKILL every process of the job: its session, descendants and their groups.
+   */
   stop(graceMs: number): Promise<void>
+  /** Processes orun left behind that were killed when it exited. */
+  readonly leftovers: number
 }
+
+/** After orun exits, how long its output may still take to drain from the pipes. */
+const PIPE_DRAIN_MS = 2_000
 
 /**
  * `orun run <plan> --job <id>` with remote state forced off: the action owns
@@ -110,6 +123,12 @@ export function startJob(binary: string, options: JobRunOptions): JobProcess {
   })
   child.stdout.setEncoding('utf8').on('data', options.onOutput)
   child.stderr.setEncoding('utf8').on('data', options.onOutput)
+  let orunExited = false
+  let leftovers = 0
+  // Taken when a stop begins: once orun is gone its orphans no longer lead back to it (macOS).
+  let snapshot: number[] = []
+  const killJob = () =>
+    child.pid ? signalProcesses(new Set([...snapshot, ...jobProcesses(child.pid)]), 'SIGKILL') : 0
   const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>(
     (resolve, reject) => {
       child.once('error', error =>
@@ -117,23 +136,39 @@ export function startJob(binary: string, options: JobRunOptions): JobProcess {
           new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)
         )
       )
-      child.once('close', (exitCode, signal) => resolve({ exitCode, signal }))
+      child.once('exit', (exitCode, signal) => {
+        orunExited = true
+        const pending: { drain?: NodeJS.Timeout; finished?: boolean } = {}
+        const finish = () => {
+          if (pending.finished) return
+          pending.finished = true
+          clearTimeout(pending.drain)
+          // Whatever orun started and left running is ended with it, and its pipes are no longer read.
+          leftovers = killJob()
+          child.stdout.destroy()
+          child.stderr.destroy()
+          resolve({ exitCode, signal })
+        }
+        if (child.stdout.readableEnded && child.stderr.readableEnded) return finish()
+        child.once('close', finish)
+        pending.drain = setTimeout(finish, PIPE_DRAIN_MS)
+      })
     }
   )
-  const signalGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, signal)
-    } catch {
-      // already gone
-    }
-  }
   return {
     pid: child.pid,
     exited,
+    get leftovers() {
+      return leftovers
+    },
     async stop(graceMs: number) {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      signalGroup('SIGTERM')
-      const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs)
+      if (orunExited || !child.pid) {
+        await exited.catch(() => undefined)
+        return
+      }
+      snapshot = [...snapshot, ...jobProcesses(child.pid)]
+      signalProcesses([-child.pid], 'SIGTERM')
+      const timer = setTimeout(killJob, graceMs)
       await exited.catch(() => undefined)
       clearTimeout(timer)
     }

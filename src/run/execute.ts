@@ -28,11 +28,17 @@ export interface ExecuteOptions {
   extraArgs: string[]
   tempDir: string
   heartbeatIntervalMs: number
-  /** How long a stopped job gets between SIGTERM and SIGKILL. */
+  /** How long a job stopped for a lost lease gets between SIGTERM and SIGKILL. */
   stopGraceMs: number
+  /** The same when the runner is cancelled: shorter, to fit GitHub's cancel budget. */
+  cancelGraceMs: number
+  /** Called once orun runs, with its pid (the post step stops what is left if this process dies). */
+  onStarted?: (pid: number) => void
   log: LogStream
   /** Aborted when the runner is cancelled (SIGINT/SIGTERM). */
   cancel: AbortSignal
+  /** A second signal: kill the job at once, without the rest of the grace. */
+  hurry?: AbortSignal
 }
 
 export async function executeJob(options: ExecuteOptions): Promise<ExecutionResult> {
@@ -46,7 +52,7 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
   let stopping = false
   const stop = () => {
     stopping = true
-    void child?.stop(options.stopGraceMs)
+    void child?.stop(options.cancel.aborted ? options.cancelGraceMs : options.stopGraceMs)
   }
   const heartbeat = startHeartbeat({
     client: options.client,
@@ -60,11 +66,14 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
       )
       stop()
     },
-    warn: message => core.warning(message)
+    warn: message => core.warning(message),
+    cancel: options.cancel
   })
   options.log.start()
   const onCancel = () => stop()
+  const onHurry = () => void child?.stop(0)
   options.cancel.addEventListener('abort', onCancel)
+  options.hurry?.addEventListener('abort', onHurry)
   try {
     child = startJob(options.binary, {
       planFile,
@@ -80,8 +89,13 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
         options.log.append(chunk)
       }
     })
+    if (child.pid) options.onStarted?.(child.pid)
     if (options.cancel.aborted) stop()
     const { exitCode } = await child.exited
+    if (child.leftovers)
+      core.warning(
+        `${jobId}: orun left ${child.leftovers} process(es) running; they were stopped with it.`
+      )
     const outcome = heartbeat.aborted
       ? 'aborted'
       : options.cancel.aborted
@@ -93,5 +107,6 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
   } finally {
     heartbeat.stop()
     options.cancel.removeEventListener('abort', onCancel)
+    options.hurry?.removeEventListener('abort', onHurry)
   }
 }

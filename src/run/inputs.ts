@@ -34,6 +34,17 @@ export interface RunInputs {
   redactEnv: string[]
 }
 
+/**
+ * What each duration input accepts. A heartbeat must come well inside the backend's
+ * 300 s takeover window; every bound stays far below what a Node timer can hold
+ * (2^31-1 ms: a longer timer fires at once, which would flood the backend).
+ */
+export const DURATION_RANGES = {
+  dependencyTimeout: { min: '10s', max: '24h' },
+  heartbeatInterval: { min: '1s', max: '2m' },
+  logUploadInterval: { min: '1s', max: '1h' }
+} as const
+
 /** Every input of the run action, read and checked once, before any backend call. */
 export function readRunInputs(): RunInputs {
   const job = getString('job') || undefined
@@ -69,10 +80,22 @@ export function readRunInputs(): RunInputs {
     orunDownloadUrl: getString('orun-download-url') || undefined,
     githubToken: getString('github-token') || undefined,
     args: getArgs('args'),
-    dependencyTimeoutMs: getDuration('dependency-timeout', '30m'),
-    heartbeatIntervalMs: getDuration('heartbeat-interval', '30s'),
+    dependencyTimeoutMs: getDuration(
+      'dependency-timeout',
+      '30m',
+      DURATION_RANGES.dependencyTimeout
+    ),
+    heartbeatIntervalMs: getDuration(
+      'heartbeat-interval',
+      '30s',
+      DURATION_RANGES.heartbeatInterval
+    ),
     onDuplicate: getChoice('on-duplicate', ['wait', 'skip'] as const, 'wait'),
-    logUploadIntervalMs: getDuration('log-upload-interval', '15s'),
+    logUploadIntervalMs: getDuration(
+      'log-upload-interval',
+      '15s',
+      DURATION_RANGES.logUploadInterval
+    ),
     redactEnv: getList('redact-env')
   }
 }

@@ -1,9 +1,10 @@
 import * as core from '@actions/core'
 import { join } from 'node:path'
-import type { BackendClient } from '../backend/client.js'
+import type { BackendClient, CallOptions } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
-import { spread } from '../common/retry.js'
+import { errorMessage } from '../common/errors.js'
+import { scaledBudget, spread, timerUnlessAborted } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
 import { acquireJob, type AcquireStats } from './acquire.js'
 import { abortableSleep } from './cancel.js'
@@ -11,7 +12,7 @@ import { executeJob } from './execute.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
 import { Redactor, envValues } from './redact.js'
-import { saveInFlight, type InFlight } from './state.js'
+import { dropInFlightJob, saveInFlight, updateInFlightJob, type InFlight } from './state.js'
 import type { JobResult } from './summary.js'
 
 /**
@@ -21,8 +22,26 @@ import type { JobResult } from './summary.js'
 
 /** Lines of output quoted in a failed job's error text. */
 const ERROR_TAIL_LINES = 15
+/** A job whose lease was lost: time to stop between SIGTERM and SIGKILL. */
 const STOP_GRACE_MS = 5_000
 const FINAL_LOG_SPREAD_MS = 1_500
+/**
+ * How long the final update keeps trying through an outage or a rate-limit storm
+ * (orun's own client: 90 s). Dependents wait on it, and the job's own time is
+ * better spent here than failing a finished job; the post step tries again after.
+ */
+const FINAL_UPDATE_BUDGET_MS = 5 * 60_000
+/** The result is reported before the final log: a log that cannot be stored in this long is given up. */
+const FINAL_FLUSH_MS = 60_000
+/**
+ * Cancelling: GitHub sends SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that.
+ * orun gets 3 s to stop, reporting the cancel 2.5 s, its last log 1.5 s: about 7 s,
+ * and a second signal cuts whatever is left. Whatever is not delivered by then is
+ * in the step state for the post step.
+ */
+const CANCEL_GRACE_MS = 3_000
+const CANCELLED_REPORT_BUDGET_MS = 2_500
+const CANCELLED_FLUSH_MS = 1_500
 
 export interface JobContext {
   jobId: string
@@ -33,7 +52,10 @@ export interface JobContext {
   runnerId: string
   tempDir: string
   inFlight: InFlight
+  /** The first SIGINT/SIGTERM: stop the job and report it cancelled. */
   cancel: AbortSignal
+  /** A second signal: GitHub is about to kill the process; cut every remaining wait. */
+  hurry: AbortSignal
   binary: string
   forceLocal: boolean
   ensureRun: () => Promise<void>
@@ -109,7 +131,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   ctx.inFlight.jobs.push({ jobId, spoolFile })
   saveInFlight(ctx.inFlight)
   const log = new LogStream({
-    upload: text => client.uploadLog(inputs.runId, jobId, text),
+    upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
     redactor: new Redactor(envValues(inputs.redactEnv), () => ctx.tokens.issued),
     intervalMs: inputs.logUploadIntervalMs,
     spoolFile,
@@ -131,12 +153,17 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       tempDir: ctx.tempDir,
       heartbeatIntervalMs: inputs.heartbeatIntervalMs,
       stopGraceMs: STOP_GRACE_MS,
+      cancelGraceMs: CANCEL_GRACE_MS,
+      onStarted: orunPid => updateInFlightJob(ctx.inFlight, jobId, { orunPid }),
       log,
-      cancel: ctx.cancel
+      cancel: ctx.cancel,
+      hurry: ctx.hurry
     })
   } finally {
     core.endGroup()
   }
+  // orun and everything it started are gone: the post step has nothing to stop.
+  updateInFlightJob(ctx.inFlight, jobId, { orunPid: undefined })
   const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover }
   if (execution.outcome === 'aborted') {
     // The lease is gone: the new owner reports the result and owns the log.
@@ -154,20 +181,45 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       : execution.outcome === 'failed'
         ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
         : undefined
+  const status = error ? 'failed' : 'success'
+  // Saved before anything can go wrong: the post step delivers exactly this result.
+  updateInFlightJob(ctx.inFlight, jobId, { outcome: error ? { status, error } : { status } })
+  const cancelled = execution.outcome === 'cancelled'
   // The result first: dependents wait on it, while the final log only has readers.
-  const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error)
-  // Every runner of a DAG level reports at about the same moment; spreading the final
-  // uploads keeps them from crowding out the results and claims that gate the next level.
-  await new Promise(resolve => setTimeout(resolve, spread(FINAL_LOG_SPREAD_MS, 1)))
-  await log.flush(true)
-  ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId)
-  saveInFlight(ctx.inFlight)
-  return {
+  const delivery = await report(
+    client,
+    inputs.runId,
+    jobId,
+    ctx.runnerId,
+    status,
+    error,
+    cancelled
+      ? { budgetMs: CANCELLED_REPORT_BUDGET_MS, signal: ctx.hurry }
+      : { budgetMs: scaledBudget(FINAL_UPDATE_BUDGET_MS), signal: ctx.cancel }
+  )
+  const finished = {
     ...result,
-    status: error ? 'failed' : 'success',
-    logRef: log.logRef,
-    detail: [error && oneLine(error), reported].filter(Boolean).join('; ') || undefined
+    status,
+    detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
+  } as const
+  // Not delivered: the state keeps the result, and the spool file the log, for the post step.
+  if (!delivery.delivered) return finished
+  updateInFlightJob(ctx.inFlight, jobId, { reported: true })
+  if (!cancelled) {
+    // Every runner of a DAG level reports at about the same moment; spreading the final
+    // uploads keeps them from crowding out the results and claims that gate the next level.
+    await timerUnlessAborted(spread(FINAL_LOG_SPREAD_MS, 1), ctx.cancel)
   }
+  const stored = await log.flush(
+    true,
+    cancelled
+      ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+      : { timeoutMs: scaledBudget(FINAL_FLUSH_MS), signal: ctx.cancel }
+  )
+  // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+  const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted)
+  if (!cutShort) dropInFlightJob(ctx.inFlight, jobId)
+  return { ...finished, logRef: log.logRef }
 }
 
 /** The first line of an error text and the last line of output it quotes, for summaries. */
@@ -176,24 +228,40 @@ function oneLine(error: string): string {
   return lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1].trim()}` : lines[0]
 }
 
-/** Sends the terminal update; returns a note when another runner owns the job by now. */
+/**
+ * Sends the terminal update. Delivered also when the backend refuses it because another
+ * runner owns the job by now (its result counts; a note says so). Not delivered when
+ * the retries ran out or a signal cut them short: the caller leaves it to the post step.
+ */
 async function report(
   client: BackendClient,
   runId: string,
   jobId: string,
   runnerId: string,
-  error?: string
-): Promise<string | undefined> {
+  status: 'success' | 'failed',
+  error: string | undefined,
+  call: CallOptions
+): Promise<{ delivered: boolean; note?: string }> {
   try {
-    await client.update(runId, jobId, runnerId, error ? 'failed' : 'success', error)
-    return undefined
+    await client.update(runId, jobId, runnerId, status, error, call)
+    return { delivered: true }
   } catch (caught) {
     if (caught instanceof BackendError && caught.status === 400) {
       const note = `the backend refused the result (${caught.message}): another runner owns ${jobId} now, and its result counts`
       core.warning(note)
-      return note
+      return { delivered: true, note }
     }
-    throw caught
+    const why =
+      caught instanceof BackendError
+        ? caught.code === 'CANCELLED'
+          ? 'the runner is stopping'
+          : `${caught.describe()}${caught.describeRetries()}`
+        : errorMessage(caught)
+    const note = `result (${status}) not delivered yet; the post step retries`
+    core.warning(
+      `Could not deliver the result of ${jobId} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`
+    )
+    return { delivered: false, note }
   }
 }
 

@@ -13,7 +13,15 @@ export const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024
 const BYTES_PER_SECOND_BUDGET = 64 * 1024
 
 export interface LogUploader {
-  (text: string): Promise<{ logRef: string }>
+  /** budgetMs: how long it may retry (0: one request); signal: abandon it at once. */
+  (text: string, call: { budgetMs?: number; signal: AbortSignal }): Promise<{ logRef: string }>
+}
+
+/** Bounds the final flush: the result is reported already, so the log may not hold the job up. */
+export interface FlushBound {
+  timeoutMs: number
+  /** Cuts the flush short (the runner is told to stop). */
+  signal?: AbortSignal
 }
 
 export interface LogStreamOptions {
@@ -32,6 +40,8 @@ export class LogStream {
   private timer?: NodeJS.Timeout
   private queue: Promise<void> = Promise.resolve()
   private warned = false
+  /** The upload in flight, so a flush that gives up can abandon it too. */
+  private current?: AbortController
   logRef?: string
   uploads = 0
 
@@ -67,36 +77,86 @@ export class LogStream {
     schedule()
   }
 
-  /** Uploads the log if it changed. Failures while streaming only warn; the final upload reports. */
-  async flush(final: boolean): Promise<void> {
+  /**
+   * Uploads the log if it changed; true when the stored log is up to date. Failures while
+   * streaming only warn; the final upload reports. With a bound, the flush (and the upload
+   * it waits behind) is abandoned, with a warning, when the time runs out or the signal aborts.
+   */
+  async flush(final: boolean, bound?: FlushBound): Promise<boolean> {
     if (final && this.timer) {
       clearTimeout(this.timer)
       this.timer = undefined
     }
+    const stop = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const onSignal = () => stop.abort()
+    if (bound) {
+      timer = setTimeout(onSignal, bound.timeoutMs)
+      if (bound.signal?.aborted) stop.abort()
+      bound.signal?.addEventListener('abort', onSignal, { once: true })
+    }
     // One upload at a time, in call order: a timer flush and the final flush that meet
     // neither send the same text twice nor let an older snapshot land last.
-    const turn = this.queue.then(() => this.upload(final))
+    const turn = this.queue.then(() =>
+      stop.signal.aborted ? undefined : this.upload(final, stop.signal, bound?.timeoutMs)
+    )
     this.queue = turn
-    await turn
+    try {
+      if (!bound) {
+        await turn
+      } else {
+        const gaveUp = new Promise<boolean>(resolve => {
+          if (stop.signal.aborted) resolve(true)
+          stop.signal.addEventListener('abort', () => resolve(true), { once: true })
+        })
+        if (await Promise.race([turn.then(() => false), gaveUp])) {
+          this.current?.abort()
+          const why = bound.signal?.aborted
+            ? 'the runner is stopping'
+            : `it did not finish within ${Math.round(bound.timeoutMs / 1000)} s`
+          this.options.warn(
+            `Gave up uploading the job log to the backend: ${why}. The job's result is reported already; the full log is in this GitHub Actions log.`
+          )
+          return false
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+      bound?.signal?.removeEventListener('abort', onSignal)
+    }
+    return this.raw.length === this.uploadedLength
   }
 
-  private async upload(final: boolean): Promise<void> {
+  private async upload(final: boolean, signal: AbortSignal, boundMs?: number): Promise<void> {
     if (this.raw.length === this.uploadedLength) return
     // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
     if (!final && !this.raw) return
     const length = this.raw.length
+    const current = new AbortController()
+    const onAbort = () => current.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    this.current = current
     try {
-      const { logRef } = await this.options.upload(this.snapshot())
+      // Mid-stream, one request: the next tick retries anyway. The final upload retries
+      // until its flush's bound ends it (unbounded: the client's own budget).
+      const { logRef } = await this.options.upload(this.snapshot(), {
+        budgetMs: final ? boundMs : 0,
+        signal: current.signal
+      })
       this.logRef = logRef
       this.uploadedLength = length
       this.uploads++
     } catch (error) {
+      if (current.signal.aborted) return // the flush that gave up says so
       if (final || !this.warned) {
         this.options.warn(
           `Uploading the job log to the backend failed: ${(error as Error).message}`
         )
         this.warned = true
       }
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      if (this.current === current) this.current = undefined
     }
   }
 

@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
+import { isCancelledCall } from '../backend/client.js'
 import { connectBackend, explainBackendError, joinRun } from '../backend/session.js'
 import { UserError } from '../common/errors.js'
 import { makeTempDir } from '../common/runner.js'
@@ -32,8 +33,32 @@ export async function run(): Promise<void> {
         "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version')."
     )
   }
-  const { client, tokens } = connectBackend(inputs)
-  await checkRunMatchesPlan(client, inputs.runId, plan)
+  // The first SIGINT/SIGTERM stops the job and reports it cancelled; a second one (GitHub
+  // sends SIGTERM 7.5 s after SIGINT, then kills) cuts every remaining wait short.
+  const cancel = new AbortController()
+  const hurry = new AbortController()
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!cancel.signal.aborted) {
+      core.warning(`Received ${signal}: stopping and reporting the job as cancelled.`)
+      cancel.abort()
+    } else if (!hurry.signal.aborted) {
+      core.warning(
+        `Received ${signal} again: ending now; what is not reported yet is left to the post step.`
+      )
+      hurry.abort()
+    }
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  const { client, tokens } = connectBackend({ ...inputs, signal: cancel.signal })
+  try {
+    await checkRunMatchesPlan(client, inputs.runId, plan)
+  } catch (error) {
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
+    throw error
+  }
   const runnerId = [
     process.env.RUNNER_NAME || hostname(),
     process.env.GITHUB_RUN_ATTEMPT || '1',
@@ -45,14 +70,6 @@ export async function run(): Promise<void> {
     `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`
   )
 
-  const cancel = new AbortController()
-  const onSignal = (signal: NodeJS.Signals) => {
-    core.warning(`Received ${signal}: stopping and reporting the job as cancelled.`)
-    cancel.abort()
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-
   let joined = false
   const tempDir = makeTempDir('orun-run-')
   const inFlight: InFlight = {
@@ -63,8 +80,11 @@ export async function run(): Promise<void> {
     jobs: []
   }
   const results: JobResult[] = []
+  let failure: unknown
+  let current: string | undefined
   try {
     for (const jobId of targets) {
+      current = jobId
       if (cancel.signal.aborted) break
       results.push(
         await runJob({
@@ -77,6 +97,7 @@ export async function run(): Promise<void> {
           tempDir,
           inFlight,
           cancel: cancel.signal,
+          hurry: hurry.signal,
           binary: orun.binary,
           forceLocal,
           ensureRun: async () => {
@@ -88,13 +109,19 @@ export async function run(): Promise<void> {
       )
     }
   } catch (error) {
-    if (!(error instanceof Cancelled)) throw explainBackendError(error, `running ${inputs.runId}`)
+    // Anything else still ends with the outputs below: a step without `status` tells nothing.
+    if (!(error instanceof Cancelled) && !isCancelledCall(error))
+      failure = explainBackendError(
+        error,
+        current ? `running ${current} of run ${inputs.runId}` : `running ${inputs.runId}`,
+        { runId: inputs.runId, jobId: current }
+      )
   } finally {
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
   }
 
-  const status = cancel.signal.aborted ? 'failed' : overallStatus(results)
+  const status = cancel.signal.aborted || failure ? 'failed' : overallStatus(results)
   core.setOutput('status', status)
   core.setOutput(
     'job-results',
@@ -124,8 +151,15 @@ export async function run(): Promise<void> {
     `Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`
   )
 
-  if (cancel.signal.aborted)
-    throw new UserError('The run was cancelled; claimed jobs were reported as failed (cancelled).')
+  if (failure) throw failure
+  if (cancel.signal.aborted) {
+    const pending = inFlight.jobs.filter(job => job.outcome && !job.reported).length
+    throw new UserError(
+      pending
+        ? 'The run was cancelled; the post step reports the claimed job(s) as failed (cancelled).'
+        : 'The run was cancelled; claimed jobs were reported as failed (cancelled).'
+    )
+  }
   const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked')
   if (bad.length)
     throw new UserError(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'))
