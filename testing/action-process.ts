@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
@@ -65,6 +65,23 @@ export async function runActionProcess(
   bundle: string,
   options: ActionProcessOptions
 ): Promise<ActionProcessResult> {
+  return startActionProcess(bundle, options).done
+}
+
+export interface StartedActionProcess {
+  /** The action's process, e.g. to send it the signals a runner sends on cancel. */
+  child: ChildProcess
+  /** Settles like runActionProcess; endedAt is when the process closed (epoch ms). */
+  done: Promise<ActionProcessResult & { endedAt: number }>
+  /** What the action saved with core.saveState so far (read while it runs). */
+  state(): Record<string, string>
+}
+
+/** runActionProcess, with the process handed back while it runs. */
+export function startActionProcess(
+  bundle: string,
+  options: ActionProcessOptions
+): StartedActionProcess {
   const root = mkdtempSync(path.join(tmpdir(), 'orun-action-process-'))
   tempDirs.push(root)
   const cwd = options.cwd ?? mkdirIn(root, 'workspace')
@@ -97,16 +114,16 @@ export async function runActionProcess(
   Object.assign(env, options.env)
 
   const timeoutMs = options.timeoutMs ?? 30_000
-  const { exitCode, stdout, stderr } = await new Promise<{
+  const child = spawn(process.execPath, [path.resolve(REPO_ROOT, bundle)], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const finished = new Promise<{
     exitCode: number | null
     stdout: string
     stderr: string
   }>((resolve, reject) => {
-    const child = spawn(process.execPath, [path.resolve(REPO_ROOT, bundle)], {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', chunk => (stdout += chunk))
@@ -129,13 +146,19 @@ export async function runActionProcess(
     })
   })
 
-  return {
+  const done = finished.then(({ exitCode, stdout, stderr }) => ({
+    endedAt: Date.now(),
     exitCode,
     stdout,
     stderr,
     outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
     summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
     state: parseFileCommands(readFileSync(files.GITHUB_STATE, 'utf8'))
+  }))
+  return {
+    child,
+    done,
+    state: () => parseFileCommands(readFileSync(files.GITHUB_STATE, 'utf8'))
   }
 }
 

@@ -32625,9 +32625,12 @@ function budgetScale(env = process.env) {
     const scale = Number(env.ORUN_ACTION_BUDGET_SCALE);
     return Number.isFinite(scale) && scale > 0 && scale <= 1 ? scale : 1;
 }
-/** A shipped budget, scaled for tests (see budgetScale). */
-function scaledBudget(ms) {
-    return Math.max(1, Math.round(ms * budgetScale()));
+/**
+ * A shipped budget, scaled for tests (see budgetScale). floorMs keeps timeouts of
+ * single requests realistic on a busy test machine whatever the scale.
+ */
+function scaledBudget(ms, floorMs = 1) {
+    return Math.max(Math.min(ms, floorMs), Math.round(ms * budgetScale()));
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -32669,39 +32672,82 @@ function listProcesses() {
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
 /**
- * The processes that belong to the job led by `leader` (the orun pid): its
- * session, its descendants and every process group they lead or sit in.
+ * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
+ * A step may start its children in sessions or process groups of their own and exit,
+ * leaving them orphans that no longer lead back to orun: so the tracker remembers the
+ * session and group ids it has seen, and those still name the orphans later. (An id
+ * in use as a session or group id is not handed out as a new pid, so it cannot come
+ * to name an unrelated process while a member lives.)
  */
-function process_tree_jobProcesses(leader) {
-    const rows = listProcesses();
-    const members = new Set();
-    const groups = new Set([leader]);
-    for (const row of rows)
-        if (row.sid === leader)
-            members.add(row.pid);
+class process_tree_JobProcessTracker {
+    leader;
+    sessions = new Set();
+    groups = new Set();
+    constructor(leader) {
+        this.leader = leader;
+        this.sessions.add(leader);
+        this.groups.add(leader);
+    }
+    get ids() {
+        return { sessions: [...this.sessions], groups: [...this.groups] };
+    }
+    /** Looks at the process table; true when the job was seen in a new session or group. */
+    refresh() {
+        const before = this.sessions.size + this.groups.size;
+        const rows = listProcesses();
+        const own = rows.find(row => row.pid === process.pid);
+        for (const pid of members(rows, this.leader, this.ids)) {
+            const row = rows.find(r => r.pid === pid);
+            if (!row)
+                continue;
+            if (row.sid !== undefined && row.sid !== own?.sid)
+                this.sessions.add(row.sid);
+            if (row.pgid !== own?.pgid)
+                this.groups.add(row.pgid);
+        }
+        return this.sessions.size + this.groups.size !== before;
+    }
+    /** Every live process of the job. */
+    processes() {
+        this.refresh();
+        return members(listProcesses(), this.leader, this.ids);
+    }
+}
+/** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
+function leftoverProcesses(ids) {
+    return members(listProcesses(), undefined, ids);
+}
+/** The leader's descendants and everything in the given sessions and groups, and their descendants. */
+function members(rows, leader, ids) {
+    const sessions = new Set(ids.sessions);
+    const groups = new Set(ids.groups);
     const children = new Map();
     for (const row of rows)
         children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
-    const stack = [leader];
+    const found = new Set();
+    const stack = rows
+        .filter(row => (row.sid !== undefined && sessions.has(row.sid)) || groups.has(row.pgid))
+        .map(row => row.pid);
+    if (leader !== undefined)
+        stack.push(leader);
     while (stack.length) {
         const pid = stack.pop();
-        members.add(pid);
-        for (const child of children.get(pid) ?? [])
-            if (!members.has(child))
-                stack.push(child);
+        if (found.has(pid))
+            continue;
+        found.add(pid);
+        stack.push(...(children.get(pid) ?? []));
     }
+    // Never this process, its own group or session, or init, whatever the table says.
+    const own = rows.find(row => row.pid === process.pid);
     const byPid = new Map(rows.map(row => [row.pid, row]));
-    for (const pid of members) {
+    return [...found].filter(pid => {
         const row = byPid.get(pid);
-        if (row)
-            groups.add(row.pgid);
-    }
-    for (const row of rows)
-        if (groups.has(row.pgid))
-            members.add(row.pid);
-    // Never this process, its own group or init, whatever the table says.
-    const ownGroup = byPid.get(process.pid)?.pgid;
-    return [...members].filter(pid => pid > 1 && pid !== process.pid && byPid.has(pid) && byPid.get(pid).pgid !== ownGroup);
+        return (row !== undefined &&
+            pid > 1 &&
+            pid !== process.pid &&
+            row.pgid !== own?.pgid &&
+            (row.sid === undefined || row.sid !== own?.sid));
+    });
 }
 /** Sends the signal to each pid; returns how many were still there to receive it. */
 function process_tree_signalProcesses(pids, signal) {
@@ -32716,19 +32762,6 @@ function process_tree_signalProcesses(pids, signal) {
         }
     }
     return reached;
-}
-/**
- * What is left of a job whose leader may be gone (the post step, after the main step was
- * killed): only processes that still carry its id as their session (Linux) or process group,
- * so a pid reused by an unrelated process since is never matched by its number alone.
- */
-function leftoverProcesses(leader) {
-    const rows = listProcesses();
-    const ownGroup = rows.find(row => row.pid === process.pid)?.pgid;
-    return rows
-        .filter(row => (row.sid !== undefined ? row.sid === leader : row.pgid === leader))
-        .filter(row => row.pid > 1 && row.pid !== process.pid && row.pgid !== ownGroup)
-        .map(row => row.pid);
 }
 
 ;// CONCATENATED MODULE: ./src/orun/cli.ts
@@ -32793,6 +32826,8 @@ async function runSupportsLocalFlag(binary) {
 }
 /** After orun exits, how long its output may still take to drain from the pipes. */
 const PIPE_DRAIN_MS = 2_000;
+/** How often the job's process tree is looked at while it runs (see JobProcessTracker). */
+const TRACK_INTERVAL_MS = 1_000;
 /**
  * `orun run <plan> --job <id>` with remote state forced off: the action owns
  * the claim, and orun's own remote mode would try to claim the job again and
@@ -32814,13 +32849,24 @@ function startJob(binary, options) {
     child.stderr.setEncoding('utf8').on('data', options.onOutput);
     let orunExited = false;
     let leftovers = 0;
-    // Taken when a stop begins: once orun is gone its orphans no longer lead back to it (macOS).
-    let snapshot = [];
-    const killJob = () => child.pid ? signalProcesses(new Set([...snapshot, ...jobProcesses(child.pid)]), 'SIGKILL') : 0;
+    const tracker = child.pid ? new JobProcessTracker(child.pid) : undefined;
+    const listeners = [];
+    const track = () => {
+        if (tracker?.refresh())
+            for (const listener of listeners)
+                listener(tracker.ids);
+    };
+    const tracking = setInterval(track, TRACK_INTERVAL_MS);
+    tracking.unref();
+    const killJob = () => (tracker ? signalProcesses(tracker.processes(), 'SIGKILL') : 0);
     const exited = new Promise((resolve, reject) => {
-        child.once('error', error => reject(new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
+        child.once('error', error => {
+            clearInterval(tracking);
+            reject(new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`));
+        });
         child.once('exit', (exitCode, signal) => {
             orunExited = true;
+            clearInterval(tracking);
             const pending = {};
             const finish = () => {
                 if (pending.finished)
@@ -32845,12 +32891,17 @@ function startJob(binary, options) {
         get leftovers() {
             return leftovers;
         },
+        onProcessIds(listener) {
+            listeners.push(listener);
+            if (tracker)
+                listener(tracker.ids);
+        },
         async stop(graceMs) {
             if (orunExited || !child.pid) {
                 await exited.catch(() => undefined);
                 return;
             }
-            snapshot = [...snapshot, ...jobProcesses(child.pid)];
+            track();
             signalProcesses([-child.pid], 'SIGTERM');
             const timer = setTimeout(killJob, graceMs);
             await exited.catch(() => undefined);
@@ -33819,7 +33870,7 @@ function createTokenSource(options = {}) {
     if (oidcOffered()) {
         return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log, {
             budgetMs: options.mintBudgetMs ?? scaledBudget(MINT_BUDGET_MS),
-            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS),
+            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS, 5_000),
             sleep: options.sleep,
             signal: options.signal
         });
@@ -33979,8 +34030,8 @@ class BackendTransport {
         this.baseUrl = options.baseUrl.replace(/\/+$/, '');
         this.tokens = options.tokens;
         this.userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
-        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS);
-        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS);
+        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS, 5_000);
+        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS, 5_000);
         this.retryBudgetMs = options.retryBudgetMs ?? scaledBudget(DEFAULT_RETRY_BUDGET_MS);
         this.maxAttempts = Math.max(1, options.maxAttempts ?? Infinity);
         this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? Infinity);
@@ -34428,6 +34479,10 @@ function explainBackendError(error, doing, ids = {}) {
             return error;
     }
 }
+/** An id as shown in a message: whole when short, else its first 40 characters and "…". */
+function shortId(id) {
+    return id.length > 40 ? `${id.slice(0, 40)}…` : id;
+}
 /** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
 function longestId(error, ids) {
     const candidates = [];
@@ -34438,8 +34493,7 @@ function longestId(error, ids) {
     if (!candidates.length)
         return 'an id in the request';
     const [name, value] = candidates.reduce((a, b) => encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a);
-    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
-    return `the ${name} '${shown}' (${value.length} characters)`;
+    return `the ${name} '${shortId(value)}' (${value.length} characters)`;
 }
 
 ;// CONCATENATED MODULE: ./src/backend/url.ts

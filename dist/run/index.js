@@ -31907,9 +31907,12 @@ function budgetScale(env = process.env) {
     const scale = Number(env.ORUN_ACTION_BUDGET_SCALE);
     return Number.isFinite(scale) && scale > 0 && scale <= 1 ? scale : 1;
 }
-/** A shipped budget, scaled for tests (see budgetScale). */
-function scaledBudget(ms) {
-    return Math.max(1, Math.round(ms * budgetScale()));
+/**
+ * A shipped budget, scaled for tests (see budgetScale). floorMs keeps timeouts of
+ * single requests realistic on a busy test machine whatever the scale.
+ */
+function scaledBudget(ms, floorMs = 1) {
+    return Math.max(Math.min(ms, floorMs), Math.round(ms * budgetScale()));
 }
 
 ;// CONCATENATED MODULE: ./src/backend/transport.ts
@@ -31974,8 +31977,8 @@ class BackendTransport {
         this.baseUrl = options.baseUrl.replace(/\/+$/, '');
         this.tokens = options.tokens;
         this.userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
-        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS);
-        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS);
+        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS, 5_000);
+        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS, 5_000);
         this.retryBudgetMs = options.retryBudgetMs ?? scaledBudget(DEFAULT_RETRY_BUDGET_MS);
         this.maxAttempts = Math.max(1, options.maxAttempts ?? Infinity);
         this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? Infinity);
@@ -32764,7 +32767,7 @@ function createTokenSource(options = {}) {
     if (oidcOffered()) {
         return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log, {
             budgetMs: options.mintBudgetMs ?? scaledBudget(MINT_BUDGET_MS),
-            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS),
+            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS, 5_000),
             sleep: options.sleep,
             signal: options.signal
         });
@@ -32972,6 +32975,10 @@ function explainBackendError(error, doing, ids = {}) {
             return error;
     }
 }
+/** An id as shown in a message: whole when short, else its first 40 characters and "…". */
+function shortId(id) {
+    return id.length > 40 ? `${id.slice(0, 40)}…` : id;
+}
 /** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
 function longestId(error, ids) {
     const candidates = [];
@@ -32982,8 +32989,7 @@ function longestId(error, ids) {
     if (!candidates.length)
         return 'an id in the request';
     const [name, value] = candidates.reduce((a, b) => encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a);
-    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
-    return `the ${name} '${shown}' (${value.length} characters)`;
+    return `the ${name} '${shortId(value)}' (${value.length} characters)`;
 }
 
 // EXTERNAL MODULE: external "node:fs"
@@ -33866,39 +33872,82 @@ function listProcesses() {
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
 /**
- * The processes that belong to the job led by `leader` (the orun pid): its
- * session, its descendants and every process group they lead or sit in.
+ * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
+ * A step may start its children in sessions or process groups of their own and exit,
+ * leaving them orphans that no longer lead back to orun: so the tracker remembers the
+ * session and group ids it has seen, and those still name the orphans later. (An id
+ * in use as a session or group id is not handed out as a new pid, so it cannot come
+ * to name an unrelated process while a member lives.)
  */
-function jobProcesses(leader) {
-    const rows = listProcesses();
-    const members = new Set();
-    const groups = new Set([leader]);
-    for (const row of rows)
-        if (row.sid === leader)
-            members.add(row.pid);
+class JobProcessTracker {
+    leader;
+    sessions = new Set();
+    groups = new Set();
+    constructor(leader) {
+        this.leader = leader;
+        this.sessions.add(leader);
+        this.groups.add(leader);
+    }
+    get ids() {
+        return { sessions: [...this.sessions], groups: [...this.groups] };
+    }
+    /** Looks at the process table; true when the job was seen in a new session or group. */
+    refresh() {
+        const before = this.sessions.size + this.groups.size;
+        const rows = listProcesses();
+        const own = rows.find(row => row.pid === process.pid);
+        for (const pid of members(rows, this.leader, this.ids)) {
+            const row = rows.find(r => r.pid === pid);
+            if (!row)
+                continue;
+            if (row.sid !== undefined && row.sid !== own?.sid)
+                this.sessions.add(row.sid);
+            if (row.pgid !== own?.pgid)
+                this.groups.add(row.pgid);
+        }
+        return this.sessions.size + this.groups.size !== before;
+    }
+    /** Every live process of the job. */
+    processes() {
+        this.refresh();
+        return members(listProcesses(), this.leader, this.ids);
+    }
+}
+/** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
+function leftoverProcesses(ids) {
+    return members(listProcesses(), undefined, ids);
+}
+/** The leader's descendants and everything in the given sessions and groups, and their descendants. */
+function members(rows, leader, ids) {
+    const sessions = new Set(ids.sessions);
+    const groups = new Set(ids.groups);
     const children = new Map();
     for (const row of rows)
         children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
-    const stack = [leader];
+    const found = new Set();
+    const stack = rows
+        .filter(row => (row.sid !== undefined && sessions.has(row.sid)) || groups.has(row.pgid))
+        .map(row => row.pid);
+    if (leader !== undefined)
+        stack.push(leader);
     while (stack.length) {
         const pid = stack.pop();
-        members.add(pid);
-        for (const child of children.get(pid) ?? [])
-            if (!members.has(child))
-                stack.push(child);
+        if (found.has(pid))
+            continue;
+        found.add(pid);
+        stack.push(...(children.get(pid) ?? []));
     }
+    // Never this process, its own group or session, or init, whatever the table says.
+    const own = rows.find(row => row.pid === process.pid);
     const byPid = new Map(rows.map(row => [row.pid, row]));
-    for (const pid of members) {
+    return [...found].filter(pid => {
         const row = byPid.get(pid);
-        if (row)
-            groups.add(row.pgid);
-    }
-    for (const row of rows)
-        if (groups.has(row.pgid))
-            members.add(row.pid);
-    // Never this process, its own group or init, whatever the table says.
-    const ownGroup = byPid.get(process.pid)?.pgid;
-    return [...members].filter(pid => pid > 1 && pid !== process.pid && byPid.has(pid) && byPid.get(pid).pgid !== ownGroup);
+        return (row !== undefined &&
+            pid > 1 &&
+            pid !== process.pid &&
+            row.pgid !== own?.pgid &&
+            (row.sid === undefined || row.sid !== own?.sid));
+    });
 }
 /** Sends the signal to each pid; returns how many were still there to receive it. */
 function signalProcesses(pids, signal) {
@@ -33913,19 +33962,6 @@ function signalProcesses(pids, signal) {
         }
     }
     return reached;
-}
-/**
- * What is left of a job whose leader may be gone (the post step, after the main step was
- * killed): only processes that still carry its id as their session (Linux) or process group,
- * so a pid reused by an unrelated process since is never matched by its number alone.
- */
-function leftoverProcesses(leader) {
-    const rows = listProcesses();
-    const ownGroup = rows.find(row => row.pid === process.pid)?.pgid;
-    return rows
-        .filter(row => (row.sid !== undefined ? row.sid === leader : row.pgid === leader))
-        .filter(row => row.pid > 1 && row.pid !== process.pid && row.pgid !== ownGroup)
-        .map(row => row.pid);
 }
 
 ;// CONCATENATED MODULE: ./src/orun/cli.ts
@@ -33990,6 +34026,8 @@ async function runSupportsLocalFlag(binary) {
 }
 /** After orun exits, how long its output may still take to drain from the pipes. */
 const PIPE_DRAIN_MS = 2_000;
+/** How often the job's process tree is looked at while it runs (see JobProcessTracker). */
+const TRACK_INTERVAL_MS = 1_000;
 /**
  * `orun run <plan> --job <id>` with remote state forced off: the action owns
  * the claim, and orun's own remote mode would try to claim the job again and
@@ -34011,13 +34049,24 @@ function startJob(binary, options) {
     child.stderr.setEncoding('utf8').on('data', options.onOutput);
     let orunExited = false;
     let leftovers = 0;
-    // Taken when a stop begins: once orun is gone its orphans no longer lead back to it (macOS).
-    let snapshot = [];
-    const killJob = () => child.pid ? signalProcesses(new Set([...snapshot, ...jobProcesses(child.pid)]), 'SIGKILL') : 0;
+    const tracker = child.pid ? new JobProcessTracker(child.pid) : undefined;
+    const listeners = [];
+    const track = () => {
+        if (tracker?.refresh())
+            for (const listener of listeners)
+                listener(tracker.ids);
+    };
+    const tracking = setInterval(track, TRACK_INTERVAL_MS);
+    tracking.unref();
+    const killJob = () => (tracker ? signalProcesses(tracker.processes(), 'SIGKILL') : 0);
     const exited = new Promise((resolve, reject) => {
-        child.once('error', error => reject(new errors/* UserError */.yo(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
+        child.once('error', error => {
+            clearInterval(tracking);
+            reject(new errors/* UserError */.yo(`Could not start orun (${binary}): ${error.message}. Check orun-path.`));
+        });
         child.once('exit', (exitCode, signal) => {
             orunExited = true;
+            clearInterval(tracking);
             const pending = {};
             const finish = () => {
                 if (pending.finished)
@@ -34042,12 +34091,17 @@ function startJob(binary, options) {
         get leftovers() {
             return leftovers;
         },
+        onProcessIds(listener) {
+            listeners.push(listener);
+            if (tracker)
+                listener(tracker.ids);
+        },
         async stop(graceMs) {
             if (orunExited || !child.pid) {
                 await exited.catch(() => undefined);
                 return;
             }
-            snapshot = [...snapshot, ...jobProcesses(child.pid)];
+            track();
             signalProcesses([-child.pid], 'SIGTERM');
             const timer = setTimeout(killJob, graceMs);
             await exited.catch(() => undefined);
@@ -35288,8 +35342,8 @@ async function executeJob(options) {
                 options.log.append(chunk);
             }
         });
-        if (child.pid)
-            options.onStarted?.(child.pid);
+        if (options.onProcessIds)
+            child.onProcessIds(options.onProcessIds);
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
@@ -35669,7 +35723,7 @@ async function runJob(ctx) {
             heartbeatIntervalMs: inputs.heartbeatIntervalMs,
             stopGraceMs: STOP_GRACE_MS,
             cancelGraceMs: CANCEL_GRACE_MS,
-            onStarted: orunPid => updateInFlightJob(ctx.inFlight, jobId, { orunPid }),
+            onProcessIds: orunProcesses => updateInFlightJob(ctx.inFlight, jobId, { orunProcesses }),
             log,
             cancel: ctx.cancel,
             hurry: ctx.hurry
@@ -35679,7 +35733,7 @@ async function runJob(ctx) {
         lib_core/* endGroup */.N4();
     }
     // orun and everything it started are gone: the post step has nothing to stop.
-    updateInFlightJob(ctx.inFlight, jobId, { orunPid: undefined });
+    updateInFlightJob(ctx.inFlight, jobId, { orunProcesses: undefined });
     const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover };
     if (execution.outcome === 'aborted') {
         // The lease is gone: the new owner reports the result and owns the log.
@@ -36037,13 +36091,17 @@ async function run() {
     catch (error) {
         // Anything else still ends with the outputs below: a step without `status` tells nothing.
         if (!(error instanceof Cancelled) && !isCancelledCall(error))
-            failure = explainBackendError(error, current ? `running ${current} of run ${inputs.runId}` : `running ${inputs.runId}`, { runId: inputs.runId, jobId: current });
+            failure = explainBackendError(error, current
+                ? `running ${shortId(current)} of run ${shortId(inputs.runId)}`
+                : `running ${shortId(inputs.runId)}`, { runId: inputs.runId, jobId: current });
     }
     finally {
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
     }
-    const status = cancel.signal.aborted || failure ? 'failed' : overallStatus(results);
+    // A cancel after every job was reported (during the final log upload, say) changes no result.
+    const incomplete = results.length < targets.length;
+    const status = failure || (cancel.signal.aborted && incomplete) ? 'failed' : overallStatus(results);
     lib_core/* setOutput */.uH('status', status);
     lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries(results.map(r => [
         r.jobId,
@@ -36063,7 +36121,7 @@ async function run() {
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
     if (failure)
         throw failure;
-    if (cancel.signal.aborted) {
+    if (cancel.signal.aborted && incomplete) {
         const pending = inFlight.jobs.filter(job => job.outcome && !job.reported).length;
         throw new errors/* UserError */.yo(pending
             ? 'The run was cancelled; the post step reports the claimed job(s) as failed (cancelled).'

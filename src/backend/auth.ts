@@ -173,7 +173,7 @@ export function createTokenSource(options: AuthOptions = {}): TokenSource {
   if (oidcOffered()) {
     return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log, {
       budgetMs: options.mintBudgetMs ?? scaledBudget(MINT_BUDGET_MS),
-      timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS),
+      timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS, 5_000),
       sleep: options.sleep,
       signal: options.signal
     })

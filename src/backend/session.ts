@@ -113,6 +113,11 @@ export function explainBackendError(error: unknown, doing: string, ids: CallIds 
   }
 }
 
+/** An id as shown in a message: whole when short, else its first 40 characters and "…". */
+export function shortId(id: string): string {
+  return id.length > 40 ? `${id.slice(0, 40)}…` : id
+}
+
 /** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
 function longestId(error: BackendError, ids: CallIds): string {
   const candidates: Array<[string, string]> = []
@@ -123,6 +128,5 @@ function longestId(error: BackendError, ids: CallIds): string {
   const [name, value] = candidates.reduce((a, b) =>
     encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a
   )
-  const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value
-  return `the ${name} '${shown}' (${value.length} characters)`
+  return `the ${name} '${shortId(value)}' (${value.length} characters)`
 }

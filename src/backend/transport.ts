@@ -131,8 +131,8 @@ export class BackendTransport {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
     this.tokens = options.tokens
     this.userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`
-    this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS)
-    this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS)
+    this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS, 5_000)
+    this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS, 5_000)
     this.retryBudgetMs = options.retryBudgetMs ?? scaledBudget(DEFAULT_RETRY_BUDGET_MS)
     this.maxAttempts = Math.max(1, options.maxAttempts ?? Infinity)
     this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? Infinity)

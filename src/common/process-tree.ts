@@ -47,34 +47,89 @@ function listProcesses(): ProcessRow[] {
     .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }))
 }
 
+/** The sessions and process groups a job's processes were seen in. */
+export interface ProcessIds {
+  sessions: number[]
+  groups: number[]
+}
+
 /**
- * The processes that belong to the job led by `leader` (the orun pid): its
- * session, its descendants and every process group they lead or sit in.
+ * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
+ * A step may start its children in sessions or process groups of their own and exit,
+ * leaving them orphans that no longer lead back to orun: so the tracker remembers the
+ * session and group ids it has seen, and those still name the orphans later. (An id
+ * in use as a session or group id is not handed out as a new pid, so it cannot come
+ * to name an unrelated process while a member lives.)
  */
-export function jobProcesses(leader: number): number[] {
-  const rows = listProcesses()
-  const members = new Set<number>()
-  const groups = new Set<number>([leader])
-  for (const row of rows) if (row.sid === leader) members.add(row.pid)
+export class JobProcessTracker {
+  private readonly sessions = new Set<number>()
+  private readonly groups = new Set<number>()
+
+  constructor(private readonly leader: number) {
+    this.sessions.add(leader)
+    this.groups.add(leader)
+  }
+
+  get ids(): ProcessIds {
+    return { sessions: [...this.sessions], groups: [...this.groups] }
+  }
+
+  /** Looks at the process table; true when the job was seen in a new session or group. */
+  refresh(): boolean {
+    const before = this.sessions.size + this.groups.size
+    const rows = listProcesses()
+    const own = rows.find(row => row.pid === process.pid)
+    for (const pid of members(rows, this.leader, this.ids)) {
+      const row = rows.find(r => r.pid === pid)
+      if (!row) continue
+      if (row.sid !== undefined && row.sid !== own?.sid) this.sessions.add(row.sid)
+      if (row.pgid !== own?.pgid) this.groups.add(row.pgid)
+    }
+    return this.sessions.size + this.groups.size !== before
+  }
+
+  /** Every live process of the job. */
+  processes(): number[] {
+    this.refresh()
+    return members(listProcesses(), this.leader, this.ids)
+  }
+}
+
+/** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
+export function leftoverProcesses(ids: ProcessIds): number[] {
+  return members(listProcesses(), undefined, ids)
+}
+
+/** The leader's descendants and everything in the given sessions and groups, and their descendants. */
+function members(rows: ProcessRow[], leader: number | undefined, ids: ProcessIds): number[] {
+  const sessions = new Set(ids.sessions)
+  const groups = new Set(ids.groups)
   const children = new Map<number, number[]>()
   for (const row of rows) children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid])
-  const stack = [leader]
+  const found = new Set<number>()
+  const stack = rows
+    .filter(row => (row.sid !== undefined && sessions.has(row.sid)) || groups.has(row.pgid))
+    .map(row => row.pid)
+  if (leader !== undefined) stack.push(leader)
   while (stack.length) {
     const pid = stack.pop()!
-    members.add(pid)
-    for (const child of children.get(pid) ?? []) if (!members.has(child)) stack.push(child)
+    if (found.has(pid)) continue
+    found.add(pid)
+    stack.push(...(children.get(pid) ?? []))
   }
+  // Never this process, its own group or session, or init, whatever the table says.
+  const own = rows.find(row => row.pid === process.pid)
   const byPid = new Map(rows.map(row => [row.pid, row]))
-  for (const pid of members) {
+  return [...found].filter(pid => {
     const row = byPid.get(pid)
-    if (row) groups.add(row.pgid)
-  }
-  for (const row of rows) if (groups.has(row.pgid)) members.add(row.pid)
-  // Never this process, its own group or init, whatever the table says.
-  const ownGroup = byPid.get(process.pid)?.pgid
-  return [...members].filter(
-    pid => pid > 1 && pid !== process.pid && byPid.has(pid) && byPid.get(pid)!.pgid !== ownGroup
-  )
+    return (
+      row !== undefined &&
+      pid > 1 &&
+      pid !== process.pid &&
+      row.pgid !== own?.pgid &&
+      (row.sid === undefined || row.sid !== own?.sid)
+    )
+  })
 }
 
 /** Sends the signal to each pid; returns how many were still there to receive it. */
@@ -89,18 +144,4 @@ export function signalProcesses(pids: Iterable<number>, signal: NodeJS.Signals):
     }
   }
   return reached
-}
-
-/**
- * What is left of a job whose leader may be gone (the post step, after the main step was
- * killed): only processes that still carry its id as their session (Linux) or process group,
- * so a pid reused by an unrelated process since is never matched by its number alone.
- */
-export function leftoverProcesses(leader: number): number[] {
-  const rows = listProcesses()
-  const ownGroup = rows.find(row => row.pid === process.pid)?.pgid
-  return rows
-    .filter(row => (row.sid !== undefined ? row.sid === leader : row.pgid === leader))
-    .filter(row => row.pid > 1 && row.pid !== process.pid && row.pgid !== ownGroup)
-    .map(row => row.pid)
 }

@@ -1,7 +1,7 @@
 import * as exec from '@actions/exec'
 import { spawn } from 'node:child_process'
 import { UserError } from '../common/errors.js'
-import { jobProcesses, signalProcesses } from '../common/process-tree.js'
+import { JobProcessTracker, signalProcesses, type ProcessIds } from '../common/process-tree.js'
 
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
@@ -100,10 +100,14 @@ export interface JobProcess {
   stop(graceMs: number): Promise<void>
   /** Processes orun left behind that were killed when it exited. */
   readonly leftovers: number
+  /** Called with the sessions and process groups the job runs in, each time they change. */
+  onProcessIds(listener: (ids: ProcessIds) => void): void
 }
 
 /** After orun exits, how long its output may still take to drain from the pipes. */
 const PIPE_DRAIN_MS = 2_000
+/** How often the job's process tree is looked at while it runs (see JobProcessTracker). */
+const TRACK_INTERVAL_MS = 1_000
 
 /**
  * `orun run <plan> --job <id>` with remote state forced off: the action owns
@@ -125,19 +129,25 @@ export function startJob(binary: string, options: JobRunOptions): JobProcess {
   child.stderr.setEncoding('utf8').on('data', options.onOutput)
   let orunExited = false
   let leftovers = 0
-  // Taken when a stop begins: once orun is gone its orphans no longer lead back to it (macOS).
-  let snapshot: number[] = []
-  const killJob = () =>
-    child.pid ? signalProcesses(new Set([...snapshot, ...jobProcesses(child.pid)]), 'SIGKILL') : 0
+  const tracker = child.pid ? new JobProcessTracker(child.pid) : undefined
+  const listeners: Array<(ids: ProcessIds) => void> = []
+  const track = () => {
+    if (tracker?.refresh()) for (const listener of listeners) listener(tracker.ids)
+  }
+  const tracking = setInterval(track, TRACK_INTERVAL_MS)
+  tracking.unref()
+  const killJob = () => (tracker ? signalProcesses(tracker.processes(), 'SIGKILL') : 0)
   const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>(
     (resolve, reject) => {
-      child.once('error', error =>
+      child.once('error', error => {
+        clearInterval(tracking)
         reject(
           new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)
         )
-      )
+      })
       child.once('exit', (exitCode, signal) => {
         orunExited = true
+        clearInterval(tracking)
         const pending: { drain?: NodeJS.Timeout; finished?: boolean } = {}
         const finish = () => {
           if (pending.finished) return
@@ -161,12 +171,16 @@ export function startJob(binary: string, options: JobRunOptions): JobProcess {
     get leftovers() {
       return leftovers
     },
+    onProcessIds(listener) {
+      listeners.push(listener)
+      if (tracker) listener(tracker.ids)
+    },
     async stop(graceMs: number) {
       if (orunExited || !child.pid) {
         await exited.catch(() => undefined)
         return
       }
-      snapshot = [...snapshot, ...jobProcesses(child.pid)]
+      track()
       signalProcesses([-child.pid], 'SIGTERM')
       const timer = setTimeout(killJob, graceMs)
       await exited.catch(() => undefined)

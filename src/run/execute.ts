@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { BackendClient } from '../backend/client.js'
+import type { ProcessIds } from '../common/process-tree.js'
 import { startJob, type JobProcess } from '../orun/cli.js'
 import { singleJobPlan, type Plan } from '../plan/model.js'
 import { startHeartbeat } from './heartbeat.js'
@@ -32,8 +33,8 @@ export interface ExecuteOptions {
   stopGraceMs: number
   /** The same when the runner is cancelled: shorter, to fit GitHub's cancel budget. */
   cancelGraceMs: number
-  /** Called once orun runs, with its pid (the post step stops what is left if this process dies). */
-  onStarted?: (pid: number) => void
+  /** Called while orun runs with the sessions and groups of its processes (for the post step). */
+  onProcessIds?: (ids: ProcessIds) => void
   log: LogStream
   /** Aborted when the runner is cancelled (SIGINT/SIGTERM). */
   cancel: AbortSignal
@@ -89,7 +90,7 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
         options.log.append(chunk)
       }
     })
-    if (child.pid) options.onStarted?.(child.pid)
+    if (options.onProcessIds) child.onProcessIds(options.onProcessIds)
     if (options.cancel.aborted) stop()
     const { exitCode } = await child.exited
     if (child.leftovers)

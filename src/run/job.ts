@@ -154,7 +154,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       heartbeatIntervalMs: inputs.heartbeatIntervalMs,
       stopGraceMs: STOP_GRACE_MS,
       cancelGraceMs: CANCEL_GRACE_MS,
-      onStarted: orunPid => updateInFlightJob(ctx.inFlight, jobId, { orunPid }),
+      onProcessIds: orunProcesses => updateInFlightJob(ctx.inFlight, jobId, { orunProcesses }),
       log,
       cancel: ctx.cancel,
       hurry: ctx.hurry
@@ -163,7 +163,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     core.endGroup()
   }
   // orun and everything it started are gone: the post step has nothing to stop.
-  updateInFlightJob(ctx.inFlight, jobId, { orunPid: undefined })
+  updateInFlightJob(ctx.inFlight, jobId, { orunProcesses: undefined })
   const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover }
   if (execution.outcome === 'aborted') {
     // The lease is gone: the new owner reports the result and owns the log.

@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { isCancelledCall } from '../backend/client.js'
-import { connectBackend, explainBackendError, joinRun } from '../backend/session.js'
+import { connectBackend, explainBackendError, joinRun, shortId } from '../backend/session.js'
 import { UserError } from '../common/errors.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
@@ -113,7 +113,9 @@ export async function run(): Promise<void> {
     if (!(error instanceof Cancelled) && !isCancelledCall(error))
       failure = explainBackendError(
         error,
-        current ? `running ${current} of run ${inputs.runId}` : `running ${inputs.runId}`,
+        current
+          ? `running ${shortId(current)} of run ${shortId(inputs.runId)}`
+          : `running ${shortId(inputs.runId)}`,
         { runId: inputs.runId, jobId: current }
       )
   } finally {
@@ -121,7 +123,10 @@ export async function run(): Promise<void> {
     process.removeListener('SIGTERM', onSignal)
   }
 
-  const status = cancel.signal.aborted || failure ? 'failed' : overallStatus(results)
+  // A cancel after every job was reported (during the final log upload, say) changes no result.
+  const incomplete = results.length < targets.length
+  const status =
+    failure || (cancel.signal.aborted && incomplete) ? 'failed' : overallStatus(results)
   core.setOutput('status', status)
   core.setOutput(
     'job-results',
@@ -152,7 +157,7 @@ export async function run(): Promise<void> {
   )
 
   if (failure) throw failure
-  if (cancel.signal.aborted) {
+  if (cancel.signal.aborted && incomplete) {
     const pending = inFlight.jobs.filter(job => job.outcome && !job.reported).length
     throw new UserError(
       pending

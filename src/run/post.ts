@@ -83,12 +83,12 @@ export async function post(): Promise<void> {
 
 /** The orun the main step started may outlive it (the main step was killed): stop all of it. */
 function stopLeftovers(job: InFlightJob): void {
-  if (!job.orunPid) return
-  const left = leftoverProcesses(job.orunPid)
+  if (!job.orunProcesses) return
+  const left = leftoverProcesses(job.orunProcesses)
   if (!left.length) return
   const killed = signalProcesses(left, 'SIGKILL')
   core.warning(
-    `${job.jobId}: the main step left ${killed} orun process(es) running (orun pid ${job.orunPid}); they were killed.`
+    `${job.jobId}: the main step left ${killed} orun process(es) running; they were killed.`
   )
 }
 

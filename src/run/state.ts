@@ -12,8 +12,11 @@ export interface InFlightJob {
   outcome?: { status: 'success' | 'failed'; error?: string }
   /** The backend holds the result: only the log may be left to upload. */
   reported?: boolean
-  /** The orun process (a session and process group leader): the post step stops what is left of it. */
-  orunPid?: number
+  /**
+   * The sessions and process groups orun and its steps run in, while they run: the post
+   * step stops whatever is left in them when this process died first.
+   */
+  orunProcesses?: { sessions: number[]; groups: number[] }
 }
 
 export interface InFlight {
