@@ -29683,7 +29683,7 @@ function explainBackendError(error, doing, ids = {}) {
         case 404:
             // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
             if (error.endpoint === 'POST /v1/runs') {
-                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 "${error.message}" while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
+                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 (${error.message}) while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
             }
             return error;
         case 409:

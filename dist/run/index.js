@@ -32956,7 +32956,7 @@ function explainBackendError(error, doing, ids = {}) {
         case 404:
             // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
             if (error.endpoint === 'POST /v1/runs') {
-                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 "${error.message}" while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
+                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 (${error.message}) while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
             }
             return error;
         case 409:
@@ -35644,19 +35644,31 @@ const CANCELLED_FLUSH_MS = 1_500;
 async function runJob(ctx) {
     const { jobId, inputs, client } = ctx;
     const stats = { waitedMs: 0, polls: 0 };
-    const acquired = await acquireJob({
-        client,
-        plan: ctx.plan,
-        runId: inputs.runId,
-        runnerId: ctx.runnerId,
-        onDuplicate: inputs.onDuplicate,
-        dependencyTimeoutMs: inputs.dependencyTimeoutMs,
-        staleHeartbeatMs: 3 * inputs.heartbeatIntervalMs,
-        ensureRun: ctx.ensureRun,
-        sleep: ms => abortableSleep(ms, ctx.cancel),
-        now: Date.now,
-        log: message => lib_core/* info */.pq(message)
-    }, jobId, stats);
+    let acquired;
+    try {
+        acquired = await acquireJob({
+            client,
+            plan: ctx.plan,
+            runId: inputs.runId,
+            runnerId: ctx.runnerId,
+            onDuplicate: inputs.onDuplicate,
+            dependencyTimeoutMs: inputs.dependencyTimeoutMs,
+            staleHeartbeatMs: 3 * inputs.heartbeatIntervalMs,
+            ensureRun: ctx.ensureRun,
+            sleep: ms => abortableSleep(ms, ctx.cancel),
+            now: Date.now,
+            log: message => lib_core/* info */.pq(message)
+        }, jobId, stats);
+    }
+    catch (error) {
+        // A claim cut short by a cancel may have landed: let the post step settle it (the backend
+        // refuses the update if it did not, and the post step then leaves the job alone).
+        if (isCancelledCall(error) && error.endpoint.endsWith('/claim')) {
+            ctx.inFlight.jobs.push({ jobId, spoolFile: '' });
+            saveInFlight(ctx.inFlight);
+        }
+        throw error;
+    }
     const base = {
         jobId,
         durationMs: 0,

@@ -82,7 +82,7 @@ export function explainBackendError(error: unknown, doing: string, ids: CallIds 
       // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
       if (error.endpoint === 'POST /v1/runs') {
         return new UserError(
-          `The backend URL does not look like orun-backend: POST /v1/runs answered 404 "${error.message}" while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`
+          `The backend URL does not look like orun-backend: POST /v1/runs answered 404 (${error.message}) while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`
         )
       }
       return error

@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
 import { join } from 'node:path'
 import type { BackendClient, CallOptions } from '../backend/client.js'
-import { BackendError } from '../backend/client.js'
+import { BackendError, isCancelledCall } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
 import { errorMessage } from '../common/errors.js'
 import { scaledBudget, spread, timerUnlessAborted } from '../common/retry.js'
@@ -64,23 +64,34 @@ export interface JobContext {
 export async function runJob(ctx: JobContext): Promise<JobResult> {
   const { jobId, inputs, client } = ctx
   const stats: AcquireStats = { waitedMs: 0, polls: 0 }
-  const acquired = await acquireJob(
-    {
-      client,
-      plan: ctx.plan,
-      runId: inputs.runId,
-      runnerId: ctx.runnerId,
-      onDuplicate: inputs.onDuplicate,
-      dependencyTimeoutMs: inputs.dependencyTimeoutMs,
-      staleHeartbeatMs: 3 * inputs.heartbeatIntervalMs,
-      ensureRun: ctx.ensureRun,
-      sleep: ms => abortableSleep(ms, ctx.cancel),
-      now: Date.now,
-      log: message => core.info(message)
-    },
-    jobId,
-    stats
-  )
+  let acquired
+  try {
+    acquired = await acquireJob(
+      {
+        client,
+        plan: ctx.plan,
+        runId: inputs.runId,
+        runnerId: ctx.runnerId,
+        onDuplicate: inputs.onDuplicate,
+        dependencyTimeoutMs: inputs.dependencyTimeoutMs,
+        staleHeartbeatMs: 3 * inputs.heartbeatIntervalMs,
+        ensureRun: ctx.ensureRun,
+        sleep: ms => abortableSleep(ms, ctx.cancel),
+        now: Date.now,
+        log: message => core.info(message)
+      },
+      jobId,
+      stats
+    )
+  } catch (error) {
+    // A claim cut short by a cancel may have landed: let the post step settle it (the backend
+    // refuses the update if it did not, and the post step then leaves the job alone).
+    if (isCancelledCall(error) && (error as BackendError).endpoint.endsWith('/claim')) {
+      ctx.inFlight.jobs.push({ jobId, spoolFile: '' })
+      saveInFlight(ctx.inFlight)
+    }
+    throw error
+  }
   const base = {
     jobId,
     durationMs: 0,
