@@ -367,11 +367,11 @@ describe('every wait is bounded', () => {
     const hung = proxy.add({ method: 'POST', path: /\/logs\//, fault: { kind: 'hang' } })
     const main = startMain(s)
     await until('the result to be reported', () => storedJob(s)?.status === 'success')
-    // From here on the action is in the pause before the final log or in its hung upload.
+    const hitsAtReport = hung.hits
+    await until('the final log upload to hang', () => hung.hits > hitsAtReport)
     const signalled = Date.now()
     main.child.kill('SIGTERM')
     const result = await main.done
-    expect(hung.hits).toBeGreaterThan(0)
     expect(result.endedAt - signalled).toBeLessThan(5_000)
     expect(result.outputs.status).toBe('success')
     expect(result.stdout).toContain(
