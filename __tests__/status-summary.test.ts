@@ -343,6 +343,22 @@ describe('linking orun jobs to GitHub jobs', () => {
     })
   })
 
+  it('prefers the runner that executed the job over a matrix job of the same name', () => {
+    const view = classifyRun(plan, 'run', runRecord(), [
+      record('api.dev.deploy', 'success', 1, 2, { runnerId: 'fan-out dev-1-10-aa' }),
+      record('web.dev.deploy', 'pending')
+    ])
+    const links = linkJobs(view.jobs, [
+      gh(1, 'api · dev · Deploy', 'GitHub Actions 1'),
+      gh(2, 'fan-out dev', 'fan-out dev'),
+      gh(3, 'run web.dev.deploy', 'GitHub Actions 3')
+    ])
+    // api ran on the fan-out runner; web never ran, so only its name links it.
+    expect(links.get('api.dev.deploy')?.id).toBe(2)
+    expect(links.get('web.dev.deploy')?.id).toBe(3)
+    expect(links.has('db.dev.migrate')).toBe(false)
+  })
+
   it('does not mistake a longer id or a prefix for a match', () => {
     expect(nameMatches('run web-api.dev.deploy', 'api.dev.deploy')).toBe(false)
     expect(nameMatches('run api.dev.deploy-2', 'api.dev.deploy')).toBe(false)
