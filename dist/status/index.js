@@ -30816,19 +30816,22 @@ function parseFailOn(items) {
 /** Backend and GitHub clocks differ; a job's start is matched to a runner's window with this slack. */
 const CLOCK_SLACK_MS = 120_000;
 /**
- * Which GitHub job ran each orun job, so every row links to its log. Rules, in order:
+ * Which GitHub job ran each orun job, so every row links to its log. Two clues:
  *
- * 1. By name. The matrix job's name as GitHub shows it is the `name:` the workflow
- *    set, so a GitHub job matches an orun job when its name is the plan's check
- *    name or the job id, ends with one after a space (`name: run ${{ matrix.job }}`),
- *    or lists one among GitHub's default matrix values (`run (api.dev.deploy, dev, api)`).
- * 2. By runner. The run action's runner ids start with the runner's name
- *    (`<RUNNER_NAME>-<attempt>-…`), which GitHub reports as each job's
- *    `runner_name`: this links environment slices and worker-pool jobs, whose
- *    GitHub job runs many orun jobs. When one runner ran several GitHub jobs,
- *    the one whose time window holds the orun job's start wins.
+ * - The runner. The run action's runner ids start with the runner's name
+ *   (`<RUNNER_NAME>-<attempt>-…`), which GitHub reports as each job's
+ *   `runner_name`. This names the GitHub job that really executed the orun job,
+ *   also for environment slices and worker pools, where one GitHub job runs many.
+ * - The name. The matrix job's name as GitHub shows it is the `name:` the
+ *   workflow set, so a GitHub job matches when its name is the plan's check name
+ *   or the job id, ends with one after a space (`name: run ${{ matrix.job }}`),
+ *   or lists one among GitHub's default matrix values (`run (api.dev.deploy, dev, api)`).
  *
- * Several name matches (duplicate matrix entries) are narrowed by rule 2.
+ * The runner wins (a matrix job named after the orun job may only have seen it
+ * done elsewhere); the name decides between several runner matches, and stands
+ * alone when no runner matches (a job that never ran: blocked, cancelled). When
+ * one runner ran several GitHub jobs, the one whose time window holds the orun
+ * job's start wins.
  */
 function linkJobs(jobs, githubJobs) {
     const links = new Map();
@@ -30836,13 +30839,13 @@ function linkJobs(jobs, githubJobs) {
         return links;
     for (const job of jobs) {
         const names = job.name === job.id ? [job.id] : [job.name, job.id];
-        const byName = githubJobs.filter(gh => names.some(name => nameMatches(gh.name, name)));
-        const byRunner = (pool) => job.runnerId ? pool.filter(gh => ranOn(gh, job.runnerId)) : [];
-        const chosen = byName.length === 1
-            ? byName[0]
-            : byName.length > 1
-                ? (closest(byRunner(byName), job) ?? closest(byName, job))
-                : closest(byRunner(githubJobs), job);
+        const named = (pool) => pool.filter(gh => names.some(name => nameMatches(gh.name, name)));
+        const byRunner = job.runnerId ? githubJobs.filter(gh => ranOn(gh, job.runnerId)) : [];
+        const chosen = byRunner.length
+            ? byRunner.length > 1 && named(byRunner).length
+                ? closest(named(byRunner), job)
+                : closest(byRunner, job)
+            : closest(named(githubJobs), job);
         if (chosen)
             links.set(job.id, chosen);
     }
@@ -31520,8 +31523,8 @@ function annotateFailures(view) {
 function failIfAsked(view, inputs) {
     const failing = (inputs.failOn.has('failed') && view.counts.failed > 0) ||
         (inputs.failOn.has('blocked') && view.counts.blocked > 0) ||
-        (inputs.failOn.has('not-run') && view.counts['not-run'] + view.counts.running > 0) ||
-        (inputs.failOn.has('not-run') && !view.run);
+        // A missing run counts here too: every job of the plan is then not-run.
+        (inputs.failOn.has('not-run') && view.counts['not-run'] + view.counts.running > 0);
     if (!failing)
         return;
     const problems = problemLine(view) || 'the run does not exist';

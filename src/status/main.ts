@@ -111,8 +111,8 @@ function failIfAsked(view: RunView, inputs: StatusInputs): void {
   const failing =
     (inputs.failOn.has('failed') && view.counts.failed > 0) ||
     (inputs.failOn.has('blocked') && view.counts.blocked > 0) ||
-    (inputs.failOn.has('not-run') && view.counts['not-run'] + view.counts.running > 0) ||
-    (inputs.failOn.has('not-run') && !view.run)
+    // A missing run counts here too: every job of the plan is then not-run.
+    (inputs.failOn.has('not-run') && view.counts['not-run'] + view.counts.running > 0)
   if (!failing) return
   const problems = problemLine(view) || 'the run does not exist'
   throw new UserError(`orun run ${view.runId} is ${view.verdict}: ${problems}.`)
