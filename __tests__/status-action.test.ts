@@ -42,7 +42,9 @@ const dirs: string[] = []
 beforeAll(async () => {
   // The test's own backend client mints tokens through @actions/core, which prints ::add-mask::.
   silenceWorkflowCommands()
-  server = await startCoordinationServer({ rateLimit: false })
+  // The status step runs after the whole matrix has finished, long after the last log upload:
+  // the service's read-after-write lag on logs (about 1 s) is over by then.
+  server = await startCoordinationServer({ rateLimit: false, logVisibilityMs: 0 })
   api = await startGitHubApiServer({
     tokens: { [DEFAULT_GITHUB_TOKEN]: true, [READ_ONLY_TOKEN]: false }
   })
@@ -83,6 +85,7 @@ async function driveRun(
 ): Promise<Map<string, string>> {
   const client = directClient()
   await client.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
+  await server.whenVisible(runId)
   const runners = new Map<string, string>()
   let runnerNumber = 0
   for (const job of plan.order) {
@@ -477,6 +480,7 @@ describe('status action: a 1,000-job plan', () => {
     }
     const client = directClient()
     await client.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
+    await server.whenVisible(runId)
     const ids = Object.keys(drive)
     for (let start = 0; start < ids.length; start += 25) {
       await Promise.all(
