@@ -310,6 +310,26 @@ describe('status action: failures', () => {
     expect(backendRoutesSince(before)).toEqual(['getRun', 'listJobs', 'readLog'])
   })
 
+  it('keeps hostile job ids and errors from injecting workflow commands', async () => {
+    const evil = 'evil\n::warning::injected\r\n::add-mask::x'
+    const file: PlanFile = {
+      metadata: { checksum: `sha256-${randomBytes(32).toString('hex')}` },
+      jobs: [{ id: evil, component: 'evil', environment: 'dev', checkName: `${evil} check` }]
+    }
+    const plan = parsePlan(JSON.stringify(file), 'plan.json')
+    const runId = planRunId(plan)
+    await driveRun(plan, runId, { [evil]: 'failed' })
+    const result = await runStatus(plan, { 'run-id': runId, 'github-token': '' })
+    expect(result.exitCode).toBe(1)
+    const lines = result.stdout.split('\n')
+    expect(lines.filter(line => line.startsWith('::warning::'))).toEqual([])
+    expect(lines.filter(line => line.startsWith('::add-mask::x'))).toEqual([])
+    // The annotation and the failure line carry the id, escaped by the workflow-command encoding.
+    expect(annotations(result)).toHaveLength(2)
+    expect(annotations(result)[0]).toContain('evil%0A::warning::injected%0D%0A::add-mask::x')
+    expect(JSON.parse(result.outputs['failed-jobs'])).toEqual([evil])
+  })
+
   it('reports but does not fail with fail-on: none', async () => {
     const plan = freshPlan(sharedPlanText('failing-upstream'))
     const runId = planRunId(plan)
