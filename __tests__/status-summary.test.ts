@@ -396,6 +396,9 @@ describe('inputs', () => {
     ])
     expect(candidateRunIds('gha-77-3-0123456789ab', env)).toEqual(['gha-77-3-0123456789ab'])
     expect(candidateRunIds('gha-78-1-0123456789ab', env)).toEqual(['gha-78-1-0123456789ab'])
-    expect(candidateRunIds('my-run', env)).toEqual(['my-run'])
+    // A custom run id: attempt N works in <id>-aN.
+    expect(candidateRunIds('my-run', env)).toEqual(['my-run-a3', 'my-run-a2', 'my-run'])
+    expect(candidateRunIds('my-run-a2', env)).toEqual(['my-run-a3', 'my-run-a2'])
+    expect(candidateRunIds('my-run', { GITHUB_RUN_ATTEMPT: '1' })).toEqual(['my-run'])
   })
 })
