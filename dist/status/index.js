@@ -31033,10 +31033,9 @@ function criticalPath(view) {
  * (which also tells a missing run apart, since GET jobs of an unknown run
  * answers an empty list) and GET jobs.
  *
- * On a re-run (attempt N) of a workflow whose run id the plan action made in
- * an earlier attempt (`gha-<run>-<attempt>-<plan>`), the run jobs of attempt N
- * work in that attempt's run: the newest attempt's run that exists is read,
- * back to the given one.
+ * On a re-run (attempt N), the run jobs of attempt N work in a run of that
+ * attempt (see candidateRunIds): the newest attempt's run that exists is read,
+ * back to the given one (when only this status job was re-run, none newer exists).
  */
 async function readRun(client, runId, plan) {
     for (const candidate of candidateRunIds(runId)) {
@@ -31061,16 +31060,29 @@ async function readRun(client, runId, plan) {
     }
     return { runId, jobs: [] };
 }
-/** Newest first: this attempt's run id, each earlier attempt's, down to the given one. */
+/**
+ * Newest first: this attempt's run id, each earlier attempt's, down to the given one.
+ * The same per-attempt ids as the run action's re-runs: `gha-<run>-<N>-<plan>` for
+ * ids the plan action made, `<custom>-a<N>` for a custom 'run-id' (attempt 1: as given).
+ */
 function candidateRunIds(runId, env = process.env) {
-    const derived = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/.exec(runId);
     const current = Number(env.GITHUB_RUN_ATTEMPT || '1');
-    if (!derived || derived[1] !== env.GITHUB_RUN_ID || !(current > Number(derived[2])))
+    if (!Number.isInteger(current) || current <= 1)
         return [runId];
+    const derived = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/.exec(runId);
+    if (derived && derived[1] !== env.GITHUB_RUN_ID)
+        return [runId];
+    const given = derived ? Number(derived[2]) : Number(/-a([1-9]\d*)$/.exec(runId)?.[1] ?? 1);
+    const base = derived ? '' : runId.replace(/-a[1-9]\d*$/, '');
+    const idFor = (attempt) => derived
+        ? `gha-${derived[1]}-${attempt}-${derived[3]}`
+        : attempt > 1
+            ? `${base}-a${attempt}`
+            : base;
     const ids = [];
-    for (let attempt = current; attempt >= Number(derived[2]); attempt--)
-        ids.push(`gha-${derived[1]}-${attempt}-${derived[3]}`);
-    return ids;
+    for (let attempt = current; attempt > given; attempt--)
+        ids.push(idFor(attempt));
+    return [...ids, runId];
 }
 
 ;// CONCATENATED MODULE: ./src/status/charts.ts
