@@ -29261,7 +29261,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(44083);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(98030);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29271,7 +29271,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 44083:
+/***/ 98030:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -29286,6 +29286,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var lib_core = __nccwpck_require__(77094);
 // EXTERNAL MODULE: ./src/common/errors.ts
 var errors = __nccwpck_require__(71922);
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(44942);
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
 const buffer_utils_encoder = new TextEncoder(), decoder = new TextDecoder(), buffer_utils_strictDecoder = new TextDecoder("utf-8", { fatal: !0 }), UINT32_RANGE = (/* unused pure expression or super */ null && (2 ** 32));
 function concat(...buffers) {
@@ -29603,7 +29605,239 @@ function decodeJwt(jwt) {
 }
 
 
+;// CONCATENATED MODULE: ./src/common/retry.ts
+const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
+function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
+    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+}
+/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
+function spread(ms, fraction, random = Math.random) {
+    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
+}
+/**
+ * Runs fn until it succeeds, decide() says stop, or attempts or the time budget run out
+ * (then the last error is thrown).
+ */
+async function withRetry(fn, options) {
+    const sleep = options.sleep ?? realSleep;
+    const random = options.random ?? Math.random;
+    const now = options.now ?? Date.now;
+    const attempts = options.attempts ?? Infinity;
+    const budget = options.budgetMs ?? Infinity;
+    const started = now();
+    // An injected sleep may not pass time: count the pauses too, so a budget always ends.
+    let slept = 0;
+    const elapsed = () => Math.max(now() - started, slept);
+    const aborted = () => {
+        throw options.onAbort ? options.onAbort() : new Error('aborted');
+    };
+    for (let attempt = 0;; attempt++) {
+        if (options.signal?.aborted)
+            aborted();
+        try {
+            return await fn(attempt);
+        }
+        catch (error) {
+            const decision = options.decide(error, attempt);
+            if (!decision.retry)
+                throw error;
+            const remaining = budget - elapsed();
+            if (attempt + 1 >= attempts || remaining <= 0) {
+                options.onGiveUp?.(error, { attempts: attempt + 1, elapsedMs: elapsed() });
+                throw error;
+            }
+            const delay = Math.min(remaining, decision.afterMs !== undefined
+                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
+                : fullJitterDelay(attempt, options.baseMs, options.capMs, random));
+            options.onRetry?.(error, attempt, delay);
+            if (options.signal) {
+                const waited = options.sleep
+                    ? await sleepUnlessAborted(options.sleep, delay, options.signal)
+                    : await timerUnlessAborted(delay, options.signal);
+                if (!waited)
+                    aborted();
+            }
+            else {
+                await sleep(delay);
+            }
+            slept += delay;
+        }
+    }
+}
+/** Sleeps; resolves false as soon as the signal aborts (the sleep itself is left to end). */
+function sleepUnlessAborted(sleep, ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const onAbort = () => resolve(false);
+        signal.addEventListener('abort', onAbort, { once: true });
+        void sleep(ms).then(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        });
+    });
+}
+/** A real sleep whose timer is cleared on abort, so it keeps no process alive. */
+function timerUnlessAborted(ms, signal) {
+    if (signal.aborted)
+        return Promise.resolve(false);
+    return new Promise(resolve => {
+        const timer = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(true);
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(timer);
+            resolve(false);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+    });
+}
+/**
+ * A factor for every time budget and timeout of the action, from
+ * ORUN_ACTION_BUDGET_SCALE (tests only: it lets a fault suite run minutes-long budgets
+ * in seconds; see docs/reliability.md). Unset, or not a positive number: 1.
+ */
+function budgetScale(env = process.env) {
+    const scale = Number(env.ORUN_ACTION_BUDGET_SCALE);
+    return Number.isFinite(scale) && scale > 0 && scale <= 1 ? scale : 1;
+}
+/**
+ * A shipped budget, scaled for tests (see budgetScale). floorMs keeps timeouts of
+ * single requests realistic on a busy test machine whatever the scale.
+ */
+function scaledBudget(ms, floorMs = 1) {
+    return Math.max(Math.min(ms, floorMs), Math.round(ms * budgetScale()));
+}
+
+;// CONCATENATED MODULE: ./src/backend/errors.ts
+/** What a failed backend call looks like to the rest of the action, and how answers are read. */
+const BODY_PREVIEW_CHARS = 100;
+const CODE_BY_STATUS = {
+    400: 'INVALID_REQUEST',
+    401: 'UNAUTHORIZED',
+    403: 'FORBIDDEN',
+    404: 'NOT_FOUND',
+    405: 'METHOD_NOT_ALLOWED',
+    409: 'CONFLICT',
+    413: 'PAYLOAD_TOO_LARGE',
+    429: 'RATE_LIMITED',
+    431: 'HEADERS_TOO_LARGE',
+    500: 'INTERNAL_ERROR'
+};
+/** A failed backend call; message is the server's own message (or the network failure). */
+class errors_BackendError extends Error {
+    /** 0 for network errors, timeouts and cancelled calls. */
+    status;
+    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE, CANCELLED. */
+    code;
+    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
+    endpoint;
+    retryAfterMs;
+    /** Set when the call gave up after retrying: how many requests it sent, over how long. */
+    attempts;
+    triedForMs;
+    constructor(init) {
+        super(init.message);
+        this.name = 'BackendError';
+        this.status = init.status;
+        this.code = init.code;
+        this.endpoint = init.endpoint;
+        this.retryAfterMs = init.retryAfterMs;
+    }
+    /** One line for logs: where, what status, what message. */
+    describe() {
+        const answer = this.status ? `${this.status} ${this.code}` : this.code;
+        return `${this.endpoint} failed (${answer}): ${this.message}`;
+    }
+    /** ", after 41 attempts over 5m 2s" when the call retried, else "". */
+    describeRetries() {
+        if (!this.attempts || this.attempts < 2 || this.triedForMs === undefined)
+            return '';
+        return `, after ${this.attempts} attempts over ${formatDuration(this.triedForMs)}`;
+    }
+}
+/** A call ended by the caller (a cancelled run), not by the backend. */
+function isCancelledCall(error) {
+    return error instanceof errors_BackendError && error.code === 'CANCELLED';
+}
+/** 1m 5s, 42s, 850ms. */
+function formatDuration(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)}ms`;
+    const seconds = Math.round(ms / 1000);
+    const minutes = Math.floor(seconds / 60);
+    return minutes ? `${minutes}m ${seconds % 60}s` : `${seconds}s`;
+}
+function isGenericInternalError(message) {
+    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
+}
+/**
+ * createRun's plan validation answers 500 with a specific message (Duplicate
+ * jobId, dependency does not exist in plan): retrying cannot help.
+ */
+function isPermanentCreateRunFailure(error) {
+    return (error.endpoint === 'POST /v1/runs' &&
+        error.status === 500 &&
+        error.code !== 'BAD_RESPONSE' &&
+        !isGenericInternalError(error.message));
+}
+/**
+ * Worth retrying: network failures, timeouts, 5xx (HTML error pages of a proxy
+ * included). 413/431 (an id longer than the service accepts) never are.
+ */
+function isTransient(error) {
+    return (error.status === 0 && error.code !== 'CANCELLED') || error.status >= 500;
+}
+function preview(text) {
+    const flat = text.replace(/\s+/g, ' ').trim();
+    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
+}
+function badResponse(endpoint, status, detail) {
+    return new errors_BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+}
+function parseRetryAfter(header) {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!value)
+        return undefined;
+    const seconds = Number(value);
+    if (Number.isFinite(seconds) && seconds >= 0)
+        return seconds * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+/** The BackendError for a non-2xx answer: the error envelope when there is one. */
+function errorFromResponse(endpoint, status, text, retryAfter) {
+    let envelope;
+    try {
+        envelope = JSON.parse(text);
+    }
+    catch {
+        envelope = undefined;
+    }
+    if (!envelope || typeof envelope !== 'object') {
+        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
+        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
+        if (status === 429)
+            error.retryAfterMs = parseRetryAfter(retryAfter);
+        return error;
+    }
+    const { error: message, code } = envelope;
+    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
+    return new errors_BackendError({
+        status,
+        code: typeof code === 'string' && code ? code : fallbackCode,
+        endpoint,
+        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
+        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
+
+
+
 
 
 
@@ -29612,6 +29846,8 @@ const DEFAULT_AUDIENCE = 'orun';
 const REFRESH_MARGIN_MS = 60_000;
 /** GitHub OIDC tokens live 5 minutes; assumed when a token says nothing of its expiry. */
 const ASSUMED_LIFETIME_MS = 5 * 60_000;
+const MINT_BUDGET_MS = 2 * 60_000;
+const MINT_TIMEOUT_MS = 20_000;
 const PERMISSIONS_HINT = 'Give the job permission to request one:\n\n' +
     '    permissions:\n' +
     '      id-token: write\n' +
@@ -29644,15 +29880,17 @@ class OidcTokenSource {
     audience;
     now;
     log;
+    retry;
     kind = 'oidc';
     mints = 0;
     issued = [];
     cached;
     inFlight;
-    constructor(audience, now, log) {
+    constructor(audience, now, log, retry) {
         this.audience = audience;
         this.now = now;
         this.log = log;
+        this.retry = retry;
     }
     token() {
         if (this.cached && !this.needsRefresh(this.cached))
@@ -29678,14 +29916,25 @@ class OidcTokenSource {
         const mintedAt = this.now();
         let token;
         try {
-            token = await lib_core/* getIDToken */.V9(this.audience);
+            token = await withRetry(() => requestIdToken(this.audience, this.retry.timeoutMs), {
+                budgetMs: this.retry.budgetMs,
+                baseMs: 1000,
+                capMs: 10_000,
+                sleep: this.retry.sleep,
+                signal: this.retry.signal,
+                onAbort: () => new errors/* UserError */.yo('Cancelled while requesting a GitHub OIDC token (the runner is stopping).'),
+                decide: error => ({ retry: error instanceof TokenRequestError && error.transient }),
+                onRetry: (error, _attempt, delayMs) => this.log(`${(0,errors/* errorMessage */.gJ)(error)}; retrying in ${delayMs} ms.`),
+                onGiveUp: (error, spent) => {
+                    if (error instanceof TokenRequestError && spent.attempts > 1)
+                        error.retried = ` (${spent.attempts} attempts over ${formatDuration(spent.elapsedMs)})`;
+                }
+            });
         }
         catch (error) {
-            throw new errors/* UserError */.yo(`Could not get a GitHub OIDC token for audience '${this.audience}': ${(0,errors/* errorMessage */.gJ)(error)}. ` +
-                'Pull requests from forks get no OIDC token. ' +
-                PERMISSIONS_HINT);
+            throw explainMintFailure(this.audience, error);
         }
-        // getIDToken masks it too today; masking here keeps that true whatever @actions/core does.
+        // Masked before anything could print it.
         lib_core/* setSecret */.Pq(token);
         this.mints++;
         this.issued.push(token);
@@ -29717,7 +29966,12 @@ class StaticTokenSource {
 function createTokenSource(options = {}) {
     const log = options.log ?? lib_core/* debug */.Yz;
     if (oidcOffered()) {
-        return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log);
+        return new OidcTokenSource(options.audience ?? DEFAULT_AUDIENCE, options.now ?? Date.now, log, {
+            budgetMs: options.mintBudgetMs ?? scaledBudget(MINT_BUDGET_MS),
+            timeoutMs: options.mintTimeoutMs ?? scaledBudget(MINT_TIMEOUT_MS, 5_000),
+            sleep: options.sleep,
+            signal: options.signal
+        });
     }
     const staticToken = options.staticToken || process.env['ORUN_TOKEN'];
     if (staticToken) {
@@ -29731,144 +29985,333 @@ function createTokenSource(options = {}) {
         '(ACTIONS_ID_TOKEN_REQUEST_URL is not set) and no static token was given. ' +
         PERMISSIONS_HINT);
 }
-
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(44942);
-;// CONCATENATED MODULE: ./src/common/retry.ts
-const realSleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-/** "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^attempt)]. */
-function fullJitterDelay(attempt, baseMs, capMs, random = Math.random) {
-    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+/** A failed request to the runner's token endpoint; status 0 when no answer came. */
+class TokenRequestError extends Error {
+    status;
+    retried = '';
+    constructor(status, message) {
+        super(message);
+        this.status = status;
+    }
+    /** Network failures, timeouts, 408, 429 and 5xx pass; the answers below do not. */
+    get transient() {
+        return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+    }
 }
-/** A delay spread by ±fraction around its value, so many runners do not fire in step. */
-function spread(ms, fraction, random = Math.random) {
-    return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())));
-}
-/** Runs fn until it succeeds, decide() says stop, or attempts run out (then the last error is thrown). */
-async function withRetry(fn, options) {
-    const sleep = options.sleep ?? realSleep;
-    const random = options.random ?? Math.random;
-    for (let attempt = 0;; attempt++) {
+/**
+ * One request to ACTIONS_ID_TOKEN_REQUEST_URL, as @actions/core's getIDToken
+ * sends it. Made here rather than through getIDToken because that one reports
+ * the answer's status only inside its message text and can wait minutes on a
+ * connection that never answers: retrying needs the status and a bound.
+ */
+async function requestIdToken(audience, timeoutMs) {
+    const url = `${process.env['ACTIONS_ID_TOKEN_REQUEST_URL']}&audience=${encodeURIComponent(audience)}`;
+    const http = new lib/* HttpClient */.Qq('orun-action', [], {
+        allowRetries: false,
+        socketTimeout: timeoutMs,
+        keepAlive: true
+    });
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new TokenRequestError(0, `The token endpoint did not answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    });
+    try {
+        const response = await Promise.race([
+            http.get(url, {
+                Authorization: `Bearer ${process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}`,
+                Accept: 'application/json'
+            }),
+            timeout
+        ]);
+        const text = await Promise.race([response.readBody(), timeout]);
+        const status = response.message.statusCode ?? 0;
+        if (status !== 200) {
+            throw new TokenRequestError(status, `The token endpoint answered HTTP ${status}${text.trim() ? `: ${preview(text)}` : ''}`);
+        }
+        let value;
         try {
-            return await fn(attempt);
+            value = JSON.parse(text).value;
+        }
+        catch {
+            value = undefined;
+        }
+        if (typeof value !== 'string' || !value) {
+            throw new TokenRequestError(status, 'The token endpoint answered 200 without a token');
+        }
+        return value;
+    }
+    catch (error) {
+        if (error instanceof TokenRequestError)
+            throw error;
+        throw new TokenRequestError(0, `The token endpoint could not be reached: ${(0,errors/* errorMessage */.gJ)(error)}`);
+    }
+    finally {
+        clearTimeout(timer);
+        timeout.catch(() => { });
+        http.dispose();
+    }
+}
+/** Permissions are blamed only for answers that mean them; an outage is called an outage. */
+function explainMintFailure(audience, error) {
+    if (error instanceof errors/* UserError */.yo || !(error instanceof TokenRequestError))
+        return error;
+    const what = `Could not get a GitHub OIDC token for audience '${audience}': ${error.message}${error.retried}.`;
+    if (error.status === 401 || error.status === 403) {
+        return new errors/* UserError */.yo(`${what} The runner refused the request: pull requests from forks get no OIDC token, and the job needs permission to request one. ` +
+            PERMISSIONS_HINT);
+    }
+    if (error.transient) {
+        return new errors/* UserError */.yo(`${what} The runner's token service kept failing: this is on GitHub's side, not a permission problem. Check https://www.githubstatus.com and re-run the job.`);
+    }
+    return new errors/* UserError */.yo(`${what} That answer was not expected from GitHub's token service; re-run the job, and report it if it persists.`);
+}
+
+;// CONCATENATED MODULE: ./src/backend/transport.ts
+
+
+
+
+/**
+ * How requests reach orun-backend: timeouts, retries (time-based), 429s, one
+ * re-mint on 401, cancellation, and the request counters. The endpoints are in
+ * client.ts.
+ */
+/** Sent in the User-Agent; keep in step with package.json. */
+const ACTION_VERSION = '1.0.0';
+const BACKOFF_BASE_MS = 500;
+/** Pauses between attempts stay under this, so a backend that comes back is seen soon. */
+const BACKOFF_CAP_MS = 15_000;
+/** What the live service answers with Retry-After; used when the header is missing. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
+const RATE_LIMIT_JITTER_CAP_MS = 2500;
+/**
+ * How long one call keeps retrying 5xx, network failures, timeouts and 429s
+ * by default: long enough to ride out an outage of a few minutes (orun's own
+ * client gives its final update 90 s), short enough that a backend that is
+ * really gone fails the job in minutes, saying so.
+ */
+const DEFAULT_RETRY_BUDGET_MS = 5 * 60_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_LOG_TIMEOUT_MS = 30_000;
+/** Why an attempt was abandoned before its answer came. */
+class Abandoned extends Error {
+    reason;
+    constructor(reason) {
+        super(reason);
+        this.reason = reason;
+    }
+}
+class BackendTransport {
+    stats = {
+        requests: 0,
+        rateLimited: 0,
+        retries: 0,
+        tokenRefreshes: 0,
+        byRoute: {}
+    };
+    baseUrl;
+    tokens;
+    userAgent;
+    timeoutMs;
+    logTimeoutMs;
+    retryBudgetMs;
+    maxAttempts;
+    maxRateLimitedAttempts;
+    signal;
+    sleep;
+    random;
+    now;
+    log;
+    http;
+    logHttp;
+    constructor(options) {
+        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+        this.tokens = options.tokens;
+        this.userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
+        this.timeoutMs = options.timeoutMs ?? scaledBudget(DEFAULT_TIMEOUT_MS, 5_000);
+        this.logTimeoutMs = options.logTimeoutMs ?? scaledBudget(DEFAULT_LOG_TIMEOUT_MS, 5_000);
+        this.retryBudgetMs = options.retryBudgetMs ?? scaledBudget(DEFAULT_RETRY_BUDGET_MS);
+        this.maxAttempts = Math.max(1, options.maxAttempts ?? Infinity);
+        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? Infinity);
+        this.signal = options.signal;
+        this.sleep = options.sleep;
+        this.random = options.random;
+        this.now = options.now ?? Date.now;
+        this.log = options.log ?? (() => { });
+        this.http = this.newHttp(this.timeoutMs);
+        this.logHttp = this.newHttp(this.logTimeoutMs);
+    }
+    /**
+     * @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
+     * Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
+     * keepAlive gives the client its own agent, so an abandoned request can be torn down
+     * (dispose) instead of holding the process open until its socket times out.
+     */
+    newHttp(socketTimeout) {
+        return new lib/* HttpClient */.Qq(this.userAgent, [], {
+            socketTimeout,
+            allowRetries: false,
+            keepAlive: true
+        });
+    }
+    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
+    async request(spec, trace = { ambiguous: false }, call = {}) {
+        const signal = call.signal ?? this.signal;
+        let transientFailures = 0;
+        let rateLimitedAnswers = 0;
+        let reminted = false;
+        const cancelled = () => new errors_BackendError({
+            status: 0,
+            code: 'CANCELLED',
+            endpoint: spec.endpoint,
+            message: 'the call was cancelled (the runner is stopping)'
+        });
+        return withRetry(async () => {
+            try {
+                return await this.send(spec, signal);
+            }
+            catch (error) {
+                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
+                // A static token cannot be re-minted, so repeating the request would be wasted.
+                const refused = error instanceof errors_BackendError && error.status === 401;
+                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
+                    throw error;
+                reminted = true;
+                this.tokens.invalidate();
+                this.stats.tokenRefreshes++;
+                this.log(`${error.describe()}; minting a new token and trying once more.`);
+                return await this.send(spec, signal);
+            }
+        }, {
+            budgetMs: call.budgetMs ?? this.retryBudgetMs,
+            baseMs: BACKOFF_BASE_MS,
+            capMs: BACKOFF_CAP_MS,
+            sleep: this.sleep,
+            random: this.random,
+            now: this.now,
+            signal,
+            onAbort: cancelled,
+            decide: error => {
+                if (!(error instanceof errors_BackendError))
+                    return { retry: false };
+                if (error.status === 429) {
+                    rateLimitedAnswers++;
+                    return rateLimitedAnswers < this.maxRateLimitedAttempts
+                        ? {
+                            retry: true,
+                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
+                            // Every runner of the repository shares the bucket: each 429 in a row
+                            // spreads the retries wider, so a crowd does not collide again next second.
+                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
+                        }
+                        : { retry: false };
+                }
+                if (!isTransient(error) || isPermanentCreateRunFailure(error))
+                    return { retry: false };
+                // The request may have reached the server before it failed (lost response, 5xx after the write).
+                trace.ambiguous = true;
+                transientFailures++;
+                return { retry: transientFailures < this.maxAttempts };
+            },
+            onRetry: (error, _attempt, delayMs) => {
+                this.stats.retries++;
+                const what = error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                this.log(`${what}; retrying in ${delayMs} ms.`);
+            },
+            onGiveUp: (error, spent) => {
+                if (error instanceof errors_BackendError) {
+                    error.attempts = spent.attempts;
+                    error.triedForMs = spent.elapsedMs;
+                }
+            }
+        });
+    }
+    /** One HTTP request; throws BackendError for anything but a 2xx. */
+    async send(spec, signal) {
+        const cancelledError = () => new errors_BackendError({
+            status: 0,
+            code: 'CANCELLED',
+            endpoint: spec.endpoint,
+            message: 'the call was cancelled (the runner is stopping)'
+        });
+        if (signal?.aborted)
+            throw cancelledError();
+        const headers = {};
+        if (spec.accept)
+            headers['Accept'] = spec.accept;
+        if (spec.contentType)
+            headers['Content-Type'] = spec.contentType;
+        if (spec.auth !== false)
+            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
+        const http = spec.logs ? this.logHttp : this.http;
+        const timeoutMs = spec.logs ? this.logTimeoutMs : this.timeoutMs;
+        const url = `${this.baseUrl}${spec.path}`;
+        this.stats.requests++;
+        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
+        let response;
+        let text;
+        // The socket timeout only notices silence; a hard deadline also ends an answer that trickles.
+        let timer;
+        let onAbort;
+        const abandon = new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Abandoned('timeout')), timeoutMs);
+            onAbort = () => reject(new Abandoned('cancelled'));
+            signal?.addEventListener('abort', onAbort, { once: true });
+        });
+        try {
+            response = await Promise.race([
+                http.request(spec.method, url, spec.body ?? null, headers),
+                abandon
+            ]);
+            text = await Promise.race([response.readBody(), abandon]);
         }
         catch (error) {
-            const decision = options.decide(error, attempt);
-            if (!decision.retry || attempt + 1 >= options.attempts)
-                throw error;
-            const delay = decision.afterMs !== undefined
-                ? decision.afterMs + Math.floor(random() * (decision.jitterMs ?? 1000))
-                : fullJitterDelay(attempt, options.baseMs, options.capMs, random);
-            options.onRetry?.(error, attempt, delay);
-            await sleep(delay);
+            if (error instanceof Abandoned) {
+                // Tear the request down now: a hung connection must not keep the process alive.
+                this.replaceHttp(spec.logs === true);
+                if (error.reason === 'cancelled')
+                    throw cancelledError();
+            }
+            const message = (0,errors/* errorMessage */.gJ)(error);
+            const timedOut = error instanceof Abandoned || message.startsWith('Request timeout');
+            throw new errors_BackendError({
+                status: 0,
+                code: timedOut ? 'TIMEOUT' : 'NETWORK',
+                endpoint: spec.endpoint,
+                // Never echo the request (it carries the token); the error names only the path.
+                message: timedOut ? `no answer within ${Math.round(timeoutMs / 1000)} s` : message
+            });
         }
+        finally {
+            clearTimeout(timer);
+            if (onAbort)
+                signal?.removeEventListener('abort', onAbort);
+            abandon.catch(() => { });
+        }
+        const status = response.message.statusCode ?? 0;
+        if (status >= 200 && status < 300)
+            return { status, text };
+        if (status === 429)
+            this.stats.rateLimited++;
+        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+    }
+    replaceHttp(logs) {
+        const old = logs ? this.logHttp : this.http;
+        if (logs)
+            this.logHttp = this.newHttp(this.logTimeoutMs);
+        else
+            this.http = this.newHttp(this.timeoutMs);
+        old.dispose();
     }
 }
 
 ;// CONCATENATED MODULE: ./src/backend/client.ts
 
 
+/** The orun-backend endpoints; how requests travel (retries, timeouts, 429s) is transport.ts. */
 
-/** Sent in the User-Agent; keep in step with package.json. */
-const ACTION_VERSION = '1.0.0';
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 10_000;
-/** What the live service answers with Retry-After; used when the header is missing. */
-const DEFAULT_RETRY_AFTER_MS = 1000;
-const RATE_LIMIT_JITTER_CAP_MS = 2500;
-const BODY_PREVIEW_CHARS = 100;
-const CODE_BY_STATUS = {
-    400: 'INVALID_REQUEST',
-    401: 'UNAUTHORIZED',
-    403: 'FORBIDDEN',
-    404: 'NOT_FOUND',
-    405: 'METHOD_NOT_ALLOWED',
-    409: 'CONFLICT',
-    429: 'RATE_LIMITED',
-    500: 'INTERNAL_ERROR'
-};
-/** A failed backend call; message is the server's own message (or the network failure). */
-class client_BackendError extends Error {
-    /** 0 for network errors and timeouts. */
-    status;
-    /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE. */
-    code;
-    /** The route, ids left as placeholders: 'POST /v1/runs/{runId}/jobs/{jobId}/claim'. */
-    endpoint;
-    retryAfterMs;
-    constructor(init) {
-        super(init.message);
-        this.name = 'BackendError';
-        this.status = init.status;
-        this.code = init.code;
-        this.endpoint = init.endpoint;
-        this.retryAfterMs = init.retryAfterMs;
-    }
-    /** One line for logs: where, what status, what message. */
-    describe() {
-        const answer = this.status ? `${this.status} ${this.code}` : this.code;
-        return `${this.endpoint} failed (${answer}): ${this.message}`;
-    }
-}
+
 const seg = encodeURIComponent;
-function isGenericInternalError(message) {
-    return /^(internal( server)? error|internal_error)?\.?$/i.test(message.trim());
-}
-/**
- * createRun's plan validation answers 500 with a specific message (Duplicate
- * jobId, dependency does not exist in plan): retrying cannot help.
- */
-function isPermanentCreateRunFailure(error) {
-    return (error.endpoint === 'POST /v1/runs' &&
-        error.status === 500 &&
-        error.code !== 'BAD_RESPONSE' &&
-        !isGenericInternalError(error.message));
-}
-function isTransient(error) {
-    return error.status === 0 || error.status >= 500;
-}
-function preview(text) {
-    const flat = text.replace(/\s+/g, ' ').trim();
-    return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
-}
-function badResponse(endpoint, status, detail) {
-    return new client_BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
-}
-function parseRetryAfter(header) {
-    const value = Array.isArray(header) ? header[0] : header;
-    if (!value)
-        return undefined;
-    const seconds = Number(value);
-    if (Number.isFinite(seconds) && seconds >= 0)
-        return seconds * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-function errorFromResponse(endpoint, status, text, retryAfter) {
-    let envelope;
-    try {
-        envelope = JSON.parse(text);
-    }
-    catch {
-        envelope = undefined;
-    }
-    if (!envelope || typeof envelope !== 'object') {
-        const body = text.trim() ? `"${preview(text)}"` : 'an empty body';
-        const error = badResponse(endpoint, status, `HTTP ${status} with ${body} instead of a JSON error`);
-        if (status === 429)
-            error.retryAfterMs = parseRetryAfter(retryAfter);
-        return error;
-    }
-    const { error: message, code } = envelope;
-    const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new client_BackendError({
-        status,
-        code: typeof code === 'string' && code ? code : fallbackCode,
-        endpoint,
-        message: typeof message === 'string' && message ? message : `HTTP ${status}`,
-        retryAfterMs: status === 429 ? parseRetryAfter(retryAfter) : undefined
-    });
-}
 function parseJson(endpoint, response, valid) {
     let value;
     try {
@@ -29892,41 +30335,12 @@ const hasArray = (key) => (value) => Array.isArray(value[key]);
  * needs, no preflights.
  */
 class BackendClient {
-    stats = {
-        requests: 0,
-        rateLimited: 0,
-        retries: 0,
-        tokenRefreshes: 0,
-        byRoute: {}
-    };
-    baseUrl;
-    tokens;
-    http;
-    logHttp;
-    maxAttempts;
-    maxRateLimitedAttempts;
-    sleep;
-    random;
-    log;
+    transport;
     constructor(options) {
-        this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-        this.tokens = options.tokens;
-        const userAgent = options.userAgent ?? `orun-action/${ACTION_VERSION}`;
-        // @actions/http-client routes through HTTPS_PROXY/HTTP_PROXY unless NO_PROXY matches.
-        // Its own retries stay off: they would retry POSTs blindly and hide requests from stats.
-        this.http = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.timeoutMs ?? 30_000,
-            allowRetries: false
-        });
-        this.logHttp = new lib/* HttpClient */.Qq(userAgent, [], {
-            socketTimeout: options.logTimeoutMs ?? 120_000,
-            allowRetries: false
-        });
-        this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
-        this.maxRateLimitedAttempts = Math.max(1, options.maxRateLimitedAttempts ?? 30);
-        this.sleep = options.sleep;
-        this.random = options.random;
-        this.log = options.log ?? (() => { });
+        this.transport = new BackendTransport(options);
+    }
+    get stats() {
+        return this.transport.stats;
     }
     async health() {
         const endpoint = 'GET /';
@@ -29968,26 +30382,26 @@ class BackendClient {
         }
         return result;
     }
-    async heartbeat(runId, jobId, runnerId) {
+    async heartbeat(runId, jobId, runnerId, call) {
         const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/heartbeat';
         const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/heartbeat`;
-        const response = await this.request(this.json('POST', endpoint, path, { runnerId }));
+        const response = await this.request(this.json('POST', endpoint, path, { runnerId }), undefined, call);
         return parseJson(endpoint, response, has('ok', 'boolean'));
     }
-    async update(runId, jobId, runnerId, status, error) {
+    async update(runId, jobId, runnerId, status, error, call) {
         const endpoint = 'POST /v1/runs/{runId}/jobs/{jobId}/update';
         const path = `/v1/runs/${seg(runId)}/jobs/${seg(jobId)}/update`;
         const body = error === undefined ? { runnerId, status } : { runnerId, status, error };
         const trace = { ambiguous: false };
         try {
-            const response = await this.request(this.json('POST', endpoint, path, body), trace);
+            const response = await this.request(this.json('POST', endpoint, path, body), trace, call);
             return parseJson(endpoint, response, has('ok', 'boolean'));
         }
         catch (failure) {
             // An attempt that failed in flight may have recorded the result; the retry
             // then finds the job no longer running, in exactly the status we sent.
             if (trace.ambiguous &&
-                failure instanceof client_BackendError &&
+                failure instanceof errors_BackendError &&
                 failure.status === 400 &&
                 failure.message === `Job is not running (current: ${status})`) {
                 return { ok: true, alreadyRecorded: true };
@@ -30012,7 +30426,7 @@ class BackendClient {
         return parseJson(endpoint, response, has('status', 'string'));
     }
     /** Replaces the stored log (the last upload wins), so it is safe to retry. */
-    async uploadLog(runId, jobId, text) {
+    async uploadLog(runId, jobId, text, call) {
         const endpoint = 'POST /v1/runs/{runId}/logs/{jobId}';
         const response = await this.request({
             method: 'POST',
@@ -30022,7 +30436,7 @@ class BackendClient {
             contentType: 'text/plain; charset=utf-8',
             accept: 'application/json',
             logs: true
-        });
+        }, undefined, call);
         const body = parseJson(endpoint, response, has('logRef', 'string'));
         return { logRef: body.logRef };
     }
@@ -30048,99 +30462,8 @@ class BackendClient {
                 accept: 'application/json'
             };
     }
-    /** Sends one logical call, with every retry it may take; resolves only with a 2xx. */
-    async request(spec, trace = { ambiguous: false }) {
-        let transientFailures = 0;
-        let rateLimitedAnswers = 0;
-        let reminted = false;
-        return withRetry(async () => {
-            try {
-                return await this.send(spec);
-            }
-            catch (error) {
-                // One re-mint per call: a token can expire between mint and use, or clocks can skew.
-                // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof client_BackendError && error.status === 401;
-                if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
-                    throw error;
-                reminted = true;
-                this.tokens.invalidate();
-                this.stats.tokenRefreshes++;
-                this.log(`${error.describe()}; minting a new token and trying once more.`);
-                return await this.send(spec);
-            }
-        }, {
-            // Each kind is bounded by its own limit in decide(); this only caps the sum.
-            attempts: this.maxAttempts + this.maxRateLimitedAttempts,
-            baseMs: BACKOFF_BASE_MS,
-            capMs: BACKOFF_CAP_MS,
-            sleep: this.sleep,
-            random: this.random,
-            decide: error => {
-                if (!(error instanceof client_BackendError))
-                    return { retry: false };
-                if (error.status === 429) {
-                    rateLimitedAnswers++;
-                    return rateLimitedAnswers < this.maxRateLimitedAttempts
-                        ? {
-                            retry: true,
-                            afterMs: error.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS,
-                            // Every runner of the repository shares the bucket: each 429 in a row
-                            // spreads the retries wider, so a crowd does not collide again next second.
-                            jitterMs: Math.min(RATE_LIMIT_JITTER_CAP_MS, 1000 * 2 ** (rateLimitedAnswers - 1))
-                        }
-                        : { retry: false };
-                }
-                if (!isTransient(error) || isPermanentCreateRunFailure(error))
-                    return { retry: false };
-                // The request may have reached the server before it failed (lost response, 5xx after the write).
-                trace.ambiguous = true;
-                transientFailures++;
-                return { retry: transientFailures < this.maxAttempts };
-            },
-            onRetry: (error, _attempt, delayMs) => {
-                this.stats.retries++;
-                const what = error instanceof client_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
-                this.log(`${what}; retrying in ${delayMs} ms.`);
-            }
-        });
-    }
-    /** One HTTP request; throws BackendError for anything but a 2xx. */
-    async send(spec) {
-        const headers = {};
-        if (spec.accept)
-            headers['Accept'] = spec.accept;
-        if (spec.contentType)
-            headers['Content-Type'] = spec.contentType;
-        if (spec.auth !== false)
-            headers['Authorization'] = `Bearer ${await this.tokens.token()}`;
-        const http = spec.logs ? this.logHttp : this.http;
-        const url = `${this.baseUrl}${spec.path}`;
-        this.stats.requests++;
-        this.stats.byRoute[spec.endpoint] = (this.stats.byRoute[spec.endpoint] ?? 0) + 1;
-        let response;
-        let text;
-        try {
-            response = await http.request(spec.method, url, spec.body ?? null, headers);
-            text = await response.readBody();
-        }
-        catch (error) {
-            const message = (0,errors/* errorMessage */.gJ)(error);
-            const timedOut = message.startsWith('Request timeout');
-            throw new client_BackendError({
-                status: 0,
-                code: timedOut ? 'TIMEOUT' : 'NETWORK',
-                endpoint: spec.endpoint,
-                // Never echo the request (it carries the token); the error names only the path.
-                message: timedOut ? 'no answer before the timeout' : message
-            });
-        }
-        const status = response.message.statusCode ?? 0;
-        if (status >= 200 && status < 300)
-            return { status, text };
-        if (status === 429)
-            this.stats.rateLimited++;
-        throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
+    request(spec, trace, call) {
+        return this.transport.request(spec, trace, call);
     }
 }
 
@@ -30155,11 +30478,13 @@ function connectBackend(settings) {
     const tokens = createTokenSource({
         audience: settings.audience,
         staticToken: settings.token,
+        signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
     const client = new BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
+        signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
     return { client, tokens };
@@ -30180,31 +30505,59 @@ async function joinRun(client, plan, runId) {
         });
     }
     catch (error) {
-        throw session_explainBackendError(error, `joining run ${runId}`);
+        throw session_explainBackendError(error, `joining run ${runId}`, { runId });
     }
 }
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
-function session_explainBackendError(error, doing) {
-    if (!(error instanceof client_BackendError))
+function session_explainBackendError(error, doing, ids = {}) {
+    if (!(error instanceof errors_BackendError))
+        return error;
+    if (error.code === 'CANCELLED')
         return error;
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
+    const tried = error.describeRetries();
     switch (error.status) {
         case 401:
             return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
         case 403:
             return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+        case 404:
+            // POST /v1/runs always exists on orun-backend: whatever answers 404 there is something else.
+            if (error.endpoint === 'POST /v1/runs') {
+                return new errors/* UserError */.yo(`The backend URL does not look like orun-backend: POST /v1/runs answered 404 (${error.message}) while ${doing}. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there.`);
+            }
+            return error;
         case 409:
             return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+        case 413:
+        case 431:
+            return new errors/* UserError */.yo(`The backend refused the request as too large (HTTP ${error.status}${error.status === 431 ? ' Request Header Fields Too Large' : ' Payload Too Large'}) while ${doing}: ${longestId(error, ids)} is longer than the backend or its proxy accepts in a URL. Use shorter component and environment names (a job id is built from them) or a shorter 'run-id'. Retrying would not help.`);
         case 0:
-            return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
+            return new errors/* UserError */.yo(`Could not reach the backend while ${doing}${tried}: ${error.message}. Check that the service at 'backend-url' (or ORUN_BACKEND_URL) is up and that the URL is right; on self-hosted runners also check HTTPS_PROXY/NO_PROXY. Then re-run the job.`);
         case 429:
-            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
+            return new errors/* UserError */.yo(`${answered}, and kept doing so through every retry${tried}. Every runner of this repository shares one rate limit (burst 20, 5 requests/s): lower the matrix's 'max-parallel', or run fewer orun runs at once.`);
         default:
             if (error.status >= 500 || error.code === 'BAD_RESPONSE' || error.code === 'TIMEOUT') {
-                return new errors/* UserError */.yo(`${answered}, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`);
+                return new errors/* UserError */.yo(`${answered}, through every retry${tried}: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url' (GET / answers {"status":"ok"}), then re-run the job.`);
             }
             return error;
     }
+}
+/** An id as shown in a message: whole when short, else its first 40 characters and "…". */
+function shortId(id) {
+    return id.length > 40 ? `${id.slice(0, 40)}…` : id;
+}
+/** "job id 'x…' (5000 characters)": the id in the failed route's path that is longest. */
+function longestId(error, ids) {
+    const candidates = [];
+    if (ids.runId !== undefined)
+        candidates.push(['run id', ids.runId]);
+    if (ids.jobId !== undefined && error.endpoint.includes('{jobId}'))
+        candidates.push(['job id', ids.jobId]);
+    if (!candidates.length)
+        return 'an id in the request';
+    const [name, value] = candidates.reduce((a, b) => encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a);
+    return `the ${name} '${shortId(value)}' (${value.length} characters)`;
 }
 
 ;// CONCATENATED MODULE: ./src/backend/url.ts
@@ -30753,11 +31106,23 @@ function parseDuration(raw) {
         return undefined;
     return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0));
 }
-function getDuration(name, fallback) {
+/** The longest delay a Node timer takes; longer ones fire at once. */
+const MAX_TIMER_MS = (/* unused pure expression or super */ null && (2 ** 31 - 1));
+/**
+ * A duration within range (written as durations, e.g. { min: '1s', max: '2m' }).
+ * Without a range it is still capped at what a Node timer can hold (~24.8 days).
+ */
+function getDuration(name, fallback, range) {
     const raw = core.getInput(name).trim() || fallback;
     const ms = parseDuration(raw);
     if (ms === undefined || ms <= 0) {
         throw new UserError(`Input '${name}' must be a positive duration such as 30s, 5m or 1h, got '${raw}'.`);
+    }
+    const min = range ? parseDuration(range.min) : 1;
+    const max = Math.min(range ? parseDuration(range.max) : MAX_TIMER_MS, MAX_TIMER_MS);
+    if (ms < min || ms > max) {
+        const bounds = range ? `between ${range.min} and ${range.max}` : 'at most 24 days';
+        throw new UserError(`Input '${name}' must be ${bounds}, got '${raw}'. Use e.g. '${name}: ${fallback}' (the default).`);
     }
     return ms;
 }
@@ -30897,9 +31262,9 @@ async function fetchLogTails(client, runId, failedJobIds) {
             tails.set(jobId, { text: tailOf(await client.readLog(runId, jobId)) });
         }
         catch (error) {
-            const missing = error instanceof client_BackendError && error.status === 404
+            const missing = error instanceof errors_BackendError && error.status === 404
                 ? 'no log was stored for this job'
-                : `its log could not be read: ${error instanceof client_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}`;
+                : `its log could not be read: ${error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}`;
             tails.set(jobId, { missing });
         }
     }
@@ -31044,7 +31409,7 @@ async function readRun(client, runId, plan) {
             run = await client.getRun(candidate);
         }
         catch (error) {
-            if (error instanceof client_BackendError && error.status === 404)
+            if (error instanceof errors_BackendError && error.status === 404)
                 continue;
             throw session_explainBackendError(error, `reading run ${candidate}`);
         }
@@ -31135,7 +31500,7 @@ function outcomeText(job, withDuration = true) {
         case 'success':
         case 'failed':
             return withDuration && job.durationMs !== undefined
-                ? `${OUTCOME_WORDS[job.outcome]} in ${formatDuration(job.durationMs)}`
+                ? `${OUTCOME_WORDS[job.outcome]} in ${charts_formatDuration(job.durationMs)}`
                 : OUTCOME_WORDS[job.outcome];
         default:
             return OUTCOME_WORDS[job.outcome];
@@ -31146,7 +31511,7 @@ function listSome(items, shown) {
         ? `${items.slice(0, shown).join(', ')} +${items.length - shown}`
         : items.join(', ');
 }
-function formatDuration(ms) {
+function charts_formatDuration(ms) {
     if (ms < 60_000)
         return `${(ms / 1000).toFixed(1)}s`;
     const seconds = Math.round(ms / 1000);
@@ -31304,7 +31669,7 @@ function renderStatusSummary(report) {
         lines.push('### Timeline', '', 'Backend start and finish times. Red: failed; blue: the critical path; grey: the rest.', '', '```mermaid', ...timeline, '```', '');
         if (critical.length > 1) {
             const span = critical.at(-1).finishedAt - critical[0].startedAt;
-            lines.push(`Critical path (${formatDuration(Math.max(0, span))}): ${critical.map(job => markdownText(job.name)).join(' → ')}`, '');
+            lines.push(`Critical path (${charts_formatDuration(Math.max(0, span))}): ${critical.map(job => markdownText(job.name)).join(' → ')}`, '');
         }
     }
     let size = lines.reduce((sum, line) => sum + bytes(line), 0);
@@ -31343,7 +31708,7 @@ function headline({ view, planId }) {
     const finishes = view.jobs.flatMap(job => (job.finishedAt === undefined ? [] : [job.finishedAt]));
     if (!Number.isNaN(created) && finishes.length) {
         const last = Math.max(...finishes);
-        parts.push(`${formatDuration(Math.max(0, last - created))} from the run's creation to its last result`);
+        parts.push(`${charts_formatDuration(Math.max(0, last - created))} from the run's creation to its last result`);
     }
     else if (!view.run) {
         parts.push('no run on the backend');
@@ -31428,8 +31793,8 @@ function tableRow(job, report) {
     const cells = [
         name,
         markdownText(outcomeText(job, false)),
-        job.durationMs === undefined ? '–' : formatDuration(job.durationMs),
-        job.waitedMs === undefined ? '–' : formatDuration(job.waitedMs),
+        job.durationMs === undefined ? '–' : charts_formatDuration(job.durationMs),
+        job.waitedMs === undefined ? '–' : charts_formatDuration(job.waitedMs),
         job.runnerId ? markdownText(job.runnerId) : '–',
         attempt,
         link
@@ -31881,20 +32246,19 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Yz: () => (/* binding */ debug),
+  Yz: () => (/* binding */ core_debug),
   z3: () => (/* binding */ error),
-  V9: () => (/* binding */ getIDToken),
   V4: () => (/* binding */ getInput),
   pq: () => (/* binding */ info),
   lm: () => (/* binding */ notice),
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
-  Pq: () => (/* binding */ setSecret),
+  Pq: () => (/* binding */ core_setSecret),
   z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getMultilineInput, getState, group, isDebug, markdownSummary, platform, saveState, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, getState, group, isDebug, markdownSummary, platform, saveState, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
@@ -32084,13 +32448,13 @@ var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _argume
 
 
 
-class OidcClient {
+class oidc_utils_OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new lib/* HttpClient */.Qq('actions/oidc-client', [new auth/* BearerCredentialHandler */.tZ(OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -32109,7 +32473,7 @@ class OidcClient {
     static getCall(id_token_url) {
         return __awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = OidcClient.createHttpClient();
+            const httpclient = oidc_utils_OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -32128,13 +32492,13 @@ class OidcClient {
         return __awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = OidcClient.getIDTokenUrl();
+                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield OidcClient.getCall(id_token_url);
+                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -33732,7 +34096,7 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function setSecret(secret) {
+function core_setSecret(secret) {
     command_issueCommand('add-mask', {}, secret);
 }
 /**
@@ -33854,7 +34218,7 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function debug(message) {
+function core_debug(message) {
     command_issueCommand('debug', {}, message);
 }
 /**
