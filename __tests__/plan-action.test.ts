@@ -704,6 +704,17 @@ describe("plan action with 'from-ci: github'", () => {
     expect(result.outputs['artifact-name']).toBe('')
   })
 
+  test('orun exiting 0 without the plan file and without saying why is an error, not an empty plan', async () => {
+    // A later --output in 'args' wins in orun's flag parsing: the action's file is never written.
+    const dir = workspace()
+    const message = expectOneLineFailure(await runPlan({ args: '--output elsewhere.json' }, dir))
+    expect(message).toMatch(
+      /^orun plan exited 0 in .* but wrote no plan file to .* and did not say why/
+    )
+    expect(message).toContain("Check that 'args' does not override --output")
+    expect(existsSync(path.join(dir, 'elsewhere.json'))).toBe(true)
+  })
+
   test("an intent without automation.triggerBindings fails with orun's error", async () => {
     const dir = workspace()
     const message = expectUserFailure(

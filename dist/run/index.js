@@ -33551,8 +33551,8 @@ async function compilePlan(binary, options) {
     if (nothingToPlan)
         return { planned: false, orunSays: nothingToPlan };
     // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
-    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why` +
-        ` (output: ${output.trim() || 'none'}). Check that 'args' does not override --output, and the orun version.`);
+    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
 /** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
 async function runSupportsLocalFlag(binary) {

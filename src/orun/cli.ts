@@ -83,8 +83,8 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
   if (nothingToPlan) return { planned: false, orunSays: nothingToPlan }
   // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
   throw new UserError(
-    `orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why` +
-      ` (output: ${output.trim() || 'none'}). Check that 'args' does not override --output, and the orun version.`
+    `orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+      "(its output is above). Check that 'args' does not override --output, and the orun version."
   )
 }
 
