@@ -779,7 +779,7 @@ describe("plan action with 'changed: true' and git history", () => {
   }
 
   /** The push event of the second commit, as GitHub gives it to the plan job. */
-  function pushEnv(dir: string, repo: { first: string; second: string }) {
+  function pushEnv(dir: string, repo: { first: string; second: string }): Record<string, string> {
     return {
       ...githubEvent(path.dirname(dir), 'push', {
         ref: 'refs/heads/main',
@@ -797,6 +797,26 @@ describe("plan action with 'changed: true' and git history", () => {
     expect(result.exitCode).toBe(0)
     expect(result.stdout).not.toMatch(/^::warning::/m)
     expect(JSON.parse(result.outputs['job-ids'])).toEqual(['api.dev.smoke'])
+  })
+
+  test("the quick start's 'from-ci: github' with 'changed: true': the binding's environments, changed components only", async () => {
+    const repo = repository()
+    const dir = clone(repo.origin)
+    const env = pushEnv(dir, repo)
+    const result = await runPlan({ 'from-ci': 'github', changed: 'true' }, dir, env)
+    expect(result.exitCode).toBe(0)
+    expect(result.stdout).toContain(
+      `--from-ci github --event-file ${env.GITHUB_EVENT_PATH} --all --changed`
+    )
+    expect(JSON.parse(result.outputs.jobs)).toEqual([
+      {
+        job: 'api.stage.smoke',
+        env: 'stage',
+        component: 'api',
+        name: 'api · stage · Smoke',
+        'runs-on': 'ubuntu-latest'
+      }
+    ])
   })
 
   test('a shallow clone (fetch-depth 1) fails naming fetch-depth: 0, where orun would silently plan zero jobs', async () => {
