@@ -24,12 +24,11 @@ export async function run(): Promise<void> {
   const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile
   const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource)
   if (plan.order.length > MAX_MATRIX_JOBS) {
-    // Not an error: the outputs stay complete, for an environment fan-out (far fewer runners)
-    // or several matrices of their own; only `matrix: include: jobs` as one matrix would fail.
+    // Not an error: the outputs stay complete for whatever uses them other than one matrix
+    // over `jobs` (an environment fan-out, other modes); only that matrix would be refused.
     core.warning(
       `The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix, ` +
-        "so a matrix over the 'jobs' output fails. Split it with 'environments'/'components' (one plan step and matrix each), " +
-        "run it as an environment fan-out, or compile with 'changed: true'."
+        "so a matrix over the 'jobs' output fails. Split it with 'environments'/'components' (one plan step and matrix each)."
     )
   }
   const runId = inputs.runId ?? defaultRunId(plan.id)
