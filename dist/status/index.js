@@ -30798,8 +30798,47 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `ORUN_SECRET_${key}` : undefined
+        };
+    });
+}
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
