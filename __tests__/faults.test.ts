@@ -448,9 +448,11 @@ describe('every wait is bounded', () => {
     expect(alive(pid)).toBe(true)
     const post = await runPost(s, killed)
     expect(post.exitCode).toBe(0)
-    // orun, the step's shell and its sleep
-    expect(post.stdout).toContain(
-      `${s.jobId}: the main step left 3 orun process(es) running; they were killed.`
+    // orun and the step (how many processes that is depends on orun's process model)
+    expect(post.stdout).toMatch(
+      new RegExp(
+        `${s.jobId}: the main step left \\d+ orun process\\(es\\) running; they were killed\\.`
+      )
     )
     expect(alive(pid)).toBe(false)
     expect(storedJob(s)).toMatchObject({
