@@ -177,9 +177,37 @@ describe('parsePlan on the valid fixtures', () => {
     expect(matrixEntries(plan)).toEqual([])
   })
 
+  test('orun254-matrix: dotted ids, orun.io/v1, two three-job chains', () => {
+    const plan = loadFixture('orun254-matrix')
+    expect(plan.id).toBe('ba97a4ad4356')
+    expect(plan.order.map(job => job.id)).toEqual([
+      'foundation.dev.plan-apply',
+      'api-edge.dev.deploy',
+      'web-console.dev.deploy',
+      'foundation.stage.plan-apply',
+      'api-edge.stage.deploy',
+      'web-console.stage.deploy'
+    ])
+    expect(plan.byId.get('api-edge.dev.deploy')).toMatchObject({
+      component: 'api-edge',
+      environment: 'dev'
+    })
+  })
+
+  test('orun254-secret-refs: one job with a required and an optional secretRef', () => {
+    const plan = loadFixture('orun254-secret-refs')
+    expect(plan.id).toBe('cf0230dd2d24')
+    expect(plan.byId.get('db.stage.migrate')?.secretRefs).toEqual([
+      { asEnv: 'DATABASE_URL', ref: 'secret://stage/db/DATABASE_URL' },
+      { asEnv: 'SENTRY_DSN', ref: 'secret://stage/db/SENTRY_DSN', optional: true }
+    ])
+  })
+
   test('every fixture is covered by this file', () => {
     const covered = [
       'empty',
+      'orun254-matrix',
+      'orun254-secret-refs',
       'failing-upstream',
       'remote-state-matrix',
       'single',
