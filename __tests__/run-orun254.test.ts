@@ -19,8 +19,6 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { createTokenSource } from '../src/backend/auth.js'
-import { BackendClient } from '../src/backend/client.js'
 import {
   STANDIN_DIR,
   cleanupActionProcesses,
@@ -112,10 +110,8 @@ function runMain(
   })
 }
 
-function directClient(): BackendClient {
-  Object.assign(process.env, server.tokenEnv())
-  return new BackendClient({ baseUrl: server.url, tokens: createTokenSource({ log: () => {} }) })
-}
+/** The job's log as the server stored it (reads through the API may lag the upload). */
+const storedLog = (runId: string, jobId: string): string => server.storedLog(runId, jobId) ?? ''
 
 /** A plan's JSON with every step's `run` replaced. */
 function withSteps(planText: string, run: string, patch: Record<string, unknown> = {}): string {
@@ -134,7 +130,6 @@ describe('run action with orun 2.54: how orun is called', () => {
       const plan = withSteps(sharedPlanText('orun254-matrix'), 'echo "job $ORUN_JOB_ID in $(pwd)"')
       const runner = runnerWith(plan)
       const runId = freshRunId()
-      const client = directClient()
       // The dependency ran elsewhere: the backend's claim proves it, orun's own state does not.
       const first = await runMain(runner, { 'run-id': runId, job: 'foundation.dev.plan-apply' })
       expect(first.exitCode).toBe(0)
@@ -154,7 +149,7 @@ describe('run action with orun 2.54: how orun is called', () => {
         '--local'
       ])
       expect(second).toMatchObject({ exitCode: 0, outcome: 'succeeded' })
-      const log = await client.readLog(runId, 'api-edge.dev.deploy')
+      const log = storedLog(runId, 'api-edge.dev.deploy')
       expect(log).toContain(`job api-edge.dev.deploy in ${runner.cwd}\n`)
       expect(log).toContain('✓ Deploy completed')
       expect(server.jobsOf(runId).find(j => j.jobId === 'api-edge.dev.deploy')!.status).toBe(
@@ -189,7 +184,7 @@ describe('run action with orun 2.54: how orun is called', () => {
       expect(execution.outcome).toBe('succeeded')
       // concurrency 1 in the derived plan: no per-job copy under .orun/runs/, though
       // the orun254 plan says concurrency 4 and this orun cannot be told --isolation none.
-      expect(await directClient().readLog(runId, jobId)).toContain(`ran in ${runner.cwd}\n`)
+      expect(storedLog(runId, jobId)).toContain(`ran in ${runner.cwd}\n`)
       expect(server.jobsOf(runId).find(j => j.jobId === jobId)!.status).toBe('success')
     },
     TIMEOUT
@@ -207,9 +202,7 @@ describe('run action with orun 2.54: how orun is called', () => {
         ['api-edge.stage.deploy', 'succeeded'],
         ['web-console.stage.deploy', 'succeeded']
       ])
-      expect(await directClient().readLog(runId, 'web-console.stage.deploy')).toContain(
-        'web-console stage done'
-      )
+      expect(storedLog(runId, 'web-console.stage.deploy')).toContain('web-console stage done')
     },
     TIMEOUT
   )
@@ -255,7 +248,7 @@ describe('run action: a job orun did not run is never a success', () => {
       expect(errorLines(result).at(-1)).toMatch(
         /foundation\.dev\.plan-apply: failed: orun exited 0 but did not run/
       )
-      expect(await directClient().readLog(runId, 'foundation.dev.plan-apply')).toContain(
+      expect(storedLog(runId, 'foundation.dev.plan-apply')).toContain(
         '[orun action] orun exited 0 but did not run foundation.dev.plan-apply'
       )
     },
@@ -352,7 +345,7 @@ describe("run action: the child's environment is a run: step's", () => {
       expect(childEnv.ORUN_NO_AUTO_REFRESH).toBe('1')
       expect(childEnv.ORUN_REMOTE_STATE).toBe('false')
 
-      const log = await directClient().readLog(runId, 'db.stage.migrate')
+      const log = storedLog(runId, 'db.stage.migrate')
       const record = server.jobsOf(runId)[0]
       expect(record.status).toBe('failed')
       expect(log).toContain('printing: ***')
@@ -375,13 +368,12 @@ describe("run action: the child's environment is a run: step's", () => {
         sharedPlanText('single'),
         'echo "docker=[$DOCKER_CONFIG] home=[$HOME] refresh=[$ORUN_NO_AUTO_REFRESH]"'
       )
-      const client = directClient()
       const runAndLog = async (env: Record<string, string>): Promise<string> => {
         const runner = runnerWith(plan)
         const runId = freshRunId()
         const result = await runMain(runner, { 'run-id': runId, job: 'solo@dev.smoke' }, env)
         expect(result.exitCode).toBe(0)
-        return client.readLog(runId, 'solo@dev.smoke')
+        return storedLog(runId, 'solo@dev.smoke')
       }
 
       const found = await runAndLog({ HOME: home })
@@ -426,7 +418,7 @@ describe('run action: secretRefs', () => {
       // SENTRY_DSN is optional: not required.
       expect(record.lastError).not.toContain('SENTRY')
       expect(result.stdout).toContain('    ORUN_SECRET_DATABASE_URL: ${{ secrets.DATABASE_URL }}\n')
-      expect(await directClient().readLog(runId, 'db.stage.migrate')).toContain(
+      expect(storedLog(runId, 'db.stage.migrate')).toContain(
         '[orun action] db.stage.migrate needs secrets that are not set'
       )
     },
@@ -463,7 +455,7 @@ describe('run action: secretRefs', () => {
       expect(result.exitCode).toBe(0)
       expect(server.jobsOf(runId)[0].status).toBe('success')
       // orun masks the resolved value; the action redacts ORUN_SECRET_* values too.
-      const log = await directClient().readLog(runId, 'db.stage.migrate')
+      const log = storedLog(runId, 'db.stage.migrate')
       expect(log).toContain('url=*** sentry=[]')
       expect(log).not.toContain('db-secret-value-93ab')
     },
