@@ -349,7 +349,12 @@ describe("run action: the child's environment is a run: step's", () => {
       const record = server.jobsOf(runId)[0]
       expect(record.status).toBe('failed')
       expect(log).toContain('printing: ***')
+      // The step's own `env` listing: orun's step environment has none of the names either.
       expect(log).toMatch(/^ORUN_JOB_ID=db\.stage\.migrate$/m)
+      expect(log).toMatch(/^ACTIONS_ID_TOKEN_REQUEST_URL=/m)
+      expect(log).not.toMatch(
+        /^(INPUT_|STATE_|ACTIONS_RUNTIME_|ACTIONS_RESULTS_URL|ACTIONS_CACHE_URL)/m
+      )
       for (const value of [...Object.values(planted), token, 'postgres://planted-db-secret-6f2d']) {
         expect(log).not.toContain(value)
         expect(record.lastError).not.toContain(value)
