@@ -32612,7 +32612,7 @@ async function compilePlan(binary, options) {
     }
 }
 const capabilities = new Map();
-/** A flag listed in help text; `--all` must not match `--all-envs`. */
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
 function listsFlag(help, flag) {
     return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help);
 }

@@ -73,7 +73,7 @@ export interface RunCapabilities {
 
 const capabilities = new Map<string, Promise<RunCapabilities>>()
 
-/** A flag listed in help text; `--all` must not match `--all-envs`. */
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
 function listsFlag(help: string, flag: string): boolean {
   return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help)
 }
