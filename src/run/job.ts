@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { join } from 'node:path'
 import type { BackendClient, CallOptions } from '../backend/client.js'
+import type { RunCapabilities } from '../orun/cli.js'
 import { BackendError, isCancelledCall } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
 import { errorMessage } from '../common/errors.js'
@@ -11,6 +12,7 @@ import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
+import { secretValuesOf } from './child-env.js'
 import { Redactor, envValues } from './redact.js'
 import { dropInFlightJob, saveInFlight, updateInFlightJob, type InFlight } from './state.js'
 import type { JobResult } from './summary.js'
@@ -57,7 +59,7 @@ export interface JobContext {
   /** A second signal: GitHub is about to kill the process; cut every remaining wait. */
   hurry: AbortSignal
   binary: string
-  forceLocal: boolean
+  capabilities: RunCapabilities
   ensureRun: () => Promise<void>
 }
 
@@ -143,36 +145,36 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   saveInFlight(ctx.inFlight)
   const log = new LogStream({
     upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
-    redactor: new Redactor(envValues(inputs.redactEnv), () => ctx.tokens.issued),
+    // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
+    redactor: new Redactor(
+      [...envValues(inputs.redactEnv), ...secretValuesOf(process.env)],
+      () => ctx.tokens.issued
+    ),
     intervalMs: inputs.logUploadIntervalMs,
     spoolFile,
     warn: message => core.warning(message)
   })
-  core.startGroup(`orun run ${jobId}`)
-  let execution
-  try {
-    execution = await executeJob({
-      client,
-      plan: ctx.plan,
-      jobId,
-      runId: inputs.runId,
-      runnerId: ctx.runnerId,
-      binary: ctx.binary,
-      forceLocal: ctx.forceLocal,
-      workingDirectory: inputs.workingDirectory,
-      extraArgs: inputs.args,
-      tempDir: ctx.tempDir,
-      heartbeatIntervalMs: inputs.heartbeatIntervalMs,
-      stopGraceMs: STOP_GRACE_MS,
-      cancelGraceMs: CANCEL_GRACE_MS,
-      onProcessIds: orunProcesses => updateInFlightJob(ctx.inFlight, jobId, { orunProcesses }),
-      log,
-      cancel: ctx.cancel,
-      hurry: ctx.hurry
-    })
-  } finally {
-    core.endGroup()
-  }
+  // A plain header, not a group: orun prints one ::group:: per step, and GitHub does not nest groups.
+  core.info(`── orun run ${jobId} ──`)
+  const execution = await executeJob({
+    client,
+    plan: ctx.plan,
+    jobId,
+    runId: inputs.runId,
+    runnerId: ctx.runnerId,
+    binary: ctx.binary,
+    capabilities: ctx.capabilities,
+    workingDirectory: inputs.workingDirectory,
+    extraArgs: inputs.args,
+    tempDir: ctx.tempDir,
+    heartbeatIntervalMs: inputs.heartbeatIntervalMs,
+    stopGraceMs: STOP_GRACE_MS,
+    cancelGraceMs: CANCEL_GRACE_MS,
+    onProcessIds: orunProcesses => updateInFlightJob(ctx.inFlight, jobId, { orunProcesses }),
+    log,
+    cancel: ctx.cancel,
+    hurry: ctx.hurry
+  })
   // orun and everything it started are gone: the post step has nothing to stop.
   updateInFlightJob(ctx.inFlight, jobId, { orunProcesses: undefined })
   const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover }
@@ -190,7 +192,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     execution.outcome === 'cancelled'
       ? 'cancelled: the runner was stopped before the job finished'
       : execution.outcome === 'failed'
-        ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
+        ? (execution.reason ??
+          `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`)
         : undefined
   const status = error ? 'failed' : 'success'
   // Saved before anything can go wrong: the post step delivers exactly this result.
