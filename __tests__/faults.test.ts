@@ -402,10 +402,10 @@ describe('every wait is bounded', () => {
     })
   })
 
-  it('a child left in its own process group holding the pipes does not keep a finished job', async () => {
+  it('a background child left running in its own process group is stopped when orun ends', async () => {
     // The stand-in starts each step in a session of its own (the real orun: a process group).
     const s = scenario(
-      `python3 -c 'import os, time; os.setpgid(0, 0); open("PIDFILE", "w").write(str(os.getpid())); print("child up", flush=True); time.sleep(300)' & ` +
+      `python3 -c 'import os, time; os.setpgid(0, 0); open("PIDFILE", "w").write(str(os.getpid())); time.sleep(300)' >/dev/null 2>&1 & ` +
         'while [ ! -e PIDFILE.go ]; do sleep 0.1; done; echo "step done"'
     )
     const main = startMain(s)
@@ -419,6 +419,31 @@ describe('every wait is bounded', () => {
     expect(result.stdout).toContain('orun left 1 process(es) running; they were stopped with it')
     expect(alive(pid)).toBe(false)
     expect(storedJob(s)?.status).toBe('success')
+  })
+
+  it('a child in its own process group holding the pipes keeps orun waiting, yet a cancel ends it in budget', async () => {
+    // Like Go's exec, orun waits for its step's output pipes to close: the job cannot end by itself.
+    const s = scenario(
+      'echo $$ > PIDFILE.sh; ' +
+        `python3 -c 'import os, time; os.setpgid(0, 0); open("PIDFILE", "w").write(str(os.getpid())); print("child up", flush=True); time.sleep(300)' & ` +
+        'while [ ! -e PIDFILE.go ]; do sleep 0.1; done; echo "step done"'
+    )
+    const main = startMain(s)
+    const pid = await until('the child to start', () => stepPid(s))
+    await until('the action to track the step', () => trackedSessions(main) > 1)
+    const shell = Number(readFileSync(`${s.pidFile}.sh`, 'utf8'))
+    writeFileSync(`${s.pidFile}.go`, '')
+    await until('the step to end, leaving its child', () => !alive(shell))
+    const cancelled = Date.now()
+    main.child.kill('SIGINT')
+    const result = await main.done
+    expect(result.endedAt - cancelled).toBeLessThan(7_500)
+    expect(result.outputs.status).toBe('failed')
+    expect(alive(pid)).toBe(false)
+    expect(storedJob(s)).toMatchObject({
+      status: 'failed',
+      lastError: expect.stringMatching(/cancelled/)
+    })
   })
 
   it('a child in its own process group that ignores SIGTERM does not hold up a cancel', async () => {
