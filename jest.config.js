@@ -9,6 +9,11 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }]
   },
   testTimeout: 60000,
+  // Coverage (npm test passes --coverage) counts what the in-process tests run of src/; the
+  // subprocess tests of the bundles in dist/ do not count. v8 coverage works with native ESM.
+  collectCoverageFrom: ['src/**/*.ts', '!src/**/index.ts', '!src/run/post-index.ts'],
+  coverageProvider: 'v8',
+  coverageReporters: ['text-summary', 'json-summary', ['text', { skipFull: true }]],
   reporters: ['default', '<rootDir>/scripts/closing-line-reporter.cjs'],
   verbose: false
 }
