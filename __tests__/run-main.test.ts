@@ -302,3 +302,61 @@ describe('post(): a job the main step claimed but never reported', () => {
     expect(server.requests.length).toBe(before)
   })
 })
+
+describe('run(): the plan and the run must match', () => {
+  it("refuses a plan-id that is not the plan file's", async () => {
+    given(sharedPlanText('single'), {
+      'run-id': freshRunId(),
+      job: 'solo@dev.smoke',
+      'plan-id': '000000000000'
+    })
+    await expect(run()).rejects.toThrow(
+      `Input 'plan-id' is '000000000000', but the plan file ${path.join(workspace, 'plan.json')} has plan id '5e0143d6b3b9'. Pass the plan job's 'plan-id' output together with its plan.`
+    )
+  })
+
+  it('refuses a run id the plan action made for another plan, without a request', async () => {
+    given(sharedPlanText('single'), { 'run-id': 'gha-1-1-0123456789ab', job: 'solo@dev.smoke' })
+    const before = server.requests.length
+    await expect(run()).rejects.toThrow(
+      "Run gha-1-1-0123456789ab is already used by a different plan (0123456789ab); this job's plan is 5e0143d6b3b9. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'."
+    )
+    expect(server.requests.length).toBe(before)
+  })
+
+  it('refuses a custom run id that the backend holds for another plan', async () => {
+    const runId = freshRunId()
+    await createRunAs(readerClient(), runId, sharedPlanText('remote-state-matrix'))
+    given(sharedPlanText('single'), { 'run-id': runId, job: 'solo@dev.smoke' })
+    await expect(run()).rejects.toThrow(
+      `Run ${runId} is already used by a different plan (905f6efbdd89); this job's plan is 5e0143d6b3b9.`
+    )
+    expect(executed()).toEqual([])
+  })
+
+  it('refuses a job that is not in the plan, naming some that are', async () => {
+    given(sharedPlanText('single'), { 'run-id': freshRunId(), job: 'nope@dev.smoke' })
+    await expect(run()).rejects.toThrow(
+      "Input 'job' is 'nope@dev.smoke', which is not in plan 5e0143d6b3b9 (jobs: solo@dev.smoke). Use job: ${{ matrix.job }} with the plan job's 'jobs' output."
+    )
+  })
+
+  it('refuses a slice of an environment the plan does not have', async () => {
+    given(sharedPlanText('single'), { 'run-id': freshRunId(), environments: 'prod' })
+    await expect(run()).rejects.toThrow(
+      "Input 'environments' names 'prod', which the plan does not have. The plan has: dev."
+    )
+  })
+
+  it('refuses a plan-file that cannot be read', async () => {
+    Object.assign(core.inputs, {
+      'backend-url': server.url,
+      'run-id': freshRunId(),
+      job: 'solo@dev.smoke',
+      'plan-file': 'missing.json'
+    })
+    await expect(run()).rejects.toThrow(
+      `Input 'plan-file' points to ${path.join(workspace, 'missing.json')}, which cannot be read`
+    )
+  })
+})
