@@ -269,13 +269,29 @@ describe('plan action with plan-file', () => {
     expect(result.outputs['plan-id']).toBe(planId)
     expect(result.outputs['run-id']).toBe(`gha-${DEFAULT_RUN_ID}-${DEFAULT_RUN_ATTEMPT}-${planId}`)
     expect(result.outputs['job-count']).toBe(String(count))
-    const expected = parsePlan(readFileSync(source, 'utf8'), source).order.map(job => ({
-      job: job.id,
-      env: job.environment,
-      component: job.component
-    }))
-    expect(JSON.parse(result.outputs.jobs)).toEqual(expected)
-    expect(JSON.parse(result.outputs.matrix)).toEqual({ include: expected })
+    // Expected from the raw file, not from the plan model under test: every job once, with its
+    // own environment and component, each after all of its dependencies.
+    const raw = JSON.parse(readFileSync(source, 'utf8')) as {
+      jobs: Array<{ id: string; environment: string; component: string; dependsOn?: string[] }>
+    }
+    const jobs = JSON.parse(result.outputs.jobs) as MatrixEntry[]
+    expect(jobs.map(entry => entry.job).sort()).toEqual(raw.jobs.map(job => job.id).sort())
+    const position = new Map(jobs.map((entry, index) => [entry.job, index]))
+    for (const job of raw.jobs) {
+      expect(jobs[position.get(job.id)!]).toEqual({
+        job: job.id,
+        env: job.environment,
+        component: job.component
+      })
+      for (const dep of job.dependsOn ?? []) {
+        expect(position.get(dep)!).toBeLessThan(position.get(job.id)!)
+      }
+    }
+    if (name !== 'wide-deep') {
+      // These fixtures list their jobs in a topological order already: it is kept.
+      expect(jobs.map(entry => entry.job)).toEqual(raw.jobs.map(job => job.id))
+    }
+    expect(JSON.parse(result.outputs.matrix)).toEqual({ include: jobs })
     // The plan file output is a byte-for-byte copy of the given one.
     expect(readFileSync(result.outputs['plan-file'], 'utf8')).toBe(readFileSync(source, 'utf8'))
   })

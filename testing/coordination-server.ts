@@ -142,16 +142,19 @@ export async function startCoordinationServer(
   options: CoordinationServerOptions = {}
 ): Promise<CoordinationServer> {
   let heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 300_000
+  const clock = options.now ?? Date.now
   const issuer = await OidcIssuer.create({
     audience: options.audience ?? 'orun',
     tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 300,
-    sessionTokens: options.sessionTokens ?? []
+    sessionTokens: options.sessionTokens ?? [],
+    clock
   })
   const rateLimiter = new RateLimiter(
-    options.rateLimit === undefined ? { burst: 20, perSecond: 5 } : options.rateLimit
+    options.rateLimit === undefined ? { burst: 20, perSecond: 5 } : options.rateLimit,
+    clock
   )
   const faults = new FaultInjector()
-  const store = new RunStore(() => heartbeatTimeoutMs)
+  const store = new RunStore(() => heartbeatTimeoutMs, clock)
   const requests: RecordedRequest[] = []
   const pendingTimers = new Set<NodeJS.Timeout>()
   let baseUrl = ''
@@ -263,7 +266,7 @@ export async function startCoordinationServer(
       path: rawPath,
       route: match.route,
       status: 0,
-      at: Date.now()
+      at: clock()
     }
     requests.push(record)
 

@@ -35,6 +35,8 @@ export interface IssuerOptions {
   audience: string
   tokenLifetimeSeconds: number
   sessionTokens: string[]
+  /** epoch ms */
+  clock: () => number
 }
 
 export class OidcIssuer {
@@ -47,6 +49,7 @@ export class OidcIssuer {
   private readonly audience: string
   private readonly sessionTokens: Set<string>
   private readonly keyGetter: ReturnType<typeof createLocalJWKSet>
+  private readonly clock: () => number
 
   private constructor(
     options: IssuerOptions,
@@ -58,6 +61,7 @@ export class OidcIssuer {
     this.tokenLifetimeSeconds = options.tokenLifetimeSeconds
     this.sessionTokens = new Set(options.sessionTokens)
     this.keyGetter = createLocalJWKSet(jwks)
+    this.clock = options.clock
   }
 
   static async create(options: IssuerOptions): Promise<OidcIssuer> {
@@ -69,7 +73,7 @@ export class OidcIssuer {
 
   async mint(opts: MintTokenOptions = {}): Promise<string> {
     const identity: Identity = { ...defaultIdentity, ...opts.identity }
-    const iat = Math.floor(Date.now() / 1000)
+    const iat = Math.floor(this.clock() / 1000)
     const payload: Record<string, unknown> = {
       jti: randomUUID(),
       sub: `repo:${identity.repository}:ref:refs/heads/main`,
@@ -165,7 +169,7 @@ export class OidcIssuer {
     if (Array.isArray(aud) ? !aud.includes(this.audience) : aud !== this.audience) {
       throw unauthorized('Invalid audience')
     }
-    const now = Math.floor(Date.now() / 1000)
+    const now = Math.floor(this.clock() / 1000)
     if (typeof payload.exp !== 'number' || payload.exp <= now) throw unauthorized('Token expired')
     if (typeof payload.iat !== 'number' || payload.iat > now + 60) {
       throw unauthorized('Token not yet valid')

@@ -14,7 +14,10 @@ interface Bucket {
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>()
 
-  constructor(private limit: RateLimit) {}
+  constructor(
+    private limit: RateLimit,
+    private readonly clock: () => number = Date.now
+  ) {}
 
   /** A new limit starts every namespace with a full bucket. */
   setLimit(limit: RateLimit): void {
@@ -35,7 +38,7 @@ export class RateLimiter {
   /** Takes one token of the namespace's bucket, or throws the 429. */
   consume(namespaceId: string): void {
     if (!this.limit) return
-    const now = Date.now()
+    const now = this.clock()
     let bucket = this.buckets.get(namespaceId)
     if (!bucket) {
       bucket = { tokens: this.limit.burst, lastRefill: now }

@@ -48,10 +48,6 @@ export interface Reply {
   text?: string
 }
 
-function nowIso(): string {
-  return new Date().toISOString()
-}
-
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -120,8 +116,18 @@ function requireJob(run: RunState, jobId: string): JobState {
 export class RunStore {
   private readonly runs = new Map<string, Map<string, RunState>>() // namespace -> runId -> run
 
-  /** @param heartbeatTimeoutMs read on every claim, so tests can change it on a live server */
-  constructor(private readonly heartbeatTimeoutMs: () => number) {}
+  /**
+   * @param heartbeatTimeoutMs read on every claim, so tests can change it on a live server
+   * @param clock the server's clock (epoch ms)
+   */
+  constructor(
+    private readonly heartbeatTimeoutMs: () => number,
+    private readonly clock: () => number = Date.now
+  ) {}
+
+  private nowIso(): string {
+    return new Date(this.clock()).toISOString()
+  }
 
   private runOf(namespaceId: string, runId: string): RunState | undefined {
     return this.runs.get(namespaceId)?.get(runId)
@@ -155,7 +161,7 @@ export class RunStore {
     const namespaceRuns = this.runs.get(caller.namespaceId) ?? new Map<string, RunState>()
     this.runs.set(caller.namespaceId, namespaceRuns)
     const existing = namespaceRuns.get(runId)
-    const now = nowIso()
+    const now = this.nowIso()
     if (existing) {
       if (existing.planChecksum !== plan.checksum) {
         throw new ApiError(409, 'CONFLICT', 'Run already exists with a different plan checksum')
@@ -203,7 +209,7 @@ export class RunStore {
   claim(ns: string, runId: string, jobId: string, runnerId: string): Reply {
     const run = this.requireCoordinator(ns, runId)
     const job = requireJob(run, jobId)
-    const now = nowIso()
+    const now = this.nowIso()
     if (job.status === 'pending') {
       const depStatuses = job.deps.map(dep => run.jobs.get(dep)?.status)
       if (depStatuses.some(s => s === 'failed')) {
@@ -224,7 +230,7 @@ export class RunStore {
       return { status: 200, json: { claimed: true } }
     }
     if (job.status === 'running') {
-      const age = job.heartbeatAt ? Date.now() - Date.parse(job.heartbeatAt) : Infinity
+      const age = job.heartbeatAt ? this.clock() - Date.parse(job.heartbeatAt) : Infinity
       if (age > this.heartbeatTimeoutMs()) {
         job.runnerId = runnerId
         job.heartbeatAt = now
@@ -243,7 +249,7 @@ export class RunStore {
     if (job.status !== 'running' || job.runnerId !== runnerId) {
       return { status: 200, json: { ok: false, abort: true } }
     }
-    job.heartbeatAt = nowIso()
+    job.heartbeatAt = this.nowIso()
     run.updatedAt = job.heartbeatAt
     return { status: 200, json: { ok: true } }
   }
@@ -264,7 +270,7 @@ export class RunStore {
     if (job.runnerId !== runnerId) {
       throw new ApiError(400, 'INVALID_REQUEST', 'Runner does not own this job')
     }
-    const now = nowIso()
+    const now = this.nowIso()
     job.status = status
     job.finishedAt = now
     job.lastError = typeof error === 'string' ? error : null

@@ -56,6 +56,11 @@ export interface CoordinationServerOptions {
   tokenLifetimeSeconds?: number
   sessionTokens?: string[]
   port?: number
+  /**
+   * The server's clock (epoch ms), default Date.now: heartbeat ages, token expiry, rate-limit
+   * refills and timestamps read it, so a test can move time on instead of sleeping.
+   */
+  now?: () => number
 }
 
 export interface StoredJobView {
