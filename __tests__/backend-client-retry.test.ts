@@ -11,7 +11,11 @@ import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient, BackendError } from '../src/backend/client.js'
 import { toBackendPlan } from '../src/backend/plan.js'
 import { parsePlan } from '../src/plan/model.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  IMMEDIATE_CONSISTENCY,
+  startCoordinationServer,
+  type CoordinationServer
+} from '../testing/coordination-server.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 
@@ -21,7 +25,7 @@ let server: CoordinationServer
 
 beforeAll(async () => {
   silenceWorkflowCommands()
-  server = await startCoordinationServer({ rateLimit: false })
+  server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
   Object.assign(process.env, server.tokenEnv())
 })
 

@@ -14,7 +14,11 @@ import { toBackendPlan } from '../src/backend/plan.js'
 import { UserError } from '../src/common/errors.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
 import { acquireJob, type AcquireContext } from '../src/run/acquire.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  IMMEDIATE_CONSISTENCY,
+  startCoordinationServer,
+  type CoordinationServer
+} from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
@@ -23,7 +27,7 @@ let server: CoordinationServer
 
 beforeAll(async () => {
   silenceWorkflowCommands()
-  server = await startCoordinationServer({ rateLimit: false })
+  server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
   Object.assign(process.env, server.tokenEnv())
 })
 

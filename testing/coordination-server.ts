@@ -38,11 +38,10 @@
  * | create: plan ids/deps are checked before the join check     | (so a bad plan is refused even for an existing run id)     |
  * | join (200) body                                             | `{runId, status:"running", createdAt: now}` (as the Worker)|
  * | different checksum on join                                  | 409 `Run already exists with a different plan checksum`    |
- * | unknown run on claim/heartbeat/update/runnable/jobs/        | 404 `Coordinator not initialized`                          |
- * |   job status/log upload/log read                            |                                                            |
+ * | unknown run on claim/heartbeat/update/runnable/job status   | 404 `Coordinator not initialized`                          |
  * | unknown run on `GET /v1/runs/:runId`                        | 404 `Run not found`                                        |
  * | unknown job (claim/heartbeat/update/status)                 | 404 `Job not found`                                        |
- * | log upload for a job id not in the plan                     | accepted (the live service does not check it)              |
+ * | log upload for an unknown run or a job id not in the plan   | accepted (the live service checks neither)                 |
  * | missing log                                                 | 404 `Log not found`                                        |
  * | missing runnerId / bad update status                        | 400 `Missing runnerId` / `Invalid status`                  |
  * | update order                                                | not running (`Job is not running (current: X)`) before     |
@@ -52,7 +51,17 @@
  * | run status rollup                                           | recomputed on update only (an empty plan stays running)    |
  * | GET run extra fields                                        | `namespace: {namespaceId, namespaceSlug}`, `finishedAt`    |
  * | jobDone / jobFailed                                         | number of `success` / `failed` jobs                        |
- * | run expiry (24 h)                                           | not modelled                                               |
+ * | run expiry (24 h)                                           | not modelled; `deleteRun()` removes a run as the cleanup   |
+ * |                                                             | does                                                       |
+ * | latency                                                     | every request waits `latencyMs` (default 15-40 ms, as      |
+ * |                                                             | measured against the service)                              |
+ * | a run just created                                          | for `initLagMs` (default 250 ms) every other route sees it |
+ * |                                                             | as unknown (claim 404 `Coordinator not initialized`)       |
+ * | log read after upload                                       | the previous version (or 404) for `logVisibilityMs`        |
+ * |                                                             | (default 1000 ms); `storedLog()` reads what was stored     |
+ * | `GET /v1/runs/:runId/jobs` of an unknown run                | 200 `{"jobs": []}` (as the service)                        |
+ * | request line longer than `maxUrlBytes` (default 8192)       | 431, plain text (the proxy's answer, no JSON envelope)     |
+ * | body larger than `maxBodyBytes` (default 100 MiB)           | 413, plain text                                            |
  *
  * Token endpoint (`GET /_oidc/token?<identity>&audience=X`, like GitHub's
  * ACTIONS_ID_TOKEN_REQUEST_URL): bearer must be the server's request token
@@ -85,6 +94,7 @@ import {
 
 export {
   GITHUB_ISSUER,
+  IMMEDIATE_CONSISTENCY,
   defaultIdentity,
   type CoordinationServer,
   type CoordinationServerOptions,
@@ -143,6 +153,11 @@ export async function startCoordinationServer(
 ): Promise<CoordinationServer> {
   let heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 300_000
   const clock = options.now ?? Date.now
+  let latencyMs = options.latencyMs === undefined ? { min: 15, max: 40 } : options.latencyMs
+  let initLagMs = options.initLagMs ?? 250
+  let logVisibilityMs = options.logVisibilityMs ?? 1000
+  const maxUrlBytes = options.maxUrlBytes ?? 8192
+  const maxBodyBytes = options.maxBodyBytes ?? 100 * 1024 * 1024
   const issuer = await OidcIssuer.create({
     audience: options.audience ?? 'orun',
     tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 300,
@@ -154,7 +169,10 @@ export async function startCoordinationServer(
     clock
   )
   const faults = new FaultInjector()
-  const store = new RunStore(() => heartbeatTimeoutMs, clock)
+  const store = new RunStore(() => heartbeatTimeoutMs, clock, {
+    initLagMs: () => initLagMs,
+    logVisibilityMs: () => logVisibilityMs
+  })
   const requests: RecordedRequest[] = []
   const pendingTimers = new Set<NodeJS.Timeout>()
   let baseUrl = ''
@@ -298,8 +316,27 @@ export async function startCoordinationServer(
       return
     }
     if (fault?.kind === 'delay') await sleep(fault.ms)
+    if (latencyMs) await sleep(latencyMs.min + Math.random() * (latencyMs.max - latencyMs.min))
+    // The service's proxy refuses oversized requests before the Worker sees them.
+    if (Buffer.byteLength(rawUrl) > maxUrlBytes) {
+      await readBody(req)
+      send(res, record, {
+        status: 431,
+        text: 'Request Header Fields Too Large',
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }
+      })
+      return
+    }
 
     const rawBody = await readBody(req)
+    if (rawBody.length > maxBodyBytes) {
+      send(res, record, {
+        status: 413,
+        text: 'Payload Too Large',
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }
+      })
+      return
+    }
     try {
       send(res, record, await dispatch(req, match, query, rawBody, record))
     } catch (error) {
@@ -362,10 +399,23 @@ export async function startCoordinationServer(
       if (patch.heartbeatTimeoutMs !== undefined) heartbeatTimeoutMs = patch.heartbeatTimeoutMs
       if (patch.tokenLifetimeSeconds !== undefined)
         issuer.tokenLifetimeSeconds = patch.tokenLifetimeSeconds
+      if (patch.latencyMs !== undefined) latencyMs = patch.latencyMs
+      if (patch.initLagMs !== undefined) initLagMs = patch.initLagMs
+      if (patch.logVisibilityMs !== undefined) logVisibilityMs = patch.logVisibilityMs
       if (patch.rateLimit !== undefined) rateLimiter.setLimit(patch.rateLimit)
     },
     jobsOf(runId, namespace) {
       return store.jobsOf(runId, namespace, defaultIdentity.repository_id)
+    },
+    storedLog(runId, jobId, namespace) {
+      return store.storedLog(runId, jobId, namespace, defaultIdentity.repository_id)
+    },
+    async whenVisible(runId, namespace) {
+      const wait = store.msUntilVisible(runId, namespace, defaultIdentity.repository_id)
+      if (wait > 0) await sleep(wait)
+    },
+    deleteRun(runId, namespace) {
+      return store.deleteRun(runId, namespace, defaultIdentity.repository_id)
     },
     close() {
       for (const timer of pendingTimers) clearTimeout(timer)

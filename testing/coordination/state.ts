@@ -1,6 +1,7 @@
 /**
  * The coordinator's state machine: runs per namespace, their jobs, claims (dependency gate,
- * duplicate, takeover), heartbeats, updates with the run rollup, and stored logs.
+ * duplicate, takeover), heartbeats, updates with the run rollup, and stored logs, with the
+ * service's eventual consistency (a new run's init lag, a new log's read lag).
  */
 import { randomUUID } from 'node:crypto'
 import { ApiError } from './api-error.js'
@@ -31,7 +32,21 @@ interface RunState {
   updatedAt: string
   finishedAt: string | null
   jobs: Map<string, JobState>
-  logs: Map<string, string>
+  /** Clock time from which routes other than create see the run. */
+  visibleAt: number
+}
+
+interface StoredLog {
+  text: string
+  /** What a read answers until visibleAt: the previous upload, or nothing. */
+  previous: string | undefined
+  visibleAt: number
+}
+
+/** The lags of the service, read on every use so tests can change them on a live server. */
+export interface Consistency {
+  initLagMs: () => number
+  logVisibilityMs: () => number
 }
 
 /** Who asks: the namespace is the repository id. */
@@ -107,6 +122,8 @@ function buildJobs(rawJobs: unknown[]): Map<string, JobState> {
   return jobs
 }
 
+const logKey = (ns: string, runId: string, jobId: string) => `${ns}/${runId}/${jobId}`
+
 function requireJob(run: RunState, jobId: string): JobState {
   const job = run.jobs.get(jobId)
   if (!job) throw new ApiError(404, 'NOT_FOUND', 'Job not found')
@@ -115,6 +132,8 @@ function requireJob(run: RunState, jobId: string): JobState {
 
 export class RunStore {
   private readonly runs = new Map<string, Map<string, RunState>>() // namespace -> runId -> run
+  // Log storage is apart from the runs: the service checks an upload against neither run nor job.
+  private readonly logs = new Map<string, StoredLog>() // `${namespace}/${runId}/${jobId}` -> log
 
   /**
    * @param heartbeatTimeoutMs read on every claim, so tests can change it on a live server
@@ -122,7 +141,8 @@ export class RunStore {
    */
   constructor(
     private readonly heartbeatTimeoutMs: () => number,
-    private readonly clock: () => number = Date.now
+    private readonly clock: () => number = Date.now,
+    private readonly consistency: Consistency = { initLagMs: () => 0, logVisibilityMs: () => 0 }
   ) {}
 
   private nowIso(): string {
@@ -133,8 +153,14 @@ export class RunStore {
     return this.runs.get(namespaceId)?.get(runId)
   }
 
-  private requireCoordinator(namespaceId: string, runId: string): RunState {
+  /** A run as the routes other than create see it: not yet while it initialises. */
+  private visibleRun(namespaceId: string, runId: string): RunState | undefined {
     const run = this.runOf(namespaceId, runId)
+    return run && this.clock() >= run.visibleAt ? run : undefined
+  }
+
+  private requireCoordinator(namespaceId: string, runId: string): RunState {
+    const run = this.visibleRun(namespaceId, runId)
     if (!run) throw new ApiError(404, 'NOT_FOUND', 'Coordinator not initialized')
     return run
   }
@@ -178,13 +204,13 @@ export class RunStore {
       updatedAt: now,
       finishedAt: null,
       jobs,
-      logs: new Map()
+      visibleAt: this.clock() + this.consistency.initLagMs()
     })
     return { status: 201, json: { runId, status: 'running', createdAt: now } }
   }
 
   getRun(ns: string, runId: string): Reply {
-    const run = this.runOf(ns, runId)
+    const run = this.visibleRun(ns, runId)
     if (!run) throw new ApiError(404, 'NOT_FOUND', 'Run not found')
     const jobs = [...run.jobs.values()]
     return {
@@ -292,8 +318,9 @@ export class RunStore {
   }
 
   listJobs(ns: string, runId: string): Reply {
-    const run = this.requireCoordinator(ns, runId)
-    const jobs = [...run.jobs.values()].map(j => ({ ...publicJob(j), logRef: null }))
+    // The service answers an unknown run with an empty list, not 404.
+    const run = this.visibleRun(ns, runId)
+    const jobs = [...(run?.jobs.values() ?? [])].map(j => ({ ...publicJob(j), logRef: null }))
     return { status: 200, json: { jobs } }
   }
 
@@ -302,24 +329,39 @@ export class RunStore {
   }
 
   uploadLog(ns: string, runId: string, jobId: string, log: string): Reply {
-    const run = this.requireCoordinator(ns, runId)
-    run.logs.set(jobId, log)
+    const now = this.clock()
+    const key = logKey(ns, runId, jobId)
+    const before = this.logs.get(key)
+    this.logs.set(key, {
+      text: log,
+      previous: before && now >= before.visibleAt ? before.text : before?.previous,
+      visibleAt: now + this.consistency.logVisibilityMs()
+    })
     return { status: 200, json: { ok: true, logRef: `${ns}/runs/${runId}/logs/${jobId}.log` } }
   }
 
   readLog(ns: string, runId: string, jobId: string): Reply {
-    const log = this.requireCoordinator(ns, runId).logs.get(jobId)
+    const stored = this.logs.get(logKey(ns, runId, jobId))
+    const log = stored && (this.clock() >= stored.visibleAt ? stored.text : stored.previous)
     if (log === undefined) throw new ApiError(404, 'NOT_FOUND', 'Log not found')
     return { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, text: log }
   }
 
+  /** A run by id in the given namespace, else the default one, else any (tests rarely care). */
+  private findRun(
+    runId: string,
+    namespace: string | undefined,
+    defaultNamespace: string
+  ): RunState | undefined {
+    return namespace !== undefined
+      ? this.runOf(namespace, runId)
+      : (this.runOf(defaultNamespace, runId) ??
+          [...this.runs.values()].find(m => m.has(runId))?.get(runId))
+  }
+
   /** Read-only view for tests and the demo; without a namespace, the default one, then any. */
   jobsOf(runId: string, namespace: string | undefined, defaultNamespace: string): StoredJobView[] {
-    const run =
-      namespace !== undefined
-        ? this.runOf(namespace, runId)
-        : (this.runOf(defaultNamespace, runId) ??
-          [...this.runs.values()].find(m => m.has(runId))?.get(runId))
+    const run = this.findRun(runId, namespace, defaultNamespace)
     if (!run) return []
     return [...run.jobs.values()].map(j => ({
       jobId: j.jobId,
@@ -330,5 +372,34 @@ export class RunStore {
       lastError: j.lastError,
       claims: j.claims
     }))
+  }
+
+  /** The log as stored by the last upload, without the read lag. */
+  storedLog(
+    runId: string,
+    jobId: string,
+    namespace: string | undefined,
+    defaultNamespace: string
+  ): string | undefined {
+    const run = this.findRun(runId, namespace, defaultNamespace)
+    return this.logs.get(logKey(run?.namespaceId ?? namespace ?? defaultNamespace, runId, jobId))
+      ?.text
+  }
+
+  /** How long until a created run is visible to every route (0 when it is); throws when unknown. */
+  msUntilVisible(runId: string, namespace: string | undefined, defaultNamespace: string): number {
+    const run = this.findRun(runId, namespace, defaultNamespace)
+    if (!run) throw new Error(`run ${runId} was never created`)
+    return Math.max(0, run.visibleAt - this.clock())
+  }
+
+  /** Removes a run and its logs, as the service's cleanup does. */
+  deleteRun(runId: string, namespace: string | undefined, defaultNamespace: string): boolean {
+    const run = this.findRun(runId, namespace, defaultNamespace)
+    if (!run) return false
+    for (const key of this.logs.keys()) {
+      if (key.startsWith(`${run.namespaceId}/${runId}/`)) this.logs.delete(key)
+    }
+    return this.runs.get(run.namespaceId)!.delete(runId)
   }
 }

@@ -51,6 +51,14 @@ export interface RecordedRequest {
 
 export interface CoordinationServerOptions {
   audience?: string
+  /** Per-request latency, uniformly drawn; false for none. Default 15-40 ms, as measured. */
+  latencyMs?: { min: number; max: number } | false
+  /** How long a freshly created run stays invisible to every route but create. Default 250 ms. */
+  initLagMs?: number
+  /** How long a log read still answers the previous version after an upload. Default 1000 ms. */
+  logVisibilityMs?: number
+  maxUrlBytes?: number
+  maxBodyBytes?: number
   heartbeatTimeoutMs?: number
   rateLimit?: { burst: number; perSecond: number } | false
   tokenLifetimeSeconds?: number
@@ -86,11 +94,25 @@ export interface CoordinationServer {
   clearFaults(): void
   setOptions(
     patch: Partial<
-      Pick<CoordinationServerOptions, 'heartbeatTimeoutMs' | 'rateLimit' | 'tokenLifetimeSeconds'>
+      Pick<
+        CoordinationServerOptions,
+        | 'heartbeatTimeoutMs'
+        | 'rateLimit'
+        | 'tokenLifetimeSeconds'
+        | 'latencyMs'
+        | 'initLagMs'
+        | 'logVisibilityMs'
+      >
     >
   ): void
   /** read-only view for tests/demo: the stored jobs of a run */
   jobsOf(runId: string, namespace?: string): StoredJobView[]
+  /** The log as stored by the last upload, without the read-after-write lag of `GET logs`. */
+  storedLog(runId: string, jobId: string, namespace?: string): string | undefined
+  /** Resolves once a created run is visible to every route (its init lag has passed). */
+  whenVisible(runId: string, namespace?: string): Promise<void>
+  /** Removes a run, as the service's cleanup does about 24 h after it finished. */
+  deleteRun(runId: string, namespace?: string): boolean
   close(): Promise<void>
 }
 
@@ -104,6 +126,12 @@ export interface MintTokenOptions {
   claims?: Record<string, unknown>
   signWithForeignKey?: boolean
 }
+
+/**
+ * For protocol-level tests that count requests exactly: no lag before a new run or
+ * a new log is visible. Tests of whole runners keep the service's lags (the default).
+ */
+export const IMMEDIATE_CONSISTENCY = { initLagMs: 0, logVisibilityMs: 0 } as const
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com'
 /** The claims that identify a repository; the server's namespace is repository_id. */
