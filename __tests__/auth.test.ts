@@ -56,7 +56,6 @@ function useOidc(target: CoordinationServer = server): void {
   Object.assign(process.env, target.tokenEnv())
 }
 
-
 const plan = {
   checksum: 'authtest',
   version: 'sourceplane.io/v1',
