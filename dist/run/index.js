@@ -32583,8 +32583,9 @@ function toBackendPlan(plan, planId, createdAt) {
         createdAt: createdAt ?? nowIso(),
         jobs: plan.jobs.map(job => ({
             jobId: job.id,
-            // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-            component: job.component ?? job.id.split('@')[0],
+            // Read from the field, never taken apart from the id: its format changed
+            // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+            component: job.component ?? '',
             deps: [...(job.dependsOn ?? [])],
             steps: (job.steps ?? []).map(toBackendStep)
         }))
@@ -33502,6 +33503,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -33520,9 +33522,16 @@ async function getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -33548,6 +33557,18 @@ async function compilePlan(binary, options) {
         throw new UserError(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if (existsSync(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
 /** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
 async function runSupportsLocalFlag(binary) {
@@ -34317,8 +34338,47 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `ORUN_SECRET_${key}` : undefined
+        };
+    });
+}
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
@@ -35302,6 +35362,7 @@ function checkedJob(plan, jobId) {
     const sample = [...plan.byId.keys()].slice(0, 5).join(', ');
     throw new errors/* UserError */.yo(`Input 'job' is '${jobId}', which is not in plan ${plan.id} (jobs: ${sample}${plan.byId.size > 5 ? ', ...' : ''}). Use job: \${{ matrix.job }} with the plan job's 'jobs' output.`);
 }
+/** Also used by the status action, whose inputs name the plan the same way. */
 async function loadPlan(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
