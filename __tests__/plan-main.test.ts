@@ -62,13 +62,22 @@ beforeEach(() => {
   delete process.env.ORUN_BACKEND_URL
 })
 
+// An old-shape plan (sourceplane.io/v1): no check names or runners in the plan, so the entry's
+// name is made from its parts and runs-on is left to the workflow.
+const entry = (component: string, env: string) => ({
+  job: `${component}@${env}.smoke`,
+  env,
+  component,
+  name: `${component} · ${env} · smoke`,
+  'runs-on': ''
+})
 const REMOTE_STATE_JOBS = [
-  { job: 'foundation@dev.smoke', env: 'dev', component: 'foundation' },
-  { job: 'api@dev.smoke', env: 'dev', component: 'api' },
-  { job: 'web@dev.smoke', env: 'dev', component: 'web' },
-  { job: 'foundation@stage.smoke', env: 'stage', component: 'foundation' },
-  { job: 'api@stage.smoke', env: 'stage', component: 'api' },
-  { job: 'web@stage.smoke', env: 'stage', component: 'web' }
+  entry('foundation', 'dev'),
+  entry('api', 'dev'),
+  entry('web', 'dev'),
+  entry('foundation', 'stage'),
+  entry('api', 'stage'),
+  entry('web', 'stage')
 ]
 
 describe('run(): a given plan file', () => {
@@ -138,7 +147,7 @@ describe('run(): a given plan file', () => {
     await run()
 
     expect(core.logged(core.warning)).toEqual([
-      "'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed' and 'args' are ignored."
+      "'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored."
     ])
   })
 })
@@ -158,11 +167,16 @@ describe('run(): compiling with orun', () => {
 
     await run()
 
-    expect(JSON.parse(core.outputs.jobs)).toEqual([
-      { job: 'foundation@stage.smoke', env: 'stage', component: 'foundation' },
-      { job: 'api@stage.smoke', env: 'stage', component: 'api' },
-      { job: 'web@stage.smoke', env: 'stage', component: 'web' }
-    ])
+    // orun 2.54 ids (component.environment.job), check names and runners from the plan.
+    expect(JSON.parse(core.outputs.jobs)).toEqual(
+      ['foundation', 'api', 'web'].map(component => ({
+        job: `${component}.stage.smoke`,
+        env: 'stage',
+        component,
+        name: `${component} · stage · Smoke`,
+        'runs-on': 'ubuntu-latest'
+      }))
+    )
     expect(core.group).toHaveBeenCalledTimes(1)
     expect(String(core.group.mock.calls[0][0])).toMatch(/^orun plan \(orun 2\.54\.0\)$/)
   })
