@@ -3,6 +3,7 @@ import { HttpClient } from '@actions/http-client'
 import { decodeJwt } from 'jose'
 import { UserError, errorMessage } from '../common/errors.js'
 import { scaledBudget, withRetry, type Sleep } from '../common/retry.js'
+import { ID_TOKEN_PERMISSION } from '../common/error-messages.js'
 import { formatDuration, preview } from './errors.js'
 
 export interface TokenSource {
@@ -184,7 +185,7 @@ export function createTokenSource(options: AuthOptions = {}): TokenSource {
     core.notice(
       'orun-backend: no GitHub OIDC token is available, so a static token is used. ' +
         'The live orun-backend accepts static tokens only on read routes (run, jobs, job status, logs); ' +
-        'claim, heartbeat, update, runnable and log upload need OIDC (permissions: id-token: write).'
+        `claim, heartbeat, update, runnable and log upload need OIDC (${ID_TOKEN_PERMISSION}).`
     )
     return new StaticTokenSource(staticToken)
   }

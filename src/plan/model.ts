@@ -1,4 +1,5 @@
 import { UserError } from '../common/errors.js'
+import { RECOMPILE_PLAN } from '../common/error-messages.js'
 
 /**
  * The orun plan file (see orun-cli.md) and the DAG built from it. Only the
@@ -76,7 +77,7 @@ export function planIdFromChecksum(checksum: string): string {
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.'
+const recompile = RECOMPILE_PLAN
 
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
 export function parsePlan(text: string, source: string): Plan {
