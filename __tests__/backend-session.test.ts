@@ -37,7 +37,7 @@ describe('explainBackendError', () => {
     [
       503,
       'HTTP_503',
-      `The backend answered 503 HTTP_503 "refused" while joining run r1, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url', then re-run the job.`
+      `The backend answered 503 HTTP_503 "refused" while joining run r1, through every retry: the backend (or a proxy in front of it) is failing. Check the service's health at 'backend-url' (GET / answers {"status":"ok"}), then re-run the job.`
     ]
   ])('%i %s says what to fix', (status, code, message) => {
     const explained = explainBackendError(answer(status, code), 'joining run r1')
@@ -51,7 +51,37 @@ describe('explainBackendError', () => {
       'reading run r1'
     )
     expect((explained as UserError).message).toBe(
-      "Could not reach the backend while reading run r1: connect ECONNREFUSED 127.0.0.1:9. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY."
+      "Could not reach the backend while reading run r1: connect ECONNREFUSED 127.0.0.1:9. Check that the service at 'backend-url' (or ORUN_BACKEND_URL) is up and that the URL is right; on self-hosted runners also check HTTPS_PROXY/NO_PROXY. Then re-run the job."
+    )
+  })
+
+  it('says for how long a call was retried before it gave up', () => {
+    const error = answer(0, 'NETWORK', 'connect ECONNREFUSED 127.0.0.1:9')
+    error.attempts = 41
+    error.triedForMs = 300_400
+    expect((explainBackendError(error, 'reading run r1') as UserError).message).toMatch(
+      /^Could not reach the backend while reading run r1, after 41 attempts over 5m 0s: connect/
+    )
+  })
+
+  it('a 404 on POST /v1/runs means the URL is not orun-backend', () => {
+    const explained = explainBackendError(answer(404, 'NOT_FOUND', 'Not found'), 'joining run r1')
+    expect((explained as UserError).message).toBe(
+      "The backend URL does not look like orun-backend: POST /v1/runs answered 404 (Not found) while joining run r1. Check 'backend-url' (or ORUN_BACKEND_URL): it must be the service's base URL, without a path prefix such as /api or /v1 unless the service is mounted there."
+    )
+  })
+
+  it('a 431 or 413 names the id that is too long', () => {
+    const tooLong = new BackendError({
+      status: 431,
+      code: 'BAD_RESPONSE',
+      endpoint: 'POST /v1/runs/{runId}/jobs/{jobId}/claim',
+      message: 'HTTP 431 with an empty body instead of a JSON error'
+    })
+    const jobId = `${'x'.repeat(5000)}@dev.smoke`
+    const explained = explainBackendError(tooLong, 'claiming', { runId: 'gha-1-1-abc', jobId })
+    expect((explained as UserError).message).toContain(
+      `the job id '${'x'.repeat(40)}…' (5010 characters) is longer than the backend or its proxy accepts`
     )
   })
 
@@ -66,7 +96,12 @@ describe('explainBackendError', () => {
   })
 
   it('leaves answers no input can fix, and other errors, as they are', () => {
-    const notFound = answer(404, 'NOT_FOUND')
+    const notFound = new BackendError({
+      status: 404,
+      code: 'NOT_FOUND',
+      endpoint: 'GET /v1/runs/{runId}',
+      message: 'Run not found'
+    })
     expect(explainBackendError(notFound, 'claiming')).toBe(notFound)
     const bug = new TypeError('x is undefined')
     expect(explainBackendError(bug, 'claiming')).toBe(bug)

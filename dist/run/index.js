@@ -36552,7 +36552,9 @@ async function run() {
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
     if (failure)
         throw failure;
-    if (cancel.signal.aborted && incomplete) {
+    // A cancel that came after every job was reported changed nothing and fails nothing.
+    const cancelledJob = results.some(r => r.status === 'failed' && r.detail?.startsWith('cancelled'));
+    if (cancel.signal.aborted && (incomplete || cancelledJob)) {
         const pending = inFlight.jobs.filter(job => job.outcome && !job.reported).length;
         throw new errors/* UserError */.yo(pending
             ? 'The run was cancelled; the post step reports the claimed job(s) as failed (cancelled).'

@@ -157,7 +157,9 @@ export async function run(): Promise<void> {
   )
 
   if (failure) throw failure
-  if (cancel.signal.aborted && incomplete) {
+  // A cancel that came after every job was reported changed nothing and fails nothing.
+  const cancelledJob = results.some(r => r.status === 'failed' && r.detail?.startsWith('cancelled'))
+  if (cancel.signal.aborted && (incomplete || cancelledJob)) {
     const pending = inFlight.jobs.filter(job => job.outcome && !job.reported).length
     throw new UserError(
       pending
