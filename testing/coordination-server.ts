@@ -52,7 +52,7 @@
  * | run status rollup                                           | recomputed on update only (an empty plan stays running)    |
  * | GET run extra fields                                        | `namespace: {namespaceId, namespaceSlug}`, `finishedAt`    |
  * | jobDone / jobFailed                                         | number of `success` / `failed` jobs                        |
- * | run expiry (24 h)                                           | not modelled                                               |
+ * | run expiry (24 h)                                           | not automatic: `deleteRun()` removes a run, as the cleanup |
  *
  * Token endpoint (`GET /_oidc/token?<identity>&audience=X`, like GitHub's
  * ACTIONS_ID_TOKEN_REQUEST_URL): bearer must be the server's request token
@@ -165,6 +165,11 @@ export interface CoordinationServer {
   ): void
   /** read-only view for tests/demo: the stored jobs of a run */
   jobsOf(runId: string, namespace?: string): StoredJobView[]
+  /**
+   * Admin: forgets a run, as the live service's scheduled cleanup does about 24 h
+   * after a run finishes. Returns whether there was such a run.
+   */
+  deleteRun(runId: string, namespace?: string): boolean
   close(): Promise<void>
 }
 
@@ -991,6 +996,9 @@ export async function startCoordinationServer(
         lastError: j.lastError,
         claims: j.claims
       }))
+    },
+    deleteRun(runId, namespace = defaultIdentity.repository_id) {
+      return runs.get(namespace)?.delete(runId) ?? false
     },
     close() {
       for (const timer of pendingTimers) clearTimeout(timer)

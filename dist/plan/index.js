@@ -31657,7 +31657,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(63907);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(15712);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31667,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 63907:
+/***/ 15712:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31684,6 +31684,43 @@ var external_node_fs_ = __nccwpck_require__(73024);
 var external_node_path_ = __nccwpck_require__(76760);
 // EXTERNAL MODULE: ./src/common/errors.ts
 var errors = __nccwpck_require__(71922);
+;// CONCATENATED MODULE: ./src/common/attempt.ts
+/**
+ * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
+ * workflow run as a new attempt (GITHUB_RUN_ATTEMPT 2, 3, ...) of the same run
+ * id, so each attempt needs a backend run of its own: a failed job stays failed
+ * in the run of the attempt that failed it.
+ *
+ * - Ids made by the plan action, `gha-<run>-<attempt>-<plan>`, carry the attempt.
+ * - A custom id `X` is the run of attempt 1; attempt N > 1 works in `X-aN`.
+ *   The plan action applies the same rule to its 'run-id' input, so its output
+ *   always names the attempt in which the plan job last ran.
+ */
+/** This workflow run's attempt (1 when not on GitHub Actions). */
+function currentAttempt() {
+    const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
+    return Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+}
+const planActionId = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/;
+const customAttemptSuffix = /^(.+)-a([1-9]\d*)$/;
+function parseRunId(runId) {
+    const derived = planActionId.exec(runId);
+    if (derived) {
+        const [, run, attempt, plan] = derived;
+        return { attempt: Number(attempt), forAttempt: n => `gha-${run}-${n}-${plan}` };
+    }
+    const suffixed = customAttemptSuffix.exec(runId);
+    const base = suffixed ? suffixed[1] : runId;
+    return {
+        attempt: suffixed ? Number(suffixed[2]) : 1,
+        forAttempt: n => customRunId(base, n)
+    };
+}
+/** The run id of attempt `attempt` for a custom 'run-id': the id itself in attempt 1. */
+function customRunId(custom, attempt) {
+    return attempt > 1 ? `${custom}-a${attempt}` : custom;
+}
+
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
 ;// CONCATENATED MODULE: ./src/common/runner.ts
@@ -34151,6 +34188,7 @@ function readPlanInputs() {
         token: getString('github-token') || undefined,
         upload: getBoolean('upload', true),
         artifactName: getString('artifact-name') || undefined,
+        artifactRetentionDays: getRetentionDays(),
         backendUrl: getString('backend-url') || undefined,
         audience: getString('audience', 'orun'),
         backendToken: getString('token') || undefined
@@ -34160,6 +34198,17 @@ function readPlanInputs() {
         lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed' and 'args' are ignored.");
     }
     return inputs;
+}
+/** Optional: 1-90 days; empty keeps the repository's artifact retention. */
+function getRetentionDays() {
+    const raw = getString('artifact-retention-days');
+    if (!raw)
+        return undefined;
+    const days = Number(raw);
+    if (!Number.isInteger(days) || days < 1 || days > 90) {
+        throw new errors/* UserError */.yo(`Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`);
+    }
+    return days;
 }
 
 ;// CONCATENATED MODULE: ./src/plan/model.ts
@@ -34449,23 +34498,38 @@ function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
 /** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-async function uploadPlanArtifact(planFile, name) {
+async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
+    const client = await artifactClient();
+    const upload = () => client.uploadArtifact(name, [planFile], (0,external_node_path_.dirname)(planFile), {
+        retentionDays: options.retentionDays
+    });
     try {
-        // A plan is only needed while this workflow run lasts.
-        await (await artifactClient()).uploadArtifact(name, [planFile], (0,external_node_path_.dirname)(planFile), {
-            retentionDays: 1
-        });
+        try {
+            await upload();
+        }
+        catch (error) {
+            // Artifacts outlive attempts: re-running the plan job ("Re-run all jobs") meets the
+            // plan it uploaded before under a fixed 'artifact-name'. This attempt's plan replaces it.
+            if (!(options.attempt > 1 && isConflict(error)))
+                throw error;
+            lib_core/* info */.pq(`Artifact '${name}' holds the plan of an earlier attempt of this workflow run: replacing it with this attempt's plan.`);
+            await client.deleteArtifact(name);
+            await upload();
+        }
     }
     catch (error) {
         const message = (0,errors/* errorMessage */.gJ)(error);
-        if (/conflict|already exists/i.test(message)) {
+        if (isConflict(error)) {
             throw new errors/* UserError */.yo(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
-                "Give each plan step its own 'artifact-name', or 'run-id'.");
+                "Two plan steps upload under the same name: give each its own 'artifact-name', or 'run-id'.");
         }
         throw new errors/* UserError */.yo(`Uploading the plan as artifact '${name}' failed: ${message}`);
     }
     lib_core/* info */.pq(`Plan uploaded as artifact '${name}'.`);
+}
+function isConflict(error) {
+    return /conflict|already exists/i.test((0,errors/* errorMessage */.gJ)(error));
 }
 /** Downloads the plan artifact into dir and returns the plan file's path. */
 async function downloadPlanArtifact(name, dir) {
@@ -34506,6 +34570,7 @@ function requireRuntime(what, alternative) {
 
 
 
+
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
 async function run() {
     const inputs = readPlanInputs();
@@ -34518,13 +34583,18 @@ async function run() {
         throw new errors/* UserError */.yo(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
             "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
     }
-    const runId = inputs.runId ?? defaultRunId(plan.id);
+    // A custom id gets a per-attempt suffix from attempt 2 on, so "Re-run all jobs" starts a
+    // fresh run and the run action can tell which attempt ran the plan job.
+    const runId = inputs.runId ? customRunId(inputs.runId, currentAttempt()) : defaultRunId(plan.id);
     const artifactName = inputs.artifactName ?? defaultArtifactName(runId);
     const jobs = matrixEntries(plan);
     if (!jobs.length)
         lib_core/* notice */.lm('The plan has no jobs: nothing to run. The jobs output is [].');
     if (inputs.upload && jobs.length)
-        await uploadPlanArtifact(planFile, artifactName);
+        await uploadPlanArtifact(planFile, artifactName, {
+            attempt: currentAttempt(),
+            retentionDays: inputs.artifactRetentionDays
+        });
     if (backendUrl && jobs.length) {
         // Creating the run here makes a misconfigured backend or auth fail once, in this job.
         const { client } = connectBackend({

@@ -31657,7 +31657,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87966);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(20957);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31667,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 87966:
+/***/ 20957:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32637,6 +32637,43 @@ function explainBackendError(error, doing) {
             }
             return error;
     }
+}
+
+;// CONCATENATED MODULE: ./src/common/attempt.ts
+/**
+ * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
+ * workflow run as a new attempt (GITHUB_RUN_ATTEMPT 2, 3, ...) of the same run
+ * id, so each attempt needs a backend run of its own: a failed job stays failed
+ * in the run of the attempt that failed it.
+ *
+ * - Ids made by the plan action, `gha-<run>-<attempt>-<plan>`, carry the attempt.
+ * - A custom id `X` is the run of attempt 1; attempt N > 1 works in `X-aN`.
+ *   The plan action applies the same rule to its 'run-id' input, so its output
+ *   always names the attempt in which the plan job last ran.
+ */
+/** This workflow run's attempt (1 when not on GitHub Actions). */
+function currentAttempt() {
+    const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
+    return Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+}
+const planActionId = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/;
+const customAttemptSuffix = /^(.+)-a([1-9]\d*)$/;
+function parseRunId(runId) {
+    const derived = planActionId.exec(runId);
+    if (derived) {
+        const [, run, attempt, plan] = derived;
+        return { attempt: Number(attempt), forAttempt: n => `gha-${run}-${n}-${plan}` };
+    }
+    const suffixed = customAttemptSuffix.exec(runId);
+    const base = suffixed ? suffixed[1] : runId;
+    return {
+        attempt: suffixed ? Number(suffixed[2]) : 1,
+        forAttempt: n => customRunId(base, n)
+    };
+}
+/** The run id of attempt `attempt` for a custom 'run-id': the id itself in attempt 1. */
+function customRunId(custom, attempt) {
+    return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
 
 // EXTERNAL MODULE: external "node:fs"
@@ -35160,23 +35197,38 @@ function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
 /** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-async function uploadPlanArtifact(planFile, name) {
+async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
+    const client = await artifactClient();
+    const upload = () => client.uploadArtifact(name, [planFile], dirname(planFile), {
+        retentionDays: options.retentionDays
+    });
     try {
-        // A plan is only needed while this workflow run lasts.
-        await (await artifactClient()).uploadArtifact(name, [planFile], dirname(planFile), {
-            retentionDays: 1
-        });
+        try {
+            await upload();
+        }
+        catch (error) {
+            // Artifacts outlive attempts: re-running the plan job ("Re-run all jobs") meets the
+            // plan it uploaded before under a fixed 'artifact-name'. This attempt's plan replaces it.
+            if (!(options.attempt > 1 && isConflict(error)))
+                throw error;
+            core.info(`Artifact '${name}' holds the plan of an earlier attempt of this workflow run: replacing it with this attempt's plan.`);
+            await client.deleteArtifact(name);
+            await upload();
+        }
     }
     catch (error) {
         const message = errorMessage(error);
-        if (/conflict|already exists/i.test(message)) {
+        if (isConflict(error)) {
             throw new UserError(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
-                "Give each plan step its own 'artifact-name', or 'run-id'.");
+                "Two plan steps upload under the same name: give each its own 'artifact-name', or 'run-id'.");
         }
         throw new UserError(`Uploading the plan as artifact '${name}' failed: ${message}`);
     }
     core.info(`Plan uploaded as artifact '${name}'.`);
+}
+function isConflict(error) {
+    return /conflict|already exists/i.test(errorMessage(error));
 }
 /** Downloads the plan artifact into dir and returns the plan file's path. */
 async function downloadPlanArtifact(name, dir) {
@@ -35270,6 +35322,393 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/run/rerun.ts
+
+
+
+
+
+/**
+ * Re-runs of a workflow run ("Re-run failed jobs", "Re-run job"). GitHub starts
+ * only the matrix legs it re-runs and hands them the plan job's outputs of the
+ * attempt in which it last ran, so the run id names an earlier attempt. A job
+ * that failed there stays failed in that run, so this attempt works in a run of
+ * its own, with the same plan, and carries every job that succeeded before into
+ * it as a success (claimed and reported, never executed), so their dependents,
+ * whose runners are the ones GitHub did start, can run.
+ *
+ * Who carries: the runner whose create made this attempt's run (the first one
+ * there) carries every job in DAG order, paced, while the others wait for their
+ * dependencies as usual. A runner that loses a claim while carrying stops: the
+ * other carrier is active. Every waiting runner also looks now and then: when no
+ * carried job moves (the first runner died, or its create answer was lost), it
+ * carries the rest itself. A claim is atomic, so a job is carried by exactly one
+ * runner and never both carried and executed.
+ *
+ * A runner's own job is always executed, even when it succeeded before: GitHub
+ * started this runner for it, so the user asked for it again ("Re-run job").
+ */
+/** Between two carried jobs (a claim and an update each): about 4 of the 5 requests/s refill. */
+const CARRY_INTERVAL_MS = 500;
+/** When a waiting runner first checks that carrying is under way (at the earliest). */
+const WATCH_FIRST_LOOK_MS = 10_000;
+/** Startup requests of a crowd of re-run runners are spread over up to this long, by plan size. */
+const STARTUP_SPREAD_MAX_MS = 3_000;
+/** Then how often, while it waits. */
+const WATCH_INTERVAL_MS = 15_000;
+/** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
+const TAKEOVER_WINDOW_MS = 300_000;
+const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
+/**
+ * Resolves the run this attempt works in. For a re-run it reads the earlier
+ * attempts' runs (usually one request), then creates or joins this attempt's run.
+ */
+async function prepareRerun(options) {
+    const given = parseRunId(options.runId);
+    if (given.attempt >= options.attempt)
+        return { runId: options.runId, carrier: null };
+    const runId = given.forAttempt(options.attempt);
+    // Every re-run runner starts with the same two requests: spread the crowd so it fits the burst.
+    const startupWindowMs = Math.min(STARTUP_SPREAD_MAX_MS, options.plan.order.length * 100);
+    const startupEnds = Date.now() + startupWindowMs;
+    await (options.sleep ?? realSleep)(Math.round((options.random ?? Math.random)() * startupWindowMs));
+    const { origins, source } = await readEarlierAttempts(options, given);
+    options.log(`Attempt ${options.attempt} re-runs run ${options.runId} (attempt ${given.attempt}): working in run ${runId}. ` +
+        `${origins.size} job(s) succeeded before (read from ${source}) and are carried over, not run again.`);
+    for (const target of options.targets) {
+        const origin = origins.get(target);
+        if (origin)
+            options.log(`${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`);
+    }
+    let created = false;
+    try {
+        created = (await joinRun(options.client, options.plan, runId)).created;
+    }
+    catch (error) {
+        throw explainBackendError(error, `joining run ${runId}`);
+    }
+    return { runId, carrier: new Carrier(options, runId, origins, created, startupEnds) };
+}
+/**
+ * The jobs that succeeded in an earlier attempt, and where they ran. The newest
+ * earlier run decides each job it finished; a job it never finished (a carrier
+ * that stopped halfway) is looked up in the run before it.
+ */
+async function readEarlierAttempts(options, given) {
+    const decided = new Map();
+    const found = [];
+    const missing = [];
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
+        const runId = given.forAttempt(attempt);
+        const jobs = await readRun(options.client, runId);
+        if (!jobs) {
+            missing.push(runId);
+            continue;
+        }
+        checkSamePlan(options.plan, runId, jobs);
+        found.push(runId);
+        for (const job of jobs) {
+            if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed'))
+                continue;
+            const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
+            decided.set(job.jobId, {
+                status: job.status,
+                origin: note
+                    ? { attempt: Number(note[1]), runner: note[2] }
+                    : { attempt, runner: job.runnerId ?? 'unknown' }
+            });
+        }
+        if (decided.size === options.plan.order.length)
+            break;
+    }
+    if (!found.length) {
+        throw new errors/* UserError */.yo(`The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`);
+    }
+    const origins = new Map();
+    for (const job of options.plan.order) {
+        const entry = decided.get(job.id);
+        if (entry?.status === 'success')
+            origins.set(job.id, entry.origin);
+    }
+    return { origins, source: found.join(' and ') };
+}
+/** An earlier run's jobs, or undefined when the backend no longer has it. */
+async function readRun(client, runId) {
+    try {
+        const jobs = await client.listJobs(runId);
+        // The live service answers an unknown run's job list with 200 and no jobs.
+        return jobs.length ? jobs : undefined;
+    }
+    catch (error) {
+        if (error instanceof BackendError && error.status === 404)
+            return undefined;
+        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
+    }
+}
+function checkSamePlan(plan, runId, jobs) {
+    const stray = jobs.find(job => !plan.byId.has(job.jobId));
+    if (stray || jobs.length !== plan.order.length) {
+        throw new errors/* UserError */.yo(`The earlier attempt's run ${runId} holds other jobs than plan ${plan.id} (${stray ? `e.g. ${stray.jobId}` : `${jobs.length} instead of ${plan.order.length}`}), so nothing can be carried over from it: use "Re-run all jobs", and pass the plan job's 'run-id' output unchanged.`);
+    }
+}
+/** Carries the earlier successes into this attempt's run (see the top of this file). */
+class Carrier {
+    options;
+    runId;
+    origins;
+    first;
+    startupEnds;
+    /** The jobs this runner carried, for its summary and job-results. */
+    carried = [];
+    /** Jobs this runner may carry: earlier successes, not its own. */
+    candidates;
+    view = new Map();
+    sleep;
+    stopWatch = new AbortController();
+    watching;
+    /** Candidates a vanished carrier holds: the backend lets a claim take them over. */
+    staleRunning = new Set();
+    /** Whether this runner's latest look left candidates it did not see finished. */
+    unresolved = false;
+    constructor(options, runId, origins, 
+    /** This runner's create made the run: it carries first. */
+    first, 
+    /** When the other runners' first requests should be done (epoch ms). */
+    startupEnds = 0) {
+        this.options = options;
+        this.runId = runId;
+        this.origins = origins;
+        this.first = first;
+        this.startupEnds = startupEnds;
+        this.candidates = options.plan.order
+            .map(job => job.id)
+            .filter(id => origins.has(id) && !options.targets.includes(id));
+        this.sleep = options.sleep ?? realSleep;
+    }
+    /**
+     * Carries what it can when this runner made the run, then watches while the
+     * targets run. Another runner holds off about as long as the first one needs
+     * to carry its jobs' ancestors: waiting for them it could only spend the rate
+     * limit the carrying needs.
+     */
+    async start() {
+        if (!this.candidates.length)
+            return;
+        if (!this.first) {
+            // The first runner carries in DAG order: this runner's last ancestor comes at about this place.
+            const ahead = this.candidates.findLastIndex(id => this.isAncestorOfTarget(id)) + 1;
+            const holdOffMs = ahead
+                ? Math.max(0, this.startupEnds - Date.now()) +
+                    spread(ahead * (CARRY_INTERVAL_MS + 100), 0.25, this.options.random) +
+                    1_000
+                : 0;
+            if (holdOffMs) {
+                this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
+                await this.pause(holdOffMs);
+            }
+            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000));
+            return;
+        }
+        this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
+        // The other runners' first requests come first: they fill the burst by themselves.
+        await this.pause(Math.max(0, this.startupEnds - Date.now()));
+        try {
+            await this.pass();
+        }
+        catch (error) {
+            // The waiting runners notice that nothing moves and carry the rest.
+            this.options.warn(`Carrying over earlier successes stopped: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            this.unresolved = true;
+        }
+        if (!this.unresolved)
+            return;
+        this.watching = this.watch(WATCH_FIRST_LOOK_MS);
+    }
+    /**
+     * Stops watching, then (unless the runner was cancelled) carries what this
+     * runner's own results made carriable, or what its last look left over.
+     */
+    async finish(carry = true) {
+        this.stopWatch.abort();
+        await this.watching;
+        if (!carry)
+            return;
+        const downstream = this.candidates.some(id => this.dependsOnTarget(id));
+        if (!downstream && !this.unresolved)
+            return;
+        try {
+            await this.look();
+            if (this.runnableCandidates().length)
+                await this.pass();
+        }
+        catch (error) {
+            this.options.warn(`Could not finish carrying over earlier successes: ${(0,errors/* errorMessage */.gJ)(error)}`);
+        }
+    }
+    /** Marks targets that another runner carried into this run, for the summary. */
+    annotate(results) {
+        for (const result of results) {
+            const origin = this.origins.get(result.jobId);
+            if (origin && result.status === 'already-complete') {
+                result.carriedFrom = origin.attempt;
+                result.detail = note(origin);
+            }
+        }
+    }
+    async watch(firstLookMs) {
+        let lastSuccesses;
+        let delay = firstLookMs;
+        for (;;) {
+            if (!(await this.pause(spread(delay, 0.5, this.options.random))))
+                return;
+            delay = WATCH_INTERVAL_MS;
+            try {
+                await this.look();
+                if (!this.unresolved)
+                    return;
+                const successes = [...this.view.values()].filter(s => s === 'success').length;
+                // No carried job started or finished since the last look: nobody is carrying.
+                const idle = lastSuccesses === undefined
+                    ? this.candidates.every(id => this.view.get(id) === 'pending')
+                    : successes === lastSuccesses;
+                if (idle && this.runnableCandidates().length) {
+                    this.options.log('Nobody is carrying the earlier successes over: this runner carries them.');
+                    await this.pass();
+                }
+                lastSuccesses = [...this.view.values()].filter(s => s === 'success').length;
+            }
+            catch (error) {
+                // The targets' own waits still work; the next look tries again.
+                this.options.warn(`Checking the carried-over jobs failed: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            }
+        }
+    }
+    /** Sleeps unless finish() was called or the runner was cancelled; false when so. */
+    pause(ms) {
+        const signals = [this.stopWatch.signal, this.options.cancel].filter(s => s !== undefined);
+        const stopped = () => signals.some(s => s.aborted);
+        if (stopped())
+            return Promise.resolve(false);
+        return new Promise(resolve => {
+            const done = (value) => {
+                for (const s of signals)
+                    s.removeEventListener('abort', onAbort);
+                resolve(value);
+            };
+            const onAbort = () => done(false);
+            for (const s of signals)
+                s.addEventListener('abort', onAbort);
+            this.sleep(ms).then(() => done(!stopped()));
+        });
+    }
+    /** Reads this attempt's run: one request. */
+    async look() {
+        const now = Date.now();
+        this.staleRunning.clear();
+        for (const job of await this.options.client.listJobs(this.runId)) {
+            this.view.set(job.jobId, job.status);
+            const heartbeat = job.heartbeatAt ? Date.parse(job.heartbeatAt) : 0;
+            if (job.status === 'running' && now - heartbeat > TAKEOVER_WINDOW_MS)
+                this.staleRunning.add(job.jobId);
+        }
+        this.unresolved = this.candidates.some(id => this.status(id) === 'pending' || this.staleRunning.has(id));
+    }
+    status(id) {
+        return this.view.get(id) ?? 'pending';
+    }
+    runnableCandidates() {
+        return this.candidates.filter(id => (this.status(id) === 'pending' || this.staleRunning.has(id)) &&
+            (this.options.plan.byId.get(id)?.dependsOn ?? []).every(dep => this.status(dep) === 'success'));
+    }
+    /**
+     * One carrying pass in DAG order over the candidates this runner's view says
+     * are runnable. Stops at the first claim another runner won.
+     */
+    async pass() {
+        const { client, runnerId } = this.options;
+        let sent = false;
+        for (const id of this.candidates) {
+            if (!this.runnableCandidates().includes(id))
+                continue;
+            if (sent)
+                await this.sleep(spread(CARRY_INTERVAL_MS, 0.2, this.options.random));
+            sent = true;
+            const origin = this.origins.get(id);
+            const claim = await this.claim(id);
+            if (!claim.claimed) {
+                if (claim.depsBlocked) {
+                    // A dependency executed again in this attempt and failed: this job stays pending.
+                    this.view.set(id, 'skipped');
+                    continue;
+                }
+                this.options.log(`${id} is ${claim.currentStatus}${claim.depsWaiting ? ' (dependencies not done)' : ''} in run ${this.runId}: another runner is carrying; leaving it to that runner.`);
+                this.unresolved = true;
+                return;
+            }
+            try {
+                await client.update(this.runId, id, runnerId, 'success', note(origin));
+            }
+            catch (error) {
+                if (error instanceof BackendError && error.status === 400) {
+                    this.options.warn(`${id} could not be carried over: ${error.message}`);
+                    this.view.set(id, 'running');
+                    continue;
+                }
+                throw error;
+            }
+            this.view.set(id, 'success');
+            this.carried.push({
+                jobId: id,
+                status: 'carried',
+                durationMs: 0,
+                waitMs: 0,
+                attempts: 1,
+                tookOver: Boolean(claim.takeover),
+                carriedFrom: origin.attempt,
+                detail: note(origin)
+            });
+            this.options.log(`${id}: ${note(origin)}.`);
+        }
+        this.unresolved = this.candidates.some(id => this.status(id) === 'pending');
+    }
+    async claim(id) {
+        try {
+            return await this.options.client.claim(this.runId, id, this.options.runnerId);
+        }
+        catch (error) {
+            // Right after another runner created the run the backend may not know it yet.
+            if (!(error instanceof BackendError && error.status === 404))
+                throw error;
+            await joinRun(this.options.client, this.options.plan, this.runId);
+            return this.options.client.claim(this.runId, id, this.options.runnerId);
+        }
+    }
+    /** Whether a job sits upstream of one of this runner's own jobs. */
+    isAncestorOfTarget(id) {
+        return this.options.targets.some(target => this.upstreamOf(target).has(id));
+    }
+    upstreamOf(jobId) {
+        const seen = new Set();
+        const stack = [...(this.options.plan.byId.get(jobId)?.dependsOn ?? [])];
+        while (stack.length) {
+            const dep = stack.pop();
+            if (seen.has(dep))
+                continue;
+            seen.add(dep);
+            stack.push(...(this.options.plan.byId.get(dep)?.dependsOn ?? []));
+        }
+        return seen;
+    }
+    /** Whether a job sits downstream of one of this runner's own jobs. */
+    dependsOnTarget(id) {
+        const upstream = this.upstreamOf(id);
+        return this.options.targets.some(target => upstream.has(target));
+    }
+}
+function note(origin) {
+    return `carried over from attempt ${origin.attempt} (runner ${origin.runner})`;
+}
+
 ;// CONCATENATED MODULE: ./src/run/summary.ts
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
 const cell = (text) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -35283,7 +35722,7 @@ function renderRunSummary(runId, runnerId, results, requests) {
         '|---|---|---|---|---|---|---|'
     ];
     for (const r of results) {
-        lines.push(`| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`);
+        lines.push(`| \`${cell(r.jobId)}\` | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`);
     }
     return lines.join('\n') + '\n';
 }
@@ -35315,6 +35754,8 @@ function overallStatus(results) {
 
 
 
+
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
@@ -35333,23 +35774,38 @@ async function run() {
             "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
     }
     const { client, tokens } = connectBackend(inputs);
-    await checkRunMatchesPlan(client, inputs.runId, plan);
     const runnerId = [
         process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
         process.env.GITHUB_RUN_ATTEMPT || '1',
         process.pid,
         (0,external_node_crypto_.randomBytes)(3).toString('hex')
     ].join('-');
+    const cancel = new AbortController();
+    // A run id of an earlier attempt (a re-run): this attempt works in a run of its own.
+    const rerun = await prepareRerun({
+        client,
+        plan,
+        runId: inputs.runId,
+        attempt: currentAttempt(),
+        targets,
+        runnerId,
+        log: message => lib_core/* info */.pq(message),
+        warn: message => lib_core/* warning */.$e(message),
+        cancel: cancel.signal
+    });
+    if (rerun.carrier)
+        inputs.runId = rerun.runId;
+    else
+        await checkRunMatchesPlan(client, inputs.runId, plan);
     lib_core/* setOutput */.uH('run-id', inputs.runId);
     lib_core/* info */.pq(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`);
-    const cancel = new AbortController();
     const onSignal = (signal) => {
         lib_core/* warning */.$e(`Received ${signal}: stopping and reporting the job as cancelled.`);
         cancel.abort();
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    let joined = false;
+    let joined = rerun.carrier !== null;
     const tempDir = makeTempDir('orun-run-');
     const inFlight = {
         backendUrl: inputs.backendUrl,
@@ -35359,7 +35815,9 @@ async function run() {
         jobs: []
     };
     const results = [];
+    let completed = false;
     try {
+        await rerun.carrier?.start();
         for (const jobId of targets) {
             if (cancel.signal.aborted)
                 break;
@@ -35383,6 +35841,7 @@ async function run() {
                 }
             }));
         }
+        completed = true;
     }
     catch (error) {
         if (!(error instanceof Cancelled))
@@ -35391,20 +35850,24 @@ async function run() {
     finally {
         process.removeListener('SIGINT', onSignal);
         process.removeListener('SIGTERM', onSignal);
+        await rerun.carrier?.finish(completed && !cancel.signal.aborted);
     }
+    rerun.carrier?.annotate(results);
+    const carried = rerun.carrier?.carried ?? [];
     const status = cancel.signal.aborted ? 'failed' : overallStatus(results);
     lib_core/* setOutput */.uH('status', status);
-    lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries(results.map(r => [
+    lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries([...results, ...carried].map(r => [
         r.jobId,
         {
             status: r.status,
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
-            tookOver: r.tookOver
+            tookOver: r.tookOver,
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
         }
     ]))));
     await lib_core/* summary */.z
-        .addRaw(renderRunSummary(inputs.runId, runnerId, results, {
+        .addRaw(renderRunSummary(inputs.runId, runnerId, [...results, ...carried], {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
     }))

@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../common/errors.js'
+import { currentAttempt, customRunId } from '../common/attempt.js'
 import { defaultRunId, makeTempDir, workspacePath } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { compilePlan } from '../orun/cli.js'
@@ -26,12 +27,18 @@ export async function run(): Promise<void> {
         "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'."
     )
   }
-  const runId = inputs.runId ?? defaultRunId(plan.id)
+  // A custom id gets a per-attempt suffix from attempt 2 on, so "Re-run all jobs" starts a
+  // fresh run and the run action can tell which attempt ran the plan job.
+  const runId = inputs.runId ? customRunId(inputs.runId, currentAttempt()) : defaultRunId(plan.id)
   const artifactName = inputs.artifactName ?? defaultArtifactName(runId)
   const jobs = matrixEntries(plan)
 
   if (!jobs.length) core.notice('The plan has no jobs: nothing to run. The jobs output is [].')
-  if (inputs.upload && jobs.length) await uploadPlanArtifact(planFile, artifactName)
+  if (inputs.upload && jobs.length)
+    await uploadPlanArtifact(planFile, artifactName, {
+      attempt: currentAttempt(),
+      retentionDays: inputs.artifactRetentionDays
+    })
   if (backendUrl && jobs.length) {
     // Creating the run here makes a misconfigured backend or auth fail once, in this job.
     const { client } = connectBackend({

@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { connectBackend, explainBackendError, joinRun } from '../backend/session.js'
+import { currentAttempt } from '../common/attempt.js'
 import { UserError } from '../common/errors.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
@@ -10,6 +11,7 @@ import { Cancelled } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
 import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
+import { prepareRerun } from './rerun.js'
 import type { InFlight } from './state.js'
 import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
 
@@ -33,19 +35,32 @@ export async function run(): Promise<void> {
     )
   }
   const { client, tokens } = connectBackend(inputs)
-  await checkRunMatchesPlan(client, inputs.runId, plan)
   const runnerId = [
     process.env.RUNNER_NAME || hostname(),
     process.env.GITHUB_RUN_ATTEMPT || '1',
     process.pid,
     randomBytes(3).toString('hex')
   ].join('-')
+  const cancel = new AbortController()
+  // A run id of an earlier attempt (a re-run): this attempt works in a run of its own.
+  const rerun = await prepareRerun({
+    client,
+    plan,
+    runId: inputs.runId,
+    attempt: currentAttempt(),
+    targets,
+    runnerId,
+    log: message => core.info(message),
+    warn: message => core.warning(message),
+    cancel: cancel.signal
+  })
+  if (rerun.carrier) inputs.runId = rerun.runId
+  else await checkRunMatchesPlan(client, inputs.runId, plan)
   core.setOutput('run-id', inputs.runId)
   core.info(
     `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`
   )
 
-  const cancel = new AbortController()
   const onSignal = (signal: NodeJS.Signals) => {
     core.warning(`Received ${signal}: stopping and reporting the job as cancelled.`)
     cancel.abort()
@@ -53,7 +68,7 @@ export async function run(): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
 
-  let joined = false
+  let joined = rerun.carrier !== null
   const tempDir = makeTempDir('orun-run-')
   const inFlight: InFlight = {
     backendUrl: inputs.backendUrl,
@@ -63,7 +78,9 @@ export async function run(): Promise<void> {
     jobs: []
   }
   const results: JobResult[] = []
+  let completed = false
   try {
+    await rerun.carrier?.start()
     for (const jobId of targets) {
       if (cancel.signal.aborted) break
       results.push(
@@ -87,12 +104,16 @@ export async function run(): Promise<void> {
         })
       )
     }
+    completed = true
   } catch (error) {
     if (!(error instanceof Cancelled)) throw explainBackendError(error, `running ${inputs.runId}`)
   } finally {
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
+    await rerun.carrier?.finish(completed && !cancel.signal.aborted)
   }
+  rerun.carrier?.annotate(results)
+  const carried = rerun.carrier?.carried ?? []
 
   const status = cancel.signal.aborted ? 'failed' : overallStatus(results)
   core.setOutput('status', status)
@@ -100,13 +121,14 @@ export async function run(): Promise<void> {
     'job-results',
     JSON.stringify(
       Object.fromEntries(
-        results.map(r => [
+        [...results, ...carried].map(r => [
           r.jobId,
           {
             status: r.status,
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
-            tookOver: r.tookOver
+            tookOver: r.tookOver,
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
           }
         ])
       )
@@ -114,7 +136,7 @@ export async function run(): Promise<void> {
   )
   await core.summary
     .addRaw(
-      renderRunSummary(inputs.runId, runnerId, results, {
+      renderRunSummary(inputs.runId, runnerId, [...results, ...carried], {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
       })

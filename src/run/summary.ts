@@ -1,13 +1,16 @@
 /** The per-runner job summary: what ran here, how long it waited, where its log is. */
 export interface JobResult {
   jobId: string
-  status: 'success' | 'failed' | 'already-complete' | 'skipped' | 'blocked'
+  /** carried: an earlier attempt's success this runner carried into this attempt's run. */
+  status: 'success' | 'failed' | 'already-complete' | 'skipped' | 'blocked' | 'carried'
   durationMs: number
   waitMs: number
   attempts: number
   tookOver: boolean
   logRef?: string
   detail?: string
+  /** The attempt in which the job was executed, when it was carried over from there. */
+  carriedFrom?: number
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
@@ -29,7 +32,7 @@ export function renderRunSummary(
   ]
   for (const r of results) {
     lines.push(
-      `| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`
+      `| \`${cell(r.jobId)}\` | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`
     )
   }
   return lines.join('\n') + '\n'
