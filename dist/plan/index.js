@@ -31707,7 +31707,11 @@ function parseRunId(runId) {
     const derived = planActionId.exec(runId);
     if (derived) {
         const [, run, attempt, plan] = derived;
-        return { attempt: Number(attempt), forAttempt: n => `gha-${run}-${n}-${plan}` };
+        return {
+            attempt: Number(attempt),
+            workflowRun: run,
+            forAttempt: n => `gha-${run}-${n}-${plan}`
+        };
     }
     const suffixed = customAttemptSuffix.exec(runId);
     const base = suffixed ? suffixed[1] : runId;

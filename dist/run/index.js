@@ -32662,7 +32662,11 @@ function parseRunId(runId) {
     const derived = planActionId.exec(runId);
     if (derived) {
         const [, run, attempt, plan] = derived;
-        return { attempt: Number(attempt), forAttempt: n => `gha-${run}-${n}-${plan}` };
+        return {
+            attempt: Number(attempt),
+            workflowRun: run,
+            forAttempt: n => `gha-${run}-${n}-${plan}`
+        };
     }
     const suffixed = customAttemptSuffix.exec(runId);
     const base = suffixed ? suffixed[1] : runId;
@@ -35348,8 +35352,10 @@ async function loadPlan(inputs) {
  * A runner's own job is always executed, even when it succeeded before: GitHub
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
-/** Between two carried jobs (a claim and an update each): about 4 of the 5 requests/s refill. */
-const CARRY_INTERVAL_MS = 500;
+/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
+const CARRY_INTERVAL_MS = 600;
+/** A carrier refused with 429 slows down, up to this gap between jobs. */
+const CARRY_INTERVAL_MAX_MS = 3_000;
 /** When a waiting runner first checks that carrying is under way (at the earliest). */
 const WATCH_FIRST_LOOK_MS = 10_000;
 /** Startup requests of a crowd of re-run runners are spread over up to this long, by plan size. */
@@ -35365,7 +35371,11 @@ const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
  */
 async function prepareRerun(options) {
     const given = parseRunId(options.runId);
-    if (given.attempt >= options.attempt)
+    // A plan-action id of another workflow run was passed in on purpose: use it as it is.
+    const otherWorkflowRun = given.workflowRun !== undefined &&
+        options.workflowRun !== undefined &&
+        given.workflowRun !== options.workflowRun;
+    if (given.attempt >= options.attempt || otherWorkflowRun)
         return { runId: options.runId, carrier: null };
     const runId = given.forAttempt(options.attempt);
     // Every re-run runner starts with the same two requests: spread the crowd so it fits the burst.
@@ -35380,13 +35390,7 @@ async function prepareRerun(options) {
         if (origin)
             options.log(`${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`);
     }
-    let created = false;
-    try {
-        created = (await joinRun(options.client, options.plan, runId)).created;
-    }
-    catch (error) {
-        throw explainBackendError(error, `joining run ${runId}`);
-    }
+    const { created } = await joinRun(options.client, options.plan, runId);
     return { runId, carrier: new Carrier(options, runId, origins, created, startupEnds) };
 }
 /**
@@ -35627,11 +35631,20 @@ class Carrier {
     async pass() {
         const { client, runnerId } = this.options;
         let sent = false;
+        let interval = CARRY_INTERVAL_MS;
+        let refused = client.stats.rateLimited;
         for (const id of this.candidates) {
             if (!this.runnableCandidates().includes(id))
                 continue;
-            if (sent)
-                await this.sleep(spread(CARRY_INTERVAL_MS, 0.2, this.options.random));
+            if (sent) {
+                // Refusals mean other runners need the shared limit too: leave them more of it.
+                interval =
+                    client.stats.rateLimited > refused
+                        ? Math.min(CARRY_INTERVAL_MAX_MS, interval * 2)
+                        : Math.max(CARRY_INTERVAL_MS, interval / 1.5);
+                refused = client.stats.rateLimited;
+                await this.sleep(spread(interval, 0.2, this.options.random));
+            }
             sent = true;
             const origin = this.origins.get(id);
             const claim = await this.claim(id);
@@ -35787,6 +35800,7 @@ async function run() {
         plan,
         runId: inputs.runId,
         attempt: currentAttempt(),
+        workflowRun: process.env.GITHUB_RUN_ID,
         targets,
         runnerId,
         log: message => lib_core/* info */.pq(message),

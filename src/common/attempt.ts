@@ -19,6 +19,8 @@ export function currentAttempt(): number {
 export interface AttemptRunId {
   /** The attempt whose run this id names. */
   attempt: number
+  /** The GitHub workflow run a plan-action id was made in (undefined for custom ids). */
+  workflowRun?: string
   /** The id of the same plan job's run in another attempt. */
   forAttempt(attempt: number): string
 }
@@ -30,7 +32,11 @@ export function parseRunId(runId: string): AttemptRunId {
   const derived = planActionId.exec(runId)
   if (derived) {
     const [, run, attempt, plan] = derived
-    return { attempt: Number(attempt), forAttempt: n => `gha-${run}-${n}-${plan}` }
+    return {
+      attempt: Number(attempt),
+      workflowRun: run,
+      forAttempt: n => `gha-${run}-${n}-${plan}`
+    }
   }
   const suffixed = customAttemptSuffix.exec(runId)
   const base = suffixed ? suffixed[1] : runId

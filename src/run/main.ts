@@ -48,6 +48,7 @@ export async function run(): Promise<void> {
     plan,
     runId: inputs.runId,
     attempt: currentAttempt(),
+    workflowRun: process.env.GITHUB_RUN_ID,
     targets,
     runnerId,
     log: message => core.info(message),

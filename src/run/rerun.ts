@@ -1,6 +1,6 @@
 import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
-import { explainBackendError, joinRun } from '../backend/session.js'
+import { joinRun } from '../backend/session.js'
 import type { JobRecord } from '../backend/types.js'
 import { parseRunId } from '../common/attempt.js'
 import { UserError, errorMessage } from '../common/errors.js'
@@ -29,8 +29,10 @@ import type { JobResult } from './summary.js'
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
 
-/** Between two carried jobs (a claim and an update each): about 4 of the 5 requests/s refill. */
-export const CARRY_INTERVAL_MS = 500
+/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
+export const CARRY_INTERVAL_MS = 600
+/** A carrier refused with 429 slows down, up to this gap between jobs. */
+const CARRY_INTERVAL_MAX_MS = 3_000
 /** When a waiting runner first checks that carrying is under way (at the earliest). */
 export const WATCH_FIRST_LOOK_MS = 10_000
 /** Startup requests of a crowd of re-run runners are spread over up to this long, by plan size. */
@@ -55,6 +57,8 @@ export interface RerunOptions {
   runId: string
   /** This workflow run's attempt. */
   attempt: number
+  /** This workflow run's id (GITHUB_RUN_ID). */
+  workflowRun?: string
   /** The jobs this runner was started for: executed, never carried by it. */
   targets: readonly string[]
   runnerId: string
@@ -78,7 +82,13 @@ export interface RerunPlan {
  */
 export async function prepareRerun(options: RerunOptions): Promise<RerunPlan> {
   const given = parseRunId(options.runId)
-  if (given.attempt >= options.attempt) return { runId: options.runId, carrier: null }
+  // A plan-action id of another workflow run was passed in on purpose: use it as it is.
+  const otherWorkflowRun =
+    given.workflowRun !== undefined &&
+    options.workflowRun !== undefined &&
+    given.workflowRun !== options.workflowRun
+  if (given.attempt >= options.attempt || otherWorkflowRun)
+    return { runId: options.runId, carrier: null }
   const runId = given.forAttempt(options.attempt)
   // Every re-run runner starts with the same two requests: spread the crowd so it fits the burst.
   const startupWindowMs = Math.min(STARTUP_SPREAD_MAX_MS, options.plan.order.length * 100)
@@ -98,12 +108,7 @@ export async function prepareRerun(options: RerunOptions): Promise<RerunPlan> {
         `${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`
       )
   }
-  let created = false
-  try {
-    created = (await joinRun(options.client, options.plan, runId)).created
-  } catch (error) {
-    throw explainBackendError(error, `joining run ${runId}`)
-  }
+  const { created } = await joinRun(options.client, options.plan, runId)
   return { runId, carrier: new Carrier(options, runId, origins, created, startupEnds) }
 }
 
@@ -357,9 +362,19 @@ export class Carrier {
   private async pass(): Promise<void> {
     const { client, runnerId } = this.options
     let sent = false
+    let interval = CARRY_INTERVAL_MS
+    let refused = client.stats.rateLimited
     for (const id of this.candidates) {
       if (!this.runnableCandidates().includes(id)) continue
-      if (sent) await this.sleep(spread(CARRY_INTERVAL_MS, 0.2, this.options.random))
+      if (sent) {
+        // Refusals mean other runners need the shared limit too: leave them more of it.
+        interval =
+          client.stats.rateLimited > refused
+            ? Math.min(CARRY_INTERVAL_MAX_MS, interval * 2)
+            : Math.max(CARRY_INTERVAL_MS, interval / 1.5)
+        refused = client.stats.rateLimited
+        await this.sleep(spread(interval, 0.2, this.options.random))
+      }
       sent = true
       const origin = this.origins.get(id)!
       const claim = await this.claim(id)
