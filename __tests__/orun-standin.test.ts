@@ -130,11 +130,20 @@ function canonicalJson(value: unknown): string {
 
 const planIdOf = (plan: Plan): string => plan.metadata.checksum.slice('sha256-'.length, 19)
 
-async function compile(dir: string, args: string[] = []): Promise<Plan> {
-  const result = await orun(['plan', '-o', 'plan.json', ...args], dir)
+/**
+ * `orun plan -o plan.json` as the orun these tests were first written against (1.12.x:
+ * `comp@env.job` ids, execution.concurrency 1); `today` compiles as orun 2.54.
+ */
+async function compile(dir: string, args: string[] = [], version = OLDER_ORUN): Promise<Plan> {
+  const result = await orun(['plan', '-o', 'plan.json', ...args], dir, {
+    ORUN_STANDIN_VERSION: version
+  })
   expect(result).toMatchObject({ code: 0, stderr: '' })
   return readPlan(path.join(dir, 'plan.json'))
 }
+
+const OLDER_ORUN = '1.12.0'
+const TODAY = '2.54.0'
 
 const depsById = (plan: Plan): Record<string, string[]> =>
   Object.fromEntries(plan.jobs.map(j => [j.id, j.dependsOn]))
@@ -208,10 +217,96 @@ describe('orun --version and usage', () => {
 })
 
 describe('orun plan', () => {
-  test('compiles the demo intent into the fixture plan shape', async () => {
+  test("orun 2.54 (the default): the demo intent compiles to today's shape, like orun254-matrix.json", async () => {
     const dir = demoDir()
     const before = Date.now()
     const result = await orun(['plan', '-o', 'out/plan.json'], dir)
+    expect(result.code).toBe(0)
+    expect(result.stderr).toBe('')
+    expect(result.stdout).toContain('6 job(s)')
+
+    const plan = readPlan(path.join(dir, 'out', 'plan.json'))
+    const fixture = readPlan(path.join(FIXTURES, 'orun254-matrix.json'))
+    expect(Object.keys(plan)).toEqual(Object.keys(fixture))
+    expect(plan.apiVersion).toBe('orun.io/v1')
+    expect(plan.execution).toEqual({ concurrency: 4, failFast: true })
+    // The checksum covers generatedAt: every compile is a new plan id.
+    const digest = createHash('sha256')
+      .update(
+        canonicalJson({
+          generatedAt: plan.metadata.generatedAt,
+          jobs: plan.jobs.map(({ uid: _uid, ...job }) => job)
+        })
+      )
+      .digest('hex')
+    expect(plan.metadata.checksum).toBe(`sha256-${digest}`)
+    expect(Date.parse(plan.metadata.generatedAt)).toBeGreaterThanOrEqual(
+      Math.floor(before / 1000) * 1000
+    )
+
+    expect(plan.jobs.map(j => j.id)).toEqual([
+      'foundation.dev.smoke',
+      'api.dev.smoke',
+      'web.dev.smoke',
+      'foundation.stage.smoke',
+      'api.stage.smoke',
+      'web.stage.smoke'
+    ])
+    // dependsOn is omitted on roots, as orun does.
+    expect(Object.fromEntries(plan.jobs.map(j => [j.id, j.dependsOn]))).toEqual({
+      'foundation.dev.smoke': undefined,
+      'api.dev.smoke': ['foundation.dev.smoke'],
+      'web.dev.smoke': ['api.dev.smoke'],
+      'foundation.stage.smoke': undefined,
+      'api.stage.smoke': ['foundation.stage.smoke'],
+      'web.stage.smoke': ['api.stage.smoke']
+    })
+    const api = plan.jobs[1]
+    // Field for field in the fixture's order; `env` (the stand-in's job env) sits before uid.
+    const fixtureKeys = Object.keys(fixture.jobs[1])
+    expect(Object.keys(api)).toEqual([
+      ...fixtureKeys.slice(0, fixtureKeys.indexOf('uid')),
+      'env',
+      ...fixtureKeys.slice(fixtureKeys.indexOf('uid'))
+    ])
+    expect(api).toMatchObject({
+      name: 'smoke',
+      component: 'api',
+      environment: 'dev',
+      runsOn: 'ubuntu-latest',
+      displayName: 'Smoke',
+      checkName: 'api · dev · Smoke',
+      uid: expect.stringMatching(new RegExp(`^job_${planIdOf(plan)}_[0-9a-f]{12}$`))
+    })
+    expect(new Set(plan.jobs.map(j => j.uid)).size).toBe(6)
+  })
+
+  test('runsOn and secretRefs from the intent reach the job (secretRefs sorted by asEnv)', async () => {
+    const dir = newDir(`
+environments: [stage]
+components:
+  - name: db
+    composition: terraform
+    runsOn: self-hosted
+    secretRefs:
+      - { asEnv: SENTRY_DSN, ref: 'secret://stage/db/SENTRY_DSN', optional: true }
+      - { asEnv: DATABASE_URL, ref: 'secret://stage/db/DATABASE_URL' }
+    run: 'true'
+`)
+    const plan = await compile(dir, [], TODAY)
+    expect(plan.jobs[0].runsOn).toBe('self-hosted')
+    expect(plan.jobs[0].secretRefs).toEqual([
+      { asEnv: 'DATABASE_URL', ref: 'secret://stage/db/DATABASE_URL' },
+      { asEnv: 'SENTRY_DSN', ref: 'secret://stage/db/SENTRY_DSN', optional: true }
+    ])
+  })
+
+  test('an orun before 1.12.22 compiles the demo intent into the older fixture shape', async () => {
+    const dir = demoDir()
+    const before = Date.now()
+    const result = await orun(['plan', '-o', 'out/plan.json'], dir, {
+      ORUN_STANDIN_VERSION: OLDER_ORUN
+    })
     expect(result.code).toBe(0)
     expect(result.stderr).toBe('')
     expect(result.stdout.trimStart().startsWith('{')).toBe(false)
@@ -252,7 +347,9 @@ describe('orun plan', () => {
   test('--name renames the plan and its stored copy; the checksum ignores the name', async () => {
     const dir = demoDir()
     const full = await compile(dir)
-    const renamed = await orun(['plan', '--name', 'other', '--all'], dir)
+    const renamed = await orun(['plan', '--name', 'other', '--all'], dir, {
+      ORUN_STANDIN_VERSION: OLDER_ORUN
+    })
     expect(renamed.code).toBe(0)
     const stored = readPlan(path.join(dir, '.orun', 'plans', 'other.json'))
     expect(stored.metadata.name).toBe('other')
@@ -420,10 +517,123 @@ components:
     expect(depsById(scoped)).toEqual({ 'web@dev.smoke': [] })
   })
 
-  test('--changed outside a git work tree is an error', async () => {
-    const result = await orun(['plan', '--changed'], demoDir())
-    expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/^Error: --changed needs git history.*\n$/)
+  test('--changed swallows git errors like orun: outside a work tree it plans zero jobs, exit 0', async () => {
+    const dir = demoDir()
+    const result = await orun(['plan', '--changed', '-o', 'plan.json'], dir)
+    expect(result).toMatchObject({ code: 0, stderr: '' })
+    expect(readPlan(path.join(dir, 'plan.json')).jobs).toEqual([])
+  })
+
+  describe('--from-ci github --event-file', () => {
+    const TRIGGERS = `
+name: ci
+environments:
+  dev: { activation: { triggerRefs: [pr] } }
+  stage: { activation: { triggerRefs: [main, release-tag] } }
+automation:
+  triggerBindings:
+    pr:
+      on: { provider: github, event: pull_request, actions: [opened, synchronize], baseBranches: [main] }
+      plan: { scope: changed, base: pull_request.base.sha, head: pull_request.head.sha }
+    main:
+      on: { provider: github, event: push, branches: [main] }
+    release-tag:
+      on: { provider: github, event: push, tags: ['v*'] }
+components:
+  - { name: api, composition: helm, path: apps/api, run: 'true' }
+  - { name: web, composition: helm, path: apps/web, dependsOn: [api], run: 'true' }
+`
+    const event = (dir: string, payload: object) => {
+      writeFileSync(path.join(dir, 'event.json'), JSON.stringify(payload))
+      return ['plan', '-o', 'plan.json', '--from-ci', 'github', '--event-file', 'event.json']
+    }
+
+    test('a matched binding keeps only the environments it activates', async () => {
+      const dir = newDir(TRIGGERS)
+      const args = event(dir, { ref: 'refs/tags/v1.2.0', before: 'a', after: 'b' })
+      const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'push' })
+      expect(result).toMatchObject({ code: 0, stderr: '' })
+      expect(readPlan(path.join(dir, 'plan.json')).jobs.map(j => j.id)).toEqual([
+        'api.stage.smoke',
+        'web.stage.smoke'
+      ])
+    })
+
+    test('no binding matches: "… nothing to plan" on stderr, exit 0, no plan written anywhere', async () => {
+      const dir = newDir(TRIGGERS)
+      const args = event(dir, {
+        action: 'closed',
+        pull_request: { base: { ref: 'main', sha: 'a' }, head: { ref: 'f', sha: 'b' } }
+      })
+      const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'pull_request' })
+      expect(result).toEqual({
+        code: 0,
+        stdout: '',
+        stderr:
+          '○ no trigger binding matched: github event pull_request action closed — nothing to plan\n'
+      })
+      expect(existsSync(path.join(dir, 'plan.json'))).toBe(false)
+      expect(existsSync(path.join(dir, '.orun'))).toBe(false)
+    })
+
+    test('a binding with plan.scope changed turns --changed on, with refs read from the event', async () => {
+      const dir = newDir(TRIGGERS)
+      const git = (...args: string[]): string =>
+        execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+          cwd: dir,
+          encoding: 'utf8'
+        }).trim()
+      for (const component of ['api', 'web']) {
+        mkdirSync(path.join(dir, 'apps', component), { recursive: true })
+        writeFileSync(path.join(dir, 'apps', component, 'f'), '1\n')
+      }
+      git('init', '-q')
+      git('add', '.')
+      git('commit', '-qm', 'one')
+      const base = git('rev-parse', 'HEAD')
+      writeFileSync(path.join(dir, 'apps', 'web', 'f'), '2\n')
+      git('commit', '-qam', 'two')
+      const head = git('rev-parse', 'HEAD')
+      // A third commit the event does not cover: HEAD~1..HEAD would find apps/api.
+      writeFileSync(path.join(dir, 'apps', 'api', 'f'), '3\n')
+      git('commit', '-qam', 'three')
+      const args = event(dir, {
+        action: 'synchronize',
+        pull_request: { base: { ref: 'main', sha: base }, head: { ref: 'f', sha: head } }
+      })
+      const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'pull_request' })
+      expect(result.code).toBe(0)
+      expect(readPlan(path.join(dir, 'plan.json')).jobs.map(j => j.id)).toEqual(['web.dev.smoke'])
+    })
+
+    test.each([
+      [
+        'an intent without triggerBindings',
+        'environments: [dev]\ncomponents:\n  - { name: a, composition: helm, run: "true" }\n',
+        [],
+        /^Error: no trigger bindings defined in automation\.triggerBindings\n$/
+      ],
+      [
+        '--event-file without --from-ci',
+        null,
+        ['--from-ci', ''],
+        /^Error: --from-ci is required when using --event-file\n$/
+      ],
+      [
+        'another provider',
+        null,
+        ['--from-ci', 'gitlab'],
+        /^Error: unsupported event provider: gitlab\n$/
+      ]
+    ])('%s is an error', async (_what, intent, extra, message) => {
+      const dir = newDir(intent ?? TRIGGERS)
+      const args = event(dir, { ref: 'refs/heads/main', before: 'a', after: 'b' })
+      const flags = extra.length ? [...args.slice(0, 3), ...extra, ...args.slice(5)] : args
+      const result = await orun(flags, dir, { GITHUB_EVENT_NAME: 'push' })
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(message)
+      expect(existsSync(path.join(dir, 'plan.json'))).toBe(false)
+    })
   })
 })
 

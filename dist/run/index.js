@@ -32568,8 +32568,9 @@ function toBackendPlan(plan, planId, createdAt) {
         createdAt: createdAt ?? nowIso(),
         jobs: plan.jobs.map(job => ({
             jobId: job.id,
-            // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-            component: job.component ?? job.id.split('@')[0],
+            // Read from the field, never taken apart from the id: its format changed
+            // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+            component: job.component ?? '',
             deps: [...(job.dependsOn ?? [])],
             steps: (job.steps ?? []).map(toBackendStep)
         }))
@@ -33527,6 +33528,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -33545,9 +33547,16 @@ async function getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -33573,6 +33582,18 @@ async function compilePlan(binary, options) {
         throw new UserError(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if (existsSync(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
 /** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
 async function runSupportsLocalFlag(binary) {
@@ -34341,8 +34362,47 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `ORUN_SECRET_${key}` : undefined
+        };
+    });
+}
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
@@ -34654,17 +34714,51 @@ function firstLookDelayMs(depth, planJobs) {
 function crowdScaled(planJobs, msPerJob, max) {
     return Math.min(max, Math.max(500, planJobs * msPerJob));
 }
-/** The run's jobs; a run nobody created yet is created (or joined) first. */
+/**
+ * How long a run this runner has just created or joined may still look unknown:
+ * the service answers claims on a run created moments ago with a transient 404
+ * (orun's own client allows 2 minutes for it).
+ */
+const RUN_VISIBLE_GRACE_MS = 120_000;
+/**
+ * Retries `call` while the run looks unknown (`unknown` says so of an answer or an
+ * error), after creating or joining it once; a short backoff, bounded by the grace.
+ */
+async function onceRunVisible(ctx, call, unknown) {
+    let joined = false;
+    let delayMs = 250;
+    let giveUpAt = Infinity;
+    for (;;) {
+        let answer;
+        try {
+            answer = { value: await call() };
+        }
+        catch (error) {
+            answer = { error };
+        }
+        if (!unknown(answer)) {
+            if ('error' in answer)
+                throw answer.error;
+            return answer.value;
+        }
+        if (!joined) {
+            await ctx.ensureRun();
+            joined = true;
+            giveUpAt = ctx.now() + RUN_VISIBLE_GRACE_MS;
+            continue;
+        }
+        if (ctx.now() >= giveUpAt) {
+            throw new errors/* UserError */.yo(`The backend still does not know run ${ctx.runId} ${RUN_VISIBLE_GRACE_MS / 1000} s after this runner created or joined it. ` +
+                "Check that every job of the workflow uses the same 'backend-url', then re-run the job.");
+        }
+        await ctx.sleep(spread(delayMs, 0.5, ctx.random));
+        delayMs = Math.min(delayMs * 2, 4_000);
+    }
+}
+const isRunUnknown = (error) => error instanceof BackendError && error.status === 404 && !/job not found/i.test(error.message);
+/** The run's jobs; a run nobody created yet (an empty list, as the service answers) is created or joined first. */
 async function listJobs(ctx) {
-    try {
-        return await ctx.client.listJobs(ctx.runId);
-    }
-    catch (error) {
-        if (!(error instanceof BackendError) || error.status !== 404)
-            throw error;
-        await ctx.ensureRun();
-        return ctx.client.listJobs(ctx.runId);
-    }
+    return onceRunVisible(ctx, () => ctx.client.listJobs(ctx.runId), ({ value, error }) => (error ? isRunUnknown(error) : value.length === 0));
 }
 /** Another runner owns the job: skip it, or mirror its result. */
 async function duplicate(ctx, jobId, deadline) {
@@ -34679,15 +34773,12 @@ function notInRun(ctx, jobId) {
 /** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx, jobId) {
     try {
-        return await ctx.client.claim(ctx.runId, jobId, ctx.runnerId);
+        return await onceRunVisible(ctx, () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
     }
     catch (error) {
-        if (!(error instanceof BackendError) || error.status !== 404)
-            throw error;
-        if (/job not found/i.test(error.message))
+        if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
-        await ctx.ensureRun();
-        return ctx.client.claim(ctx.runId, jobId, ctx.runnerId);
+        throw error;
     }
 }
 /**
@@ -35308,6 +35399,7 @@ function checkedJob(plan, jobId) {
     const sample = [...plan.byId.keys()].slice(0, 5).join(', ');
     throw new errors/* UserError */.yo(`Input 'job' is '${jobId}', which is not in plan ${plan.id} (jobs: ${sample}${plan.byId.size > 5 ? ', ...' : ''}). Use job: \${{ matrix.job }} with the plan job's 'jobs' output.`);
 }
+/** Also used by the status action, whose inputs name the plan the same way. */
 async function loadPlan(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
@@ -35684,16 +35776,25 @@ class Carrier {
         }
         this.unresolved = this.candidates.some(id => this.status(id) === 'pending');
     }
+    /** Right after a run was created the backend may not know it for a moment (a transient 404). */
     async claim(id) {
-        try {
-            return await this.options.client.claim(this.runId, id, this.options.runnerId);
-        }
-        catch (error) {
-            // Right after another runner created the run the backend may not know it yet.
-            if (!(error instanceof BackendError && error.status === 404))
-                throw error;
-            await joinRun(this.options.client, this.options.plan, this.runId);
-            return this.options.client.claim(this.runId, id, this.options.runnerId);
+        let delayMs = 250;
+        for (let tries = 1;; tries++) {
+            try {
+                return await this.options.client.claim(this.runId, id, this.options.runnerId);
+            }
+            catch (error) {
+                const unknownRun = error instanceof BackendError &&
+                    error.status === 404 &&
+                    !/job not found/i.test(error.message);
+                if (!unknownRun || tries >= 8)
+                    throw error;
+                if (tries === 1)
+                    await joinRun(this.options.client, this.options.plan, this.runId);
+                else
+                    await this.sleep(spread(delayMs, 0.5, this.options.random));
+                delayMs = Math.min(delayMs * 2, 4_000);
+            }
         }
     }
     /** Whether a job sits upstream of one of this runner's own jobs. */

@@ -1,5 +1,6 @@
 import * as exec from '@actions/exec'
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { UserError } from '../common/errors.js'
 
 /**
@@ -34,12 +35,24 @@ export interface CompileOptions {
   changed: boolean
   base?: string
   head?: string
+  /** `--from-ci <provider> --event-file <file>`: scope the plan by the intent's trigger bindings. */
+  fromCi?: { provider: string; eventFile: string }
   extraArgs: string[]
 }
 
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
-export async function compilePlan(binary: string, options: CompileOptions): Promise<void> {
+/** What `orun plan` did: wrote the plan, or found nothing to plan (its own line, quoted). */
+export type CompileResult = { planned: true } | { planned: false; orunSays: string }
+
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
+export async function compilePlan(binary: string, options: CompileOptions): Promise<CompileResult> {
   const args = ['plan', '--output', options.output]
+  if (options.fromCi) {
+    args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile)
+  }
   if (options.name) args.push('--name', options.name)
   if (options.all) args.push('--all')
   if (options.environments.length) args.push('--env', options.environments.join(','))
@@ -61,6 +74,18 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
         'Fix intent.yaml, or the working-directory/environments/components/args inputs.'
     )
   }
+  if (existsSync(options.output)) return { planned: true }
+  const output = `${result.stderr}\n${result.stdout}`
+  const nothingToPlan = output
+    .split('\n')
+    .map(line => line.trim())
+    .find(line => /nothing to plan/i.test(line))
+  if (nothingToPlan) return { planned: false, orunSays: nothingToPlan }
+  // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+  throw new UserError(
+    `orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+      "(its output is above). Check that 'args' does not override --output, and the orun version."
+  )
 }
 
 /** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */

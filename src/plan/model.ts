@@ -14,12 +14,27 @@ export interface PlanStep {
   [field: string]: unknown
 }
 
+/** A `secret://` reference a job resolves at run time (orun 2.5x); never a value. */
+export interface PlanSecretRef {
+  asEnv: string
+  ref: string
+  optional?: boolean
+  [field: string]: unknown
+}
+
 export interface PlanJob {
   id: string
   name?: string
+  /** orun 2.5x: the job's display name, e.g. `Deploy`. */
+  displayName?: string
+  /** orun 2.5x: `component · env · Display name`, what GitHub checks are named after. */
+  checkName?: string
   component?: string
   environment?: string
+  /** orun 2.5x: the runner label the intent asks for. */
+  runsOn?: string
   dependsOn?: string[]
+  secretRefs?: PlanSecretRef[]
   steps?: PlanStep[]
   [field: string]: unknown
 }
@@ -45,6 +60,10 @@ export interface MatrixEntry {
   job: string
   env: string
   component: string
+  /** The job's check name: `name: ${{ matrix.name }}` names the GitHub check like orun's own workflows. */
+  name: string
+  /** The runner label the plan asks for, or '' (`runs-on: ${{ matrix.runs-on || 'ubuntu-latest' }}`). */
+  'runs-on': string
 }
 
 /** GitHub refuses a matrix of more than 256 jobs. */
@@ -191,8 +210,60 @@ export function matrixEntries(plan: Plan): MatrixEntry[] {
   return plan.order.map(job => ({
     job: job.id,
     env: job.environment ?? '',
-    component: job.component ?? ''
+    component: job.component ?? '',
+    name: checkNameOf(job),
+    'runs-on': nonEmptyString(job.runsOn) ?? ''
   }))
+}
+
+const nonEmptyString = (value: unknown): string | undefined =>
+  typeof value === 'string' && value.trim() ? value : undefined
+
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+export function checkNameOf(job: PlanJob): string {
+  const checkName = nonEmptyString(job.checkName)
+  if (checkName) return checkName
+  const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString)
+  return parts.every(Boolean) ? parts.join(' · ') : job.id
+}
+
+/** A job's secret references, with the environment variable orun resolves each from locally. */
+export interface SecretNeed {
+  asEnv: string
+  ref: string
+  optional: boolean
+  /** `ORUN_SECRET_<KEY>`, or undefined when the ref has no key orun could parse. */
+  overrideEnv?: string
+}
+
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+export function secretNeedsOf(job: PlanJob): SecretNeed[] {
+  const refs = Array.isArray(job.secretRefs) ? job.secretRefs : []
+  return refs
+    .filter(ref => isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+    .map(ref => {
+      const key = secretKeyOf(ref.ref)
+      return {
+        asEnv: ref.asEnv,
+        ref: ref.ref,
+        optional: ref.optional === true,
+        overrideEnv: key ? `ORUN_SECRET_${key}` : undefined
+      }
+    })
+}
+
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+export function secretKeyOf(ref: string): string | undefined {
+  const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref)
+  return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined
 }
 
 /** Length of the longest dependency chain above a job (0 for a root). */

@@ -416,14 +416,22 @@ export class Carrier {
     this.unresolved = this.candidates.some(id => this.status(id) === 'pending')
   }
 
+  /** Right after a run was created the backend may not know it for a moment (a transient 404). */
   private async claim(id: string) {
-    try {
-      return await this.options.client.claim(this.runId, id, this.options.runnerId)
-    } catch (error) {
-      // Right after another runner created the run the backend may not know it yet.
-      if (!(error instanceof BackendError && error.status === 404)) throw error
-      await joinRun(this.options.client, this.options.plan, this.runId)
-      return this.options.client.claim(this.runId, id, this.options.runnerId)
+    let delayMs = 250
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.options.client.claim(this.runId, id, this.options.runnerId)
+      } catch (error) {
+        const unknownRun =
+          error instanceof BackendError &&
+          error.status === 404 &&
+          !/job not found/i.test(error.message)
+        if (!unknownRun || tries >= 8) throw error
+        if (tries === 1) await joinRun(this.options.client, this.options.plan, this.runId)
+        else await this.sleep(spread(delayMs, 0.5, this.options.random))
+        delayMs = Math.min(delayMs * 2, 4_000)
+      }
     }
   }
 
