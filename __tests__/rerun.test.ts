@@ -31,7 +31,10 @@ afterEach(async () => {
 })
 
 const root = () => mkdtempSync(join(tmpdir(), 'orun-rerun-'))
-const smoke = (names: string[]) => names.map(n => `${n}.smoke`).sort()
+/** The plan of the test that runs: its job ids by `<component>@<env>`. */
+let current: PlannedRun
+const id = (pair: string) => current.idOf(pair)
+const ids = (pairs: string[]) => pairs.map(id).sort()
 
 /** Which attempt-2+ jobs ran (orun executions after `from`), by job id, with their exit codes. */
 function executedSince(h: Harness, from: number): Map<string, number[]> {
@@ -88,6 +91,7 @@ async function attemptOne(shape: IntentShape, broken: string[], inputs = {}) {
   harness = await new Harness().start()
   const intent = writeFlakyIntent(join(dir, 'attempt-1'), shape, broken)
   const planned = await planRun(harness, intent, inputs)
+  current = planned
   const first = await runAttempt(harness, planned, intent, planned.jobs)
   return { dir, planned, first }
 }
@@ -113,16 +117,17 @@ const WIDE: IntentShape = {
   ]
 }
 const WIDE_BROKEN = ['db@dev', 'db@stage', 'docs@dev', 'docs@stage']
-const WIDE_FAILED = smoke([
-  'db@dev',
-  'api@dev',
-  'web@dev',
-  'db@stage',
-  'api@stage',
-  'web@stage',
-  'docs@dev',
-  'docs@stage'
-])
+const wideFailed = () =>
+  ids([
+    'db@dev',
+    'api@dev',
+    'web@dev',
+    'db@stage',
+    'api@stage',
+    'web@stage',
+    'docs@dev',
+    'docs@stage'
+  ])
 
 /** Attempt 2 of the wide plan: the 8 failed legs plus 2 duplicate matrix entries, all at once. */
 async function wideRerun(h: Harness, planned: PlannedRun, dir: string, failedLegs: string[]) {
@@ -130,11 +135,7 @@ async function wideRerun(h: Harness, planned: PlannedRun, dir: string, failedLeg
   const fixed = writeFlakyIntent(join(dir, 'attempt-2'), WIDE)
   const executedBefore = h.executions().length
   const requestsBefore = h.server.requests.length
-  const second = await runAttempt(h, planned, fixed, [
-    ...failedLegs,
-    'db@dev.smoke',
-    'web@stage.smoke'
-  ])
+  const second = await runAttempt(h, planned, fixed, [...failedLegs, id('db@dev'), id('web@stage')])
   const requests = h.server.requests
     .slice(requestsBefore)
     .filter(r => r.route !== 'token' && r.route !== 'jwks')
@@ -165,7 +166,7 @@ describe('run ids per attempt', () => {
 describe('re-running a workflow run', () => {
   it('"Re-run failed jobs": only the failed and blocked legs start; earlier successes are carried, the fixed job runs, then its dependents', async () => {
     const { dir, planned, first } = await attemptOne(RERUN_SHAPE, ['api@dev'])
-    expect(first.failedLegs.sort()).toEqual(smoke(['api@dev', 'web@dev']))
+    expect(first.failedLegs.sort()).toEqual(ids(['api@dev', 'web@dev']))
     const firstExecutions = harness!.executions().length
 
     harness!.attempt = 2
@@ -181,19 +182,19 @@ describe('re-running a workflow run', () => {
     }
     expectAllSuccess(harness!, runId2, planned.jobs)
     // The attempt-1 run keeps its history.
-    expect(
-      harness!.server.jobsOf(planned.runId).find(j => j.jobId === 'api@dev.smoke')!.status
-    ).toBe('failed')
+    expect(harness!.server.jobsOf(planned.runId).find(j => j.jobId === id('api@dev'))!.status).toBe(
+      'failed'
+    )
 
     // Earlier successes executed exactly once overall; the fixed job and its dependent ran in attempt 2.
     const executed = executedSince(harness!, firstExecutions)
-    expect([...executed.keys()].sort()).toEqual(smoke(['api@dev', 'web@dev']))
+    expect([...executed.keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
     expect([...executed.values()]).toEqual([[0], [0]])
     const all = harness!.executions()
     for (const job of planned.jobs.filter(j => !first.failedLegs.includes(j)))
       expect(all.filter(e => e.job === job)).toHaveLength(1)
-    const api = all.filter(e => e.job === 'api@dev.smoke').at(-1)!
-    const web = all.find(e => e.job === 'web@dev.smoke')!
+    const api = all.filter(e => e.job === id('api@dev')).at(-1)!
+    const web = all.find(e => e.job === id('web@dev'))!
     expect(web.start).toBeGreaterThanOrEqual(api.end)
 
     // Carried jobs say where they ran; each was carried by exactly one runner, from attempt 1.
@@ -202,12 +203,12 @@ describe('re-running a workflow run', () => {
     for (const job of carried)
       expect(job.lastError).toMatch(
         new RegExp(
-          `^carried over from attempt 1 \\(runner ${job.jobId.replace('.', '\\.')}#\\d+-1-`
+          `^carried over from attempt 1 \\(runner ${job.jobId.replace(/\./g, '\\.')}#\\d+-1-`
         )
       )
     expect(carriedBy(second)).toEqual(carried.map(j => [j.jobId, 1]).sort())
     const summary = second.runners.map(r => r.main.summary).join('\n')
-    expect(summary).toContain('| `docs@dev.smoke` | carried (from attempt 1) |')
+    expect(summary).toContain(`| \`${id('docs@dev')}\` | carried (from attempt 1) |`)
 
     // What carrying cost: one claim and one update per carried job, nothing more.
     const requests = harness!.server.requests.slice(requestsBefore)
@@ -221,15 +222,15 @@ describe('re-running a workflow run', () => {
 
   it('stays exactly-once when 10 re-run runners start at once over a 20-job plan with 12 earlier successes, without a 429 storm', async () => {
     const { dir, planned, first } = await attemptOne(WIDE, WIDE_BROKEN)
-    expect(first.failedLegs.sort()).toEqual(WIDE_FAILED)
+    expect(first.failedLegs.sort()).toEqual(wideFailed())
     const { second, executed, requests } = await wideRerun(harness!, planned, dir, first.failedLegs)
 
     for (const runner of second.runners) expect(runner.main.exitCode).toBe(0)
     const runId2 = `gha-4242-2-${planned.planId}`
     expectAllSuccess(harness!, runId2, planned.jobs)
-    expect([...executed.keys()].sort()).toEqual(WIDE_FAILED)
+    expect([...executed.keys()].sort()).toEqual(wideFailed())
     expect([...executed.values()].every(codes => codes.length === 1 && codes[0] === 0)).toBe(true)
-    const successes = planned.jobs.filter(j => !WIDE_FAILED.includes(j)).sort()
+    const successes = planned.jobs.filter(j => !wideFailed().includes(j)).sort()
     expect(carriedBy(second).map(([job]) => job)).toEqual(successes)
     expectNo429Storm(requests, second)
   })
@@ -250,8 +251,8 @@ describe('re-running a workflow run', () => {
     const { second, executed, requests } = await wideRerun(harness!, planned, dir, first.failedLegs)
     for (const runner of second.runners) expect(runner.main.exitCode).toBe(0)
     expectAllSuccess(harness!, runId2, planned.jobs)
-    expect([...executed.keys()].sort()).toEqual(WIDE_FAILED)
-    const successes = planned.jobs.filter(j => !WIDE_FAILED.includes(j)).sort()
+    expect([...executed.keys()].sort()).toEqual(wideFailed())
+    const successes = planned.jobs.filter(j => !wideFailed().includes(j)).sort()
     expect(carriedBy(second).map(([job]) => job)).toEqual(successes)
     expect(second.runners.map(r => r.main.stdout).join('\n')).toContain(
       'Nobody is carrying the earlier successes over'
@@ -272,7 +273,7 @@ describe('re-running a workflow run', () => {
 
   it('attempt 3 carries from attempt 2, which carried from attempt 1', async () => {
     const { dir, planned, first } = await attemptOne(CHAIN, ['api@dev'])
-    expect(first.failedLegs.sort()).toEqual(smoke(['api@dev', 'web@dev']))
+    expect(first.failedLegs.sort()).toEqual(ids(['api@dev', 'web@dev']))
     harness!.attempt = 2
     const second = await runAttempt(
       harness!,
@@ -280,7 +281,7 @@ describe('re-running a workflow run', () => {
       writeFlakyIntent(join(dir, 'attempt-2'), CHAIN, ['web@dev']),
       first.failedLegs
     )
-    expect(second.failedLegs).toEqual(['web@dev.smoke'])
+    expect(second.failedLegs).toEqual([id('web@dev')])
     const before = harness!.executions().length
 
     harness!.attempt = 3
@@ -294,12 +295,12 @@ describe('re-running a workflow run', () => {
     const runId3 = `gha-4242-3-${planned.planId}`
     expect(third.runners[0].main.outputs['run-id']).toBe(runId3)
     expectAllSuccess(harness!, runId3, planned.jobs)
-    expect([...executedSince(harness!, before).keys()]).toEqual(['web@dev.smoke'])
+    expect([...executedSince(harness!, before).keys()]).toEqual([id('web@dev')])
     // Each carried job names the attempt in which it actually ran.
     expect(carriedBy(third)).toEqual([
-      ['api@dev.smoke', 2],
-      ['docs@dev.smoke', 1],
-      ['foundation@dev.smoke', 1]
+      [id('api@dev'), 2],
+      [id('docs@dev'), 1],
+      [id('foundation@dev'), 1]
     ])
   })
 
@@ -344,7 +345,7 @@ describe('re-running a workflow run', () => {
       expect(runner.main.outputs['run-id']).toBe('deploy-4242-a2')
     }
     expectAllSuccess(harness!, 'deploy-4242-a2', planned.jobs)
-    expect(carriedBy(second).map(([job]) => job)).toEqual(smoke(['docs@dev', 'foundation@dev']))
+    expect(carriedBy(second).map(([job]) => job)).toEqual(ids(['docs@dev', 'foundation@dev']))
 
     // "Re-run all jobs" in attempt 3: the plan job runs again and names attempt 3's run: nothing is carried.
     harness!.attempt = 3
@@ -373,7 +374,7 @@ describe('re-running a workflow run', () => {
       harness!,
       planned,
       writeFlakyIntent(join(dir, 'attempt-2'), CHAIN),
-      ['api@dev.smoke']
+      [id('api@dev')]
     )
     const runner = second.runners[0].main
     expect(runner.exitCode).toBe(0)
@@ -382,12 +383,12 @@ describe('re-running a workflow run', () => {
     )
     const runId2 = `gha-4242-2-${planned.planId}`
     expectAllSuccess(harness!, runId2, planned.jobs)
-    expect([...executedSince(harness!, before).keys()]).toEqual(['api@dev.smoke'])
+    expect([...executedSince(harness!, before).keys()]).toEqual([id('api@dev')])
     expect(carriedBy(second).map(([job]) => job)).toEqual(
-      smoke(['docs@dev', 'foundation@dev', 'web@dev'])
+      ids(['docs@dev', 'foundation@dev', 'web@dev'])
     )
-    const web = harness!.server.jobsOf(runId2).find(j => j.jobId === 'web@dev.smoke')!
-    const api = harness!.server.jobsOf(runId2).find(j => j.jobId === 'api@dev.smoke')!
+    const web = harness!.server.jobsOf(runId2).find(j => j.jobId === id('web@dev'))!
+    const api = harness!.server.jobsOf(runId2).find(j => j.jobId === id('api@dev'))!
     expect(Date.parse(web.startedAt!)).toBeGreaterThanOrEqual(Date.parse(api.finishedAt!))
   })
 })

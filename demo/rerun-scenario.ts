@@ -4,7 +4,7 @@
  * blocked jobs' runners (the plan job is not re-run, so they get attempt 1's
  * run id), the flake gone. Shared by the demo (`npm run demo`) and the tests.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Harness, type ProcessResult } from './harness.js'
 
@@ -55,6 +55,8 @@ export interface PlannedRun {
   planId: string
   jobs: string[]
   common: Record<string, string>
+  /** The job id of `<component>@<env>`, read from the plan's component and environment fields. */
+  idOf: (pair: string) => string
 }
 
 /** Runs the plan action (attempt = harness.attempt) and returns what the matrix runners get. */
@@ -67,9 +69,20 @@ export async function planRun(
   if (plan.exitCode !== 0) throw new Error(`plan action failed:\n${plan.stdout}`)
   const runId = plan.outputs['run-id']
   const planId = plan.outputs['plan-id']
+  const planJobs = (
+    JSON.parse(readFileSync(plan.outputs['plan-file'], 'utf8')) as {
+      jobs: Array<{ id: string; component: string; environment: string }>
+    }
+  ).jobs
+  const ids = new Map(planJobs.map(j => [`${j.component}@${j.environment}`, j.id]))
   return {
     runId,
     planId,
+    idOf: pair => {
+      const id = ids.get(pair)
+      if (!id) throw new Error(`no job for ${pair} in the plan`)
+      return id
+    },
     jobs: (JSON.parse(plan.outputs.jobs) as Array<{ job: string }>).map(j => j.job),
     common: {
       'run-id': runId,
