@@ -649,7 +649,7 @@ describe('orun run', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(
       `PLAN=${planId} EXEC=exec-42 JOB=foundation@stage.smoke ` +
-        `RUN=${planId}:exec-42:foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
+        `RUN=exec-42/foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
     )
     expect(result.stdout).toMatch(/--- step smoke \(1\/1\) start\n/)
     expect(result.stdout).toMatch(/--- step smoke succeeded in [\d.]+s\n/)
@@ -667,12 +667,18 @@ describe('orun run', () => {
     expect(fromEnv.stdout).toContain('EXEC=env-exec ')
   })
 
-  test('--gha wraps each step in a log group', async () => {
+  test('--gha: a job header, one group per step around stop-commands, a footer and the run summary', async () => {
     const dir = newDir(ENV_INTENT)
     await compile(dir)
     const result = await orun(['run', 'plan.json', '--job', 'db@dev.smoke', '--gha'], dir)
     expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(/::group::db@dev\.smoke \/ smoke\ndb dev ran\n::endgroup::\n/)
+    expect(result.stdout).toMatch(/^ {2}job-id {6}db@dev\.smoke$/m)
+    expect(result.stdout).toMatch(
+      /::group::✓ {2}01 smoke {2}\d+\.\ds\n::stop-commands::orun-stop-db@dev\.smoke\ndb dev ran\n::orun-stop-db@dev\.smoke::\n::endgroup::\n/
+    )
+    expect(result.stdout).toMatch(
+      /\n✓ smoke completed · \d+\.\ds\n\n✓ Done in \d+\.\ds\n {2}1 succeeded\n$/
+    )
   })
 
   test('a failing step exits with its code and does not complete the job', async () => {
@@ -696,7 +702,7 @@ describe('orun run', () => {
     await compile(dir)
     const result = await orun(['run', 'plan.json', '--job', 'cache@dev.smoke'], dir)
     expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/^Error: job "cache@dev\.smoke" not found in plan env-check/)
+    expect(result.stderr).toMatch(/^Error: job not found: cache@dev\.smoke\n/)
   })
 
   test('local dependency check refuses until the dependencies ran with the same exec id', async () => {
@@ -961,5 +967,164 @@ describe('orun run', () => {
     const result = await running
     expect(result.code).toBe(exitCode)
     expect(readFileSync(path.join(dir, 'trapped'), 'utf8')).toBe('got\n')
+  })
+})
+
+describe('orun run: orun 2.54 behaviour', () => {
+  const fixture = (name: string) => readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')
+  const gha = { GITHUB_ACTIONS: 'true' }
+
+  /** A dir holding plan.json: the fixture, with every step's run replaced when given. */
+  function planDir(name: string, run?: string, patch: Record<string, unknown> = {}): string {
+    const dir = newDir()
+    const plan = JSON.parse(fixture(name))
+    if (run !== undefined)
+      for (const job of plan.jobs) job.steps = [{ id: 'main', name: 'main', run }]
+    writeFileSync(path.join(dir, 'plan.json'), JSON.stringify({ ...plan, ...patch }))
+    return dir
+  }
+
+  test('run --help lists --isolation, --all and --local; ORUN_STANDIN_RUN_WITHOUT removes them', async () => {
+    const help = await orun(['run', '--help'], scratch)
+    expect(help.stdout).toMatch(/^ +--isolation string +Per-job workspace isolation/m)
+    expect(help.stdout).toMatch(/^Global Flags:\n +--all +do not scope/m)
+    const older = { ORUN_STANDIN_RUN_WITHOUT: 'isolation,all' }
+    const old = await orun(['run', '--help'], scratch, older)
+    expect(old.stdout).not.toMatch(/--isolation|--all/)
+    expect(old.stdout).toContain('--local')
+    const refused = await orun(['run', 'p.json', '--job=x', '--isolation', 'none'], scratch, older)
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('unknown flag: --isolation')
+    })
+  })
+
+  test('runs a dotted-id job of an orun.io/v1 plan, --job=<id> form, with the ORUN_* job variables', async () => {
+    const dir = planDir(
+      'orun254-matrix',
+      'echo "job=$ORUN_JOB_ID uid=$ORUN_JOB_UID run=$ORUN_JOB_RUN_ID c=$ORUN_COMPONENT e=$ORUN_ENVIRONMENT"'
+    )
+    const result = await orun(
+      [
+        'run',
+        'plan.json',
+        '--job=foundation.dev.plan-apply',
+        '--exec-id=x1',
+        '--all',
+        '--isolation',
+        'none'
+      ],
+      dir,
+      gha
+    )
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(
+      'job=foundation.dev.plan-apply uid=job_ba97a4ad4356_0edd89848016 run=x1/job_ba97a4ad4356_0edd89848016 c=foundation e=dev\n'
+    )
+    expect(result.stdout).toMatch(/✓ Plan apply completed · /)
+  })
+
+  test('a failed step: ::error:: with the check name after its group; fail-fast exits non-zero', async () => {
+    const dir = planDir('orun254-matrix', 'echo "::warning::from the step"; exit 3')
+    const result = await orun(
+      ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all'],
+      dir,
+      gha
+    )
+    expect(result.code).toBe(3)
+    expect(result.stdout).toMatch(
+      /::stop-commands::orun-stop-foundation\.dev\.plan-apply\n::warning::from the step\n::orun-stop-foundation\.dev\.plan-apply::\n::endgroup::\n::error::foundation · dev · Plan apply › main: exit status 3\n/
+    )
+    expect(result.stdout).not.toContain('completed ·')
+    expect(result.stderr).toBe('Error: job foundation.dev.plan-apply failed (fail-fast enabled)\n')
+  })
+
+  test('without --all, a component.yaml at or above the cwd drops a job of another component: exit 0, silent', async () => {
+    const dir = planDir('orun254-matrix', 'echo ran > ran.txt')
+    const sub = path.join(dir, 'apps', 'web-console')
+    mkdirSync(sub, { recursive: true })
+    writeFileSync(path.join(dir, 'component.yaml'), 'name: web-console\n')
+    const args = ['run', path.join(dir, 'plan.json'), '--job=foundation.dev.plan-apply']
+    const dropped = await orun(args, sub, gha)
+    expect(dropped).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(false)
+    const all = await orun([...args, '--all', '--isolation', 'none'], sub, gha)
+    expect(all.code).toBe(0)
+    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(true)
+  })
+
+  test('concurrent path (concurrency > 1): unmet dependencies leave the job waiting, exit 0; sequential refuses', async () => {
+    const dir = planDir('orun254-matrix', 'echo ran > ran.txt')
+    const args = ['run', 'plan.json', '--job=api-edge.dev.deploy', '--all', '--isolation', 'none']
+    const waiting = await orun(args, dir, gha)
+    expect(waiting.code).toBe(0)
+    expect(waiting.stdout).toMatch(/^\n✓ Done in \d+\.\ds\n {2}1 waiting\n$/)
+    expect(existsSync(path.join(dir, 'ran.txt'))).toBe(false)
+
+    const sequential = planDir('orun254-matrix', 'true', {
+      execution: { concurrency: 1, failFast: true }
+    })
+    const refused = await orun(args, sequential, gha)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toBe(
+      'cannot run api-edge.dev.deploy: dependencies not completed (foundation.dev.plan-apply)\n'
+    )
+  })
+
+  test('without --isolation none and concurrency > 1, the job runs in a copy under .orun/runs/ whose outputs are discarded', async () => {
+    const dir = planDir('orun254-matrix', 'echo "cwd=$(pwd)"; ls; echo out > output.txt')
+    mkdirSync(path.join(dir, 'node_modules'))
+    writeFileSync(path.join(dir, 'source.txt'), 'source\n')
+    const args = ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--exec-id=e7']
+    const copied = await orun(args, dir, gha)
+    expect(copied.code).toBe(0)
+    expect(copied.stdout).toContain(
+      `cwd=${path.join(dir, '.orun', 'runs', 'e7', 'foundation.dev.plan-apply', 'work')}\n`
+    )
+    expect(copied.stdout).toContain('source.txt\n')
+    expect(copied.stdout).not.toContain('node_modules')
+    expect(existsSync(path.join(dir, 'output.txt'))).toBe(false)
+    expect(existsSync(path.join(dir, '.orun', 'runs', 'e7'))).toBe(false)
+    expect(readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('.orun/runs/\n')
+
+    const inTree = await orun([...args, '--isolation', 'none'], dir, gha)
+    expect(inTree.stdout).toContain(`cwd=${dir}\n`)
+    expect(readFileSync(path.join(dir, 'output.txt'), 'utf8')).toBe('out\n')
+  })
+
+  test('GitHub Actions mode moves HOME and RUNNER_TEMP to a per-job temp dir', async () => {
+    const dir = planDir('single', 'echo "home=$HOME temp=$RUNNER_TEMP"')
+    const result = await orun(['run', 'plan.json', '--job=solo@dev.smoke', '--all'], dir, {
+      ...gha,
+      HOME: dir,
+      RUNNER_TEMP: dir
+    })
+    const [, home, temp] = /home=(\S+) temp=(\S+)/.exec(result.stdout)!
+    expect(home).toBe(temp)
+    expect(home).not.toBe(dir)
+    expect(existsSync(home)).toBe(false) // removed after the job
+  })
+
+  test("secretRefs resolve from ORUN_SECRET_<KEY> only; a missing required one fails with orun's text", async () => {
+    const dir = planDir('orun254-secret-refs', 'echo "url=$DATABASE_URL dsn=[$SENTRY_DSN]"')
+    const args = ['run', 'plan.json', '--job=db.stage.migrate', '--all', '--isolation', 'none']
+    const missing = await orun(args, dir, gha)
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toBe(
+      '  ✗ db.stage.migrate: secret resolution failed: local runs resolve secrets only from ' +
+        'ORUN_SECRET_<KEY> overrides; missing: ORUN_SECRET_DATABASE_URL (or run against Orun Cloud: orun auth login)\n' +
+        'Error: job db.stage.migrate failed (fail-fast enabled)\n'
+    )
+    const dump = path.join(dir, 'env.json')
+    const set = await orun(args, dir, {
+      ...gha,
+      ORUN_SECRET_DATABASE_URL: 'postgres://secret-1234',
+      ORUN_STANDIN_DUMP_ENV: dump
+    })
+    expect(set.code).toBe(0)
+    expect(set.stdout).toContain('url=*** dsn=[]\n')
+    expect(JSON.parse(readFileSync(dump, 'utf8')).ORUN_SECRET_DATABASE_URL).toBe(
+      'postgres://secret-1234'
+    )
   })
 })

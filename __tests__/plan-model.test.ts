@@ -194,6 +194,10 @@ describe('parsePlan on the valid fixtures', () => {
     ])
     expect(plan.byId.get('foundation.dev.plan-apply')!.dependsOn).toBeUndefined()
     expect(plan.dependents.get('foundation.dev.plan-apply')).toEqual(['api-edge.dev.deploy'])
+    expect(plan.byId.get('api-edge.dev.deploy')).toMatchObject({
+      component: 'api-edge',
+      environment: 'dev'
+    })
   })
 
   test('orun254-secret-refs: one job with a required and an optional secret', () => {
@@ -277,6 +281,15 @@ describe('parsePlan on other malformed plans', () => {
   test('a job without an id is named by its position', () => {
     const text = JSON.stringify({ metadata: checksum, jobs: [{ id: 'a' }, { name: 'x' }] })
     expect(parseError(text, 'p.json').message).toMatch(/job #2 has no id/)
+  })
+
+  test('a job id of only whitespace is no id', () => {
+    for (const id of ['   ', '\t', ' \n ']) {
+      const text = JSON.stringify({ metadata: checksum, jobs: [{ id: 'a' }, { id }] })
+      expect(parseError(text, 'p.json').message).toBe(
+        'Plan file p.json: job #2 has no id. Re-compile it with `orun plan`, or check the plan-file input.'
+      )
+    }
   })
 
   test('dependsOn must be a list of ids', () => {
@@ -519,9 +532,11 @@ describe('singleJobPlan', () => {
     const original = JSON.parse(fixtureText('remote-state-matrix')) as PlanFile
     const single = singleJobPlan(plan, 'api@stage.smoke')
 
-    const { jobs, ...rest } = single
-    const { jobs: originalJobs, ...originalRest } = original
+    const { jobs, execution, ...rest } = single
+    const { jobs: originalJobs, execution: originalExecution, ...originalRest } = original
     expect(rest).toEqual(originalRest)
+    expect(originalExecution).toEqual({ concurrency: 1, failFast: true })
+    expect(execution).toEqual({ concurrency: 1, failFast: true })
     expect(jobs).toHaveLength(1)
     const { dependsOn, ...job } = jobs[0]
     const { dependsOn: originalDeps, ...originalJob } = originalJobs.find(
@@ -561,6 +576,22 @@ describe('singleJobPlan', () => {
         steps: [{ id: 's', run: 'true', retries: 2 }]
       }
     ])
+  })
+
+  test('sets execution.concurrency to 1 and keeps the other execution fields (orun 2.54 plan)', () => {
+    const plan = loadFixture('orun254-matrix')
+    const single = singleJobPlan(plan, 'api-edge.dev.deploy')
+    expect(single.execution).toEqual({ concurrency: 1, failFast: true })
+    expect(single.apiVersion).toBe('orun.io/v1')
+    expect(single.jobs.map(j => [j.id, j.dependsOn, j.checkName])).toEqual([
+      ['api-edge.dev.deploy', [], 'api-edge · dev · Deploy']
+    ])
+    expect(plan.file.execution).toEqual({ concurrency: 4, failFast: true })
+    const bare = parsePlan(
+      JSON.stringify({ metadata: { checksum: 'sha256-0011223344556677' }, jobs: [{ id: 'a' }] }),
+      'p.json'
+    )
+    expect(singleJobPlan(bare, 'a').execution).toEqual({ concurrency: 1 })
   })
 
   test('does not change the plan it was derived from', () => {

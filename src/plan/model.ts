@@ -1,4 +1,5 @@
 import { UserError } from '../common/errors.js'
+import { RECOMPILE_PLAN } from '../common/error-messages.js'
 
 /**
  * The orun plan file (see orun-cli.md) and the DAG built from it. Only the
@@ -76,7 +77,7 @@ export function planIdFromChecksum(checksum: string): string {
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.'
+const recompile = RECOMPILE_PLAN
 
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
 export function parsePlan(text: string, source: string): Plan {
@@ -255,10 +256,13 @@ export function secretNeedsOf(job: PlanJob): SecretNeed[] {
         asEnv: ref.asEnv,
         ref: ref.ref,
         optional: ref.optional === true,
-        overrideEnv: key ? `ORUN_SECRET_${key}` : undefined
+        overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
       }
     })
 }
+
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+export const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_'
 
 /** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
 export function secretKeyOf(ref: string): string | undefined {
@@ -291,14 +295,22 @@ export function ancestorsOf(plan: Plan, jobId: string): Set<string> {
 
 /**
  * The plan orun runs on a matrix runner: only the claimed job, with no
- * dependsOn. The backend's claim already proved the dependencies succeeded,
- * and a fresh runner's local state is empty, so orun's local check would
- * otherwise refuse to start. Every other field is kept.
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
  */
 export function singleJobPlan(plan: Plan, jobId: string): PlanFile {
   const job = plan.byId.get(jobId)
   if (!job) throw new Error(`job ${jobId} is not in plan ${plan.id}`)
-  return { ...plan.file, jobs: [{ ...job, dependsOn: [] }] }
+  const execution = isObject(plan.file.execution) ? plan.file.execution : {}
+  return {
+    ...plan.file,
+    execution: { ...execution, concurrency: 1 },
+    jobs: [{ ...job, dependsOn: [] }]
+  }
 }
 
 /** Jobs of the given environments/components (empty list = no filter), in topological order. */
