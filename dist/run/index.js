@@ -35487,7 +35487,7 @@ async function runJob(ctx) {
             return {
                 ...base,
                 status: 'failed',
-                detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}${rerunHint(inputs.runId)}`
+                detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}`
             };
         case 'skipped':
             lib_core/* info */.pq(`${jobId} is running on another runner (${acquired.owner ?? 'unknown'}); on-duplicate is skip.`);
@@ -35586,14 +35586,6 @@ async function report(client, runId, jobId, runnerId, error) {
         }
         throw caught;
     }
-}
-/** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
-function rerunHint(runId) {
-    const attempt = /^gha-\d+-(\d+)-/.exec(runId)?.[1];
-    const current = process.env.GITHUB_RUN_ATTEMPT;
-    return attempt && current && Number(current) > Number(attempt)
-        ? ` (this is attempt ${current} re-using run id ${runId} from attempt ${attempt}: use "Re-run all jobs" so the plan job makes a fresh run id)`
-        : '';
 }
 
 ;// CONCATENATED MODULE: ./src/plan/handoff.ts

@@ -29261,7 +29261,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(32185);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(32286);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29271,7 +29271,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 32185:
+/***/ 32286:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31106,7 +31106,49 @@ function criticalPath(view) {
     return chain.reverse();
 }
 
+;// CONCATENATED MODULE: ./src/common/attempt.ts
+/**
+ * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
+ * workflow run as a new attempt (GITHUB_RUN_ATTEMPT 2, 3, ...) of the same run
+ * id, so each attempt needs a backend run of its own: a failed job stays failed
+ * in the run of the attempt that failed it.
+ *
+ * - Ids made by the plan action, `gha-<run>-<attempt>-<plan>`, carry the attempt.
+ * - A custom id `X` is the run of attempt 1; attempt N > 1 works in `X-aN`.
+ *   The plan action applies the same rule to its 'run-id' input, so its output
+ *   always names the attempt in which the plan job last ran.
+ */
+/** This workflow run's attempt (1 when not on GitHub Actions). */
+function currentAttempt() {
+    const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
+    return Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+}
+const planActionId = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/;
+const customAttemptSuffix = /^(.+)-a([1-9]\d*)$/;
+function parseRunId(runId) {
+    const derived = planActionId.exec(runId);
+    if (derived) {
+        const [, run, attempt, plan] = derived;
+        return {
+            attempt: Number(attempt),
+            workflowRun: run,
+            forAttempt: n => `gha-${run}-${n}-${plan}`
+        };
+    }
+    const suffixed = customAttemptSuffix.exec(runId);
+    const base = suffixed ? suffixed[1] : runId;
+    return {
+        attempt: suffixed ? Number(suffixed[2]) : 1,
+        forAttempt: n => customRunId(base, n)
+    };
+}
+/** The run id of attempt `attempt` for a custom 'run-id': the id itself in attempt 1. */
+function customRunId(custom, attempt) {
+    return attempt > 1 ? `${custom}-a${attempt}` : custom;
+}
+
 ;// CONCATENATED MODULE: ./src/status/run-read.ts
+
 
 
 
@@ -31151,19 +31193,13 @@ function candidateRunIds(runId, env = process.env) {
     const current = Number(env.GITHUB_RUN_ATTEMPT || '1');
     if (!Number.isInteger(current) || current <= 1)
         return [runId];
-    const derived = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/.exec(runId);
-    if (derived && derived[1] !== env.GITHUB_RUN_ID)
+    const given = parseRunId(runId);
+    // A plan-action id made in another workflow run is used as given, as the run action does.
+    if (given.workflowRun !== undefined && given.workflowRun !== env.GITHUB_RUN_ID)
         return [runId];
-    const given = derived ? Number(derived[2]) : Number(/-a([1-9]\d*)$/.exec(runId)?.[1] ?? 1);
-    const base = derived ? '' : runId.replace(/-a[1-9]\d*$/, '');
-    const idFor = (attempt) => derived
-        ? `gha-${derived[1]}-${attempt}-${derived[3]}`
-        : attempt > 1
-            ? `${base}-a${attempt}`
-            : base;
     const ids = [];
-    for (let attempt = current; attempt > given; attempt--)
-        ids.push(idFor(attempt));
+    for (let attempt = current; attempt > given.attempt; attempt--)
+        ids.push(given.forAttempt(attempt));
     return [...ids, runId];
 }
 

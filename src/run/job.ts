@@ -83,7 +83,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       return {
         ...base,
         status: 'failed',
-        detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}${rerunHint(inputs.runId)}`
+        detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}`
       }
     case 'skipped':
       core.info(
@@ -198,13 +198,4 @@ async function report(
     }
     throw caught
   }
-}
-
-/** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
-function rerunHint(runId: string): string {
-  const attempt = /^gha-\d+-(\d+)-/.exec(runId)?.[1]
-  const current = process.env.GITHUB_RUN_ATTEMPT
-  return attempt && current && Number(current) > Number(attempt)
-    ? ` (this is attempt ${current} re-using run id ${runId} from attempt ${attempt}: use "Re-run all jobs" so the plan job makes a fresh run id)`
-    : ''
 }
