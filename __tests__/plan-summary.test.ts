@@ -127,21 +127,23 @@ describe('renderPlanSummary', () => {
     expect(summary).not.toContain('### Jobs')
   })
 
-  test('table cells escape | and flatten newlines, so a row keeps its four cells', () => {
+  test('table cells escape | and show newlines as \\n, so a row keeps its four cells', () => {
     const plan = planOf([
       { id: 'up|stream@dev.smoke', environment: 'de|v', component: 'c|1' },
       {
         id: 'down@dev.smoke',
-        environment: 'dev\nsplit',
+        environment: 'dev',
         component: 'plain',
         dependsOn: ['up|stream@dev.smoke']
       }
     ])
+    // parsePlan refuses line breaks in names; the summary must hold even without that check.
+    plan.byId.get('down@dev.smoke')!.environment = 'dev\nsplit'
     const summary = render(plan)
     const rows = summary.split('\n').filter(line => /^\| `(up|down)/.test(line))
     expect(rows).toEqual([
-      '| `up\\|stream@dev.smoke` | de\\|v | c\\|1 |  |',
-      '| `down@dev.smoke` | dev split | plain | `up\\|stream@dev.smoke` |'
+      '| `up\\|stream@dev.smoke` | `de\\|v` | `c\\|1` |  |',
+      '| `down@dev.smoke` | `dev\\nsplit` | plain | `up\\|stream@dev.smoke` |'
     ])
     for (const row of rows) expect(tableCells(row)).toHaveLength(4)
     // The chart has its own quoting; a newline must not end a mermaid line early.

@@ -10,6 +10,7 @@ import { resolveBackendUrl } from '../backend/url.js'
 import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderPlanSummary } from './summary.js'
+import { checkOutputSizes, fitSummary } from './output-limits.js'
 import { PLAN_ARTIFACT_FILE, defaultArtifactName, uploadPlanArtifact } from './handoff.js'
 
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
@@ -19,7 +20,7 @@ export async function run(): Promise<void> {
   const planFile = await producePlanFile(inputs)
   // Errors name the file the user gave, not its copy under RUNNER_TEMP.
   const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile
-  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource)
+  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource, { maxJobs: MAX_MATRIX_JOBS })
   if (plan.order.length > MAX_MATRIX_JOBS) {
     throw new UserError(
       `The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
@@ -29,6 +30,13 @@ export async function run(): Promise<void> {
   const runId = inputs.runId ?? defaultRunId(plan.id)
   const artifactName = inputs.artifactName ?? defaultArtifactName(runId)
   const jobs = matrixEntries(plan)
+  // Before the artifact and the run exist: an oversized plan changes nothing.
+  checkOutputSizes({
+    jobs: JSON.stringify(jobs),
+    'job-ids': JSON.stringify(jobs.map(e => e.job)),
+    matrix: JSON.stringify({ include: jobs }),
+    'run-id': runId
+  })
 
   if (!jobs.length) core.notice('The plan has no jobs: nothing to run. The jobs output is [].')
   if (inputs.upload && jobs.length) await uploadPlanArtifact(planFile, artifactName)
@@ -54,12 +62,14 @@ export async function run(): Promise<void> {
 
   await core.summary
     .addRaw(
-      renderPlanSummary({
-        plan,
-        runId,
-        planFile,
-        artifactName: inputs.upload && jobs.length ? artifactName : undefined
-      })
+      fitSummary(
+        renderPlanSummary({
+          plan,
+          runId,
+          planFile,
+          artifactName: inputs.upload && jobs.length ? artifactName : undefined
+        })
+      )
     )
     .write()
 }

@@ -1,3 +1,4 @@
+import { markdownCode, markdownLiteral, mermaidLabel } from '../common/escape.js'
 import type { Plan } from './model.js'
 
 /**
@@ -17,9 +18,6 @@ export interface PlanSummaryInfo {
   artifactName?: string
 }
 
-const escapeCell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
-const mermaidLabel = (text: string) => `"${text.replace(/"/g, '#quot;').replace(/\n/g, ' ')}"`
-
 export function renderPlanSummary({
   plan,
   runId,
@@ -32,11 +30,11 @@ export function renderPlanSummary({
     '',
     '| plan id | run id | jobs |',
     '|---|---|---|',
-    `| \`${plan.id}\` | \`${runId}\` | ${jobs.length} |`,
+    `| ${markdownCode(plan.id, true)} | ${markdownCode(runId, true)} | ${jobs.length} |`,
     '',
     artifactName
-      ? `Plan file \`${planFile}\`, handed to the run jobs as artifact \`${artifactName}\`.`
-      : `Plan file \`${planFile}\`.`,
+      ? `Plan file ${markdownCode(planFile)}, handed to the run jobs as artifact ${markdownCode(artifactName)}.`
+      : `Plan file ${markdownCode(planFile)}.`,
     ''
   ]
   if (!jobs.length) {
@@ -47,7 +45,7 @@ export function renderPlanSummary({
   lines.push('### Jobs', '', '| job | env | component | depends on |', '|---|---|---|---|')
   let size = Buffer.byteLength(lines.join('\n'))
   for (const [index, job] of jobs.entries()) {
-    const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(job.environment ?? '')} | ${escapeCell(job.component ?? '')} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`
+    const row = `| ${markdownCode(job.id, true)} | ${markdownLiteral(job.environment ?? '', true)} | ${markdownLiteral(job.component ?? '', true)} | ${(job.dependsOn ?? []).map(d => markdownCode(d, true)).join(', ')} |`
     size += Buffer.byteLength(row) + 1
     if (size > SUMMARY_BUDGET_BYTES) {
       lines.push(

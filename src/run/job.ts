@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { spread } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
 import { acquireJob, type AcquireStats } from './acquire.js'
@@ -54,7 +55,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       ensureRun: ctx.ensureRun,
       sleep: ms => abortableSleep(ms, ctx.cancel),
       now: Date.now,
-      log: message => core.info(message)
+      log: message => core.info(commandSafe(message))
     },
     jobId,
     stats
@@ -70,7 +71,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     case 'finished':
       if (acquired.status === 'success') {
         core.info(
-          `${jobId} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`
+          `${inline(jobId)} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`
         )
         return {
           ...base,
@@ -85,7 +86,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       }
     case 'skipped':
       core.info(
-        `${jobId} is running on another runner (${acquired.owner ?? 'unknown'}); on-duplicate is skip.`
+        `${inline(jobId)} is running on another runner (${inline(acquired.owner ?? 'unknown')}); on-duplicate is skip.`
       )
       return {
         ...base,
@@ -94,15 +95,17 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       }
     case 'blocked': {
       const names = acquired.upstream
-        .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+        .map(u => `${inline(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
         .join(', ')
-      core.error(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`)
+      core.error(
+        `${inline(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`
+      )
       return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` }
     }
   }
   if (acquired.takeover)
     core.warning(
-      `${jobId}: the previous runner's heartbeat had expired; this runner took the job over.`
+      `${inline(jobId)}: the previous runner's heartbeat had expired; this runner took the job over.`
     )
 
   const spoolFile = join(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`)

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { connectBackend, explainBackendError, joinRun } from '../backend/session.js'
 import { UserError } from '../common/errors.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { runSupportsLocalFlag } from '../orun/cli.js'
@@ -42,7 +43,9 @@ export async function run(): Promise<void> {
   ].join('-')
   core.setOutput('run-id', inputs.runId)
   core.info(
-    `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`
+    commandSafe(
+      `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.map(inline).join(', ')}.`
+    )
   )
 
   const cancel = new AbortController()
@@ -128,5 +131,7 @@ export async function run(): Promise<void> {
     throw new UserError('The run was cancelled; claimed jobs were reported as failed (cancelled).')
   const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked')
   if (bad.length)
-    throw new UserError(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'))
+    throw new UserError(
+      bad.map(r => `${inline(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n')
+    )
 }
