@@ -34294,12 +34294,14 @@ function tooManyJobsError(count) {
         "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
 }
 /**
- * Characters that end a log line or hide text: ids, components and environments
- * holding them are refused, since orun itself prints them in its own log lines,
- * which reach the runner unchanged (the job's `::add-mask::` lines must).
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). Ids, components and environments holding them are refused, since
+ * orun prints them in its own log lines, which reach the runner unchanged.
+ * Everything else (`::`, backticks, HTML, markdown) is accepted and shown literally.
  */
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
-const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
@@ -34342,9 +34344,9 @@ function parsePlan(text, source, limits = {}) {
             if (value !== undefined && typeof value !== 'string') {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
-            if (typeof value === 'string' && LINE_BREAKING.test(value)) {
-                throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has a ${field} with a line break or control character (${(0,common_escape/* inline */.mG)(value)}). ` +
-                    'Rename it in intent.yaml (names are printed in log lines, where such characters would split them) and re-compile the plan.');
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has a ${field} with a line break, a control character or "##[" (${(0,common_escape/* inline */.mG)(value)}). ` +
+                    'Rename it in intent.yaml (names are printed in log lines, where these would split the line or make it a workflow command) and re-compile the plan.');
             }
         }
         if (byId.has(job.id)) {

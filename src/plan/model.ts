@@ -81,12 +81,14 @@ export function tooManyJobsError(count: number): UserError {
 }
 
 /**
- * Characters that end a log line or hide text: ids, components and environments
- * holding them are refused, since orun itself prints them in its own log lines,
- * which reach the runner unchanged (the job's `::add-mask::` lines must).
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). Ids, components and environments holding them are refused, since
+ * orun prints them in its own log lines, which reach the runner unchanged.
+ * Everything else (`::`, backticks, HTML, markdown) is accepted and shown literally.
  */
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
-const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -141,10 +143,10 @@ export function parsePlan(text: string, source: string, limits: ParseLimits = {}
           `Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`
         )
       }
-      if (typeof value === 'string' && LINE_BREAKING.test(value)) {
+      if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
         throw new UserError(
-          `Plan file ${source}: job #${index + 1} has a ${field} with a line break or control character (${inline(value)}). ` +
-            'Rename it in intent.yaml (names are printed in log lines, where such characters would split them) and re-compile the plan.'
+          `Plan file ${source}: job #${index + 1} has a ${field} with a line break, a control character or "##[" (${inline(value)}). ` +
+            'Rename it in intent.yaml (names are printed in log lines, where these would split the line or make it a workflow command) and re-compile the plan.'
         )
       }
     }
