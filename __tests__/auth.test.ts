@@ -14,7 +14,11 @@ import type net from 'node:net'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient, BackendError } from '../src/backend/client.js'
 import { UserError } from '../src/common/errors.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  IMMEDIATE_CONSISTENCY
+} from '../testing/coordination-server.js'
 
 const ENV_KEYS = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'ORUN_TOKEN']
 const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))
@@ -24,7 +28,7 @@ let server: CoordinationServer
 let stdout: string[]
 
 beforeAll(async () => {
-  server = await startCoordinationServer({ rateLimit: false })
+  server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
 })
 
 beforeEach(() => {
@@ -131,7 +135,11 @@ describe('OIDC tokens', () => {
   })
 
   it('keeps short-lived tokens fresh across a long wait without a single 401', async () => {
-    const shortLived = await startCoordinationServer({ rateLimit: false, tokenLifetimeSeconds: 2 })
+    const shortLived = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      tokenLifetimeSeconds: 2
+    })
     try {
       useOidc(shortLived)
       const tokens = createTokenSource({ log: () => {} })
@@ -155,7 +163,11 @@ describe('OIDC tokens', () => {
   })
 
   it('re-mints once when the backend refuses a token it still believes valid', async () => {
-    const shortLived = await startCoordinationServer({ rateLimit: false, tokenLifetimeSeconds: 2 })
+    const shortLived = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      tokenLifetimeSeconds: 2
+    })
     try {
       useOidc(shortLived)
       // A frozen clock: the source keeps its token while the server sees it expire (clock skew).
@@ -248,6 +260,7 @@ describe('static tokens', () => {
 
   it('is sent as is and accepted on read routes by a backend that knows it', async () => {
     const withSessions = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
       rateLimit: false,
       sessionTokens: ['cli-session-token']
     })

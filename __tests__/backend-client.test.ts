@@ -10,7 +10,11 @@ import {
 } from '../src/backend/client.js'
 import { toBackendPlan, type PlanLike } from '../src/backend/plan.js'
 import type { BackendPlan } from '../src/backend/types.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  IMMEDIATE_CONSISTENCY
+} from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 
@@ -42,7 +46,7 @@ let runCounter = 0
 beforeAll(async () => {
   silenceWorkflowCommands()
   // Rate limiting has its own server below; here it would only make counts depend on timing.
-  server = await startCoordinationServer({ rateLimit: false })
+  server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
   Object.assign(process.env, server.tokenEnv())
   tokens = createTokenSource({ log: () => {} })
 })
@@ -748,7 +752,10 @@ describe('BackendClient against the local coordination server', () => {
 
 describe('rate limiting against the real token bucket', () => {
   it('a burst beyond the bucket completes by waiting out Retry-After', async () => {
-    const limited = await startCoordinationServer({ rateLimit: { burst: 3, perSecond: 3 } })
+    const limited = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: { burst: 3, perSecond: 3 }
+    })
     try {
       const sleeps: number[] = []
       const client = new BackendClient({

@@ -10,7 +10,8 @@ import {
   defaultIdentity,
   startCoordinationServer,
   type CoordinationServer,
-  type Identity
+  type Identity,
+  IMMEDIATE_CONSISTENCY
 } from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 
@@ -138,7 +139,7 @@ describe('routing, health and the error envelope', () => {
   let server: CoordinationServer
   let token: string
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     token = await server.mintToken()
   })
   afterAll(() => server.close())
@@ -220,7 +221,7 @@ describe('create and join a run', () => {
   let server: CoordinationServer
   let token: string
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     token = await server.mintToken()
   })
   afterAll(() => server.close())
@@ -410,7 +411,7 @@ describe('claims, heartbeats, updates and reads', () => {
   let token: string
   const runId = 'gha-42-1-abcdef'
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     token = await server.mintToken()
   })
   afterAll(() => server.close())
@@ -732,9 +733,7 @@ describe('claims, heartbeats, updates and reads', () => {
             ['heartbeat', claimPath('nope', 'only', 'heartbeat'), { runnerId: 'r1' }],
             ['update', claimPath('nope', 'only', 'update'), { runnerId: 'r1', status: 'success' }],
             ['runnable', '/v1/runs/nope/runnable', undefined],
-            ['list jobs', '/v1/runs/nope/jobs', undefined],
-            ['job status', '/v1/runs/nope/jobs/only/status', undefined],
-            ['read log', '/v1/runs/nope/logs/only', undefined]
+            ['job status', '/v1/runs/nope/jobs/only/status', undefined]
           ] as Array<[string, string, unknown]>
         ).map(([what, path, json]): Step => ({
           name: `${what} on an unknown run`,
@@ -743,10 +742,20 @@ describe('claims, heartbeats, updates and reads', () => {
           expect: { status: 404, body: err('NOT_FOUND', 'Coordinator not initialized') }
         })),
         {
-          name: 'upload log on an unknown run',
+          name: 'list jobs on an unknown run: an empty list, as the service answers',
+          path: '/v1/runs/nope/jobs',
+          expect: { status: 200, body: { jobs: [] } }
+        },
+        {
+          name: 'read log on an unknown run',
+          path: '/v1/runs/nope/logs/only',
+          expect: { status: 404, body: err('NOT_FOUND', 'Log not found') }
+        },
+        {
+          name: 'upload log on an unknown run: the service does not check it',
           path: '/v1/runs/nope/logs/only',
           raw: 'hello',
-          expect: { status: 404, body: err('NOT_FOUND', 'Coordinator not initialized') }
+          expect: { status: 200, body: { ok: true, logRef: '1001/runs/nope/logs/only.log' } }
         },
         {
           name: 'get an unknown run',
@@ -875,7 +884,11 @@ describe('takeover after a stale heartbeat', () => {
   let server: CoordinationServer
   let token: string
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false, heartbeatTimeoutMs: 400 })
+    server = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      heartbeatTimeoutMs: 400
+    })
     token = await server.mintToken()
   })
   afterAll(() => server.close())
@@ -1006,7 +1019,7 @@ describe('takeover after a stale heartbeat', () => {
 describe('authentication', () => {
   let server: CoordinationServer
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     const token = await server.mintToken()
     await runTable(
       server,
@@ -1111,7 +1124,11 @@ describe('authentication', () => {
   })
 
   test('a custom audience is enforced', async () => {
-    const custom = await startCoordinationServer({ rateLimit: false, audience: 'my-backend' })
+    const custom = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      audience: 'my-backend'
+    })
     try {
       await runTable(custom, [
         {
@@ -1163,7 +1180,7 @@ describe('tenancy', () => {
   let mine: string
   let theirs: string
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     mine = await server.mintToken()
     theirs = await server.mintToken({ identity: otherRepo })
   })
@@ -1199,16 +1216,16 @@ describe('tenancy', () => {
           expect: { status: 404, body: err('NOT_FOUND', 'Coordinator not initialized') }
         },
         {
-          name: 'other repo cannot list jobs',
+          name: 'other repo lists no jobs',
           path: '/v1/runs/shared-id/jobs',
           token: theirs,
-          expect: { status: 404, body: err('NOT_FOUND', 'Coordinator not initialized') }
+          expect: { status: 200, body: { jobs: [] } }
         },
         {
           name: 'other repo cannot read the log',
           path: '/v1/runs/shared-id/logs/j',
           token: theirs,
-          expect: { status: 404, body: err('NOT_FOUND', 'Coordinator not initialized') }
+          expect: { status: 404, body: err('NOT_FOUND', 'Log not found') }
         },
         {
           name: 'the same run id in another namespace is another run',
@@ -1265,7 +1282,11 @@ describe('session tokens', () => {
   let oidc: string
   const session = 'orun_cli_session_abc'
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false, sessionTokens: [session] })
+    server = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      sessionTokens: [session]
+    })
     oidc = await server.mintToken()
     await runTable(
       server,
@@ -1341,7 +1362,8 @@ describe('session tokens', () => {
 describe('rate limit', () => {
   let server: CoordinationServer
   beforeAll(async () => {
-    server = await startCoordinationServer()
+    // The bucket, not latency, is under test: the burst must fit in one refill window.
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, latencyMs: false })
   })
   afterAll(() => server.close())
 
@@ -1454,7 +1476,7 @@ describe('token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL)', () => {
     Object.assign(process.env, env)
   }
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
   })
   afterEach(() => {
     for (const [key, value] of [
@@ -1575,7 +1597,7 @@ describe('fault injection', () => {
   let server: CoordinationServer
   let token: string
   beforeAll(async () => {
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     token = await server.mintToken()
     await runTable(
       server,
@@ -1742,6 +1764,183 @@ describe('fault injection', () => {
     await runTable(
       server,
       [{ name: 'cleared', path: '/v1/runs/f', expect: { status: 200 } }],
+      token
+    )
+  })
+})
+
+describe("the service's unkind parts: latency, a new run's lag, stale log reads, oversized requests", () => {
+  let server: CoordinationServer
+  let token: string
+  beforeAll(async () => {
+    server = await startCoordinationServer({
+      rateLimit: false,
+      latencyMs: { min: 15, max: 40 },
+      initLagMs: 60_000,
+      logVisibilityMs: 60_000,
+      maxBodyBytes: 1024
+    })
+    token = await server.mintToken()
+  })
+  afterAll(() => server.close())
+
+  test('every request waits at least the minimum latency', async () => {
+    const started = performance.now()
+    await runTable(server, [{ name: 'health', path: '/', token: null, expect: { status: 200 } }])
+    expect(performance.now() - started).toBeGreaterThanOrEqual(14)
+  })
+
+  test('a run just created is unknown to every route but create until its lag has passed', async () => {
+    await runTable(
+      server,
+      [
+        {
+          name: 'create',
+          path: '/v1/runs',
+          json: { runId: 'lagging', plan: plan('lag', [['j', []]]) },
+          expect: { status: 201 }
+        },
+        {
+          name: 'join while it initialises',
+          path: '/v1/runs',
+          json: { runId: 'lagging', plan: plan('lag', [['j', []]]) },
+          expect: { status: 200 }
+        },
+        {
+          name: 'claim while it initialises',
+          path: claimPath('lagging', 'j'),
+          json: { runnerId: 'r1' },
+          expect: { status: 404, body: err('NOT_FOUND', 'Coordinator not initialized') }
+        },
+        {
+          name: 'get while it initialises',
+          path: '/v1/runs/lagging',
+          expect: { status: 404, body: err('NOT_FOUND', 'Run not found') }
+        },
+        {
+          name: 'list jobs while it initialises',
+          path: '/v1/runs/lagging/jobs',
+          expect: { status: 200, body: { jobs: [] } }
+        }
+      ],
+      token
+    )
+    server.setOptions({ initLagMs: 0 })
+    await runTable(
+      server,
+      [
+        {
+          name: 'a run created with no lag',
+          path: '/v1/runs',
+          json: { runId: 'prompt', plan: plan('p', [['j', []]]) },
+          expect: { status: 201 }
+        },
+        {
+          name: 'claims at once',
+          path: claimPath('prompt', 'j'),
+          json: { runnerId: 'r1' },
+          expect: { status: 200, body: { claimed: true } }
+        }
+      ],
+      token
+    )
+  })
+
+  test('a log read right after an upload answers the previous version; storedLog has the new one', async () => {
+    await runTable(
+      server,
+      [
+        { name: 'first upload', path: '/v1/runs/x/logs/j', raw: 'one', expect: { status: 200 } },
+        {
+          name: 'read before it is visible',
+          path: '/v1/runs/x/logs/j',
+          expect: { status: 404, body: err('NOT_FOUND', 'Log not found') }
+        }
+      ],
+      token
+    )
+    expect(server.storedLog('x', 'j')).toBe('one')
+    server.setOptions({ logVisibilityMs: 0 })
+    await runTable(
+      server,
+      [
+        { name: 'visible upload', path: '/v1/runs/x/logs/j', raw: 'two', expect: { status: 200 } },
+        { name: 'read it', path: '/v1/runs/x/logs/j', expect: { status: 200, text: 'two' } }
+      ],
+      token
+    )
+    server.setOptions({ logVisibilityMs: 60_000 })
+    await runTable(
+      server,
+      [
+        {
+          name: 'a newer upload',
+          path: '/v1/runs/x/logs/j',
+          raw: 'three',
+          expect: { status: 200 }
+        },
+        {
+          name: 'still the old one',
+          path: '/v1/runs/x/logs/j',
+          expect: { status: 200, text: 'two' }
+        }
+      ],
+      token
+    )
+    expect(server.storedLog('x', 'j')).toBe('three')
+  })
+
+  test('oversized requests get the proxy answers 431 and 413, not the JSON envelope', async () => {
+    await runTable(
+      server,
+      [
+        {
+          name: 'a job id longer than the proxy accepts',
+          path: `/v1/runs/x/jobs/${'j'.repeat(9000)}/status`,
+          expect: { status: 431, text: 'Request Header Fields Too Large' }
+        },
+        {
+          name: 'a body over the limit',
+          path: '/v1/runs/x/logs/j',
+          raw: 'x'.repeat(1025),
+          expect: { status: 413, text: 'Payload Too Large' }
+        }
+      ],
+      token
+    )
+  })
+
+  test('deleteRun removes a run and its logs, as the cleanup does', async () => {
+    server.setOptions({ initLagMs: 0, logVisibilityMs: 0 })
+    await runTable(
+      server,
+      [
+        {
+          name: 'create',
+          path: '/v1/runs',
+          json: { runId: 'old', plan: plan('o', [['j', []]]) },
+          expect: { status: 201 }
+        },
+        { name: 'log', path: '/v1/runs/old/logs/j', raw: 'kept', expect: { status: 200 } }
+      ],
+      token
+    )
+    expect(server.deleteRun('old')).toBe(true)
+    expect(server.deleteRun('old')).toBe(false)
+    await runTable(
+      server,
+      [
+        {
+          name: 'gone',
+          path: '/v1/runs/old',
+          expect: { status: 404, body: err('NOT_FOUND', 'Run not found') }
+        },
+        {
+          name: 'its log too',
+          path: '/v1/runs/old/logs/j',
+          expect: { status: 404, body: err('NOT_FOUND', 'Log not found') }
+        }
+      ],
       token
     )
   })

@@ -14,7 +14,11 @@ import { parsePlan } from '../src/plan/model.js'
 import { startHeartbeat, type Heartbeat } from '../src/run/heartbeat.js'
 import { LogStream, capLog, type LogUploader } from '../src/run/logstream.js'
 import { REDACTED, Redactor, envValues } from '../src/run/redact.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  IMMEDIATE_CONSISTENCY
+} from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
@@ -329,7 +333,7 @@ describe('startHeartbeat', () => {
 
   beforeAll(async () => {
     silenceWorkflowCommands()
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     Object.assign(process.env, server.tokenEnv())
     client = new BackendClient({
       baseUrl: server.url,

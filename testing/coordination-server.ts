@@ -38,11 +38,10 @@
  * | create: plan ids/deps are checked before the join check     | (so a bad plan is refused even for an existing run id)     |
  * | join (200) body                                             | `{runId, status:"running", createdAt: now}` (as the Worker)|
  * | different checksum on join                                  | 409 `Run already exists with a different plan checksum`    |
- * | unknown run on claim/heartbeat/update/runnable/jobs/        | 404 `Coordinator not initialized`                          |
- * |   job status/log upload/log read                            |                                                            |
+ * | unknown run on claim/heartbeat/update/runnable/job status   | 404 `Coordinator not initialized`                          |
  * | unknown run on `GET /v1/runs/:runId`                        | 404 `Run not found`                                        |
  * | unknown job (claim/heartbeat/update/status)                 | 404 `Job not found`                                        |
- * | log upload for a job id not in the plan                     | accepted (the live service does not check it)              |
+ * | log upload for an unknown run or a job id not in the plan   | accepted (the live service checks neither)                 |
  * | missing log                                                 | 404 `Log not found`                                        |
  * | missing runnerId / bad update status                        | 400 `Missing runnerId` / `Invalid status`                  |
  * | update order                                                | not running (`Job is not running (current: X)`) before     |
@@ -52,7 +51,17 @@
  * | run status rollup                                           | recomputed on update only (an empty plan stays running)    |
  * | GET run extra fields                                        | `namespace: {namespaceId, namespaceSlug}`, `finishedAt`    |
  * | jobDone / jobFailed                                         | number of `success` / `failed` jobs                        |
- * | run expiry (24 h)                                           | not modelled                                               |
+ * | run expiry (24 h)                                           | not modelled; `deleteRun()` removes a run as the cleanup   |
+ * |                                                             | does                                                       |
+ * | latency                                                     | every request waits `latencyMs` (default 15-40 ms, as      |
+ * |                                                             | measured against the service)                              |
+ * | a run just created                                          | for `initLagMs` (default 250 ms) every other route sees it |
+ * |                                                             | as unknown (claim 404 `Coordinator not initialized`)       |
+ * | log read after upload                                       | the previous version (or 404) for `logVisibilityMs`        |
+ * |                                                             | (default 1000 ms); `storedLog()` reads what was stored     |
+ * | `GET /v1/runs/:runId/jobs` of an unknown run                | 200 `{"jobs": []}` (as the service)                        |
+ * | request line longer than `maxUrlBytes` (default 8192)       | 431, plain text (the proxy's answer, no JSON envelope)     |
+ * | body larger than `maxBodyBytes` (default 100 MiB)           | 413, plain text                                            |
  *
  * Token endpoint (`GET /_oidc/token?<identity>&audience=X`, like GitHub's
  * ACTIONS_ID_TOKEN_REQUEST_URL): bearer must be the server's request token
@@ -130,6 +139,14 @@ export interface RecordedRequest {
 
 export interface CoordinationServerOptions {
   audience?: string
+  /** Per-request latency, uniformly drawn; false for none. Default 15-40 ms, as measured. */
+  latencyMs?: { min: number; max: number } | false
+  /** How long a freshly created run stays invisible to every route but create. Default 250 ms. */
+  initLagMs?: number
+  /** How long a log read still answers the previous version after an upload. Default 1000 ms. */
+  logVisibilityMs?: number
+  maxUrlBytes?: number
+  maxBodyBytes?: number
   heartbeatTimeoutMs?: number
   rateLimit?: { burst: number; perSecond: number } | false
   tokenLifetimeSeconds?: number
@@ -160,11 +177,25 @@ export interface CoordinationServer {
   clearFaults(): void
   setOptions(
     patch: Partial<
-      Pick<CoordinationServerOptions, 'heartbeatTimeoutMs' | 'rateLimit' | 'tokenLifetimeSeconds'>
+      Pick<
+        CoordinationServerOptions,
+        | 'heartbeatTimeoutMs'
+        | 'rateLimit'
+        | 'tokenLifetimeSeconds'
+        | 'latencyMs'
+        | 'initLagMs'
+        | 'logVisibilityMs'
+      >
     >
   ): void
   /** read-only view for tests/demo: the stored jobs of a run */
   jobsOf(runId: string, namespace?: string): StoredJobView[]
+  /** The log as stored by the last upload, without the read-after-write lag of `GET logs`. */
+  storedLog(runId: string, jobId: string, namespace?: string): string | undefined
+  /** Resolves once a created run is visible to every route (its init lag has passed). */
+  whenVisible(runId: string, namespace?: string): Promise<void>
+  /** Removes a run, as the service's cleanup does about 24 h after it finished. */
+  deleteRun(runId: string, namespace?: string): boolean
   close(): Promise<void>
 }
 
@@ -178,6 +209,12 @@ export interface MintTokenOptions {
   claims?: Record<string, unknown>
   signWithForeignKey?: boolean
 }
+
+/**
+ * For protocol-level tests that count requests exactly: no lag before a new run or
+ * a new log is visible. Tests of whole runners keep the service's lags (the default).
+ */
+export const IMMEDIATE_CONSISTENCY = { initLagMs: 0, logVisibilityMs: 0 } as const
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com'
 const IDENTITY_KEYS = [
@@ -241,7 +278,15 @@ interface RunState {
   updatedAt: string
   finishedAt: string | null
   jobs: Map<string, JobState>
-  logs: Map<string, string>
+  /** Date.now() from which routes other than create see the run. */
+  visibleAt: number
+}
+
+interface StoredLog {
+  text: string
+  /** What a read answers until visibleAt: the previous upload, or nothing. */
+  previous: string | undefined
+  visibleAt: number
 }
 
 type Principal =
@@ -420,6 +465,11 @@ export async function startCoordinationServer(
   let rateLimit: { burst: number; perSecond: number } | false =
     options.rateLimit === undefined ? { burst: 20, perSecond: 5 } : options.rateLimit
   let tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 300
+  let latencyMs = options.latencyMs === undefined ? { min: 15, max: 40 } : options.latencyMs
+  let initLagMs = options.initLagMs ?? 250
+  let logVisibilityMs = options.logVisibilityMs ?? 1000
+  const maxUrlBytes = options.maxUrlBytes ?? 8192
+  const maxBodyBytes = options.maxBodyBytes ?? 100 * 1024 * 1024
   const sessionTokens = new Set(options.sessionTokens ?? [])
 
   const { publicKey, privateKey } = await generateKeyPair('RS256')
@@ -431,6 +481,9 @@ export async function startCoordinationServer(
   const requestToken = randomBytes(16).toString('hex')
 
   const runs = new Map<string, Map<string, RunState>>() // namespace -> runId -> run
+  // Log storage is apart from the runs: the service checks an upload against neither run nor job.
+  const logs = new Map<string, StoredLog>() // `${namespace}/${runId}/${jobId}` -> log
+  const logKey = (ns: string, runId: string, jobId: string) => `${ns}/${runId}/${jobId}`
   const buckets = new Map<string, Bucket>()
   const faults: ActiveFault[] = []
   const requests: RecordedRequest[] = []
@@ -579,8 +632,14 @@ export async function startCoordinationServer(
     return runs.get(namespaceId)?.get(runId)
   }
 
-  function requireCoordinator(namespaceId: string, runId: string): RunState {
+  /** A run as the routes other than create see it: not yet while it initialises. */
+  function visibleRun(namespaceId: string, runId: string): RunState | undefined {
     const run = runOf(namespaceId, runId)
+    return run && Date.now() >= run.visibleAt ? run : undefined
+  }
+
+  function requireCoordinator(namespaceId: string, runId: string): RunState {
+    const run = visibleRun(namespaceId, runId)
     if (!run) throw new ApiError(404, 'NOT_FOUND', 'Coordinator not initialized')
     return run
   }
@@ -637,7 +696,7 @@ export async function startCoordinationServer(
       updatedAt: now,
       finishedAt: null,
       jobs,
-      logs: new Map()
+      visibleAt: Date.now() + initLagMs
     })
     return { status: 201, json: { runId, status: 'running', createdAt: now } }
   }
@@ -776,7 +835,7 @@ export async function startCoordinationServer(
       case 'createRun':
         return createRun(principal, jsonBody())
       case 'getRun': {
-        const run = runOf(ns, runId)
+        const run = visibleRun(ns, runId)
         if (!run) throw new ApiError(404, 'NOT_FOUND', 'Run not found')
         return { status: 200, json: { run: runView(run) } }
       }
@@ -814,19 +873,26 @@ export async function startCoordinationServer(
         return { status: 200, json: { jobs } }
       }
       case 'listJobs': {
-        const run = requireCoordinator(ns, runId)
-        const jobs = [...run.jobs.values()].map(j => ({ ...publicJob(j), logRef: null }))
+        // The service answers an unknown run with an empty list, not 404.
+        const run = visibleRun(ns, runId)
+        const jobs = [...(run?.jobs.values() ?? [])].map(j => ({ ...publicJob(j), logRef: null }))
         return { status: 200, json: { jobs } }
       }
       case 'jobStatus':
         return { status: 200, json: publicJob(requireJob(requireCoordinator(ns, runId), jobId)) }
       case 'uploadLog': {
-        const run = requireCoordinator(ns, runId)
-        run.logs.set(jobId, rawBody.toString('utf8'))
+        const now = Date.now()
+        const before = logs.get(logKey(ns, runId, jobId))
+        logs.set(logKey(ns, runId, jobId), {
+          text: rawBody.toString('utf8'),
+          previous: before && now >= before.visibleAt ? before.text : before?.previous,
+          visibleAt: now + logVisibilityMs
+        })
         return { status: 200, json: { ok: true, logRef: `${ns}/runs/${runId}/logs/${jobId}.log` } }
       }
       case 'readLog': {
-        const log = requireCoordinator(ns, runId).logs.get(jobId)
+        const stored = logs.get(logKey(ns, runId, jobId))
+        const log = stored && (Date.now() >= stored.visibleAt ? stored.text : stored.previous)
         if (log === undefined) throw new ApiError(404, 'NOT_FOUND', 'Log not found')
         return {
           status: 200,
@@ -906,8 +972,27 @@ export async function startCoordinationServer(
       return
     }
     if (fault?.kind === 'delay') await sleep(fault.ms)
+    if (latencyMs) await sleep(latencyMs.min + Math.random() * (latencyMs.max - latencyMs.min))
+    // The service's proxy refuses oversized requests before the Worker sees them.
+    if (Buffer.byteLength(rawUrl) > maxUrlBytes) {
+      await readBody(req)
+      send(res, record, {
+        status: 431,
+        text: 'Request Header Fields Too Large',
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }
+      })
+      return
+    }
 
     const rawBody = await readBody(req)
+    if (rawBody.length > maxBodyBytes) {
+      send(res, record, {
+        status: 413,
+        text: 'Payload Too Large',
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }
+      })
+      return
+    }
     try {
       send(res, record, await dispatch(req, match, query, rawBody, record))
     } catch (error) {
@@ -924,6 +1009,14 @@ export async function startCoordinationServer(
         send(res, record, errorReply(new ApiError(500, 'INTERNAL_ERROR', message)))
       }
     }
+  }
+
+  /** A run by id in the given namespace, else the default one, else any (tests rarely care). */
+  function findRun(runId: string, namespace?: string): RunState | undefined {
+    return namespace !== undefined
+      ? runOf(namespace, runId)
+      : (runOf(defaultIdentity.repository_id, runId) ??
+          [...runs.values()].find(m => m.has(runId))?.get(runId))
   }
 
   const server = http.createServer((req, res) => {
@@ -970,17 +1063,16 @@ export async function startCoordinationServer(
       if (patch.heartbeatTimeoutMs !== undefined) heartbeatTimeoutMs = patch.heartbeatTimeoutMs
       if (patch.tokenLifetimeSeconds !== undefined)
         tokenLifetimeSeconds = patch.tokenLifetimeSeconds
+      if (patch.latencyMs !== undefined) latencyMs = patch.latencyMs
+      if (patch.initLagMs !== undefined) initLagMs = patch.initLagMs
+      if (patch.logVisibilityMs !== undefined) logVisibilityMs = patch.logVisibilityMs
       if (patch.rateLimit !== undefined) {
         rateLimit = patch.rateLimit
         buckets.clear() // a new limit starts every namespace with a full bucket
       }
     },
     jobsOf(runId, namespace) {
-      const run =
-        namespace !== undefined
-          ? runOf(namespace, runId)
-          : (runOf(defaultIdentity.repository_id, runId) ??
-            [...runs.values()].find(m => m.has(runId))?.get(runId))
+      const run = findRun(runId, namespace)
       if (!run) return []
       return [...run.jobs.values()].map(j => ({
         jobId: j.jobId,
@@ -991,6 +1083,25 @@ export async function startCoordinationServer(
         lastError: j.lastError,
         claims: j.claims
       }))
+    },
+    storedLog(runId, jobId, namespace) {
+      const run = findRun(runId, namespace)
+      return logs.get(
+        logKey(run?.namespaceId ?? namespace ?? defaultIdentity.repository_id, runId, jobId)
+      )?.text
+    },
+    async whenVisible(runId, namespace) {
+      const run = findRun(runId, namespace)
+      if (!run) throw new Error(`run ${runId} was never created`)
+      const wait = run.visibleAt - Date.now()
+      if (wait > 0) await sleep(wait)
+    },
+    deleteRun(runId, namespace) {
+      const run = findRun(runId, namespace)
+      if (!run) return false
+      for (const key of logs.keys())
+        if (key.startsWith(`${run.namespaceId}/${runId}/`)) logs.delete(key)
+      return runs.get(run.namespaceId)!.delete(runId)
     },
     close() {
       for (const timer of pendingTimers) clearTimeout(timer)
