@@ -29838,7 +29838,7 @@ async function post() {
         }
         catch (error) {
             if (error instanceof client_BackendError && error.status === 400) {
-                lib_core/* info */.pq(`${jobId} is no longer this runner's to report (${error.message}).`);
+                lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} is no longer this runner's to report (${error.message}).`));
                 continue;
             }
             lib_core/* warning */.$e(`Could not mark ${jobId} as cancelled: ${(0,errors/* errorMessage */.gJ)(error)}`);
