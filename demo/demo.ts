@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DEMO_SECRET, Harness, ROOT, checkExecutions, type RunnerHandle } from './harness.js'
+import { statusStep } from './status-step.js'
 
 interface PlanJobLite {
   id: string
@@ -116,6 +117,7 @@ async function scenario(
     console.log(
       `\nbackend requests: ${requests.length}, rate-limited: ${requests.filter(r => r.status === 429).length}, tokens minted: ${harness.server.tokensMinted}`
     )
+    await statusStep(harness, { 'run-id': runId, 'plan-id': planId, 'plan-file': planFile })
     return { planJobs, executions, stored }
   } finally {
     await harness.close()

@@ -35592,6 +35592,7 @@ function checkedJob(plan, jobId) {
     const sample = [...plan.byId.keys()].slice(0, 5).join(', ');
     throw new errors/* UserError */.yo(`Input 'job' is '${jobId}', which is not in plan ${plan.id} (jobs: ${sample}${plan.byId.size > 5 ? ', ...' : ''}). Use job: \${{ matrix.job }} with the plan job's 'jobs' output.`);
 }
+/** Also used by the status action, whose inputs name the plan the same way. */
 async function loadPlan(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)

@@ -60,7 +60,10 @@ function checkedJob(plan: Plan, jobId: string): string {
   )
 }
 
-export async function loadPlan(inputs: RunInputs): Promise<Plan> {
+/** Also used by the status action, whose inputs name the plan the same way. */
+export async function loadPlan(
+  inputs: Pick<RunInputs, 'planFile' | 'artifactName' | 'runId' | 'planId'>
+): Promise<Plan> {
   const file = inputs.planFile
     ? workspacePath(inputs.planFile)
     : await downloadPlanArtifact(
