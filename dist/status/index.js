@@ -29220,6 +29220,8 @@ module.exports = {
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77094);
+/* harmony import */ var _escape_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74678);
+
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -29246,11 +29248,113 @@ async function runAction(main) {
         }
         else {
             if (error instanceof Error && error.stack)
-                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(error.stack);
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_escape_js__WEBPACK_IMPORTED_MODULE_1__/* .commandSafe */ .JV)(error.stack));
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(`orun action hit an unexpected error: ${errorMessage(error)}. ` +
                 'This is a bug; please report it with the log above.');
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 74678:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   JV: () => (/* binding */ commandSafe),
+/* harmony export */   mG: () => (/* binding */ inline)
+/* harmony export */ });
+/* unused harmony exports markdownCode, markdownLiteral, mermaidLabel */
+/**
+ * Plan contents (job ids, components, environments, check names...) and other
+ * text the action does not control, made safe for the two places it is shown:
+ * the runner's log, where a line can be read as a workflow command, and the
+ * markdown step summaries, where text can become HTML, links or break a table
+ * or a mermaid chart. Such text is always shown literally, never interpreted.
+ *
+ * The runner reads a line as a command when, after leading whitespace, it
+ * starts with `::` (`::set-output name=x::v`), or when it holds `##[` anywhere
+ * (the legacy form, `##[set-output name=x]v`). It splits lines on `\n`, `\r`
+ * and `\r\n`.
+ */
+/** Identifier-like text that needs no quoting in a log line (ids like `api@dev.smoke`, `api.dev.smoke`). */
+const PLAIN_LOG_VALUE = /^[A-Za-z0-9_.@/+=,~-]+$/;
+/**
+ * Characters that break a line, hide text or reorder it on screen: C0/C1 controls,
+ * line/paragraph separators, zero-width and bidirectional formatting characters, BOM.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const unicodeEscape = (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * A value from the plan for a log line or an annotation: unchanged when it is
+ * identifier-like, else a JSON string literal (quoted, one line, control and
+ * invisible characters escaped, `##[` written `#\u0023[`). `JSON.parse` of the
+ * result gives the value back, so it is still exactly what the plan holds.
+ */
+function inline(value) {
+    if (PLAIN_LOG_VALUE.test(value))
+        return value;
+    return JSON.stringify(value).replace(INVISIBLE, unicodeEscape).replace(/##\[/g, '#\\u0023[');
+}
+/** Whitespace the runner trims before looking for `::` (.NET's Char.IsWhiteSpace, and JS's). */
+const COMMAND_START = /^([\s\u0085]*)::/;
+const LEGACY_COMMAND = /##\[/g;
+/**
+ * Text for plain log output (core.info): every line the runner would read as
+ * a workflow command is defused with a backslash (`\::set-output...`,
+ * `#\#[...`); a lone `\r` becomes a line break, as the runner would read it.
+ * Use inline() for the values inside a message; this is the guard for the
+ * whole printed text.
+ */
+function commandSafe(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
+        .join('\n');
+}
+/** Markdown text that renders as itself with no escaping: no markup, links, mentions or HTML possible. */
+const PLAIN_MARKDOWN = /^[A-Za-z0-9 -]*$/;
+/**
+ * Text in a markdown code span, shown literally (no HTML, links, mentions or
+ * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
+ * end a table row); with `inTable`, pipes are escaped, which GitHub's tables
+ * undo inside code spans too. The fence is longer than any backtick run inside.
+ */
+function markdownCode(text, inTable = false) {
+    if (!text)
+        return '';
+    let body = text.replace(/\r\n|\r|\n/g, match => (match === '\r' ? '\\r' : '\\n'));
+    body = body.replace(INVISIBLE, unicodeEscape);
+    if (inTable)
+        body = body.replace(/\|/g, '\\|');
+    const longestRun = Math.max(0, ...(body.match(/`+/g) ?? []).map(run => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each end when both are spaces, and a backtick
+    // next to the fence would join it: pad, and the padding is what gets stripped.
+    const pad = body.startsWith('`') ||
+        body.endsWith('`') ||
+        (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
+    return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
+}
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `prod eu`), else a code span. */
+function markdownLiteral(text, inTable = false) {
+    return PLAIN_MARKDOWN.test(text) ? text : markdownCode(text, inTable);
+}
+/**
+ * A quoted mermaid label (`id["..."]`) that shows the text as is: every
+ * character that mermaid or the HTML it renders to would interpret (quotes,
+ * `<`, `>`, `&`, `#` that starts an entity, backticks that start a markdown
+ * string) is written as a numeric entity code, which mermaid turns back into
+ * that character; line breaks become spaces (a label is one line of the chart).
+ */
+function mermaidLabel(text) {
+    const body = text
+        .replace(/\r\n|\r|\n/g, ' ')
+        .replace(INVISIBLE, '')
+        .replace(/[#"<>&`]/g, char => (char === '"' ? '#quot;' : `#${char.charCodeAt(0)};`));
+    return `"${body}"`;
 }
 
 
@@ -30326,17 +30430,49 @@ function requireRuntime(what, alternative) {
     }
 }
 
+// EXTERNAL MODULE: ./src/common/escape.ts
+var common_escape = __nccwpck_require__(74678);
 ;// CONCATENATED MODULE: ./src/plan/model.ts
+
 
 /** GitHub refuses a matrix of more than 256 jobs. */
 const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+const MAX_PLAN_CHARS = 64 * 1024 * 1024;
+/** The plan action's refusal of a plan too big for one matrix. */
+function tooManyJobsError(count) {
+    return new errors/* UserError */.yo(`The plan has ${count} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
+        "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
+}
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). Ids, components and environments holding them are refused, since
+ * orun prints them in its own log lines, which reach the runner unchanged.
+ * Everything else (`::`, backticks, HTML, markdown) is accepted and shown literally.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source) {
+function parsePlan(text, source, limits = {}) {
+    // Sizes first: the cost of everything below grows with them.
+    if (text.length > MAX_PLAN_CHARS) {
+        throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+            "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'.");
+    }
     let data;
     try {
         data = JSON.parse(text);
@@ -30350,14 +30486,30 @@ function parsePlan(text, source) {
     if (!model_isObject(metadata) || typeof metadata.checksum !== 'string' || !metadata.checksum.trim()) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`);
     }
+    if (!CHECKSUM.test(metadata.checksum)) {
+        throw new errors/* UserError */.yo(`Plan file ${source} has metadata.checksum ${(0,common_escape/* inline */.mG)(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+            `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`);
+    }
     if (!Array.isArray(data.jobs)) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
     const jobs = data.jobs;
+    if (limits.maxJobs !== undefined && jobs.length > limits.maxJobs)
+        throw tooManyJobsError(jobs.length);
     const byId = new Map();
     jobs.forEach((job, index) => {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
             throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
+        }
+        for (const field of ['id', 'component', 'environment']) {
+            const value = job[field];
+            if (value !== undefined && typeof value !== 'string') {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
+            }
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has a ${field} with a line break, a control character or "##[" (${(0,common_escape/* inline */.mG)(value)}). ` +
+                    'Rename it in intent.yaml (names are printed in log lines, where these would split the line or make it a workflow command) and re-compile the plan.');
+            }
         }
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
@@ -30391,33 +30543,78 @@ function parsePlan(text, source) {
 function isStringArray(value) {
     return Array.isArray(value) && value.every(item => typeof item === 'string');
 }
-/** Kahn's algorithm, taking ready jobs in file order; a leftover means a cycle, which is named. */
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
 function topologicalOrder(jobs, byId, source) {
     const position = new Map(jobs.map((job, index) => [job.id, index]));
-    const waitingOn = new Map(jobs.map(job => [job.id, new Set(job.dependsOn ?? [])]));
-    const dependents = new Map(jobs.map(job => [job.id, []]));
-    for (const job of jobs)
-        for (const dep of new Set(job.dependsOn ?? []))
-            dependents.get(dep).push(job.id);
-    const ready = jobs.filter(job => waitingOn.get(job.id).size === 0).map(job => job.id);
+    // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+    const waitingOn = new Array(jobs.length).fill(0);
+    const dependents = jobs.map(() => []);
+    jobs.forEach((job, index) => {
+        const deps = new Set(job.dependsOn ?? []);
+        waitingOn[index] = deps.size;
+        for (const dep of deps)
+            dependents[position.get(dep)].push(index);
+    });
+    const ready = new MinHeap();
+    waitingOn.forEach((count, index) => count === 0 && ready.push(index));
     const order = [];
-    while (ready.length) {
-        ready.sort((a, b) => position.get(a) - position.get(b));
-        const id = ready.shift();
-        order.push(byId.get(id));
-        for (const dependent of dependents.get(id)) {
-            const pending = waitingOn.get(dependent);
-            pending.delete(id);
-            if (pending.size === 0)
+    while (ready.size) {
+        const index = ready.pop();
+        order.push(jobs[index]);
+        for (const dependent of dependents[index])
+            if (--waitingOn[dependent] === 0)
                 ready.push(dependent);
-        }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
+        const cycle = findCycle(jobs.filter((_, index) => waitingOn[index] > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
+}
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+    items = [];
+    get size() {
+        return this.items.length;
+    }
+    push(value) {
+        const items = this.items;
+        let at = items.push(value) - 1;
+        while (at > 0) {
+            const parent = (at - 1) >> 1;
+            if (items[parent] <= value)
+                break;
+            items[at] = items[parent];
+            at = parent;
+        }
+        items[at] = value;
+    }
+    pop() {
+        const items = this.items;
+        const top = items[0];
+        const last = items.pop();
+        if (items.length) {
+            let at = 0;
+            for (;;) {
+                const left = 2 * at + 1;
+                if (left >= items.length)
+                    break;
+                const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+                if (items[child] >= last)
+                    break;
+                items[at] = items[child];
+                at = child;
+            }
+            items[at] = last;
+        }
+        return top;
+    }
 }
 /**
  * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
@@ -30448,15 +30645,22 @@ function matrixEntries(plan) {
         component: job.component ?? ''
     }));
 }
-/** Length of the longest dependency chain above a job (0 for a root). */
-function depthOf(plan, jobId, memo = new Map()) {
-    const known = memo.get(jobId);
-    if (known !== undefined)
-        return known;
-    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
-    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
-    memo.set(jobId, depth);
-    return depth;
+const depthsOfPlan = new WeakMap();
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+function depthOf(plan, jobId) {
+    let depths = depthsOfPlan.get(plan);
+    if (!depths) {
+        // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+        depths = new Map();
+        for (const job of plan.order) {
+            let depth = 0;
+            for (const dep of job.dependsOn ?? [])
+                depth = Math.max(depth, depths.get(dep) + 1);
+            depths.set(job.id, depth);
+        }
+        depthsOfPlan.set(plan, depths);
+    }
+    return depths.get(jobId) ?? 0;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
@@ -30467,7 +30671,9 @@ function ancestorsOf(plan, jobId) {
         if (found.has(id))
             continue;
         found.add(id);
-        stack.push(...(plan.byId.get(id)?.dependsOn ?? []));
+        for (const dep of plan.byId.get(id)?.dependsOn ?? [])
+            if (!found.has(dep))
+                stack.push(dep);
     }
     return found;
 }
