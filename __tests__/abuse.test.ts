@@ -459,16 +459,21 @@ describe('the plan id from metadata.checksum', () => {
     expect(parsePlan(planWith(checksum), 'p.json').id).toBe(id)
   })
 
-  it('refuses names with line breaks or control characters, showing them escaped', () => {
+  it('refuses, for orun, names with line breaks, control characters or ##[ (other readers accept them)', () => {
     const file = craftedPlan()
     file.jobs[1].environment = 'dev\n::set-output name=pwned::1'
-    expect(() => parsePlan(JSON.stringify(file), 'p.json')).toThrow(
-      'job #2 has a environment with a line break, a control character or "##[" ("dev\\n::set-output name=pwned::1")'
+    const text = JSON.stringify(file)
+    expect(() => parsePlan(text, 'p.json', { orunSafeNames: true })).toThrow(
+      `Plan file p.json: job ${inline(file.jobs[1].id)} has a environment with a line break, a control character or "##[". orun prints it`
+    )
+    // The status action reads such a plan to show it: escaped, like everything else.
+    expect(parsePlan(text, 'p.json').byId.get(file.jobs[1].id)!.environment).toBe(
+      'dev\n::set-output name=pwned::1'
     )
     file.jobs[1].environment = 'dev'
-    file.jobs[2].component = 'x##[set-output name=pwned]yes'
-    expect(() => parsePlan(JSON.stringify(file), 'p.json')).toThrow(
-      'job #3 has a component with a line break, a control character or "##[" ("x#\\u0023[set-output name=pwned]yes")'
+    file.jobs[2].checkName = 'x##[set-output name=pwned]yes'
+    expect(() => parsePlan(JSON.stringify(file), 'p.json', { orunSafeNames: true })).toThrow(
+      /has a checkName with a line break, a control character or "##\["/
     )
   })
 })
@@ -563,11 +568,15 @@ describe('the bundled plan action with a crafted plan', () => {
   }, 90_000)
 
   it.each([
-    ['a line break', 'evil\n::set-output name=pwned::1', '("evil\\n::set-output name=pwned::1")'],
+    [
+      'a line break',
+      'evil\n::set-output name=pwned::1',
+      'job "evil\\n::set-output name=pwned::1" has a id'
+    ],
     [
       'the legacy marker',
       'evil##[set-output name=pwned]1',
-      '("evil#\\u0023[set-output name=pwned]1")'
+      'job "evil#\\u0023[set-output name=pwned]1" has a id'
     ]
   ])(
     'refuses a job id with %s cleanly, showing it escaped, injecting nothing',
@@ -643,6 +652,18 @@ describe('the bundled run action with a crafted plan', () => {
       file.jobs.map(job => job.id)
     )
     expectInertSummary(result.summary, file.jobs.length)
+  }, 150_000)
+
+  it('refuses a job whose id orun would print as a command, before claiming it', async () => {
+    const file = craftedPlan()
+    const evil = 'evil\n::set-output name=pwned::1'
+    file.jobs[0].id = evil
+    file.jobs[1].dependsOn = [evil]
+    const runId = `gha-7000000001-1-${randomBytes(4).toString('hex')}`
+    const result = await runRun(JSON.stringify(file), { 'run-id': runId, job: evil })
+    expect(expectCleanFailure(result)).toContain('job "evil\\n::set-output name=pwned::1" has a id')
+    expect(unexpectedCommands(result.stdout)).toEqual([])
+    expect(server.jobsOf(runId)).toEqual([])
   }, 150_000)
 
   it('refuses a crafted checksum before running or writing anything', async () => {

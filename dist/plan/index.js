@@ -34296,9 +34296,9 @@ function tooManyJobsError(count) {
 /**
  * Text that would make a log line a workflow command: characters that end a
  * line or hide text, and the legacy command marker `##[` (a command anywhere in
- * a line). Ids, components and environments holding them are refused, since
- * orun prints them in its own log lines, which reach the runner unchanged.
- * Everything else (`::`, backticks, HTML, markdown) is accepted and shown literally.
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
  */
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
 const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
@@ -34339,16 +34339,13 @@ function parsePlan(text, source, limits = {}) {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
             throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
         }
-        for (const field of ['id', 'component', 'environment']) {
-            const value = job[field];
-            if (value !== undefined && typeof value !== 'string') {
+        for (const field of ['component', 'environment']) {
+            if (job[field] !== undefined && typeof job[field] !== 'string') {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
-            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
-                throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has a ${field} with a line break, a control character or "##[" (${(0,common_escape/* inline */.mG)(value)}). ` +
-                    'Rename it in intent.yaml (names are printed in log lines, where these would split the line or make it a workflow command) and re-compile the plan.');
-            }
         }
+        if (limits.orunSafeNames)
+            checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
         }
@@ -34377,6 +34374,24 @@ function parsePlan(text, source, limits = {}) {
         byId,
         dependents
     };
+}
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+function checkOrunSafeNames(jobs, source) {
+    for (const job of jobs) {
+        for (const field of ['id', 'component', 'environment', 'checkName']) {
+            const value = job[field];
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+                    'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.');
+            }
+        }
+    }
 }
 function isStringArray(value) {
     return Array.isArray(value) && value.every(item => typeof item === 'string');
@@ -34776,7 +34791,10 @@ async function run() {
     const planFile = await producePlanFile(inputs);
     // Errors name the file the user gave, not its copy under RUNNER_TEMP.
     const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile;
-    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource, { maxJobs: MAX_MATRIX_JOBS });
+    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource, {
+        maxJobs: MAX_MATRIX_JOBS,
+        orunSafeNames: true
+    });
     if (plan.order.length > MAX_MATRIX_JOBS) {
         throw new errors/* UserError */.yo(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
             "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");

@@ -20,7 +20,10 @@ export async function run(): Promise<void> {
   const planFile = await producePlanFile(inputs)
   // Errors name the file the user gave, not its copy under RUNNER_TEMP.
   const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile
-  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource, { maxJobs: MAX_MATRIX_JOBS })
+  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource, {
+    maxJobs: MAX_MATRIX_JOBS,
+    orunSafeNames: true
+  })
   if (plan.order.length > MAX_MATRIX_JOBS) {
     throw new UserError(
       `The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +

@@ -70,6 +70,8 @@ export const MAX_PLAN_CHARS = 64 * 1024 * 1024
 export interface ParseLimits {
   /** Refuse plans with more jobs, before building the DAG (the plan action: GitHub's matrix limit). */
   maxJobs?: number
+  /** Refuse names orun would print as (part of) a workflow command: see checkOrunSafeNames. */
+  orunSafeNames?: boolean
 }
 
 /** The plan action's refusal of a plan too big for one matrix. */
@@ -83,9 +85,9 @@ export function tooManyJobsError(count: number): UserError {
 /**
  * Text that would make a log line a workflow command: characters that end a
  * line or hide text, and the legacy command marker `##[` (a command anywhere in
- * a line). Ids, components and environments holding them are refused, since
- * orun prints them in its own log lines, which reach the runner unchanged.
- * Everything else (`::`, backticks, HTML, markdown) is accepted and shown literally.
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
  */
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
 const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/
@@ -136,20 +138,14 @@ export function parsePlan(text: string, source: string, limits: ParseLimits = {}
     if (!isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
       throw new UserError(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`)
     }
-    for (const field of ['id', 'component', 'environment'] as const) {
-      const value = job[field]
-      if (value !== undefined && typeof value !== 'string') {
+    for (const field of ['component', 'environment'] as const) {
+      if (job[field] !== undefined && typeof job[field] !== 'string') {
         throw new UserError(
           `Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`
         )
       }
-      if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
-        throw new UserError(
-          `Plan file ${source}: job #${index + 1} has a ${field} with a line break, a control character or "##[" (${inline(value)}). ` +
-            'Rename it in intent.yaml (names are printed in log lines, where these would split the line or make it a workflow command) and re-compile the plan.'
-        )
-      }
     }
+    if (limits.orunSafeNames) checkOrunSafeNames([job as PlanJob], source)
     if (byId.has(job.id)) {
       throw new UserError(
         `Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`
@@ -181,6 +177,27 @@ export function parsePlan(text: string, source: string, limits: ParseLimits = {}
     order,
     byId,
     dependents
+  }
+}
+
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+export function checkOrunSafeNames(jobs: readonly PlanJob[], source: string): void {
+  for (const job of jobs) {
+    for (const field of ['id', 'component', 'environment', 'checkName'] as const) {
+      const value = job[field]
+      if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+        throw new UserError(
+          `Plan file ${source}: job ${inline(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+            'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.'
+        )
+      }
+    }
   }
 }
 

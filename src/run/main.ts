@@ -11,6 +11,7 @@ import { Cancelled } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
 import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
+import { checkOrunSafeNames } from '../plan/model.js'
 import type { InFlight } from './state.js'
 import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
 
@@ -19,6 +20,10 @@ export async function run(): Promise<void> {
   const inputs = readRunInputs()
   const plan = await loadPlan(inputs)
   const targets = selectTargets(plan, inputs)
+  checkOrunSafeNames(
+    targets.map(id => plan.byId.get(id)!),
+    inputs.planFile ?? 'from the plan artifact'
+  )
   const orun = await resolveOrun({
     orunPath: inputs.orunPath,
     orunVersion: inputs.orunVersion,
