@@ -510,14 +510,6 @@ describe('sizes', () => {
     expect(lines.join('')).toMatch(/^::warning::The plan summary is 1025 KiB/m)
   })
 
-  it('refuses a 50,000-job plan for the matrix before building its DAG', () => {
-    const jobs = Array.from({ length: 50_000 }, (_, i) => ({ id: `j${i}`, dependsOn: [] }))
-    const text = JSON.stringify({ metadata: { checksum: CHECKSUM }, jobs })
-    expect(() => parsePlan(text, 'p.json', { maxJobs: 256 })).toThrow(
-      'The plan has 50000 jobs, but GitHub Actions accepts at most 256 jobs in one matrix.'
-    )
-  })
-
   it('a 20,000-job chain validates, and its depth is computed without recursion', () => {
     const jobs = Array.from({ length: 20_000 }, (_, i) => ({
       id: `j${i}`,
@@ -598,6 +590,21 @@ describe('the bundled plan action with a crafted plan', () => {
     file.metadata.checksum = 'sha256-../../../../../pwned'
     const result = await runPlanAction(JSON.stringify(file))
     expect(expectCleanFailure(result)).toMatch(/metadata\.checksum .*not a sha256 digest/)
+    expect(result.outputs).toEqual({})
+  }, 90_000)
+
+  it('refuses a 50,000-job plan: validated in linear time, then its outputs are over the limit', async () => {
+    const jobs = Array.from({ length: 50_000 }, (_, i) => ({
+      id: `svc${i}.dev.smoke`,
+      component: `svc${i}`,
+      environment: 'dev',
+      dependsOn: [],
+      steps: [{ id: 's', run: 'true' }]
+    }))
+    const result = await runPlanAction(JSON.stringify({ metadata: { checksum: CHECKSUM }, jobs }))
+    expect(expectCleanFailure(result)).toMatch(
+      /^Outputs 'jobs' \(\d+ KB\), 'job-ids' \(\d+ KB\), 'matrix'/
+    )
     expect(result.outputs).toEqual({})
   }, 90_000)
 

@@ -318,8 +318,7 @@ describe('run action: running a job', () => {
     const executions = runner.executions()
     expect(executions.map(e => e.job)).toEqual(hostile)
     for (const [index, id] of hostile.entries()) {
-      const argv = executions[index].argv
-      expect(argv[argv.indexOf('--job') + 1]).toBe(id)
+      expect(executions[index].argv).toContain(`--job=${id}`)
     }
     expect(Object.keys(JSON.parse(result.outputs['job-results']))).toEqual(hostile)
     expect(server.jobsOf(runId).map(j => [j.jobId, j.status])).toEqual(

@@ -34,9 +34,21 @@ async function scenario(
       job: string
       env: string
       component: string
+      name: string
+      'runs-on': string
     }>
-    const planJobs = (JSON.parse(readFileSync(planFile, 'utf8')) as { jobs: PlanJobLite[] }).jobs
-    console.log(`plan ${planId}, run ${runId}, matrix: ${matrix.map(m => m.job).join(', ')}`)
+    const planText = JSON.parse(readFileSync(planFile, 'utf8')) as {
+      apiVersion: string
+      execution: { concurrency: number }
+      jobs: PlanJobLite[]
+    }
+    const planJobs = planText.jobs
+    console.log(
+      `plan ${planId} (${planText.apiVersion}, execution.concurrency ${planText.execution.concurrency}), run ${runId}`
+    )
+    console.log('matrix (name  job  runs-on):')
+    for (const m of matrix)
+      console.log(`  ${m.name.padEnd(26)} ${m.job.padEnd(24)} ${m['runs-on']}`)
     console.log(
       'DAG:',
       planJobs.map(j => `${(j.dependsOn ?? []).join('+') || '(root)'} -> ${j.id}`).join('; ')
@@ -129,7 +141,7 @@ const ok = await scenario(
   'remote-state-matrix: 6 jobs, one runner each, plus a duplicate entry and an environment fan-out pair',
   intent,
   () => [
-    ['duplicate api@dev.smoke', { job: 'api@dev.smoke' }],
+    ['duplicate api.dev.smoke', { job: 'api.dev.smoke' }],
     ['fan-out env=dev', { environments: 'dev' }],
     ['fan-out env=stage', { environments: 'stage' }]
   ]

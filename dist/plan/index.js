@@ -31763,7 +31763,7 @@ function mermaidLabel(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(17853);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(41810);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31773,7 +31773,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 17853:
+/***/ 41810:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32670,6 +32670,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -32688,9 +32689,16 @@ async function getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -32716,25 +32724,63 @@ async function compilePlan(binary, options) {
         throw new errors/* UserError */.yo(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if ((0,external_node_fs_.existsSync)(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new errors/* UserError */.yo(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
-/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
-async function runSupportsLocalFlag(binary) {
-    const result = await exec.getExecOutput(binary, ['run', '--help'], {
-        silent: true,
-        ignoreReturnCode: true
-    });
-    return /(^|\s)--local\b/.test(result.stdout + result.stderr);
+const capabilities = new Map();
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
+function listsFlag(help, flag) {
+    return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help);
 }
 /**
- * `orun run <plan> --job <id>` with remote state forced off: the action owns
- * the claim, and orun's own remote mode would try to claim the job again and
- * wait forever. Arguments go to orun as argv, never through a shell.
+ * Probes `orun run --help` once per binary and process: older orun rejects
+ * flags it does not know, so each optional flag is passed only when listed.
  */
-function startJob(binary, options) {
-    const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId];
-    if (options.forceLocal)
+function probeRunCapabilities(binary) {
+    let probe = capabilities.get(binary);
+    if (!probe) {
+        probe = exec
+            .getExecOutput(binary, ['run', '--help'], { silent: true, ignoreReturnCode: true })
+            .then(result => {
+            const help = result.stdout + result.stderr;
+            return { local: listsFlag(help, '--local'), isolation: listsFlag(help, '--isolation') };
+        });
+        capabilities.set(binary, probe);
+    }
+    return probe;
+}
+/**
+ * `orun run <plan> --job=<id> --exec-id=<id> --all [--isolation none] [--local] [args]`:
+ * - `--job=<id>`: one argument, so an id that starts with `-` is never read as a flag;
+ * - `--all`: no scoping by a component.yaml at or above the working directory
+ *   (a global flag in every orun release), which could filter the job out;
+ * - `--isolation none`: the job runs in the checked-out tree, not in a copy
+ *   under .orun/runs/ without node_modules or dist whose outputs are discarded;
+ * - `--local`, and ORUN_REMOTE_STATE=false for orun without it: the action owns the claim,
+ *   and orun's own remote mode would try to claim the job again and wait forever.
+ */
+function runJobArgs(options) {
+    const args = ['run', options.planFile, `--job=${options.jobId}`, `--exec-id=${options.execId}`];
+    args.push('--all');
+    if (options.capabilities.isolation)
+        args.push('--isolation', 'none');
+    if (options.capabilities.local)
         args.push('--local');
-    args.push(...options.extraArgs);
+    return [...args, ...options.extraArgs];
+}
+/** Starts `orun run` (see runJobArgs); arguments go to orun as argv, never through a shell. */
+function startJob(binary, options) {
+    const args = runJobArgs(options);
     // Its own process group, so stop() reaches the steps orun started, not only orun.
     const child = spawn(binary, args, {
         cwd: options.cwd,
@@ -32742,8 +32788,8 @@ function startJob(binary, options) {
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true
     });
-    child.stdout.setEncoding('utf8').on('data', options.onOutput);
-    child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    child.stdout.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stdout'));
+    child.stderr.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stderr'));
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
         child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
@@ -33154,6 +33200,40 @@ async function localBinary(orunPath) {
             'in an earlier step, or point orun-path at the built orun binary.');
     }
     return binary;
+}
+
+;// CONCATENATED MODULE: ./src/common/git.ts
+
+/**
+ * Questions to git about the checkout (git is not orun, so these are not in src/orun/cli.ts).
+ * `orun plan --changed` swallows git errors: on a shallow checkout it silently finds no changes
+ * and plans zero jobs, so the plan action asks git first.
+ */
+/** true/false from `git rev-parse --is-shallow-repository`; undefined when cwd is not a git work tree or git is missing. */
+async function isShallowRepository(cwd) {
+    const answer = await gitOutput(cwd, ['rev-parse', '--is-shallow-repository']);
+    if (answer === 'true')
+        return true;
+    if (answer === 'false')
+        return false;
+    return undefined;
+}
+/** Whether `git merge-base base head` finds a common commit: the history `--changed` diffs against is there. */
+async function hasMergeBase(cwd, base, head) {
+    return (await gitOutput(cwd, ['merge-base', base, head])) !== undefined;
+}
+async function gitOutput(cwd, args) {
+    try {
+        const result = await lib_exec/* getExecOutput */.H('git', args, {
+            cwd,
+            silent: true,
+            ignoreReturnCode: true
+        });
+        return result.exitCode === 0 ? result.stdout.trim() : undefined;
+    }
+    catch {
+        return undefined; // git is not installed
+    }
 }
 
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
@@ -34007,8 +34087,9 @@ function toBackendPlan(plan, planId, createdAt) {
         createdAt: createdAt ?? nowIso(),
         jobs: plan.jobs.map(job => ({
             jobId: job.id,
-            // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-            component: job.component ?? job.id.split('@')[0],
+            // Read from the field, never taken apart from the id: its format changed
+            // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+            component: job.component ?? '',
             deps: [...(job.dependsOn ?? [])],
             steps: (job.steps ?? []).map(toBackendStep)
         }))
@@ -34239,6 +34320,7 @@ function readPlanInputs() {
         throw new errors/* UserError */.yo("Inputs 'base' and 'head' only apply with 'changed: true'; set it or remove them.");
     }
     const planFile = getString('plan-file') || undefined;
+    const fromCi = readFromCi(planFile !== undefined);
     const inputs = {
         workingDirectory: workspacePath(getString('working-directory', '.')),
         name: getString('name') || undefined,
@@ -34248,6 +34330,7 @@ function readPlanInputs() {
         changed,
         base,
         head,
+        fromCi,
         args: getArgs('args'),
         planFile,
         runId: getString('run-id') || undefined,
@@ -34262,10 +34345,31 @@ function readPlanInputs() {
         backendToken: getString('token') || undefined
     };
     if (planFile &&
-        (inputs.environments.length || inputs.components.length || changed || inputs.args.length)) {
-        lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed' and 'args' are ignored.");
+        (inputs.environments.length ||
+            inputs.components.length ||
+            changed ||
+            inputs.args.length ||
+            getString('from-ci'))) {
+        lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored.");
     }
     return inputs;
+}
+/** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */
+const CI_PROVIDERS = ['github'];
+function readFromCi(hasPlanFile) {
+    const provider = getString('from-ci');
+    if (!provider || hasPlanFile)
+        return undefined;
+    if (!CI_PROVIDERS.includes(provider)) {
+        throw new errors/* UserError */.yo(`Input 'from-ci' must be ${CI_PROVIDERS.join(' or ')} (the CI whose event orun reads), got '${provider}'. ` +
+            'Remove it to compile without trigger bindings.');
+    }
+    const eventFile = process.env.GITHUB_EVENT_PATH?.trim();
+    if (!eventFile) {
+        throw new errors/* UserError */.yo("Input 'from-ci: github' needs the event file GitHub names in GITHUB_EVENT_PATH, which is not set. " +
+            'Outside GitHub Actions, set GITHUB_EVENT_PATH to an event JSON file (and GITHUB_EVENT_NAME), or remove from-ci.');
+    }
+    return { provider, eventFile };
 }
 
 // EXTERNAL MODULE: ./src/common/escape.ts
@@ -34288,11 +34392,6 @@ const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
  * take seconds and the memory of several copies. orun's plans are a few KiB per job.
  */
 const MAX_PLAN_CHARS = 64 * 1024 * 1024;
-/** The plan action's refusal of a plan too big for one matrix. */
-function tooManyJobsError(count) {
-    return new errors/* UserError */.yo(`The plan has ${count} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
-        "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
-}
 /**
  * Text that would make a log line a workflow command: characters that end a
  * line or hide text, and the legacy command marker `##[` (a command anywhere in
@@ -34305,7 +34404,7 @@ const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source, limits = {}) {
+function parsePlan(text, source, options = {}) {
     // Sizes first: the cost of everything below grows with them.
     if (text.length > MAX_PLAN_CHARS) {
         throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
@@ -34332,8 +34431,6 @@ function parsePlan(text, source, limits = {}) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
     const jobs = data.jobs;
-    if (limits.maxJobs !== undefined && jobs.length > limits.maxJobs)
-        throw tooManyJobsError(jobs.length);
     const byId = new Map();
     jobs.forEach((job, index) => {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
@@ -34344,7 +34441,7 @@ function parsePlan(text, source, limits = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
-        if (limits.orunSafeNames)
+        if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
@@ -34495,8 +34592,49 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
+        };
+    });
+}
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_';
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 const depthsOfPlan = new WeakMap();
 /** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
@@ -34532,15 +34670,23 @@ function ancestorsOf(plan, jobId) {
 }
 /**
  * The plan orun runs on a matrix runner: only the claimed job, with no
- * dependsOn. The backend's claim already proved the dependencies succeeded,
- * and a fresh runner's local state is empty, so orun's local check would
- * otherwise refuse to start. Every other field is kept.
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
  */
 function singleJobPlan(plan, jobId) {
     const job = plan.byId.get(jobId);
     if (!job)
         throw new Error(`job ${jobId} is not in plan ${plan.id}`);
-    return { ...plan.file, jobs: [{ ...job, dependsOn: [] }] };
+    const execution = model_isObject(plan.file.execution) ? plan.file.execution : {};
+    return {
+        ...plan.file,
+        execution: { ...execution, concurrency: 1 },
+        jobs: [{ ...job, dependsOn: [] }]
+    };
 }
 /** Jobs of the given environments/components (empty list = no filter), in topological order. */
 function selectJobs(plan, environments, components) {
@@ -34559,6 +34705,7 @@ function selectJobs(plan, environments, components) {
 }
 
 ;// CONCATENATED MODULE: ./src/plan/summary.ts
+
 
 /**
  * The plan job's summary: ids, a job table and the DAG as a mermaid
@@ -34588,10 +34735,12 @@ function renderPlanSummary({ plan, runId, planFile, artifactName }) {
         return lines.join('\n') + '\n';
     }
     lines.push('### DAG', '', '```mermaid', ...renderMermaid(plan), '```', '');
-    lines.push('### Jobs', '', '| job | env | component | depends on |', '|---|---|---|---|');
+    lines.push(...renderSecrets(plan));
+    lines.push('### Jobs', '', '| job | check name | runs on | depends on |', '|---|---|---|---|');
     let size = Buffer.byteLength(lines.join('\n'));
     for (const [index, job] of jobs.entries()) {
-        const row = `| ${(0,common_escape/* markdownCode */.D9)(job.id, true)} | ${(0,common_escape/* markdownLiteral */.dr)(job.environment ?? '', true)} | ${(0,common_escape/* markdownLiteral */.dr)(job.component ?? '', true)} | ${(job.dependsOn ?? []).map(d => (0,common_escape/* markdownCode */.D9)(d, true)).join(', ')} |`;
+        const runsOn = typeof job.runsOn === 'string' ? job.runsOn : '';
+        const row = `| ${(0,common_escape/* markdownCode */.D9)(job.id, true)} | ${(0,common_escape/* markdownLiteral */.dr)(checkNameOf(job), true)} | ${(0,common_escape/* markdownLiteral */.dr)(runsOn, true)} | ${(job.dependsOn ?? []).map(d => (0,common_escape/* markdownCode */.D9)(d, true)).join(', ')} |`;
         size += Buffer.byteLength(row) + 1;
         if (size > SUMMARY_BUDGET_BYTES) {
             lines.push('', `…and ${jobs.length - index} more jobs (the summary is size-limited; the plan file has all of them).`);
@@ -34600,6 +34749,58 @@ function renderPlanSummary({ plan, runId, planFile, artifactName }) {
         lines.push(row);
     }
     return lines.join('\n') + '\n';
+}
+/** The summary when `orun plan --from-ci` matched no trigger binding and wrote no plan. */
+function renderNothingToPlanSummary(orunLine) {
+    return [
+        '## orun plan',
+        '',
+        `orun found nothing to plan: ${(0,common_escape/* markdownCode */.D9)(orunLine)}`,
+        '',
+        'No plan file was written and the jobs output is `[]`: there is nothing to run.',
+        ''
+    ].join('\n');
+}
+/**
+ * The secrets each job resolves (`secretRefs`). The run action runs orun in local mode, where a
+ * ref resolves only from `ORUN_SECRET_<KEY>`; listing them here shows what to map before a job
+ * fails on a missing one. Bounded: a plan has few secret refs, and they matter more than rows of
+ * the job table, which comes after and is the part cut at the budget.
+ */
+function renderSecrets(plan) {
+    const rows = [];
+    const overrides = new Map(); // ORUN_SECRET_<KEY> -> required by some job
+    for (const job of plan.order) {
+        for (const need of secretNeedsOf(job)) {
+            const from = need.overrideEnv
+                ? (0,common_escape/* markdownCode */.D9)(need.overrideEnv, true)
+                : 'not a valid secret ref';
+            rows.push(`| ${(0,common_escape/* markdownCode */.D9)(job.id, true)} | ${(0,common_escape/* markdownCode */.D9)(need.asEnv, true)} | ${from} | ${(0,common_escape/* markdownCode */.D9)(need.ref, true)} | ${need.optional ? 'optional' : 'required'} |`);
+            if (need.overrideEnv) {
+                overrides.set(need.overrideEnv, (overrides.get(need.overrideEnv) ?? false) || !need.optional);
+            }
+        }
+    }
+    if (!rows.length)
+        return [];
+    const envLines = [...overrides].map(([name, required]) => `  ${name}: \${{ secrets.${name.slice('ORUN_SECRET_'.length)} }}${required ? '' : ' # optional'}`);
+    return [
+        '### Secrets',
+        '',
+        'Jobs of this plan read these secrets. orun resolves each from an `ORUN_SECRET_<KEY>` environment variable of the run job; a required one that is missing fails the job.',
+        '',
+        '| job | as | from | ref | |',
+        '|---|---|---|---|---|',
+        ...rows,
+        '',
+        'Map them in the run job (the secret names are examples):',
+        '',
+        '```yaml',
+        'env:',
+        ...envLines,
+        '```',
+        ''
+    ];
 }
 function renderMermaid(plan) {
     const edgeCount = plan.order.reduce((sum, job) => sum + (job.dependsOn?.length ?? 0), 0);
@@ -34784,20 +34985,23 @@ function requireRuntime(what, alternative) {
 
 
 
+
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
 async function run() {
     const inputs = readPlanInputs();
     const backendUrl = resolveBackendUrl(inputs.backendUrl, false);
-    const planFile = await producePlanFile(inputs);
+    const produced = await producePlanFile(inputs);
+    if ('orunSays' in produced)
+        return nothingToPlan(inputs, produced.orunSays);
+    const planFile = produced.file;
     // Errors name the file the user gave, not its copy under RUNNER_TEMP.
     const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile;
-    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource, {
-        maxJobs: MAX_MATRIX_JOBS,
-        orunSafeNames: true
-    });
+    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource, { orunSafeNames: true });
     if (plan.order.length > MAX_MATRIX_JOBS) {
-        throw new errors/* UserError */.yo(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
-            "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
+        // Not an error: the outputs stay complete for whatever uses them other than one matrix
+        // over `jobs` (an environment fan-out, other modes); only that matrix would be refused.
+        lib_core/* warning */.$e(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix, ` +
+            "so a matrix over the 'jobs' output fails. Split it with 'environments'/'components' (one plan step and matrix each).");
     }
     const runId = inputs.runId ?? defaultRunId(plan.id);
     const artifactName = inputs.artifactName ?? defaultArtifactName(runId);
@@ -34840,6 +35044,50 @@ async function run() {
     })))
         .write();
 }
+/**
+ * `orun plan --from-ci` found no trigger binding for this event and wrote no plan: the outputs of
+ * an empty plan (no plan id: there is no plan), so the matrix job is skipped like for zero jobs.
+ */
+async function nothingToPlan(inputs, orunSays) {
+    lib_core/* notice */.lm(`orun found nothing to plan for this event: "${orunSays}". The jobs output is [].`);
+    lib_core/* setOutput */.uH('plan-id', '');
+    lib_core/* setOutput */.uH('run-id', inputs.runId ?? '');
+    lib_core/* setOutput */.uH('jobs', '[]');
+    lib_core/* setOutput */.uH('job-ids', '[]');
+    lib_core/* setOutput */.uH('job-count', '0');
+    lib_core/* setOutput */.uH('matrix', JSON.stringify({ include: [] }));
+    lib_core/* setOutput */.uH('plan-file', '');
+    lib_core/* setOutput */.uH('artifact-name', '');
+    await lib_core/* summary */.z.addRaw(renderNothingToPlanSummary(orunSays)).write();
+}
+/**
+ * orun's `--changed` swallows git errors, so a shallow checkout (actions/checkout's default
+ * fetch-depth: 1) plans zero jobs and the workflow passes having run nothing. That is worth
+ * failing for: the fix is one line. A shallow clone that still holds the merge base of explicit
+ * refs (fetch-depth: 2 with base HEAD~1) works and is let through. With only `from-ci`, orun may
+ * or may not turn `--changed` on (the binding's plan.scope), so that is a warning.
+ */
+async function checkGitHistory(inputs) {
+    if (!inputs.changed && !inputs.fromCi)
+        return;
+    if ((await isShallowRepository(inputs.workingDirectory)) !== true)
+        return;
+    const fix = "Fetch the whole history: 'actions/checkout' with 'fetch-depth: 0'.";
+    if (!inputs.changed) {
+        lib_core/* warning */.$e(`${inputs.workingDirectory} is a shallow git checkout. If a trigger binding of 'from-ci' scopes the plan to changed components, ` +
+            `orun finds no changes there and plans zero jobs. ${fix}`);
+        return;
+    }
+    if (inputs.base &&
+        (await hasMergeBase(inputs.workingDirectory, inputs.base, inputs.head ?? 'HEAD'))) {
+        return;
+    }
+    throw new errors/* UserError */.yo(`Input 'changed: true' needs git history, but ${inputs.workingDirectory} is a shallow checkout` +
+        (inputs.base
+            ? ` without the merge base of '${inputs.base}' and '${inputs.head ?? 'HEAD'}'`
+            : '') +
+        `: orun would find no changes and plan zero jobs. ${fix}`);
+}
 /** Compiles the plan (or copies the given one) to RUNNER_TEMP/.../plan.json, outside the workspace. */
 async function producePlanFile(inputs) {
     const output = (0,external_node_path_.join)(makeTempDir('orun-plan-'), PLAN_ARTIFACT_FILE);
@@ -34851,12 +35099,13 @@ async function producePlanFile(inputs) {
         catch (error) {
             throw new errors/* UserError */.yo(`Input 'plan-file' points to ${source}, which cannot be read (${error.message}).`);
         }
-        return output;
+        return { file: output };
     }
     // Checked before installing orun, so a wrong path fails at once, without a download.
     if (!(0,external_node_fs_.existsSync)(inputs.workingDirectory)) {
         throw new errors/* UserError */.yo(`Input 'working-directory' is ${inputs.workingDirectory}, which does not exist. Check out the repository first (actions/checkout) or fix the path.`);
     }
+    await checkGitHistory(inputs);
     const orun = await resolveOrun({
         orunPath: inputs.orunPath,
         orunVersion: inputs.orunVersion,
@@ -34864,7 +35113,7 @@ async function producePlanFile(inputs) {
         downloadUrl: inputs.orunDownloadUrl,
         inputNames: { token: 'github-token' }
     });
-    await lib_core/* group */.Os(`orun plan (orun ${orun.version})`, () => compilePlan(orun.binary, {
+    const compiled = await lib_core/* group */.Os(`orun plan (orun ${orun.version})`, () => compilePlan(orun.binary, {
         cwd: inputs.workingDirectory,
         output,
         name: inputs.name,
@@ -34874,9 +35123,10 @@ async function producePlanFile(inputs) {
         changed: inputs.changed,
         base: inputs.base,
         head: inputs.head,
+        fromCi: inputs.fromCi,
         extraArgs: inputs.args
     }));
-    return output;
+    return compiled.planned ? { file: output } : { orunSays: compiled.orunSays };
 }
 
 

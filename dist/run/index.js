@@ -31763,7 +31763,7 @@ function mermaidLabel(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87966);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(40357);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31773,7 +31773,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 87966:
+/***/ 40357:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32674,8 +32674,9 @@ function toBackendPlan(plan, planId, createdAt) {
         createdAt: createdAt ?? nowIso(),
         jobs: plan.jobs.map(job => ({
             jobId: job.id,
-            // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-            component: job.component ?? job.id.split('@')[0],
+            // Read from the field, never taken apart from the id: its format changed
+            // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+            component: job.component ?? '',
             deps: [...(job.dependsOn ?? [])],
             steps: (job.steps ?? []).map(toBackendStep)
         }))
@@ -33594,6 +33595,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -33612,9 +33614,16 @@ async function getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -33640,25 +33649,62 @@ async function compilePlan(binary, options) {
         throw new UserError(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if (existsSync(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
-/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
-async function runSupportsLocalFlag(binary) {
-    const result = await lib_exec/* getExecOutput */.H(binary, ['run', '--help'], {
-        silent: true,
-        ignoreReturnCode: true
-    });
-    return /(^|\s)--local\b/.test(result.stdout + result.stderr);
+const capabilities = new Map();
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
+function listsFlag(help, flag) {
+    return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help);
 }
 /**
- * `orun run <plan> --job <id>` with remote state forced off: the action owns
- * the claim, and orun's own remote mode would try to claim the job again and
- * wait forever. Arguments go to orun as argv, never through a shell.
+ * Probes `orun run --help` once per binary and process: older orun rejects
+ * flags it does not know, so each optional flag is passed only when listed.
  */
-function startJob(binary, options) {
-    const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId];
-    if (options.forceLocal)
+function probeRunCapabilities(binary) {
+    let probe = capabilities.get(binary);
+    if (!probe) {
+        probe = lib_exec/* getExecOutput */.H(binary, ['run', '--help'], { silent: true, ignoreReturnCode: true })
+            .then(result => {
+            const help = result.stdout + result.stderr;
+            return { local: listsFlag(help, '--local'), isolation: listsFlag(help, '--isolation') };
+        });
+        capabilities.set(binary, probe);
+    }
+    return probe;
+}
+/**
+ * `orun run <plan> --job=<id> --exec-id=<id> --all [--isolation none] [--local] [args]`:
+ * - `--job=<id>`: one argument, so an id that starts with `-` is never read as a flag;
+ * - `--all`: no scoping by a component.yaml at or above the working directory
+ *   (a global flag in every orun release), which could filter the job out;
+ * - `--isolation none`: the job runs in the checked-out tree, not in a copy
+ *   under .orun/runs/ without node_modules or dist whose outputs are discarded;
+ * - `--local`, and ORUN_REMOTE_STATE=false for orun without it: the action owns the claim,
+ *   and orun's own remote mode would try to claim the job again and wait forever.
+ */
+function runJobArgs(options) {
+    const args = ['run', options.planFile, `--job=${options.jobId}`, `--exec-id=${options.execId}`];
+    args.push('--all');
+    if (options.capabilities.isolation)
+        args.push('--isolation', 'none');
+    if (options.capabilities.local)
         args.push('--local');
-    args.push(...options.extraArgs);
+    return [...args, ...options.extraArgs];
+}
+/** Starts `orun run` (see runJobArgs); arguments go to orun as argv, never through a shell. */
+function startJob(binary, options) {
+    const args = runJobArgs(options);
     // Its own process group, so stop() reaches the steps orun started, not only orun.
     const child = (0,external_node_child_process_namespaceObject.spawn)(binary, args, {
         cwd: options.cwd,
@@ -33666,8 +33712,8 @@ function startJob(binary, options) {
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true
     });
-    child.stdout.setEncoding('utf8').on('data', options.onOutput);
-    child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    child.stdout.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stdout'));
+    child.stderr.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stderr'));
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new errors/* UserError */.yo(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
         child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
@@ -34307,11 +34353,6 @@ const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
  * take seconds and the memory of several copies. orun's plans are a few KiB per job.
  */
 const MAX_PLAN_CHARS = 64 * 1024 * 1024;
-/** The plan action's refusal of a plan too big for one matrix. */
-function tooManyJobsError(count) {
-    return new errors/* UserError */.yo(`The plan has ${count} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
-        "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
-}
 /**
  * Text that would make a log line a workflow command: characters that end a
  * line or hide text, and the legacy command marker `##[` (a command anywhere in
@@ -34324,7 +34365,7 @@ const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source, limits = {}) {
+function parsePlan(text, source, options = {}) {
     // Sizes first: the cost of everything below grows with them.
     if (text.length > MAX_PLAN_CHARS) {
         throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
@@ -34351,8 +34392,6 @@ function parsePlan(text, source, limits = {}) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
     const jobs = data.jobs;
-    if (limits.maxJobs !== undefined && jobs.length > limits.maxJobs)
-        throw tooManyJobsError(jobs.length);
     const byId = new Map();
     jobs.forEach((job, index) => {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
@@ -34363,7 +34402,7 @@ function parsePlan(text, source, limits = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
-        if (limits.orunSafeNames)
+        if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
@@ -34514,8 +34553,49 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
+        };
+    });
+}
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_';
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 const depthsOfPlan = new WeakMap();
 /** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
@@ -34551,15 +34631,23 @@ function ancestorsOf(plan, jobId) {
 }
 /**
  * The plan orun runs on a matrix runner: only the claimed job, with no
- * dependsOn. The backend's claim already proved the dependencies succeeded,
- * and a fresh runner's local state is empty, so orun's local check would
- * otherwise refuse to start. Every other field is kept.
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
  */
 function singleJobPlan(plan, jobId) {
     const job = plan.byId.get(jobId);
     if (!job)
         throw new Error(`job ${jobId} is not in plan ${plan.id}`);
-    return { ...plan.file, jobs: [{ ...job, dependsOn: [] }] };
+    const execution = model_isObject(plan.file.execution) ? plan.file.execution : {};
+    return {
+        ...plan.file,
+        execution: { ...execution, concurrency: 1 },
+        jobs: [{ ...job, dependsOn: [] }]
+    };
 }
 /** Jobs of the given environments/components (empty list = no filter), in topological order. */
 function selectJobs(plan, environments, components) {
@@ -34949,6 +35037,98 @@ function describeDeps(deps, now) {
         .join(', ');
 }
 
+;// CONCATENATED MODULE: ./src/run/child-env.ts
+
+
+
+
+/**
+ * The environment orun (and so every job step) runs with: what a plain `run:`
+ * step of the same job would get, not what this JavaScript action gets.
+ *
+ * The runner hands a JavaScript action more than a `run:` step: its inputs
+ * (`INPUT_*`, among them the backend token and github-token), its saved state
+ * (`STATE_*`), and the Actions runtime credentials and service URLs
+ * (`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_RUNTIME_URL`, `ACTIONS_CACHE_URL`,
+ * `ACTIONS_RESULTS_URL`, `ACTIONS_CACHE_SERVICE_V2`; the runner's
+ * NodeScriptActionHandler sets them, its ScriptHandler for `run:` does not).
+ * `ACTIONS_ID_TOKEN_REQUEST_*` is given to `run:` steps too (cloud logins in
+ * job steps use it) and is kept.
+ */
+const JS_ACTION_ONLY = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RUNTIME_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_SERVICE_V2'
+]);
+const JS_ACTION_ONLY_PREFIXES = ['INPUT_', 'STATE_'];
+/**
+ * Inputs of the run action whose values are plain settings, not secrets: a job
+ * id or an environment name shows up in every log, and masking it would shred
+ * the log. Every other removed value (the tokens, the runtime URLs, inputs this
+ * action does not know) is redacted from the stored log.
+ */
+const PLAIN_INPUTS = new Set([
+    'run-id',
+    'plan-id',
+    'job',
+    'environments',
+    'components',
+    'backend-url',
+    'audience',
+    'working-directory',
+    'plan-file',
+    'artifact-name',
+    'orun-version',
+    'orun-path',
+    'orun-download-url',
+    'args',
+    'dependency-timeout',
+    'heartbeat-interval',
+    'on-duplicate',
+    'log-upload-interval',
+    'redact-env'
+].map(name => `INPUT_${name.toUpperCase()}`));
+function isJsActionOnly(name) {
+    return JS_ACTION_ONLY.has(name) || JS_ACTION_ONLY_PREFIXES.some(p => name.startsWith(p));
+}
+/**
+ * The child's environment: the action's minus what only JavaScript actions get,
+ * plus what orun needs on a runner:
+ * - `ORUN_NO_AUTO_REFRESH=1` (skips a catalog refresh of up to 10 s), unless set;
+ * - `DOCKER_CONFIG=~/.docker` when that exists and is not set: orun moves HOME
+ *   to a per-job temp dir, and `docker login` earlier in the job wrote there.
+ */
+function childEnvironment(parent, home = parent.HOME || (0,external_node_os_.homedir)()) {
+    const env = {};
+    const removed = [];
+    for (const [name, value] of Object.entries(parent)) {
+        if (isJsActionOnly(name))
+            removed.push(name);
+        else
+            env[name] = value;
+    }
+    if (env.ORUN_NO_AUTO_REFRESH === undefined)
+        env.ORUN_NO_AUTO_REFRESH = '1';
+    const dockerConfig = (0,external_node_path_.join)(home, '.docker');
+    if (!env.DOCKER_CONFIG && (0,external_node_fs_.existsSync)(dockerConfig))
+        env.DOCKER_CONFIG = dockerConfig;
+    return { env, removed: removed.sort() };
+}
+/**
+ * Values to redact from the stored log: those of every removed variable except
+ * plain settings, and every `ORUN_SECRET_*` (GitHub masks `secrets.*` in its own
+ * log view, but the backend stores the raw text).
+ */
+function secretValuesOf(parent) {
+    return Object.entries(parent)
+        .filter(([name]) => (isJsActionOnly(name) && !PLAIN_INPUTS.has(name) && name !== 'ACTIONS_CACHE_SERVICE_V2') ||
+        name.startsWith(SECRET_OVERRIDE_PREFIX))
+        .map(([, value]) => value)
+        .filter((value) => Boolean(value));
+}
+
 ;// CONCATENATED MODULE: ./src/run/heartbeat.ts
 
 function startHeartbeat(options) {
@@ -34989,6 +35169,163 @@ function startHeartbeat(options) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/run/job-secrets.ts
+
+/**
+ * Required references whose ORUN_SECRET_<KEY> is unset or empty. orun itself
+ * accepts an empty value; an empty required secret is almost always a GitHub
+ * secret that does not exist in this repository or environment.
+ */
+function missingSecrets(job, env) {
+    const missing = new Map();
+    // A reference orun cannot parse has no override variable: orun names it itself.
+    for (const need of secretNeedsOf(job)) {
+        const variable = need.overrideEnv;
+        if (need.optional || !variable)
+            continue;
+        const value = env[variable];
+        if (value || missing.has(variable))
+            continue;
+        missing.set(variable, { variable, ref: need.ref, asEnv: need.asEnv, empty: value === '' });
+    }
+    return [...missing.values()].sort((a, b) => a.variable.localeCompare(b.variable));
+}
+/** One message naming every missing variable, with the `env:` block that sets them. */
+function missingSecretsMessage(jobId, missing) {
+    const names = missing
+        .map(m => `${m.variable}${m.empty ? ' (set but empty)' : ''} for ${m.asEnv ?? m.ref}`)
+        .join(', ');
+    const lines = missing.map(m => {
+        // GitHub secret names hold letters, digits and _ only.
+        const secret = m.variable.slice(SECRET_OVERRIDE_PREFIX.length).replace(/[^A-Za-z0-9_]/g, '_');
+        return `    ${m.variable}: \${{ secrets.${secret} }}`;
+    });
+    return (`${jobId} needs secrets that are not set: ${names}. ` +
+        'orun resolves secretRefs only from ORUN_SECRET_<KEY> variables when it runs with local state, ' +
+        'so the job was not started and is reported failed. Add to the run step (with the GitHub secrets that hold the values):\n' +
+        `  env:\n${lines.join('\n')}`);
+}
+
+;// CONCATENATED MODULE: ./src/run/run-evidence.ts
+
+
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+/** orun's own lines: its output with ANSI colours and the raw step output removed. */
+function orunLines(output) {
+    const lines = [];
+    let stopToken;
+    for (const raw of output.replace(ANSI, '').split(/\r?\n/)) {
+        const line = raw.trim();
+        if (stopToken !== undefined) {
+            if (line === `::${stopToken}::`)
+                stopToken = undefined;
+            continue;
+        }
+        const stop = /^::stop-commands::(.+)$/.exec(line);
+        if (stop) {
+            stopToken = stop[1];
+            continue;
+        }
+        lines.push(line);
+    }
+    return lines;
+}
+function readRunAccount(output, jobId) {
+    const account = {
+        succeeded: 0,
+        failed: 0,
+        cached: 0,
+        waiting: 0,
+        preview: false,
+        started: false,
+        failedMarks: false,
+        noJobs: false,
+        summary: false
+    };
+    const lines = orunLines(output);
+    lines.forEach((line, index) => {
+        if (/^(✓ Done|✗ Failed) in \S+$/.test(line) || /^◌ Preview ready in \S+$/.test(line)) {
+            account.summary = true;
+            if (line.startsWith('◌'))
+                account.preview = true;
+            const stats = lines.slice(index + 1).find(next => next !== '') ?? '';
+            const count = (word) => Number(new RegExp(`(?:^|· )(\\d+) ${word}\\b`).exec(stats)?.[1] ?? 0);
+            account.succeeded = count('succeeded');
+            account.failed = count('failed');
+            account.cached = count('cached');
+            account.waiting = count('waiting');
+            if (count('selected'))
+                account.preview = true;
+        }
+        else if (/^job-id\s+(.+)$/.exec(line)?.[1] === jobId) {
+            account.started = true;
+        }
+        else if (/^✓ .+ completed · \S+$/.test(line)) {
+            account.started = true;
+        }
+        else if (/^✕ .+ failed · \S+$/.test(line) || line.startsWith('::error::')) {
+            account.failedMarks = true;
+        }
+        else if (/^✓ no jobs to run$/.test(line)) {
+            account.noJobs = true;
+        }
+    });
+    return account;
+}
+function ranToSuccess(account) {
+    return (account.summary &&
+        !account.preview &&
+        account.succeeded === 1 &&
+        account.failed === 0 &&
+        account.waiting === 0 &&
+        !account.failedMarks);
+}
+/**
+ * Why orun exited 0 without running the job, as far as its output and the
+ * checkout tell. Returns undefined when the account shows the job succeeded.
+ */
+function explainNonRun(account, context) {
+    if (ranToSuccess(account))
+        return undefined;
+    const lead = `orun exited 0 but did not run ${context.jobId} to success`;
+    const filters = context.extraArgs.filter(arg => /^(--component|--env|-e|--all-envs|--changed|--dry-run|--concurrency)(=|$)/.test(arg));
+    const argsHint = filters.length
+        ? ` The 'args' input passes ${filters.join(' ')}, which can filter or preview the job: remove it.`
+        : '';
+    if (account.preview)
+        return `${lead}: it only previewed the job (a dry run).${argsHint || " Remove --dry-run from the 'args' input."}`;
+    if (account.failed > 0 || account.failedMarks)
+        return `${lead}: orun reports the job failed, yet exited 0 (the plan's execution.failFast is off).`;
+    if (account.waiting > 0)
+        return (`${lead}: orun left it waiting because its dependencies are not completed in orun's own state ` +
+            "(orun's concurrent path, execution.concurrency > 1). The action's derived plan sets concurrency 1 and drops dependsOn to avoid this." +
+            argsHint);
+    if (account.cached > 0)
+        return `${lead}: orun skipped it as already completed in its own local state (cached), so nothing ran on this runner.`;
+    if (account.noJobs)
+        return `${lead}: orun found no jobs to run in the plan it was given.${argsHint}`;
+    if (account.started)
+        return `${lead}: orun started the job but printed no result for it (no run summary counting it as succeeded).`;
+    const scope = componentFileAbove(context.cwd);
+    const scopeHint = scope
+        ? ` A component.yaml at ${scope} can scope orun to that component and filter the job out: this orun did not accept --all, or scoped the run anyway; check 'working-directory' and the orun version.`
+        : '';
+    return (`${lead}: orun printed no account of the job at all, so it was filtered out or skipped before it started ` +
+        `(component scoping, an --env/--component filter, or dependencies unmet in orun's state).${argsHint}${scopeHint}`);
+}
+/** The nearest component.yaml at or above dir, if any. */
+function componentFileAbove(dir) {
+    for (let current = dir;; current = (0,external_node_path_.dirname)(current)) {
+        const file = (0,external_node_path_.join)(current, 'component.yaml');
+        if ((0,external_node_fs_.existsSync)(file))
+            return file;
+        if ((0,external_node_path_.dirname)(current) === current)
+            return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/run/execute.ts
 
 
@@ -34996,14 +35333,27 @@ function startHeartbeat(options) {
 
 
 
+
+
+
+/** Lines of output quoted when orun exited 0 without running the job. */
+const NON_RUN_TAIL_LINES = 15;
 async function executeJob(options) {
     const { jobId } = options;
-    // orun's local dependency check would refuse the job on a fresh runner; the claim already proved them.
+    const started = Date.now();
+    const { env } = childEnvironment(options.env ?? process.env);
+    const missing = missingSecrets(options.plan.byId.get(jobId), env);
+    if (missing.length) {
+        const reason = missingSecretsMessage(jobId, missing);
+        lib_core/* info */.pq(reason);
+        options.log.append(`[orun action] ${reason}\n`);
+        return { outcome: 'failed', exitCode: null, durationMs: 0, heartbeats: 0, reason };
+    }
     const planFile = (0,external_node_path_.join)(options.tempDir, `job-${options.plan.id}-${Date.now()}.json`);
     (0,external_node_fs_.writeFileSync)(planFile, JSON.stringify(singleJobPlan(options.plan, jobId), null, 2));
-    const started = Date.now();
     let child;
     let stopping = false;
+    let stdout = '';
     const stop = () => {
         stopping = true;
         void child?.stop(options.stopGraceMs);
@@ -35029,10 +35379,12 @@ async function executeJob(options) {
             jobId,
             execId: options.runId,
             cwd: options.workingDirectory,
-            env: process.env,
-            forceLocal: options.forceLocal,
+            env,
+            capabilities: options.capabilities,
             extraArgs: options.extraArgs,
-            onOutput: chunk => {
+            onOutput: (chunk, stream) => {
+                if (stream === 'stdout')
+                    stdout += chunk;
                 // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
                 process.stdout.write(chunk);
                 options.log.append(chunk);
@@ -35041,14 +35393,25 @@ async function executeJob(options) {
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
-        const outcome = heartbeat.aborted
-            ? 'aborted'
-            : options.cancel.aborted
-                ? 'cancelled'
-                : exitCode === 0 && !stopping
-                    ? 'success'
-                    : 'failed';
-        return { outcome, exitCode, durationMs: Date.now() - started, heartbeats: heartbeat.beats };
+        const durationMs = Date.now() - started;
+        const base = { exitCode, durationMs, heartbeats: heartbeat.beats };
+        if (heartbeat.aborted)
+            return { ...base, outcome: 'aborted' };
+        if (options.cancel.aborted)
+            return { ...base, outcome: 'cancelled' };
+        if (exitCode !== 0 || stopping)
+            return { ...base, outcome: 'failed' };
+        // Exit 0 is not enough: orun's own account must show the job ran to success.
+        const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+            jobId,
+            cwd: options.workingDirectory,
+            extraArgs: options.extraArgs
+        });
+        if (!nonRun)
+            return { ...base, outcome: 'success' };
+        const tail = options.log.tail(NON_RUN_TAIL_LINES);
+        options.log.append(`[orun action] ${nonRun}\n`);
+        return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` };
     }
     finally {
         heartbeat.stop();
@@ -35337,6 +35700,7 @@ function loadInFlight() {
 
 
 
+
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -35405,34 +35769,30 @@ async function runJob(ctx) {
     saveInFlight(ctx.inFlight);
     const log = new LogStream({
         upload: text => client.uploadLog(inputs.runId, jobId, text),
-        redactor: new Redactor(envValues(inputs.redactEnv), () => ctx.tokens.issued),
+        // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
+        redactor: new Redactor([...envValues(inputs.redactEnv), ...secretValuesOf(process.env)], () => ctx.tokens.issued),
         intervalMs: inputs.logUploadIntervalMs,
         spoolFile,
         warn: message => lib_core/* warning */.$e(message)
     });
-    lib_core/* startGroup */.Oh(`orun run ${jobId}`);
-    let execution;
-    try {
-        execution = await executeJob({
-            client,
-            plan: ctx.plan,
-            jobId,
-            runId: inputs.runId,
-            runnerId: ctx.runnerId,
-            binary: ctx.binary,
-            forceLocal: ctx.forceLocal,
-            workingDirectory: inputs.workingDirectory,
-            extraArgs: inputs.args,
-            tempDir: ctx.tempDir,
-            heartbeatIntervalMs: inputs.heartbeatIntervalMs,
-            stopGraceMs: STOP_GRACE_MS,
-            log,
-            cancel: ctx.cancel
-        });
-    }
-    finally {
-        lib_core/* endGroup */.N4();
-    }
+    // A plain header, not a group: orun prints one ::group:: per step, and GitHub does not nest groups.
+    lib_core/* info */.pq(`── orun run ${jobId} ──`);
+    const execution = await executeJob({
+        client,
+        plan: ctx.plan,
+        jobId,
+        runId: inputs.runId,
+        runnerId: ctx.runnerId,
+        binary: ctx.binary,
+        capabilities: ctx.capabilities,
+        workingDirectory: inputs.workingDirectory,
+        extraArgs: inputs.args,
+        tempDir: ctx.tempDir,
+        heartbeatIntervalMs: inputs.heartbeatIntervalMs,
+        stopGraceMs: STOP_GRACE_MS,
+        log,
+        cancel: ctx.cancel
+    });
     const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover };
     if (execution.outcome === 'aborted') {
         // The lease is gone: the new owner reports the result and owns the log.
@@ -35447,7 +35807,8 @@ async function runJob(ctx) {
     const error = execution.outcome === 'cancelled'
         ? 'cancelled: the runner was stopped before the job finished'
         : execution.outcome === 'failed'
-            ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
+            ? (execution.reason ??
+                `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`)
             : undefined;
     // The result first: dependents wait on it, while the final log only has readers.
     const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error);
@@ -35686,8 +36047,8 @@ async function run() {
         downloadUrl: inputs.orunDownloadUrl,
         inputNames: { token: 'github-token' }
     });
-    const forceLocal = await runSupportsLocalFlag(orun.binary);
-    if (!forceLocal) {
+    const capabilities = await probeRunCapabilities(orun.binary);
+    if (!capabilities.local) {
         lib_core/* warning */.$e(`orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
             "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
     }
@@ -35733,7 +36094,7 @@ async function run() {
                 inFlight,
                 cancel: cancel.signal,
                 binary: orun.binary,
-                forceLocal,
+                capabilities,
                 ensureRun: async () => {
                     if (joined)
                         return;
@@ -36122,7 +36483,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   Yz: () => (/* binding */ debug),
-  N4: () => (/* binding */ endGroup),
   z3: () => (/* binding */ error),
   V9: () => (/* binding */ getIDToken),
   V4: () => (/* binding */ getInput),
@@ -36133,12 +36493,11 @@ __nccwpck_require__.d(__webpack_exports__, {
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
   Pq: () => (/* binding */ setSecret),
-  Oh: () => (/* binding */ startGroup),
   z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, exportVariable, getBooleanInput, getMultilineInput, getState, group, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getMultilineInput, getState, group, markdownSummary, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
@@ -37012,13 +37371,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    command_issue('group', name);
+    issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    command_issue('endgroup');
+    issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.

@@ -30450,11 +30450,6 @@ const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
  * take seconds and the memory of several copies. orun's plans are a few KiB per job.
  */
 const MAX_PLAN_CHARS = 64 * 1024 * 1024;
-/** The plan action's refusal of a plan too big for one matrix. */
-function tooManyJobsError(count) {
-    return new errors/* UserError */.yo(`The plan has ${count} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
-        "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
-}
 /**
  * Text that would make a log line a workflow command: characters that end a
  * line or hide text, and the legacy command marker `##[` (a command anywhere in
@@ -30467,7 +30462,7 @@ const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source, limits = {}) {
+function parsePlan(text, source, options = {}) {
     // Sizes first: the cost of everything below grows with them.
     if (text.length > MAX_PLAN_CHARS) {
         throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
@@ -30494,8 +30489,6 @@ function parsePlan(text, source, limits = {}) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
     const jobs = data.jobs;
-    if (limits.maxJobs !== undefined && jobs.length > limits.maxJobs)
-        throw tooManyJobsError(jobs.length);
     const byId = new Map();
     jobs.forEach((job, index) => {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
@@ -30506,7 +30499,7 @@ function parsePlan(text, source, limits = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
-        if (limits.orunSafeNames)
+        if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
@@ -30657,8 +30650,49 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
+        };
+    });
+}
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_';
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 const depthsOfPlan = new WeakMap();
 /** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
@@ -30694,15 +30728,23 @@ function ancestorsOf(plan, jobId) {
 }
 /**
  * The plan orun runs on a matrix runner: only the claimed job, with no
- * dependsOn. The backend's claim already proved the dependencies succeeded,
- * and a fresh runner's local state is empty, so orun's local check would
- * otherwise refuse to start. Every other field is kept.
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
  */
 function singleJobPlan(plan, jobId) {
     const job = plan.byId.get(jobId);
     if (!job)
         throw new Error(`job ${jobId} is not in plan ${plan.id}`);
-    return { ...plan.file, jobs: [{ ...job, dependsOn: [] }] };
+    const execution = model_isObject(plan.file.execution) ? plan.file.execution : {};
+    return {
+        ...plan.file,
+        execution: { ...execution, concurrency: 1 },
+        jobs: [{ ...job, dependsOn: [] }]
+    };
 }
 /** Jobs of the given environments/components (empty list = no filter), in topological order. */
 function model_selectJobs(plan, environments, components) {

@@ -6,7 +6,7 @@ import { UserError } from '../common/errors.js'
 import { commandSafe, inline } from '../common/escape.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
-import { runSupportsLocalFlag } from '../orun/cli.js'
+import { probeRunCapabilities } from '../orun/cli.js'
 import { Cancelled } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
@@ -31,8 +31,8 @@ export async function run(): Promise<void> {
     downloadUrl: inputs.orunDownloadUrl,
     inputNames: { token: 'github-token' }
   })
-  const forceLocal = await runSupportsLocalFlag(orun.binary)
-  if (!forceLocal) {
+  const capabilities = await probeRunCapabilities(orun.binary)
+  if (!capabilities.local) {
     core.warning(
       `orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
         "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version')."
@@ -86,7 +86,7 @@ export async function run(): Promise<void> {
           inFlight,
           cancel: cancel.signal,
           binary: orun.binary,
-          forceLocal,
+          capabilities,
           ensureRun: async () => {
             if (joined) return
             await joinRun(client, plan, inputs.runId)
