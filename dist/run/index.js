@@ -31712,8 +31712,13 @@ function commandSafe(text) {
         .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
         .join('\n');
 }
-/** Markdown text that renders as itself with no escaping: no markup, links, mentions or HTML possible. */
-const PLAIN_MARKDOWN = /^[A-Za-z0-9 -]*$/;
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u;
+const BARE_LINK = /www\./i;
 /**
  * Text in a markdown code span, shown literally (no HTML, links, mentions or
  * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
@@ -31736,9 +31741,9 @@ function markdownCode(text, inTable = false) {
         (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
     return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
 }
-/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `prod eu`), else a code span. */
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
 function markdownLiteral(text, inTable = false) {
-    return PLAIN_MARKDOWN.test(text) ? text : markdownCode(text, inTable);
+    return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable);
 }
 /**
  * A quoted mermaid label (`id["..."]`) that shows the text as is: every

@@ -52,8 +52,13 @@ export function commandSafe(text: string): string {
     .join('\n')
 }
 
-/** Markdown text that renders as itself with no escaping: no markup, links, mentions or HTML possible. */
-const PLAIN_MARKDOWN = /^[A-Za-z0-9 -]*$/
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u
+const BARE_LINK = /www\./i
 
 /**
  * Text in a markdown code span, shown literally (no HTML, links, mentions or
@@ -77,9 +82,9 @@ export function markdownCode(text: string, inTable = false): string {
   return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`
 }
 
-/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `prod eu`), else a code span. */
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
 export function markdownLiteral(text: string, inTable = false): string {
-  return PLAIN_MARKDOWN.test(text) ? text : markdownCode(text, inTable)
+  return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable)
 }
 
 /**
