@@ -316,13 +316,29 @@ describe('plan action with plan-file', () => {
     expect(result.outputs['plan-id']).toBe(planId)
     expect(result.outputs['run-id']).toBe(`gha-${DEFAULT_RUN_ID}-${DEFAULT_RUN_ATTEMPT}-${planId}`)
     expect(result.outputs['job-count']).toBe(String(count))
-    const expected = parsePlan(readFileSync(source, 'utf8'), source).order.map(job => ({
-      job: job.id,
-      env: job.environment,
-      component: job.component
-    }))
+    // Expected from the raw file, not from the plan model under test: every job once, with its
+    // own environment and component, each after all of its dependencies.
+    const raw = JSON.parse(readFileSync(source, 'utf8')) as {
+      jobs: Array<{ id: string; environment: string; component: string; dependsOn?: string[] }>
+    }
     const jobs = JSON.parse(result.outputs.jobs) as MatrixEntry[]
-    expect(jobs.map(({ job, env, component }) => ({ job, env, component }))).toEqual(expected)
+    expect(jobs.map(entry => entry.job).sort()).toEqual(raw.jobs.map(job => job.id).sort())
+    const position = new Map(jobs.map((entry, index) => [entry.job, index]))
+    for (const job of raw.jobs) {
+      const { job: id, env, component } = jobs[position.get(job.id)!]
+      expect({ job: id, env, component }).toEqual({
+        job: job.id,
+        env: job.environment,
+        component: job.component
+      })
+      for (const dep of job.dependsOn ?? []) {
+        expect(position.get(dep)!).toBeLessThan(position.get(job.id)!)
+      }
+    }
+    if (name !== 'wide-deep') {
+      // These fixtures list their jobs in a topological order already: it is kept.
+      expect(jobs.map(entry => entry.job)).toEqual(raw.jobs.map(job => job.id))
+    }
     expect(JSON.parse(result.outputs.matrix)).toEqual({ include: jobs })
     // The plan file output is a byte-for-byte copy of the given one.
     expect(readFileSync(result.outputs['plan-file'], 'utf8')).toBe(readFileSync(source, 'utf8'))

@@ -283,6 +283,15 @@ describe('parsePlan on other malformed plans', () => {
     expect(parseError(text, 'p.json').message).toMatch(/job #2 has no id/)
   })
 
+  test('a job id of only whitespace is no id', () => {
+    for (const id of ['   ', '\t', ' \n ']) {
+      const text = JSON.stringify({ metadata: checksum, jobs: [{ id: 'a' }, { id }] })
+      expect(parseError(text, 'p.json').message).toBe(
+        'Plan file p.json: job #2 has no id. Re-compile it with `orun plan`, or check the plan-file input.'
+      )
+    }
+  })
+
   test('dependsOn must be a list of ids', () => {
     const text = JSON.stringify({ metadata: checksum, jobs: [{ id: 'a', dependsOn: 'b' }] })
     expect(parseError(text, 'p.json').message).toMatch(/job "a" has a dependsOn that is not a list/)

@@ -29370,7 +29370,7 @@ function mermaidLabel(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(44083);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(32185);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29380,7 +29380,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 44083:
+/***/ 32185:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -29712,7 +29712,22 @@ function decodeJwt(jwt) {
 }
 
 
+;// CONCATENATED MODULE: ./src/common/error-messages.ts
+/**
+ * Hint sentences that errors of several modules end with, kept in one place so the action says
+ * the same thing wherever the same mistake surfaces (docs/troubleshooting.md quotes them).
+ */
+/** The run and the plan disagree: the run jobs must get the plan job's outputs as they are. */
+const PASS_PLAN_OUTPUTS = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.";
+/** As PASS_PLAN_OUTPUTS, when picking another run id also solves it. */
+const error_messages_PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.";
+/** A plan file the action cannot use. */
+const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
+/** The workflow setting that lets a job request a GitHub OIDC token. */
+const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
+
 
 
 
@@ -29833,7 +29848,7 @@ function createTokenSource(options = {}) {
         lib_core/* setSecret */.Pq(staticToken);
         lib_core/* notice */.lm('orun-backend: no GitHub OIDC token is available, so a static token is used. ' +
             'The live orun-backend accepts static tokens only on read routes (run, jobs, job status, logs); ' +
-            'claim, heartbeat, update, runnable and log upload need OIDC (permissions: id-token: write).');
+            `claim, heartbeat, update, runnable and log upload need OIDC (${ID_TOKEN_PERMISSION}).`);
         return new StaticTokenSource(staticToken);
     }
     throw new errors/* UserError */.yo('No token for orun-backend: this job cannot request a GitHub OIDC token ' +
@@ -30259,6 +30274,7 @@ class BackendClient {
 
 
 
+
 /** One token source and one client per action process, so tokens are cached across every call. */
 function connectBackend(settings) {
     const tokens = createTokenSource({
@@ -30299,11 +30315,11 @@ function session_explainBackendError(error, doing) {
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
     switch (error.status) {
         case 401:
-            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
-            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);
         case 409:
-            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. ${error_messages_PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`);
         case 0:
             return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
         case 429:
@@ -30440,6 +30456,7 @@ var common_escape = __nccwpck_require__(74678);
 ;// CONCATENATED MODULE: ./src/plan/model.ts
 
 
+
 /** GitHub refuses a matrix of more than 256 jobs. */
 const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
@@ -30465,7 +30482,7 @@ const MAX_PLAN_CHARS = 64 * 1024 * 1024;
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
 const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
-const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
+const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
 function parsePlan(text, source, options = {}) {
     // Sizes first: the cost of everything below grows with them.
@@ -30775,6 +30792,7 @@ function model_selectJobs(plan, environments, components) {
 
 
 
+
 /** Where the run action's plan comes from, which of its jobs this runner takes, and whether the run is this plan's. */
 /** The job ids this runner runs: the one named by 'job', or a slice by environments/components. */
 function selectTargets(plan, inputs) {
@@ -30792,7 +30810,7 @@ function selectTargets(plan, inputs) {
  * happen to share ids must not run inside that plan's run.
  */
 async function checkRunMatchesPlan(client, runId, plan) {
-    const conflict = (other) => new UserError(`Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+    const conflict = (other) => new UserError(`Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`);
     const derived = /^gha-\d+-\d+-([0-9a-f]{12})$/.exec(runId)?.[1];
     if (derived) {
         if (derived !== plan.id)

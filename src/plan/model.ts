@@ -1,4 +1,5 @@
 import { UserError } from '../common/errors.js'
+import { RECOMPILE_PLAN } from '../common/error-messages.js'
 import { inline } from '../common/escape.js'
 
 /**
@@ -104,7 +105,7 @@ const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
-const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.'
+const recompile = RECOMPILE_PLAN
 
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
 export function parsePlan(text: string, source: string, options: ParseOptions = {}): Plan {

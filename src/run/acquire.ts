@@ -6,6 +6,7 @@ import { inline } from '../common/escape.js'
 import { spread, type Random } from '../common/retry.js'
 import { depthOf, type Plan } from '../plan/model.js'
 import { assess, nextPoll, type WaitAssessment } from './schedule.js'
+import { PASS_PLAN_OUTPUTS } from '../common/error-messages.js'
 
 /**
  * The claim loop: every row of the protocol's claim table, plus the wait for
@@ -229,7 +230,7 @@ async function duplicate(ctx: AcquireContext, jobId: string, deadline: number): 
 
 function notInRun(ctx: AcquireContext, jobId: string): UserError {
   return new UserError(
-    `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`
+    `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`
   )
 }
 
