@@ -31616,6 +31616,8 @@ module.exports = {
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(33838);
+/* harmony import */ var _escape_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74678);
+
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -31642,11 +31644,181 @@ async function runAction(main) {
         }
         else {
             if (error instanceof Error && error.stack)
-                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(error.stack);
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_escape_js__WEBPACK_IMPORTED_MODULE_1__/* .commandSafe */ .JV)(error.stack));
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(`orun action hit an unexpected error: ${errorMessage(error)}. ` +
                 'This is a bug; please report it with the log above.');
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 74678:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D9: () => (/* binding */ markdownCode),
+/* harmony export */   JV: () => (/* binding */ commandSafe),
+/* harmony export */   dr: () => (/* binding */ markdownLiteral),
+/* harmony export */   mG: () => (/* binding */ inline)
+/* harmony export */ });
+/* unused harmony exports mermaidLabel, htmlText, markdownText, mermaidLines, ganttName, codeFence, codeBlock, logText */
+/**
+ * Plan contents (job ids, components, environments, check names...) and other
+ * text the action does not control, made safe for the two places it is shown:
+ * the runner's log, where a line can be read as a workflow command, and the
+ * markdown step summaries, where text can become HTML, links or break a table
+ * or a mermaid chart. Such text is always shown literally, never interpreted.
+ *
+ * The runner reads a line as a command when, after leading whitespace, it
+ * starts with `::` (`::set-output name=x::v`), or when it holds `##[` anywhere
+ * (the legacy form, `##[set-output name=x]v`). It splits lines on `\n`, `\r`
+ * and `\r\n`.
+ */
+/** Identifier-like text that needs no quoting in a log line (ids like `api@dev.smoke`, `api.dev.smoke`). */
+const PLAIN_LOG_VALUE = /^[A-Za-z0-9_.@/+=,~-]+$/;
+/**
+ * Characters that break a line, hide text or reorder it on screen: C0/C1 controls,
+ * line/paragraph separators, zero-width and bidirectional formatting characters, BOM.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const unicodeEscape = (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * A value from the plan for a log line or an annotation: unchanged when it is
+ * identifier-like, else a JSON string literal (quoted, one line, control and
+ * invisible characters escaped, `##[` written `#\u0023[`). `JSON.parse` of the
+ * result gives the value back, so it is still exactly what the plan holds.
+ */
+function inline(value) {
+    if (PLAIN_LOG_VALUE.test(value))
+        return value;
+    return JSON.stringify(value).replace(INVISIBLE, unicodeEscape).replace(/##\[/g, '#\\u0023[');
+}
+/** Whitespace the runner trims before looking for `::` (.NET's Char.IsWhiteSpace, and JS's). */
+const COMMAND_START = /^([\s\u0085]*)::/;
+const LEGACY_COMMAND = /##\[/g;
+/**
+ * Text for plain log output (core.info): every line the runner would read as
+ * a workflow command is defused with a backslash (`\::set-output...`,
+ * `#\#[...`); a lone `\r` becomes a line break, as the runner would read it.
+ * Use inline() for the values inside a message; this is the guard for the
+ * whole printed text.
+ */
+function commandSafe(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
+        .join('\n');
+}
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u;
+const BARE_LINK = /www\./i;
+/**
+ * Text in a markdown code span, shown literally (no HTML, links, mentions or
+ * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
+ * end a table row); with `inTable`, pipes are escaped, which GitHub's tables
+ * undo inside code spans too. The fence is longer than any backtick run inside.
+ */
+function markdownCode(text, inTable = false) {
+    if (!text)
+        return '';
+    let body = text.replace(/\r\n|\r|\n/g, match => (match === '\r' ? '\\r' : '\\n'));
+    body = body.replace(INVISIBLE, unicodeEscape);
+    if (inTable)
+        body = body.replace(/\|/g, '\\|');
+    const longestRun = Math.max(0, ...(body.match(/`+/g) ?? []).map(run => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each end when both are spaces, and a backtick
+    // next to the fence would join it: pad, and the padding is what gets stripped.
+    const pad = body.startsWith('`') ||
+        body.endsWith('`') ||
+        (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
+    return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
+}
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
+function markdownLiteral(text, inTable = false) {
+    return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable);
+}
+/**
+ * A quoted mermaid label (`id["..."]`) that shows the text as is: every
+ * character that mermaid or the HTML it renders to would interpret (quotes,
+ * `<`, `>`, `&`, `#` that starts an entity, backticks that start a markdown
+ * string) is written as a numeric entity code, which mermaid turns back into
+ * that character; line breaks become spaces (a label is one line of the chart).
+ */
+function mermaidLabel(text) {
+    const body = text
+        .replace(/\r\n|\r|\n/g, ' ')
+        .replace(INVISIBLE, '')
+        .replace(/[#"<>&`]/g, char => (char === '"' ? '#quot;' : `#${char.charCodeAt(0)};`));
+    return `"${body}"`;
+}
+// Status summary contexts: HTML inside <summary>/<a>, entity-escaped prose, gantt names, fenced blocks.
+const htmlEntities = {
+    '&': '&amp;',
+    '<': '&lt;',
+    '>': '&gt;',
+    '"': '&quot;',
+    "'": '&#39;'
+};
+/** Text for HTML contexts (<summary>, <a>), on one line. */
+function htmlText(text) {
+    return oneLine(text).replace(/[&<>"']/g, c => htmlEntities[c]);
+}
+/**
+ * Text inside a markdown table cell or a paragraph: HTML-escaped, and every
+ * character markdown gives a meaning (emphasis, links, code, the cell
+ * separator) written as an entity so it shows literally.
+ */
+function markdownText(text) {
+    return (htmlText(text)
+        .replace(/[\\`*_[\]|~:]/g, c => `&#${c.charCodeAt(0)};`)
+        // GFM links bare www. addresses too (the colon above already stops http:// ones).
+        .replace(/www\./gi, m => `${m.slice(0, 3)}&#46;`));
+}
+/**
+ * A mermaid node or subgraph label of several lines (the status charts), quoted, one argument per line. Mermaid's
+ * own entity codes keep quotes, tags, brackets and backticks literal, so the
+ * only markup left in the label is the line break this function adds.
+ */
+function mermaidLines(...lines) {
+    const coded = lines.map(line => oneLine(line).replace(/[&<>"'`#;|{}[\]()]/g, c => `#${c.charCodeAt(0)};`));
+    return `"${coded.join('<br/>')}"`;
+}
+/** A gantt task or section name: mermaid has no quoting there, so its syntax characters are replaced. */
+function ganttName(text) {
+    const cleaned = oneLine(text)
+        .replace(/[:;#%`<>&"]/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return cleaned || '(unnamed)';
+}
+/** A fence (``` or longer) that no run of backticks inside text can close. */
+function codeFence(text) {
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    return '`'.repeat(longest + 1);
+}
+/** A block of literal text (an error, a log tail) in a fenced code block. */
+function codeBlock(text) {
+    const fence = codeFence(text);
+    return `${fence}text\n${text.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n${fence}`;
+}
+/**
+ * One line for the runner's log: without line breaks no text can start a line
+ * of its own, so it cannot become a workflow command (::error::, ::add-mask::).
+ */
+function logText(text) {
+    // One line, and not one the runner reads as a command either (`::error::…` alone on it).
+    return commandSafe(oneLine(text));
+}
+function oneLine(text) {
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 }
 
 
@@ -32697,6 +32869,8 @@ function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
 
+// EXTERNAL MODULE: ./src/common/escape.ts
+var common_escape = __nccwpck_require__(74678);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: external "node:path"
@@ -34287,15 +34461,40 @@ function readRunInputs() {
 ;// CONCATENATED MODULE: ./src/plan/model.ts
 
 
+
 /** GitHub refuses a matrix of more than 256 jobs. */
 const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+const MAX_PLAN_CHARS = 64 * 1024 * 1024;
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source) {
+function parsePlan(text, source, options = {}) {
+    // Sizes first: the cost of everything below grows with them.
+    if (text.length > MAX_PLAN_CHARS) {
+        throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+            "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'.");
+    }
     let data;
     try {
         data = JSON.parse(text);
@@ -34309,6 +34508,10 @@ function parsePlan(text, source) {
     if (!model_isObject(metadata) || typeof metadata.checksum !== 'string' || !metadata.checksum.trim()) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`);
     }
+    if (!CHECKSUM.test(metadata.checksum)) {
+        throw new errors/* UserError */.yo(`Plan file ${source} has metadata.checksum ${(0,common_escape/* inline */.mG)(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+            `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`);
+    }
     if (!Array.isArray(data.jobs)) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
@@ -34318,6 +34521,13 @@ function parsePlan(text, source) {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
             throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
         }
+        for (const field of ['component', 'environment']) {
+            if (job[field] !== undefined && typeof job[field] !== 'string') {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
+            }
+        }
+        if (options.orunSafeNames)
+            checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
         }
@@ -34347,36 +34557,99 @@ function parsePlan(text, source) {
         dependents
     };
 }
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+function checkOrunSafeNames(jobs, source) {
+    for (const job of jobs) {
+        for (const field of ['id', 'component', 'environment', 'checkName']) {
+            const value = job[field];
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+                    'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.');
+            }
+        }
+    }
+}
 function isStringArray(value) {
     return Array.isArray(value) && value.every(item => typeof item === 'string');
 }
-/** Kahn's algorithm, taking ready jobs in file order; a leftover means a cycle, which is named. */
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
 function topologicalOrder(jobs, byId, source) {
     const position = new Map(jobs.map((job, index) => [job.id, index]));
-    const waitingOn = new Map(jobs.map(job => [job.id, new Set(job.dependsOn ?? [])]));
-    const dependents = new Map(jobs.map(job => [job.id, []]));
-    for (const job of jobs)
-        for (const dep of new Set(job.dependsOn ?? []))
-            dependents.get(dep).push(job.id);
-    const ready = jobs.filter(job => waitingOn.get(job.id).size === 0).map(job => job.id);
+    // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+    const waitingOn = new Array(jobs.length).fill(0);
+    const dependents = jobs.map(() => []);
+    jobs.forEach((job, index) => {
+        const deps = new Set(job.dependsOn ?? []);
+        waitingOn[index] = deps.size;
+        for (const dep of deps)
+            dependents[position.get(dep)].push(index);
+    });
+    const ready = new MinHeap();
+    waitingOn.forEach((count, index) => count === 0 && ready.push(index));
     const order = [];
-    while (ready.length) {
-        ready.sort((a, b) => position.get(a) - position.get(b));
-        const id = ready.shift();
-        order.push(byId.get(id));
-        for (const dependent of dependents.get(id)) {
-            const pending = waitingOn.get(dependent);
-            pending.delete(id);
-            if (pending.size === 0)
+    while (ready.size) {
+        const index = ready.pop();
+        order.push(jobs[index]);
+        for (const dependent of dependents[index])
+            if (--waitingOn[dependent] === 0)
                 ready.push(dependent);
-        }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
+        const cycle = findCycle(jobs.filter((_, index) => waitingOn[index] > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
+}
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+    items = [];
+    get size() {
+        return this.items.length;
+    }
+    push(value) {
+        const items = this.items;
+        let at = items.push(value) - 1;
+        while (at > 0) {
+            const parent = (at - 1) >> 1;
+            if (items[parent] <= value)
+                break;
+            items[at] = items[parent];
+            at = parent;
+        }
+        items[at] = value;
+    }
+    pop() {
+        const items = this.items;
+        const top = items[0];
+        const last = items.pop();
+        if (items.length) {
+            let at = 0;
+            for (;;) {
+                const left = 2 * at + 1;
+                if (left >= items.length)
+                    break;
+                const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+                if (items[child] >= last)
+                    break;
+                items[at] = items[child];
+                at = child;
+            }
+            items[at] = last;
+        }
+        return top;
+    }
 }
 /**
  * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
@@ -34448,15 +34721,22 @@ function secretKeyOf(ref) {
     const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
     return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
-/** Length of the longest dependency chain above a job (0 for a root). */
-function depthOf(plan, jobId, memo = new Map()) {
-    const known = memo.get(jobId);
-    if (known !== undefined)
-        return known;
-    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
-    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
-    memo.set(jobId, depth);
-    return depth;
+const depthsOfPlan = new WeakMap();
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+function depthOf(plan, jobId) {
+    let depths = depthsOfPlan.get(plan);
+    if (!depths) {
+        // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+        depths = new Map();
+        for (const job of plan.order) {
+            let depth = 0;
+            for (const dep of job.dependsOn ?? [])
+                depth = Math.max(depth, depths.get(dep) + 1);
+            depths.set(job.id, depth);
+        }
+        depthsOfPlan.set(plan, depths);
+    }
+    return depths.get(jobId) ?? 0;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
@@ -34467,7 +34747,9 @@ function ancestorsOf(plan, jobId) {
         if (found.has(id))
             continue;
         found.add(id);
-        stack.push(...(plan.byId.get(id)?.dependsOn ?? []));
+        for (const dep of plan.byId.get(id)?.dependsOn ?? [])
+            if (!found.has(dep))
+                stack.push(dep);
     }
     return found;
 }
@@ -34657,6 +34939,7 @@ function jittered(ms, fraction, min, max, random) {
 
 
 
+
 async function acquireJob(ctx, jobId, stats = { waitedMs: 0, polls: 0 }) {
     const started = ctx.now();
     try {
@@ -34740,7 +35023,7 @@ async function acquireLoop(ctx, jobId, stats) {
             }
         }
         if (ctx.now() >= deadline) {
-            throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${jobId}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
+            throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
         const next = nextPoll(assessment, pollsAtDistance, ctx.random);
@@ -34748,7 +35031,7 @@ async function acquireLoop(ctx, jobId, stats) {
         via = next.via;
         const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()));
         if (delay > 0) {
-            ctx.log(`Waiting for ${jobId}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`);
+            ctx.log(`Waiting for ${(0,common_escape/* inline */.mG)(jobId)}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`);
             await ctx.sleep(delay);
         }
     }
@@ -34841,7 +35124,7 @@ async function claim(ctx, jobId) {
  */
 async function mirror(ctx, jobId, waitUntil) {
     let deadline = waitUntil;
-    ctx.log(`${jobId} is already running on another runner; mirroring its result.`);
+    ctx.log(`${(0,common_escape/* inline */.mG)(jobId)} is already running on another runner; mirroring its result.`);
     for (let polls = 0;; polls++) {
         const record = await ctx.client.jobStatus(ctx.runId, jobId);
         if (record.status === 'success' || record.status === 'failed') {
@@ -34874,8 +35157,8 @@ function describeDeps(deps, now) {
         return 'its dependencies to be marked done';
     return deps
         .map(dep => dep.status === 'running' && dep.startedAt
-        ? `${dep.jobId} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
-        : `${dep.jobId} (${dep.status})`)
+        ? `${(0,common_escape/* inline */.mG)(dep.jobId)} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
+        : `${(0,common_escape/* inline */.mG)(dep.jobId)} (${dep.status})`)
         .join(', ');
 }
 
@@ -35269,8 +35552,15 @@ async function executeJob(options) {
  * spaced by the configured interval, stretched for big logs so a live view
  * never costs megabytes per second, skipped when nothing changed, and the
  * stored copy is capped (keeping the end, where failures show).
+ *
+ * Secrets: text is redacted whole, then capped (a cut never leaves part of a
+ * secret in clear), and a mid-stream upload holds back the unterminated last
+ * line until its newline or the final flush, so a secret split across two
+ * writes is never stored half-printed (and unrecognised) in between.
  */
 const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
+/** The output quoted in a failed job's error text is cut to this, keeping the end. */
+const MAX_TAIL_BYTES = 8 * 1024;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024;
 class LogStream {
@@ -35292,9 +35582,16 @@ class LogStream {
         if (this.options.spoolFile)
             (0,external_node_fs_.appendFileSync)(this.options.spoolFile, chunk);
     }
-    /** The text that is uploaded: redacted, and cut from the front past the cap. */
-    snapshot() {
-        return capLog(this.options.redactor.redact(this.raw), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
+    /**
+     * The text that is uploaded: redacted, then cut from the front past the cap.
+     * Mid-stream (not final) it ends at the last complete line.
+     */
+    snapshot(final = true) {
+        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
+    }
+    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
+    uploadable(final) {
+        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
     }
     start() {
         const schedule = () => {
@@ -35321,14 +35618,14 @@ class LogStream {
         await turn;
     }
     async upload(final) {
-        if (this.raw.length === this.uploadedLength)
+        const length = this.uploadable(final);
+        if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
-        if (!final && !this.raw)
+        if (!final && !length)
             return;
-        const length = this.raw.length;
         try {
-            const { logRef } = await this.options.upload(this.snapshot());
+            const { logRef } = await this.options.upload(this.snapshot(final));
             this.logRef = logRef;
             this.uploadedLength = length;
             this.uploads++;
@@ -35340,10 +35637,28 @@ class LogStream {
             }
         }
     }
-    /** Last lines of output, for the error text reported with a failed job. */
+    /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        return this.options.redactor.redact(this.raw).trimEnd().split('\n').slice(-lines).join('\n');
+        const text = this.options.redactor
+            .redact(this.raw)
+            .trimEnd()
+            .split('\n')
+            .slice(-lines)
+            .join('\n');
+        return keepEnd(text, MAX_TAIL_BYTES);
     }
+}
+/** The last maxBytes bytes of a text (whole characters), marked with … when cut. */
+function keepEnd(text, maxBytes) {
+    const bytes = Buffer.from(text);
+    if (bytes.length <= maxBytes)
+        return text;
+    const marker = '…';
+    return (marker +
+        bytes
+            .subarray(bytes.length - (maxBytes - Buffer.byteLength(marker)))
+            .toString('utf8')
+            .replace(/^\uFFFD+/, ''));
 }
 function capLog(text, maxBytes) {
     const bytes = Buffer.from(text);
@@ -35367,28 +35682,49 @@ function capLog(text, maxBytes) {
  * action minted, every value the job registered with `::add-mask::`, and the
  * values of the environment variables named in `redact-env`. GitHub masks
  * these in its own log view, but the backend stores the raw text.
+ *
+ * Like GitHub's own masker (the runner's ValueEncoders), each value is also
+ * removed in the encodings a job commonly prints a secret in: base64 at each
+ * of the three byte alignments it can have inside a longer encoded text (and
+ * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
+ * workflow-command escaping.
  */
 const REDACTED = '***';
 /** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
 const MIN_SECRET_LENGTH = 3;
-const maskCommand = /::add-mask::(.*?)\r?$/gm;
+/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
+const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
 class Redactor {
     dynamic;
     secrets = new Set();
+    /** Values already expanded into their encodings (tokens are offered again on every redact). */
+    seen = new Set();
+    ordered = [];
+    orderedSize = -1;
     constructor(values = [], dynamic = () => []) {
         this.dynamic = dynamic;
         for (const value of values)
             this.add(value);
     }
     add(value) {
-        const trimmed = value?.trim();
-        if (!trimmed || trimmed.length < MIN_SECRET_LENGTH)
+        if (!value || this.seen.has(value))
             return;
-        this.secrets.add(trimmed);
+        this.seen.add(value);
+        const trimmed = value.trim();
+        if (trimmed.length < MIN_SECRET_LENGTH)
+            return;
+        this.addEncoded(trimmed);
         // A multi-line secret is masked line by line too, as GitHub does.
-        for (const line of trimmed.split(/\r?\n/))
+        for (const line of trimmed.split(/\r?\n/)) {
             if (line.trim().length >= MIN_SECRET_LENGTH)
-                this.secrets.add(line.trim());
+                this.addEncoded(line.trim());
+        }
+    }
+    addEncoded(value) {
+        for (const form of encodedForms(value)) {
+            if (form.length >= MIN_SECRET_LENGTH)
+                this.secrets.add(form);
+        }
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
@@ -35403,13 +35739,59 @@ class Redactor {
         for (const value of this.dynamic())
             this.add(value);
         this.learnFrom(text);
-        // Longest first, so a secret that contains another is replaced whole.
-        const ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+        if (this.orderedSize !== this.secrets.size) {
+            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
+            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+            this.orderedSize = this.secrets.size;
+        }
         let out = text;
-        for (const secret of ordered)
-            out = out.split(secret).join(REDACTED);
+        for (const secret of this.ordered)
+            if (out.includes(secret))
+                out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** The value and the forms it takes when a job prints it encoded. */
+function encodedForms(value) {
+    const forms = new Set([value]);
+    const bytes = Buffer.from(value, 'utf8');
+    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
+        const base64 = base64Inner(bytes.subarray(shift));
+        forms.add(base64);
+        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+    const uri = encodeURIComponent(value);
+    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
+    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+    forms
+        .add(uri)
+        .add(strictUri)
+        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
+    const json = JSON.stringify(value).slice(1, -1);
+    forms.add(json);
+    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    const xml = value
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;');
+    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
+    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
+    // A quoted value ("...") is also masked without its quotes, as GitHub does.
+    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
+        forms.add(value.slice(1, -1));
+    return forms;
+}
+/**
+ * The base64 characters that depend on these bytes alone, wherever they sit in
+ * a longer encoded text starting at a 3-byte boundary: no padding, and no last
+ * character that also holds bits of whatever follows.
+ */
+function base64Inner(bytes) {
+    const encoded = bytes.toString('base64').replace(/=+$/, '');
+    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
 }
 /** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
 function unescapeCommandData(data) {
@@ -35443,6 +35825,7 @@ function loadInFlight() {
 
 
 
+
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -35465,7 +35848,7 @@ async function runJob(ctx) {
         ensureRun: ctx.ensureRun,
         sleep: ms => abortableSleep(ms, ctx.cancel),
         now: Date.now,
-        log: message => lib_core/* info */.pq(message)
+        log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message))
     }, jobId, stats);
     const base = {
         jobId,
@@ -35477,7 +35860,7 @@ async function runJob(ctx) {
     switch (acquired.kind) {
         case 'finished':
             if (acquired.status === 'success') {
-                lib_core/* info */.pq(`${jobId} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`);
+                lib_core/* info */.pq(`${(0,common_escape/* inline */.mG)(jobId)} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`);
                 return {
                     ...base,
                     status: acquired.mirrored ? 'success' : 'already-complete',
@@ -35490,7 +35873,7 @@ async function runJob(ctx) {
                 detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}`
             };
         case 'skipped':
-            lib_core/* info */.pq(`${jobId} is running on another runner (${acquired.owner ?? 'unknown'}); on-duplicate is skip.`);
+            lib_core/* info */.pq(`${(0,common_escape/* inline */.mG)(jobId)} is running on another runner (${(0,common_escape/* inline */.mG)(acquired.owner ?? 'unknown')}); on-duplicate is skip.`);
             return {
                 ...base,
                 status: 'skipped',
@@ -35498,14 +35881,14 @@ async function runJob(ctx) {
             };
         case 'blocked': {
             const names = acquired.upstream
-                .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+                .map(u => `${(0,common_escape/* inline */.mG)(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
                 .join(', ');
-            lib_core/* error */.z3(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
+            lib_core/* error */.z3(`${(0,common_escape/* inline */.mG)(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
             return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
         }
     }
     if (acquired.takeover)
-        lib_core/* warning */.$e(`${jobId}: the previous runner's heartbeat had expired; this runner took the job over.`);
+        lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: the previous runner's heartbeat had expired; this runner took the job over.`);
     const spoolFile = (0,external_node_path_.join)(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`);
     ctx.inFlight.jobs.push({ jobId, spoolFile });
     saveInFlight(ctx.inFlight);
@@ -36143,19 +36526,19 @@ function note(origin) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/summary.ts
+
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
-const cell = (text) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 function renderRunSummary(runId, runnerId, results, requests) {
     const lines = [
-        `## orun run \`${runId}\``,
+        `## orun run ${(0,common_escape/* markdownCode */.D9)(runId)}`,
         '',
-        `Runner \`${runnerId}\`: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
+        `Runner ${(0,common_escape/* markdownCode */.D9)(runnerId)}: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
         '',
         '| job | status | duration | waited | took over | log | detail |',
         '|---|---|---|---|---|---|---|'
     ];
     for (const r of results) {
-        lines.push(`| \`${cell(r.jobId)}\` | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`);
+        lines.push(`| ${(0,common_escape/* markdownCode */.D9)(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${(0,common_escape/* markdownCode */.D9)(r.logRef ?? '', true)} | ${(0,common_escape/* markdownLiteral */.dr)(r.detail ?? '', true)} |`);
     }
     return lines.join('\n') + '\n';
 }
@@ -36189,11 +36572,14 @@ function overallStatus(results) {
 
 
 
+
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
     const plan = await loadPlan(inputs);
     const targets = selectTargets(plan, inputs);
+    checkOrunSafeNames(targets.map(id => plan.byId.get(id)), inputs.planFile ?? 'from the plan artifact');
     const orun = await resolveOrun({
         orunPath: inputs.orunPath,
         orunVersion: inputs.orunVersion,
@@ -36232,7 +36618,7 @@ async function run() {
     else
         await checkRunMatchesPlan(client, inputs.runId, plan);
     lib_core/* setOutput */.uH('run-id', inputs.runId);
-    lib_core/* info */.pq(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`);
+    lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.map(common_escape/* inline */.mG).join(', ')}.`));
     const onSignal = (signal) => {
         lib_core/* warning */.$e(`Received ${signal}: stopping and reporting the job as cancelled.`);
         cancel.abort();
@@ -36311,7 +36697,7 @@ async function run() {
         throw new errors/* UserError */.yo('The run was cancelled; claimed jobs were reported as failed (cancelled).');
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
-        throw new errors/* UserError */.yo(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
+        throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
 }
 
 

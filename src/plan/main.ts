@@ -12,6 +12,7 @@ import { resolveBackendUrl } from '../backend/url.js'
 import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderNothingToPlanSummary, renderPlanSummary } from './summary.js'
+import { checkOutputSizes, fitSummary } from './output-limits.js'
 import { PLAN_ARTIFACT_FILE, defaultArtifactName, uploadPlanArtifact } from './handoff.js'
 
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
@@ -23,7 +24,7 @@ export async function run(): Promise<void> {
   const planFile = produced.file
   // Errors name the file the user gave, not its copy under RUNNER_TEMP.
   const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile
-  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource)
+  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource, { orunSafeNames: true })
   if (plan.order.length > MAX_MATRIX_JOBS) {
     // Not an error: the outputs stay complete for whatever uses them other than one matrix
     // over `jobs` (an environment fan-out, other modes); only that matrix would be refused.
@@ -37,6 +38,13 @@ export async function run(): Promise<void> {
   const runId = inputs.runId ? customRunId(inputs.runId, currentAttempt()) : defaultRunId(plan.id)
   const artifactName = inputs.artifactName ?? defaultArtifactName(runId)
   const jobs = matrixEntries(plan)
+  // Before the artifact and the run exist: an oversized plan changes nothing.
+  checkOutputSizes({
+    jobs: JSON.stringify(jobs),
+    'job-ids': JSON.stringify(jobs.map(e => e.job)),
+    matrix: JSON.stringify({ include: jobs }),
+    'run-id': runId
+  })
 
   if (!jobs.length) core.notice('The plan has no jobs: nothing to run. The jobs output is [].')
   if (inputs.upload && jobs.length)
@@ -66,12 +74,14 @@ export async function run(): Promise<void> {
 
   await core.summary
     .addRaw(
-      renderPlanSummary({
-        plan,
-        runId,
-        planFile,
-        artifactName: inputs.upload && jobs.length ? artifactName : undefined
-      })
+      fitSummary(
+        renderPlanSummary({
+          plan,
+          runId,
+          planFile,
+          artifactName: inputs.upload && jobs.length ? artifactName : undefined
+        })
+      )
     )
     .write()
 }

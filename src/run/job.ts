@@ -4,6 +4,7 @@ import type { BackendClient } from '../backend/client.js'
 import type { RunCapabilities } from '../orun/cli.js'
 import { BackendError } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { spread } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
 import { acquireJob, type AcquireStats } from './acquire.js'
@@ -56,7 +57,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       ensureRun: ctx.ensureRun,
       sleep: ms => abortableSleep(ms, ctx.cancel),
       now: Date.now,
-      log: message => core.info(message)
+      log: message => core.info(commandSafe(message))
     },
     jobId,
     stats
@@ -72,7 +73,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     case 'finished':
       if (acquired.status === 'success') {
         core.info(
-          `${jobId} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`
+          `${inline(jobId)} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`
         )
         return {
           ...base,
@@ -87,7 +88,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       }
     case 'skipped':
       core.info(
-        `${jobId} is running on another runner (${acquired.owner ?? 'unknown'}); on-duplicate is skip.`
+        `${inline(jobId)} is running on another runner (${inline(acquired.owner ?? 'unknown')}); on-duplicate is skip.`
       )
       return {
         ...base,
@@ -96,15 +97,17 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       }
     case 'blocked': {
       const names = acquired.upstream
-        .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+        .map(u => `${inline(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
         .join(', ')
-      core.error(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`)
+      core.error(
+        `${inline(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`
+      )
       return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` }
     }
   }
   if (acquired.takeover)
     core.warning(
-      `${jobId}: the previous runner's heartbeat had expired; this runner took the job over.`
+      `${inline(jobId)}: the previous runner's heartbeat had expired; this runner took the job over.`
     )
 
   const spoolFile = join(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`)

@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import { connectBackend, explainBackendError, joinRun } from '../backend/session.js'
 import { currentAttempt } from '../common/attempt.js'
 import { UserError } from '../common/errors.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { probeRunCapabilities } from '../orun/cli.js'
@@ -12,6 +13,7 @@ import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
 import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
 import { prepareRerun } from './rerun.js'
+import { checkOrunSafeNames } from '../plan/model.js'
 import type { InFlight } from './state.js'
 import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
 
@@ -20,6 +22,10 @@ export async function run(): Promise<void> {
   const inputs = readRunInputs()
   const plan = await loadPlan(inputs)
   const targets = selectTargets(plan, inputs)
+  checkOrunSafeNames(
+    targets.map(id => plan.byId.get(id)!),
+    inputs.planFile ?? 'from the plan artifact'
+  )
   const orun = await resolveOrun({
     orunPath: inputs.orunPath,
     orunVersion: inputs.orunVersion,
@@ -59,7 +65,9 @@ export async function run(): Promise<void> {
   else await checkRunMatchesPlan(client, inputs.runId, plan)
   core.setOutput('run-id', inputs.runId)
   core.info(
-    `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`
+    commandSafe(
+      `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.map(inline).join(', ')}.`
+    )
   )
 
   const onSignal = (signal: NodeJS.Signals) => {
@@ -151,5 +159,7 @@ export async function run(): Promise<void> {
     throw new UserError('The run was cancelled; claimed jobs were reported as failed (cancelled).')
   const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked')
   if (bad.length)
-    throw new UserError(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'))
+    throw new UserError(
+      bad.map(r => `${inline(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n')
+    )
 }

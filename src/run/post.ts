@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { connectBackend } from '../backend/session.js'
 import { BackendError } from '../backend/client.js'
 import { errorMessage } from '../common/errors.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { getList } from '../common/inputs.js'
 import { capLog, DEFAULT_MAX_LOG_BYTES } from './logstream.js'
 import { Redactor, envValues } from './redact.js'
@@ -23,7 +24,7 @@ export async function post(): Promise<void> {
   })
   for (const { jobId, spoolFile } of state.jobs) {
     core.info(
-      `${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`
+      `${inline(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`
     )
     // The result first, as the main step does: it also proves the job is still ours, and a job
     // another runner took over (or that was reported after all) keeps its owner's log.
@@ -37,7 +38,9 @@ export async function post(): Promise<void> {
       )
     } catch (error) {
       if (error instanceof BackendError && error.status === 400) {
-        core.info(`${jobId} is no longer this runner's to report (${error.message}).`)
+        core.info(
+          commandSafe(`${inline(jobId)} is no longer this runner's to report (${error.message}).`)
+        )
         continue
       }
       core.warning(`Could not mark ${jobId} as cancelled: ${errorMessage(error)}`)
