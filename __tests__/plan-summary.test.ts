@@ -170,7 +170,7 @@ describe('renderPlanSummary', () => {
     expect(summary).not.toContain('### Jobs')
   })
 
-  test('table cells escape | and flatten newlines, so a row keeps its four cells', () => {
+  test('table cells escape | and show newlines as \\n, so a row keeps its four cells', () => {
     const plan = planOf([
       {
         id: 'up|stream@dev.smoke',
@@ -190,8 +190,8 @@ describe('renderPlanSummary', () => {
     const summary = render(plan)
     const rows = summary.split('\n').filter(line => /^\| `(up|down)/.test(line))
     expect(rows).toEqual([
-      '| `up\\|stream@dev.smoke` | c\\|1 · de\\|v · s\\|1 | x\\|y |  |',
-      '| `down@dev.smoke` | plain · dev split · s2 |  | `up\\|stream@dev.smoke` |'
+      '| `up\\|stream@dev.smoke` | `c\\|1 · de\\|v · s\\|1` | `x\\|y` |  |',
+      '| `down@dev.smoke` | `plain · dev\\nsplit · s2` |  | `up\\|stream@dev.smoke` |'
     ])
     for (const row of rows) expect(tableCells(row)).toHaveLength(4)
     // The chart has its own quoting; a newline must not end a mermaid line early.

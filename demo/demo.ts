@@ -2,9 +2,11 @@
  * The local end-to-end demo (`npm run demo`): the whole orun action workflow
  * on this machine, against the local coordination server and the stand-in orun.
  */
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEMO_SECRET, Harness, ROOT, checkExecutions, type RunnerHandle } from './harness.js'
+import { rerunScenario } from './rerun-scenario.js'
 import { statusStep } from './status-step.js'
 
 interface PlanJobLite {
@@ -160,4 +162,5 @@ const failing = await scenario(
 )
 const blocked = [...failing.stored.values()].filter(j => j.status === 'pending').map(j => j.jobId)
 console.log(`not run (blocked by the failed upstream): ${blocked.join(', ') || 'none'}`)
-process.exitCode = problems.length ? 1 : 0
+const rerunProblems = await rerunScenario(mkdtempSync(join(tmpdir(), 'orun-demo-rerun-')))
+process.exitCode = problems.length || rerunProblems.length ? 1 : 0

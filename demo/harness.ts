@@ -94,6 +94,8 @@ export class Harness {
   readonly recordFile = join(this.dir, 'executions.jsonl')
   readonly runnerLabels = new Map<string, string>()
   server!: CoordinationServer
+  /** The workflow run's attempt (GITHUB_RUN_ATTEMPT) of the processes started from now on: raise it to re-run. */
+  attempt = 1
   private readonly children = new Set<ChildProcess>()
   private runnerCount = 0
 
@@ -122,7 +124,7 @@ export class Harness {
       LANG: process.env.LANG ?? 'C.UTF-8',
       GITHUB_ACTIONS: 'true',
       GITHUB_RUN_ID: '4242',
-      GITHUB_RUN_ATTEMPT: '1',
+      GITHUB_RUN_ATTEMPT: String(this.attempt),
       GITHUB_ACTOR: 'octocat',
       GITHUB_WORKSPACE: workspace,
       RUNNER_TEMP: runnerTemp,

@@ -31616,6 +31616,8 @@ module.exports = {
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(33838);
+/* harmony import */ var _escape_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74678);
+
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -31642,11 +31644,182 @@ async function runAction(main) {
         }
         else {
             if (error instanceof Error && error.stack)
-                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(error.stack);
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_escape_js__WEBPACK_IMPORTED_MODULE_1__/* .commandSafe */ .JV)(error.stack));
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(`orun action hit an unexpected error: ${errorMessage(error)}. ` +
                 'This is a bug; please report it with the log above.');
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 74678:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D9: () => (/* binding */ markdownCode),
+/* harmony export */   JV: () => (/* binding */ commandSafe),
+/* harmony export */   _b: () => (/* binding */ mermaidLabel),
+/* harmony export */   dr: () => (/* binding */ markdownLiteral),
+/* harmony export */   mG: () => (/* binding */ inline)
+/* harmony export */ });
+/* unused harmony exports htmlText, markdownText, mermaidLines, ganttName, codeFence, codeBlock, logText */
+/**
+ * Plan contents (job ids, components, environments, check names...) and other
+ * text the action does not control, made safe for the two places it is shown:
+ * the runner's log, where a line can be read as a workflow command, and the
+ * markdown step summaries, where text can become HTML, links or break a table
+ * or a mermaid chart. Such text is always shown literally, never interpreted.
+ *
+ * The runner reads a line as a command when, after leading whitespace, it
+ * starts with `::` (`::set-output name=x::v`), or when it holds `##[` anywhere
+ * (the legacy form, `##[set-output name=x]v`). It splits lines on `\n`, `\r`
+ * and `\r\n`.
+ */
+/** Identifier-like text that needs no quoting in a log line (ids like `api@dev.smoke`, `api.dev.smoke`). */
+const PLAIN_LOG_VALUE = /^[A-Za-z0-9_.@/+=,~-]+$/;
+/**
+ * Characters that break a line, hide text or reorder it on screen: C0/C1 controls,
+ * line/paragraph separators, zero-width and bidirectional formatting characters, BOM.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const unicodeEscape = (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * A value from the plan for a log line or an annotation: unchanged when it is
+ * identifier-like, else a JSON string literal (quoted, one line, control and
+ * invisible characters escaped, `##[` written `#\u0023[`). `JSON.parse` of the
+ * result gives the value back, so it is still exactly what the plan holds.
+ */
+function inline(value) {
+    if (PLAIN_LOG_VALUE.test(value))
+        return value;
+    return JSON.stringify(value).replace(INVISIBLE, unicodeEscape).replace(/##\[/g, '#\\u0023[');
+}
+/** Whitespace the runner trims before looking for `::` (.NET's Char.IsWhiteSpace, and JS's). */
+const COMMAND_START = /^([\s\u0085]*)::/;
+const LEGACY_COMMAND = /##\[/g;
+/**
+ * Text for plain log output (core.info): every line the runner would read as
+ * a workflow command is defused with a backslash (`\::set-output...`,
+ * `#\#[...`); a lone `\r` becomes a line break, as the runner would read it.
+ * Use inline() for the values inside a message; this is the guard for the
+ * whole printed text.
+ */
+function commandSafe(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
+        .join('\n');
+}
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u;
+const BARE_LINK = /www\./i;
+/**
+ * Text in a markdown code span, shown literally (no HTML, links, mentions or
+ * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
+ * end a table row); with `inTable`, pipes are escaped, which GitHub's tables
+ * undo inside code spans too. The fence is longer than any backtick run inside.
+ */
+function markdownCode(text, inTable = false) {
+    if (!text)
+        return '';
+    let body = text.replace(/\r\n|\r|\n/g, match => (match === '\r' ? '\\r' : '\\n'));
+    body = body.replace(INVISIBLE, unicodeEscape);
+    if (inTable)
+        body = body.replace(/\|/g, '\\|');
+    const longestRun = Math.max(0, ...(body.match(/`+/g) ?? []).map(run => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each end when both are spaces, and a backtick
+    // next to the fence would join it: pad, and the padding is what gets stripped.
+    const pad = body.startsWith('`') ||
+        body.endsWith('`') ||
+        (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
+    return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
+}
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
+function markdownLiteral(text, inTable = false) {
+    return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable);
+}
+/**
+ * A quoted mermaid label (`id["..."]`) that shows the text as is: every
+ * character that mermaid or the HTML it renders to would interpret (quotes,
+ * `<`, `>`, `&`, `#` that starts an entity, backticks that start a markdown
+ * string) is written as a numeric entity code, which mermaid turns back into
+ * that character; line breaks become spaces (a label is one line of the chart).
+ */
+function mermaidLabel(text) {
+    const body = text
+        .replace(/\r\n|\r|\n/g, ' ')
+        .replace(INVISIBLE, '')
+        .replace(/[#"<>&`]/g, char => (char === '"' ? '#quot;' : `#${char.charCodeAt(0)};`));
+    return `"${body}"`;
+}
+// Status summary contexts: HTML inside <summary>/<a>, entity-escaped prose, gantt names, fenced blocks.
+const htmlEntities = {
+    '&': '&amp;',
+    '<': '&lt;',
+    '>': '&gt;',
+    '"': '&quot;',
+    "'": '&#39;'
+};
+/** Text for HTML contexts (<summary>, <a>), on one line. */
+function htmlText(text) {
+    return oneLine(text).replace(/[&<>"']/g, c => htmlEntities[c]);
+}
+/**
+ * Text inside a markdown table cell or a paragraph: HTML-escaped, and every
+ * character markdown gives a meaning (emphasis, links, code, the cell
+ * separator) written as an entity so it shows literally.
+ */
+function markdownText(text) {
+    return (htmlText(text)
+        .replace(/[\\`*_[\]|~:]/g, c => `&#${c.charCodeAt(0)};`)
+        // GFM links bare www. addresses too (the colon above already stops http:// ones).
+        .replace(/www\./gi, m => `${m.slice(0, 3)}&#46;`));
+}
+/**
+ * A mermaid node or subgraph label of several lines (the status charts), quoted, one argument per line. Mermaid's
+ * own entity codes keep quotes, tags, brackets and backticks literal, so the
+ * only markup left in the label is the line break this function adds.
+ */
+function mermaidLines(...lines) {
+    const coded = lines.map(line => oneLine(line).replace(/[&<>"'`#;|{}[\]()]/g, c => `#${c.charCodeAt(0)};`));
+    return `"${coded.join('<br/>')}"`;
+}
+/** A gantt task or section name: mermaid has no quoting there, so its syntax characters are replaced. */
+function ganttName(text) {
+    const cleaned = oneLine(text)
+        .replace(/[:;#%`<>&"]/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return cleaned || '(unnamed)';
+}
+/** A fence (``` or longer) that no run of backticks inside text can close. */
+function codeFence(text) {
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    return '`'.repeat(longest + 1);
+}
+/** A block of literal text (an error, a log tail) in a fenced code block. */
+function codeBlock(text) {
+    const fence = codeFence(text);
+    return `${fence}text\n${text.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n${fence}`;
+}
+/**
+ * One line for the runner's log: without line breaks no text can start a line
+ * of its own, so it cannot become a workflow command (::error::, ::add-mask::).
+ */
+function logText(text) {
+    // One line, and not one the runner reads as a command either (`::error::…` alone on it).
+    return commandSafe(oneLine(text));
+}
+function oneLine(text) {
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 }
 
 
@@ -31657,7 +31830,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(36246);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(86356);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 36246:
+/***/ 86356:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31684,6 +31857,47 @@ var external_node_fs_ = __nccwpck_require__(73024);
 var external_node_path_ = __nccwpck_require__(76760);
 // EXTERNAL MODULE: ./src/common/errors.ts
 var errors = __nccwpck_require__(71922);
+;// CONCATENATED MODULE: ./src/common/attempt.ts
+/**
+ * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
+ * workflow run as a new attempt (GITHUB_RUN_ATTEMPT 2, 3, ...) of the same run
+ * id, so each attempt needs a backend run of its own: a failed job stays failed
+ * in the run of the attempt that failed it.
+ *
+ * - Ids made by the plan action, `gha-<run>-<attempt>-<plan>`, carry the attempt.
+ * - A custom id `X` is the run of attempt 1; attempt N > 1 works in `X-aN`.
+ *   The plan action applies the same rule to its 'run-id' input, so its output
+ *   always names the attempt in which the plan job last ran.
+ */
+/** This workflow run's attempt (1 when not on GitHub Actions). */
+function currentAttempt() {
+    const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
+    return Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+}
+const planActionId = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/;
+const customAttemptSuffix = /^(.+)-a([1-9]\d*)$/;
+function parseRunId(runId) {
+    const derived = planActionId.exec(runId);
+    if (derived) {
+        const [, run, attempt, plan] = derived;
+        return {
+            attempt: Number(attempt),
+            workflowRun: run,
+            forAttempt: n => `gha-${run}-${n}-${plan}`
+        };
+    }
+    const suffixed = customAttemptSuffix.exec(runId);
+    const base = suffixed ? suffixed[1] : runId;
+    return {
+        attempt: suffixed ? Number(suffixed[2]) : 1,
+        forAttempt: n => customRunId(base, n)
+    };
+}
+/** The run id of attempt `attempt` for a custom 'run-id': the id itself in attempt 1. */
+function customRunId(custom, attempt) {
+    return attempt > 1 ? `${custom}-a${attempt}` : custom;
+}
+
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(48161);
 ;// CONCATENATED MODULE: ./src/common/runner.ts
@@ -34786,6 +35000,7 @@ function readPlanInputs() {
         token: getString('github-token') || undefined,
         upload: getBoolean('upload', true),
         artifactName: getString('artifact-name') || undefined,
+        artifactRetentionDays: getRetentionDays(),
         backendUrl: getString('backend-url') || undefined,
         audience: getString('audience', 'orun'),
         backendToken: getString('token') || undefined
@@ -34799,6 +35014,17 @@ function readPlanInputs() {
         lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored.");
     }
     return inputs;
+}
+/** Optional: 1-90 days; empty keeps the repository's artifact retention. */
+function getRetentionDays() {
+    const raw = getString('artifact-retention-days');
+    if (!raw)
+        return undefined;
+    const days = Number(raw);
+    if (!Number.isInteger(days) || days < 1 || days > 90) {
+        throw new errors/* UserError */.yo(`Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`);
+    }
+    return days;
 }
 /** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */
 const CI_PROVIDERS = ['github'];
@@ -34818,7 +35044,10 @@ function readFromCi(hasPlanFile) {
     return { provider, eventFile };
 }
 
+// EXTERNAL MODULE: ./src/common/escape.ts
+var common_escape = __nccwpck_require__(74678);
 ;// CONCATENATED MODULE: ./src/plan/model.ts
+
 
 
 /** GitHub refuses a matrix of more than 256 jobs. */
@@ -34826,10 +35055,34 @@ const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+const MAX_PLAN_CHARS = 64 * 1024 * 1024;
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source) {
+function parsePlan(text, source, options = {}) {
+    // Sizes first: the cost of everything below grows with them.
+    if (text.length > MAX_PLAN_CHARS) {
+        throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+            "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'.");
+    }
     let data;
     try {
         data = JSON.parse(text);
@@ -34843,6 +35096,10 @@ function parsePlan(text, source) {
     if (!model_isObject(metadata) || typeof metadata.checksum !== 'string' || !metadata.checksum.trim()) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`);
     }
+    if (!CHECKSUM.test(metadata.checksum)) {
+        throw new errors/* UserError */.yo(`Plan file ${source} has metadata.checksum ${(0,common_escape/* inline */.mG)(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+            `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`);
+    }
     if (!Array.isArray(data.jobs)) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
@@ -34852,6 +35109,13 @@ function parsePlan(text, source) {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
             throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
         }
+        for (const field of ['component', 'environment']) {
+            if (job[field] !== undefined && typeof job[field] !== 'string') {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
+            }
+        }
+        if (options.orunSafeNames)
+            checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
         }
@@ -34881,36 +35145,99 @@ function parsePlan(text, source) {
         dependents
     };
 }
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+function checkOrunSafeNames(jobs, source) {
+    for (const job of jobs) {
+        for (const field of ['id', 'component', 'environment', 'checkName']) {
+            const value = job[field];
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+                    'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.');
+            }
+        }
+    }
+}
 function isStringArray(value) {
     return Array.isArray(value) && value.every(item => typeof item === 'string');
 }
-/** Kahn's algorithm, taking ready jobs in file order; a leftover means a cycle, which is named. */
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
 function topologicalOrder(jobs, byId, source) {
     const position = new Map(jobs.map((job, index) => [job.id, index]));
-    const waitingOn = new Map(jobs.map(job => [job.id, new Set(job.dependsOn ?? [])]));
-    const dependents = new Map(jobs.map(job => [job.id, []]));
-    for (const job of jobs)
-        for (const dep of new Set(job.dependsOn ?? []))
-            dependents.get(dep).push(job.id);
-    const ready = jobs.filter(job => waitingOn.get(job.id).size === 0).map(job => job.id);
+    // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+    const waitingOn = new Array(jobs.length).fill(0);
+    const dependents = jobs.map(() => []);
+    jobs.forEach((job, index) => {
+        const deps = new Set(job.dependsOn ?? []);
+        waitingOn[index] = deps.size;
+        for (const dep of deps)
+            dependents[position.get(dep)].push(index);
+    });
+    const ready = new MinHeap();
+    waitingOn.forEach((count, index) => count === 0 && ready.push(index));
     const order = [];
-    while (ready.length) {
-        ready.sort((a, b) => position.get(a) - position.get(b));
-        const id = ready.shift();
-        order.push(byId.get(id));
-        for (const dependent of dependents.get(id)) {
-            const pending = waitingOn.get(dependent);
-            pending.delete(id);
-            if (pending.size === 0)
+    while (ready.size) {
+        const index = ready.pop();
+        order.push(jobs[index]);
+        for (const dependent of dependents[index])
+            if (--waitingOn[dependent] === 0)
                 ready.push(dependent);
-        }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
+        const cycle = findCycle(jobs.filter((_, index) => waitingOn[index] > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
+}
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+    items = [];
+    get size() {
+        return this.items.length;
+    }
+    push(value) {
+        const items = this.items;
+        let at = items.push(value) - 1;
+        while (at > 0) {
+            const parent = (at - 1) >> 1;
+            if (items[parent] <= value)
+                break;
+            items[at] = items[parent];
+            at = parent;
+        }
+        items[at] = value;
+    }
+    pop() {
+        const items = this.items;
+        const top = items[0];
+        const last = items.pop();
+        if (items.length) {
+            let at = 0;
+            for (;;) {
+                const left = 2 * at + 1;
+                if (left >= items.length)
+                    break;
+                const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+                if (items[child] >= last)
+                    break;
+                items[at] = items[child];
+                at = child;
+            }
+            items[at] = last;
+        }
+        return top;
+    }
 }
 /**
  * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
@@ -34982,15 +35309,22 @@ function secretKeyOf(ref) {
     const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
     return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
-/** Length of the longest dependency chain above a job (0 for a root). */
-function depthOf(plan, jobId, memo = new Map()) {
-    const known = memo.get(jobId);
-    if (known !== undefined)
-        return known;
-    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
-    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
-    memo.set(jobId, depth);
-    return depth;
+const depthsOfPlan = new WeakMap();
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+function depthOf(plan, jobId) {
+    let depths = depthsOfPlan.get(plan);
+    if (!depths) {
+        // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+        depths = new Map();
+        for (const job of plan.order) {
+            let depth = 0;
+            for (const dep of job.dependsOn ?? [])
+                depth = Math.max(depth, depths.get(dep) + 1);
+            depths.set(job.id, depth);
+        }
+        depthsOfPlan.set(plan, depths);
+    }
+    return depths.get(jobId) ?? 0;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
@@ -35001,7 +35335,9 @@ function ancestorsOf(plan, jobId) {
         if (found.has(id))
             continue;
         found.add(id);
-        stack.push(...(plan.byId.get(id)?.dependsOn ?? []));
+        for (const dep of plan.byId.get(id)?.dependsOn ?? [])
+            if (!found.has(dep))
+                stack.push(dep);
     }
     return found;
 }
@@ -35043,6 +35379,7 @@ function selectJobs(plan, environments, components) {
 
 ;// CONCATENATED MODULE: ./src/plan/summary.ts
 
+
 /**
  * The plan job's summary: ids, a job table and the DAG as a mermaid
  * flowchart grouped by environment. GitHub caps a step summary at 1 MiB and
@@ -35052,8 +35389,6 @@ function selectJobs(plan, environments, components) {
 const SUMMARY_BUDGET_BYTES = 900_000;
 /** Above this many edges a per-job chart is unreadable and may not render. */
 const MAX_CHARTED_EDGES = 400;
-const escapeCell = (text) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-const mermaidLabel = (text) => `"${text.replace(/"/g, '#quot;').replace(/\n/g, ' ')}"`;
 function renderPlanSummary({ plan, runId, planFile, artifactName }) {
     const jobs = plan.order;
     const lines = [
@@ -35061,11 +35396,11 @@ function renderPlanSummary({ plan, runId, planFile, artifactName }) {
         '',
         '| plan id | run id | jobs |',
         '|---|---|---|',
-        `| \`${plan.id}\` | \`${runId}\` | ${jobs.length} |`,
+        `| ${(0,common_escape/* markdownCode */.D9)(plan.id, true)} | ${(0,common_escape/* markdownCode */.D9)(runId, true)} | ${jobs.length} |`,
         '',
         artifactName
-            ? `Plan file \`${planFile}\`, handed to the run jobs as artifact \`${artifactName}\`.`
-            : `Plan file \`${planFile}\`.`,
+            ? `Plan file ${(0,common_escape/* markdownCode */.D9)(planFile)}, handed to the run jobs as artifact ${(0,common_escape/* markdownCode */.D9)(artifactName)}.`
+            : `Plan file ${(0,common_escape/* markdownCode */.D9)(planFile)}.`,
         ''
     ];
     if (!jobs.length) {
@@ -35078,7 +35413,7 @@ function renderPlanSummary({ plan, runId, planFile, artifactName }) {
     let size = Buffer.byteLength(lines.join('\n'));
     for (const [index, job] of jobs.entries()) {
         const runsOn = typeof job.runsOn === 'string' ? job.runsOn : '';
-        const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(checkNameOf(job))} | ${escapeCell(runsOn)} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`;
+        const row = `| ${(0,common_escape/* markdownCode */.D9)(job.id, true)} | ${(0,common_escape/* markdownLiteral */.dr)(checkNameOf(job), true)} | ${(0,common_escape/* markdownLiteral */.dr)(runsOn, true)} | ${(job.dependsOn ?? []).map(d => (0,common_escape/* markdownCode */.D9)(d, true)).join(', ')} |`;
         size += Buffer.byteLength(row) + 1;
         if (size > SUMMARY_BUDGET_BYTES) {
             lines.push('', `…and ${jobs.length - index} more jobs (the summary is size-limited; the plan file has all of them).`);
@@ -35093,7 +35428,7 @@ function renderNothingToPlanSummary(orunLine) {
     return [
         '## orun plan',
         '',
-        `orun found nothing to plan: \`${orunLine.replace(/`/g, "'")}\``,
+        `orun found nothing to plan: ${(0,common_escape/* markdownCode */.D9)(orunLine)}`,
         '',
         'No plan file was written and the jobs output is `[]`: there is nothing to run.',
         ''
@@ -35110,8 +35445,10 @@ function renderSecrets(plan) {
     const overrides = new Map(); // ORUN_SECRET_<KEY> -> required by some job
     for (const job of plan.order) {
         for (const need of secretNeedsOf(job)) {
-            const from = need.overrideEnv ? `\`${need.overrideEnv}\`` : `not a valid secret ref`;
-            rows.push(`| \`${escapeCell(job.id)}\` | \`${escapeCell(need.asEnv)}\` | ${escapeCell(from)} | \`${escapeCell(need.ref)}\` | ${need.optional ? 'optional' : 'required'} |`);
+            const from = need.overrideEnv
+                ? (0,common_escape/* markdownCode */.D9)(need.overrideEnv, true)
+                : 'not a valid secret ref';
+            rows.push(`| ${(0,common_escape/* markdownCode */.D9)(job.id, true)} | ${(0,common_escape/* markdownCode */.D9)(need.asEnv, true)} | ${from} | ${(0,common_escape/* markdownCode */.D9)(need.ref, true)} | ${need.optional ? 'optional' : 'required'} |`);
             if (need.overrideEnv) {
                 overrides.set(need.overrideEnv, (overrides.get(need.overrideEnv) ?? false) || !need.optional);
             }
@@ -35147,9 +35484,9 @@ function jobChart(plan) {
     const nodeId = new Map(plan.order.map((job, index) => [job.id, `j${index}`]));
     const out = ['flowchart LR'];
     for (const [index, [env, jobs]] of [...groupByEnvironment(plan)].entries()) {
-        out.push(`  subgraph env${index}[${mermaidLabel(env || 'no environment')}]`);
+        out.push(`  subgraph env${index}[${(0,common_escape/* mermaidLabel */._b)(env || 'no environment')}]`);
         for (const job of jobs)
-            out.push(`    ${nodeId.get(job.id)}[${mermaidLabel(job.id)}]`);
+            out.push(`    ${nodeId.get(job.id)}[${(0,common_escape/* mermaidLabel */._b)(job.id)}]`);
         out.push('  end');
     }
     for (const job of plan.order) {
@@ -35164,7 +35501,7 @@ function environmentChart(plan) {
     const envIndex = new Map([...groups.keys()].map((env, index) => [env, `e${index}`]));
     const out = ['flowchart LR'];
     for (const [env, jobs] of groups) {
-        out.push(`  ${envIndex.get(env)}[${mermaidLabel(`${env || 'no environment'}: ${jobs.length} jobs`)}]`);
+        out.push(`  ${envIndex.get(env)}[${(0,common_escape/* mermaidLabel */._b)(`${env || 'no environment'}: ${jobs.length} jobs`)}]`);
     }
     const edges = new Set();
     for (const job of plan.order) {
@@ -35184,6 +35521,61 @@ function groupByEnvironment(plan) {
         groups.set(env, [...(groups.get(env) ?? []), job]);
     }
     return groups;
+}
+
+;// CONCATENATED MODULE: ./src/plan/output-limits.ts
+
+
+/**
+ * GitHub's limits on what a step hands on, checked before the plan action
+ * writes it, so an oversized plan fails here with a fix rather than later,
+ * in GitHub's words or not at all (a truncated matrix):
+ * - job outputs: at most 1 MB per job, in total, "approximated based on UTF-16
+ *   encoding" (2 bytes per UTF-16 code unit); 50 MB per workflow run;
+ * - a step summary: at most 1 MiB (the runner refuses to upload a bigger one).
+ */
+const JOB_OUTPUTS_LIMIT_BYTES = 1_000_000;
+const STEP_SUMMARY_LIMIT_BYTES = 1024 * 1024;
+/** The size GitHub counts for an output value. */
+const outputSize = (value) => value.length * 2;
+const kb = (bytes) => `${Math.ceil(bytes / 1000)} KB`;
+const shrink = "Scope the plan step to fewer jobs with 'environments' or 'components' (one matrix per scope), or shorten the component, environment and job names in intent.yaml.";
+/**
+ * Refuses an output that alone exceeds the per-job limit (naming it), and warns
+ * when all of them together do: a workflow only hits the limit when it maps
+ * those outputs into its job outputs, so it is told which to map.
+ */
+function checkOutputSizes(outputs) {
+    const sizes = Object.entries(outputs).map(([name, value]) => ({ name, size: outputSize(value) }));
+    const oversized = sizes.filter(output => output.size > JOB_OUTPUTS_LIMIT_BYTES);
+    if (oversized.length) {
+        throw new errors/* UserError */.yo(`Output${oversized.length > 1 ? 's' : ''} ${oversized.map(o => `'${o.name}' (${kb(o.size)})`).join(', ')} ` +
+            `exceed${oversized.length > 1 ? '' : 's'} GitHub's limit of ${kb(JOB_OUTPUTS_LIMIT_BYTES)} of job outputs per job, ` +
+            `so GitHub would drop ${oversized.length > 1 ? 'them' : 'it'} or fail the workflow. ${shrink}`);
+    }
+    const total = sizes.reduce((sum, output) => sum + output.size, 0);
+    if (total > JOB_OUTPUTS_LIMIT_BYTES) {
+        const big = sizes
+            .filter(output => output.size > JOB_OUTPUTS_LIMIT_BYTES / 10)
+            .sort((a, b) => b.size - a.size);
+        lib_core/* warning */.$e(`The plan step's outputs total ${kb(total)}, more than GitHub's ${kb(JOB_OUTPUTS_LIMIT_BYTES)} of job outputs per job: ` +
+            `map only one of ${big.map(o => `'${o.name}' (${kb(o.size)})`).join(', ')} into the plan job's outputs. ${shrink}`);
+    }
+}
+/**
+ * The step summary as written: unchanged when it fits in GitHub's limit, else
+ * a short note in its place, with a warning saying why (GitHub would refuse
+ * the whole summary with an error annotation).
+ */
+function fitSummary(markdown) {
+    const size = Buffer.byteLength(markdown);
+    if (size <= STEP_SUMMARY_LIMIT_BYTES)
+        return markdown;
+    lib_core/* warning */.$e(`The plan summary is ${Math.ceil(size / 1024)} KiB, more than GitHub's step summary limit of ${STEP_SUMMARY_LIMIT_BYTES / 1024} KiB, ` +
+        `so a short note is written instead; the plan file and the 'jobs' output have every job. ${shrink}`);
+    return ('## orun plan\n\n' +
+        `The summary of this plan (${Math.ceil(size / 1024)} KiB) is over GitHub's step summary limit of ${STEP_SUMMARY_LIMIT_BYTES / 1024} KiB; ` +
+        "the plan file and the plan step's 'jobs' output have every job.\n");
 }
 
 ;// CONCATENATED MODULE: ./src/plan/handoff.ts
@@ -35208,23 +35600,38 @@ function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
 /** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-async function uploadPlanArtifact(planFile, name) {
+async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
+    const client = await artifactClient();
+    const upload = () => client.uploadArtifact(name, [planFile], (0,external_node_path_.dirname)(planFile), {
+        retentionDays: options.retentionDays
+    });
     try {
-        // A plan is only needed while this workflow run lasts.
-        await (await artifactClient()).uploadArtifact(name, [planFile], (0,external_node_path_.dirname)(planFile), {
-            retentionDays: 1
-        });
+        try {
+            await upload();
+        }
+        catch (error) {
+            // Artifacts outlive attempts: re-running the plan job ("Re-run all jobs") meets the
+            // plan it uploaded before under a fixed 'artifact-name'. This attempt's plan replaces it.
+            if (!(options.attempt > 1 && isConflict(error)))
+                throw error;
+            lib_core/* info */.pq(`Artifact '${name}' holds the plan of an earlier attempt of this workflow run: replacing it with this attempt's plan.`);
+            await client.deleteArtifact(name);
+            await upload();
+        }
     }
     catch (error) {
         const message = (0,errors/* errorMessage */.gJ)(error);
-        if (/conflict|already exists/i.test(message)) {
+        if (isConflict(error)) {
             throw new errors/* UserError */.yo(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
-                "Give each plan step its own 'artifact-name', or 'run-id'.");
+                "Two plan steps upload under the same name: give each its own 'artifact-name', or 'run-id'.");
         }
         throw new errors/* UserError */.yo(`Uploading the plan as artifact '${name}' failed: ${message}`);
     }
     lib_core/* info */.pq(`Plan uploaded as artifact '${name}'.`);
+}
+function isConflict(error) {
+    return /conflict|already exists/i.test((0,errors/* errorMessage */.gJ)(error));
 }
 /** Downloads the plan artifact into dir and returns the plan file's path. */
 async function downloadPlanArtifact(name, dir) {
@@ -35266,6 +35673,8 @@ function requireRuntime(what, alternative) {
 
 
 
+
+
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
 async function run() {
     const inputs = readPlanInputs();
@@ -35276,20 +35685,32 @@ async function run() {
     const planFile = produced.file;
     // Errors name the file the user gave, not its copy under RUNNER_TEMP.
     const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile;
-    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource);
+    const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource, { orunSafeNames: true });
     if (plan.order.length > MAX_MATRIX_JOBS) {
         // Not an error: the outputs stay complete for whatever uses them other than one matrix
         // over `jobs` (an environment fan-out, other modes); only that matrix would be refused.
         lib_core/* warning */.$e(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix, ` +
             "so a matrix over the 'jobs' output fails. Split it with 'environments'/'components' (one plan step and matrix each).");
     }
-    const runId = inputs.runId ?? defaultRunId(plan.id);
+    // A custom id gets a per-attempt suffix from attempt 2 on, so "Re-run all jobs" starts a
+    // fresh run and the run action can tell which attempt ran the plan job.
+    const runId = inputs.runId ? customRunId(inputs.runId, currentAttempt()) : defaultRunId(plan.id);
     const artifactName = inputs.artifactName ?? defaultArtifactName(runId);
     const jobs = matrixEntries(plan);
+    // Before the artifact and the run exist: an oversized plan changes nothing.
+    checkOutputSizes({
+        jobs: JSON.stringify(jobs),
+        'job-ids': JSON.stringify(jobs.map(e => e.job)),
+        matrix: JSON.stringify({ include: jobs }),
+        'run-id': runId
+    });
     if (!jobs.length)
         lib_core/* notice */.lm('The plan has no jobs: nothing to run. The jobs output is [].');
     if (inputs.upload && jobs.length)
-        await uploadPlanArtifact(planFile, artifactName);
+        await uploadPlanArtifact(planFile, artifactName, {
+            attempt: currentAttempt(),
+            retentionDays: inputs.artifactRetentionDays
+        });
     if (backendUrl && jobs.length) {
         // Creating the run here makes a misconfigured backend or auth fail once, in this job.
         const { client } = connectBackend({
@@ -35309,12 +35730,12 @@ async function run() {
     lib_core/* setOutput */.uH('artifact-name', inputs.upload && jobs.length ? artifactName : '');
     lib_core/* info */.pq(`Plan ${plan.id}: ${jobs.length} job(s), run id ${runId}.`);
     await lib_core/* summary */.z
-        .addRaw(renderPlanSummary({
+        .addRaw(fitSummary(renderPlanSummary({
         plan,
         runId,
         planFile,
         artifactName: inputs.upload && jobs.length ? artifactName : undefined
-    }))
+    })))
         .write();
 }
 /**

@@ -28379,6 +28379,8 @@ module.exports = {
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9402);
+/* harmony import */ var _escape_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4678);
+
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -28405,11 +28407,179 @@ async function runAction(main) {
         }
         else {
             if (error instanceof Error && error.stack)
-                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(error.stack);
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_escape_js__WEBPACK_IMPORTED_MODULE_1__/* .commandSafe */ .JV)(error.stack));
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(`orun action hit an unexpected error: ${errorMessage(error)}. ` +
                 'This is a bug; please report it with the log above.');
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 4678:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   JV: () => (/* binding */ commandSafe),
+/* harmony export */   mG: () => (/* binding */ inline)
+/* harmony export */ });
+/* unused harmony exports markdownCode, markdownLiteral, mermaidLabel, htmlText, markdownText, mermaidLines, ganttName, codeFence, codeBlock, logText */
+/**
+ * Plan contents (job ids, components, environments, check names...) and other
+ * text the action does not control, made safe for the two places it is shown:
+ * the runner's log, where a line can be read as a workflow command, and the
+ * markdown step summaries, where text can become HTML, links or break a table
+ * or a mermaid chart. Such text is always shown literally, never interpreted.
+ *
+ * The runner reads a line as a command when, after leading whitespace, it
+ * starts with `::` (`::set-output name=x::v`), or when it holds `##[` anywhere
+ * (the legacy form, `##[set-output name=x]v`). It splits lines on `\n`, `\r`
+ * and `\r\n`.
+ */
+/** Identifier-like text that needs no quoting in a log line (ids like `api@dev.smoke`, `api.dev.smoke`). */
+const PLAIN_LOG_VALUE = /^[A-Za-z0-9_.@/+=,~-]+$/;
+/**
+ * Characters that break a line, hide text or reorder it on screen: C0/C1 controls,
+ * line/paragraph separators, zero-width and bidirectional formatting characters, BOM.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const unicodeEscape = (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * A value from the plan for a log line or an annotation: unchanged when it is
+ * identifier-like, else a JSON string literal (quoted, one line, control and
+ * invisible characters escaped, `##[` written `#\u0023[`). `JSON.parse` of the
+ * result gives the value back, so it is still exactly what the plan holds.
+ */
+function inline(value) {
+    if (PLAIN_LOG_VALUE.test(value))
+        return value;
+    return JSON.stringify(value).replace(INVISIBLE, unicodeEscape).replace(/##\[/g, '#\\u0023[');
+}
+/** Whitespace the runner trims before looking for `::` (.NET's Char.IsWhiteSpace, and JS's). */
+const COMMAND_START = /^([\s\u0085]*)::/;
+const LEGACY_COMMAND = /##\[/g;
+/**
+ * Text for plain log output (core.info): every line the runner would read as
+ * a workflow command is defused with a backslash (`\::set-output...`,
+ * `#\#[...`); a lone `\r` becomes a line break, as the runner would read it.
+ * Use inline() for the values inside a message; this is the guard for the
+ * whole printed text.
+ */
+function commandSafe(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
+        .join('\n');
+}
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u;
+const BARE_LINK = /www\./i;
+/**
+ * Text in a markdown code span, shown literally (no HTML, links, mentions or
+ * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
+ * end a table row); with `inTable`, pipes are escaped, which GitHub's tables
+ * undo inside code spans too. The fence is longer than any backtick run inside.
+ */
+function markdownCode(text, inTable = false) {
+    if (!text)
+        return '';
+    let body = text.replace(/\r\n|\r|\n/g, match => (match === '\r' ? '\\r' : '\\n'));
+    body = body.replace(INVISIBLE, unicodeEscape);
+    if (inTable)
+        body = body.replace(/\|/g, '\\|');
+    const longestRun = Math.max(0, ...(body.match(/`+/g) ?? []).map(run => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each end when both are spaces, and a backtick
+    // next to the fence would join it: pad, and the padding is what gets stripped.
+    const pad = body.startsWith('`') ||
+        body.endsWith('`') ||
+        (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
+    return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
+}
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
+function markdownLiteral(text, inTable = false) {
+    return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable);
+}
+/**
+ * A quoted mermaid label (`id["..."]`) that shows the text as is: every
+ * character that mermaid or the HTML it renders to would interpret (quotes,
+ * `<`, `>`, `&`, `#` that starts an entity, backticks that start a markdown
+ * string) is written as a numeric entity code, which mermaid turns back into
+ * that character; line breaks become spaces (a label is one line of the chart).
+ */
+function mermaidLabel(text) {
+    const body = text
+        .replace(/\r\n|\r|\n/g, ' ')
+        .replace(INVISIBLE, '')
+        .replace(/[#"<>&`]/g, char => (char === '"' ? '#quot;' : `#${char.charCodeAt(0)};`));
+    return `"${body}"`;
+}
+// Status summary contexts: HTML inside <summary>/<a>, entity-escaped prose, gantt names, fenced blocks.
+const htmlEntities = {
+    '&': '&amp;',
+    '<': '&lt;',
+    '>': '&gt;',
+    '"': '&quot;',
+    "'": '&#39;'
+};
+/** Text for HTML contexts (<summary>, <a>), on one line. */
+function htmlText(text) {
+    return oneLine(text).replace(/[&<>"']/g, c => htmlEntities[c]);
+}
+/**
+ * Text inside a markdown table cell or a paragraph: HTML-escaped, and every
+ * character markdown gives a meaning (emphasis, links, code, the cell
+ * separator) written as an entity so it shows literally.
+ */
+function markdownText(text) {
+    return (htmlText(text)
+        .replace(/[\\`*_[\]|~:]/g, c => `&#${c.charCodeAt(0)};`)
+        // GFM links bare www. addresses too (the colon above already stops http:// ones).
+        .replace(/www\./gi, m => `${m.slice(0, 3)}&#46;`));
+}
+/**
+ * A mermaid node or subgraph label of several lines (the status charts), quoted, one argument per line. Mermaid's
+ * own entity codes keep quotes, tags, brackets and backticks literal, so the
+ * only markup left in the label is the line break this function adds.
+ */
+function mermaidLines(...lines) {
+    const coded = lines.map(line => oneLine(line).replace(/[&<>"'`#;|{}[\]()]/g, c => `#${c.charCodeAt(0)};`));
+    return `"${coded.join('<br/>')}"`;
+}
+/** A gantt task or section name: mermaid has no quoting there, so its syntax characters are replaced. */
+function ganttName(text) {
+    const cleaned = oneLine(text)
+        .replace(/[:;#%`<>&"]/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return cleaned || '(unnamed)';
+}
+/** A fence (``` or longer) that no run of backticks inside text can close. */
+function codeFence(text) {
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    return '`'.repeat(longest + 1);
+}
+/** A block of literal text (an error, a log tail) in a fenced code block. */
+function codeBlock(text) {
+    const fence = codeFence(text);
+    return `${fence}text\n${text.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n${fence}`;
+}
+/**
+ * One line for the runner's log: without line breaks no text can start a line
+ * of its own, so it cannot become a workflow command (::error::, ::add-mask::).
+ */
+function logText(text) {
+    // One line, and not one the runner reads as a command either (`::error::…` alone on it).
+    return commandSafe(oneLine(text));
+}
+function oneLine(text) {
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 }
 
 
@@ -29735,6 +29905,8 @@ function longestId(error, ids) {
     return `the ${name} '${shortId(value)}' (${value.length} characters)`;
 }
 
+// EXTERNAL MODULE: ./src/common/escape.ts
+var common_escape = __nccwpck_require__(4678);
 ;// CONCATENATED MODULE: ./src/common/inputs.ts
 
 
@@ -29949,8 +30121,15 @@ function signalProcesses(pids, signal) {
  * spaced by the configured interval, stretched for big logs so a live view
  * never costs megabytes per second, skipped when nothing changed, and the
  * stored copy is capped (keeping the end, where failures show).
+ *
+ * Secrets: text is redacted whole, then capped (a cut never leaves part of a
+ * secret in clear), and a mid-stream upload holds back the unterminated last
+ * line until its newline or the final flush, so a secret split across two
+ * writes is never stored half-printed (and unrecognised) in between.
  */
 const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
+/** The output quoted in a failed job's error text is cut to this, keeping the end. */
+const MAX_TAIL_BYTES = (/* unused pure expression or super */ null && (8 * 1024));
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = (/* unused pure expression or super */ null && (64 * 1024));
 class LogStream {
@@ -29974,9 +30153,16 @@ class LogStream {
         if (this.options.spoolFile)
             appendFileSync(this.options.spoolFile, chunk);
     }
-    /** The text that is uploaded: redacted, and cut from the front past the cap. */
-    snapshot() {
-        return capLog(this.options.redactor.redact(this.raw), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
+    /**
+     * The text that is uploaded: redacted, then cut from the front past the cap.
+     * Mid-stream (not final) it ends at the last complete line.
+     */
+    snapshot(final = true) {
+        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
+    }
+    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
+    uploadable(final) {
+        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
     }
     start() {
         const schedule = () => {
@@ -30040,12 +30226,12 @@ class LogStream {
         return this.raw.length === this.uploadedLength;
     }
     async upload(final, signal, boundMs) {
-        if (this.raw.length === this.uploadedLength)
+        const length = this.uploadable(final);
+        if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
-        if (!final && !this.raw)
+        if (!final && !length)
             return;
-        const length = this.raw.length;
         const current = new AbortController();
         const onAbort = () => current.abort();
         signal.addEventListener('abort', onAbort, { once: true });
@@ -30053,7 +30239,7 @@ class LogStream {
         try {
             // Mid-stream, one request: the next tick retries anyway. The final upload retries
             // until its flush's bound ends it (unbounded: the client's own budget).
-            const { logRef } = await this.options.upload(this.snapshot(), {
+            const { logRef } = await this.options.upload(this.snapshot(final), {
                 budgetMs: final ? boundMs : 0,
                 signal: current.signal
             });
@@ -30075,10 +30261,28 @@ class LogStream {
                 this.current = undefined;
         }
     }
-    /** Last lines of output, for the error text reported with a failed job. */
+    /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        return this.options.redactor.redact(this.raw).trimEnd().split('\n').slice(-lines).join('\n');
+        const text = this.options.redactor
+            .redact(this.raw)
+            .trimEnd()
+            .split('\n')
+            .slice(-lines)
+            .join('\n');
+        return keepEnd(text, MAX_TAIL_BYTES);
     }
+}
+/** The last maxBytes bytes of a text (whole characters), marked with … when cut. */
+function keepEnd(text, maxBytes) {
+    const bytes = Buffer.from(text);
+    if (bytes.length <= maxBytes)
+        return text;
+    const marker = '…';
+    return (marker +
+        bytes
+            .subarray(bytes.length - (maxBytes - Buffer.byteLength(marker)))
+            .toString('utf8')
+            .replace(/^\uFFFD+/, ''));
 }
 function capLog(text, maxBytes) {
     const bytes = Buffer.from(text);
@@ -30102,28 +30306,49 @@ function capLog(text, maxBytes) {
  * action minted, every value the job registered with `::add-mask::`, and the
  * values of the environment variables named in `redact-env`. GitHub masks
  * these in its own log view, but the backend stores the raw text.
+ *
+ * Like GitHub's own masker (the runner's ValueEncoders), each value is also
+ * removed in the encodings a job commonly prints a secret in: base64 at each
+ * of the three byte alignments it can have inside a longer encoded text (and
+ * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
+ * workflow-command escaping.
  */
 const REDACTED = '***';
 /** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
 const MIN_SECRET_LENGTH = 3;
-const maskCommand = /::add-mask::(.*?)\r?$/gm;
+/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
+const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
 class Redactor {
     dynamic;
     secrets = new Set();
+    /** Values already expanded into their encodings (tokens are offered again on every redact). */
+    seen = new Set();
+    ordered = [];
+    orderedSize = -1;
     constructor(values = [], dynamic = () => []) {
         this.dynamic = dynamic;
         for (const value of values)
             this.add(value);
     }
     add(value) {
-        const trimmed = value?.trim();
-        if (!trimmed || trimmed.length < MIN_SECRET_LENGTH)
+        if (!value || this.seen.has(value))
             return;
-        this.secrets.add(trimmed);
+        this.seen.add(value);
+        const trimmed = value.trim();
+        if (trimmed.length < MIN_SECRET_LENGTH)
+            return;
+        this.addEncoded(trimmed);
         // A multi-line secret is masked line by line too, as GitHub does.
-        for (const line of trimmed.split(/\r?\n/))
+        for (const line of trimmed.split(/\r?\n/)) {
             if (line.trim().length >= MIN_SECRET_LENGTH)
-                this.secrets.add(line.trim());
+                this.addEncoded(line.trim());
+        }
+    }
+    addEncoded(value) {
+        for (const form of encodedForms(value)) {
+            if (form.length >= MIN_SECRET_LENGTH)
+                this.secrets.add(form);
+        }
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
@@ -30138,13 +30363,59 @@ class Redactor {
         for (const value of this.dynamic())
             this.add(value);
         this.learnFrom(text);
-        // Longest first, so a secret that contains another is replaced whole.
-        const ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+        if (this.orderedSize !== this.secrets.size) {
+            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
+            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+            this.orderedSize = this.secrets.size;
+        }
         let out = text;
-        for (const secret of ordered)
-            out = out.split(secret).join(REDACTED);
+        for (const secret of this.ordered)
+            if (out.includes(secret))
+                out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** The value and the forms it takes when a job prints it encoded. */
+function encodedForms(value) {
+    const forms = new Set([value]);
+    const bytes = Buffer.from(value, 'utf8');
+    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
+        const base64 = base64Inner(bytes.subarray(shift));
+        forms.add(base64);
+        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+    const uri = encodeURIComponent(value);
+    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
+    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+    forms
+        .add(uri)
+        .add(strictUri)
+        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
+    const json = JSON.stringify(value).slice(1, -1);
+    forms.add(json);
+    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    const xml = value
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;');
+    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
+    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
+    // A quoted value ("...") is also masked without its quotes, as GitHub does.
+    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
+        forms.add(value.slice(1, -1));
+    return forms;
+}
+/**
+ * The base64 characters that depend on these bytes alone, wherever they sit in
+ * a longer encoded text starting at a 3-byte boundary: no padding, and no last
+ * character that also holds bits of whatever follows.
+ */
+function base64Inner(bytes) {
+    const encoded = bytes.toString('base64').replace(/=+$/, '');
+    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
 }
 /** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
 function unescapeCommandData(data) {
@@ -30191,6 +30462,7 @@ function dropInFlightJob(state, jobId) {
 
 
 
+
 /**
  * Runs after the main step, also when it was cancelled, crashed or was killed.
  * For every job the main step claimed and did not finish reporting it stops
@@ -30222,19 +30494,19 @@ async function post() {
             const status = outcome?.status ?? 'failed';
             const error = outcome ? outcome.error : UNKNOWN_OUTCOME;
             lib_core/* info */.pq(outcome
-                ? `${jobId} finished (${status}) but its result was not delivered: delivering it now.`
-                : `${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`);
+                ? `${(0,common_escape/* inline */.mG)(jobId)} finished (${status}) but its result was not delivered: delivering it now.`
+                : `${(0,common_escape/* inline */.mG)(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`);
             // The result first, as the main step does: it also proves the job is still ours, and a job
             // another runner took over (or that was reported after all) keeps its owner's log.
             try {
                 await client.update(state.runId, jobId, state.runnerId, status, error, {
                     budgetMs: scaledBudget(POST_UPDATE_BUDGET_MS)
                 });
-                lib_core/* info */.pq(`Delivered ${jobId}: ${status}.`);
+                lib_core/* info */.pq(`Delivered ${(0,common_escape/* inline */.mG)(jobId)}: ${status}.`);
             }
             catch (failure) {
                 if (failure instanceof BackendError && failure.status === 400) {
-                    lib_core/* info */.pq(`${jobId} is no longer this runner's to report (${failure.message}).`);
+                    lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} is no longer this runner's to report (${failure.message}).`));
                     ours = false;
                 }
                 else {
@@ -30242,8 +30514,8 @@ async function post() {
                         runId: state.runId,
                         jobId
                     });
-                    lib_core/* warning */.$e(`Could not deliver the result of ${jobId} (${status}): ${(0,errors/* errorMessage */.gJ)(explained)}`);
-                    undelivered.push(`${jobId} (${status})`);
+                    lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(`Could not deliver the result of ${(0,common_escape/* inline */.mG)(jobId)} (${status}): ${(0,errors/* errorMessage */.gJ)(explained)}`));
+                    undelivered.push(`${(0,common_escape/* inline */.mG)(jobId)} (${status})`);
                 }
             }
         }
@@ -30253,8 +30525,8 @@ async function post() {
         saveInFlight(state);
     }
     if (undelivered.length) {
-        throw new errors/* UserError */.yo(`The result of ${undelivered.join(', ')} could not be delivered to the backend, by the main step or by this post step: ` +
-            "its dependents will see the job as running until its heartbeat expires (300 s), then another runner may run it again. Check the backend's health at 'backend-url' and re-run the failed jobs.");
+        throw new errors/* UserError */.yo((0,common_escape/* commandSafe */.JV)(`The result of ${undelivered.join(', ')} could not be delivered to the backend, by the main step or by this post step: ` +
+            "its dependents will see the job as running until its heartbeat expires (300 s), then another runner may run it again. Check the backend's health at 'backend-url' and re-run the failed jobs."));
     }
 }
 /** The orun the main step started may outlive it (the main step was killed): stop all of it. */
@@ -30265,7 +30537,7 @@ function stopLeftovers(job) {
     if (!left.length)
         return;
     const killed = signalProcesses(left, 'SIGKILL');
-    lib_core/* warning */.$e(`${job.jobId}: the main step left ${killed} orun process(es) running; they were killed.`);
+    lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(job.jobId)}: the main step left ${killed} orun process(es) running; they were killed.`);
 }
 async function uploadSpooledLog(client, runId, job, issued) {
     try {
@@ -30281,7 +30553,7 @@ async function uploadSpooledLog(client, runId, job, issued) {
         });
     }
     catch (error) {
-        lib_core/* warning */.$e(`Could not upload the log of ${job.jobId}: ${(0,errors/* errorMessage */.gJ)(error)}`);
+        lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(`Could not upload the log of ${(0,common_escape/* inline */.mG)(job.jobId)}: ${(0,errors/* errorMessage */.gJ)(error)}`));
     }
 }
 

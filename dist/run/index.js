@@ -31616,6 +31616,8 @@ module.exports = {
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(33838);
+/* harmony import */ var _escape_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74678);
+
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -31642,11 +31644,181 @@ async function runAction(main) {
         }
         else {
             if (error instanceof Error && error.stack)
-                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(error.stack);
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_escape_js__WEBPACK_IMPORTED_MODULE_1__/* .commandSafe */ .JV)(error.stack));
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(`orun action hit an unexpected error: ${errorMessage(error)}. ` +
                 'This is a bug; please report it with the log above.');
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 74678:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D9: () => (/* binding */ markdownCode),
+/* harmony export */   JV: () => (/* binding */ commandSafe),
+/* harmony export */   dr: () => (/* binding */ markdownLiteral),
+/* harmony export */   mG: () => (/* binding */ inline)
+/* harmony export */ });
+/* unused harmony exports mermaidLabel, htmlText, markdownText, mermaidLines, ganttName, codeFence, codeBlock, logText */
+/**
+ * Plan contents (job ids, components, environments, check names...) and other
+ * text the action does not control, made safe for the two places it is shown:
+ * the runner's log, where a line can be read as a workflow command, and the
+ * markdown step summaries, where text can become HTML, links or break a table
+ * or a mermaid chart. Such text is always shown literally, never interpreted.
+ *
+ * The runner reads a line as a command when, after leading whitespace, it
+ * starts with `::` (`::set-output name=x::v`), or when it holds `##[` anywhere
+ * (the legacy form, `##[set-output name=x]v`). It splits lines on `\n`, `\r`
+ * and `\r\n`.
+ */
+/** Identifier-like text that needs no quoting in a log line (ids like `api@dev.smoke`, `api.dev.smoke`). */
+const PLAIN_LOG_VALUE = /^[A-Za-z0-9_.@/+=,~-]+$/;
+/**
+ * Characters that break a line, hide text or reorder it on screen: C0/C1 controls,
+ * line/paragraph separators, zero-width and bidirectional formatting characters, BOM.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const unicodeEscape = (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * A value from the plan for a log line or an annotation: unchanged when it is
+ * identifier-like, else a JSON string literal (quoted, one line, control and
+ * invisible characters escaped, `##[` written `#\u0023[`). `JSON.parse` of the
+ * result gives the value back, so it is still exactly what the plan holds.
+ */
+function inline(value) {
+    if (PLAIN_LOG_VALUE.test(value))
+        return value;
+    return JSON.stringify(value).replace(INVISIBLE, unicodeEscape).replace(/##\[/g, '#\\u0023[');
+}
+/** Whitespace the runner trims before looking for `::` (.NET's Char.IsWhiteSpace, and JS's). */
+const COMMAND_START = /^([\s\u0085]*)::/;
+const LEGACY_COMMAND = /##\[/g;
+/**
+ * Text for plain log output (core.info): every line the runner would read as
+ * a workflow command is defused with a backslash (`\::set-output...`,
+ * `#\#[...`); a lone `\r` becomes a line break, as the runner would read it.
+ * Use inline() for the values inside a message; this is the guard for the
+ * whole printed text.
+ */
+function commandSafe(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
+        .join('\n');
+}
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u;
+const BARE_LINK = /www\./i;
+/**
+ * Text in a markdown code span, shown literally (no HTML, links, mentions or
+ * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
+ * end a table row); with `inTable`, pipes are escaped, which GitHub's tables
+ * undo inside code spans too. The fence is longer than any backtick run inside.
+ */
+function markdownCode(text, inTable = false) {
+    if (!text)
+        return '';
+    let body = text.replace(/\r\n|\r|\n/g, match => (match === '\r' ? '\\r' : '\\n'));
+    body = body.replace(INVISIBLE, unicodeEscape);
+    if (inTable)
+        body = body.replace(/\|/g, '\\|');
+    const longestRun = Math.max(0, ...(body.match(/`+/g) ?? []).map(run => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each end when both are spaces, and a backtick
+    // next to the fence would join it: pad, and the padding is what gets stripped.
+    const pad = body.startsWith('`') ||
+        body.endsWith('`') ||
+        (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
+    return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
+}
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
+function markdownLiteral(text, inTable = false) {
+    return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable);
+}
+/**
+ * A quoted mermaid label (`id["..."]`) that shows the text as is: every
+ * character that mermaid or the HTML it renders to would interpret (quotes,
+ * `<`, `>`, `&`, `#` that starts an entity, backticks that start a markdown
+ * string) is written as a numeric entity code, which mermaid turns back into
+ * that character; line breaks become spaces (a label is one line of the chart).
+ */
+function mermaidLabel(text) {
+    const body = text
+        .replace(/\r\n|\r|\n/g, ' ')
+        .replace(INVISIBLE, '')
+        .replace(/[#"<>&`]/g, char => (char === '"' ? '#quot;' : `#${char.charCodeAt(0)};`));
+    return `"${body}"`;
+}
+// Status summary contexts: HTML inside <summary>/<a>, entity-escaped prose, gantt names, fenced blocks.
+const htmlEntities = {
+    '&': '&amp;',
+    '<': '&lt;',
+    '>': '&gt;',
+    '"': '&quot;',
+    "'": '&#39;'
+};
+/** Text for HTML contexts (<summary>, <a>), on one line. */
+function htmlText(text) {
+    return oneLine(text).replace(/[&<>"']/g, c => htmlEntities[c]);
+}
+/**
+ * Text inside a markdown table cell or a paragraph: HTML-escaped, and every
+ * character markdown gives a meaning (emphasis, links, code, the cell
+ * separator) written as an entity so it shows literally.
+ */
+function markdownText(text) {
+    return (htmlText(text)
+        .replace(/[\\`*_[\]|~:]/g, c => `&#${c.charCodeAt(0)};`)
+        // GFM links bare www. addresses too (the colon above already stops http:// ones).
+        .replace(/www\./gi, m => `${m.slice(0, 3)}&#46;`));
+}
+/**
+ * A mermaid node or subgraph label of several lines (the status charts), quoted, one argument per line. Mermaid's
+ * own entity codes keep quotes, tags, brackets and backticks literal, so the
+ * only markup left in the label is the line break this function adds.
+ */
+function mermaidLines(...lines) {
+    const coded = lines.map(line => oneLine(line).replace(/[&<>"'`#;|{}[\]()]/g, c => `#${c.charCodeAt(0)};`));
+    return `"${coded.join('<br/>')}"`;
+}
+/** A gantt task or section name: mermaid has no quoting there, so its syntax characters are replaced. */
+function ganttName(text) {
+    const cleaned = oneLine(text)
+        .replace(/[:;#%`<>&"]/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return cleaned || '(unnamed)';
+}
+/** A fence (``` or longer) that no run of backticks inside text can close. */
+function codeFence(text) {
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    return '`'.repeat(longest + 1);
+}
+/** A block of literal text (an error, a log tail) in a fenced code block. */
+function codeBlock(text) {
+    const fence = codeFence(text);
+    return `${fence}text\n${text.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n${fence}`;
+}
+/**
+ * One line for the runner's log: without line breaks no text can start a line
+ * of its own, so it cannot become a workflow command (::error::, ::add-mask::).
+ */
+function logText(text) {
+    // One line, and not one the runner reads as a command either (`::error::…` alone on it).
+    return commandSafe(oneLine(text));
+}
+function oneLine(text) {
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 }
 
 
@@ -31657,7 +31829,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(44196);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(48567);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 44196:
+/***/ 48567:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -33009,6 +33181,49 @@ function longestId(error, ids) {
     return `the ${name} '${shortId(value)}' (${value.length} characters)`;
 }
 
+;// CONCATENATED MODULE: ./src/common/attempt.ts
+/**
+ * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
+ * workflow run as a new attempt (GITHUB_RUN_ATTEMPT 2, 3, ...) of the same run
+ * id, so each attempt needs a backend run of its own: a failed job stays failed
+ * in the run of the attempt that failed it.
+ *
+ * - Ids made by the plan action, `gha-<run>-<attempt>-<plan>`, carry the attempt.
+ * - A custom id `X` is the run of attempt 1; attempt N > 1 works in `X-aN`.
+ *   The plan action applies the same rule to its 'run-id' input, so its output
+ *   always names the attempt in which the plan job last ran.
+ */
+/** This workflow run's attempt (1 when not on GitHub Actions). */
+function currentAttempt() {
+    const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
+    return Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+}
+const planActionId = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/;
+const customAttemptSuffix = /^(.+)-a([1-9]\d*)$/;
+function parseRunId(runId) {
+    const derived = planActionId.exec(runId);
+    if (derived) {
+        const [, run, attempt, plan] = derived;
+        return {
+            attempt: Number(attempt),
+            workflowRun: run,
+            forAttempt: n => `gha-${run}-${n}-${plan}`
+        };
+    }
+    const suffixed = customAttemptSuffix.exec(runId);
+    const base = suffixed ? suffixed[1] : runId;
+    return {
+        attempt: suffixed ? Number(suffixed[2]) : 1,
+        forAttempt: n => customRunId(base, n)
+    };
+}
+/** The run id of attempt `attempt` for a custom 'run-id': the id itself in attempt 1. */
+function customRunId(custom, attempt) {
+    return attempt > 1 ? `${custom}-a${attempt}` : custom;
+}
+
+// EXTERNAL MODULE: ./src/common/escape.ts
+var common_escape = __nccwpck_require__(74678);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
 // EXTERNAL MODULE: external "node:path"
@@ -34792,15 +35007,40 @@ function readRunInputs() {
 ;// CONCATENATED MODULE: ./src/plan/model.ts
 
 
+
 /** GitHub refuses a matrix of more than 256 jobs. */
 const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+const MAX_PLAN_CHARS = 64 * 1024 * 1024;
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source) {
+function parsePlan(text, source, options = {}) {
+    // Sizes first: the cost of everything below grows with them.
+    if (text.length > MAX_PLAN_CHARS) {
+        throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+            "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'.");
+    }
     let data;
     try {
         data = JSON.parse(text);
@@ -34814,6 +35054,10 @@ function parsePlan(text, source) {
     if (!model_isObject(metadata) || typeof metadata.checksum !== 'string' || !metadata.checksum.trim()) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`);
     }
+    if (!CHECKSUM.test(metadata.checksum)) {
+        throw new errors/* UserError */.yo(`Plan file ${source} has metadata.checksum ${(0,common_escape/* inline */.mG)(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+            `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`);
+    }
     if (!Array.isArray(data.jobs)) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
@@ -34823,6 +35067,13 @@ function parsePlan(text, source) {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
             throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
         }
+        for (const field of ['component', 'environment']) {
+            if (job[field] !== undefined && typeof job[field] !== 'string') {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
+            }
+        }
+        if (options.orunSafeNames)
+            checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
         }
@@ -34852,36 +35103,99 @@ function parsePlan(text, source) {
         dependents
     };
 }
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+function checkOrunSafeNames(jobs, source) {
+    for (const job of jobs) {
+        for (const field of ['id', 'component', 'environment', 'checkName']) {
+            const value = job[field];
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+                    'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.');
+            }
+        }
+    }
+}
 function isStringArray(value) {
     return Array.isArray(value) && value.every(item => typeof item === 'string');
 }
-/** Kahn's algorithm, taking ready jobs in file order; a leftover means a cycle, which is named. */
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
 function topologicalOrder(jobs, byId, source) {
     const position = new Map(jobs.map((job, index) => [job.id, index]));
-    const waitingOn = new Map(jobs.map(job => [job.id, new Set(job.dependsOn ?? [])]));
-    const dependents = new Map(jobs.map(job => [job.id, []]));
-    for (const job of jobs)
-        for (const dep of new Set(job.dependsOn ?? []))
-            dependents.get(dep).push(job.id);
-    const ready = jobs.filter(job => waitingOn.get(job.id).size === 0).map(job => job.id);
+    // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+    const waitingOn = new Array(jobs.length).fill(0);
+    const dependents = jobs.map(() => []);
+    jobs.forEach((job, index) => {
+        const deps = new Set(job.dependsOn ?? []);
+        waitingOn[index] = deps.size;
+        for (const dep of deps)
+            dependents[position.get(dep)].push(index);
+    });
+    const ready = new MinHeap();
+    waitingOn.forEach((count, index) => count === 0 && ready.push(index));
     const order = [];
-    while (ready.length) {
-        ready.sort((a, b) => position.get(a) - position.get(b));
-        const id = ready.shift();
-        order.push(byId.get(id));
-        for (const dependent of dependents.get(id)) {
-            const pending = waitingOn.get(dependent);
-            pending.delete(id);
-            if (pending.size === 0)
+    while (ready.size) {
+        const index = ready.pop();
+        order.push(jobs[index]);
+        for (const dependent of dependents[index])
+            if (--waitingOn[dependent] === 0)
                 ready.push(dependent);
-        }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
+        const cycle = findCycle(jobs.filter((_, index) => waitingOn[index] > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
+}
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+    items = [];
+    get size() {
+        return this.items.length;
+    }
+    push(value) {
+        const items = this.items;
+        let at = items.push(value) - 1;
+        while (at > 0) {
+            const parent = (at - 1) >> 1;
+            if (items[parent] <= value)
+                break;
+            items[at] = items[parent];
+            at = parent;
+        }
+        items[at] = value;
+    }
+    pop() {
+        const items = this.items;
+        const top = items[0];
+        const last = items.pop();
+        if (items.length) {
+            let at = 0;
+            for (;;) {
+                const left = 2 * at + 1;
+                if (left >= items.length)
+                    break;
+                const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+                if (items[child] >= last)
+                    break;
+                items[at] = items[child];
+                at = child;
+            }
+            items[at] = last;
+        }
+        return top;
+    }
 }
 /**
  * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
@@ -34953,15 +35267,22 @@ function secretKeyOf(ref) {
     const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
     return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
-/** Length of the longest dependency chain above a job (0 for a root). */
-function depthOf(plan, jobId, memo = new Map()) {
-    const known = memo.get(jobId);
-    if (known !== undefined)
-        return known;
-    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
-    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
-    memo.set(jobId, depth);
-    return depth;
+const depthsOfPlan = new WeakMap();
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+function depthOf(plan, jobId) {
+    let depths = depthsOfPlan.get(plan);
+    if (!depths) {
+        // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+        depths = new Map();
+        for (const job of plan.order) {
+            let depth = 0;
+            for (const dep of job.dependsOn ?? [])
+                depth = Math.max(depth, depths.get(dep) + 1);
+            depths.set(job.id, depth);
+        }
+        depthsOfPlan.set(plan, depths);
+    }
+    return depths.get(jobId) ?? 0;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
@@ -34972,7 +35293,9 @@ function ancestorsOf(plan, jobId) {
         if (found.has(id))
             continue;
         found.add(id);
-        stack.push(...(plan.byId.get(id)?.dependsOn ?? []));
+        for (const dep of plan.byId.get(id)?.dependsOn ?? [])
+            if (!found.has(dep))
+                stack.push(dep);
     }
     return found;
 }
@@ -35162,6 +35485,7 @@ function jittered(ms, fraction, min, max, random) {
 
 
 
+
 async function acquireJob(ctx, jobId, stats = { waitedMs: 0, polls: 0 }) {
     const started = ctx.now();
     try {
@@ -35245,7 +35569,7 @@ async function acquireLoop(ctx, jobId, stats) {
             }
         }
         if (ctx.now() >= deadline) {
-            throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${jobId}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
+            throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
         const next = nextPoll(assessment, pollsAtDistance, ctx.random);
@@ -35253,7 +35577,7 @@ async function acquireLoop(ctx, jobId, stats) {
         via = next.via;
         const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()));
         if (delay > 0) {
-            ctx.log(`Waiting for ${jobId}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`);
+            ctx.log(`Waiting for ${(0,common_escape/* inline */.mG)(jobId)}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`);
             await ctx.sleep(delay);
         }
     }
@@ -35346,7 +35670,7 @@ async function claim(ctx, jobId) {
  */
 async function mirror(ctx, jobId, waitUntil) {
     let deadline = waitUntil;
-    ctx.log(`${jobId} is already running on another runner; mirroring its result.`);
+    ctx.log(`${(0,common_escape/* inline */.mG)(jobId)} is already running on another runner; mirroring its result.`);
     for (let polls = 0;; polls++) {
         const record = await ctx.client.jobStatus(ctx.runId, jobId);
         if (record.status === 'success' || record.status === 'failed') {
@@ -35379,8 +35703,8 @@ function describeDeps(deps, now) {
         return 'its dependencies to be marked done';
     return deps
         .map(dep => dep.status === 'running' && dep.startedAt
-        ? `${dep.jobId} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
-        : `${dep.jobId} (${dep.status})`)
+        ? `${(0,common_escape/* inline */.mG)(dep.jobId)} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
+        : `${(0,common_escape/* inline */.mG)(dep.jobId)} (${dep.status})`)
         .join(', ');
 }
 
@@ -35693,6 +36017,7 @@ function componentFileAbove(dir) {
 
 
 
+
 /** Lines of output quoted when orun exited 0 without running the job. */
 const NON_RUN_TAIL_LINES = 15;
 async function executeJob(options) {
@@ -35756,7 +36081,7 @@ async function executeJob(options) {
             stop();
         const { exitCode } = await child.exited;
         if (child.leftovers)
-            lib_core/* warning */.$e(`${jobId}: orun left ${child.leftovers} process(es) running; they were stopped with it.`);
+            lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: orun left ${child.leftovers} process(es) running; they were stopped with it.`);
         const durationMs = Date.now() - started;
         const base = { exitCode, durationMs, heartbeats: heartbeat.beats };
         if (heartbeat.aborted)
@@ -35792,8 +36117,15 @@ async function executeJob(options) {
  * spaced by the configured interval, stretched for big logs so a live view
  * never costs megabytes per second, skipped when nothing changed, and the
  * stored copy is capped (keeping the end, where failures show).
+ *
+ * Secrets: text is redacted whole, then capped (a cut never leaves part of a
+ * secret in clear), and a mid-stream upload holds back the unterminated last
+ * line until its newline or the final flush, so a secret split across two
+ * writes is never stored half-printed (and unrecognised) in between.
  */
 const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
+/** The output quoted in a failed job's error text is cut to this, keeping the end. */
+const MAX_TAIL_BYTES = 8 * 1024;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024;
 class LogStream {
@@ -35817,9 +36149,16 @@ class LogStream {
         if (this.options.spoolFile)
             (0,external_node_fs_.appendFileSync)(this.options.spoolFile, chunk);
     }
-    /** The text that is uploaded: redacted, and cut from the front past the cap. */
-    snapshot() {
-        return capLog(this.options.redactor.redact(this.raw), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
+    /**
+     * The text that is uploaded: redacted, then cut from the front past the cap.
+     * Mid-stream (not final) it ends at the last complete line.
+     */
+    snapshot(final = true) {
+        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
+    }
+    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
+    uploadable(final) {
+        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
     }
     start() {
         const schedule = () => {
@@ -35883,12 +36222,12 @@ class LogStream {
         return this.raw.length === this.uploadedLength;
     }
     async upload(final, signal, boundMs) {
-        if (this.raw.length === this.uploadedLength)
+        const length = this.uploadable(final);
+        if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
-        if (!final && !this.raw)
+        if (!final && !length)
             return;
-        const length = this.raw.length;
         const current = new AbortController();
         const onAbort = () => current.abort();
         signal.addEventListener('abort', onAbort, { once: true });
@@ -35896,7 +36235,7 @@ class LogStream {
         try {
             // Mid-stream, one request: the next tick retries anyway. The final upload retries
             // until its flush's bound ends it (unbounded: the client's own budget).
-            const { logRef } = await this.options.upload(this.snapshot(), {
+            const { logRef } = await this.options.upload(this.snapshot(final), {
                 budgetMs: final ? boundMs : 0,
                 signal: current.signal
             });
@@ -35918,10 +36257,28 @@ class LogStream {
                 this.current = undefined;
         }
     }
-    /** Last lines of output, for the error text reported with a failed job. */
+    /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        return this.options.redactor.redact(this.raw).trimEnd().split('\n').slice(-lines).join('\n');
+        const text = this.options.redactor
+            .redact(this.raw)
+            .trimEnd()
+            .split('\n')
+            .slice(-lines)
+            .join('\n');
+        return keepEnd(text, MAX_TAIL_BYTES);
     }
+}
+/** The last maxBytes bytes of a text (whole characters), marked with … when cut. */
+function keepEnd(text, maxBytes) {
+    const bytes = Buffer.from(text);
+    if (bytes.length <= maxBytes)
+        return text;
+    const marker = '…';
+    return (marker +
+        bytes
+            .subarray(bytes.length - (maxBytes - Buffer.byteLength(marker)))
+            .toString('utf8')
+            .replace(/^\uFFFD+/, ''));
 }
 function capLog(text, maxBytes) {
     const bytes = Buffer.from(text);
@@ -35945,28 +36302,49 @@ function capLog(text, maxBytes) {
  * action minted, every value the job registered with `::add-mask::`, and the
  * values of the environment variables named in `redact-env`. GitHub masks
  * these in its own log view, but the backend stores the raw text.
+ *
+ * Like GitHub's own masker (the runner's ValueEncoders), each value is also
+ * removed in the encodings a job commonly prints a secret in: base64 at each
+ * of the three byte alignments it can have inside a longer encoded text (and
+ * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
+ * workflow-command escaping.
  */
 const REDACTED = '***';
 /** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
 const MIN_SECRET_LENGTH = 3;
-const maskCommand = /::add-mask::(.*?)\r?$/gm;
+/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
+const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
 class Redactor {
     dynamic;
     secrets = new Set();
+    /** Values already expanded into their encodings (tokens are offered again on every redact). */
+    seen = new Set();
+    ordered = [];
+    orderedSize = -1;
     constructor(values = [], dynamic = () => []) {
         this.dynamic = dynamic;
         for (const value of values)
             this.add(value);
     }
     add(value) {
-        const trimmed = value?.trim();
-        if (!trimmed || trimmed.length < MIN_SECRET_LENGTH)
+        if (!value || this.seen.has(value))
             return;
-        this.secrets.add(trimmed);
+        this.seen.add(value);
+        const trimmed = value.trim();
+        if (trimmed.length < MIN_SECRET_LENGTH)
+            return;
+        this.addEncoded(trimmed);
         // A multi-line secret is masked line by line too, as GitHub does.
-        for (const line of trimmed.split(/\r?\n/))
+        for (const line of trimmed.split(/\r?\n/)) {
             if (line.trim().length >= MIN_SECRET_LENGTH)
-                this.secrets.add(line.trim());
+                this.addEncoded(line.trim());
+        }
+    }
+    addEncoded(value) {
+        for (const form of encodedForms(value)) {
+            if (form.length >= MIN_SECRET_LENGTH)
+                this.secrets.add(form);
+        }
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
@@ -35981,13 +36359,59 @@ class Redactor {
         for (const value of this.dynamic())
             this.add(value);
         this.learnFrom(text);
-        // Longest first, so a secret that contains another is replaced whole.
-        const ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+        if (this.orderedSize !== this.secrets.size) {
+            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
+            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+            this.orderedSize = this.secrets.size;
+        }
         let out = text;
-        for (const secret of ordered)
-            out = out.split(secret).join(REDACTED);
+        for (const secret of this.ordered)
+            if (out.includes(secret))
+                out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** The value and the forms it takes when a job prints it encoded. */
+function encodedForms(value) {
+    const forms = new Set([value]);
+    const bytes = Buffer.from(value, 'utf8');
+    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
+        const base64 = base64Inner(bytes.subarray(shift));
+        forms.add(base64);
+        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+    const uri = encodeURIComponent(value);
+    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
+    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+    forms
+        .add(uri)
+        .add(strictUri)
+        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
+    const json = JSON.stringify(value).slice(1, -1);
+    forms.add(json);
+    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    const xml = value
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;');
+    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
+    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
+    // A quoted value ("...") is also masked without its quotes, as GitHub does.
+    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
+        forms.add(value.slice(1, -1));
+    return forms;
+}
+/**
+ * The base64 characters that depend on these bytes alone, wherever they sit in
+ * a longer encoded text starting at a 3-byte boundary: no padding, and no last
+ * character that also holds bits of whatever follows.
+ */
+function base64Inner(bytes) {
+    const encoded = bytes.toString('base64').replace(/=+$/, '');
+    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
 }
 /** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
 function unescapeCommandData(data) {
@@ -36023,6 +36447,7 @@ function dropInFlightJob(state, jobId) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/job.ts
+
 
 
 
@@ -36077,7 +36502,7 @@ async function runJob(ctx) {
             ensureRun: ctx.ensureRun,
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
-            log: message => lib_core/* info */.pq(message)
+            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message))
         }, jobId, stats);
     }
     catch (error) {
@@ -36099,7 +36524,7 @@ async function runJob(ctx) {
     switch (acquired.kind) {
         case 'finished':
             if (acquired.status === 'success') {
-                lib_core/* info */.pq(`${jobId} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`);
+                lib_core/* info */.pq(`${(0,common_escape/* inline */.mG)(jobId)} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`);
                 return {
                     ...base,
                     status: acquired.mirrored ? 'success' : 'already-complete',
@@ -36109,10 +36534,10 @@ async function runJob(ctx) {
             return {
                 ...base,
                 status: 'failed',
-                detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}${rerunHint(inputs.runId)}`
+                detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}`
             };
         case 'skipped':
-            lib_core/* info */.pq(`${jobId} is running on another runner (${acquired.owner ?? 'unknown'}); on-duplicate is skip.`);
+            lib_core/* info */.pq(`${(0,common_escape/* inline */.mG)(jobId)} is running on another runner (${(0,common_escape/* inline */.mG)(acquired.owner ?? 'unknown')}); on-duplicate is skip.`);
             return {
                 ...base,
                 status: 'skipped',
@@ -36120,14 +36545,14 @@ async function runJob(ctx) {
             };
         case 'blocked': {
             const names = acquired.upstream
-                .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+                .map(u => `${(0,common_escape/* inline */.mG)(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
                 .join(', ');
-            lib_core/* error */.z3(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
+            lib_core/* error */.z3(`${(0,common_escape/* inline */.mG)(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
             return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
         }
     }
     if (acquired.takeover)
-        lib_core/* warning */.$e(`${jobId}: the previous runner's heartbeat had expired; this runner took the job over.`);
+        lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: the previous runner's heartbeat had expired; this runner took the job over.`);
     const spoolFile = (0,external_node_path_.join)(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`);
     ctx.inFlight.jobs.push({ jobId, spoolFile });
     saveInFlight(ctx.inFlight);
@@ -36227,8 +36652,8 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
     }
     catch (caught) {
         if (caught instanceof BackendError && caught.status === 400) {
-            const note = `the backend refused the result (${caught.message}): another runner owns ${jobId} now, and its result counts`;
-            lib_core/* warning */.$e(note);
+            const note = `the backend refused the result (${caught.message}): another runner owns ${(0,common_escape/* inline */.mG)(jobId)} now, and its result counts`;
+            lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(note));
             return { delivered: true, note };
         }
         const why = caught instanceof BackendError
@@ -36237,17 +36662,9 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
                 : `${caught.describe()}${caught.describeRetries()}`
             : (0,errors/* errorMessage */.gJ)(caught);
         const note = `result (${status}) not delivered yet; the post step retries`;
-        lib_core/* warning */.$e(`Could not deliver the result of ${jobId} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`);
+        lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(`Could not deliver the result of ${(0,common_escape/* inline */.mG)(jobId)} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`));
         return { delivered: false, note };
     }
-}
-/** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
-function rerunHint(runId) {
-    const attempt = /^gha-\d+-(\d+)-/.exec(runId)?.[1];
-    const current = process.env.GITHUB_RUN_ATTEMPT;
-    return attempt && current && Number(current) > Number(attempt)
-        ? ` (this is attempt ${current} re-using run id ${runId} from attempt ${attempt}: use "Re-run all jobs" so the plan job makes a fresh run id)`
-        : '';
 }
 
 ;// CONCATENATED MODULE: ./src/plan/handoff.ts
@@ -36272,23 +36689,38 @@ function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
 /** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-async function uploadPlanArtifact(planFile, name) {
+async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
+    const client = await artifactClient();
+    const upload = () => client.uploadArtifact(name, [planFile], dirname(planFile), {
+        retentionDays: options.retentionDays
+    });
     try {
-        // A plan is only needed while this workflow run lasts.
-        await (await artifactClient()).uploadArtifact(name, [planFile], dirname(planFile), {
-            retentionDays: 1
-        });
+        try {
+            await upload();
+        }
+        catch (error) {
+            // Artifacts outlive attempts: re-running the plan job ("Re-run all jobs") meets the
+            // plan it uploaded before under a fixed 'artifact-name'. This attempt's plan replaces it.
+            if (!(options.attempt > 1 && isConflict(error)))
+                throw error;
+            core.info(`Artifact '${name}' holds the plan of an earlier attempt of this workflow run: replacing it with this attempt's plan.`);
+            await client.deleteArtifact(name);
+            await upload();
+        }
     }
     catch (error) {
         const message = errorMessage(error);
-        if (/conflict|already exists/i.test(message)) {
+        if (isConflict(error)) {
             throw new UserError(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
-                "Give each plan step its own 'artifact-name', or 'run-id'.");
+                "Two plan steps upload under the same name: give each its own 'artifact-name', or 'run-id'.");
         }
         throw new UserError(`Uploading the plan as artifact '${name}' failed: ${message}`);
     }
     core.info(`Plan uploaded as artifact '${name}'.`);
+}
+function isConflict(error) {
+    return /conflict|already exists/i.test(errorMessage(error));
 }
 /** Downloads the plan artifact into dir and returns the plan file's path. */
 async function downloadPlanArtifact(name, dir) {
@@ -36384,20 +36816,425 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/run/rerun.ts
+
+
+
+
+
+/**
+ * Re-runs of a workflow run ("Re-run failed jobs", "Re-run job"). GitHub starts
+ * only the matrix legs it re-runs and hands them the plan job's outputs of the
+ * attempt in which it last ran, so the run id names an earlier attempt. A job
+ * that failed there stays failed in that run, so this attempt works in a run of
+ * its own, with the same plan, and carries every job that succeeded before into
+ * it as a success (claimed and reported, never executed), so their dependents,
+ * whose runners are the ones GitHub did start, can run.
+ *
+ * Who carries: the runner whose create made this attempt's run (the first one
+ * there) carries every job in DAG order, paced, while the others wait for their
+ * dependencies as usual. A runner that loses a claim while carrying stops: the
+ * other carrier is active. Every waiting runner also looks now and then: when no
+ * carried job moves (the first runner died, or its create answer was lost), it
+ * carries the rest itself. A claim is atomic, so a job is carried by exactly one
+ * runner and never both carried and executed.
+ *
+ * A runner's own job is always executed, even when it succeeded before: GitHub
+ * started this runner for it, so the user asked for it again ("Re-run job").
+ */
+/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
+const CARRY_INTERVAL_MS = 600;
+/** A carrier refused with 429 slows down, up to this gap between jobs. */
+const CARRY_INTERVAL_MAX_MS = 3_000;
+/** When a waiting runner first checks that carrying is under way (at the earliest). */
+const WATCH_FIRST_LOOK_MS = 10_000;
+/** Startup requests of a crowd of re-run runners are spread over up to this long, by plan size. */
+const STARTUP_SPREAD_MAX_MS = 3_000;
+/** Then how often, while it waits. */
+const WATCH_INTERVAL_MS = 15_000;
+/** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
+const TAKEOVER_WINDOW_MS = 300_000;
+const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
+/**
+ * Resolves the run this attempt works in. For a re-run it reads the earlier
+ * attempts' runs (usually one request), then creates or joins this attempt's run.
+ */
+async function prepareRerun(options) {
+    const given = parseRunId(options.runId);
+    // A plan-action id of another workflow run was passed in on purpose: use it as it is.
+    const otherWorkflowRun = given.workflowRun !== undefined &&
+        options.workflowRun !== undefined &&
+        given.workflowRun !== options.workflowRun;
+    if (given.attempt >= options.attempt || otherWorkflowRun)
+        return { runId: options.runId, carrier: null };
+    const runId = given.forAttempt(options.attempt);
+    // Every re-run runner starts with the same two requests: spread the crowd so it fits the burst.
+    const startupWindowMs = Math.min(STARTUP_SPREAD_MAX_MS, options.plan.order.length * 100);
+    const startupEnds = Date.now() + startupWindowMs;
+    await (options.sleep ?? realSleep)(Math.round((options.random ?? Math.random)() * startupWindowMs));
+    const { origins, source } = await readEarlierAttempts(options, given);
+    options.log(`Attempt ${options.attempt} re-runs run ${options.runId} (attempt ${given.attempt}): working in run ${runId}. ` +
+        `${origins.size} job(s) succeeded before (read from ${source}) and are carried over, not run again.`);
+    for (const target of options.targets) {
+        const origin = origins.get(target);
+        if (origin)
+            options.log(`${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`);
+    }
+    const { created } = await joinRun(options.client, options.plan, runId);
+    return { runId, carrier: new Carrier(options, runId, origins, created, startupEnds) };
+}
+/**
+ * The jobs that succeeded in an earlier attempt, and where they ran. The newest
+ * earlier run decides each job it finished; a job it never finished (a carrier
+ * that stopped halfway) is looked up in the run before it.
+ */
+async function readEarlierAttempts(options, given) {
+    const decided = new Map();
+    const found = [];
+    const missing = [];
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
+        const runId = given.forAttempt(attempt);
+        const jobs = await readRun(options.client, runId);
+        if (!jobs) {
+            missing.push(runId);
+            continue;
+        }
+        checkSamePlan(options.plan, runId, jobs);
+        found.push(runId);
+        for (const job of jobs) {
+            if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed'))
+                continue;
+            const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
+            decided.set(job.jobId, {
+                status: job.status,
+                origin: note
+                    ? { attempt: Number(note[1]), runner: note[2] }
+                    : { attempt, runner: job.runnerId ?? 'unknown' }
+            });
+        }
+        if (decided.size === options.plan.order.length)
+            break;
+    }
+    if (!found.length) {
+        throw new errors/* UserError */.yo(`The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`);
+    }
+    const origins = new Map();
+    for (const job of options.plan.order) {
+        const entry = decided.get(job.id);
+        if (entry?.status === 'success')
+            origins.set(job.id, entry.origin);
+    }
+    return { origins, source: found.join(' and ') };
+}
+/** An earlier run's jobs, or undefined when the backend no longer has it. */
+async function readRun(client, runId) {
+    try {
+        const jobs = await client.listJobs(runId);
+        // The live service answers an unknown run's job list with 200 and no jobs.
+        return jobs.length ? jobs : undefined;
+    }
+    catch (error) {
+        if (error instanceof BackendError && error.status === 404)
+            return undefined;
+        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
+    }
+}
+function checkSamePlan(plan, runId, jobs) {
+    const stray = jobs.find(job => !plan.byId.has(job.jobId));
+    if (stray || jobs.length !== plan.order.length) {
+        throw new errors/* UserError */.yo(`The earlier attempt's run ${runId} holds other jobs than plan ${plan.id} (${stray ? `e.g. ${stray.jobId}` : `${jobs.length} instead of ${plan.order.length}`}), so nothing can be carried over from it: use "Re-run all jobs", and pass the plan job's 'run-id' output unchanged.`);
+    }
+}
+/** Carries the earlier successes into this attempt's run (see the top of this file). */
+class Carrier {
+    options;
+    runId;
+    origins;
+    first;
+    startupEnds;
+    /** The jobs this runner carried, for its summary and job-results. */
+    carried = [];
+    /** Jobs this runner may carry: earlier successes, not its own. */
+    candidates;
+    view = new Map();
+    sleep;
+    stopWatch = new AbortController();
+    watching;
+    /** Candidates a vanished carrier holds: the backend lets a claim take them over. */
+    staleRunning = new Set();
+    /** Whether this runner's latest look left candidates it did not see finished. */
+    unresolved = false;
+    constructor(options, runId, origins, 
+    /** This runner's create made the run: it carries first. */
+    first, 
+    /** When the other runners' first requests should be done (epoch ms). */
+    startupEnds = 0) {
+        this.options = options;
+        this.runId = runId;
+        this.origins = origins;
+        this.first = first;
+        this.startupEnds = startupEnds;
+        this.candidates = options.plan.order
+            .map(job => job.id)
+            .filter(id => origins.has(id) && !options.targets.includes(id));
+        this.sleep = options.sleep ?? realSleep;
+    }
+    /**
+     * Carries what it can when this runner made the run, then watches while the
+     * targets run. Another runner holds off about as long as the first one needs
+     * to carry its jobs' ancestors: waiting for them it could only spend the rate
+     * limit the carrying needs.
+     */
+    async start() {
+        if (!this.candidates.length)
+            return;
+        if (!this.first) {
+            // The first runner carries in DAG order: this runner's last ancestor comes at about this place.
+            const ahead = this.candidates.findLastIndex(id => this.isAncestorOfTarget(id)) + 1;
+            const holdOffMs = ahead
+                ? Math.max(0, this.startupEnds - Date.now()) +
+                    spread(ahead * (CARRY_INTERVAL_MS + 100), 0.25, this.options.random) +
+                    1_000
+                : 0;
+            if (holdOffMs) {
+                this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
+                await this.pause(holdOffMs);
+            }
+            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000));
+            return;
+        }
+        this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
+        // The other runners' first requests come first: they fill the burst by themselves.
+        await this.pause(Math.max(0, this.startupEnds - Date.now()));
+        try {
+            await this.pass();
+        }
+        catch (error) {
+            // The waiting runners notice that nothing moves and carry the rest.
+            this.options.warn(`Carrying over earlier successes stopped: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            this.unresolved = true;
+        }
+        if (!this.unresolved)
+            return;
+        this.watching = this.watch(WATCH_FIRST_LOOK_MS);
+    }
+    /**
+     * Stops watching, then (unless the runner was cancelled) carries what this
+     * runner's own results made carriable, or what its last look left over.
+     */
+    async finish(carry = true) {
+        this.stopWatch.abort();
+        await this.watching;
+        if (!carry)
+            return;
+        const downstream = this.candidates.some(id => this.dependsOnTarget(id));
+        if (!downstream && !this.unresolved)
+            return;
+        try {
+            await this.look();
+            if (this.runnableCandidates().length)
+                await this.pass();
+        }
+        catch (error) {
+            this.options.warn(`Could not finish carrying over earlier successes: ${(0,errors/* errorMessage */.gJ)(error)}`);
+        }
+    }
+    /** Marks targets that another runner carried into this run, for the summary. */
+    annotate(results) {
+        for (const result of results) {
+            const origin = this.origins.get(result.jobId);
+            if (origin && result.status === 'already-complete') {
+                result.carriedFrom = origin.attempt;
+                result.detail = note(origin);
+            }
+        }
+    }
+    async watch(firstLookMs) {
+        let lastSuccesses;
+        let delay = firstLookMs;
+        for (;;) {
+            if (!(await this.pause(spread(delay, 0.5, this.options.random))))
+                return;
+            delay = WATCH_INTERVAL_MS;
+            try {
+                await this.look();
+                if (!this.unresolved)
+                    return;
+                const successes = [...this.view.values()].filter(s => s === 'success').length;
+                // No carried job started or finished since the last look: nobody is carrying.
+                const idle = lastSuccesses === undefined
+                    ? this.candidates.every(id => this.view.get(id) === 'pending')
+                    : successes === lastSuccesses;
+                if (idle && this.runnableCandidates().length) {
+                    this.options.log('Nobody is carrying the earlier successes over: this runner carries them.');
+                    await this.pass();
+                }
+                lastSuccesses = [...this.view.values()].filter(s => s === 'success').length;
+            }
+            catch (error) {
+                // The targets' own waits still work; the next look tries again.
+                this.options.warn(`Checking the carried-over jobs failed: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            }
+        }
+    }
+    /** Sleeps unless finish() was called or the runner was cancelled; false when so. */
+    pause(ms) {
+        const signals = [this.stopWatch.signal, this.options.cancel].filter(s => s !== undefined);
+        const stopped = () => signals.some(s => s.aborted);
+        if (stopped())
+            return Promise.resolve(false);
+        return new Promise(resolve => {
+            const done = (value) => {
+                for (const s of signals)
+                    s.removeEventListener('abort', onAbort);
+                resolve(value);
+            };
+            const onAbort = () => done(false);
+            for (const s of signals)
+                s.addEventListener('abort', onAbort);
+            this.sleep(ms).then(() => done(!stopped()));
+        });
+    }
+    /** Reads this attempt's run: one request. */
+    async look() {
+        const now = Date.now();
+        this.staleRunning.clear();
+        for (const job of await this.options.client.listJobs(this.runId)) {
+            this.view.set(job.jobId, job.status);
+            const heartbeat = job.heartbeatAt ? Date.parse(job.heartbeatAt) : 0;
+            if (job.status === 'running' && now - heartbeat > TAKEOVER_WINDOW_MS)
+                this.staleRunning.add(job.jobId);
+        }
+        this.unresolved = this.candidates.some(id => this.status(id) === 'pending' || this.staleRunning.has(id));
+    }
+    status(id) {
+        return this.view.get(id) ?? 'pending';
+    }
+    runnableCandidates() {
+        return this.candidates.filter(id => (this.status(id) === 'pending' || this.staleRunning.has(id)) &&
+            (this.options.plan.byId.get(id)?.dependsOn ?? []).every(dep => this.status(dep) === 'success'));
+    }
+    /**
+     * One carrying pass in DAG order over the candidates this runner's view says
+     * are runnable. Stops at the first claim another runner won.
+     */
+    async pass() {
+        const { client, runnerId } = this.options;
+        let sent = false;
+        let interval = CARRY_INTERVAL_MS;
+        let refused = client.stats.rateLimited;
+        for (const id of this.candidates) {
+            if (!this.runnableCandidates().includes(id))
+                continue;
+            if (sent) {
+                // Refusals mean other runners need the shared limit too: leave them more of it.
+                interval =
+                    client.stats.rateLimited > refused
+                        ? Math.min(CARRY_INTERVAL_MAX_MS, interval * 2)
+                        : Math.max(CARRY_INTERVAL_MS, interval / 1.5);
+                refused = client.stats.rateLimited;
+                await this.sleep(spread(interval, 0.2, this.options.random));
+            }
+            sent = true;
+            const origin = this.origins.get(id);
+            const claim = await this.claim(id);
+            if (!claim.claimed) {
+                if (claim.depsBlocked) {
+                    // A dependency executed again in this attempt and failed: this job stays pending.
+                    this.view.set(id, 'skipped');
+                    continue;
+                }
+                this.options.log(`${id} is ${claim.currentStatus}${claim.depsWaiting ? ' (dependencies not done)' : ''} in run ${this.runId}: another runner is carrying; leaving it to that runner.`);
+                this.unresolved = true;
+                return;
+            }
+            try {
+                await client.update(this.runId, id, runnerId, 'success', note(origin));
+            }
+            catch (error) {
+                if (error instanceof BackendError && error.status === 400) {
+                    this.options.warn(`${id} could not be carried over: ${error.message}`);
+                    this.view.set(id, 'running');
+                    continue;
+                }
+                throw error;
+            }
+            this.view.set(id, 'success');
+            this.carried.push({
+                jobId: id,
+                status: 'carried',
+                durationMs: 0,
+                waitMs: 0,
+                attempts: 1,
+                tookOver: Boolean(claim.takeover),
+                carriedFrom: origin.attempt,
+                detail: note(origin)
+            });
+            this.options.log(`${id}: ${note(origin)}.`);
+        }
+        this.unresolved = this.candidates.some(id => this.status(id) === 'pending');
+    }
+    /** Right after a run was created the backend may not know it for a moment (a transient 404). */
+    async claim(id) {
+        let delayMs = 250;
+        for (let tries = 1;; tries++) {
+            try {
+                return await this.options.client.claim(this.runId, id, this.options.runnerId);
+            }
+            catch (error) {
+                const unknownRun = error instanceof BackendError &&
+                    error.status === 404 &&
+                    !/job not found/i.test(error.message);
+                if (!unknownRun || tries >= 8)
+                    throw error;
+                if (tries === 1)
+                    await joinRun(this.options.client, this.options.plan, this.runId);
+                else
+                    await this.sleep(spread(delayMs, 0.5, this.options.random));
+                delayMs = Math.min(delayMs * 2, 4_000);
+            }
+        }
+    }
+    /** Whether a job sits upstream of one of this runner's own jobs. */
+    isAncestorOfTarget(id) {
+        return this.options.targets.some(target => this.upstreamOf(target).has(id));
+    }
+    upstreamOf(jobId) {
+        const seen = new Set();
+        const stack = [...(this.options.plan.byId.get(jobId)?.dependsOn ?? [])];
+        while (stack.length) {
+            const dep = stack.pop();
+            if (seen.has(dep))
+                continue;
+            seen.add(dep);
+            stack.push(...(this.options.plan.byId.get(dep)?.dependsOn ?? []));
+        }
+        return seen;
+    }
+    /** Whether a job sits downstream of one of this runner's own jobs. */
+    dependsOnTarget(id) {
+        const upstream = this.upstreamOf(id);
+        return this.options.targets.some(target => upstream.has(target));
+    }
+}
+function note(origin) {
+    return `carried over from attempt ${origin.attempt} (runner ${origin.runner})`;
+}
+
 ;// CONCATENATED MODULE: ./src/run/summary.ts
+
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
-const cell = (text) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 function renderRunSummary(runId, runnerId, results, requests) {
     const lines = [
-        `## orun run \`${runId}\``,
+        `## orun run ${(0,common_escape/* markdownCode */.D9)(runId)}`,
         '',
-        `Runner \`${runnerId}\`: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
+        `Runner ${(0,common_escape/* markdownCode */.D9)(runnerId)}: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
         '',
         '| job | status | duration | waited | took over | log | detail |',
         '|---|---|---|---|---|---|---|'
     ];
     for (const r of results) {
-        lines.push(`| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`);
+        lines.push(`| ${(0,common_escape/* markdownCode */.D9)(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${(0,common_escape/* markdownCode */.D9)(r.logRef ?? '', true)} | ${(0,common_escape/* markdownLiteral */.dr)(r.detail ?? '', true)} |`);
     }
     return lines.join('\n') + '\n';
 }
@@ -36430,11 +37267,16 @@ function overallStatus(results) {
 
 
 
+
+
+
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
     const plan = await loadPlan(inputs);
     const targets = selectTargets(plan, inputs);
+    checkOrunSafeNames(targets.map(id => plan.byId.get(id)), inputs.planFile ?? 'from the plan artifact');
     const orun = await resolveOrun({
         orunPath: inputs.orunPath,
         orunVersion: inputs.orunVersion,
@@ -36461,26 +37303,46 @@ async function run() {
             hurry.abort();
         }
     };
+    const stopListening = () => {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const { client, tokens } = connectBackend({ ...inputs, signal: cancel.signal });
-    try {
-        await checkRunMatchesPlan(client, inputs.runId, plan);
-    }
-    catch (error) {
-        process.removeListener('SIGINT', onSignal);
-        process.removeListener('SIGTERM', onSignal);
-        throw error;
-    }
     const runnerId = [
         process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
         process.env.GITHUB_RUN_ATTEMPT || '1',
         process.pid,
         (0,external_node_crypto_.randomBytes)(3).toString('hex')
     ].join('-');
+    // A run id of an earlier attempt (a re-run): this attempt works in a run of its own.
+    const rerun = await prepareRerun({
+        client,
+        plan,
+        runId: inputs.runId,
+        attempt: currentAttempt(),
+        workflowRun: process.env.GITHUB_RUN_ID,
+        targets,
+        runnerId,
+        log: message => lib_core/* info */.pq(message),
+        warn: message => lib_core/* warning */.$e(message),
+        cancel: cancel.signal
+    });
+    if (rerun.carrier)
+        inputs.runId = rerun.runId;
+    else {
+        try {
+            await checkRunMatchesPlan(client, inputs.runId, plan);
+        }
+        catch (error) {
+            stopListening();
+            throw error;
+        }
+    }
     lib_core/* setOutput */.uH('run-id', inputs.runId);
-    lib_core/* info */.pq(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`);
-    let joined = false;
+    lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(`Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.map(common_escape/* inline */.mG).join(', ')}.`));
+    let joined = rerun.carrier !== null;
     const tempDir = makeTempDir('orun-run-');
     const inFlight = {
         backendUrl: inputs.backendUrl,
@@ -36492,7 +37354,9 @@ async function run() {
     const results = [];
     let failure;
     let current;
+    let completed = false;
     try {
+        await rerun.carrier?.start();
         for (const jobId of targets) {
             current = jobId;
             if (cancel.signal.aborted)
@@ -36518,6 +37382,7 @@ async function run() {
                 }
             }));
         }
+        completed = true;
     }
     catch (error) {
         // Anything else still ends with the outputs below: a step without `status` tells nothing.
@@ -36527,24 +37392,27 @@ async function run() {
                 : `running ${shortId(inputs.runId)}`, { runId: inputs.runId, jobId: current });
     }
     finally {
-        process.removeListener('SIGINT', onSignal);
-        process.removeListener('SIGTERM', onSignal);
+        stopListening();
+        await rerun.carrier?.finish(completed && !cancel.signal.aborted);
     }
+    rerun.carrier?.annotate(results);
+    const carried = rerun.carrier?.carried ?? [];
     // A cancel after every job was reported (during the final log upload, say) changes no result.
     const incomplete = results.length < targets.length;
     const status = failure || (cancel.signal.aborted && incomplete) ? 'failed' : overallStatus(results);
     lib_core/* setOutput */.uH('status', status);
-    lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries(results.map(r => [
+    lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries([...results, ...carried].map(r => [
         r.jobId,
         {
             status: r.status,
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
-            tookOver: r.tookOver
+            tookOver: r.tookOver,
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
         }
     ]))));
     await lib_core/* summary */.z
-        .addRaw(renderRunSummary(inputs.runId, runnerId, results, {
+        .addRaw(renderRunSummary(inputs.runId, runnerId, [...results, ...carried], {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
     }))
@@ -36562,7 +37430,7 @@ async function run() {
     }
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
-        throw new errors/* UserError */.yo(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
+        throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
 }
 
 

@@ -29220,6 +29220,8 @@ module.exports = {
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(77094);
+/* harmony import */ var _escape_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74678);
+
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -29246,11 +29248,184 @@ async function runAction(main) {
         }
         else {
             if (error instanceof Error && error.stack)
-                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(error.stack);
+                _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq((0,_escape_js__WEBPACK_IMPORTED_MODULE_1__/* .commandSafe */ .JV)(error.stack));
             _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(`orun action hit an unexpected error: ${errorMessage(error)}. ` +
                 'This is a bug; please report it with the log above.');
         }
     }
+}
+
+
+/***/ }),
+
+/***/ 74678:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   DV: () => (/* binding */ codeBlock),
+/* harmony export */   JV: () => (/* binding */ commandSafe),
+/* harmony export */   k2: () => (/* binding */ ganttName),
+/* harmony export */   kc: () => (/* binding */ logText),
+/* harmony export */   lr: () => (/* binding */ mermaidLines),
+/* harmony export */   mG: () => (/* binding */ inline),
+/* harmony export */   p7: () => (/* binding */ markdownText)
+/* harmony export */ });
+/* unused harmony exports markdownCode, markdownLiteral, mermaidLabel, htmlText, codeFence */
+/**
+ * Plan contents (job ids, components, environments, check names...) and other
+ * text the action does not control, made safe for the two places it is shown:
+ * the runner's log, where a line can be read as a workflow command, and the
+ * markdown step summaries, where text can become HTML, links or break a table
+ * or a mermaid chart. Such text is always shown literally, never interpreted.
+ *
+ * The runner reads a line as a command when, after leading whitespace, it
+ * starts with `::` (`::set-output name=x::v`), or when it holds `##[` anywhere
+ * (the legacy form, `##[set-output name=x]v`). It splits lines on `\n`, `\r`
+ * and `\r\n`.
+ */
+/** Identifier-like text that needs no quoting in a log line (ids like `api@dev.smoke`, `api.dev.smoke`). */
+const PLAIN_LOG_VALUE = /^[A-Za-z0-9_.@/+=,~-]+$/;
+/**
+ * Characters that break a line, hide text or reorder it on screen: C0/C1 controls,
+ * line/paragraph separators, zero-width and bidirectional formatting characters, BOM.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const unicodeEscape = (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * A value from the plan for a log line or an annotation: unchanged when it is
+ * identifier-like, else a JSON string literal (quoted, one line, control and
+ * invisible characters escaped, `##[` written `#\u0023[`). `JSON.parse` of the
+ * result gives the value back, so it is still exactly what the plan holds.
+ */
+function inline(value) {
+    if (PLAIN_LOG_VALUE.test(value))
+        return value;
+    return JSON.stringify(value).replace(INVISIBLE, unicodeEscape).replace(/##\[/g, '#\\u0023[');
+}
+/** Whitespace the runner trims before looking for `::` (.NET's Char.IsWhiteSpace, and JS's). */
+const COMMAND_START = /^([\s\u0085]*)::/;
+const LEGACY_COMMAND = /##\[/g;
+/**
+ * Text for plain log output (core.info): every line the runner would read as
+ * a workflow command is defused with a backslash (`\::set-output...`,
+ * `#\#[...`); a lone `\r` becomes a line break, as the runner would read it.
+ * Use inline() for the values inside a message; this is the guard for the
+ * whole printed text.
+ */
+function commandSafe(text) {
+    return text
+        .split(/\r\n|\r|\n/)
+        .map(line => line.replace(COMMAND_START, '$1\\::').replace(LEGACY_COMMAND, '#\\#['))
+        .join('\n');
+}
+/**
+ * Markdown text that renders as itself with no escaping (`foundation · dev · Plan apply`,
+ * `ubuntu-latest`): letters, digits, spaces, `·`, `.` and `-` cannot start markup, a link, a
+ * mention or HTML, except `www.`, which GitHub links.
+ */
+const PLAIN_MARKDOWN = /^[\p{L}\p{N} ·.-]*$/u;
+const BARE_LINK = /www\./i;
+/**
+ * Text in a markdown code span, shown literally (no HTML, links, mentions or
+ * emphasis inside code). Line breaks are shown as `\n`/`\r` (a newline would
+ * end a table row); with `inTable`, pipes are escaped, which GitHub's tables
+ * undo inside code spans too. The fence is longer than any backtick run inside.
+ */
+function markdownCode(text, inTable = false) {
+    if (!text)
+        return '';
+    let body = text.replace(/\r\n|\r|\n/g, match => (match === '\r' ? '\\r' : '\\n'));
+    body = body.replace(INVISIBLE, unicodeEscape);
+    if (inTable)
+        body = body.replace(/\|/g, '\\|');
+    const longestRun = Math.max(0, ...(body.match(/`+/g) ?? []).map(run => run.length));
+    const fence = '`'.repeat(longestRun + 1);
+    // CommonMark strips one space from each end when both are spaces, and a backtick
+    // next to the fence would join it: pad, and the padding is what gets stripped.
+    const pad = body.startsWith('`') ||
+        body.endsWith('`') ||
+        (body.startsWith(' ') && body.endsWith(' ') && body.trim() !== '');
+    return pad ? `${fence} ${body} ${fence}` : `${fence}${body}${fence}`;
+}
+/** Text for markdown prose or a table cell: as is when it cannot be markup (`dev`, `api · dev · Deploy`), else a code span. */
+function markdownLiteral(text, inTable = false) {
+    return PLAIN_MARKDOWN.test(text) && !BARE_LINK.test(text) ? text : markdownCode(text, inTable);
+}
+/**
+ * A quoted mermaid label (`id["..."]`) that shows the text as is: every
+ * character that mermaid or the HTML it renders to would interpret (quotes,
+ * `<`, `>`, `&`, `#` that starts an entity, backticks that start a markdown
+ * string) is written as a numeric entity code, which mermaid turns back into
+ * that character; line breaks become spaces (a label is one line of the chart).
+ */
+function mermaidLabel(text) {
+    const body = text
+        .replace(/\r\n|\r|\n/g, ' ')
+        .replace(INVISIBLE, '')
+        .replace(/[#"<>&`]/g, char => (char === '"' ? '#quot;' : `#${char.charCodeAt(0)};`));
+    return `"${body}"`;
+}
+// Status summary contexts: HTML inside <summary>/<a>, entity-escaped prose, gantt names, fenced blocks.
+const htmlEntities = {
+    '&': '&amp;',
+    '<': '&lt;',
+    '>': '&gt;',
+    '"': '&quot;',
+    "'": '&#39;'
+};
+/** Text for HTML contexts (<summary>, <a>), on one line. */
+function htmlText(text) {
+    return oneLine(text).replace(/[&<>"']/g, c => htmlEntities[c]);
+}
+/**
+ * Text inside a markdown table cell or a paragraph: HTML-escaped, and every
+ * character markdown gives a meaning (emphasis, links, code, the cell
+ * separator) written as an entity so it shows literally.
+ */
+function markdownText(text) {
+    return (htmlText(text)
+        .replace(/[\\`*_[\]|~:]/g, c => `&#${c.charCodeAt(0)};`)
+        // GFM links bare www. addresses too (the colon above already stops http:// ones).
+        .replace(/www\./gi, m => `${m.slice(0, 3)}&#46;`));
+}
+/**
+ * A mermaid node or subgraph label of several lines (the status charts), quoted, one argument per line. Mermaid's
+ * own entity codes keep quotes, tags, brackets and backticks literal, so the
+ * only markup left in the label is the line break this function adds.
+ */
+function mermaidLines(...lines) {
+    const coded = lines.map(line => oneLine(line).replace(/[&<>"'`#;|{}[\]()]/g, c => `#${c.charCodeAt(0)};`));
+    return `"${coded.join('<br/>')}"`;
+}
+/** A gantt task or section name: mermaid has no quoting there, so its syntax characters are replaced. */
+function ganttName(text) {
+    const cleaned = oneLine(text)
+        .replace(/[:;#%`<>&"]/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    return cleaned || '(unnamed)';
+}
+/** A fence (``` or longer) that no run of backticks inside text can close. */
+function codeFence(text) {
+    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
+    return '`'.repeat(longest + 1);
+}
+/** A block of literal text (an error, a log tail) in a fenced code block. */
+function codeBlock(text) {
+    const fence = codeFence(text);
+    return `${fence}text\n${text.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n${fence}`;
+}
+/**
+ * One line for the runner's log: without line breaks no text can start a line
+ * of its own, so it cannot become a workflow command (::error::, ::add-mask::).
+ */
+function logText(text) {
+    // One line, and not one the runner reads as a command either (`::error::…` alone on it).
+    return commandSafe(oneLine(text));
+}
+function oneLine(text) {
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 }
 
 
@@ -29261,7 +29436,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6399);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(46972);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29271,7 +29446,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6399:
+/***/ 46972:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -30652,23 +30827,38 @@ function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
 /** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-async function uploadPlanArtifact(planFile, name) {
+async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
+    const client = await artifactClient();
+    const upload = () => client.uploadArtifact(name, [planFile], dirname(planFile), {
+        retentionDays: options.retentionDays
+    });
     try {
-        // A plan is only needed while this workflow run lasts.
-        await (await artifactClient()).uploadArtifact(name, [planFile], dirname(planFile), {
-            retentionDays: 1
-        });
+        try {
+            await upload();
+        }
+        catch (error) {
+            // Artifacts outlive attempts: re-running the plan job ("Re-run all jobs") meets the
+            // plan it uploaded before under a fixed 'artifact-name'. This attempt's plan replaces it.
+            if (!(options.attempt > 1 && isConflict(error)))
+                throw error;
+            core.info(`Artifact '${name}' holds the plan of an earlier attempt of this workflow run: replacing it with this attempt's plan.`);
+            await client.deleteArtifact(name);
+            await upload();
+        }
     }
     catch (error) {
         const message = errorMessage(error);
-        if (/conflict|already exists/i.test(message)) {
+        if (isConflict(error)) {
             throw new UserError(`An artifact named '${name}' already exists in this workflow run (${message}). ` +
-                "Give each plan step its own 'artifact-name', or 'run-id'.");
+                "Two plan steps upload under the same name: give each its own 'artifact-name', or 'run-id'.");
         }
         throw new UserError(`Uploading the plan as artifact '${name}' failed: ${message}`);
     }
     core.info(`Plan uploaded as artifact '${name}'.`);
+}
+function isConflict(error) {
+    return /conflict|already exists/i.test(errorMessage(error));
 }
 /** Downloads the plan artifact into dir and returns the plan file's path. */
 async function downloadPlanArtifact(name, dir) {
@@ -30695,7 +30885,10 @@ function requireRuntime(what, alternative) {
     }
 }
 
+// EXTERNAL MODULE: ./src/common/escape.ts
+var common_escape = __nccwpck_require__(74678);
 ;// CONCATENATED MODULE: ./src/plan/model.ts
+
 
 
 /** GitHub refuses a matrix of more than 256 jobs. */
@@ -30703,10 +30896,34 @@ const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+const MAX_PLAN_CHARS = 64 * 1024 * 1024;
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-function parsePlan(text, source) {
+function parsePlan(text, source, options = {}) {
+    // Sizes first: the cost of everything below grows with them.
+    if (text.length > MAX_PLAN_CHARS) {
+        throw new errors/* UserError */.yo(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+            "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'.");
+    }
     let data;
     try {
         data = JSON.parse(text);
@@ -30720,6 +30937,10 @@ function parsePlan(text, source) {
     if (!model_isObject(metadata) || typeof metadata.checksum !== 'string' || !metadata.checksum.trim()) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`);
     }
+    if (!CHECKSUM.test(metadata.checksum)) {
+        throw new errors/* UserError */.yo(`Plan file ${source} has metadata.checksum ${(0,common_escape/* inline */.mG)(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+            `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`);
+    }
     if (!Array.isArray(data.jobs)) {
         throw new errors/* UserError */.yo(`Plan file ${source} has no "jobs" array. ${recompile}`);
     }
@@ -30729,6 +30950,13 @@ function parsePlan(text, source) {
         if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
             throw new errors/* UserError */.yo(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
         }
+        for (const field of ['component', 'environment']) {
+            if (job[field] !== undefined && typeof job[field] !== 'string') {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
+            }
+        }
+        if (options.orunSafeNames)
+            checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
             throw new errors/* UserError */.yo(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
         }
@@ -30758,36 +30986,99 @@ function parsePlan(text, source) {
         dependents
     };
 }
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+function checkOrunSafeNames(jobs, source) {
+    for (const job of jobs) {
+        for (const field of ['id', 'component', 'environment', 'checkName']) {
+            const value = job[field];
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+                    'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.');
+            }
+        }
+    }
+}
 function isStringArray(value) {
     return Array.isArray(value) && value.every(item => typeof item === 'string');
 }
-/** Kahn's algorithm, taking ready jobs in file order; a leftover means a cycle, which is named. */
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
 function topologicalOrder(jobs, byId, source) {
     const position = new Map(jobs.map((job, index) => [job.id, index]));
-    const waitingOn = new Map(jobs.map(job => [job.id, new Set(job.dependsOn ?? [])]));
-    const dependents = new Map(jobs.map(job => [job.id, []]));
-    for (const job of jobs)
-        for (const dep of new Set(job.dependsOn ?? []))
-            dependents.get(dep).push(job.id);
-    const ready = jobs.filter(job => waitingOn.get(job.id).size === 0).map(job => job.id);
+    // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+    const waitingOn = new Array(jobs.length).fill(0);
+    const dependents = jobs.map(() => []);
+    jobs.forEach((job, index) => {
+        const deps = new Set(job.dependsOn ?? []);
+        waitingOn[index] = deps.size;
+        for (const dep of deps)
+            dependents[position.get(dep)].push(index);
+    });
+    const ready = new MinHeap();
+    waitingOn.forEach((count, index) => count === 0 && ready.push(index));
     const order = [];
-    while (ready.length) {
-        ready.sort((a, b) => position.get(a) - position.get(b));
-        const id = ready.shift();
-        order.push(byId.get(id));
-        for (const dependent of dependents.get(id)) {
-            const pending = waitingOn.get(dependent);
-            pending.delete(id);
-            if (pending.size === 0)
+    while (ready.size) {
+        const index = ready.pop();
+        order.push(jobs[index]);
+        for (const dependent of dependents[index])
+            if (--waitingOn[dependent] === 0)
                 ready.push(dependent);
-        }
     }
     if (order.length < jobs.length) {
-        const cycle = findCycle(jobs.filter(job => waitingOn.get(job.id).size > 0), byId, position);
+        const cycle = findCycle(jobs.filter((_, index) => waitingOn[index] > 0), byId, position);
         throw new errors/* UserError */.yo(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
             'Break the cycle in intent.yaml and re-compile the plan.');
     }
     return order;
+}
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+    items = [];
+    get size() {
+        return this.items.length;
+    }
+    push(value) {
+        const items = this.items;
+        let at = items.push(value) - 1;
+        while (at > 0) {
+            const parent = (at - 1) >> 1;
+            if (items[parent] <= value)
+                break;
+            items[at] = items[parent];
+            at = parent;
+        }
+        items[at] = value;
+    }
+    pop() {
+        const items = this.items;
+        const top = items[0];
+        const last = items.pop();
+        if (items.length) {
+            let at = 0;
+            for (;;) {
+                const left = 2 * at + 1;
+                if (left >= items.length)
+                    break;
+                const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+                if (items[child] >= last)
+                    break;
+                items[at] = items[child];
+                at = child;
+            }
+            items[at] = last;
+        }
+        return top;
+    }
 }
 /**
  * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
@@ -30859,15 +31150,22 @@ function secretKeyOf(ref) {
     const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
     return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
-/** Length of the longest dependency chain above a job (0 for a root). */
-function depthOf(plan, jobId, memo = new Map()) {
-    const known = memo.get(jobId);
-    if (known !== undefined)
-        return known;
-    const deps = plan.byId.get(jobId)?.dependsOn ?? [];
-    const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0;
-    memo.set(jobId, depth);
-    return depth;
+const depthsOfPlan = new WeakMap();
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+function depthOf(plan, jobId) {
+    let depths = depthsOfPlan.get(plan);
+    if (!depths) {
+        // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+        depths = new Map();
+        for (const job of plan.order) {
+            let depth = 0;
+            for (const dep of job.dependsOn ?? [])
+                depth = Math.max(depth, depths.get(dep) + 1);
+            depths.set(job.id, depth);
+        }
+        depthsOfPlan.set(plan, depths);
+    }
+    return depths.get(jobId) ?? 0;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
@@ -30878,7 +31176,9 @@ function ancestorsOf(plan, jobId) {
         if (found.has(id))
             continue;
         found.add(id);
-        stack.push(...(plan.byId.get(id)?.dependsOn ?? []));
+        for (const dep of plan.byId.get(id)?.dependsOn ?? [])
+            if (!found.has(dep))
+                stack.push(dep);
     }
     return found;
 }
@@ -30985,76 +31285,6 @@ async function loadPlan(inputs) {
         throw new errors/* UserError */.yo(`Input 'plan-id' is '${inputs.planId}', but the plan file ${file} has plan id '${plan.id}'. Pass the plan job's 'plan-id' output together with its plan.`);
     }
     return plan;
-}
-
-;// CONCATENATED MODULE: ./src/status/escape.ts
-/**
- * Plan text (job ids, check names, environments) and backend text (errors,
- * logs, runner ids) shown in the status summary, made inert: it cannot close
- * a table cell, a code fence or a mermaid label, nor be read as HTML, a link
- * or a workflow command.
- *
- * Local to the status action until a shared src/common/escape.ts exists;
- * then these should become calls to it.
- */
-const htmlEntities = {
-    '&': '&amp;',
-    '<': '&lt;',
-    '>': '&gt;',
-    '"': '&quot;',
-    "'": '&#39;'
-};
-/** Text for HTML contexts (<summary>, <a>), on one line. */
-function htmlText(text) {
-    return oneLine(text).replace(/[&<>"']/g, c => htmlEntities[c]);
-}
-/**
- * Text inside a markdown table cell or a paragraph: HTML-escaped, and every
- * character markdown gives a meaning (emphasis, links, code, the cell
- * separator) written as an entity so it shows literally.
- */
-function markdownText(text) {
-    return (htmlText(text)
-        .replace(/[\\`*_[\]|~:]/g, c => `&#${c.charCodeAt(0)};`)
-        // GFM links bare www. addresses too (the colon above already stops http:// ones).
-        .replace(/www\./gi, m => `${m.slice(0, 3)}&#46;`));
-}
-/**
- * A mermaid node or subgraph label, quoted, one argument per line. Mermaid's
- * own entity codes keep quotes, tags, brackets and backticks literal, so the
- * only markup left in the label is the line break this function adds.
- */
-function mermaidLabel(...lines) {
-    const coded = lines.map(line => oneLine(line).replace(/[&<>"'`#;|{}[\]()]/g, c => `#${c.charCodeAt(0)};`));
-    return `"${coded.join('<br/>')}"`;
-}
-/** A gantt task or section name: mermaid has no quoting there, so its syntax characters are replaced. */
-function ganttName(text) {
-    const cleaned = oneLine(text)
-        .replace(/[:;#%`<>&"]/g, ' ')
-        .replace(/\s+/g, ' ')
-        .trim();
-    return cleaned || '(unnamed)';
-}
-/** A fence (``` or longer) that no run of backticks inside text can close. */
-function codeFence(text) {
-    const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map(m => m[0].length));
-    return '`'.repeat(longest + 1);
-}
-/** A block of literal text (an error, a log tail) in a fenced code block. */
-function codeBlock(text) {
-    const fence = codeFence(text);
-    return `${fence}text\n${text.replace(/\r\n?/g, '\n').replace(/\n+$/, '')}\n${fence}`;
-}
-/**
- * One line for the runner's log: without line breaks no text can start a line
- * of its own, so it cannot become a workflow command (::error::, ::add-mask::).
- */
-function logText(text) {
-    return oneLine(text);
-}
-function oneLine(text) {
-    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 }
 
 // EXTERNAL MODULE: ./node_modules/@actions/github/lib/github.js
@@ -31456,7 +31686,49 @@ function criticalPath(view) {
     return chain.reverse();
 }
 
+;// CONCATENATED MODULE: ./src/common/attempt.ts
+/**
+ * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
+ * workflow run as a new attempt (GITHUB_RUN_ATTEMPT 2, 3, ...) of the same run
+ * id, so each attempt needs a backend run of its own: a failed job stays failed
+ * in the run of the attempt that failed it.
+ *
+ * - Ids made by the plan action, `gha-<run>-<attempt>-<plan>`, carry the attempt.
+ * - A custom id `X` is the run of attempt 1; attempt N > 1 works in `X-aN`.
+ *   The plan action applies the same rule to its 'run-id' input, so its output
+ *   always names the attempt in which the plan job last ran.
+ */
+/** This workflow run's attempt (1 when not on GitHub Actions). */
+function currentAttempt() {
+    const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
+    return Number.isInteger(attempt) && attempt >= 1 ? attempt : 1;
+}
+const planActionId = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/;
+const customAttemptSuffix = /^(.+)-a([1-9]\d*)$/;
+function parseRunId(runId) {
+    const derived = planActionId.exec(runId);
+    if (derived) {
+        const [, run, attempt, plan] = derived;
+        return {
+            attempt: Number(attempt),
+            workflowRun: run,
+            forAttempt: n => `gha-${run}-${n}-${plan}`
+        };
+    }
+    const suffixed = customAttemptSuffix.exec(runId);
+    const base = suffixed ? suffixed[1] : runId;
+    return {
+        attempt: suffixed ? Number(suffixed[2]) : 1,
+        forAttempt: n => customRunId(base, n)
+    };
+}
+/** The run id of attempt `attempt` for a custom 'run-id': the id itself in attempt 1. */
+function customRunId(custom, attempt) {
+    return attempt > 1 ? `${custom}-a${attempt}` : custom;
+}
+
 ;// CONCATENATED MODULE: ./src/status/run-read.ts
+
 
 
 
@@ -31501,19 +31773,13 @@ function candidateRunIds(runId, env = process.env) {
     const current = Number(env.GITHUB_RUN_ATTEMPT || '1');
     if (!Number.isInteger(current) || current <= 1)
         return [runId];
-    const derived = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/.exec(runId);
-    if (derived && derived[1] !== env.GITHUB_RUN_ID)
+    const given = parseRunId(runId);
+    // A plan-action id made in another workflow run is used as given, as the run action does.
+    if (given.workflowRun !== undefined && given.workflowRun !== env.GITHUB_RUN_ID)
         return [runId];
-    const given = derived ? Number(derived[2]) : Number(/-a([1-9]\d*)$/.exec(runId)?.[1] ?? 1);
-    const base = derived ? '' : runId.replace(/-a[1-9]\d*$/, '');
-    const idFor = (attempt) => derived
-        ? `gha-${derived[1]}-${attempt}-${derived[3]}`
-        : attempt > 1
-            ? `${base}-a${attempt}`
-            : base;
     const ids = [];
-    for (let attempt = current; attempt > given; attempt--)
-        ids.push(idFor(attempt));
+    for (let attempt = current; attempt > given.attempt; attempt--)
+        ids.push(given.forAttempt(attempt));
     return [...ids, runId];
 }
 
@@ -31607,9 +31873,9 @@ function jobDag(view) {
     const nodeId = new Map(view.jobs.map((job, index) => [job.id, `j${index}`]));
     const out = ['flowchart LR'];
     for (const [index, [env, jobs]] of [...groupByEnvironment(view.jobs)].entries()) {
-        out.push(`  subgraph env${index}[${mermaidLabel(env || 'no environment')}]`);
+        out.push(`  subgraph env${index}[${(0,common_escape/* mermaidLines */.lr)(env || 'no environment')}]`);
         for (const job of jobs) {
-            out.push(`    ${nodeId.get(job.id)}[${mermaidLabel(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`);
+            out.push(`    ${nodeId.get(job.id)}[${(0,common_escape/* mermaidLines */.lr)(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`);
         }
         out.push('  end');
     }
@@ -31636,7 +31902,7 @@ function environmentDag(view) {
     const envNode = new Map([...groups.keys()].map((env, index) => [env, `e${index}`]));
     const out = ['flowchart LR'];
     for (const [env, jobs] of groups) {
-        out.push(`  ${envNode.get(env)}[${mermaidLabel(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`);
+        out.push(`  ${envNode.get(env)}[${(0,common_escape/* mermaidLines */.lr)(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`);
     }
     const edges = new Set();
     for (const job of view.jobs) {
@@ -31662,7 +31928,7 @@ function timelineChart(view, critical, now) {
     if (!started.length)
         return [];
     const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S'];
-    const bar = (name, tag, start, end) => `  ${ganttName(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
+    const bar = (name, tag, start, end) => `  ${(0,common_escape/* ganttName */.k2)(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
     if (chartsAggregated(view)) {
         out.push('  section environments');
         for (const [env, jobs] of groupByEnvironment(started)) {
@@ -31675,7 +31941,7 @@ function timelineChart(view, critical, now) {
     }
     const onPath = new Set(critical.map(job => job.id));
     for (const [env, jobs] of groupByEnvironment(started)) {
-        out.push(`  section ${ganttName(env || 'no environment')}`);
+        out.push(`  section ${(0,common_escape/* ganttName */.k2)(env || 'no environment')}`);
         for (const job of jobs) {
             const tag = job.outcome === 'failed'
                 ? 'crit'
@@ -31724,9 +31990,9 @@ function renderStatusSummary(report) {
     ];
     const verdictLine = problemLine(view);
     if (verdictLine)
-        lines.push(markdownText(verdictLine), '');
+        lines.push((0,common_escape/* markdownText */.p7)(verdictLine), '');
     for (const note of report.notes)
-        lines.push(`> ${markdownText(note)}`, '>');
+        lines.push(`> ${(0,common_escape/* markdownText */.p7)(note)}`, '>');
     if (report.notes.length)
         lines.splice(lines.length - 1, 1, '');
     lines.push('### DAG', '', '```mermaid', ...dagChart(view), '```', '');
@@ -31736,7 +32002,7 @@ function renderStatusSummary(report) {
         lines.push('### Timeline', '', 'Backend start and finish times. Red: failed; blue: the critical path; grey: the rest.', '', '```mermaid', ...timeline, '```', '');
         if (critical.length > 1) {
             const span = critical.at(-1).finishedAt - critical[0].startedAt;
-            lines.push(`Critical path (${charts_formatDuration(Math.max(0, span))}): ${critical.map(job => markdownText(job.name)).join(' → ')}`, '');
+            lines.push(`Critical path (${charts_formatDuration(Math.max(0, span))}): ${critical.map(job => (0,common_escape/* markdownText */.p7)(job.name)).join(' → ')}`, '');
         }
     }
     let size = lines.reduce((sum, line) => sum + bytes(line), 0);
@@ -31769,7 +32035,7 @@ function renderStatusSummary(report) {
     return lines.join('\n') + '\n';
 }
 function headline({ view, planId }) {
-    const parts = [`Run ${markdownText(view.runId)}`, `plan ${markdownText(planId)}`];
+    const parts = [`Run ${(0,common_escape/* markdownText */.p7)(view.runId)}`, `plan ${(0,common_escape/* markdownText */.p7)(planId)}`];
     parts.push(`${view.jobs.length} job${view.jobs.length === 1 ? '' : 's'}`);
     const created = view.run?.createdAt ? Date.parse(view.run.createdAt) : NaN;
     const finishes = view.jobs.flatMap(job => (job.finishedAt === undefined ? [] : [job.finishedAt]));
@@ -31781,7 +32047,7 @@ function headline({ view, planId }) {
         parts.push('no run on the backend');
     }
     if (view.run?.status)
-        parts.push(`backend status ${markdownText(String(view.run.status))}`);
+        parts.push(`backend status ${(0,common_escape/* markdownText */.p7)(String(view.run.status))}`);
     return parts.join(' · ');
 }
 /** Totals read good news first. */
@@ -31819,21 +32085,21 @@ function problemLine(view, shown = 5) {
 }
 function failureDetails(job, report) {
     const title = job.name === job.id ? job.id : `${job.name} (${job.id})`;
-    const parts = [`<details><summary>✗ ${markdownText(title)}</summary>`, ''];
+    const parts = [`<details><summary>✗ ${(0,common_escape/* markdownText */.p7)(title)}</summary>`, ''];
     const error = job.error?.trim();
     if (error) {
         const cut = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}\n… (cut)` : error;
-        parts.push('Error reported to the backend:', '', codeBlock(cut), '');
+        parts.push('Error reported to the backend:', '', (0,common_escape/* codeBlock */.DV)(cut), '');
     }
     else {
         parts.push('No error text was reported.', '');
     }
     const tail = report.tails.tails.get(job.id);
     if (tail && 'text' in tail) {
-        parts.push(`Last ${TAIL_LINES} lines of its log:`, '', codeBlock(tail.text), '');
+        parts.push(`Last ${TAIL_LINES} lines of its log:`, '', (0,common_escape/* codeBlock */.DV)(tail.text), '');
     }
     else if (tail) {
-        parts.push(`No log tail: ${markdownText(tail.missing)}.`, '');
+        parts.push(`No log tail: ${(0,common_escape/* markdownText */.p7)(tail.missing)}.`, '');
     }
     else {
         parts.push("Log not fetched (only the first failed jobs' logs are read).", '');
@@ -31847,8 +32113,8 @@ function failureDetails(job, report) {
 function tableRow(job, report) {
     const gh = report.links.get(job.id);
     const name = job.name === job.id
-        ? markdownText(job.id)
-        : `${markdownText(job.name)}<br><sub>${markdownText(job.id)}</sub>`;
+        ? (0,common_escape/* markdownText */.p7)(job.id)
+        : `${(0,common_escape/* markdownText */.p7)(job.name)}<br><sub>${(0,common_escape/* markdownText */.p7)(job.id)}</sub>`;
     const attempt = job.outcome === 'carried'
         ? String(job.carriedFrom)
         : gh?.runAttempt
@@ -31859,10 +32125,10 @@ function tableRow(job, report) {
     const link = gh?.htmlUrl && safeUrl(gh.htmlUrl) ? `[log](${gh.htmlUrl})` : '–';
     const cells = [
         name,
-        markdownText(outcomeText(job, false)),
+        (0,common_escape/* markdownText */.p7)(outcomeText(job, false)),
         job.durationMs === undefined ? '–' : charts_formatDuration(job.durationMs),
         job.waitedMs === undefined ? '–' : charts_formatDuration(job.waitedMs),
-        job.runnerId ? markdownText(job.runnerId) : '–',
+        job.runnerId ? (0,common_escape/* markdownText */.p7)(job.runnerId) : '–',
         attempt,
         link
     ];
@@ -31927,7 +32193,7 @@ async function run() {
         .write();
     for (const note of notes)
         lib_core/* notice */.lm(note);
-    lib_core/* info */.pq(logText(`Run ${read.runId}: ${view.verdict}; ${OUTCOMES.filter(o => view.counts[o])
+    lib_core/* info */.pq((0,common_escape/* logText */.kc)(`Run ${read.runId}: ${view.verdict}; ${OUTCOMES.filter(o => view.counts[o])
         .map(o => `${view.counts[o]} ${o}`)
         .join(', ')}. ` +
         `Backend requests: ${client.stats.requests}; GitHub jobs linked: ${links.size} of ${view.jobs.length}.`));
@@ -31941,7 +32207,7 @@ async function reportEmptyPlan(runId) {
         lib_core/* setOutput */.uH(name, '[]');
     lib_core/* setOutput */.uH('run-id', runId);
     await lib_core/* summary */.z
-        .addRaw(`## ✅ orun run succeeded\n\nThe plan of run ${markdownText(runId)} has no jobs: nothing to run.\n`)
+        .addRaw(`## ✅ orun run succeeded\n\nThe plan of run ${(0,common_escape/* markdownText */.p7)(runId)} has no jobs: nothing to run.\n`)
         .write();
 }
 function setOutputs(view) {

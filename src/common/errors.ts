@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { commandSafe } from './escape.js'
 
 /**
  * A mistake the user can fix (an input, a permission, a plan). Its message is
@@ -24,7 +25,7 @@ export async function runAction(main: () => Promise<void>): Promise<void> {
     if (error instanceof UserError) {
       core.setFailed(error.message)
     } else {
-      if (error instanceof Error && error.stack) core.info(error.stack)
+      if (error instanceof Error && error.stack) core.info(commandSafe(error.stack))
       core.setFailed(
         `orun action hit an unexpected error: ${errorMessage(error)}. ` +
           'This is a bug; please report it with the log above.'

@@ -23,30 +23,56 @@ export function defaultArtifactName(runId: string): string {
   return `orun-plan-${runId}`.replace(forbidden, '-')
 }
 
+export interface UploadOptions {
+  /** This workflow run's attempt: from attempt 2 on, a same-named artifact is an earlier attempt's plan. */
+  attempt: number
+  /** Days to keep the plan; by default the repository's retention, so re-runs find it for as long as GitHub allows them. */
+  retentionDays?: number
+}
+
 /** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
-export async function uploadPlanArtifact(planFile: string, name: string): Promise<void> {
+export async function uploadPlanArtifact(
+  planFile: string,
+  name: string,
+  options: UploadOptions
+): Promise<void> {
   requireRuntime(
     'upload the plan',
     "set 'upload: false' and pass the plan file to the run jobs yourself"
   )
-  try {
-    // A plan is only needed while this workflow run lasts.
-    await (
-      await artifactClient()
-    ).uploadArtifact(name, [planFile], dirname(planFile), {
-      retentionDays: 1
+  const client = await artifactClient()
+  const upload = () =>
+    client.uploadArtifact(name, [planFile], dirname(planFile), {
+      retentionDays: options.retentionDays
     })
+  try {
+    try {
+      await upload()
+    } catch (error) {
+      // Artifacts outlive attempts: re-running the plan job ("Re-run all jobs") meets the
+      // plan it uploaded before under a fixed 'artifact-name'. This attempt's plan replaces it.
+      if (!(options.attempt > 1 && isConflict(error))) throw error
+      core.info(
+        `Artifact '${name}' holds the plan of an earlier attempt of this workflow run: replacing it with this attempt's plan.`
+      )
+      await client.deleteArtifact(name)
+      await upload()
+    }
   } catch (error) {
     const message = errorMessage(error)
-    if (/conflict|already exists/i.test(message)) {
+    if (isConflict(error)) {
       throw new UserError(
         `An artifact named '${name}' already exists in this workflow run (${message}). ` +
-          "Give each plan step its own 'artifact-name', or 'run-id'."
+          "Two plan steps upload under the same name: give each its own 'artifact-name', or 'run-id'."
       )
     }
     throw new UserError(`Uploading the plan as artifact '${name}' failed: ${message}`)
   }
   core.info(`Plan uploaded as artifact '${name}'.`)
+}
+
+function isConflict(error: unknown): boolean {
+  return /conflict|already exists/i.test(errorMessage(error))
 }
 
 /** Downloads the plan artifact into dir and returns the plan file's path. */

@@ -23,6 +23,7 @@ export interface PlanInputs {
   token?: string
   upload: boolean
   artifactName?: string
+  artifactRetentionDays?: number
   backendUrl?: string
   audience: string
   backendToken?: string
@@ -59,6 +60,7 @@ export function readPlanInputs(): PlanInputs {
     token: getString('github-token') || undefined,
     upload: getBoolean('upload', true),
     artifactName: getString('artifact-name') || undefined,
+    artifactRetentionDays: getRetentionDays(),
     backendUrl: getString('backend-url') || undefined,
     audience: getString('audience', 'orun'),
     backendToken: getString('token') || undefined
@@ -76,6 +78,19 @@ export function readPlanInputs(): PlanInputs {
     )
   }
   return inputs
+}
+
+/** Optional: 1-90 days; empty keeps the repository's artifact retention. */
+function getRetentionDays(): number | undefined {
+  const raw = getString('artifact-retention-days')
+  if (!raw) return undefined
+  const days = Number(raw)
+  if (!Number.isInteger(days) || days < 1 || days > 90) {
+    throw new UserError(
+      `Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`
+    )
+  }
+  return days
 }
 
 /** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */

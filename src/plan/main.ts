@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../common/errors.js'
+import { currentAttempt, customRunId } from '../common/attempt.js'
 import { defaultRunId, makeTempDir, workspacePath } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { compilePlan } from '../orun/cli.js'
@@ -11,6 +12,7 @@ import { resolveBackendUrl } from '../backend/url.js'
 import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderNothingToPlanSummary, renderPlanSummary } from './summary.js'
+import { checkOutputSizes, fitSummary } from './output-limits.js'
 import { PLAN_ARTIFACT_FILE, defaultArtifactName, uploadPlanArtifact } from './handoff.js'
 
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
@@ -22,7 +24,7 @@ export async function run(): Promise<void> {
   const planFile = produced.file
   // Errors name the file the user gave, not its copy under RUNNER_TEMP.
   const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile
-  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource)
+  const plan = parsePlan(readFileSync(planFile, 'utf8'), planSource, { orunSafeNames: true })
   if (plan.order.length > MAX_MATRIX_JOBS) {
     // Not an error: the outputs stay complete for whatever uses them other than one matrix
     // over `jobs` (an environment fan-out, other modes); only that matrix would be refused.
@@ -31,12 +33,25 @@ export async function run(): Promise<void> {
         "so a matrix over the 'jobs' output fails. Split it with 'environments'/'components' (one plan step and matrix each)."
     )
   }
-  const runId = inputs.runId ?? defaultRunId(plan.id)
+  // A custom id gets a per-attempt suffix from attempt 2 on, so "Re-run all jobs" starts a
+  // fresh run and the run action can tell which attempt ran the plan job.
+  const runId = inputs.runId ? customRunId(inputs.runId, currentAttempt()) : defaultRunId(plan.id)
   const artifactName = inputs.artifactName ?? defaultArtifactName(runId)
   const jobs = matrixEntries(plan)
+  // Before the artifact and the run exist: an oversized plan changes nothing.
+  checkOutputSizes({
+    jobs: JSON.stringify(jobs),
+    'job-ids': JSON.stringify(jobs.map(e => e.job)),
+    matrix: JSON.stringify({ include: jobs }),
+    'run-id': runId
+  })
 
   if (!jobs.length) core.notice('The plan has no jobs: nothing to run. The jobs output is [].')
-  if (inputs.upload && jobs.length) await uploadPlanArtifact(planFile, artifactName)
+  if (inputs.upload && jobs.length)
+    await uploadPlanArtifact(planFile, artifactName, {
+      attempt: currentAttempt(),
+      retentionDays: inputs.artifactRetentionDays
+    })
   if (backendUrl && jobs.length) {
     // Creating the run here makes a misconfigured backend or auth fail once, in this job.
     const { client } = connectBackend({
@@ -59,12 +74,14 @@ export async function run(): Promise<void> {
 
   await core.summary
     .addRaw(
-      renderPlanSummary({
-        plan,
-        runId,
-        planFile,
-        artifactName: inputs.upload && jobs.length ? artifactName : undefined
-      })
+      fitSummary(
+        renderPlanSummary({
+          plan,
+          runId,
+          planFile,
+          artifactName: inputs.upload && jobs.length ? artifactName : undefined
+        })
+      )
     )
     .write()
 }

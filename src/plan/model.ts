@@ -1,5 +1,6 @@
 import { UserError } from '../common/errors.js'
 import { RECOMPILE_PLAN } from '../common/error-messages.js'
+import { inline } from '../common/escape.js'
 
 /**
  * The orun plan file (see orun-cli.md) and the DAG built from it. Only the
@@ -74,13 +75,47 @@ export function planIdFromChecksum(checksum: string): string {
   return checksum.replace(/^sha256-/, '').slice(0, 12)
 }
 
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/
+
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+export const MAX_PLAN_CHARS = 64 * 1024 * 1024
+
+export interface ParseOptions {
+  /** Refuse names orun would print as (part of) a workflow command: see checkOrunSafeNames. */
+  orunSafeNames?: boolean
+}
+
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/
+
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const recompile = RECOMPILE_PLAN
 
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
-export function parsePlan(text: string, source: string): Plan {
+export function parsePlan(text: string, source: string, options: ParseOptions = {}): Plan {
+  // Sizes first: the cost of everything below grows with them.
+  if (text.length > MAX_PLAN_CHARS) {
+    throw new UserError(
+      `Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+        "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'."
+    )
+  }
   let data: unknown
   try {
     data = JSON.parse(text)
@@ -96,6 +131,12 @@ export function parsePlan(text: string, source: string): Plan {
       `Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`
     )
   }
+  if (!CHECKSUM.test(metadata.checksum)) {
+    throw new UserError(
+      `Plan file ${source} has metadata.checksum ${inline(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+        `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`
+    )
+  }
   if (!Array.isArray(data.jobs)) {
     throw new UserError(`Plan file ${source} has no "jobs" array. ${recompile}`)
   }
@@ -105,6 +146,14 @@ export function parsePlan(text: string, source: string): Plan {
     if (!isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
       throw new UserError(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`)
     }
+    for (const field of ['component', 'environment'] as const) {
+      if (job[field] !== undefined && typeof job[field] !== 'string') {
+        throw new UserError(
+          `Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`
+        )
+      }
+    }
+    if (options.orunSafeNames) checkOrunSafeNames([job as PlanJob], source)
     if (byId.has(job.id)) {
       throw new UserError(
         `Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`
@@ -139,36 +188,63 @@ export function parsePlan(text: string, source: string): Plan {
   }
 }
 
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+export function checkOrunSafeNames(jobs: readonly PlanJob[], source: string): void {
+  for (const job of jobs) {
+    for (const field of ['id', 'component', 'environment', 'checkName'] as const) {
+      const value = job[field]
+      if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+        throw new UserError(
+          `Plan file ${source}: job ${inline(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+            'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.'
+        )
+      }
+    }
+  }
+}
+
 function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every(item => typeof item === 'string')
 }
 
-/** Kahn's algorithm, taking ready jobs in file order; a leftover means a cycle, which is named. */
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
 function topologicalOrder(
   jobs: PlanJob[],
   byId: ReadonlyMap<string, PlanJob>,
   source: string
 ): PlanJob[] {
   const position = new Map(jobs.map((job, index) => [job.id, index]))
-  const waitingOn = new Map(jobs.map(job => [job.id, new Set(job.dependsOn ?? [])]))
-  const dependents = new Map<string, string[]>(jobs.map(job => [job.id, []]))
-  for (const job of jobs)
-    for (const dep of new Set(job.dependsOn ?? [])) dependents.get(dep)!.push(job.id)
-  const ready = jobs.filter(job => waitingOn.get(job.id)!.size === 0).map(job => job.id)
+  // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+  const waitingOn = new Array<number>(jobs.length).fill(0)
+  const dependents: number[][] = jobs.map(() => [])
+  jobs.forEach((job, index) => {
+    const deps = new Set(job.dependsOn ?? [])
+    waitingOn[index] = deps.size
+    for (const dep of deps) dependents[position.get(dep)!].push(index)
+  })
+  const ready = new MinHeap()
+  waitingOn.forEach((count, index) => count === 0 && ready.push(index))
   const order: PlanJob[] = []
-  while (ready.length) {
-    ready.sort((a, b) => position.get(a)! - position.get(b)!)
-    const id = ready.shift()!
-    order.push(byId.get(id)!)
-    for (const dependent of dependents.get(id)!) {
-      const pending = waitingOn.get(dependent)!
-      pending.delete(id)
-      if (pending.size === 0) ready.push(dependent)
-    }
+  while (ready.size) {
+    const index = ready.pop()
+    order.push(jobs[index])
+    for (const dependent of dependents[index])
+      if (--waitingOn[dependent] === 0) ready.push(dependent)
   }
   if (order.length < jobs.length) {
     const cycle = findCycle(
-      jobs.filter(job => waitingOn.get(job.id)!.size > 0),
+      jobs.filter((_, index) => waitingOn[index] > 0),
       byId,
       position
     )
@@ -178,6 +254,46 @@ function topologicalOrder(
     )
   }
   return order
+}
+
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+  private readonly items: number[] = []
+
+  get size(): number {
+    return this.items.length
+  }
+
+  push(value: number): void {
+    const items = this.items
+    let at = items.push(value) - 1
+    while (at > 0) {
+      const parent = (at - 1) >> 1
+      if (items[parent] <= value) break
+      items[at] = items[parent]
+      at = parent
+    }
+    items[at] = value
+  }
+
+  pop(): number {
+    const items = this.items
+    const top = items[0]
+    const last = items.pop()!
+    if (items.length) {
+      let at = 0
+      for (;;) {
+        const left = 2 * at + 1
+        if (left >= items.length) break
+        const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left
+        if (items[child] >= last) break
+        items[at] = items[child]
+        at = child
+      }
+      items[at] = last
+    }
+    return top
+  }
 }
 
 /**
@@ -270,14 +386,22 @@ export function secretKeyOf(ref: string): string | undefined {
   return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined
 }
 
-/** Length of the longest dependency chain above a job (0 for a root). */
-export function depthOf(plan: Plan, jobId: string, memo = new Map<string, number>()): number {
-  const known = memo.get(jobId)
-  if (known !== undefined) return known
-  const deps = plan.byId.get(jobId)?.dependsOn ?? []
-  const depth = deps.length ? 1 + Math.max(...deps.map(dep => depthOf(plan, dep, memo))) : 0
-  memo.set(jobId, depth)
-  return depth
+const depthsOfPlan = new WeakMap<Plan, Map<string, number>>()
+
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+export function depthOf(plan: Plan, jobId: string): number {
+  let depths = depthsOfPlan.get(plan)
+  if (!depths) {
+    // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+    depths = new Map()
+    for (const job of plan.order) {
+      let depth = 0
+      for (const dep of job.dependsOn ?? []) depth = Math.max(depth, depths.get(dep)! + 1)
+      depths.set(job.id, depth)
+    }
+    depthsOfPlan.set(plan, depths)
+  }
+  return depths.get(jobId) ?? 0
 }
 
 /** Every job that must succeed before this one may start. */
@@ -288,7 +412,7 @@ export function ancestorsOf(plan: Plan, jobId: string): Set<string> {
     const id = stack.pop()!
     if (found.has(id)) continue
     found.add(id)
-    stack.push(...(plan.byId.get(id)?.dependsOn ?? []))
+    for (const dep of plan.byId.get(id)?.dependsOn ?? []) if (!found.has(dep)) stack.push(dep)
   }
   return found
 }

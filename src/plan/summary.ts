@@ -1,3 +1,4 @@
+import { markdownCode, markdownLiteral, mermaidLabel } from '../common/escape.js'
 import { checkNameOf, secretNeedsOf, type Plan } from './model.js'
 
 /**
@@ -17,9 +18,6 @@ export interface PlanSummaryInfo {
   artifactName?: string
 }
 
-const escapeCell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
-const mermaidLabel = (text: string) => `"${text.replace(/"/g, '#quot;').replace(/\n/g, ' ')}"`
-
 export function renderPlanSummary({
   plan,
   runId,
@@ -32,11 +30,11 @@ export function renderPlanSummary({
     '',
     '| plan id | run id | jobs |',
     '|---|---|---|',
-    `| \`${plan.id}\` | \`${runId}\` | ${jobs.length} |`,
+    `| ${markdownCode(plan.id, true)} | ${markdownCode(runId, true)} | ${jobs.length} |`,
     '',
     artifactName
-      ? `Plan file \`${planFile}\`, handed to the run jobs as artifact \`${artifactName}\`.`
-      : `Plan file \`${planFile}\`.`,
+      ? `Plan file ${markdownCode(planFile)}, handed to the run jobs as artifact ${markdownCode(artifactName)}.`
+      : `Plan file ${markdownCode(planFile)}.`,
     ''
   ]
   if (!jobs.length) {
@@ -49,7 +47,7 @@ export function renderPlanSummary({
   let size = Buffer.byteLength(lines.join('\n'))
   for (const [index, job] of jobs.entries()) {
     const runsOn = typeof job.runsOn === 'string' ? job.runsOn : ''
-    const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(checkNameOf(job))} | ${escapeCell(runsOn)} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`
+    const row = `| ${markdownCode(job.id, true)} | ${markdownLiteral(checkNameOf(job), true)} | ${markdownLiteral(runsOn, true)} | ${(job.dependsOn ?? []).map(d => markdownCode(d, true)).join(', ')} |`
     size += Buffer.byteLength(row) + 1
     if (size > SUMMARY_BUDGET_BYTES) {
       lines.push(
@@ -68,7 +66,7 @@ export function renderNothingToPlanSummary(orunLine: string): string {
   return [
     '## orun plan',
     '',
-    `orun found nothing to plan: \`${orunLine.replace(/`/g, "'")}\``,
+    `orun found nothing to plan: ${markdownCode(orunLine)}`,
     '',
     'No plan file was written and the jobs output is `[]`: there is nothing to run.',
     ''
@@ -86,9 +84,11 @@ function renderSecrets(plan: Plan): string[] {
   const overrides = new Map<string, boolean>() // ORUN_SECRET_<KEY> -> required by some job
   for (const job of plan.order) {
     for (const need of secretNeedsOf(job)) {
-      const from = need.overrideEnv ? `\`${need.overrideEnv}\`` : `not a valid secret ref`
+      const from = need.overrideEnv
+        ? markdownCode(need.overrideEnv, true)
+        : 'not a valid secret ref'
       rows.push(
-        `| \`${escapeCell(job.id)}\` | \`${escapeCell(need.asEnv)}\` | ${escapeCell(from)} | \`${escapeCell(need.ref)}\` | ${need.optional ? 'optional' : 'required'} |`
+        `| ${markdownCode(job.id, true)} | ${markdownCode(need.asEnv, true)} | ${from} | ${markdownCode(need.ref, true)} | ${need.optional ? 'optional' : 'required'} |`
       )
       if (need.overrideEnv) {
         overrides.set(

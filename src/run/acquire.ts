@@ -2,6 +2,7 @@ import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
+import { inline } from '../common/escape.js'
 import { spread, type Random } from '../common/retry.js'
 import { depthOf, type Plan } from '../plan/model.js'
 import { assess, nextPoll, type WaitAssessment } from './schedule.js'
@@ -128,7 +129,7 @@ async function acquireLoop(
     }
     if (ctx.now() >= deadline) {
       throw new UserError(
-        `Gave up waiting for the dependencies of ${jobId}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
+        `Gave up waiting for the dependencies of ${inline(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
           "Check those jobs' runners, or raise 'dependency-timeout'."
       )
     }
@@ -138,7 +139,7 @@ async function acquireLoop(
     const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()))
     if (delay > 0) {
       ctx.log(
-        `Waiting for ${jobId}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`
+        `Waiting for ${inline(jobId)}: ${describeDeps(assessment.pendingDeps, ctx.now())}; next check in ${(delay / 1000).toFixed(1)}s.`
       )
       await ctx.sleep(delay)
     }
@@ -254,7 +255,7 @@ async function claim(ctx: AcquireContext, jobId: string) {
  */
 async function mirror(ctx: AcquireContext, jobId: string, waitUntil: number): Promise<Acquired> {
   let deadline = waitUntil
-  ctx.log(`${jobId} is already running on another runner; mirroring its result.`)
+  ctx.log(`${inline(jobId)} is already running on another runner; mirroring its result.`)
   for (let polls = 0; ; polls++) {
     const record = await ctx.client.jobStatus(ctx.runId, jobId)
     if (record.status === 'success' || record.status === 'failed') {
@@ -288,8 +289,8 @@ export function describeDeps(deps: readonly JobRecord[], now: number): string {
   return deps
     .map(dep =>
       dep.status === 'running' && dep.startedAt
-        ? `${dep.jobId} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
-        : `${dep.jobId} (${dep.status})`
+        ? `${inline(dep.jobId)} (running ${Math.round((now - Date.parse(dep.startedAt)) / 1000)}s)`
+        : `${inline(dep.jobId)} (${dep.status})`
     )
     .join(', ')
 }

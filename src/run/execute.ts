@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { BackendClient } from '../backend/client.js'
+import { inline } from '../common/escape.js'
 import type { ProcessIds } from '../common/process-tree.js'
 import { startJob, type JobProcess, type RunCapabilities } from '../orun/cli.js'
 import { singleJobPlan, type Plan } from '../plan/model.js'
@@ -119,7 +120,7 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
     const { exitCode } = await child.exited
     if (child.leftovers)
       core.warning(
-        `${jobId}: orun left ${child.leftovers} process(es) running; they were stopped with it.`
+        `${inline(jobId)}: orun left ${child.leftovers} process(es) running; they were stopped with it.`
       )
     const durationMs = Date.now() - started
     const base = { exitCode, durationMs, heartbeats: heartbeat.beats }

@@ -4,6 +4,7 @@ import type { BackendClient, CallOptions } from '../backend/client.js'
 import type { RunCapabilities } from '../orun/cli.js'
 import { BackendError, isCancelledCall } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { errorMessage } from '../common/errors.js'
 import { scaledBudget, spread, timerUnlessAborted } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
@@ -80,7 +81,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         ensureRun: ctx.ensureRun,
         sleep: ms => abortableSleep(ms, ctx.cancel),
         now: Date.now,
-        log: message => core.info(message)
+        log: message => core.info(commandSafe(message))
       },
       jobId,
       stats
@@ -105,7 +106,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     case 'finished':
       if (acquired.status === 'success') {
         core.info(
-          `${jobId} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`
+          `${inline(jobId)} already succeeded${acquired.mirrored ? ' on another runner' : ''}: not running it again.`
         )
         return {
           ...base,
@@ -116,11 +117,11 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       return {
         ...base,
         status: 'failed',
-        detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}${rerunHint(inputs.runId)}`
+        detail: `failed${acquired.mirrored ? ' on another runner' : ' earlier'}: ${acquired.lastError ?? 'no error text'}`
       }
     case 'skipped':
       core.info(
-        `${jobId} is running on another runner (${acquired.owner ?? 'unknown'}); on-duplicate is skip.`
+        `${inline(jobId)} is running on another runner (${inline(acquired.owner ?? 'unknown')}); on-duplicate is skip.`
       )
       return {
         ...base,
@@ -129,15 +130,17 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       }
     case 'blocked': {
       const names = acquired.upstream
-        .map(u => `${u.jobId} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
+        .map(u => `${inline(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
         .join(', ')
-      core.error(`${jobId} will not run: upstream job(s) failed: ${names || 'a dependency'}.`)
+      core.error(
+        `${inline(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`
+      )
       return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` }
     }
   }
   if (acquired.takeover)
     core.warning(
-      `${jobId}: the previous runner's heartbeat had expired; this runner took the job over.`
+      `${inline(jobId)}: the previous runner's heartbeat had expired; this runner took the job over.`
     )
 
   const spoolFile = join(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`)
@@ -261,8 +264,8 @@ async function report(
     return { delivered: true }
   } catch (caught) {
     if (caught instanceof BackendError && caught.status === 400) {
-      const note = `the backend refused the result (${caught.message}): another runner owns ${jobId} now, and its result counts`
-      core.warning(note)
+      const note = `the backend refused the result (${caught.message}): another runner owns ${inline(jobId)} now, and its result counts`
+      core.warning(commandSafe(note))
       return { delivered: true, note }
     }
     const why =
@@ -273,17 +276,10 @@ async function report(
         : errorMessage(caught)
     const note = `result (${status}) not delivered yet; the post step retries`
     core.warning(
-      `Could not deliver the result of ${jobId} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`
+      commandSafe(
+        `Could not deliver the result of ${inline(jobId)} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`
+      )
     )
     return { delivered: false, note }
   }
-}
-
-/** A failed job in a run of an earlier attempt stays failed: only "Re-run all jobs" gets a fresh run id. */
-function rerunHint(runId: string): string {
-  const attempt = /^gha-\d+-(\d+)-/.exec(runId)?.[1]
-  const current = process.env.GITHUB_RUN_ATTEMPT
-  return attempt && current && Number(current) > Number(attempt)
-    ? ` (this is attempt ${current} re-using run id ${runId} from attempt ${attempt}: use "Re-run all jobs" so the plan job makes a fresh run id)`
-    : ''
 }

@@ -7,8 +7,15 @@ import type { Redactor } from './redact.js'
  * spaced by the configured interval, stretched for big logs so a live view
  * never costs megabytes per second, skipped when nothing changed, and the
  * stored copy is capped (keeping the end, where failures show).
+ *
+ * Secrets: text is redacted whole, then capped (a cut never leaves part of a
+ * secret in clear), and a mid-stream upload holds back the unterminated last
+ * line until its newline or the final flush, so a secret split across two
+ * writes is never stored half-printed (and unrecognised) in between.
  */
 export const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024
+/** The output quoted in a failed job's error text is cut to this, keeping the end. */
+export const MAX_TAIL_BYTES = 8 * 1024
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024
 
@@ -54,12 +61,20 @@ export class LogStream {
     if (this.options.spoolFile) appendFileSync(this.options.spoolFile, chunk)
   }
 
-  /** The text that is uploaded: redacted, and cut from the front past the cap. */
-  snapshot(): string {
+  /**
+   * The text that is uploaded: redacted, then cut from the front past the cap.
+   * Mid-stream (not final) it ends at the last complete line.
+   */
+  snapshot(final = true): string {
     return capLog(
-      this.options.redactor.redact(this.raw),
+      this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))),
       this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES
     )
+  }
+
+  /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
+  private uploadable(final: boolean): number {
+    return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1
   }
 
   start(): void {
@@ -128,10 +143,10 @@ export class LogStream {
   }
 
   private async upload(final: boolean, signal: AbortSignal, boundMs?: number): Promise<void> {
-    if (this.raw.length === this.uploadedLength) return
+    const length = this.uploadable(final)
+    if (length === this.uploadedLength) return
     // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
-    if (!final && !this.raw) return
-    const length = this.raw.length
+    if (!final && !length) return
     const current = new AbortController()
     const onAbort = () => current.abort()
     signal.addEventListener('abort', onAbort, { once: true })
@@ -139,7 +154,7 @@ export class LogStream {
     try {
       // Mid-stream, one request: the next tick retries anyway. The final upload retries
       // until its flush's bound ends it (unbounded: the client's own budget).
-      const { logRef } = await this.options.upload(this.snapshot(), {
+      const { logRef } = await this.options.upload(this.snapshot(final), {
         budgetMs: final ? boundMs : 0,
         signal: current.signal
       })
@@ -160,10 +175,30 @@ export class LogStream {
     }
   }
 
-  /** Last lines of output, for the error text reported with a failed job. */
+  /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
   tail(lines: number): string {
-    return this.options.redactor.redact(this.raw).trimEnd().split('\n').slice(-lines).join('\n')
+    const text = this.options.redactor
+      .redact(this.raw)
+      .trimEnd()
+      .split('\n')
+      .slice(-lines)
+      .join('\n')
+    return keepEnd(text, MAX_TAIL_BYTES)
   }
+}
+
+/** The last maxBytes bytes of a text (whole characters), marked with … when cut. */
+export function keepEnd(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text)
+  if (bytes.length <= maxBytes) return text
+  const marker = '…'
+  return (
+    marker +
+    bytes
+      .subarray(bytes.length - (maxBytes - Buffer.byteLength(marker)))
+      .toString('utf8')
+      .replace(/^\uFFFD+/, '')
+  )
 }
 
 export function capLog(text: string, maxBytes: number): string {

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { isCancelledCall } from '../backend/client.js'
 import { connectBackend, explainBackendError, joinRun, shortId } from '../backend/session.js'
+import { currentAttempt } from '../common/attempt.js'
 import { UserError } from '../common/errors.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { probeRunCapabilities } from '../orun/cli.js'
@@ -11,6 +13,8 @@ import { Cancelled } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
 import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
+import { prepareRerun } from './rerun.js'
+import { checkOrunSafeNames } from '../plan/model.js'
 import type { InFlight } from './state.js'
 import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
 
@@ -19,6 +23,10 @@ export async function run(): Promise<void> {
   const inputs = readRunInputs()
   const plan = await loadPlan(inputs)
   const targets = selectTargets(plan, inputs)
+  checkOrunSafeNames(
+    targets.map(id => plan.byId.get(id)!),
+    inputs.planFile ?? 'from the plan artifact'
+  )
   const orun = await resolveOrun({
     orunPath: inputs.orunPath,
     orunVersion: inputs.orunVersion,
@@ -48,29 +56,50 @@ export async function run(): Promise<void> {
       hurry.abort()
     }
   }
+  const stopListening = () => {
+    process.removeListener('SIGINT', onSignal)
+    process.removeListener('SIGTERM', onSignal)
+  }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 
   const { client, tokens } = connectBackend({ ...inputs, signal: cancel.signal })
-  try {
-    await checkRunMatchesPlan(client, inputs.runId, plan)
-  } catch (error) {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
-    throw error
-  }
   const runnerId = [
     process.env.RUNNER_NAME || hostname(),
     process.env.GITHUB_RUN_ATTEMPT || '1',
     process.pid,
     randomBytes(3).toString('hex')
   ].join('-')
+  // A run id of an earlier attempt (a re-run): this attempt works in a run of its own.
+  const rerun = await prepareRerun({
+    client,
+    plan,
+    runId: inputs.runId,
+    attempt: currentAttempt(),
+    workflowRun: process.env.GITHUB_RUN_ID,
+    targets,
+    runnerId,
+    log: message => core.info(message),
+    warn: message => core.warning(message),
+    cancel: cancel.signal
+  })
+  if (rerun.carrier) inputs.runId = rerun.runId
+  else {
+    try {
+      await checkRunMatchesPlan(client, inputs.runId, plan)
+    } catch (error) {
+      stopListening()
+      throw error
+    }
+  }
   core.setOutput('run-id', inputs.runId)
   core.info(
-    `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.join(', ')}.`
+    commandSafe(
+      `Runner ${runnerId}: ${targets.length} job(s) of run ${inputs.runId}: ${targets.map(inline).join(', ')}.`
+    )
   )
 
-  let joined = false
+  let joined = rerun.carrier !== null
   const tempDir = makeTempDir('orun-run-')
   const inFlight: InFlight = {
     backendUrl: inputs.backendUrl,
@@ -82,7 +111,9 @@ export async function run(): Promise<void> {
   const results: JobResult[] = []
   let failure: unknown
   let current: string | undefined
+  let completed = false
   try {
+    await rerun.carrier?.start()
     for (const jobId of targets) {
       current = jobId
       if (cancel.signal.aborted) break
@@ -108,6 +139,7 @@ export async function run(): Promise<void> {
         })
       )
     }
+    completed = true
   } catch (error) {
     // Anything else still ends with the outputs below: a step without `status` tells nothing.
     if (!(error instanceof Cancelled) && !isCancelledCall(error))
@@ -119,9 +151,11 @@ export async function run(): Promise<void> {
         { runId: inputs.runId, jobId: current }
       )
   } finally {
-    process.removeListener('SIGINT', onSignal)
-    process.removeListener('SIGTERM', onSignal)
+    stopListening()
+    await rerun.carrier?.finish(completed && !cancel.signal.aborted)
   }
+  rerun.carrier?.annotate(results)
+  const carried = rerun.carrier?.carried ?? []
 
   // A cancel after every job was reported (during the final log upload, say) changes no result.
   const incomplete = results.length < targets.length
@@ -132,13 +166,14 @@ export async function run(): Promise<void> {
     'job-results',
     JSON.stringify(
       Object.fromEntries(
-        results.map(r => [
+        [...results, ...carried].map(r => [
           r.jobId,
           {
             status: r.status,
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
-            tookOver: r.tookOver
+            tookOver: r.tookOver,
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
           }
         ])
       )
@@ -146,7 +181,7 @@ export async function run(): Promise<void> {
   )
   await core.summary
     .addRaw(
-      renderRunSummary(inputs.runId, runnerId, results, {
+      renderRunSummary(inputs.runId, runnerId, [...results, ...carried], {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
       })
@@ -169,5 +204,7 @@ export async function run(): Promise<void> {
   }
   const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked')
   if (bad.length)
-    throw new UserError(bad.map(r => `${r.jobId}: ${r.status}: ${r.detail ?? ''}`).join('\n'))
+    throw new UserError(
+      bad.map(r => `${inline(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n')
+    )
 }

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { connectBackend, explainBackendError } from '../backend/session.js'
 import { BackendError } from '../backend/client.js'
 import { UserError, errorMessage } from '../common/errors.js'
+import { commandSafe, inline } from '../common/escape.js'
 import { getList } from '../common/inputs.js'
 import { leftoverProcesses, signalProcesses } from '../common/process-tree.js'
 import { scaledBudget } from '../common/retry.js'
@@ -43,8 +44,8 @@ export async function post(): Promise<void> {
       const error = outcome ? outcome.error : UNKNOWN_OUTCOME
       core.info(
         outcome
-          ? `${jobId} finished (${status}) but its result was not delivered: delivering it now.`
-          : `${jobId} was claimed by this runner but never reported: marking it failed (cancelled).`
+          ? `${inline(jobId)} finished (${status}) but its result was not delivered: delivering it now.`
+          : `${inline(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`
       )
       // The result first, as the main step does: it also proves the job is still ours, and a job
       // another runner took over (or that was reported after all) keeps its owner's log.
@@ -52,10 +53,14 @@ export async function post(): Promise<void> {
         await client.update(state.runId, jobId, state.runnerId, status, error, {
           budgetMs: scaledBudget(POST_UPDATE_BUDGET_MS)
         })
-        core.info(`Delivered ${jobId}: ${status}.`)
+        core.info(`Delivered ${inline(jobId)}: ${status}.`)
       } catch (failure) {
         if (failure instanceof BackendError && failure.status === 400) {
-          core.info(`${jobId} is no longer this runner's to report (${failure.message}).`)
+          core.info(
+            commandSafe(
+              `${inline(jobId)} is no longer this runner's to report (${failure.message}).`
+            )
+          )
           ours = false
         } else {
           const explained = explainBackendError(failure, `reporting ${jobId}`, {
@@ -63,9 +68,11 @@ export async function post(): Promise<void> {
             jobId
           })
           core.warning(
-            `Could not deliver the result of ${jobId} (${status}): ${errorMessage(explained)}`
+            commandSafe(
+              `Could not deliver the result of ${inline(jobId)} (${status}): ${errorMessage(explained)}`
+            )
           )
-          undelivered.push(`${jobId} (${status})`)
+          undelivered.push(`${inline(jobId)} (${status})`)
         }
       }
     }
@@ -75,8 +82,10 @@ export async function post(): Promise<void> {
   }
   if (undelivered.length) {
     throw new UserError(
-      `The result of ${undelivered.join(', ')} could not be delivered to the backend, by the main step or by this post step: ` +
-        "its dependents will see the job as running until its heartbeat expires (300 s), then another runner may run it again. Check the backend's health at 'backend-url' and re-run the failed jobs."
+      commandSafe(
+        `The result of ${undelivered.join(', ')} could not be delivered to the backend, by the main step or by this post step: ` +
+          "its dependents will see the job as running until its heartbeat expires (300 s), then another runner may run it again. Check the backend's health at 'backend-url' and re-run the failed jobs."
+      )
     )
   }
 }
@@ -88,7 +97,7 @@ function stopLeftovers(job: InFlightJob): void {
   if (!left.length) return
   const killed = signalProcesses(left, 'SIGKILL')
   core.warning(
-    `${job.jobId}: the main step left ${killed} orun process(es) running; they were killed.`
+    `${inline(job.jobId)}: the main step left ${killed} orun process(es) running; they were killed.`
   )
 }
 
@@ -109,6 +118,8 @@ async function uploadSpooledLog(
       budgetMs: scaledBudget(POST_LOG_BUDGET_MS)
     })
   } catch (error) {
-    core.warning(`Could not upload the log of ${job.jobId}: ${errorMessage(error)}`)
+    core.warning(
+      commandSafe(`Could not upload the log of ${inline(job.jobId)}: ${errorMessage(error)}`)
+    )
   }
 }

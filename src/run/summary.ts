@@ -1,17 +1,21 @@
+import { markdownCode, markdownLiteral } from '../common/escape.js'
+
 /** The per-runner job summary: what ran here, how long it waited, where its log is. */
 export interface JobResult {
   jobId: string
-  status: 'success' | 'failed' | 'already-complete' | 'skipped' | 'blocked'
+  /** carried: an earlier attempt's success this runner carried into this attempt's run. */
+  status: 'success' | 'failed' | 'already-complete' | 'skipped' | 'blocked' | 'carried'
   durationMs: number
   waitMs: number
   attempts: number
   tookOver: boolean
   logRef?: string
   detail?: string
+  /** The attempt in which the job was executed, when it was carried over from there. */
+  carriedFrom?: number
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
-const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ')
 
 export function renderRunSummary(
   runId: string,
@@ -20,16 +24,16 @@ export function renderRunSummary(
   requests: { sent: number; rateLimited: number }
 ): string {
   const lines = [
-    `## orun run \`${runId}\``,
+    `## orun run ${markdownCode(runId)}`,
     '',
-    `Runner \`${runnerId}\`: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
+    `Runner ${markdownCode(runnerId)}: ${requests.sent} backend requests, ${requests.rateLimited} rate-limited.`,
     '',
     '| job | status | duration | waited | took over | log | detail |',
     '|---|---|---|---|---|---|---|'
   ]
   for (const r of results) {
     lines.push(
-      `| \`${cell(r.jobId)}\` | ${r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${r.logRef ? `\`${cell(r.logRef)}\`` : ''} | ${cell(r.detail ?? '')} |`
+      `| ${markdownCode(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${markdownCode(r.logRef ?? '', true)} | ${markdownLiteral(r.detail ?? '', true)} |`
     )
   }
   return lines.join('\n') + '\n'

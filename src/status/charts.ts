@@ -1,4 +1,4 @@
-import { ganttName, mermaidLabel } from './escape.js'
+import { ganttName, mermaidLines } from '../common/escape.js'
 import { OUTCOMES, type JobView, type Outcome, type RunView } from './outcome.js'
 
 /**
@@ -97,10 +97,10 @@ function jobDag(view: RunView): string[] {
   const nodeId = new Map(view.jobs.map((job, index) => [job.id, `j${index}`]))
   const out = ['flowchart LR']
   for (const [index, [env, jobs]] of [...groupByEnvironment(view.jobs)].entries()) {
-    out.push(`  subgraph env${index}[${mermaidLabel(env || 'no environment')}]`)
+    out.push(`  subgraph env${index}[${mermaidLines(env || 'no environment')}]`)
     for (const job of jobs) {
       out.push(
-        `    ${nodeId.get(job.id)}[${mermaidLabel(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`
+        `    ${nodeId.get(job.id)}[${mermaidLines(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`
       )
     }
     out.push('  end')
@@ -130,7 +130,7 @@ function environmentDag(view: RunView): string[] {
   const out = ['flowchart LR']
   for (const [env, jobs] of groups) {
     out.push(
-      `  ${envNode.get(env)}[${mermaidLabel(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`
+      `  ${envNode.get(env)}[${mermaidLines(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`
     )
   }
   const edges = new Set<string>()

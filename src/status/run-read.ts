@@ -4,6 +4,7 @@ import { explainBackendError } from '../backend/session.js'
 import type { JobRecord, RunRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
 import type { Plan } from '../plan/model.js'
+import { parseRunId } from '../common/attempt.js'
 
 export interface RunRead {
   /** The run id that was read (or the given one, when no run exists). */
@@ -52,17 +53,11 @@ export async function readRun(client: BackendClient, runId: string, plan: Plan):
 export function candidateRunIds(runId: string, env: NodeJS.ProcessEnv = process.env): string[] {
   const current = Number(env.GITHUB_RUN_ATTEMPT || '1')
   if (!Number.isInteger(current) || current <= 1) return [runId]
-  const derived = /^gha-(\d+)-(\d+)-([0-9a-f]{12})$/.exec(runId)
-  if (derived && derived[1] !== env.GITHUB_RUN_ID) return [runId]
-  const given = derived ? Number(derived[2]) : Number(/-a([1-9]\d*)$/.exec(runId)?.[1] ?? 1)
-  const base = derived ? '' : runId.replace(/-a[1-9]\d*$/, '')
-  const idFor = (attempt: number) =>
-    derived
-      ? `gha-${derived[1]}-${attempt}-${derived[3]}`
-      : attempt > 1
-        ? `${base}-a${attempt}`
-        : base
+  const given = parseRunId(runId)
+  // A plan-action id made in another workflow run is used as given, as the run action does.
+  if (given.workflowRun !== undefined && given.workflowRun !== env.GITHUB_RUN_ID) return [runId]
   const ids: string[] = []
-  for (let attempt = current; attempt > given; attempt--) ids.push(idFor(attempt))
+  for (let attempt = current; attempt > given.attempt; attempt--)
+    ids.push(given.forAttempt(attempt))
   return [...ids, runId]
 }

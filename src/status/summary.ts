@@ -6,7 +6,7 @@ import {
   outcomeText,
   timelineChart
 } from './charts.js'
-import { codeBlock, markdownText } from './escape.js'
+import { codeBlock, markdownText } from '../common/escape.js'
 import type { GitHubJob } from './links.js'
 import { TAIL_LINES, type LogTails } from './logs.js'
 import {
