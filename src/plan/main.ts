@@ -10,6 +10,7 @@ import { resolveBackendUrl } from '../backend/url.js'
 import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderPlanSummary } from './summary.js'
+import { chooseWorkers, renderWorkersSummary, workerIndexes } from './workers.js'
 import { PLAN_ARTIFACT_FILE, defaultArtifactName, uploadPlanArtifact } from './handoff.js'
 
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
@@ -50,6 +51,8 @@ export async function run(): Promise<void> {
   core.setOutput('matrix', JSON.stringify({ include: jobs }))
   core.setOutput('plan-file', planFile)
   core.setOutput('artifact-name', inputs.upload && jobs.length ? artifactName : '')
+  const workers = chooseWorkers(plan, inputs.workers)
+  core.setOutput('workers', JSON.stringify(workerIndexes(workers.count)))
   core.info(`Plan ${plan.id}: ${jobs.length} job(s), run id ${runId}.`)
 
   await core.summary
@@ -61,6 +64,7 @@ export async function run(): Promise<void> {
         artifactName: inputs.upload && jobs.length ? artifactName : undefined
       })
     )
+    .addRaw(renderWorkersSummary(workers))
     .write()
 }
 

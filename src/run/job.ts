@@ -5,7 +5,7 @@ import { BackendError } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
 import { spread } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
-import { acquireJob, type AcquireStats } from './acquire.js'
+import { acquireJob, type Acquired, type AcquireStats } from './acquire.js'
 import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
 import type { RunInputs } from './inputs.js'
@@ -37,12 +37,23 @@ export interface JobContext {
   binary: string
   forceLocal: boolean
   ensureRun: () => Promise<void>
+  /** Pool mode: the job was already claimed by the caller (no wait, no claim here). */
+  claimed?: { takeover: boolean }
+  /**
+   * How the job's output is set apart in the step log: a collapsible group (one job per
+   * runner), or a header line (a pool worker runs many; orun prints groups of its own).
+   */
+  section?: 'group' | 'header'
+  /** Pause before the final log upload (default 1.5 s, spread); a pacing pool worker needs none. */
+  finalLogSpreadMs?: number
 }
 
 export async function runJob(ctx: JobContext): Promise<JobResult> {
   const { jobId, inputs, client } = ctx
   const stats: AcquireStats = { waitedMs: 0, polls: 0 }
-  const acquired = await acquireJob(
+  // A pool worker claims before it calls: then there is nothing left to acquire.
+  const acquire: typeof acquireJob = ctx.claimed ? alreadyClaimed(ctx.claimed) : acquireJob
+  const acquired = await acquire(
     {
       client,
       plan: ctx.plan,
@@ -115,7 +126,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     spoolFile,
     warn: message => core.warning(message)
   })
-  core.startGroup(`orun run ${jobId}`)
+  if (ctx.section === 'header') core.info(`\n===== orun run ${jobId} =====`)
+  else core.startGroup(`orun run ${jobId}`)
   let execution
   try {
     execution = await executeJob({
@@ -135,7 +147,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       cancel: ctx.cancel
     })
   } finally {
-    core.endGroup()
+    if (ctx.section !== 'header') core.endGroup()
   }
   const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover }
   if (execution.outcome === 'aborted') {
@@ -158,7 +170,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error)
   // Every runner of a DAG level reports at about the same moment; spreading the final
   // uploads keeps them from crowding out the results and claims that gate the next level.
-  await new Promise(resolve => setTimeout(resolve, spread(FINAL_LOG_SPREAD_MS, 1)))
+  const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS
+  if (spreadMs > 0) await new Promise(resolve => setTimeout(resolve, spread(spreadMs, 1)))
   await log.flush(true)
   ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId)
   saveInFlight(ctx.inFlight)
@@ -168,6 +181,10 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     logRef: log.logRef,
     detail: [error && oneLine(error), reported].filter(Boolean).join('; ') || undefined
   }
+}
+
+function alreadyClaimed(claimed: { takeover: boolean }) {
+  return async (): Promise<Acquired> => ({ kind: 'claimed', takeover: claimed.takeover })
 }
 
 /** The first line of an error text and the last line of output it quotes, for summaries. */

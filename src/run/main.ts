@@ -6,9 +6,10 @@ import { UserError } from '../common/errors.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { runSupportsLocalFlag } from '../orun/cli.js'
-import { Cancelled } from './cancel.js'
+import { Cancelled, abortableSleep } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
+import { runPool } from './pool.js'
 import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
 import type { InFlight } from './state.js'
 import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
@@ -63,8 +64,37 @@ export async function run(): Promise<void> {
     jobs: []
   }
   const results: JobResult[] = []
+  let poolExit: string | undefined
   try {
-    for (const jobId of targets) {
+    if (inputs.worker !== undefined) {
+      poolExit = await runPool(
+        {
+          inputs,
+          plan,
+          client,
+          tokens,
+          runnerId,
+          tempDir,
+          inFlight,
+          cancel: cancel.signal,
+          binary: orun.binary,
+          forceLocal,
+          ensureRun: async () => {
+            if (joined) return
+            await joinRun(client, plan, inputs.runId)
+            joined = true
+          },
+          log: message => core.info(message),
+          worker: inputs.worker,
+          targets,
+          sleep: ms => abortableSleep(ms, cancel.signal),
+          now: Date.now
+        },
+        results
+      )
+      core.info(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`)
+    }
+    for (const jobId of inputs.worker === undefined ? targets : []) {
       if (cancel.signal.aborted) break
       results.push(
         await runJob({
@@ -118,6 +148,11 @@ export async function run(): Promise<void> {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
       })
+    )
+    .addRaw(
+      poolExit
+        ? `\nPool worker ${inputs.worker}: ran ${results.length} job(s), then left: ${poolExit}.\n`
+        : ''
     )
     .write()
   core.info(
