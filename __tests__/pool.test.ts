@@ -520,7 +520,7 @@ describe('when an idle worker leaves', () => {
 })
 
 describe('request pacing', () => {
-  it('grows the gap by half after a 429, down by a step after a clean answer, within bounds', async () => {
+  it('widens the gap by half after a 429 and waits out Retry-After; narrows it by a step after an answer', async () => {
     let clock = 0
     const waits: number[] = []
     const pacer = new Pacer({
@@ -533,18 +533,22 @@ describe('request pacing', () => {
     await pacer.turn()
     await pacer.turn()
     expect(waits).toEqual([])
-    pacer.settle(1)
+    pacer.refused(1_000)
     expect(pacer.gapMs).toBe(300)
-    pacer.settle(2)
+    // No slot before the server's Retry-After.
+    await pacer.turn()
+    expect(waits).toEqual([1_000])
+    pacer.refused(1_000)
     expect(pacer.gapMs).toBe(450)
-    pacer.settle(0)
+    pacer.answered()
     expect(pacer.gapMs).toBe(350)
-    for (let i = 0; i < 20; i++) pacer.settle(1)
-    expect(pacer.gapMs).toBe(4_000)
+    for (let i = 0; i < 20; i++) pacer.refused(1_000)
+    expect(pacer.gapMs).toBe(15_000)
+    expect(pacer.refusals).toBe(22)
+    waits.length = 0
     await pacer.turn()
     await pacer.turn()
-    expect(waits).toEqual([4_000])
-    expect(pacer.refusals).toBe(23)
+    expect(waits).toEqual([15_000, 15_000])
   })
 })
 

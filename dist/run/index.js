@@ -35165,8 +35165,11 @@ function rerunHint(runId) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/pace.ts
+
 /** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
 const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
 class Pacer {
     options;
     gapMs;
@@ -35179,7 +35182,7 @@ class Pacer {
         this.options = options;
         this.gapMs = options.initialGapMs ?? 0;
         this.stepMs = options.stepMs ?? 100;
-        this.maxGapMs = options.maxGapMs ?? 4_000;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
     }
     /** Waits for this worker's next slot and books it (concurrent callers queue up). */
     async turn() {
@@ -35189,15 +35192,15 @@ class Pacer {
         if (at > now)
             await this.options.sleep(at - now);
     }
-    /** After a request: how many 429s it met on the way (the client retries them). */
-    settle(rateLimited) {
-        if (rateLimited > 0) {
-            this.refusals += rateLimited;
-            this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
-        }
-        else {
-            this.gapMs = Math.max(0, this.gapMs - this.stepMs);
-        }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
     }
 }
 /** The client calls that send requests; each waits for its turn. */
@@ -35214,27 +35217,48 @@ const PACED = new Set([
     'readLog'
 ]);
 /**
- * The same client, with every request spaced by the pacer. Its stats are the
- * client's own, so 429s are counted once, wherever they happen.
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
  */
-function pacedClient(client, pacer) {
+function pacedClient(client, pacer, followUps = new Set()) {
     return new Proxy(client, {
         get(target, property, receiver) {
             const value = Reflect.get(target, property, receiver);
             if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
                 return value;
             return async (...args) => {
-                await pacer.turn();
-                const before = target.stats.rateLimited;
-                try {
-                    return await value.apply(target, args);
-                }
-                finally {
-                    pacer.settle(target.stats.rateLimited - before);
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
                 }
             };
         }
     });
+}
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
 }
 
 ;// CONCATENATED MODULE: ./src/run/pool.ts
@@ -35256,17 +35280,36 @@ const SCARCE_GAP_MS = 1_000;
 /** Runs jobs until none is left for this worker; pushes each result as it ends. Returns why it left. */
 async function runPool(ctx, results) {
     const pacer = new Pacer({ now: ctx.now, sleep: ctx.sleep });
-    const client = pacedClient(ctx.client, pacer);
+    // A client of its own that leaves 429s to the pacer; its counts join the main client's at the end.
+    const own = new BackendClient({
+        baseUrl: ctx.inputs.backendUrl,
+        tokens: ctx.tokens,
+        log: ctx.log,
+        maxRateLimitedAttempts: 1
+    });
+    const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
+    try {
+        return await poolLoop(ctx, results, client, pacer);
+    }
+    finally {
+        addStats(ctx.client.stats, own.stats);
+    }
+}
+async function poolLoop(ctx, results, client, pacer) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
-    // Best first. Once a race was lost (other workers read the same list at the same time), or
-    // while the rate limit is scarce (every read is old by the time its claim goes out), the
-    // equally good jobs are dealt out by worker index instead, so the workers spread.
+    // Best first. Once a race was lost (other workers read the same list at the same time), the
+    // equally good jobs are dealt out by worker index instead, so the workers spread. While the
+    // rate limit is scarce, every list is old by the time its claims go out, and requests, not
+    // the order, set the pace: each worker then tries the jobs in an order of its own (shuffled).
     let crowded = false;
+    const scarce = () => pacer.gapMs >= SCARCE_GAP_MS;
     const pickOrder = (ids) => {
         const ranked = rank(ids.filter(id => slice.has(id)));
-        return crowded || pacer.gapMs >= SCARCE_GAP_MS ? dealt(ranked, ctx.worker, remaining) : ranked;
+        if (scarce())
+            return shuffled(ranked, ctx.random ?? Math.random);
+        return crowded ? dealt(ranked, ctx.worker, remaining) : ranked;
     };
     const staleMs = 3 * ctx.inputs.heartbeatIntervalMs;
     const runId = ctx.inputs.runId;
@@ -35373,10 +35416,10 @@ async function runPool(ctx, results) {
         const pick = candidates.shift();
         const claimed = await claim(pick);
         if (!claimed.claimed) {
-            // Lost the race: what this worker knows is out of date. A job still waiting (the
-            // backend and the last read disagree) is left to the idle wait, so nothing spins.
-            candidates = [];
+            // Lost the race: what this worker knows is out of date, so it looks again. A job still
+            // waiting (the backend and the last read disagree) is left to the idle wait: no spin.
             crowded = true;
+            candidates = [];
             if (claimed.pending) {
                 const reason = await idle();
                 if (reason)
@@ -35430,6 +35473,15 @@ function dealt(ranked, worker, remaining) {
         start = end;
     }
     return order;
+}
+/** A random order (Fisher-Yates). */
+function shuffled(items, random) {
+    const copy = [...items];
+    for (let i = copy.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [copy[i], copy[j]] = [copy[j], copy[i]];
+    }
+    return copy;
 }
 function poolView(plan, slice, jobs, runnerId, now, staleMs) {
     const byId = new Map(jobs.map(job => [job.jobId, job]));

@@ -1,11 +1,11 @@
-import { BackendError } from '../backend/client.js'
+import { BackendClient, BackendError } from '../backend/client.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
 import { ancestorsOf, type Plan } from '../plan/model.js'
 import { Cancelled } from './cancel.js'
 import { runJob, type JobContext } from './job.js'
-import { Pacer, pacedClient } from './pace.js'
+import { Pacer, addStats, pacedClient } from './pace.js'
 import { typicalDurationMs } from './schedule.js'
 import type { JobResult } from './summary.js'
 
@@ -48,17 +48,40 @@ const SCARCE_GAP_MS = 1_000
 /** Runs jobs until none is left for this worker; pushes each result as it ends. Returns why it left. */
 export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<string> {
   const pacer = new Pacer({ now: ctx.now, sleep: ctx.sleep })
-  const client = pacedClient(ctx.client, pacer)
+  // A client of its own that leaves 429s to the pacer; its counts join the main client's at the end.
+  const own = new BackendClient({
+    baseUrl: ctx.inputs.backendUrl,
+    tokens: ctx.tokens,
+    log: ctx.log,
+    maxRateLimitedAttempts: 1
+  })
+  const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
+  try {
+    return await poolLoop(ctx, results, client, pacer)
+  } finally {
+    addStats(ctx.client.stats, own.stats)
+  }
+}
+
+async function poolLoop(
+  ctx: PoolContext,
+  results: JobResult[],
+  client: BackendClient,
+  pacer: Pacer
+): Promise<string> {
   const slice = new Set(ctx.targets)
   const remaining = remainingPath(ctx.plan)
   const rank = ranking(ctx.plan, remaining)
-  // Best first. Once a race was lost (other workers read the same list at the same time), or
-  // while the rate limit is scarce (every read is old by the time its claim goes out), the
-  // equally good jobs are dealt out by worker index instead, so the workers spread.
+  // Best first. Once a race was lost (other workers read the same list at the same time), the
+  // equally good jobs are dealt out by worker index instead, so the workers spread. While the
+  // rate limit is scarce, every list is old by the time its claims go out, and requests, not
+  // the order, set the pace: each worker then tries the jobs in an order of its own (shuffled).
   let crowded = false
+  const scarce = () => pacer.gapMs >= SCARCE_GAP_MS
   const pickOrder = (ids: readonly string[]) => {
     const ranked = rank(ids.filter(id => slice.has(id)))
-    return crowded || pacer.gapMs >= SCARCE_GAP_MS ? dealt(ranked, ctx.worker, remaining) : ranked
+    if (scarce()) return shuffled(ranked, ctx.random ?? Math.random)
+    return crowded ? dealt(ranked, ctx.worker, remaining) : ranked
   }
   const staleMs = 3 * ctx.inputs.heartbeatIntervalMs
   const runId = ctx.inputs.runId
@@ -168,10 +191,10 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
     const pick = candidates.shift()!
     const claimed = await claim(pick)
     if (!claimed.claimed) {
-      // Lost the race: what this worker knows is out of date. A job still waiting (the
-      // backend and the last read disagree) is left to the idle wait, so nothing spins.
-      candidates = []
+      // Lost the race: what this worker knows is out of date, so it looks again. A job still
+      // waiting (the backend and the last read disagree) is left to the idle wait: no spin.
       crowded = true
+      candidates = []
       if (claimed.pending) {
         const reason = await idle()
         if (reason) return reason
@@ -233,6 +256,16 @@ export function dealt(
     start = end
   }
   return order
+}
+
+/** A random order (Fisher-Yates). */
+export function shuffled<T>(items: readonly T[], random: Random): T[] {
+  const copy = [...items]
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[copy[i], copy[j]] = [copy[j], copy[i]]
+  }
+  return copy
 }
 
 /** What an idle worker learns from one read of the run's jobs (its slice only). */
