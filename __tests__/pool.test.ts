@@ -82,6 +82,13 @@ function startWorkers(
   )
 }
 
+/** The worker's own words when it did not end as expected, for a failing assertion. */
+function explain(results: ProcessResult[]): void {
+  for (const result of results)
+    if (result.exitCode !== 0)
+      process.stderr.write(`worker exit ${result.exitCode}:\n${result.stdout.slice(-3000)}\n`)
+}
+
 const jobResults = (result: ProcessResult) =>
   JSON.parse(result.outputs['job-results'] ?? '{}') as Record<
     string,
@@ -205,6 +212,7 @@ describe('pool mode end to end', () => {
     const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
     const workers = startWorkers(harness, inputs, [1, 2, 3, 4, 5, 6, 7, 8])
     const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+    explain(results)
 
     expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
     for (const result of results) expect(result.exitCode).toBe(0)
@@ -315,6 +323,7 @@ describe('pool mode end to end', () => {
     const { jobs, runId, inputs } = planInputs(wideDeep(0))
     const workers = startWorkers(harness, inputs, [1, 1, 2, 2])
     const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+    explain(results)
 
     expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
     for (const result of results) expect(result.exitCode).toBe(0)
