@@ -14,7 +14,11 @@ import type net from 'node:net'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient, BackendError } from '../src/backend/client.js'
 import { UserError } from '../src/common/errors.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  IMMEDIATE_CONSISTENCY
+} from '../testing/coordination-server.js'
 
 const ENV_KEYS = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'ORUN_TOKEN']
 const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))
@@ -24,7 +28,7 @@ let server: CoordinationServer
 let stdout: string[]
 
 beforeAll(async () => {
-  server = await startCoordinationServer({ rateLimit: false })
+  server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
 })
 
 beforeEach(() => {
@@ -51,8 +55,6 @@ afterAll(async () => {
 function useOidc(target: CoordinationServer = server): void {
   Object.assign(process.env, target.tokenEnv())
 }
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
 const plan = {
   checksum: 'authtest',
@@ -131,22 +133,29 @@ describe('OIDC tokens', () => {
   })
 
   it('keeps short-lived tokens fresh across a long wait without a single 401', async () => {
-    const shortLived = await startCoordinationServer({ rateLimit: false, tokenLifetimeSeconds: 2 })
+    // One clock for the server and the token source, moved on by hand: 10 s of calls every
+    // 400 ms, however slow the machine is.
+    let clock = Date.now()
+    const shortLived = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      tokenLifetimeSeconds: 2,
+      now: () => clock
+    })
     try {
       useOidc(shortLived)
-      const tokens = createTokenSource({ log: () => {} })
+      const tokens = createTokenSource({ now: () => clock, log: () => {} })
       const client = new BackendClient({ baseUrl: shortLived.url, tokens })
       const runId = `short-${Date.now()}`
       await client.createRun({ plan, runId })
-      let calls = 1
-      const until = Date.now() + 10_000
-      while (Date.now() < until) {
+      for (let call = 1; call <= 25; call++) {
         expect(await client.runnable(runId)).toEqual(['api@dev.smoke'])
-        calls++
-        await sleep(400)
+        clock += 400
       }
-      expect(tokens.mints).toBeGreaterThanOrEqual(2)
-      expect(tokens.mints).toBeLessThan(calls) // cached between calls, not minted per request
+      // A 2 s token counts as 1 s (iat is truncated) and is renewed at half of that: one mint
+      // for every second call, never one per request.
+      expect(tokens.mints).toBe(13)
+      expect(client.stats.requests).toBe(26)
       expect(client.stats.tokenRefreshes).toBe(0)
       expect(shortLived.requests.filter(request => request.status === 401)).toEqual([])
     } finally {
@@ -155,11 +164,17 @@ describe('OIDC tokens', () => {
   })
 
   it('re-mints once when the backend refuses a token it still believes valid', async () => {
-    const shortLived = await startCoordinationServer({ rateLimit: false, tokenLifetimeSeconds: 2 })
+    let serverClock = Date.now()
+    const shortLived = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: false,
+      tokenLifetimeSeconds: 2,
+      now: () => serverClock
+    })
     try {
       useOidc(shortLived)
       // A frozen clock: the source keeps its token while the server sees it expire (clock skew).
-      const frozen = Date.now()
+      const frozen = serverClock
       const logs: string[] = []
       const tokens = createTokenSource({ now: () => frozen, log: () => {} })
       const client = new BackendClient({
@@ -169,7 +184,7 @@ describe('OIDC tokens', () => {
       })
       const runId = `expired-${Date.now()}`
       await client.createRun({ plan, runId })
-      await sleep(2100)
+      serverClock += 2100
       await expect(client.runnable(runId)).resolves.toEqual(['api@dev.smoke'])
       expect(tokens.mints).toBe(2)
       expect(client.stats).toMatchObject({ tokenRefreshes: 1, requests: 3 })
@@ -248,6 +263,7 @@ describe('static tokens', () => {
 
   it('is sent as is and accepted on read routes by a backend that knows it', async () => {
     const withSessions = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
       rateLimit: false,
       sessionTokens: ['cli-session-token']
     })

@@ -130,11 +130,20 @@ function canonicalJson(value: unknown): string {
 
 const planIdOf = (plan: Plan): string => plan.metadata.checksum.slice('sha256-'.length, 19)
 
-async function compile(dir: string, args: string[] = []): Promise<Plan> {
-  const result = await orun(['plan', '-o', 'plan.json', ...args], dir)
+/**
+ * `orun plan -o plan.json` as the orun these tests were first written against (1.12.x:
+ * `comp@env.job` ids, execution.concurrency 1); `today` compiles as orun 2.54.
+ */
+async function compile(dir: string, args: string[] = [], version = OLDER_ORUN): Promise<Plan> {
+  const result = await orun(['plan', '-o', 'plan.json', ...args], dir, {
+    ORUN_STANDIN_VERSION: version
+  })
   expect(result).toMatchObject({ code: 0, stderr: '' })
   return readPlan(path.join(dir, 'plan.json'))
 }
+
+const OLDER_ORUN = '1.12.0'
+const TODAY = '2.54.0'
 
 const depsById = (plan: Plan): Record<string, string[]> =>
   Object.fromEntries(plan.jobs.map(j => [j.id, j.dependsOn]))
@@ -208,10 +217,96 @@ describe('orun --version and usage', () => {
 })
 
 describe('orun plan', () => {
-  test('compiles the demo intent into the fixture plan shape', async () => {
+  test("orun 2.54 (the default): the demo intent compiles to today's shape, like orun254-matrix.json", async () => {
     const dir = demoDir()
     const before = Date.now()
     const result = await orun(['plan', '-o', 'out/plan.json'], dir)
+    expect(result.code).toBe(0)
+    expect(result.stderr).toBe('')
+    expect(result.stdout).toContain('6 job(s)')
+
+    const plan = readPlan(path.join(dir, 'out', 'plan.json'))
+    const fixture = readPlan(path.join(FIXTURES, 'orun254-matrix.json'))
+    expect(Object.keys(plan)).toEqual(Object.keys(fixture))
+    expect(plan.apiVersion).toBe('orun.io/v1')
+    expect(plan.execution).toEqual({ concurrency: 4, failFast: true })
+    // The checksum covers generatedAt: every compile is a new plan id.
+    const digest = createHash('sha256')
+      .update(
+        canonicalJson({
+          generatedAt: plan.metadata.generatedAt,
+          jobs: plan.jobs.map(({ uid: _uid, ...job }) => job)
+        })
+      )
+      .digest('hex')
+    expect(plan.metadata.checksum).toBe(`sha256-${digest}`)
+    expect(Date.parse(plan.metadata.generatedAt)).toBeGreaterThanOrEqual(
+      Math.floor(before / 1000) * 1000
+    )
+
+    expect(plan.jobs.map(j => j.id)).toEqual([
+      'foundation.dev.smoke',
+      'api.dev.smoke',
+      'web.dev.smoke',
+      'foundation.stage.smoke',
+      'api.stage.smoke',
+      'web.stage.smoke'
+    ])
+    // dependsOn is omitted on roots, as orun does.
+    expect(Object.fromEntries(plan.jobs.map(j => [j.id, j.dependsOn]))).toEqual({
+      'foundation.dev.smoke': undefined,
+      'api.dev.smoke': ['foundation.dev.smoke'],
+      'web.dev.smoke': ['api.dev.smoke'],
+      'foundation.stage.smoke': undefined,
+      'api.stage.smoke': ['foundation.stage.smoke'],
+      'web.stage.smoke': ['api.stage.smoke']
+    })
+    const api = plan.jobs[1]
+    // Field for field in the fixture's order; `env` (the stand-in's job env) sits before uid.
+    const fixtureKeys = Object.keys(fixture.jobs[1])
+    expect(Object.keys(api)).toEqual([
+      ...fixtureKeys.slice(0, fixtureKeys.indexOf('uid')),
+      'env',
+      ...fixtureKeys.slice(fixtureKeys.indexOf('uid'))
+    ])
+    expect(api).toMatchObject({
+      name: 'smoke',
+      component: 'api',
+      environment: 'dev',
+      runsOn: 'ubuntu-latest',
+      displayName: 'Smoke',
+      checkName: 'api · dev · Smoke',
+      uid: expect.stringMatching(new RegExp(`^job_${planIdOf(plan)}_[0-9a-f]{12}$`))
+    })
+    expect(new Set(plan.jobs.map(j => j.uid)).size).toBe(6)
+  })
+
+  test('runsOn and secretRefs from the intent reach the job (secretRefs sorted by asEnv)', async () => {
+    const dir = newDir(`
+environments: [stage]
+components:
+  - name: db
+    composition: terraform
+    runsOn: self-hosted
+    secretRefs:
+      - { asEnv: SENTRY_DSN, ref: 'secret://stage/db/SENTRY_DSN', optional: true }
+      - { asEnv: DATABASE_URL, ref: 'secret://stage/db/DATABASE_URL' }
+    run: 'true'
+`)
+    const plan = await compile(dir, [], TODAY)
+    expect(plan.jobs[0].runsOn).toBe('self-hosted')
+    expect(plan.jobs[0].secretRefs).toEqual([
+      { asEnv: 'DATABASE_URL', ref: 'secret://stage/db/DATABASE_URL' },
+      { asEnv: 'SENTRY_DSN', ref: 'secret://stage/db/SENTRY_DSN', optional: true }
+    ])
+  })
+
+  test('an orun before 1.12.22 compiles the demo intent into the older fixture shape', async () => {
+    const dir = demoDir()
+    const before = Date.now()
+    const result = await orun(['plan', '-o', 'out/plan.json'], dir, {
+      ORUN_STANDIN_VERSION: OLDER_ORUN
+    })
     expect(result.code).toBe(0)
     expect(result.stderr).toBe('')
     expect(result.stdout.trimStart().startsWith('{')).toBe(false)
@@ -252,7 +347,9 @@ describe('orun plan', () => {
   test('--name renames the plan and its stored copy; the checksum ignores the name', async () => {
     const dir = demoDir()
     const full = await compile(dir)
-    const renamed = await orun(['plan', '--name', 'other', '--all'], dir)
+    const renamed = await orun(['plan', '--name', 'other', '--all'], dir, {
+      ORUN_STANDIN_VERSION: OLDER_ORUN
+    })
     expect(renamed.code).toBe(0)
     const stored = readPlan(path.join(dir, '.orun', 'plans', 'other.json'))
     expect(stored.metadata.name).toBe('other')
@@ -420,10 +517,123 @@ components:
     expect(depsById(scoped)).toEqual({ 'web@dev.smoke': [] })
   })
 
-  test('--changed outside a git work tree is an error', async () => {
-    const result = await orun(['plan', '--changed'], demoDir())
-    expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/^Error: --changed needs git history.*\n$/)
+  test('--changed swallows git errors like orun: outside a work tree it plans zero jobs, exit 0', async () => {
+    const dir = demoDir()
+    const result = await orun(['plan', '--changed', '-o', 'plan.json'], dir)
+    expect(result).toMatchObject({ code: 0, stderr: '' })
+    expect(readPlan(path.join(dir, 'plan.json')).jobs).toEqual([])
+  })
+
+  describe('--from-ci github --event-file', () => {
+    const TRIGGERS = `
+name: ci
+environments:
+  dev: { activation: { triggerRefs: [pr] } }
+  stage: { activation: { triggerRefs: [main, release-tag] } }
+automation:
+  triggerBindings:
+    pr:
+      on: { provider: github, event: pull_request, actions: [opened, synchronize], baseBranches: [main] }
+      plan: { scope: changed, base: pull_request.base.sha, head: pull_request.head.sha }
+    main:
+      on: { provider: github, event: push, branches: [main] }
+    release-tag:
+      on: { provider: github, event: push, tags: ['v*'] }
+components:
+  - { name: api, composition: helm, path: apps/api, run: 'true' }
+  - { name: web, composition: helm, path: apps/web, dependsOn: [api], run: 'true' }
+`
+    const event = (dir: string, payload: object) => {
+      writeFileSync(path.join(dir, 'event.json'), JSON.stringify(payload))
+      return ['plan', '-o', 'plan.json', '--from-ci', 'github', '--event-file', 'event.json']
+    }
+
+    test('a matched binding keeps only the environments it activates', async () => {
+      const dir = newDir(TRIGGERS)
+      const args = event(dir, { ref: 'refs/tags/v1.2.0', before: 'a', after: 'b' })
+      const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'push' })
+      expect(result).toMatchObject({ code: 0, stderr: '' })
+      expect(readPlan(path.join(dir, 'plan.json')).jobs.map(j => j.id)).toEqual([
+        'api.stage.smoke',
+        'web.stage.smoke'
+      ])
+    })
+
+    test('no binding matches: "… nothing to plan" on stderr, exit 0, no plan written anywhere', async () => {
+      const dir = newDir(TRIGGERS)
+      const args = event(dir, {
+        action: 'closed',
+        pull_request: { base: { ref: 'main', sha: 'a' }, head: { ref: 'f', sha: 'b' } }
+      })
+      const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'pull_request' })
+      expect(result).toEqual({
+        code: 0,
+        stdout: '',
+        stderr:
+          '○ no trigger binding matched: github event pull_request action closed — nothing to plan\n'
+      })
+      expect(existsSync(path.join(dir, 'plan.json'))).toBe(false)
+      expect(existsSync(path.join(dir, '.orun'))).toBe(false)
+    })
+
+    test('a binding with plan.scope changed turns --changed on, with refs read from the event', async () => {
+      const dir = newDir(TRIGGERS)
+      const git = (...args: string[]): string =>
+        execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+          cwd: dir,
+          encoding: 'utf8'
+        }).trim()
+      for (const component of ['api', 'web']) {
+        mkdirSync(path.join(dir, 'apps', component), { recursive: true })
+        writeFileSync(path.join(dir, 'apps', component, 'f'), '1\n')
+      }
+      git('init', '-q')
+      git('add', '.')
+      git('commit', '-qm', 'one')
+      const base = git('rev-parse', 'HEAD')
+      writeFileSync(path.join(dir, 'apps', 'web', 'f'), '2\n')
+      git('commit', '-qam', 'two')
+      const head = git('rev-parse', 'HEAD')
+      // A third commit the event does not cover: HEAD~1..HEAD would find apps/api.
+      writeFileSync(path.join(dir, 'apps', 'api', 'f'), '3\n')
+      git('commit', '-qam', 'three')
+      const args = event(dir, {
+        action: 'synchronize',
+        pull_request: { base: { ref: 'main', sha: base }, head: { ref: 'f', sha: head } }
+      })
+      const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'pull_request' })
+      expect(result.code).toBe(0)
+      expect(readPlan(path.join(dir, 'plan.json')).jobs.map(j => j.id)).toEqual(['web.dev.smoke'])
+    })
+
+    test.each([
+      [
+        'an intent without triggerBindings',
+        'environments: [dev]\ncomponents:\n  - { name: a, composition: helm, run: "true" }\n',
+        [],
+        /^Error: no trigger bindings defined in automation\.triggerBindings\n$/
+      ],
+      [
+        '--event-file without --from-ci',
+        null,
+        ['--from-ci', ''],
+        /^Error: --from-ci is required when using --event-file\n$/
+      ],
+      [
+        'another provider',
+        null,
+        ['--from-ci', 'gitlab'],
+        /^Error: unsupported event provider: gitlab\n$/
+      ]
+    ])('%s is an error', async (_what, intent, extra, message) => {
+      const dir = newDir(intent ?? TRIGGERS)
+      const args = event(dir, { ref: 'refs/heads/main', before: 'a', after: 'b' })
+      const flags = extra.length ? [...args.slice(0, 3), ...extra, ...args.slice(5)] : args
+      const result = await orun(flags, dir, { GITHUB_EVENT_NAME: 'push' })
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(message)
+      expect(existsSync(path.join(dir, 'plan.json'))).toBe(false)
+    })
   })
 })
 
@@ -439,7 +649,7 @@ describe('orun run', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(
       `PLAN=${planId} EXEC=exec-42 JOB=foundation@stage.smoke ` +
-        `RUN=${planId}:exec-42:foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
+        `RUN=exec-42/foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
     )
     expect(result.stdout).toMatch(/--- step smoke \(1\/1\) start\n/)
     expect(result.stdout).toMatch(/--- step smoke succeeded in [\d.]+s\n/)
@@ -457,12 +667,18 @@ describe('orun run', () => {
     expect(fromEnv.stdout).toContain('EXEC=env-exec ')
   })
 
-  test('--gha wraps each step in a log group', async () => {
+  test('--gha: a job header, one group per step around stop-commands, a footer and the run summary', async () => {
     const dir = newDir(ENV_INTENT)
     await compile(dir)
     const result = await orun(['run', 'plan.json', '--job', 'db@dev.smoke', '--gha'], dir)
     expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(/::group::db@dev\.smoke \/ smoke\ndb dev ran\n::endgroup::\n/)
+    expect(result.stdout).toMatch(/^ {2}job-id {6}db@dev\.smoke$/m)
+    expect(result.stdout).toMatch(
+      /::group::✓ {2}01 smoke {2}\d+\.\ds\n::stop-commands::orun-stop-db@dev\.smoke\ndb dev ran\n::orun-stop-db@dev\.smoke::\n::endgroup::\n/
+    )
+    expect(result.stdout).toMatch(
+      /\n✓ smoke completed · \d+\.\ds\n\n✓ Done in \d+\.\ds\n {2}1 succeeded\n$/
+    )
   })
 
   test('a failing step exits with its code and does not complete the job', async () => {
@@ -486,7 +702,7 @@ describe('orun run', () => {
     await compile(dir)
     const result = await orun(['run', 'plan.json', '--job', 'cache@dev.smoke'], dir)
     expect(result.code).toBe(1)
-    expect(result.stderr).toMatch(/^Error: job "cache@dev\.smoke" not found in plan env-check/)
+    expect(result.stderr).toMatch(/^Error: job not found: cache@dev\.smoke\n/)
   })
 
   test('local dependency check refuses until the dependencies ran with the same exec id', async () => {
@@ -751,5 +967,164 @@ describe('orun run', () => {
     const result = await running
     expect(result.code).toBe(exitCode)
     expect(readFileSync(path.join(dir, 'trapped'), 'utf8')).toBe('got\n')
+  })
+})
+
+describe('orun run: orun 2.54 behaviour', () => {
+  const fixture = (name: string) => readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')
+  const gha = { GITHUB_ACTIONS: 'true' }
+
+  /** A dir holding plan.json: the fixture, with every step's run replaced when given. */
+  function planDir(name: string, run?: string, patch: Record<string, unknown> = {}): string {
+    const dir = newDir()
+    const plan = JSON.parse(fixture(name))
+    if (run !== undefined)
+      for (const job of plan.jobs) job.steps = [{ id: 'main', name: 'main', run }]
+    writeFileSync(path.join(dir, 'plan.json'), JSON.stringify({ ...plan, ...patch }))
+    return dir
+  }
+
+  test('run --help lists --isolation, --all and --local; ORUN_STANDIN_RUN_WITHOUT removes them', async () => {
+    const help = await orun(['run', '--help'], scratch)
+    expect(help.stdout).toMatch(/^ +--isolation string +Per-job workspace isolation/m)
+    expect(help.stdout).toMatch(/^Global Flags:\n +--all +do not scope/m)
+    const older = { ORUN_STANDIN_RUN_WITHOUT: 'isolation,all' }
+    const old = await orun(['run', '--help'], scratch, older)
+    expect(old.stdout).not.toMatch(/--isolation|--all/)
+    expect(old.stdout).toContain('--local')
+    const refused = await orun(['run', 'p.json', '--job=x', '--isolation', 'none'], scratch, older)
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('unknown flag: --isolation')
+    })
+  })
+
+  test('runs a dotted-id job of an orun.io/v1 plan, --job=<id> form, with the ORUN_* job variables', async () => {
+    const dir = planDir(
+      'orun254-matrix',
+      'echo "job=$ORUN_JOB_ID uid=$ORUN_JOB_UID run=$ORUN_JOB_RUN_ID c=$ORUN_COMPONENT e=$ORUN_ENVIRONMENT"'
+    )
+    const result = await orun(
+      [
+        'run',
+        'plan.json',
+        '--job=foundation.dev.plan-apply',
+        '--exec-id=x1',
+        '--all',
+        '--isolation',
+        'none'
+      ],
+      dir,
+      gha
+    )
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(
+      'job=foundation.dev.plan-apply uid=job_ba97a4ad4356_0edd89848016 run=x1/job_ba97a4ad4356_0edd89848016 c=foundation e=dev\n'
+    )
+    expect(result.stdout).toMatch(/✓ Plan apply completed · /)
+  })
+
+  test('a failed step: ::error:: with the check name after its group; fail-fast exits non-zero', async () => {
+    const dir = planDir('orun254-matrix', 'echo "::warning::from the step"; exit 3')
+    const result = await orun(
+      ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all'],
+      dir,
+      gha
+    )
+    expect(result.code).toBe(3)
+    expect(result.stdout).toMatch(
+      /::stop-commands::orun-stop-foundation\.dev\.plan-apply\n::warning::from the step\n::orun-stop-foundation\.dev\.plan-apply::\n::endgroup::\n::error::foundation · dev · Plan apply › main: exit status 3\n/
+    )
+    expect(result.stdout).not.toContain('completed ·')
+    expect(result.stderr).toBe('Error: job foundation.dev.plan-apply failed (fail-fast enabled)\n')
+  })
+
+  test('without --all, a component.yaml at or above the cwd drops a job of another component: exit 0, silent', async () => {
+    const dir = planDir('orun254-matrix', 'echo ran > ran.txt')
+    const sub = path.join(dir, 'apps', 'web-console')
+    mkdirSync(sub, { recursive: true })
+    writeFileSync(path.join(dir, 'component.yaml'), 'name: web-console\n')
+    const args = ['run', path.join(dir, 'plan.json'), '--job=foundation.dev.plan-apply']
+    const dropped = await orun(args, sub, gha)
+    expect(dropped).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(false)
+    const all = await orun([...args, '--all', '--isolation', 'none'], sub, gha)
+    expect(all.code).toBe(0)
+    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(true)
+  })
+
+  test('concurrent path (concurrency > 1): unmet dependencies leave the job waiting, exit 0; sequential refuses', async () => {
+    const dir = planDir('orun254-matrix', 'echo ran > ran.txt')
+    const args = ['run', 'plan.json', '--job=api-edge.dev.deploy', '--all', '--isolation', 'none']
+    const waiting = await orun(args, dir, gha)
+    expect(waiting.code).toBe(0)
+    expect(waiting.stdout).toMatch(/^\n✓ Done in \d+\.\ds\n {2}1 waiting\n$/)
+    expect(existsSync(path.join(dir, 'ran.txt'))).toBe(false)
+
+    const sequential = planDir('orun254-matrix', 'true', {
+      execution: { concurrency: 1, failFast: true }
+    })
+    const refused = await orun(args, sequential, gha)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toBe(
+      'cannot run api-edge.dev.deploy: dependencies not completed (foundation.dev.plan-apply)\n'
+    )
+  })
+
+  test('without --isolation none and concurrency > 1, the job runs in a copy under .orun/runs/ whose outputs are discarded', async () => {
+    const dir = planDir('orun254-matrix', 'echo "cwd=$(pwd)"; ls; echo out > output.txt')
+    mkdirSync(path.join(dir, 'node_modules'))
+    writeFileSync(path.join(dir, 'source.txt'), 'source\n')
+    const args = ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--exec-id=e7']
+    const copied = await orun(args, dir, gha)
+    expect(copied.code).toBe(0)
+    expect(copied.stdout).toContain(
+      `cwd=${path.join(dir, '.orun', 'runs', 'e7', 'foundation.dev.plan-apply', 'work')}\n`
+    )
+    expect(copied.stdout).toContain('source.txt\n')
+    expect(copied.stdout).not.toContain('node_modules')
+    expect(existsSync(path.join(dir, 'output.txt'))).toBe(false)
+    expect(existsSync(path.join(dir, '.orun', 'runs', 'e7'))).toBe(false)
+    expect(readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('.orun/runs/\n')
+
+    const inTree = await orun([...args, '--isolation', 'none'], dir, gha)
+    expect(inTree.stdout).toContain(`cwd=${dir}\n`)
+    expect(readFileSync(path.join(dir, 'output.txt'), 'utf8')).toBe('out\n')
+  })
+
+  test('GitHub Actions mode moves HOME and RUNNER_TEMP to a per-job temp dir', async () => {
+    const dir = planDir('single', 'echo "home=$HOME temp=$RUNNER_TEMP"')
+    const result = await orun(['run', 'plan.json', '--job=solo@dev.smoke', '--all'], dir, {
+      ...gha,
+      HOME: dir,
+      RUNNER_TEMP: dir
+    })
+    const [, home, temp] = /home=(\S+) temp=(\S+)/.exec(result.stdout)!
+    expect(home).toBe(temp)
+    expect(home).not.toBe(dir)
+    expect(existsSync(home)).toBe(false) // removed after the job
+  })
+
+  test("secretRefs resolve from ORUN_SECRET_<KEY> only; a missing required one fails with orun's text", async () => {
+    const dir = planDir('orun254-secret-refs', 'echo "url=$DATABASE_URL dsn=[$SENTRY_DSN]"')
+    const args = ['run', 'plan.json', '--job=db.stage.migrate', '--all', '--isolation', 'none']
+    const missing = await orun(args, dir, gha)
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toBe(
+      '  ✗ db.stage.migrate: secret resolution failed: local runs resolve secrets only from ' +
+        'ORUN_SECRET_<KEY> overrides; missing: ORUN_SECRET_DATABASE_URL (or run against Orun Cloud: orun auth login)\n' +
+        'Error: job db.stage.migrate failed (fail-fast enabled)\n'
+    )
+    const dump = path.join(dir, 'env.json')
+    const set = await orun(args, dir, {
+      ...gha,
+      ORUN_SECRET_DATABASE_URL: 'postgres://secret-1234',
+      ORUN_STANDIN_DUMP_ENV: dump
+    })
+    expect(set.code).toBe(0)
+    expect(set.stdout).toContain('url=*** dsn=[]\n')
+    expect(JSON.parse(readFileSync(dump, 'utf8')).ORUN_SECRET_DATABASE_URL).toBe(
+      'postgres://secret-1234'
+    )
   })
 })

@@ -3,10 +3,14 @@ import { readFileSync, readdirSync } from 'node:fs'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { UserError } from '../src/common/errors.js'
+import { toBackendPlan } from '../src/backend/plan.js'
 import {
   ancestorsOf,
+  checkNameOf,
   depthOf,
   matrixEntries,
+  secretKeyOf,
+  secretNeedsOf,
   parsePlan,
   planIdFromChecksum,
   selectJobs,
@@ -177,10 +181,50 @@ describe('parsePlan on the valid fixtures', () => {
     expect(matrixEntries(plan)).toEqual([])
   })
 
+  test('orun254-matrix (orun.io/v1): dotted ids, dependsOn omitted on roots, topological order', () => {
+    const plan = loadFixture('orun254-matrix')
+    expect(plan.id).toBe('ba97a4ad4356')
+    expect(plan.order.map(job => job.id)).toEqual([
+      'foundation.dev.plan-apply',
+      'api-edge.dev.deploy',
+      'web-console.dev.deploy',
+      'foundation.stage.plan-apply',
+      'api-edge.stage.deploy',
+      'web-console.stage.deploy'
+    ])
+    expect(plan.byId.get('foundation.dev.plan-apply')!.dependsOn).toBeUndefined()
+    expect(plan.dependents.get('foundation.dev.plan-apply')).toEqual(['api-edge.dev.deploy'])
+    expect(plan.byId.get('api-edge.dev.deploy')).toMatchObject({
+      component: 'api-edge',
+      environment: 'dev'
+    })
+  })
+
+  test('orun254-secret-refs: one job with a required and an optional secret', () => {
+    const plan = loadFixture('orun254-secret-refs')
+    expect(plan.id).toBe('cf0230dd2d24')
+    expect(secretNeedsOf(plan.byId.get('db.stage.migrate')!)).toEqual([
+      {
+        asEnv: 'DATABASE_URL',
+        ref: 'secret://stage/db/DATABASE_URL',
+        optional: false,
+        overrideEnv: 'ORUN_SECRET_DATABASE_URL'
+      },
+      {
+        asEnv: 'SENTRY_DSN',
+        ref: 'secret://stage/db/SENTRY_DSN',
+        optional: true,
+        overrideEnv: 'ORUN_SECRET_SENTRY_DSN'
+      }
+    ])
+  })
+
   test('every fixture is covered by this file', () => {
     const covered = [
       'empty',
       'failing-upstream',
+      'orun254-matrix',
+      'orun254-secret-refs',
       'remote-state-matrix',
       'single',
       'wide-deep',
@@ -237,6 +281,15 @@ describe('parsePlan on other malformed plans', () => {
   test('a job without an id is named by its position', () => {
     const text = JSON.stringify({ metadata: checksum, jobs: [{ id: 'a' }, { name: 'x' }] })
     expect(parseError(text, 'p.json').message).toMatch(/job #2 has no id/)
+  })
+
+  test('a job id of only whitespace is no id', () => {
+    for (const id of ['   ', '\t', ' \n ']) {
+      const text = JSON.stringify({ metadata: checksum, jobs: [{ id: 'a' }, { id }] })
+      expect(parseError(text, 'p.json').message).toBe(
+        'Plan file p.json: job #2 has no id. Re-compile it with `orun plan`, or check the plan-file input.'
+      )
+    }
   })
 
   test('dependsOn must be a list of ids', () => {
@@ -306,26 +359,119 @@ describe('topological order on random DAGs', () => {
 })
 
 describe('matrixEntries', () => {
-  test('one {job, env, component} per job, in topological order', () => {
+  test('older plan: one {job, env, component, name, runs-on} per job, in topological order', () => {
     const plan = loadFixture('remote-state-matrix')
     const entries = matrixEntries(plan)
-    expect(entries).toEqual(
-      plan.order.map(job => ({
-        job: job.id,
-        env: job.environment,
-        component: job.component
-      }))
-    )
-    expect(entries[0]).toEqual({ job: 'foundation@dev.smoke', env: 'dev', component: 'foundation' })
-    expect(Object.keys(entries[0]).sort()).toEqual(['component', 'env', 'job'])
+    expect(entries.map(entry => entry.job)).toEqual(plan.order.map(job => job.id))
+    expect(entries[0]).toEqual({
+      job: 'foundation@dev.smoke',
+      env: 'dev',
+      component: 'foundation',
+      name: 'foundation · dev · smoke',
+      'runs-on': ''
+    })
+    expect(Object.keys(entries[0]).sort()).toEqual(['component', 'env', 'job', 'name', 'runs-on'])
   })
 
-  test('missing environment or component become empty strings, never undefined', () => {
+  test("orun 2.54 plan: name is the plan's checkName, runs-on its runsOn", () => {
+    const entries = matrixEntries(loadFixture('orun254-matrix'))
+    expect(entries[1]).toEqual({
+      job: 'api-edge.dev.deploy',
+      env: 'dev',
+      component: 'api-edge',
+      name: 'api-edge · dev · Deploy',
+      'runs-on': 'ubuntu-latest'
+    })
+  })
+
+  test('missing fields become empty strings, never undefined; the name falls back to the id', () => {
     const plan = parsePlan(
       JSON.stringify({ metadata: { checksum: 'sha256-1234567890abcd' }, jobs: [{ id: 'bare' }] }),
       'p.json'
     )
-    expect(matrixEntries(plan)).toEqual([{ job: 'bare', env: '', component: '' }])
+    expect(matrixEntries(plan)).toEqual([
+      { job: 'bare', env: '', component: '', name: 'bare', 'runs-on': '' }
+    ])
+  })
+})
+
+describe('checkNameOf', () => {
+  test('checkName wins; else component · env · displayName or name; never parsed from the id', () => {
+    expect(checkNameOf({ id: 'x', checkName: 'api · dev · Deploy', component: 'other' })).toBe(
+      'api · dev · Deploy'
+    )
+    expect(
+      checkNameOf({
+        id: 'a.b.c',
+        component: 'api',
+        environment: 'dev',
+        displayName: 'Deploy',
+        name: 'deploy'
+      })
+    ).toBe('api · dev · Deploy')
+    expect(checkNameOf({ id: 'a@b.c', component: 'api', environment: 'dev', name: 'smoke' })).toBe(
+      'api · dev · smoke'
+    )
+    // Missing fields: the id as is, not its parts.
+    expect(checkNameOf({ id: 'api@dev.smoke', name: 'smoke' })).toBe('api@dev.smoke')
+    expect(checkNameOf({ id: 'api.dev.smoke', component: 'api', environment: 'dev' })).toBe(
+      'api.dev.smoke'
+    )
+    expect(
+      checkNameOf({ id: 'j', checkName: '  ', component: 'c', environment: 'e', name: 'n' })
+    ).toBe('c · e · n')
+  })
+})
+
+describe('secret refs', () => {
+  test.each([
+    ['secret://DATABASE_URL', 'DATABASE_URL'],
+    ['secret://stage/db/DATABASE_URL', 'DATABASE_URL'],
+    ['secret://acme/env:prod/component:api/API_KEY@3', 'API_KEY'],
+    ['secret://ws/my.key-1', 'my.key-1'],
+    ['secret://env:prod/1BAD', undefined],
+    ['secret://env:prod/KEY@latest', undefined],
+    ['config://env:prod/KEY', undefined],
+    ['DATABASE_URL', undefined]
+  ])('the key of %s is %s', (ref, key) => {
+    expect(secretKeyOf(ref)).toBe(key)
+  })
+
+  test('a job without secretRefs needs nothing; malformed entries are skipped', () => {
+    expect(secretNeedsOf({ id: 'a' })).toEqual([])
+    const job: PlanJob = {
+      id: 'a',
+      secretRefs: [
+        { asEnv: 'TOKEN', ref: 'not-a-ref' },
+        { ref: 'secret://X' } as never,
+        { asEnv: 'OK', ref: 'secret://X', optional: true }
+      ]
+    }
+    expect(secretNeedsOf(job)).toEqual([
+      { asEnv: 'TOKEN', ref: 'not-a-ref', optional: false, overrideEnv: undefined },
+      { asEnv: 'OK', ref: 'secret://X', optional: true, overrideEnv: 'ORUN_SECRET_X' }
+    ])
+  })
+})
+
+describe('toBackendPlan', () => {
+  test('component comes from the field for both plan shapes, never from the id', () => {
+    const today = loadFixture('orun254-matrix')
+    expect(toBackendPlan(today.file, today.id).jobs[1]).toMatchObject({
+      jobId: 'api-edge.dev.deploy',
+      component: 'api-edge',
+      deps: ['foundation.dev.plan-apply']
+    })
+    const older = loadFixture('single')
+    expect(toBackendPlan(older.file, older.id).jobs[0]).toMatchObject({
+      jobId: 'solo@dev.smoke',
+      component: 'solo'
+    })
+    const bare = toBackendPlan(
+      { metadata: { checksum: 'x' }, jobs: [{ id: 'api@dev.smoke' }] },
+      'x'
+    )
+    expect(bare.jobs[0].component).toBe('')
   })
 })
 
@@ -386,9 +532,11 @@ describe('singleJobPlan', () => {
     const original = JSON.parse(fixtureText('remote-state-matrix')) as PlanFile
     const single = singleJobPlan(plan, 'api@stage.smoke')
 
-    const { jobs, ...rest } = single
-    const { jobs: originalJobs, ...originalRest } = original
+    const { jobs, execution, ...rest } = single
+    const { jobs: originalJobs, execution: originalExecution, ...originalRest } = original
     expect(rest).toEqual(originalRest)
+    expect(originalExecution).toEqual({ concurrency: 1, failFast: true })
+    expect(execution).toEqual({ concurrency: 1, failFast: true })
     expect(jobs).toHaveLength(1)
     const { dependsOn, ...job } = jobs[0]
     const { dependsOn: originalDeps, ...originalJob } = originalJobs.find(
@@ -428,6 +576,22 @@ describe('singleJobPlan', () => {
         steps: [{ id: 's', run: 'true', retries: 2 }]
       }
     ])
+  })
+
+  test('sets execution.concurrency to 1 and keeps the other execution fields (orun 2.54 plan)', () => {
+    const plan = loadFixture('orun254-matrix')
+    const single = singleJobPlan(plan, 'api-edge.dev.deploy')
+    expect(single.execution).toEqual({ concurrency: 1, failFast: true })
+    expect(single.apiVersion).toBe('orun.io/v1')
+    expect(single.jobs.map(j => [j.id, j.dependsOn, j.checkName])).toEqual([
+      ['api-edge.dev.deploy', [], 'api-edge · dev · Deploy']
+    ])
+    expect(plan.file.execution).toEqual({ concurrency: 4, failFast: true })
+    const bare = parsePlan(
+      JSON.stringify({ metadata: { checksum: 'sha256-0011223344556677' }, jobs: [{ id: 'a' }] }),
+      'p.json'
+    )
+    expect(singleJobPlan(bare, 'a').execution).toEqual({ concurrency: 1 })
   })
 
   test('does not change the plan it was derived from', () => {

@@ -113,10 +113,53 @@ describe('renderPlanSummary', () => {
     const summary = render(plan)
     const rows = summary.split('\n').filter(line => /^\| `[^`]+@dev\.smoke` \|/.test(line))
     expect(rows).toEqual([
-      '| `foundation@dev.smoke` | dev | foundation |  |',
-      '| `api@dev.smoke` | dev | api | `foundation@dev.smoke` |',
-      '| `web@dev.smoke` | dev | web | `api@dev.smoke` |'
+      '| `foundation@dev.smoke` | foundation · dev · smoke |  |  |',
+      '| `api@dev.smoke` | api · dev · smoke |  | `foundation@dev.smoke` |',
+      '| `web@dev.smoke` | web · dev · smoke |  | `api@dev.smoke` |'
     ])
+  })
+
+  test("orun 2.54 plan: the table shows orun's checkName and runsOn", () => {
+    const summary = render(loadFixture('orun254-matrix'))
+    expect(summary).toContain('| job | check name | runs on | depends on |')
+    expect(summary).toContain(
+      '| `foundation.stage.plan-apply` | foundation · stage · Plan apply | ubuntu-latest |  |'
+    )
+    expect(summary).toContain(
+      '| `api-edge.stage.deploy` | api-edge · stage · Deploy | ubuntu-latest | `foundation.stage.plan-apply` |'
+    )
+    expect(summary).not.toContain('### Secrets')
+  })
+
+  test('secrets: one row per ref, the ORUN_SECRET_ variable, and env lines once per variable', () => {
+    const plan = planOf([
+      {
+        id: 'a.dev.x',
+        secretRefs: [
+          { asEnv: 'DB', ref: 'secret://env:dev/DB_URL' },
+          { asEnv: 'OPT', ref: 'secret://OPT_KEY', optional: true },
+          { asEnv: 'BAD', ref: 'plain-text' }
+        ]
+      },
+      // The same key, required here: the env line is then not marked optional.
+      { id: 'b.dev.x', secretRefs: [{ asEnv: 'OPT', ref: 'secret://OPT_KEY@2' }] }
+    ])
+    const summary = render(plan)
+    const rows = summary.split('\n').filter(line => /^\| `[ab]\.dev\.x` \| `/.test(line))
+    expect(rows).toEqual([
+      '| `a.dev.x` | `DB` | `ORUN_SECRET_DB_URL` | `secret://env:dev/DB_URL` | required |',
+      '| `a.dev.x` | `OPT` | `ORUN_SECRET_OPT_KEY` | `secret://OPT_KEY` | optional |',
+      '| `a.dev.x` | `BAD` | not a valid secret ref | `plain-text` | required |',
+      '| `b.dev.x` | `OPT` | `ORUN_SECRET_OPT_KEY` | `secret://OPT_KEY@2` | required |'
+    ])
+    expect(summary).toContain(
+      [
+        'env:',
+        '  ORUN_SECRET_DB_URL: ${{ secrets.DB_URL }}',
+        '  ORUN_SECRET_OPT_KEY: ${{ secrets.OPT_KEY }}',
+        '```'
+      ].join('\n')
+    )
   })
 
   test('an empty plan says there is nothing to run, with no chart or table', () => {
@@ -129,19 +172,26 @@ describe('renderPlanSummary', () => {
 
   test('table cells escape | and flatten newlines, so a row keeps its four cells', () => {
     const plan = planOf([
-      { id: 'up|stream@dev.smoke', environment: 'de|v', component: 'c|1' },
+      {
+        id: 'up|stream@dev.smoke',
+        environment: 'de|v',
+        component: 'c|1',
+        name: 's|1',
+        runsOn: 'x|y'
+      },
       {
         id: 'down@dev.smoke',
         environment: 'dev\nsplit',
         component: 'plain',
+        name: 's2',
         dependsOn: ['up|stream@dev.smoke']
       }
     ])
     const summary = render(plan)
     const rows = summary.split('\n').filter(line => /^\| `(up|down)/.test(line))
     expect(rows).toEqual([
-      '| `up\\|stream@dev.smoke` | de\\|v | c\\|1 |  |',
-      '| `down@dev.smoke` | dev split | plain | `up\\|stream@dev.smoke` |'
+      '| `up\\|stream@dev.smoke` | c\\|1 · de\\|v · s\\|1 | x\\|y |  |',
+      '| `down@dev.smoke` | plain · dev split · s2 |  | `up\\|stream@dev.smoke` |'
     ])
     for (const row of rows) expect(tableCells(row)).toHaveLength(4)
     // The chart has its own quoting; a newline must not end a mermaid line early.

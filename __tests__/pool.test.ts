@@ -195,7 +195,7 @@ describe('pool mode end to end', () => {
     )
     const ran = Object.keys(jobResults(busiest))
     expect(ran.length).toBeGreaterThan(1)
-    for (const jobId of ran) expect(busiest.stdout).toContain(`===== orun run ${jobId} =====`)
+    for (const jobId of ran) expect(busiest.stdout).toContain(`── orun run ${jobId} ──`)
     expect(busiest.stdout).not.toContain('::group::orun run')
     for (const jobId of ran) expect(busiest.summary).toContain(`\`${jobId}\``)
     expect(busiest.summary).toMatch(

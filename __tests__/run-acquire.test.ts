@@ -12,7 +12,11 @@ import { joinRun } from '../src/backend/session.js'
 import { UserError } from '../src/common/errors.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
 import { acquireJob, type AcquireContext, type AcquireStats } from '../src/run/acquire.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  IMMEDIATE_CONSISTENCY
+} from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
@@ -27,7 +31,7 @@ function useTokensOf(target: CoordinationServer): void {
 
 beforeAll(async () => {
   silenceWorkflowCommands()
-  server = await startCoordinationServer({ rateLimit: false })
+  server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
   useTokensOf(server)
 })
 
@@ -209,6 +213,69 @@ describe('acquireJob: claimed', () => {
       })
     } finally {
       server.setOptions({ heartbeatTimeoutMs: 300_000 })
+    }
+  })
+})
+
+describe('acquireJob: a run the service has just created (transient 404)', () => {
+  it('rides out claims answered 404 while the new run initialises, creating it once', async () => {
+    const lagging = await startCoordinationServer({ rateLimit: false, initLagMs: 400 })
+    useTokensOf(lagging)
+    try {
+      const runId = freshRunId()
+      const client = newClient(lagging)
+      const h = harness(chain, runId, {
+        client,
+        ensureRun: async () => {
+          await joinRun(client, chain, runId)
+        },
+        // The fake clock moves at once; the real one must pass the lag, so each sleep waits a little.
+        onSleep: () => new Promise(resolve => setTimeout(resolve, 100))
+      })
+      await expect(acquireJob(h.ctx, 'a@dev')).resolves.toEqual({
+        kind: 'claimed',
+        takeover: false
+      })
+      expect(client.stats.byRoute['POST /v1/runs']).toBe(1)
+      // the first claim found no run, at least one more met the lag, the last one claimed
+      expect(
+        client.stats.byRoute['POST /v1/runs/{runId}/jobs/{jobId}/claim']
+      ).toBeGreaterThanOrEqual(3)
+      expect(lagging.jobsOf(runId).find(j => j.jobId === 'a@dev')).toMatchObject({
+        status: 'running',
+        runnerId: h.ctx.runnerId
+      })
+    } finally {
+      useTokensOf(server)
+      await lagging.close()
+    }
+  })
+
+  it('gives up with a clear error when the run never becomes visible', async () => {
+    const stuck = await startCoordinationServer({ rateLimit: false, initLagMs: 3_600_000 })
+    useTokensOf(stuck)
+    try {
+      const runId = freshRunId()
+      const client = newClient(stuck)
+      const h = harness(chain, runId, {
+        client,
+        ensureRun: async () => {
+          await joinRun(client, chain, runId)
+        }
+      })
+      const error = await acquireJob(h.ctx, 'a@dev').catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(UserError)
+      expect((error as Error).message).toMatch(
+        new RegExp(`still does not know run ${runId} 120 s after`)
+      )
+      // bounded by the grace in the injected clock, with a short backoff capped at 4 s (+50 %)
+      const waited = h.delays.reduce((a, b) => a + b, 0)
+      expect(waited).toBeGreaterThanOrEqual(120_000)
+      expect(waited).toBeLessThan(120_000 + 6_000)
+      expect(Math.max(...h.delays)).toBeLessThanOrEqual(6_000)
+    } finally {
+      useTokensOf(server)
+      await stuck.close()
     }
   })
 })
@@ -479,7 +546,7 @@ describe('acquireJob: a run made from another plan', () => {
 
 describe('acquireJob under the shared rate limit', () => {
   it('claims every root job of a crowd exactly once, riding out 429s', async () => {
-    const limited = await startCoordinationServer()
+    const limited = await startCoordinationServer(IMMEDIATE_CONSISTENCY)
     useTokensOf(limited)
     try {
       const jobs = Object.fromEntries(

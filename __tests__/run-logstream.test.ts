@@ -14,10 +14,23 @@ import { parsePlan } from '../src/plan/model.js'
 import { startHeartbeat, type Heartbeat } from '../src/run/heartbeat.js'
 import { LogStream, capLog, type LogUploader } from '../src/run/logstream.js'
 import { REDACTED, Redactor, envValues } from '../src/run/redact.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  startCoordinationServer,
+  type CoordinationServer,
+  IMMEDIATE_CONSISTENCY
+} from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+/** Waits for a condition, generously: a busy machine may be slow, never wrong. */
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
 
 describe('Redactor', () => {
   it('removes every token the source has handed out, including ones minted later', () => {
@@ -195,15 +208,15 @@ describe('LogStream', () => {
     const { stream } = streamWith(upload, { intervalMs: 40 })
     stream.start()
     stream.append('first\n')
-    await sleep(150)
-    expect(texts.length).toBeGreaterThanOrEqual(1)
+    await waitFor(() => texts.length >= 1, 'the first streamed upload')
     expect(texts[0]).toBe('first\n')
     const streamed = texts.length
     stream.append('second\n')
     await stream.flush(true)
     expect(texts.slice(streamed)).toEqual(['first\nsecond\n'])
     stream.append('after the end\n')
-    await sleep(150)
+    // Several intervals: a streaming upload would have happened by now.
+    await sleep(400)
     expect(texts.at(-1)).toBe('first\nsecond\n')
   })
 
@@ -329,7 +342,7 @@ describe('startHeartbeat', () => {
 
   beforeAll(async () => {
     silenceWorkflowCommands()
-    server = await startCoordinationServer({ rateLimit: false })
+    server = await startCoordinationServer({ ...IMMEDIATE_CONSISTENCY, rateLimit: false })
     Object.assign(process.env, server.tokenEnv())
     client = new BackendClient({
       baseUrl: server.url,
@@ -384,18 +397,20 @@ describe('startHeartbeat', () => {
   it('beats at its interval while the job is owned, and stops when told', async () => {
     const runnerId = 'runner-beats'
     const runId = await claimedJob(runnerId)
+    const started = Date.now()
     const { heartbeat, onAbort, warn } = start(runId, runnerId, 100)
-    await sleep(80)
-    expect(heartbeat.beats).toBe(0) // the claim itself was the first proof of life
-    await sleep(500)
+    await waitFor(() => heartbeat.beats >= 3, 'three heartbeats')
     heartbeat.stop()
     const beats = heartbeat.beats
-    // About one beat per 100 ms (plus the request itself), never faster.
-    expect(beats).toBeGreaterThanOrEqual(2)
-    expect(beats).toBeLessThanOrEqual(6)
+    const at = beatsOf(runnerId).map(r => r.at)
+    // The claim itself was the first proof of life: the first beat waits a whole interval,
+    // and each next one an interval after the previous answer, never sooner.
+    expect(at[0] - started).toBeGreaterThanOrEqual(100 - 2)
+    for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(100 - 2)
     expect(beatsOf(runnerId).every(r => r.status === 200)).toBe(true)
     expect(beatsOf(runnerId)).toHaveLength(beats)
-    await sleep(300)
+    // Stopped means stopped: several intervals later, not one more beat.
+    await sleep(400)
     expect(beatsOf(runnerId)).toHaveLength(beats)
     expect(heartbeat.aborted).toBe(false)
     expect(onAbort).not.toHaveBeenCalled()
@@ -403,15 +418,22 @@ describe('startHeartbeat', () => {
   })
 
   it('calls onAbort once and stops beating when another runner took the job over', async () => {
-    server.setOptions({ heartbeatTimeoutMs: 100 })
     const runnerId = 'runner-lost'
     const runId = await claimedJob(runnerId)
-    // The takeover (after the 100 ms window) lands well before the first beat at 600 ms.
-    const { heartbeat, onAbort } = start(runId, runnerId, 600)
-    await sleep(200)
+    // Another runner takes the job over (the lease window set to 0 ms makes it stale at once)
+    // before this runner's first beat.
+    server.setOptions({ heartbeatTimeoutMs: 0 })
+    await waitFor(
+      () => Date.parse(server.jobsOf(runId)[0].startedAt!) < Date.now(),
+      'a stale lease'
+    )
     const takeover = await client.claim(runId, 'hb@dev.smoke', 'runner-new')
     expect(takeover).toEqual({ claimed: true, takeover: true })
-    await sleep(1_800)
+    server.setOptions({ heartbeatTimeoutMs: 300_000 })
+    const { heartbeat, onAbort } = start(runId, runnerId, 100)
+    await waitFor(() => onAbort.mock.calls.length > 0, 'onAbort')
+    // Several intervals later: no second beat, no second call.
+    await sleep(400)
 
     expect(onAbort).toHaveBeenCalledTimes(1)
     expect(heartbeat.aborted).toBe(true)
@@ -424,11 +446,16 @@ describe('startHeartbeat', () => {
     const runId = await claimedJob(runnerId)
     server.inject('heartbeat', { kind: 'status', status: 503, count: 1 })
     const { heartbeat, onAbort, warn } = start(runId, runnerId, 80)
-    await sleep(450)
+    // The failed beat, then two that went through.
+    await waitFor(() => heartbeat.beats >= 2, 'two heartbeats after the failed one')
     heartbeat.stop()
     expect(warn).toHaveBeenCalledTimes(1)
     expect(warn.mock.calls[0][0]).toMatch(/Heartbeat for hb@dev\.smoke failed/)
-    expect(heartbeat.beats).toBeGreaterThanOrEqual(2)
+    // (A faulted request is answered before its body is read, so it is found by its path.)
+    const statuses = server.requests
+      .filter(r => r.route === 'heartbeat' && r.path.includes(runId))
+      .map(r => r.status)
+    expect(statuses.slice(0, 3)).toEqual([503, 200, 200])
     expect(onAbort).not.toHaveBeenCalled()
   })
 })

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DEMO_SECRET, Harness, ROOT, checkExecutions, type RunnerHandle } from './harness.js'
+import { statusStep } from './status-step.js'
 
 interface PlanJobLite {
   id: string
@@ -33,9 +34,21 @@ async function scenario(
       job: string
       env: string
       component: string
+      name: string
+      'runs-on': string
     }>
-    const planJobs = (JSON.parse(readFileSync(planFile, 'utf8')) as { jobs: PlanJobLite[] }).jobs
-    console.log(`plan ${planId}, run ${runId}, matrix: ${matrix.map(m => m.job).join(', ')}`)
+    const planText = JSON.parse(readFileSync(planFile, 'utf8')) as {
+      apiVersion: string
+      execution: { concurrency: number }
+      jobs: PlanJobLite[]
+    }
+    const planJobs = planText.jobs
+    console.log(
+      `plan ${planId} (${planText.apiVersion}, execution.concurrency ${planText.execution.concurrency}), run ${runId}`
+    )
+    console.log('matrix (name  job  runs-on):')
+    for (const m of matrix)
+      console.log(`  ${m.name.padEnd(26)} ${m.job.padEnd(24)} ${m['runs-on']}`)
     console.log(
       'DAG:',
       planJobs.map(j => `${(j.dependsOn ?? []).join('+') || '(root)'} -> ${j.id}`).join('; ')
@@ -116,6 +129,7 @@ async function scenario(
     console.log(
       `\nbackend requests: ${requests.length}, rate-limited: ${requests.filter(r => r.status === 429).length}, tokens minted: ${harness.server.tokensMinted}`
     )
+    await statusStep(harness, { 'run-id': runId, 'plan-id': planId, 'plan-file': planFile })
     return { planJobs, executions, stored }
   } finally {
     await harness.close()
@@ -127,7 +141,7 @@ const ok = await scenario(
   'remote-state-matrix: 6 jobs, one runner each, plus a duplicate entry and an environment fan-out pair',
   intent,
   () => [
-    ['duplicate api@dev.smoke', { job: 'api@dev.smoke' }],
+    ['duplicate api.dev.smoke', { job: 'api.dev.smoke' }],
     ['fan-out env=dev', { environments: 'dev' }],
     ['fan-out env=stage', { environments: 'stage' }]
   ]

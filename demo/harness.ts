@@ -277,20 +277,24 @@ export class Harness {
       .map(line => JSON.parse(line) as ExecutionRecord)
   }
 
-  /** Reads a job's stored log back from the server, as any reader of the run would. */
+  /**
+   * Reads a job's stored log back from the server, as any reader of the run would. The
+   * service can answer an older version for about a second after an upload, so a reader
+   * that wants the final log reads again until it is the one stored (for at most 5 s).
+   */
   async fetchLog(runId: string, jobId: string): Promise<string | undefined> {
     const token = await this.server.mintToken()
     const url = `${this.server.url}/v1/runs/${encodeURIComponent(runId)}/logs/${encodeURIComponent(jobId)}`
+    const giveUpAt = Date.now() + 5_000
     for (;;) {
       const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } })
       // This reader shares the repository's rate limit with the runners.
-      if (response.status === 429) {
-        await new Promise(resolve =>
-          setTimeout(resolve, 1000 * Number(response.headers.get('retry-after') ?? 1))
-        )
-        continue
-      }
-      return response.ok ? response.text() : undefined
+      const retryAfterMs =
+        response.status === 429 ? 1000 * Number(response.headers.get('retry-after') ?? 1) : 0
+      const text = response.ok ? await response.text() : undefined
+      const settled = response.status !== 429 && text === this.server.storedLog(runId, jobId)
+      if (settled || Date.now() > giveUpAt) return text
+      await new Promise(resolve => setTimeout(resolve, retryAfterMs || 250))
     }
   }
 

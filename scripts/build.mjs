@@ -8,7 +8,8 @@ export const bundles = {
   install: 'src/install/index.ts',
   plan: 'src/plan/index.ts',
   run: 'src/run/index.ts',
-  'run-post': 'src/run/post-index.ts'
+  'run-post': 'src/run/post-index.ts',
+  status: 'src/status/index.ts'
 }
 
 rmSync('dist', { recursive: true, force: true })

@@ -38,11 +38,10 @@
  * | create: plan ids/deps are checked before the join check     | (so a bad plan is refused even for an existing run id)     |
  * | join (200) body                                             | `{runId, status:"running", createdAt: now}` (as the Worker)|
  * | different checksum on join                                  | 409 `Run already exists with a different plan checksum`    |
- * | unknown run on claim/heartbeat/update/runnable/jobs/        | 404 `Coordinator not initialized`                          |
- * |   job status/log upload/log read                            |                                                            |
+ * | unknown run on claim/heartbeat/update/runnable/job status   | 404 `Coordinator not initialized`                          |
  * | unknown run on `GET /v1/runs/:runId`                        | 404 `Run not found`                                        |
  * | unknown job (claim/heartbeat/update/status)                 | 404 `Job not found`                                        |
- * | log upload for a job id not in the plan                     | accepted (the live service does not check it)              |
+ * | log upload for an unknown run or a job id not in the plan   | accepted (the live service checks neither)                 |
  * | missing log                                                 | 404 `Log not found`                                        |
  * | missing runnerId / bad update status                        | 400 `Missing runnerId` / `Invalid status`                  |
  * | update order                                                | not running (`Job is not running (current: X)`) before     |
@@ -52,7 +51,17 @@
  * | run status rollup                                           | recomputed on update only (an empty plan stays running)    |
  * | GET run extra fields                                        | `namespace: {namespaceId, namespaceSlug}`, `finishedAt`    |
  * | jobDone / jobFailed                                         | number of `success` / `failed` jobs                        |
- * | run expiry (24 h)                                           | not modelled                                               |
+ * | run expiry (24 h)                                           | not modelled; `deleteRun()` removes a run as the cleanup   |
+ * |                                                             | does                                                       |
+ * | latency                                                     | every request waits `latencyMs` (default 15-40 ms, as      |
+ * |                                                             | measured against the service)                              |
+ * | a run just created                                          | for `initLagMs` (default 250 ms) every other route sees it |
+ * |                                                             | as unknown (claim 404 `Coordinator not initialized`)       |
+ * | log read after upload                                       | the previous version (or 404) for `logVisibilityMs`        |
+ * |                                                             | (default 1000 ms); `storedLog()` reads what was stored     |
+ * | `GET /v1/runs/:runId/jobs` of an unknown run                | 200 `{"jobs": []}` (as the service)                        |
+ * | request line longer than `maxUrlBytes` (default 8192)       | 431, plain text (the proxy's answer, no JSON envelope)     |
+ * | body larger than `maxBodyBytes` (default 100 MiB)           | 413, plain text                                            |
  *
  * Token endpoint (`GET /_oidc/token?<identity>&audience=X`, like GitHub's
  * ACTIONS_ID_TOKEN_REQUEST_URL): bearer must be the server's request token
@@ -62,271 +71,45 @@
  *
  * Injected faults are matched after routing and before anything else, in
  * insertion order; the first matching fault with count left is used.
+ *
+ * One module per concern under ./coordination/: the state machine (state.ts), the OIDC
+ * issuer and authentication (auth.ts), the rate limit (rate-limit.ts), injected faults
+ * (faults.ts), routes (routes.ts); this file is the HTTP server that puts them together.
  */
 import http from 'node:http'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { ApiError, BareInternalError, codeForStatus } from './coordination/api-error.js'
+import { OidcIssuer } from './coordination/auth.js'
+import { FaultInjector } from './coordination/faults.js'
+import { RateLimiter } from './coordination/rate-limit.js'
+import { SESSION_ROUTES, matchRoute, type RouteMatch } from './coordination/routes.js'
+import { RunStore, isRecord, type Reply } from './coordination/state.js'
 import {
-  SignJWT,
-  compactVerify,
-  createLocalJWKSet,
-  decodeJwt,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  exportJWK,
-  generateKeyPair,
-  type CryptoKey,
-  type JSONWebKeySet,
-  type JWTPayload
-} from 'jose'
+  IDENTITY_KEYS,
+  defaultIdentity,
+  type CoordinationServer,
+  type CoordinationServerOptions,
+  type Identity,
+  type RecordedRequest
+} from './coordination/types.js'
 
-export interface Identity {
-  repository: string
-  repository_id: string
-  repository_owner: string
-  repository_owner_id: string
-  actor: string
-}
+export {
+  GITHUB_ISSUER,
+  IMMEDIATE_CONSISTENCY,
+  defaultIdentity,
+  type CoordinationServer,
+  type CoordinationServerOptions,
+  type Fault,
+  type Identity,
+  type MintTokenOptions,
+  type RecordedRequest,
+  type RouteName,
+  type StoredJobView
+} from './coordination/types.js'
 
-export const defaultIdentity: Identity = {
-  repository: 'acme/monorepo',
-  repository_id: '1001',
-  repository_owner: 'acme',
-  repository_owner_id: '2002',
-  actor: 'octocat'
-}
-
-export type RouteName =
-  | 'health'
-  | 'createRun'
-  | 'getRun'
-  | 'claim'
-  | 'heartbeat'
-  | 'update'
-  | 'runnable'
-  | 'listJobs'
-  | 'jobStatus'
-  | 'uploadLog'
-  | 'readLog'
-  | 'token'
-  | 'jwks'
-  | 'unknown'
-
-export type Fault =
-  | { kind: 'status'; status: number; count: number; body?: string; contentType?: string }
-  | { kind: 'delay'; ms: number; count: number }
-  | { kind: 'drop'; count: number }
-  | { kind: 'rateLimit'; count: number }
-
-export interface RecordedRequest {
-  method: string
-  path: string
-  route: RouteName
-  /** 0 when the socket was dropped without an answer */
-  status: number
-  at: number
-  namespace?: string
-  runnerId?: string
-}
-
-export interface CoordinationServerOptions {
-  audience?: string
-  heartbeatTimeoutMs?: number
-  rateLimit?: { burst: number; perSecond: number } | false
-  tokenLifetimeSeconds?: number
-  sessionTokens?: string[]
-  port?: number
-}
-
-export interface StoredJobView {
-  jobId: string
-  status: string
-  runnerId: string | null
-  startedAt: string | null
-  finishedAt: string | null
-  lastError: string | null
-  claims: number
-}
-
-export interface CoordinationServer {
-  url: string
-  tokenEnv(identity?: Partial<Identity>): {
-    ACTIONS_ID_TOKEN_REQUEST_URL: string
-    ACTIONS_ID_TOKEN_REQUEST_TOKEN: string
-  }
-  mintToken(opts?: MintTokenOptions): Promise<string>
-  tokensMinted: number
-  requests: RecordedRequest[]
-  inject(route: RouteName | '*', fault: Fault): void
-  clearFaults(): void
-  setOptions(
-    patch: Partial<
-      Pick<CoordinationServerOptions, 'heartbeatTimeoutMs' | 'rateLimit' | 'tokenLifetimeSeconds'>
-    >
-  ): void
-  /** read-only view for tests/demo: the stored jobs of a run */
-  jobsOf(runId: string, namespace?: string): StoredJobView[]
-  close(): Promise<void>
-}
-
-export interface MintTokenOptions {
-  identity?: Partial<Identity>
-  audience?: string
-  issuer?: string
-  expiresInSeconds?: number
-  kid?: string
-  /** merged last: overrides any claim; a claim set to undefined is left out */
-  claims?: Record<string, unknown>
-  signWithForeignKey?: boolean
-}
-
-export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com'
-const IDENTITY_KEYS = [
-  'repository',
-  'repository_id',
-  'repository_owner',
-  'repository_owner_id',
-  'actor'
-] as const
 const CORS_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
   'Access-Control-Allow-Headers': 'Authorization, Content-Type'
-}
-
-type ErrorCode =
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'RATE_LIMITED'
-  | 'INVALID_REQUEST'
-  | 'INTERNAL_ERROR'
-
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
-    message: string,
-    readonly headers: Record<string, string> = {}
-  ) {
-    super(message)
-  }
-}
-
-/** Thrown for a malformed percent-encoding: the live service answers it with a bare 500. */
-class BareInternalError extends Error {}
-
-type JobStatus = 'pending' | 'running' | 'success' | 'failed' | 'skipped'
-
-interface JobState {
-  jobId: string
-  component: string
-  status: JobStatus
-  deps: string[]
-  runnerId: string | null
-  startedAt: string | null
-  finishedAt: string | null
-  lastError: string | null
-  heartbeatAt: string | null
-  claims: number
-}
-
-interface RunState {
-  runId: string
-  namespaceId: string
-  namespaceSlug: string
-  planChecksum: string
-  status: 'running' | 'completed' | 'failed' | 'cancelled'
-  createdAt: string
-  updatedAt: string
-  finishedAt: string | null
-  jobs: Map<string, JobState>
-  logs: Map<string, string>
-}
-
-type Principal =
-  | { kind: 'oidc'; namespaceId: string; namespaceSlug: string }
-  | { kind: 'session'; namespaceId: string; namespaceSlug: string }
-
-interface RouteMatch {
-  route: RouteName
-  /** false when the path is known but the method is not */
-  methodAllowed: boolean
-  rawParams: string[]
-}
-
-interface ActiveFault {
-  route: RouteName | '*'
-  fault: Fault
-  remaining: number
-}
-
-interface Bucket {
-  tokens: number
-  lastRefill: number
-}
-
-const ID = '([^/]+)'
-const ROUTE_TABLE: Array<{ pattern: RegExp; methods: Partial<Record<string, RouteName>> }> = [
-  { pattern: /^\/$/, methods: { GET: 'health' } },
-  { pattern: /^\/v1\/runs$/, methods: { POST: 'createRun' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}$`), methods: { GET: 'getRun' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}/jobs$`), methods: { GET: 'listJobs' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}/runnable$`), methods: { GET: 'runnable' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}/jobs/${ID}/status$`), methods: { GET: 'jobStatus' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}/jobs/${ID}/claim$`), methods: { POST: 'claim' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}/jobs/${ID}/heartbeat$`), methods: { POST: 'heartbeat' } },
-  { pattern: new RegExp(`^/v1/runs/${ID}/jobs/${ID}/update$`), methods: { POST: 'update' } },
-  {
-    pattern: new RegExp(`^/v1/runs/${ID}/logs/${ID}$`),
-    methods: { POST: 'uploadLog', GET: 'readLog' }
-  },
-  { pattern: /^\/_oidc\/token$/, methods: { GET: 'token' } },
-  { pattern: /^\/\.well-known\/jwks$/, methods: { GET: 'jwks' } }
-]
-
-/** Routes a CLI session token may use; every other authenticated route is OIDC-only. */
-const SESSION_ROUTES = new Set<RouteName>(['getRun', 'listJobs', 'jobStatus', 'readLog'])
-
-function matchRoute(method: string, rawPath: string): RouteMatch {
-  // `/` is answered only to GET; the Worker has no other route there, so POST / is a 404.
-  for (const entry of ROUTE_TABLE) {
-    const m = entry.pattern.exec(rawPath)
-    if (!m) continue
-    const route = entry.methods[method]
-    if (route) return { route, methodAllowed: true, rawParams: m.slice(1) }
-    if (rawPath === '/') return { route: 'unknown', methodAllowed: true, rawParams: [] }
-    const anyRoute = Object.values(entry.methods)[0] ?? 'unknown'
-    return { route: anyRoute, methodAllowed: false, rawParams: m.slice(1) }
-  }
-  return { route: 'unknown', methodAllowed: true, rawParams: [] }
-}
-
-function codeForStatus(status: number): ErrorCode {
-  switch (status) {
-    case 400:
-      return 'INVALID_REQUEST'
-    case 401:
-      return 'UNAUTHORIZED'
-    case 403:
-      return 'FORBIDDEN'
-    case 404:
-      return 'NOT_FOUND'
-    case 409:
-      return 'CONFLICT'
-    case 429:
-      return 'RATE_LIMITED'
-    default:
-      return 'INTERNAL_ERROR'
-  }
-}
-
-function nowIso(): string {
-  return new Date().toISOString()
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -357,85 +140,41 @@ function requireRunnerId(body: Record<string, unknown>): string {
   return runnerId
 }
 
-function publicJob(job: JobState): Record<string, unknown> {
+function errorReply(error: ApiError): Reply {
   return {
-    jobId: job.jobId,
-    component: job.component,
-    status: job.status,
-    deps: job.deps,
-    runnerId: job.runnerId,
-    startedAt: job.startedAt,
-    finishedAt: job.finishedAt,
-    lastError: job.lastError,
-    heartbeatAt: job.heartbeatAt
+    status: error.status,
+    headers: error.headers,
+    json: { error: error.message, code: error.code }
   }
-}
-
-/** Validates plan jobs the way the live coordinator does; its refusals surface as 500s. */
-function buildJobs(rawJobs: unknown[]): Map<string, JobState> {
-  const jobs = new Map<string, JobState>()
-  for (const raw of rawJobs) {
-    const jobId = isRecord(raw) ? raw.jobId : undefined
-    if (typeof jobId !== 'string' || jobId.length === 0) {
-      throw new ApiError(500, 'INTERNAL_ERROR', 'Every plan job must have a non-empty jobId')
-    }
-    if (jobs.has(jobId)) throw new ApiError(500, 'INTERNAL_ERROR', `Duplicate jobId: ${jobId}`)
-    const record = raw as Record<string, unknown>
-    const deps = record.deps ?? []
-    if (!Array.isArray(deps) || deps.some(d => typeof d !== 'string')) {
-      throw new ApiError(500, 'INTERNAL_ERROR', `Invalid deps in job "${jobId}"`)
-    }
-    jobs.set(jobId, {
-      jobId,
-      component: typeof record.component === 'string' ? record.component : '',
-      status: 'pending',
-      deps: deps as string[],
-      runnerId: null,
-      startedAt: null,
-      finishedAt: null,
-      lastError: null,
-      heartbeatAt: null,
-      claims: 0
-    })
-  }
-  for (const job of jobs.values()) {
-    for (const dep of job.deps) {
-      if (!jobs.has(dep)) {
-        throw new ApiError(
-          500,
-          'INTERNAL_ERROR',
-          `Dependency "${dep}" in job "${job.jobId}" does not exist in plan`
-        )
-      }
-    }
-  }
-  return jobs
 }
 
 export async function startCoordinationServer(
   options: CoordinationServerOptions = {}
 ): Promise<CoordinationServer> {
-  const audience = options.audience ?? 'orun'
   let heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 300_000
-  let rateLimit: { burst: number; perSecond: number } | false =
-    options.rateLimit === undefined ? { burst: 20, perSecond: 5 } : options.rateLimit
-  let tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 300
-  const sessionTokens = new Set(options.sessionTokens ?? [])
-
-  const { publicKey, privateKey } = await generateKeyPair('RS256')
-  const kid = `orun-test-${randomBytes(4).toString('hex')}`
-  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }
-  const jwks: JSONWebKeySet = { keys: [publicJwk] }
-  const jwksKeyGetter = createLocalJWKSet(jwks)
-  let foreignKey: CryptoKey | undefined
-  const requestToken = randomBytes(16).toString('hex')
-
-  const runs = new Map<string, Map<string, RunState>>() // namespace -> runId -> run
-  const buckets = new Map<string, Bucket>()
-  const faults: ActiveFault[] = []
+  const clock = options.now ?? Date.now
+  let latencyMs = options.latencyMs === undefined ? { min: 15, max: 40 } : options.latencyMs
+  let initLagMs = options.initLagMs ?? 250
+  let logVisibilityMs = options.logVisibilityMs ?? 1000
+  const maxUrlBytes = options.maxUrlBytes ?? 8192
+  const maxBodyBytes = options.maxBodyBytes ?? 100 * 1024 * 1024
+  const issuer = await OidcIssuer.create({
+    audience: options.audience ?? 'orun',
+    tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 300,
+    sessionTokens: options.sessionTokens ?? [],
+    clock
+  })
+  const rateLimiter = new RateLimiter(
+    options.rateLimit === undefined ? { burst: 20, perSecond: 5 } : options.rateLimit,
+    clock
+  )
+  const faults = new FaultInjector()
+  const store = new RunStore(() => heartbeatTimeoutMs, clock, {
+    initLagMs: () => initLagMs,
+    logVisibilityMs: () => logVisibilityMs
+  })
   const requests: RecordedRequest[] = []
   const pendingTimers = new Set<NodeJS.Timeout>()
-  let tokensMinted = 0
   let baseUrl = ''
 
   function sleep(ms: number): Promise<void> {
@@ -445,295 +184,6 @@ export async function startCoordinationServer(
         resolve()
       }, ms)
       pendingTimers.add(timer)
-    })
-  }
-
-  async function mintToken(opts: MintTokenOptions = {}): Promise<string> {
-    const identity: Identity = { ...defaultIdentity, ...opts.identity }
-    const iat = Math.floor(Date.now() / 1000)
-    const payload: Record<string, unknown> = {
-      jti: randomUUID(),
-      sub: `repo:${identity.repository}:ref:refs/heads/main`,
-      aud: opts.audience ?? audience,
-      ref: 'refs/heads/main',
-      repository: identity.repository,
-      repository_id: identity.repository_id,
-      repository_owner: identity.repository_owner,
-      repository_owner_id: identity.repository_owner_id,
-      actor: identity.actor,
-      event_name: 'push',
-      iss: opts.issuer ?? GITHUB_ISSUER,
-      nbf: iat,
-      iat,
-      exp: iat + (opts.expiresInSeconds ?? tokenLifetimeSeconds),
-      ...opts.claims
-    }
-    for (const key of Object.keys(payload)) if (payload[key] === undefined) delete payload[key]
-    let signingKey = privateKey
-    if (opts.signWithForeignKey) {
-      foreignKey ??= (await generateKeyPair('RS256')).privateKey
-      signingKey = foreignKey
-    }
-    return new SignJWT(payload as JWTPayload)
-      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: opts.kid ?? kid })
-      .sign(signingKey)
-  }
-
-  /** Checks in the live service's order; jose does the JWKS lookup and the RSA check. */
-  async function verifyOidc(token: string): Promise<Principal> {
-    const unauthorized = (message: string): ApiError => new ApiError(401, 'UNAUTHORIZED', message)
-    if (token.split('.').length !== 3) throw unauthorized('Malformed JWT: expected 3 segments')
-    let header: ReturnType<typeof decodeProtectedHeader>
-    try {
-      header = decodeProtectedHeader(token)
-    } catch {
-      throw unauthorized('Malformed JWT header')
-    }
-    let payload: JWTPayload
-    try {
-      payload = decodeJwt(token)
-    } catch {
-      throw unauthorized('Malformed JWT payload')
-    }
-    if (header.alg !== 'RS256') throw unauthorized('Unsupported algorithm')
-    if (!header.kid) throw unauthorized('Missing key ID')
-    try {
-      await compactVerify(token, jwksKeyGetter, { algorithms: ['RS256'] })
-    } catch (error) {
-      if (error instanceof joseErrors.JWKSNoMatchingKey) throw unauthorized('Unknown key ID')
-      throw unauthorized('Invalid OIDC signature')
-    }
-    if (payload.iss !== GITHUB_ISSUER) throw unauthorized('Invalid issuer')
-    const aud = payload.aud
-    if (Array.isArray(aud) ? !aud.includes(audience) : aud !== audience) {
-      throw unauthorized('Invalid audience')
-    }
-    const now = Math.floor(Date.now() / 1000)
-    if (typeof payload.exp !== 'number' || payload.exp <= now) throw unauthorized('Token expired')
-    if (typeof payload.iat !== 'number' || payload.iat > now + 60) {
-      throw unauthorized('Token not yet valid')
-    }
-    for (const claim of IDENTITY_KEYS) {
-      const value = payload[claim]
-      if (typeof value !== 'string' || value.length === 0) {
-        throw unauthorized(`Missing required claim: ${claim}`)
-      }
-    }
-    return {
-      kind: 'oidc',
-      namespaceId: payload.repository_id as string,
-      namespaceSlug: payload.repository as string
-    }
-  }
-
-  async function authenticate(req: http.IncomingMessage): Promise<Principal> {
-    const header = req.headers.authorization
-    if (!header?.startsWith('Bearer ')) {
-      throw new ApiError(401, 'UNAUTHORIZED', 'Missing authorization header')
-    }
-    const token = header.slice('Bearer '.length)
-    if (sessionTokens.has(token)) {
-      return {
-        kind: 'session',
-        namespaceId: defaultIdentity.repository_id,
-        namespaceSlug: defaultIdentity.repository
-      }
-    }
-    return verifyOidc(token)
-  }
-
-  function rateLimitError(): ApiError {
-    const limit = rateLimit ? rateLimit.burst : 20
-    return new ApiError(429, 'RATE_LIMITED', 'Rate limit exceeded', {
-      'Retry-After': '1',
-      'X-RateLimit-Limit': String(limit),
-      'X-RateLimit-Remaining': '0'
-    })
-  }
-
-  function consumeRateToken(namespaceId: string): void {
-    if (!rateLimit) return
-    const now = Date.now()
-    let bucket = buckets.get(namespaceId)
-    if (!bucket) {
-      bucket = { tokens: rateLimit.burst, lastRefill: now }
-      buckets.set(namespaceId, bucket)
-    }
-    const refill = Math.floor((now - bucket.lastRefill) / 1000) * rateLimit.perSecond
-    if (refill > 0) {
-      bucket.tokens = Math.min(rateLimit.burst, bucket.tokens + refill)
-      bucket.lastRefill = now
-    }
-    if (bucket.tokens <= 0) throw rateLimitError()
-    bucket.tokens -= 1
-  }
-
-  function takeFault(route: RouteName): Fault | undefined {
-    const active = faults.find(f => f.remaining > 0 && (f.route === '*' || f.route === route))
-    if (!active) return undefined
-    active.remaining -= 1
-    return active.fault
-  }
-
-  function runOf(namespaceId: string, runId: string): RunState | undefined {
-    return runs.get(namespaceId)?.get(runId)
-  }
-
-  function requireCoordinator(namespaceId: string, runId: string): RunState {
-    const run = runOf(namespaceId, runId)
-    if (!run) throw new ApiError(404, 'NOT_FOUND', 'Coordinator not initialized')
-    return run
-  }
-
-  function requireJob(run: RunState, jobId: string): JobState {
-    const job = run.jobs.get(jobId)
-    if (!job) throw new ApiError(404, 'NOT_FOUND', 'Job not found')
-    return job
-  }
-
-  interface Reply {
-    status: number
-    headers?: Record<string, string>
-    json?: unknown
-    text?: string
-  }
-
-  function createRun(principal: Principal, body: Record<string, unknown>): Reply {
-    const plan = body.plan
-    if (
-      !isRecord(plan) ||
-      typeof plan.checksum !== 'string' ||
-      plan.checksum.length === 0 ||
-      !Array.isArray(plan.jobs)
-    ) {
-      throw new ApiError(400, 'INVALID_REQUEST', 'Missing or invalid plan')
-    }
-    let runId: string
-    if (body.runId === undefined) {
-      runId = randomUUID()
-    } else if (typeof body.runId === 'string' && body.runId.length > 0) {
-      runId = body.runId
-    } else {
-      throw new ApiError(400, 'INVALID_REQUEST', 'runId must be a non-empty string')
-    }
-    const jobs = buildJobs(plan.jobs)
-    const namespaceRuns = runs.get(principal.namespaceId) ?? new Map<string, RunState>()
-    runs.set(principal.namespaceId, namespaceRuns)
-    const existing = namespaceRuns.get(runId)
-    const now = nowIso()
-    if (existing) {
-      if (existing.planChecksum !== plan.checksum) {
-        throw new ApiError(409, 'CONFLICT', 'Run already exists with a different plan checksum')
-      }
-      return { status: 200, json: { runId, status: 'running', createdAt: now } }
-    }
-    namespaceRuns.set(runId, {
-      runId,
-      namespaceId: principal.namespaceId,
-      namespaceSlug: principal.namespaceSlug,
-      planChecksum: plan.checksum,
-      status: 'running',
-      createdAt: now,
-      updatedAt: now,
-      finishedAt: null,
-      jobs,
-      logs: new Map()
-    })
-    return { status: 201, json: { runId, status: 'running', createdAt: now } }
-  }
-
-  function claim(run: RunState, jobId: string, runnerId: string): Reply {
-    const job = requireJob(run, jobId)
-    const now = nowIso()
-    if (job.status === 'pending') {
-      const depStatuses = job.deps.map(dep => run.jobs.get(dep)?.status)
-      if (depStatuses.some(s => s === 'failed')) {
-        return {
-          status: 200,
-          json: { claimed: false, currentStatus: 'pending', depsBlocked: true }
-        }
-      }
-      if (depStatuses.some(s => s !== 'success')) {
-        return {
-          status: 200,
-          json: { claimed: false, currentStatus: 'pending', depsWaiting: true }
-        }
-      }
-      Object.assign(job, { status: 'running', runnerId, startedAt: now, heartbeatAt: now })
-      job.claims += 1
-      run.updatedAt = now
-      return { status: 200, json: { claimed: true } }
-    }
-    if (job.status === 'running') {
-      const age = job.heartbeatAt ? Date.now() - Date.parse(job.heartbeatAt) : Infinity
-      if (age > heartbeatTimeoutMs) {
-        job.runnerId = runnerId
-        job.heartbeatAt = now
-        job.claims += 1
-        run.updatedAt = now
-        return { status: 200, json: { claimed: true, takeover: true } }
-      }
-      return { status: 200, json: { claimed: false, currentStatus: 'running' } }
-    }
-    return { status: 200, json: { claimed: false, currentStatus: job.status } }
-  }
-
-  function update(
-    run: RunState,
-    jobId: string,
-    runnerId: string,
-    status: 'success' | 'failed',
-    error: unknown
-  ): Reply {
-    const job = requireJob(run, jobId)
-    if (job.status !== 'running') {
-      throw new ApiError(400, 'INVALID_REQUEST', `Job is not running (current: ${job.status})`)
-    }
-    if (job.runnerId !== runnerId) {
-      throw new ApiError(400, 'INVALID_REQUEST', 'Runner does not own this job')
-    }
-    const now = nowIso()
-    job.status = status
-    job.finishedAt = now
-    job.lastError = typeof error === 'string' ? error : null
-    run.updatedAt = now
-    const all = [...run.jobs.values()]
-    if (all.every(j => j.status === 'success')) run.status = 'completed'
-    else if (all.some(j => j.status === 'failed')) run.status = 'failed'
-    if (run.status !== 'running' && run.finishedAt === null) run.finishedAt = now
-    return { status: 200, json: { ok: true } }
-  }
-
-  function runView(run: RunState): Record<string, unknown> {
-    const jobs = [...run.jobs.values()]
-    return {
-      runId: run.runId,
-      namespace: { namespaceId: run.namespaceId, namespaceSlug: run.namespaceSlug },
-      status: run.status,
-      planChecksum: run.planChecksum,
-      createdAt: run.createdAt,
-      updatedAt: run.updatedAt,
-      finishedAt: run.finishedAt,
-      jobTotal: jobs.length,
-      jobDone: jobs.filter(j => j.status === 'success').length,
-      jobFailed: jobs.filter(j => j.status === 'failed').length
-    }
-  }
-
-  function mintFromEndpoint(req: http.IncomingMessage, query: URLSearchParams): Promise<Reply> {
-    if (req.headers.authorization !== `Bearer ${requestToken}`) {
-      throw new ApiError(401, 'UNAUTHORIZED', 'Invalid request token')
-    }
-    const identity: Partial<Identity> = {}
-    for (const key of IDENTITY_KEYS) {
-      const value = query.get(key)
-      if (value !== null) identity[key] = value
-    }
-    const owner = identity.repository_owner ?? defaultIdentity.repository_owner
-    const tokenAudience = query.get('audience') ?? `https://github.com/${owner}`
-    return mintToken({ identity, audience: tokenAudience }).then(value => {
-      tokensMinted += 1
-      return { status: 200, json: { value } }
     })
   }
 
@@ -755,15 +205,16 @@ export async function startCoordinationServer(
     }
     if (match.route === 'health')
       return { status: 200, json: { status: 'ok', service: 'orun-api' } }
-    if (match.route === 'jwks') return { status: 200, json: jwks }
-    if (match.route === 'token') return mintFromEndpoint(req, query)
+    if (match.route === 'jwks') return { status: 200, json: issuer.jwks }
+    if (match.route === 'token')
+      return { status: 200, json: await issuer.mintFromEndpoint(req, query) }
 
-    const principal = await authenticate(req)
+    const principal = await issuer.authenticate(req)
     record.namespace = principal.namespaceId
     if (principal.kind === 'session' && !SESSION_ROUTES.has(match.route)) {
       throw new ApiError(403, 'FORBIDDEN', 'OIDC authentication required')
     }
-    consumeRateToken(principal.namespaceId)
+    rateLimiter.consume(principal.namespaceId)
 
     const ns = principal.namespaceId
     const [runId = '', jobId = ''] = params
@@ -774,27 +225,13 @@ export async function startCoordinationServer(
     }
     switch (match.route) {
       case 'createRun':
-        return createRun(principal, jsonBody())
-      case 'getRun': {
-        const run = runOf(ns, runId)
-        if (!run) throw new ApiError(404, 'NOT_FOUND', 'Run not found')
-        return { status: 200, json: { run: runView(run) } }
-      }
-      case 'claim': {
-        const runnerId = requireRunnerId(jsonBody())
-        return claim(requireCoordinator(ns, runId), jobId, runnerId)
-      }
-      case 'heartbeat': {
-        const runnerId = requireRunnerId(jsonBody())
-        const run = requireCoordinator(ns, runId)
-        const job = requireJob(run, jobId)
-        if (job.status !== 'running' || job.runnerId !== runnerId) {
-          return { status: 200, json: { ok: false, abort: true } }
-        }
-        job.heartbeatAt = nowIso()
-        run.updatedAt = job.heartbeatAt
-        return { status: 200, json: { ok: true } }
-      }
+        return store.createRun(principal, jsonBody())
+      case 'getRun':
+        return store.getRun(ns, runId)
+      case 'claim':
+        return store.claim(ns, runId, jobId, requireRunnerId(jsonBody()))
+      case 'heartbeat':
+        return store.heartbeat(ns, runId, jobId, requireRunnerId(jsonBody()))
       case 'update': {
         const body = jsonBody()
         // body checks come first: the Worker validates the body before asking the coordinator
@@ -803,37 +240,18 @@ export async function startCoordinationServer(
         if (status !== 'success' && status !== 'failed') {
           throw new ApiError(400, 'INVALID_REQUEST', 'Invalid status')
         }
-        return update(requireCoordinator(ns, runId), jobId, runnerId, status, body.error)
+        return store.update(ns, runId, jobId, runnerId, status, body.error)
       }
-      case 'runnable': {
-        const run = requireCoordinator(ns, runId)
-        const jobs = [...run.jobs.values()]
-          .filter(j => j.status === 'pending')
-          .filter(j => j.deps.every(d => run.jobs.get(d)?.status === 'success'))
-          .map(j => j.jobId)
-        return { status: 200, json: { jobs } }
-      }
-      case 'listJobs': {
-        const run = requireCoordinator(ns, runId)
-        const jobs = [...run.jobs.values()].map(j => ({ ...publicJob(j), logRef: null }))
-        return { status: 200, json: { jobs } }
-      }
+      case 'runnable':
+        return store.runnable(ns, runId)
+      case 'listJobs':
+        return store.listJobs(ns, runId)
       case 'jobStatus':
-        return { status: 200, json: publicJob(requireJob(requireCoordinator(ns, runId), jobId)) }
-      case 'uploadLog': {
-        const run = requireCoordinator(ns, runId)
-        run.logs.set(jobId, rawBody.toString('utf8'))
-        return { status: 200, json: { ok: true, logRef: `${ns}/runs/${runId}/logs/${jobId}.log` } }
-      }
-      case 'readLog': {
-        const log = requireCoordinator(ns, runId).logs.get(jobId)
-        if (log === undefined) throw new ApiError(404, 'NOT_FOUND', 'Log not found')
-        return {
-          status: 200,
-          headers: { 'Content-Type': 'text/plain; charset=utf-8' },
-          text: log
-        }
-      }
+        return store.jobStatus(ns, runId, jobId)
+      case 'uploadLog':
+        return store.uploadLog(ns, runId, jobId, rawBody.toString('utf8'))
+      case 'readLog':
+        return store.readLog(ns, runId, jobId)
       default:
         throw new ApiError(404, 'NOT_FOUND', 'Not found')
     }
@@ -854,14 +272,6 @@ export async function startCoordinationServer(
     res.end(payload)
   }
 
-  function errorReply(error: ApiError): Reply {
-    return {
-      status: error.status,
-      headers: error.headers,
-      json: { error: error.message, code: error.code }
-    }
-  }
-
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET'
     const rawUrl = req.url ?? '/'
@@ -874,11 +284,11 @@ export async function startCoordinationServer(
       path: rawPath,
       route: match.route,
       status: 0,
-      at: Date.now()
+      at: clock()
     }
     requests.push(record)
 
-    const fault = takeFault(match.route)
+    const fault = faults.take(match.route)
     if (fault?.kind === 'drop') {
       req.socket.destroy()
       return
@@ -902,12 +312,31 @@ export async function startCoordinationServer(
     }
     if (fault?.kind === 'rateLimit') {
       await readBody(req)
-      send(res, record, errorReply(rateLimitError()))
+      send(res, record, errorReply(rateLimiter.error()))
       return
     }
     if (fault?.kind === 'delay') await sleep(fault.ms)
+    if (latencyMs) await sleep(latencyMs.min + Math.random() * (latencyMs.max - latencyMs.min))
+    // The service's proxy refuses oversized requests before the Worker sees them.
+    if (Buffer.byteLength(rawUrl) > maxUrlBytes) {
+      await readBody(req)
+      send(res, record, {
+        status: 431,
+        text: 'Request Header Fields Too Large',
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }
+      })
+      return
+    }
 
     const rawBody = await readBody(req)
+    if (rawBody.length > maxBodyBytes) {
+      send(res, record, {
+        status: 413,
+        text: 'Payload Too Large',
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }
+      })
+      return
+    }
     try {
       send(res, record, await dispatch(req, match, query, rawBody, record))
     } catch (error) {
@@ -952,45 +381,41 @@ export async function startCoordinationServer(
       // @actions/core appends `&audience=...`, so the URL must already carry a query.
       return {
         ACTIONS_ID_TOKEN_REQUEST_URL: `${baseUrl}/_oidc/token?${query.toString()}`,
-        ACTIONS_ID_TOKEN_REQUEST_TOKEN: requestToken
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.requestToken
       }
     },
-    mintToken,
+    mintToken: opts => issuer.mint(opts),
     get tokensMinted() {
-      return tokensMinted
+      return issuer.tokensMinted
     },
     requests,
     inject(route, fault) {
-      faults.push({ route, fault, remaining: fault.count })
+      faults.inject(route, fault)
     },
     clearFaults() {
-      faults.length = 0
+      faults.clear()
     },
     setOptions(patch) {
       if (patch.heartbeatTimeoutMs !== undefined) heartbeatTimeoutMs = patch.heartbeatTimeoutMs
       if (patch.tokenLifetimeSeconds !== undefined)
-        tokenLifetimeSeconds = patch.tokenLifetimeSeconds
-      if (patch.rateLimit !== undefined) {
-        rateLimit = patch.rateLimit
-        buckets.clear() // a new limit starts every namespace with a full bucket
-      }
+        issuer.tokenLifetimeSeconds = patch.tokenLifetimeSeconds
+      if (patch.latencyMs !== undefined) latencyMs = patch.latencyMs
+      if (patch.initLagMs !== undefined) initLagMs = patch.initLagMs
+      if (patch.logVisibilityMs !== undefined) logVisibilityMs = patch.logVisibilityMs
+      if (patch.rateLimit !== undefined) rateLimiter.setLimit(patch.rateLimit)
     },
     jobsOf(runId, namespace) {
-      const run =
-        namespace !== undefined
-          ? runOf(namespace, runId)
-          : (runOf(defaultIdentity.repository_id, runId) ??
-            [...runs.values()].find(m => m.has(runId))?.get(runId))
-      if (!run) return []
-      return [...run.jobs.values()].map(j => ({
-        jobId: j.jobId,
-        status: j.status,
-        runnerId: j.runnerId,
-        startedAt: j.startedAt,
-        finishedAt: j.finishedAt,
-        lastError: j.lastError,
-        claims: j.claims
-      }))
+      return store.jobsOf(runId, namespace, defaultIdentity.repository_id)
+    },
+    storedLog(runId, jobId, namespace) {
+      return store.storedLog(runId, jobId, namespace, defaultIdentity.repository_id)
+    },
+    async whenVisible(runId, namespace) {
+      const wait = store.msUntilVisible(runId, namespace, defaultIdentity.repository_id)
+      if (wait > 0) await sleep(wait)
+    },
+    deleteRun(runId, namespace) {
+      return store.deleteRun(runId, namespace, defaultIdentity.repository_id)
     },
     close() {
       for (const timer of pendingTimers) clearTimeout(timer)

@@ -32609,6 +32609,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -32627,9 +32628,16 @@ async function cli_getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -32655,25 +32663,63 @@ async function compilePlan(binary, options) {
         throw new UserError(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if (existsSync(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
-/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
-async function runSupportsLocalFlag(binary) {
-    const result = await exec.getExecOutput(binary, ['run', '--help'], {
-        silent: true,
-        ignoreReturnCode: true
-    });
-    return /(^|\s)--local\b/.test(result.stdout + result.stderr);
+const capabilities = new Map();
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
+function listsFlag(help, flag) {
+    return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help);
 }
 /**
- * `orun run <plan> --job <id>` with remote state forced off: the action owns
- * the claim, and orun's own remote mode would try to claim the job again and
- * wait forever. Arguments go to orun as argv, never through a shell.
+ * Probes `orun run --help` once per binary and process: older orun rejects
+ * flags it does not know, so each optional flag is passed only when listed.
  */
-function startJob(binary, options) {
-    const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId];
-    if (options.forceLocal)
+function probeRunCapabilities(binary) {
+    let probe = capabilities.get(binary);
+    if (!probe) {
+        probe = exec
+            .getExecOutput(binary, ['run', '--help'], { silent: true, ignoreReturnCode: true })
+            .then(result => {
+            const help = result.stdout + result.stderr;
+            return { local: listsFlag(help, '--local'), isolation: listsFlag(help, '--isolation') };
+        });
+        capabilities.set(binary, probe);
+    }
+    return probe;
+}
+/**
+ * `orun run <plan> --job=<id> --exec-id=<id> --all [--isolation none] [--local] [args]`:
+ * - `--job=<id>`: one argument, so an id that starts with `-` is never read as a flag;
+ * - `--all`: no scoping by a component.yaml at or above the working directory
+ *   (a global flag in every orun release), which could filter the job out;
+ * - `--isolation none`: the job runs in the checked-out tree, not in a copy
+ *   under .orun/runs/ without node_modules or dist whose outputs are discarded;
+ * - `--local`, and ORUN_REMOTE_STATE=false for orun without it: the action owns the claim,
+ *   and orun's own remote mode would try to claim the job again and wait forever.
+ */
+function runJobArgs(options) {
+    const args = ['run', options.planFile, `--job=${options.jobId}`, `--exec-id=${options.execId}`];
+    args.push('--all');
+    if (options.capabilities.isolation)
+        args.push('--isolation', 'none');
+    if (options.capabilities.local)
         args.push('--local');
-    args.push(...options.extraArgs);
+    return [...args, ...options.extraArgs];
+}
+/** Starts `orun run` (see runJobArgs); arguments go to orun as argv, never through a shell. */
+function startJob(binary, options) {
+    const args = runJobArgs(options);
     // Its own process group, so stop() reaches the steps orun started, not only orun.
     const child = spawn(binary, args, {
         cwd: options.cwd,
@@ -32681,8 +32727,8 @@ function startJob(binary, options) {
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true
     });
-    child.stdout.setEncoding('utf8').on('data', options.onOutput);
-    child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    child.stdout.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stdout'));
+    child.stderr.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stderr'));
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
         child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));

@@ -31657,7 +31657,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(90411);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(62253);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31667,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 90411:
+/***/ 62253:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32564,6 +32564,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -32582,9 +32583,16 @@ async function getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -32610,25 +32618,63 @@ async function compilePlan(binary, options) {
         throw new errors/* UserError */.yo(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if ((0,external_node_fs_.existsSync)(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new errors/* UserError */.yo(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
-/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
-async function runSupportsLocalFlag(binary) {
-    const result = await exec.getExecOutput(binary, ['run', '--help'], {
-        silent: true,
-        ignoreReturnCode: true
-    });
-    return /(^|\s)--local\b/.test(result.stdout + result.stderr);
+const capabilities = new Map();
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
+function listsFlag(help, flag) {
+    return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help);
 }
 /**
- * `orun run <plan> --job <id>` with remote state forced off: the action owns
- * the claim, and orun's own remote mode would try to claim the job again and
- * wait forever. Arguments go to orun as argv, never through a shell.
+ * Probes `orun run --help` once per binary and process: older orun rejects
+ * flags it does not know, so each optional flag is passed only when listed.
  */
-function startJob(binary, options) {
-    const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId];
-    if (options.forceLocal)
+function probeRunCapabilities(binary) {
+    let probe = capabilities.get(binary);
+    if (!probe) {
+        probe = exec
+            .getExecOutput(binary, ['run', '--help'], { silent: true, ignoreReturnCode: true })
+            .then(result => {
+            const help = result.stdout + result.stderr;
+            return { local: listsFlag(help, '--local'), isolation: listsFlag(help, '--isolation') };
+        });
+        capabilities.set(binary, probe);
+    }
+    return probe;
+}
+/**
+ * `orun run <plan> --job=<id> --exec-id=<id> --all [--isolation none] [--local] [args]`:
+ * - `--job=<id>`: one argument, so an id that starts with `-` is never read as a flag;
+ * - `--all`: no scoping by a component.yaml at or above the working directory
+ *   (a global flag in every orun release), which could filter the job out;
+ * - `--isolation none`: the job runs in the checked-out tree, not in a copy
+ *   under .orun/runs/ without node_modules or dist whose outputs are discarded;
+ * - `--local`, and ORUN_REMOTE_STATE=false for orun without it: the action owns the claim,
+ *   and orun's own remote mode would try to claim the job again and wait forever.
+ */
+function runJobArgs(options) {
+    const args = ['run', options.planFile, `--job=${options.jobId}`, `--exec-id=${options.execId}`];
+    args.push('--all');
+    if (options.capabilities.isolation)
+        args.push('--isolation', 'none');
+    if (options.capabilities.local)
         args.push('--local');
-    args.push(...options.extraArgs);
+    return [...args, ...options.extraArgs];
+}
+/** Starts `orun run` (see runJobArgs); arguments go to orun as argv, never through a shell. */
+function startJob(binary, options) {
+    const args = runJobArgs(options);
     // Its own process group, so stop() reaches the steps orun started, not only orun.
     const child = spawn(binary, args, {
         cwd: options.cwd,
@@ -32636,8 +32682,8 @@ function startJob(binary, options) {
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true
     });
-    child.stdout.setEncoding('utf8').on('data', options.onOutput);
-    child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    child.stdout.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stdout'));
+    child.stderr.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stderr'));
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new UserError(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
         child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
@@ -33050,6 +33096,40 @@ async function localBinary(orunPath) {
     return binary;
 }
 
+;// CONCATENATED MODULE: ./src/common/git.ts
+
+/**
+ * Questions to git about the checkout (git is not orun, so these are not in src/orun/cli.ts).
+ * `orun plan --changed` swallows git errors: on a shallow checkout it silently finds no changes
+ * and plans zero jobs, so the plan action asks git first.
+ */
+/** true/false from `git rev-parse --is-shallow-repository`; undefined when cwd is not a git work tree or git is missing. */
+async function isShallowRepository(cwd) {
+    const answer = await gitOutput(cwd, ['rev-parse', '--is-shallow-repository']);
+    if (answer === 'true')
+        return true;
+    if (answer === 'false')
+        return false;
+    return undefined;
+}
+/** Whether `git merge-base base head` finds a common commit: the history `--changed` diffs against is there. */
+async function hasMergeBase(cwd, base, head) {
+    return (await gitOutput(cwd, ['merge-base', base, head])) !== undefined;
+}
+async function gitOutput(cwd, args) {
+    try {
+        const result = await lib_exec/* getExecOutput */.H('git', args, {
+            cwd,
+            silent: true,
+            ignoreReturnCode: true
+        });
+        return result.exitCode === 0 ? result.stdout.trim() : undefined;
+    }
+    catch {
+        return undefined; // git is not installed
+    }
+}
+
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
 const buffer_utils_encoder = new TextEncoder(), decoder = new TextDecoder(), buffer_utils_strictDecoder = new TextDecoder("utf-8", { fatal: !0 }), UINT32_RANGE = (/* unused pure expression or super */ null && (2 ** 32));
 function concat(...buffers) {
@@ -33367,7 +33447,22 @@ function decodeJwt(jwt) {
 }
 
 
+;// CONCATENATED MODULE: ./src/common/error-messages.ts
+/**
+ * Hint sentences that errors of several modules end with, kept in one place so the action says
+ * the same thing wherever the same mistake surfaces (docs/troubleshooting.md quotes them).
+ */
+/** The run and the plan disagree: the run jobs must get the plan job's outputs as they are. */
+const PASS_PLAN_OUTPUTS = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.";
+/** As PASS_PLAN_OUTPUTS, when picking another run id also solves it. */
+const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.";
+/** A plan file the action cannot use. */
+const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
+/** The workflow setting that lets a job request a GitHub OIDC token. */
+const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
+
 
 
 
@@ -33488,7 +33583,7 @@ function createTokenSource(options = {}) {
         lib_core/* setSecret */.Pq(staticToken);
         lib_core/* notice */.lm('orun-backend: no GitHub OIDC token is available, so a static token is used. ' +
             'The live orun-backend accepts static tokens only on read routes (run, jobs, job status, logs); ' +
-            'claim, heartbeat, update, runnable and log upload need OIDC (permissions: id-token: write).');
+            `claim, heartbeat, update, runnable and log upload need OIDC (${ID_TOKEN_PERMISSION}).`);
         return new StaticTokenSource(staticToken);
     }
     throw new errors/* UserError */.yo('No token for orun-backend: this job cannot request a GitHub OIDC token ' +
@@ -33901,8 +33996,9 @@ function toBackendPlan(plan, planId, createdAt) {
         createdAt: createdAt ?? nowIso(),
         jobs: plan.jobs.map(job => ({
             jobId: job.id,
-            // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-            component: job.component ?? job.id.split('@')[0],
+            // Read from the field, never taken apart from the id: its format changed
+            // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+            component: job.component ?? '',
             deps: [...(job.dependsOn ?? [])],
             steps: (job.steps ?? []).map(toBackendStep)
         }))
@@ -33910,6 +34006,7 @@ function toBackendPlan(plan, planId, createdAt) {
 }
 
 ;// CONCATENATED MODULE: ./src/backend/session.ts
+
 
 
 
@@ -33955,11 +34052,11 @@ function explainBackendError(error, doing) {
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
     switch (error.status) {
         case 401:
-            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
-            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);
         case 409:
-            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`);
         case 0:
             return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
         case 429:
@@ -34121,13 +34218,14 @@ function getChoice(name, choices, fallback) {
 
 ;// CONCATENATED MODULE: ./src/plan/model.ts
 
+
 /** GitHub refuses a matrix of more than 256 jobs. */
 const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
-const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
+const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
 function parsePlan(text, source) {
     let data;
@@ -34238,8 +34336,49 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
+        };
+    });
+}
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_';
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
@@ -34266,15 +34405,23 @@ function ancestorsOf(plan, jobId) {
 }
 /**
  * The plan orun runs on a matrix runner: only the claimed job, with no
- * dependsOn. The backend's claim already proved the dependencies succeeded,
- * and a fresh runner's local state is empty, so orun's local check would
- * otherwise refuse to start. Every other field is kept.
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
  */
 function singleJobPlan(plan, jobId) {
     const job = plan.byId.get(jobId);
     if (!job)
         throw new Error(`job ${jobId} is not in plan ${plan.id}`);
-    return { ...plan.file, jobs: [{ ...job, dependsOn: [] }] };
+    const execution = model_isObject(plan.file.execution) ? plan.file.execution : {};
+    return {
+        ...plan.file,
+        execution: { ...execution, concurrency: 1 },
+        jobs: [{ ...job, dependsOn: [] }]
+    };
 }
 /** Jobs of the given environments/components (empty list = no filter), in topological order. */
 function selectJobs(plan, environments, components) {
@@ -34367,6 +34514,7 @@ function readPlanInputs() {
         throw new errors/* UserError */.yo("Inputs 'base' and 'head' only apply with 'changed: true'; set it or remove them.");
     }
     const planFile = getString('plan-file') || undefined;
+    const fromCi = readFromCi(planFile !== undefined);
     const inputs = {
         workingDirectory: workspacePath(getString('working-directory', '.')),
         name: getString('name') || undefined,
@@ -34376,6 +34524,7 @@ function readPlanInputs() {
         changed,
         base,
         head,
+        fromCi,
         args: getArgs('args'),
         planFile,
         runId: getString('run-id') || undefined,
@@ -34391,13 +34540,35 @@ function readPlanInputs() {
         workers: parseWorkersInput(getString('workers', 'auto'))
     };
     if (planFile &&
-        (inputs.environments.length || inputs.components.length || changed || inputs.args.length)) {
-        lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed' and 'args' are ignored.");
+        (inputs.environments.length ||
+            inputs.components.length ||
+            changed ||
+            inputs.args.length ||
+            getString('from-ci'))) {
+        lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored.");
     }
     return inputs;
 }
+/** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */
+const CI_PROVIDERS = ['github'];
+function readFromCi(hasPlanFile) {
+    const provider = getString('from-ci');
+    if (!provider || hasPlanFile)
+        return undefined;
+    if (!CI_PROVIDERS.includes(provider)) {
+        throw new errors/* UserError */.yo(`Input 'from-ci' must be ${CI_PROVIDERS.join(' or ')} (the CI whose event orun reads), got '${provider}'. ` +
+            'Remove it to compile without trigger bindings.');
+    }
+    const eventFile = process.env.GITHUB_EVENT_PATH?.trim();
+    if (!eventFile) {
+        throw new errors/* UserError */.yo("Input 'from-ci: github' needs the event file GitHub names in GITHUB_EVENT_PATH, which is not set. " +
+            'Outside GitHub Actions, set GITHUB_EVENT_PATH to an event JSON file (and GITHUB_EVENT_NAME), or remove from-ci.');
+    }
+    return { provider, eventFile };
+}
 
 ;// CONCATENATED MODULE: ./src/plan/summary.ts
+
 /**
  * The plan job's summary: ids, a job table and the DAG as a mermaid
  * flowchart grouped by environment. GitHub caps a step summary at 1 MiB and
@@ -34428,10 +34599,12 @@ function renderPlanSummary({ plan, runId, planFile, artifactName }) {
         return lines.join('\n') + '\n';
     }
     lines.push('### DAG', '', '```mermaid', ...renderMermaid(plan), '```', '');
-    lines.push('### Jobs', '', '| job | env | component | depends on |', '|---|---|---|---|');
+    lines.push(...renderSecrets(plan));
+    lines.push('### Jobs', '', '| job | check name | runs on | depends on |', '|---|---|---|---|');
     let size = Buffer.byteLength(lines.join('\n'));
     for (const [index, job] of jobs.entries()) {
-        const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(job.environment ?? '')} | ${escapeCell(job.component ?? '')} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`;
+        const runsOn = typeof job.runsOn === 'string' ? job.runsOn : '';
+        const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(checkNameOf(job))} | ${escapeCell(runsOn)} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`;
         size += Buffer.byteLength(row) + 1;
         if (size > SUMMARY_BUDGET_BYTES) {
             lines.push('', `…and ${jobs.length - index} more jobs (the summary is size-limited; the plan file has all of them).`);
@@ -34440,6 +34613,56 @@ function renderPlanSummary({ plan, runId, planFile, artifactName }) {
         lines.push(row);
     }
     return lines.join('\n') + '\n';
+}
+/** The summary when `orun plan --from-ci` matched no trigger binding and wrote no plan. */
+function renderNothingToPlanSummary(orunLine) {
+    return [
+        '## orun plan',
+        '',
+        `orun found nothing to plan: \`${orunLine.replace(/`/g, "'")}\``,
+        '',
+        'No plan file was written and the jobs output is `[]`: there is nothing to run.',
+        ''
+    ].join('\n');
+}
+/**
+ * The secrets each job resolves (`secretRefs`). The run action runs orun in local mode, where a
+ * ref resolves only from `ORUN_SECRET_<KEY>`; listing them here shows what to map before a job
+ * fails on a missing one. Bounded: a plan has few secret refs, and they matter more than rows of
+ * the job table, which comes after and is the part cut at the budget.
+ */
+function renderSecrets(plan) {
+    const rows = [];
+    const overrides = new Map(); // ORUN_SECRET_<KEY> -> required by some job
+    for (const job of plan.order) {
+        for (const need of secretNeedsOf(job)) {
+            const from = need.overrideEnv ? `\`${need.overrideEnv}\`` : `not a valid secret ref`;
+            rows.push(`| \`${escapeCell(job.id)}\` | \`${escapeCell(need.asEnv)}\` | ${escapeCell(from)} | \`${escapeCell(need.ref)}\` | ${need.optional ? 'optional' : 'required'} |`);
+            if (need.overrideEnv) {
+                overrides.set(need.overrideEnv, (overrides.get(need.overrideEnv) ?? false) || !need.optional);
+            }
+        }
+    }
+    if (!rows.length)
+        return [];
+    const envLines = [...overrides].map(([name, required]) => `  ${name}: \${{ secrets.${name.slice('ORUN_SECRET_'.length)} }}${required ? '' : ' # optional'}`);
+    return [
+        '### Secrets',
+        '',
+        'Jobs of this plan read these secrets. orun resolves each from an `ORUN_SECRET_<KEY>` environment variable of the run job; a required one that is missing fails the job.',
+        '',
+        '| job | as | from | ref | |',
+        '|---|---|---|---|---|',
+        ...rows,
+        '',
+        'Map them in the run job (the secret names are examples):',
+        '',
+        '```yaml',
+        'env:',
+        ...envLines,
+        '```',
+        ''
+    ];
 }
 function renderMermaid(plan) {
     const edgeCount = plan.order.reduce((sum, job) => sum + (job.dependsOn?.length ?? 0), 0);
@@ -34569,17 +34792,23 @@ function requireRuntime(what, alternative) {
 
 
 
+
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
 async function run() {
     const inputs = readPlanInputs();
     const backendUrl = resolveBackendUrl(inputs.backendUrl, false);
-    const planFile = await producePlanFile(inputs);
+    const produced = await producePlanFile(inputs);
+    if ('orunSays' in produced)
+        return nothingToPlan(inputs, produced.orunSays);
+    const planFile = produced.file;
     // Errors name the file the user gave, not its copy under RUNNER_TEMP.
     const planSource = inputs.planFile ? workspacePath(inputs.planFile) : planFile;
     const plan = parsePlan((0,external_node_fs_.readFileSync)(planFile, 'utf8'), planSource);
     if (plan.order.length > MAX_MATRIX_JOBS) {
-        throw new errors/* UserError */.yo(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix. ` +
-            "Split it into several plan steps scoped with 'environments' or 'components' (one matrix each), or compile with 'changed: true'.");
+        // Not an error: the outputs stay complete for whatever uses them other than one matrix
+        // over `jobs` (an environment fan-out, other modes); only that matrix would be refused.
+        lib_core/* warning */.$e(`The plan has ${plan.order.length} jobs, but GitHub Actions accepts at most ${MAX_MATRIX_JOBS} jobs in one matrix, ` +
+            "so a matrix over the 'jobs' output fails. Split it with 'environments'/'components' (one plan step and matrix each).");
     }
     const runId = inputs.runId ?? defaultRunId(plan.id);
     const artifactName = inputs.artifactName ?? defaultArtifactName(runId);
@@ -34618,6 +34847,51 @@ async function run() {
         .addRaw(renderWorkersSummary(workers))
         .write();
 }
+/**
+ * `orun plan --from-ci` found no trigger binding for this event and wrote no plan: the outputs of
+ * an empty plan (no plan id: there is no plan), so the matrix job is skipped like for zero jobs.
+ */
+async function nothingToPlan(inputs, orunSays) {
+    lib_core/* notice */.lm(`orun found nothing to plan for this event: "${orunSays}". The jobs output is [].`);
+    lib_core/* setOutput */.uH('plan-id', '');
+    lib_core/* setOutput */.uH('run-id', inputs.runId ?? '');
+    lib_core/* setOutput */.uH('jobs', '[]');
+    lib_core/* setOutput */.uH('job-ids', '[]');
+    lib_core/* setOutput */.uH('job-count', '0');
+    lib_core/* setOutput */.uH('matrix', JSON.stringify({ include: [] }));
+    lib_core/* setOutput */.uH('plan-file', '');
+    lib_core/* setOutput */.uH('artifact-name', '');
+    lib_core/* setOutput */.uH('workers', '[]');
+    await lib_core/* summary */.z.addRaw(renderNothingToPlanSummary(orunSays)).write();
+}
+/**
+ * orun's `--changed` swallows git errors, so a shallow checkout (actions/checkout's default
+ * fetch-depth: 1) plans zero jobs and the workflow passes having run nothing. That is worth
+ * failing for: the fix is one line. A shallow clone that still holds the merge base of explicit
+ * refs (fetch-depth: 2 with base HEAD~1) works and is let through. With only `from-ci`, orun may
+ * or may not turn `--changed` on (the binding's plan.scope), so that is a warning.
+ */
+async function checkGitHistory(inputs) {
+    if (!inputs.changed && !inputs.fromCi)
+        return;
+    if ((await isShallowRepository(inputs.workingDirectory)) !== true)
+        return;
+    const fix = "Fetch the whole history: 'actions/checkout' with 'fetch-depth: 0'.";
+    if (!inputs.changed) {
+        lib_core/* warning */.$e(`${inputs.workingDirectory} is a shallow git checkout. If a trigger binding of 'from-ci' scopes the plan to changed components, ` +
+            `orun finds no changes there and plans zero jobs. ${fix}`);
+        return;
+    }
+    if (inputs.base &&
+        (await hasMergeBase(inputs.workingDirectory, inputs.base, inputs.head ?? 'HEAD'))) {
+        return;
+    }
+    throw new errors/* UserError */.yo(`Input 'changed: true' needs git history, but ${inputs.workingDirectory} is a shallow checkout` +
+        (inputs.base
+            ? ` without the merge base of '${inputs.base}' and '${inputs.head ?? 'HEAD'}'`
+            : '') +
+        `: orun would find no changes and plan zero jobs. ${fix}`);
+}
 /** Compiles the plan (or copies the given one) to RUNNER_TEMP/.../plan.json, outside the workspace. */
 async function producePlanFile(inputs) {
     const output = (0,external_node_path_.join)(makeTempDir('orun-plan-'), PLAN_ARTIFACT_FILE);
@@ -34629,12 +34903,13 @@ async function producePlanFile(inputs) {
         catch (error) {
             throw new errors/* UserError */.yo(`Input 'plan-file' points to ${source}, which cannot be read (${error.message}).`);
         }
-        return output;
+        return { file: output };
     }
     // Checked before installing orun, so a wrong path fails at once, without a download.
     if (!(0,external_node_fs_.existsSync)(inputs.workingDirectory)) {
         throw new errors/* UserError */.yo(`Input 'working-directory' is ${inputs.workingDirectory}, which does not exist. Check out the repository first (actions/checkout) or fix the path.`);
     }
+    await checkGitHistory(inputs);
     const orun = await resolveOrun({
         orunPath: inputs.orunPath,
         orunVersion: inputs.orunVersion,
@@ -34642,7 +34917,7 @@ async function producePlanFile(inputs) {
         downloadUrl: inputs.orunDownloadUrl,
         inputNames: { token: 'github-token' }
     });
-    await lib_core/* group */.Os(`orun plan (orun ${orun.version})`, () => compilePlan(orun.binary, {
+    const compiled = await lib_core/* group */.Os(`orun plan (orun ${orun.version})`, () => compilePlan(orun.binary, {
         cwd: inputs.workingDirectory,
         output,
         name: inputs.name,
@@ -34652,9 +34927,10 @@ async function producePlanFile(inputs) {
         changed: inputs.changed,
         base: inputs.base,
         head: inputs.head,
+        fromCi: inputs.fromCi,
         extraArgs: inputs.args
     }));
-    return output;
+    return compiled.planned ? { file: output } : { orunSays: compiled.orunSays };
 }
 
 

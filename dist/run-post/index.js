@@ -28420,7 +28420,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1922);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3989);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3772);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_post_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
@@ -28430,7 +28430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3989:
+/***/ 3772:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28762,7 +28762,22 @@ function decodeJwt(jwt) {
 }
 
 
+;// CONCATENATED MODULE: ./src/common/error-messages.ts
+/**
+ * Hint sentences that errors of several modules end with, kept in one place so the action says
+ * the same thing wherever the same mistake surfaces (docs/troubleshooting.md quotes them).
+ */
+/** The run and the plan disagree: the run jobs must get the plan job's outputs as they are. */
+const PASS_PLAN_OUTPUTS = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.";
+/** As PASS_PLAN_OUTPUTS, when picking another run id also solves it. */
+const error_messages_PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.";
+/** A plan file the action cannot use. */
+const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
+/** The workflow setting that lets a job request a GitHub OIDC token. */
+const error_messages_ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
+
 
 
 
@@ -28883,7 +28898,7 @@ function createTokenSource(options = {}) {
         lib_core/* setSecret */.Pq(staticToken);
         lib_core/* notice */.lm('orun-backend: no GitHub OIDC token is available, so a static token is used. ' +
             'The live orun-backend accepts static tokens only on read routes (run, jobs, job status, logs); ' +
-            'claim, heartbeat, update, runnable and log upload need OIDC (permissions: id-token: write).');
+            `claim, heartbeat, update, runnable and log upload need OIDC (${error_messages_ID_TOKEN_PERMISSION}).`);
         return new StaticTokenSource(staticToken);
     }
     throw new errors/* UserError */.yo('No token for orun-backend: this job cannot request a GitHub OIDC token ' +
@@ -29309,6 +29324,7 @@ class BackendClient {
 
 
 
+
 /** One token source and one client per action process, so tokens are cached across every call. */
 function connectBackend(settings) {
     const tokens = createTokenSource({
@@ -29349,11 +29365,11 @@ function explainBackendError(error, doing) {
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
     switch (error.status) {
         case 401:
-            return new UserError(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
+            return new UserError(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
-            return new UserError(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+            return new UserError(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);
         case 409:
-            return new UserError(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+            return new UserError(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`);
         case 0:
             return new UserError(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
         case 429:

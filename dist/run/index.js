@@ -31657,7 +31657,7 @@ async function runAction(main) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(97669);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(89192);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31667,7 +31667,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 97669:
+/***/ 89192:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32001,7 +32001,22 @@ function decodeJwt(jwt) {
 }
 
 
+;// CONCATENATED MODULE: ./src/common/error-messages.ts
+/**
+ * Hint sentences that errors of several modules end with, kept in one place so the action says
+ * the same thing wherever the same mistake surfaces (docs/troubleshooting.md quotes them).
+ */
+/** The run and the plan disagree: the run jobs must get the plan job's outputs as they are. */
+const PASS_PLAN_OUTPUTS = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.";
+/** As PASS_PLAN_OUTPUTS, when picking another run id also solves it. */
+const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.";
+/** A plan file the action cannot use. */
+const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
+/** The workflow setting that lets a job request a GitHub OIDC token. */
+const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
+
 
 
 
@@ -32122,7 +32137,7 @@ function createTokenSource(options = {}) {
         lib_core/* setSecret */.Pq(staticToken);
         lib_core/* notice */.lm('orun-backend: no GitHub OIDC token is available, so a static token is used. ' +
             'The live orun-backend accepts static tokens only on read routes (run, jobs, job status, logs); ' +
-            'claim, heartbeat, update, runnable and log upload need OIDC (permissions: id-token: write).');
+            `claim, heartbeat, update, runnable and log upload need OIDC (${ID_TOKEN_PERMISSION}).`);
         return new StaticTokenSource(staticToken);
     }
     throw new errors/* UserError */.yo('No token for orun-backend: this job cannot request a GitHub OIDC token ' +
@@ -32568,8 +32583,9 @@ function toBackendPlan(plan, planId, createdAt) {
         createdAt: createdAt ?? nowIso(),
         jobs: plan.jobs.map(job => ({
             jobId: job.id,
-            // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-            component: job.component ?? job.id.split('@')[0],
+            // Read from the field, never taken apart from the id: its format changed
+            // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+            component: job.component ?? '',
             deps: [...(job.dependsOn ?? [])],
             steps: (job.steps ?? []).map(toBackendStep)
         }))
@@ -32577,6 +32593,7 @@ function toBackendPlan(plan, planId, createdAt) {
 }
 
 ;// CONCATENATED MODULE: ./src/backend/session.ts
+
 
 
 
@@ -32622,11 +32639,11 @@ function explainBackendError(error, doing) {
     const answered = `The backend answered ${error.status} ${error.code} "${error.message}" while ${doing}`;
     switch (error.status) {
         case 401:
-            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
-            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`);
+            return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);
         case 409:
-            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+            return new errors/* UserError */.yo(`${answered}. The run id is already used by a different plan: every job of one run must use the same plan. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`);
         case 0:
             return new errors/* UserError */.yo(`Could not reach the backend while ${doing}: ${error.message}. Check 'backend-url' (or ORUN_BACKEND_URL) and, on self-hosted runners, HTTPS_PROXY/NO_PROXY.`);
         case 429:
@@ -33486,6 +33503,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 /**
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
@@ -33504,9 +33522,16 @@ async function getOrunVersion(binary) {
     }
     return match[1];
 }
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
 async function compilePlan(binary, options) {
     const args = ['plan', '--output', options.output];
+    if (options.fromCi) {
+        args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile);
+    }
     if (options.name)
         args.push('--name', options.name);
     if (options.all)
@@ -33532,25 +33557,62 @@ async function compilePlan(binary, options) {
         throw new UserError(`orun plan failed (exit ${result.exitCode}) in ${options.cwd}: ${reason}. ` +
             'Fix intent.yaml, or the working-directory/environments/components/args inputs.');
     }
+    if (existsSync(options.output))
+        return { planned: true };
+    const output = `${result.stderr}\n${result.stdout}`;
+    const nothingToPlan = output
+        .split('\n')
+        .map(line => line.trim())
+        .find(line => /nothing to plan/i.test(line));
+    if (nothingToPlan)
+        return { planned: false, orunSays: nothingToPlan };
+    // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+    throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+        "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
-/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
-async function runSupportsLocalFlag(binary) {
-    const result = await lib_exec/* getExecOutput */.H(binary, ['run', '--help'], {
-        silent: true,
-        ignoreReturnCode: true
-    });
-    return /(^|\s)--local\b/.test(result.stdout + result.stderr);
+const capabilities = new Map();
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
+function listsFlag(help, flag) {
+    return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help);
 }
 /**
- * `orun run <plan> --job <id>` with remote state forced off: the action owns
- * the claim, and orun's own remote mode would try to claim the job again and
- * wait forever. Arguments go to orun as argv, never through a shell.
+ * Probes `orun run --help` once per binary and process: older orun rejects
+ * flags it does not know, so each optional flag is passed only when listed.
  */
-function startJob(binary, options) {
-    const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId];
-    if (options.forceLocal)
+function probeRunCapabilities(binary) {
+    let probe = capabilities.get(binary);
+    if (!probe) {
+        probe = lib_exec/* getExecOutput */.H(binary, ['run', '--help'], { silent: true, ignoreReturnCode: true })
+            .then(result => {
+            const help = result.stdout + result.stderr;
+            return { local: listsFlag(help, '--local'), isolation: listsFlag(help, '--isolation') };
+        });
+        capabilities.set(binary, probe);
+    }
+    return probe;
+}
+/**
+ * `orun run <plan> --job=<id> --exec-id=<id> --all [--isolation none] [--local] [args]`:
+ * - `--job=<id>`: one argument, so an id that starts with `-` is never read as a flag;
+ * - `--all`: no scoping by a component.yaml at or above the working directory
+ *   (a global flag in every orun release), which could filter the job out;
+ * - `--isolation none`: the job runs in the checked-out tree, not in a copy
+ *   under .orun/runs/ without node_modules or dist whose outputs are discarded;
+ * - `--local`, and ORUN_REMOTE_STATE=false for orun without it: the action owns the claim,
+ *   and orun's own remote mode would try to claim the job again and wait forever.
+ */
+function runJobArgs(options) {
+    const args = ['run', options.planFile, `--job=${options.jobId}`, `--exec-id=${options.execId}`];
+    args.push('--all');
+    if (options.capabilities.isolation)
+        args.push('--isolation', 'none');
+    if (options.capabilities.local)
         args.push('--local');
-    args.push(...options.extraArgs);
+    return [...args, ...options.extraArgs];
+}
+/** Starts `orun run` (see runJobArgs); arguments go to orun as argv, never through a shell. */
+function startJob(binary, options) {
+    const args = runJobArgs(options);
     // Its own process group, so stop() reaches the steps orun started, not only orun.
     const child = (0,external_node_child_process_namespaceObject.spawn)(binary, args, {
         cwd: options.cwd,
@@ -33558,8 +33620,8 @@ function startJob(binary, options) {
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true
     });
-    child.stdout.setEncoding('utf8').on('data', options.onOutput);
-    child.stderr.setEncoding('utf8').on('data', options.onOutput);
+    child.stdout.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stdout'));
+    child.stderr.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stderr'));
     const exited = new Promise((resolve, reject) => {
         child.once('error', error => reject(new errors/* UserError */.yo(`Could not start orun (${binary}): ${error.message}. Check orun-path.`)));
         child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
@@ -34198,13 +34260,14 @@ function readWorker() {
 
 ;// CONCATENATED MODULE: ./src/plan/model.ts
 
+
 /** GitHub refuses a matrix of more than 256 jobs. */
 const MAX_MATRIX_JOBS = 256;
 function planIdFromChecksum(checksum) {
     return checksum.replace(/^sha256-/, '').slice(0, 12);
 }
 const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
-const recompile = 'Re-compile it with `orun plan`, or check the plan-file input.';
+const recompile = RECOMPILE_PLAN;
 /** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
 function parsePlan(text, source) {
     let data;
@@ -34315,8 +34378,49 @@ function matrixEntries(plan) {
     return plan.order.map(job => ({
         job: job.id,
         env: job.environment ?? '',
-        component: job.component ?? ''
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
+        };
+    });
+}
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_';
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
 }
 /** Length of the longest dependency chain above a job (0 for a root). */
 function depthOf(plan, jobId, memo = new Map()) {
@@ -34343,15 +34447,23 @@ function ancestorsOf(plan, jobId) {
 }
 /**
  * The plan orun runs on a matrix runner: only the claimed job, with no
- * dependsOn. The backend's claim already proved the dependencies succeeded,
- * and a fresh runner's local state is empty, so orun's local check would
- * otherwise refuse to start. Every other field is kept.
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
  */
 function singleJobPlan(plan, jobId) {
     const job = plan.byId.get(jobId);
     if (!job)
         throw new Error(`job ${jobId} is not in plan ${plan.id}`);
-    return { ...plan.file, jobs: [{ ...job, dependsOn: [] }] };
+    const execution = model_isObject(plan.file.execution) ? plan.file.execution : {};
+    return {
+        ...plan.file,
+        execution: { ...execution, concurrency: 1 },
+        jobs: [{ ...job, dependsOn: [] }]
+    };
 }
 /** Jobs of the given environments/components (empty list = no filter), in topological order. */
 function selectJobs(plan, environments, components) {
@@ -34518,6 +34630,7 @@ function jittered(ms, fraction, min, max, random) {
 
 
 
+
 async function acquireJob(ctx, jobId, stats = { waitedMs: 0, polls: 0 }) {
     const started = ctx.now();
     try {
@@ -34628,17 +34741,51 @@ function firstLookDelayMs(depth, planJobs) {
 function crowdScaled(planJobs, msPerJob, max) {
     return Math.min(max, Math.max(500, planJobs * msPerJob));
 }
-/** The run's jobs; a run nobody created yet is created (or joined) first. */
+/**
+ * How long a run this runner has just created or joined may still look unknown:
+ * the service answers claims on a run created moments ago with a transient 404
+ * (orun's own client allows 2 minutes for it).
+ */
+const RUN_VISIBLE_GRACE_MS = 120_000;
+/**
+ * Retries `call` while the run looks unknown (`unknown` says so of an answer or an
+ * error), after creating or joining it once; a short backoff, bounded by the grace.
+ */
+async function onceRunVisible(ctx, call, unknown) {
+    let joined = false;
+    let delayMs = 250;
+    let giveUpAt = Infinity;
+    for (;;) {
+        let answer;
+        try {
+            answer = { value: await call() };
+        }
+        catch (error) {
+            answer = { error };
+        }
+        if (!unknown(answer)) {
+            if ('error' in answer)
+                throw answer.error;
+            return answer.value;
+        }
+        if (!joined) {
+            await ctx.ensureRun();
+            joined = true;
+            giveUpAt = ctx.now() + RUN_VISIBLE_GRACE_MS;
+            continue;
+        }
+        if (ctx.now() >= giveUpAt) {
+            throw new errors/* UserError */.yo(`The backend still does not know run ${ctx.runId} ${RUN_VISIBLE_GRACE_MS / 1000} s after this runner created or joined it. ` +
+                "Check that every job of the workflow uses the same 'backend-url', then re-run the job.");
+        }
+        await ctx.sleep(spread(delayMs, 0.5, ctx.random));
+        delayMs = Math.min(delayMs * 2, 4_000);
+    }
+}
+const isRunUnknown = (error) => error instanceof BackendError && error.status === 404 && !/job not found/i.test(error.message);
+/** The run's jobs; a run nobody created yet (an empty list, as the service answers) is created or joined first. */
 async function listJobs(ctx) {
-    try {
-        return await ctx.client.listJobs(ctx.runId);
-    }
-    catch (error) {
-        if (!(error instanceof BackendError) || error.status !== 404)
-            throw error;
-        await ctx.ensureRun();
-        return ctx.client.listJobs(ctx.runId);
-    }
+    return onceRunVisible(ctx, () => ctx.client.listJobs(ctx.runId), ({ value, error }) => (error ? isRunUnknown(error) : value.length === 0));
 }
 /** Another runner owns the job: skip it, or mirror its result. */
 async function duplicate(ctx, jobId, deadline) {
@@ -34648,20 +34795,17 @@ async function duplicate(ctx, jobId, deadline) {
     return { kind: 'skipped', owner: record.runnerId };
 }
 function notInRun(ctx, jobId) {
-    return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`);
+    return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`);
 }
 /** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx, jobId) {
     try {
-        return await ctx.client.claim(ctx.runId, jobId, ctx.runnerId);
+        return await onceRunVisible(ctx, () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
     }
     catch (error) {
-        if (!(error instanceof BackendError) || error.status !== 404)
-            throw error;
-        if (/job not found/i.test(error.message))
+        if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
-        await ctx.ensureRun();
-        return ctx.client.claim(ctx.runId, jobId, ctx.runnerId);
+        throw error;
     }
 }
 /**
@@ -34709,6 +34853,98 @@ function describeDeps(deps, now) {
         .join(', ');
 }
 
+;// CONCATENATED MODULE: ./src/run/child-env.ts
+
+
+
+
+/**
+ * The environment orun (and so every job step) runs with: what a plain `run:`
+ * step of the same job would get, not what this JavaScript action gets.
+ *
+ * The runner hands a JavaScript action more than a `run:` step: its inputs
+ * (`INPUT_*`, among them the backend token and github-token), its saved state
+ * (`STATE_*`), and the Actions runtime credentials and service URLs
+ * (`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_RUNTIME_URL`, `ACTIONS_CACHE_URL`,
+ * `ACTIONS_RESULTS_URL`, `ACTIONS_CACHE_SERVICE_V2`; the runner's
+ * NodeScriptActionHandler sets them, its ScriptHandler for `run:` does not).
+ * `ACTIONS_ID_TOKEN_REQUEST_*` is given to `run:` steps too (cloud logins in
+ * job steps use it) and is kept.
+ */
+const JS_ACTION_ONLY = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RUNTIME_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_SERVICE_V2'
+]);
+const JS_ACTION_ONLY_PREFIXES = ['INPUT_', 'STATE_'];
+/**
+ * Inputs of the run action whose values are plain settings, not secrets: a job
+ * id or an environment name shows up in every log, and masking it would shred
+ * the log. Every other removed value (the tokens, the runtime URLs, inputs this
+ * action does not know) is redacted from the stored log.
+ */
+const PLAIN_INPUTS = new Set([
+    'run-id',
+    'plan-id',
+    'job',
+    'environments',
+    'components',
+    'backend-url',
+    'audience',
+    'working-directory',
+    'plan-file',
+    'artifact-name',
+    'orun-version',
+    'orun-path',
+    'orun-download-url',
+    'args',
+    'dependency-timeout',
+    'heartbeat-interval',
+    'on-duplicate',
+    'log-upload-interval',
+    'redact-env'
+].map(name => `INPUT_${name.toUpperCase()}`));
+function isJsActionOnly(name) {
+    return JS_ACTION_ONLY.has(name) || JS_ACTION_ONLY_PREFIXES.some(p => name.startsWith(p));
+}
+/**
+ * The child's environment: the action's minus what only JavaScript actions get,
+ * plus what orun needs on a runner:
+ * - `ORUN_NO_AUTO_REFRESH=1` (skips a catalog refresh of up to 10 s), unless set;
+ * - `DOCKER_CONFIG=~/.docker` when that exists and is not set: orun moves HOME
+ *   to a per-job temp dir, and `docker login` earlier in the job wrote there.
+ */
+function childEnvironment(parent, home = parent.HOME || (0,external_node_os_.homedir)()) {
+    const env = {};
+    const removed = [];
+    for (const [name, value] of Object.entries(parent)) {
+        if (isJsActionOnly(name))
+            removed.push(name);
+        else
+            env[name] = value;
+    }
+    if (env.ORUN_NO_AUTO_REFRESH === undefined)
+        env.ORUN_NO_AUTO_REFRESH = '1';
+    const dockerConfig = (0,external_node_path_.join)(home, '.docker');
+    if (!env.DOCKER_CONFIG && (0,external_node_fs_.existsSync)(dockerConfig))
+        env.DOCKER_CONFIG = dockerConfig;
+    return { env, removed: removed.sort() };
+}
+/**
+ * Values to redact from the stored log: those of every removed variable except
+ * plain settings, and every `ORUN_SECRET_*` (GitHub masks `secrets.*` in its own
+ * log view, but the backend stores the raw text).
+ */
+function secretValuesOf(parent) {
+    return Object.entries(parent)
+        .filter(([name]) => (isJsActionOnly(name) && !PLAIN_INPUTS.has(name) && name !== 'ACTIONS_CACHE_SERVICE_V2') ||
+        name.startsWith(SECRET_OVERRIDE_PREFIX))
+        .map(([, value]) => value)
+        .filter((value) => Boolean(value));
+}
+
 ;// CONCATENATED MODULE: ./src/run/heartbeat.ts
 
 function startHeartbeat(options) {
@@ -34749,6 +34985,163 @@ function startHeartbeat(options) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/run/job-secrets.ts
+
+/**
+ * Required references whose ORUN_SECRET_<KEY> is unset or empty. orun itself
+ * accepts an empty value; an empty required secret is almost always a GitHub
+ * secret that does not exist in this repository or environment.
+ */
+function missingSecrets(job, env) {
+    const missing = new Map();
+    // A reference orun cannot parse has no override variable: orun names it itself.
+    for (const need of secretNeedsOf(job)) {
+        const variable = need.overrideEnv;
+        if (need.optional || !variable)
+            continue;
+        const value = env[variable];
+        if (value || missing.has(variable))
+            continue;
+        missing.set(variable, { variable, ref: need.ref, asEnv: need.asEnv, empty: value === '' });
+    }
+    return [...missing.values()].sort((a, b) => a.variable.localeCompare(b.variable));
+}
+/** One message naming every missing variable, with the `env:` block that sets them. */
+function missingSecretsMessage(jobId, missing) {
+    const names = missing
+        .map(m => `${m.variable}${m.empty ? ' (set but empty)' : ''} for ${m.asEnv ?? m.ref}`)
+        .join(', ');
+    const lines = missing.map(m => {
+        // GitHub secret names hold letters, digits and _ only.
+        const secret = m.variable.slice(SECRET_OVERRIDE_PREFIX.length).replace(/[^A-Za-z0-9_]/g, '_');
+        return `    ${m.variable}: \${{ secrets.${secret} }}`;
+    });
+    return (`${jobId} needs secrets that are not set: ${names}. ` +
+        'orun resolves secretRefs only from ORUN_SECRET_<KEY> variables when it runs with local state, ' +
+        'so the job was not started and is reported failed. Add to the run step (with the GitHub secrets that hold the values):\n' +
+        `  env:\n${lines.join('\n')}`);
+}
+
+;// CONCATENATED MODULE: ./src/run/run-evidence.ts
+
+
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+/** orun's own lines: its output with ANSI colours and the raw step output removed. */
+function orunLines(output) {
+    const lines = [];
+    let stopToken;
+    for (const raw of output.replace(ANSI, '').split(/\r?\n/)) {
+        const line = raw.trim();
+        if (stopToken !== undefined) {
+            if (line === `::${stopToken}::`)
+                stopToken = undefined;
+            continue;
+        }
+        const stop = /^::stop-commands::(.+)$/.exec(line);
+        if (stop) {
+            stopToken = stop[1];
+            continue;
+        }
+        lines.push(line);
+    }
+    return lines;
+}
+function readRunAccount(output, jobId) {
+    const account = {
+        succeeded: 0,
+        failed: 0,
+        cached: 0,
+        waiting: 0,
+        preview: false,
+        started: false,
+        failedMarks: false,
+        noJobs: false,
+        summary: false
+    };
+    const lines = orunLines(output);
+    lines.forEach((line, index) => {
+        if (/^(✓ Done|✗ Failed) in \S+$/.test(line) || /^◌ Preview ready in \S+$/.test(line)) {
+            account.summary = true;
+            if (line.startsWith('◌'))
+                account.preview = true;
+            const stats = lines.slice(index + 1).find(next => next !== '') ?? '';
+            const count = (word) => Number(new RegExp(`(?:^|· )(\\d+) ${word}\\b`).exec(stats)?.[1] ?? 0);
+            account.succeeded = count('succeeded');
+            account.failed = count('failed');
+            account.cached = count('cached');
+            account.waiting = count('waiting');
+            if (count('selected'))
+                account.preview = true;
+        }
+        else if (/^job-id\s+(.+)$/.exec(line)?.[1] === jobId) {
+            account.started = true;
+        }
+        else if (/^✓ .+ completed · \S+$/.test(line)) {
+            account.started = true;
+        }
+        else if (/^✕ .+ failed · \S+$/.test(line) || line.startsWith('::error::')) {
+            account.failedMarks = true;
+        }
+        else if (/^✓ no jobs to run$/.test(line)) {
+            account.noJobs = true;
+        }
+    });
+    return account;
+}
+function ranToSuccess(account) {
+    return (account.summary &&
+        !account.preview &&
+        account.succeeded === 1 &&
+        account.failed === 0 &&
+        account.waiting === 0 &&
+        !account.failedMarks);
+}
+/**
+ * Why orun exited 0 without running the job, as far as its output and the
+ * checkout tell. Returns undefined when the account shows the job succeeded.
+ */
+function explainNonRun(account, context) {
+    if (ranToSuccess(account))
+        return undefined;
+    const lead = `orun exited 0 but did not run ${context.jobId} to success`;
+    const filters = context.extraArgs.filter(arg => /^(--component|--env|-e|--all-envs|--changed|--dry-run|--concurrency)(=|$)/.test(arg));
+    const argsHint = filters.length
+        ? ` The 'args' input passes ${filters.join(' ')}, which can filter or preview the job: remove it.`
+        : '';
+    if (account.preview)
+        return `${lead}: it only previewed the job (a dry run).${argsHint || " Remove --dry-run from the 'args' input."}`;
+    if (account.failed > 0 || account.failedMarks)
+        return `${lead}: orun reports the job failed, yet exited 0 (the plan's execution.failFast is off).`;
+    if (account.waiting > 0)
+        return (`${lead}: orun left it waiting because its dependencies are not completed in orun's own state ` +
+            "(orun's concurrent path, execution.concurrency > 1). The action's derived plan sets concurrency 1 and drops dependsOn to avoid this." +
+            argsHint);
+    if (account.cached > 0)
+        return `${lead}: orun skipped it as already completed in its own local state (cached), so nothing ran on this runner.`;
+    if (account.noJobs)
+        return `${lead}: orun found no jobs to run in the plan it was given.${argsHint}`;
+    if (account.started)
+        return `${lead}: orun started the job but printed no result for it (no run summary counting it as succeeded).`;
+    const scope = componentFileAbove(context.cwd);
+    const scopeHint = scope
+        ? ` A component.yaml at ${scope} can scope orun to that component and filter the job out: this orun did not accept --all, or scoped the run anyway; check 'working-directory' and the orun version.`
+        : '';
+    return (`${lead}: orun printed no account of the job at all, so it was filtered out or skipped before it started ` +
+        `(component scoping, an --env/--component filter, or dependencies unmet in orun's state).${argsHint}${scopeHint}`);
+}
+/** The nearest component.yaml at or above dir, if any. */
+function componentFileAbove(dir) {
+    for (let current = dir;; current = (0,external_node_path_.dirname)(current)) {
+        const file = (0,external_node_path_.join)(current, 'component.yaml');
+        if ((0,external_node_fs_.existsSync)(file))
+            return file;
+        if ((0,external_node_path_.dirname)(current) === current)
+            return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/run/execute.ts
 
 
@@ -34756,14 +35149,27 @@ function startHeartbeat(options) {
 
 
 
+
+
+
+/** Lines of output quoted when orun exited 0 without running the job. */
+const NON_RUN_TAIL_LINES = 15;
 async function executeJob(options) {
     const { jobId } = options;
-    // orun's local dependency check would refuse the job on a fresh runner; the claim already proved them.
+    const started = Date.now();
+    const { env } = childEnvironment(options.env ?? process.env);
+    const missing = missingSecrets(options.plan.byId.get(jobId), env);
+    if (missing.length) {
+        const reason = missingSecretsMessage(jobId, missing);
+        lib_core/* info */.pq(reason);
+        options.log.append(`[orun action] ${reason}\n`);
+        return { outcome: 'failed', exitCode: null, durationMs: 0, heartbeats: 0, reason };
+    }
     const planFile = (0,external_node_path_.join)(options.tempDir, `job-${options.plan.id}-${Date.now()}.json`);
     (0,external_node_fs_.writeFileSync)(planFile, JSON.stringify(singleJobPlan(options.plan, jobId), null, 2));
-    const started = Date.now();
     let child;
     let stopping = false;
+    let stdout = '';
     const stop = () => {
         stopping = true;
         void child?.stop(options.stopGraceMs);
@@ -34789,10 +35195,12 @@ async function executeJob(options) {
             jobId,
             execId: options.runId,
             cwd: options.workingDirectory,
-            env: process.env,
-            forceLocal: options.forceLocal,
+            env,
+            capabilities: options.capabilities,
             extraArgs: options.extraArgs,
-            onOutput: chunk => {
+            onOutput: (chunk, stream) => {
+                if (stream === 'stdout')
+                    stdout += chunk;
                 // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
                 process.stdout.write(chunk);
                 options.log.append(chunk);
@@ -34801,14 +35209,25 @@ async function executeJob(options) {
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
-        const outcome = heartbeat.aborted
-            ? 'aborted'
-            : options.cancel.aborted
-                ? 'cancelled'
-                : exitCode === 0 && !stopping
-                    ? 'success'
-                    : 'failed';
-        return { outcome, exitCode, durationMs: Date.now() - started, heartbeats: heartbeat.beats };
+        const durationMs = Date.now() - started;
+        const base = { exitCode, durationMs, heartbeats: heartbeat.beats };
+        if (heartbeat.aborted)
+            return { ...base, outcome: 'aborted' };
+        if (options.cancel.aborted)
+            return { ...base, outcome: 'cancelled' };
+        if (exitCode !== 0 || stopping)
+            return { ...base, outcome: 'failed' };
+        // Exit 0 is not enough: orun's own account must show the job ran to success.
+        const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+            jobId,
+            cwd: options.workingDirectory,
+            extraArgs: options.extraArgs
+        });
+        if (!nonRun)
+            return { ...base, outcome: 'success' };
+        const tail = options.log.tail(NON_RUN_TAIL_LINES);
+        options.log.append(`[orun action] ${nonRun}\n`);
+        return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` };
     }
     finally {
         heartbeat.stop();
@@ -34997,6 +35416,7 @@ function loadInFlight() {
 
 
 
+
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -35067,38 +35487,30 @@ async function runJob(ctx) {
     saveInFlight(ctx.inFlight);
     const log = new LogStream({
         upload: text => client.uploadLog(inputs.runId, jobId, text),
-        redactor: new Redactor(envValues(inputs.redactEnv), () => ctx.tokens.issued),
+        // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
+        redactor: new Redactor([...envValues(inputs.redactEnv), ...secretValuesOf(process.env)], () => ctx.tokens.issued),
         intervalMs: inputs.logUploadIntervalMs,
         spoolFile,
         warn: message => lib_core/* warning */.$e(message)
     });
-    if (ctx.section === 'header')
-        lib_core/* info */.pq(`\n===== orun run ${jobId} =====`);
-    else
-        lib_core/* startGroup */.Oh(`orun run ${jobId}`);
-    let execution;
-    try {
-        execution = await executeJob({
-            client,
-            plan: ctx.plan,
-            jobId,
-            runId: inputs.runId,
-            runnerId: ctx.runnerId,
-            binary: ctx.binary,
-            forceLocal: ctx.forceLocal,
-            workingDirectory: inputs.workingDirectory,
-            extraArgs: inputs.args,
-            tempDir: ctx.tempDir,
-            heartbeatIntervalMs: inputs.heartbeatIntervalMs,
-            stopGraceMs: STOP_GRACE_MS,
-            log,
-            cancel: ctx.cancel
-        });
-    }
-    finally {
-        if (ctx.section !== 'header')
-            lib_core/* endGroup */.N4();
-    }
+    // A plain header, not a group: orun prints one ::group:: per step, and GitHub does not nest groups.
+    lib_core/* info */.pq(`── orun run ${jobId} ──`);
+    const execution = await executeJob({
+        client,
+        plan: ctx.plan,
+        jobId,
+        runId: inputs.runId,
+        runnerId: ctx.runnerId,
+        binary: ctx.binary,
+        capabilities: ctx.capabilities,
+        workingDirectory: inputs.workingDirectory,
+        extraArgs: inputs.args,
+        tempDir: ctx.tempDir,
+        heartbeatIntervalMs: inputs.heartbeatIntervalMs,
+        stopGraceMs: STOP_GRACE_MS,
+        log,
+        cancel: ctx.cancel
+    });
     const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover };
     if (execution.outcome === 'aborted') {
         // The lease is gone: the new owner reports the result and owns the log.
@@ -35113,7 +35525,8 @@ async function runJob(ctx) {
     const error = execution.outcome === 'cancelled'
         ? 'cancelled: the runner was stopped before the job finished'
         : execution.outcome === 'failed'
-            ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
+            ? (execution.reason ??
+                `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`)
             : undefined;
     // The result first: dependents wait on it, while the final log only has readers.
     const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error);
@@ -35325,7 +35738,6 @@ async function poolLoop(ctx, results, client, pacer) {
             client,
             jobId,
             claimed: { takeover },
-            section: 'header',
             finalLogSpreadMs: 0
         }));
     };
@@ -35647,6 +36059,7 @@ function requireRuntime(what, alternative) {
 
 
 
+
 /** Where the run action's plan comes from, which of its jobs this runner takes, and whether the run is this plan's. */
 /** The job ids this runner runs: the one named by 'job', or a slice by environments/components. */
 function selectTargets(plan, inputs) {
@@ -35664,7 +36077,7 @@ function selectTargets(plan, inputs) {
  * happen to share ids must not run inside that plan's run.
  */
 async function checkRunMatchesPlan(client, runId, plan) {
-    const conflict = (other) => new errors/* UserError */.yo(`Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`);
+    const conflict = (other) => new errors/* UserError */.yo(`Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`);
     const derived = /^gha-\d+-\d+-([0-9a-f]{12})$/.exec(runId)?.[1];
     if (derived) {
         if (derived !== plan.id)
@@ -35688,6 +36101,7 @@ function checkedJob(plan, jobId) {
     const sample = [...plan.byId.keys()].slice(0, 5).join(', ');
     throw new errors/* UserError */.yo(`Input 'job' is '${jobId}', which is not in plan ${plan.id} (jobs: ${sample}${plan.byId.size > 5 ? ', ...' : ''}). Use job: \${{ matrix.job }} with the plan job's 'jobs' output.`);
 }
+/** Also used by the status action, whose inputs name the plan the same way. */
 async function loadPlan(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
@@ -35764,8 +36178,8 @@ async function run() {
         downloadUrl: inputs.orunDownloadUrl,
         inputNames: { token: 'github-token' }
     });
-    const forceLocal = await runSupportsLocalFlag(orun.binary);
-    if (!forceLocal) {
+    const capabilities = await probeRunCapabilities(orun.binary);
+    if (!capabilities.local) {
         lib_core/* warning */.$e(`orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
             "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version').");
     }
@@ -35809,7 +36223,7 @@ async function run() {
                 inFlight,
                 cancel: cancel.signal,
                 binary: orun.binary,
-                forceLocal,
+                capabilities,
                 ensureRun: async () => {
                     if (joined)
                         return;
@@ -35838,7 +36252,7 @@ async function run() {
                 inFlight,
                 cancel: cancel.signal,
                 binary: orun.binary,
-                forceLocal,
+                capabilities,
                 ensureRun: async () => {
                     if (joined)
                         return;
@@ -36230,7 +36644,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   Yz: () => (/* binding */ debug),
-  N4: () => (/* binding */ endGroup),
   z3: () => (/* binding */ error),
   V9: () => (/* binding */ getIDToken),
   V4: () => (/* binding */ getInput),
@@ -36241,12 +36654,11 @@ __nccwpck_require__.d(__webpack_exports__, {
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
   Pq: () => (/* binding */ setSecret),
-  Oh: () => (/* binding */ startGroup),
   z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, exportVariable, getBooleanInput, getMultilineInput, getState, group, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getMultilineInput, getState, group, markdownSummary, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
@@ -37120,13 +37532,13 @@ function info(message) {
  * @param name The name of the output group
  */
 function startGroup(name) {
-    command_issue('group', name);
+    issue('group', name);
 }
 /**
  * End an output group.
  */
 function endGroup() {
-    command_issue('endgroup');
+    issue('endgroup');
 }
 /**
  * Wrap an asynchronous function call in a group.

@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { decodeJwt } from 'jose'
 import { UserError, errorMessage } from '../common/errors.js'
+import { ID_TOKEN_PERMISSION } from '../common/error-messages.js'
 
 export interface TokenSource {
   readonly kind: 'oidc' | 'static'
@@ -150,7 +151,7 @@ export function createTokenSource(options: AuthOptions = {}): TokenSource {
     core.notice(
       'orun-backend: no GitHub OIDC token is available, so a static token is used. ' +
         'The live orun-backend accepts static tokens only on read routes (run, jobs, job status, logs); ' +
-        'claim, heartbeat, update, runnable and log upload need OIDC (permissions: id-token: write).'
+        `claim, heartbeat, update, runnable and log upload need OIDC (${ID_TOKEN_PERMISSION}).`
     )
     return new StaticTokenSource(staticToken)
   }

@@ -46,8 +46,9 @@ export function toBackendPlan(plan: PlanLike, planId: string, createdAt?: string
     createdAt: createdAt ?? nowIso(),
     jobs: plan.jobs.map(job => ({
       jobId: job.id,
-      // Job ids are <component>@<env>.<name>; a plan that omits component still names it there.
-      component: job.component ?? job.id.split('@')[0],
+      // Read from the field, never taken apart from the id: its format changed
+      // (comp@env.job, then comp.env.job) and every orun plan writes the field.
+      component: job.component ?? '',
       deps: [...(job.dependsOn ?? [])],
       steps: (job.steps ?? []).map(toBackendStep)
     }))

@@ -5,6 +5,7 @@ import { createTokenSource, type TokenSource } from './auth.js'
 import { BackendClient, BackendError } from './client.js'
 import { toBackendPlan } from './plan.js'
 import type { CreateRunResult } from './types.js'
+import { ID_TOKEN_PERMISSION, PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID } from '../common/error-messages.js'
 
 export interface BackendSettings {
   backendUrl: string
@@ -60,15 +61,15 @@ export function explainBackendError(error: unknown, doing: string): unknown {
   switch (error.status) {
     case 401:
       return new UserError(
-        `${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has 'permissions: id-token: write'.`
+        `${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`
       )
     case 403:
       return new UserError(
-        `${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant 'permissions: id-token: write'.`
+        `${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`
       )
     case 409:
       return new UserError(
-        `${answered}. The run id is already used by a different plan: every job of one run must use the same plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`
+        `${answered}. The run id is already used by a different plan: every job of one run must use the same plan. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`
       )
     case 0:
       return new UserError(

@@ -1,5 +1,6 @@
 import * as exec from '@actions/exec'
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { UserError } from '../common/errors.js'
 
 /**
@@ -34,12 +35,24 @@ export interface CompileOptions {
   changed: boolean
   base?: string
   head?: string
+  /** `--from-ci <provider> --event-file <file>`: scope the plan by the intent's trigger bindings. */
+  fromCi?: { provider: string; eventFile: string }
   extraArgs: string[]
 }
 
-/** `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. */
-export async function compilePlan(binary: string, options: CompileOptions): Promise<void> {
+/** What `orun plan` did: wrote the plan, or found nothing to plan (its own line, quoted). */
+export type CompileResult = { planned: true } | { planned: false; orunSays: string }
+
+/**
+ * `orun plan ... -o FILE`: compiles intent.yaml in cwd into a plan file. With `--from-ci`, an
+ * event that matches no trigger binding makes orun print `○ … — nothing to plan` and exit 0
+ * without writing FILE (orun cmd/orun/main.go): that is an empty plan, not an error.
+ */
+export async function compilePlan(binary: string, options: CompileOptions): Promise<CompileResult> {
   const args = ['plan', '--output', options.output]
+  if (options.fromCi) {
+    args.push('--from-ci', options.fromCi.provider, '--event-file', options.fromCi.eventFile)
+  }
   if (options.name) args.push('--name', options.name)
   if (options.all) args.push('--all')
   if (options.environments.length) args.push('--env', options.environments.join(','))
@@ -61,27 +74,82 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
         'Fix intent.yaml, or the working-directory/environments/components/args inputs.'
     )
   }
+  if (existsSync(options.output)) return { planned: true }
+  const output = `${result.stderr}\n${result.stdout}`
+  const nothingToPlan = output
+    .split('\n')
+    .map(line => line.trim())
+    .find(line => /nothing to plan/i.test(line))
+  if (nothingToPlan) return { planned: false, orunSays: nothingToPlan }
+  // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
+  throw new UserError(
+    `orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
+      "(its output is above). Check that 'args' does not override --output, and the orun version."
+  )
 }
 
-/** Newer orun has `run --local` ("force local filesystem state"); older ones reject the flag. */
-export async function runSupportsLocalFlag(binary: string): Promise<boolean> {
-  const result = await exec.getExecOutput(binary, ['run', '--help'], {
-    silent: true,
-    ignoreReturnCode: true
-  })
-  return /(^|\s)--local\b/.test(result.stdout + result.stderr)
+/** The optional `orun run` flags the installed orun has, read from one `orun run --help`. */
+export interface RunCapabilities {
+  /** `--local` (v2.17.0+): force local filesystem state. */
+  local: boolean
+  /** `--isolation none`: run in the checked-out tree, not a per-job copy. */
+  isolation: boolean
+}
+
+const capabilities = new Map<string, Promise<RunCapabilities>>()
+
+/** A flag listed in help text; a look-alike such as `--local-only` does not count. */
+function listsFlag(help: string, flag: string): boolean {
+  return new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, 'm').test(help)
+}
+
+/**
+ * Probes `orun run --help` once per binary and process: older orun rejects
+ * flags it does not know, so each optional flag is passed only when listed.
+ */
+export function probeRunCapabilities(binary: string): Promise<RunCapabilities> {
+  let probe = capabilities.get(binary)
+  if (!probe) {
+    probe = exec
+      .getExecOutput(binary, ['run', '--help'], { silent: true, ignoreReturnCode: true })
+      .then(result => {
+        const help = result.stdout + result.stderr
+        return { local: listsFlag(help, '--local'), isolation: listsFlag(help, '--isolation') }
+      })
+    capabilities.set(binary, probe)
+  }
+  return probe
 }
 
 export interface JobRunOptions {
-  /** A plan file holding just this job, with no dependsOn (see singleJobPlan). */
+  /** A plan file holding just this job (see singleJobPlan). */
   planFile: string
   jobId: string
   execId: string
   cwd: string
+  /** The child's whole environment (see run/child-env.ts). */
   env: NodeJS.ProcessEnv
-  forceLocal: boolean
+  capabilities: RunCapabilities
   extraArgs: string[]
-  onOutput: (chunk: string) => void
+  onOutput: (chunk: string, stream: 'stdout' | 'stderr') => void
+}
+
+/**
+ * `orun run <plan> --job=<id> --exec-id=<id> --all [--isolation none] [--local] [args]`:
+ * - `--job=<id>`: one argument, so an id that starts with `-` is never read as a flag;
+ * - `--all`: no scoping by a component.yaml at or above the working directory
+ *   (a global flag in every orun release), which could filter the job out;
+ * - `--isolation none`: the job runs in the checked-out tree, not in a copy
+ *   under .orun/runs/ without node_modules or dist whose outputs are discarded;
+ * - `--local`, and ORUN_REMOTE_STATE=false for orun without it: the action owns the claim,
+ *   and orun's own remote mode would try to claim the job again and wait forever.
+ */
+export function runJobArgs(options: JobRunOptions): string[] {
+  const args = ['run', options.planFile, `--job=${options.jobId}`, `--exec-id=${options.execId}`]
+  args.push('--all')
+  if (options.capabilities.isolation) args.push('--isolation', 'none')
+  if (options.capabilities.local) args.push('--local')
+  return [...args, ...options.extraArgs]
 }
 
 export interface JobProcess {
@@ -92,15 +160,9 @@ export interface JobProcess {
   stop(graceMs: number): Promise<void>
 }
 
-/**
- * `orun run <plan> --job <id>` with remote state forced off: the action owns
- * the claim, and orun's own remote mode would try to claim the job again and
- * wait forever. Arguments go to orun as argv, never through a shell.
- */
+/** Starts `orun run` (see runJobArgs); arguments go to orun as argv, never through a shell. */
 export function startJob(binary: string, options: JobRunOptions): JobProcess {
-  const args = ['run', options.planFile, '--job', options.jobId, '--exec-id', options.execId]
-  if (options.forceLocal) args.push('--local')
-  args.push(...options.extraArgs)
+  const args = runJobArgs(options)
   // Its own process group, so stop() reaches the steps orun started, not only orun.
   const child = spawn(binary, args, {
     cwd: options.cwd,
@@ -108,8 +170,8 @@ export function startJob(binary: string, options: JobRunOptions): JobProcess {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true
   })
-  child.stdout.setEncoding('utf8').on('data', options.onOutput)
-  child.stderr.setEncoding('utf8').on('data', options.onOutput)
+  child.stdout.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stdout'))
+  child.stderr.setEncoding('utf8').on('data', chunk => options.onOutput(chunk, 'stderr'))
   const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>(
     (resolve, reject) => {
       child.once('error', error =>

@@ -13,6 +13,8 @@ export interface PlanInputs {
   changed: boolean
   base?: string
   head?: string
+  /** `from-ci: github`: compile with `--from-ci github --event-file $GITHUB_EVENT_PATH`. */
+  fromCi?: { provider: string; eventFile: string }
   args: string[]
   planFile?: string
   runId?: string
@@ -40,6 +42,7 @@ export function readPlanInputs(): PlanInputs {
     )
   }
   const planFile = getString('plan-file') || undefined
+  const fromCi = readFromCi(planFile !== undefined)
   const inputs: PlanInputs = {
     workingDirectory: workspacePath(getString('working-directory', '.')),
     name: getString('name') || undefined,
@@ -49,6 +52,7 @@ export function readPlanInputs(): PlanInputs {
     changed,
     base,
     head,
+    fromCi,
     args: getArgs('args'),
     planFile,
     runId: getString('run-id') || undefined,
@@ -65,11 +69,37 @@ export function readPlanInputs(): PlanInputs {
   }
   if (
     planFile &&
-    (inputs.environments.length || inputs.components.length || changed || inputs.args.length)
+    (inputs.environments.length ||
+      inputs.components.length ||
+      changed ||
+      inputs.args.length ||
+      getString('from-ci'))
   ) {
     core.warning(
-      "'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed' and 'args' are ignored."
+      "'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored."
     )
   }
   return inputs
+}
+
+/** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */
+const CI_PROVIDERS = ['github']
+
+function readFromCi(hasPlanFile: boolean): PlanInputs['fromCi'] {
+  const provider = getString('from-ci')
+  if (!provider || hasPlanFile) return undefined
+  if (!CI_PROVIDERS.includes(provider)) {
+    throw new UserError(
+      `Input 'from-ci' must be ${CI_PROVIDERS.join(' or ')} (the CI whose event orun reads), got '${provider}'. ` +
+        'Remove it to compile without trigger bindings.'
+    )
+  }
+  const eventFile = process.env.GITHUB_EVENT_PATH?.trim()
+  if (!eventFile) {
+    throw new UserError(
+      "Input 'from-ci: github' needs the event file GitHub names in GITHUB_EVENT_PATH, which is not set. " +
+        'Outside GitHub Actions, set GITHUB_EVENT_PATH to an event JSON file (and GITHUB_EVENT_NAME), or remove from-ci.'
+    )
+  }
+  return { provider, eventFile }
 }

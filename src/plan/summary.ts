@@ -1,4 +1,4 @@
-import type { Plan } from './model.js'
+import { checkNameOf, secretNeedsOf, type Plan } from './model.js'
 
 /**
  * The plan job's summary: ids, a job table and the DAG as a mermaid
@@ -44,10 +44,12 @@ export function renderPlanSummary({
     return lines.join('\n') + '\n'
   }
   lines.push('### DAG', '', '```mermaid', ...renderMermaid(plan), '```', '')
-  lines.push('### Jobs', '', '| job | env | component | depends on |', '|---|---|---|---|')
+  lines.push(...renderSecrets(plan))
+  lines.push('### Jobs', '', '| job | check name | runs on | depends on |', '|---|---|---|---|')
   let size = Buffer.byteLength(lines.join('\n'))
   for (const [index, job] of jobs.entries()) {
-    const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(job.environment ?? '')} | ${escapeCell(job.component ?? '')} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`
+    const runsOn = typeof job.runsOn === 'string' ? job.runsOn : ''
+    const row = `| \`${escapeCell(job.id)}\` | ${escapeCell(checkNameOf(job))} | ${escapeCell(runsOn)} | ${(job.dependsOn ?? []).map(d => `\`${escapeCell(d)}\``).join(', ')} |`
     size += Buffer.byteLength(row) + 1
     if (size > SUMMARY_BUDGET_BYTES) {
       lines.push(
@@ -59,6 +61,65 @@ export function renderPlanSummary({
     lines.push(row)
   }
   return lines.join('\n') + '\n'
+}
+
+/** The summary when `orun plan --from-ci` matched no trigger binding and wrote no plan. */
+export function renderNothingToPlanSummary(orunLine: string): string {
+  return [
+    '## orun plan',
+    '',
+    `orun found nothing to plan: \`${orunLine.replace(/`/g, "'")}\``,
+    '',
+    'No plan file was written and the jobs output is `[]`: there is nothing to run.',
+    ''
+  ].join('\n')
+}
+
+/**
+ * The secrets each job resolves (`secretRefs`). The run action runs orun in local mode, where a
+ * ref resolves only from `ORUN_SECRET_<KEY>`; listing them here shows what to map before a job
+ * fails on a missing one. Bounded: a plan has few secret refs, and they matter more than rows of
+ * the job table, which comes after and is the part cut at the budget.
+ */
+function renderSecrets(plan: Plan): string[] {
+  const rows: string[] = []
+  const overrides = new Map<string, boolean>() // ORUN_SECRET_<KEY> -> required by some job
+  for (const job of plan.order) {
+    for (const need of secretNeedsOf(job)) {
+      const from = need.overrideEnv ? `\`${need.overrideEnv}\`` : `not a valid secret ref`
+      rows.push(
+        `| \`${escapeCell(job.id)}\` | \`${escapeCell(need.asEnv)}\` | ${escapeCell(from)} | \`${escapeCell(need.ref)}\` | ${need.optional ? 'optional' : 'required'} |`
+      )
+      if (need.overrideEnv) {
+        overrides.set(
+          need.overrideEnv,
+          (overrides.get(need.overrideEnv) ?? false) || !need.optional
+        )
+      }
+    }
+  }
+  if (!rows.length) return []
+  const envLines = [...overrides].map(
+    ([name, required]) =>
+      `  ${name}: \${{ secrets.${name.slice('ORUN_SECRET_'.length)} }}${required ? '' : ' # optional'}`
+  )
+  return [
+    '### Secrets',
+    '',
+    'Jobs of this plan read these secrets. orun resolves each from an `ORUN_SECRET_<KEY>` environment variable of the run job; a required one that is missing fails the job.',
+    '',
+    '| job | as | from | ref | |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+    'Map them in the run job (the secret names are examples):',
+    '',
+    '```yaml',
+    'env:',
+    ...envLines,
+    '```',
+    ''
+  ]
 }
 
 function renderMermaid(plan: Plan): string[] {

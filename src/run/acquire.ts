@@ -5,6 +5,7 @@ import { UserError } from '../common/errors.js'
 import { spread, type Random } from '../common/retry.js'
 import { depthOf, type Plan } from '../plan/model.js'
 import { assess, nextPoll, type WaitAssessment } from './schedule.js'
+import { PASS_PLAN_OUTPUTS } from '../common/error-messages.js'
 
 /**
  * The claim loop: every row of the protocol's claim table, plus the wait for
@@ -160,15 +161,63 @@ export function crowdScaled(planJobs: number, msPerJob: number, max: number): nu
   return Math.min(max, Math.max(500, planJobs * msPerJob))
 }
 
-/** The run's jobs; a run nobody created yet is created (or joined) first. */
-async function listJobs(ctx: AcquireContext): Promise<JobRecord[]> {
-  try {
-    return await ctx.client.listJobs(ctx.runId)
-  } catch (error) {
-    if (!(error instanceof BackendError) || error.status !== 404) throw error
-    await ctx.ensureRun()
-    return ctx.client.listJobs(ctx.runId)
+/**
+ * How long a run this runner has just created or joined may still look unknown:
+ * the service answers claims on a run created moments ago with a transient 404
+ * (orun's own client allows 2 minutes for it).
+ */
+export const RUN_VISIBLE_GRACE_MS = 120_000
+
+/**
+ * Retries `call` while the run looks unknown (`unknown` says so of an answer or an
+ * error), after creating or joining it once; a short backoff, bounded by the grace.
+ */
+async function onceRunVisible<T>(
+  ctx: AcquireContext,
+  call: () => Promise<T>,
+  unknown: (answer: { value?: T; error?: unknown }) => boolean
+): Promise<T> {
+  let joined = false
+  let delayMs = 250
+  let giveUpAt = Infinity
+  for (;;) {
+    let answer: { value?: T; error?: unknown }
+    try {
+      answer = { value: await call() }
+    } catch (error) {
+      answer = { error }
+    }
+    if (!unknown(answer)) {
+      if ('error' in answer) throw answer.error
+      return answer.value as T
+    }
+    if (!joined) {
+      await ctx.ensureRun()
+      joined = true
+      giveUpAt = ctx.now() + RUN_VISIBLE_GRACE_MS
+      continue
+    }
+    if (ctx.now() >= giveUpAt) {
+      throw new UserError(
+        `The backend still does not know run ${ctx.runId} ${RUN_VISIBLE_GRACE_MS / 1000} s after this runner created or joined it. ` +
+          "Check that every job of the workflow uses the same 'backend-url', then re-run the job."
+      )
+    }
+    await ctx.sleep(spread(delayMs, 0.5, ctx.random))
+    delayMs = Math.min(delayMs * 2, 4_000)
   }
+}
+
+const isRunUnknown = (error: unknown) =>
+  error instanceof BackendError && error.status === 404 && !/job not found/i.test(error.message)
+
+/** The run's jobs; a run nobody created yet (an empty list, as the service answers) is created or joined first. */
+async function listJobs(ctx: AcquireContext): Promise<JobRecord[]> {
+  return onceRunVisible(
+    ctx,
+    () => ctx.client.listJobs(ctx.runId),
+    ({ value, error }) => (error ? isRunUnknown(error) : value!.length === 0)
+  )
 }
 
 /** Another runner owns the job: skip it, or mirror its result. */
@@ -180,19 +229,21 @@ async function duplicate(ctx: AcquireContext, jobId: string, deadline: number): 
 
 function notInRun(ctx: AcquireContext, jobId: string): UserError {
   return new UserError(
-    `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged.`
+    `The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`
   )
 }
 
 /** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx: AcquireContext, jobId: string) {
   try {
-    return await ctx.client.claim(ctx.runId, jobId, ctx.runnerId)
+    return await onceRunVisible(
+      ctx,
+      () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId),
+      ({ error }) => isRunUnknown(error)
+    )
   } catch (error) {
-    if (!(error instanceof BackendError) || error.status !== 404) throw error
-    if (/job not found/i.test(error.message)) throw notInRun(ctx, jobId)
-    await ctx.ensureRun()
-    return ctx.client.claim(ctx.runId, jobId, ctx.runnerId)
+    if (error instanceof BackendError && error.status === 404) throw notInRun(ctx, jobId)
+    throw error
   }
 }
 

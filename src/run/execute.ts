@@ -2,10 +2,13 @@ import * as core from '@actions/core'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { BackendClient } from '../backend/client.js'
-import { startJob, type JobProcess } from '../orun/cli.js'
+import { startJob, type JobProcess, type RunCapabilities } from '../orun/cli.js'
 import { singleJobPlan, type Plan } from '../plan/model.js'
+import { childEnvironment } from './child-env.js'
 import { startHeartbeat } from './heartbeat.js'
+import { missingSecrets, missingSecretsMessage } from './job-secrets.js'
 import type { LogStream } from './logstream.js'
+import { explainNonRun, readRunAccount } from './run-evidence.js'
 
 /** Executes one claimed job with the orun runtime while heartbeating and streaming its log. */
 export interface ExecutionResult {
@@ -14,6 +17,11 @@ export interface ExecutionResult {
   exitCode: number | null
   durationMs: number
   heartbeats: number
+  /**
+   * Why a failed job failed when orun's exit code does not say it: secrets
+   * missing before the start, or orun exiting 0 without running the job.
+   */
+  reason?: string
 }
 
 export interface ExecuteOptions {
@@ -23,7 +31,7 @@ export interface ExecuteOptions {
   runId: string
   runnerId: string
   binary: string
-  forceLocal: boolean
+  capabilities: RunCapabilities
   workingDirectory: string
   extraArgs: string[]
   tempDir: string
@@ -33,17 +41,32 @@ export interface ExecuteOptions {
   log: LogStream
   /** Aborted when the runner is cancelled (SIGINT/SIGTERM). */
   cancel: AbortSignal
+  /** The action's environment, from which the child's is derived. Default: process.env. */
+  env?: NodeJS.ProcessEnv
 }
+
+/** Lines of output quoted when orun exited 0 without running the job. */
+const NON_RUN_TAIL_LINES = 15
 
 export async function executeJob(options: ExecuteOptions): Promise<ExecutionResult> {
   const { jobId } = options
-  // orun's local dependency check would refuse the job on a fresh runner; the claim already proved them.
+  const started = Date.now()
+  const { env } = childEnvironment(options.env ?? process.env)
+
+  const missing = missingSecrets(options.plan.byId.get(jobId)!, env)
+  if (missing.length) {
+    const reason = missingSecretsMessage(jobId, missing)
+    core.info(reason)
+    options.log.append(`[orun action] ${reason}\n`)
+    return { outcome: 'failed', exitCode: null, durationMs: 0, heartbeats: 0, reason }
+  }
+
   const planFile = join(options.tempDir, `job-${options.plan.id}-${Date.now()}.json`)
   writeFileSync(planFile, JSON.stringify(singleJobPlan(options.plan, jobId), null, 2))
 
-  const started = Date.now()
   let child: JobProcess | undefined
   let stopping = false
+  let stdout = ''
   const stop = () => {
     stopping = true
     void child?.stop(options.stopGraceMs)
@@ -71,10 +94,11 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
       jobId,
       execId: options.runId,
       cwd: options.workingDirectory,
-      env: process.env,
-      forceLocal: options.forceLocal,
+      env,
+      capabilities: options.capabilities,
       extraArgs: options.extraArgs,
-      onOutput: chunk => {
+      onOutput: (chunk, stream) => {
+        if (stream === 'stdout') stdout += chunk
         // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
         process.stdout.write(chunk)
         options.log.append(chunk)
@@ -82,14 +106,21 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
     })
     if (options.cancel.aborted) stop()
     const { exitCode } = await child.exited
-    const outcome = heartbeat.aborted
-      ? 'aborted'
-      : options.cancel.aborted
-        ? 'cancelled'
-        : exitCode === 0 && !stopping
-          ? 'success'
-          : 'failed'
-    return { outcome, exitCode, durationMs: Date.now() - started, heartbeats: heartbeat.beats }
+    const durationMs = Date.now() - started
+    const base = { exitCode, durationMs, heartbeats: heartbeat.beats }
+    if (heartbeat.aborted) return { ...base, outcome: 'aborted' }
+    if (options.cancel.aborted) return { ...base, outcome: 'cancelled' }
+    if (exitCode !== 0 || stopping) return { ...base, outcome: 'failed' }
+    // Exit 0 is not enough: orun's own account must show the job ran to success.
+    const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+      jobId,
+      cwd: options.workingDirectory,
+      extraArgs: options.extraArgs
+    })
+    if (!nonRun) return { ...base, outcome: 'success' }
+    const tail = options.log.tail(NON_RUN_TAIL_LINES)
+    options.log.append(`[orun action] ${nonRun}\n`)
+    return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` }
   } finally {
     heartbeat.stop()
     options.cancel.removeEventListener('abort', onCancel)

@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { join } from 'node:path'
 import type { BackendClient } from '../backend/client.js'
+import type { RunCapabilities } from '../orun/cli.js'
 import { BackendError } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
 import { spread } from '../common/retry.js'
@@ -10,6 +11,7 @@ import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
+import { secretValuesOf } from './child-env.js'
 import { Redactor, envValues } from './redact.js'
 import { saveInFlight, type InFlight } from './state.js'
 import type { JobResult } from './summary.js'
@@ -35,15 +37,10 @@ export interface JobContext {
   inFlight: InFlight
   cancel: AbortSignal
   binary: string
-  forceLocal: boolean
+  capabilities: RunCapabilities
   ensureRun: () => Promise<void>
   /** Pool mode: the job was already claimed by the caller (no wait, no claim here). */
   claimed?: { takeover: boolean }
-  /**
-   * How the job's output is set apart in the step log: a collapsible group (one job per
-   * runner), or a header line (a pool worker runs many; orun prints groups of its own).
-   */
-  section?: 'group' | 'header'
   /** Pause before the final log upload (default 1.5 s, spread); a pacing pool worker needs none. */
   finalLogSpreadMs?: number
 }
@@ -121,34 +118,33 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   saveInFlight(ctx.inFlight)
   const log = new LogStream({
     upload: text => client.uploadLog(inputs.runId, jobId, text),
-    redactor: new Redactor(envValues(inputs.redactEnv), () => ctx.tokens.issued),
+    // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
+    redactor: new Redactor(
+      [...envValues(inputs.redactEnv), ...secretValuesOf(process.env)],
+      () => ctx.tokens.issued
+    ),
     intervalMs: inputs.logUploadIntervalMs,
     spoolFile,
     warn: message => core.warning(message)
   })
-  if (ctx.section === 'header') core.info(`\n===== orun run ${jobId} =====`)
-  else core.startGroup(`orun run ${jobId}`)
-  let execution
-  try {
-    execution = await executeJob({
-      client,
-      plan: ctx.plan,
-      jobId,
-      runId: inputs.runId,
-      runnerId: ctx.runnerId,
-      binary: ctx.binary,
-      forceLocal: ctx.forceLocal,
-      workingDirectory: inputs.workingDirectory,
-      extraArgs: inputs.args,
-      tempDir: ctx.tempDir,
-      heartbeatIntervalMs: inputs.heartbeatIntervalMs,
-      stopGraceMs: STOP_GRACE_MS,
-      log,
-      cancel: ctx.cancel
-    })
-  } finally {
-    if (ctx.section !== 'header') core.endGroup()
-  }
+  // A plain header, not a group: orun prints one ::group:: per step, and GitHub does not nest groups.
+  core.info(`── orun run ${jobId} ──`)
+  const execution = await executeJob({
+    client,
+    plan: ctx.plan,
+    jobId,
+    runId: inputs.runId,
+    runnerId: ctx.runnerId,
+    binary: ctx.binary,
+    capabilities: ctx.capabilities,
+    workingDirectory: inputs.workingDirectory,
+    extraArgs: inputs.args,
+    tempDir: ctx.tempDir,
+    heartbeatIntervalMs: inputs.heartbeatIntervalMs,
+    stopGraceMs: STOP_GRACE_MS,
+    log,
+    cancel: ctx.cancel
+  })
   const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover }
   if (execution.outcome === 'aborted') {
     // The lease is gone: the new owner reports the result and owns the log.
@@ -164,7 +160,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     execution.outcome === 'cancelled'
       ? 'cancelled: the runner was stopped before the job finished'
       : execution.outcome === 'failed'
-        ? `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`
+        ? (execution.reason ??
+          `orun exited with code ${execution.exitCode ?? 'none (killed)'}; last output:\n${log.tail(ERROR_TAIL_LINES)}`)
         : undefined
   // The result first: dependents wait on it, while the final log only has readers.
   const reported = await report(client, inputs.runId, jobId, ctx.runnerId, error)

@@ -5,7 +5,7 @@ import { connectBackend, explainBackendError, joinRun } from '../backend/session
 import { UserError } from '../common/errors.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
-import { runSupportsLocalFlag } from '../orun/cli.js'
+import { probeRunCapabilities } from '../orun/cli.js'
 import { Cancelled, abortableSleep } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
@@ -26,8 +26,8 @@ export async function run(): Promise<void> {
     downloadUrl: inputs.orunDownloadUrl,
     inputNames: { token: 'github-token' }
   })
-  const forceLocal = await runSupportsLocalFlag(orun.binary)
-  if (!forceLocal) {
+  const capabilities = await probeRunCapabilities(orun.binary)
+  if (!capabilities.local) {
     core.warning(
       `orun ${orun.version} has no 'run --local' flag, so remote state is turned off only through ORUN_REMOTE_STATE=false. ` +
         "If intent.yaml sets execution.state.mode: remote, orun would coordinate by itself and wait forever: use a newer orun ('orun-version')."
@@ -78,7 +78,7 @@ export async function run(): Promise<void> {
           inFlight,
           cancel: cancel.signal,
           binary: orun.binary,
-          forceLocal,
+          capabilities,
           ensureRun: async () => {
             if (joined) return
             await joinRun(client, plan, inputs.runId)
@@ -108,7 +108,7 @@ export async function run(): Promise<void> {
           inFlight,
           cancel: cancel.signal,
           binary: orun.binary,
-          forceLocal,
+          capabilities,
           ensureRun: async () => {
             if (joined) return
             await joinRun(client, plan, inputs.runId)

@@ -7,6 +7,7 @@ import { makeTempDir, workspacePath } from '../common/runner.js'
 import { defaultArtifactName, downloadPlanArtifact } from '../plan/handoff.js'
 import { parsePlan, selectJobs, type Plan } from '../plan/model.js'
 import type { RunInputs } from './inputs.js'
+import { PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID } from '../common/error-messages.js'
 
 /** Where the run action's plan comes from, which of its jobs this runner takes, and whether the run is this plan's. */
 
@@ -35,7 +36,7 @@ export async function checkRunMatchesPlan(
 ): Promise<void> {
   const conflict = (other: string) =>
     new UserError(
-      `Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.`
+      `Run ${runId} is already used by a different plan (${other}); this job's plan is ${plan.id}. ${PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID}`
     )
   const derived = /^gha-\d+-\d+-([0-9a-f]{12})$/.exec(runId)?.[1]
   if (derived) {
@@ -60,7 +61,10 @@ function checkedJob(plan: Plan, jobId: string): string {
   )
 }
 
-export async function loadPlan(inputs: RunInputs): Promise<Plan> {
+/** Also used by the status action, whose inputs name the plan the same way. */
+export async function loadPlan(
+  inputs: Pick<RunInputs, 'planFile' | 'artifactName' | 'runId' | 'planId'>
+): Promise<Plan> {
   const file = inputs.planFile
     ? workspacePath(inputs.planFile)
     : await downloadPlanArtifact(

@@ -25,7 +25,7 @@ import type { JobResult } from './summary.js'
  *    pool, and sooner when a running job should be about to end.
  */
 
-export interface PoolContext extends Omit<JobContext, 'jobId' | 'claimed' | 'section'> {
+export interface PoolContext extends Omit<JobContext, 'jobId' | 'claimed'> {
   /** This worker's index (matrix.worker), from 1. */
   worker: number
   /** The jobs this pool works on: the whole plan, or an environments/components slice. */
@@ -99,7 +99,6 @@ async function poolLoop(
         client,
         jobId,
         claimed: { takeover },
-        section: 'header',
         finalLogSpreadMs: 0
       })
     )

@@ -1,0 +1,364 @@
+/**
+ * The run action's run() and the post step's post() in-process (model:
+ * actions/typescript-action __tests__/main.test.ts): @actions/core is the typed
+ * fixture in __fixtures__/core.ts, the backend is the local coordination server
+ * and orun is the stand-in, both real. The bundles are tested as processes in
+ * run-action.test.ts and e2e.test.ts; this suite reaches the same code in-process
+ * so its coverage is measured.
+ */
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+  jest
+} from '@jest/globals'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import * as core from '../__fixtures__/core.js'
+import { STANDIN_DIR } from '../testing/action-process.js'
+import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { sharedPlanText } from '../testing/fixtures.js'
+
+jest.unstable_mockModule('@actions/core', () => core)
+const { run } = await import('../src/run/main.js')
+const { post } = await import('../src/run/post.js')
+const { UserError } = await import('../src/common/errors.js')
+const { BackendClient } = await import('../src/backend/client.js')
+const { createTokenSource } = await import('../src/backend/auth.js')
+const { parsePlan } = await import('../src/plan/model.js')
+const { toBackendPlan } = await import('../src/backend/plan.js')
+
+/** Creates the run on the server as another runner would, from the plan text. */
+async function createRunAs(
+  client: InstanceType<typeof BackendClient>,
+  runId: string,
+  planText: string
+) {
+  const plan = parsePlan(planText, 'plan.json')
+  await client.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
+  // The service needs a moment before a new run answers its other routes.
+  await server.whenVisible(runId)
+  return plan
+}
+
+const ENV_KEYS = [
+  'GITHUB_WORKSPACE',
+  'RUNNER_TEMP',
+  'ACTIONS_ID_TOKEN_REQUEST_URL',
+  'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
+  'ORUN_STANDIN_RECORD',
+  'ORUN_STANDIN_DELAY_MS',
+  'ORUN_BACKEND_URL',
+  'RUN_MAIN_SECRET'
+]
+const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))
+let server: CoordinationServer
+let workspace: string
+let recordFile: string
+const dirs: string[] = []
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix))
+  dirs.push(dir)
+  return dir
+}
+
+beforeAll(async () => {
+  server = await startCoordinationServer({ rateLimit: false })
+})
+
+afterAll(async () => {
+  await server.close()
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  for (const [key, value] of Object.entries(savedEnv)) {
+    if (value === undefined) delete process.env[key]
+    else process.env[key] = value
+  }
+})
+
+beforeEach(() => {
+  core.reset()
+  workspace = tempDir('orun-run-main-ws-')
+  recordFile = path.join(workspace, 'record.jsonl')
+  writeFileSync(recordFile, '')
+  Object.assign(process.env, server.tokenEnv(), {
+    GITHUB_WORKSPACE: workspace,
+    RUNNER_TEMP: tempDir('orun-run-main-tmp-'),
+    ORUN_STANDIN_RECORD: recordFile
+  })
+  delete process.env.ORUN_STANDIN_DELAY_MS
+  delete process.env.ORUN_BACKEND_URL
+})
+
+afterEach(() => {
+  process.removeAllListeners('SIGTERM')
+  process.removeAllListeners('SIGINT')
+})
+
+const freshRunId = () => `custom-${randomBytes(4).toString('hex')}`
+
+/** Writes the plan into the workspace and sets the inputs every test shares. */
+function given(planText: string, inputs: Record<string, string>): void {
+  writeFileSync(path.join(workspace, 'plan.json'), planText)
+  Object.assign(core.inputs, {
+    'backend-url': server.url,
+    'orun-path': STANDIN_DIR,
+    'plan-file': 'plan.json',
+    'heartbeat-interval': '1s',
+    'log-upload-interval': '1s',
+    ...inputs
+  })
+}
+
+/** The jobs the stand-in orun ran, in order. */
+function executed(): string[] {
+  return readFileSync(recordFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map(line => (JSON.parse(line) as { job: string }).job)
+}
+
+/** A plan whose only job runs `script` (the single fixture, re-checksummed so its id is new). */
+function singleJobPlan(script: string): string {
+  const plan = JSON.parse(sharedPlanText('single'))
+  plan.jobs[0].steps[0].run = script
+  plan.metadata.checksum = `sha256-${randomBytes(32).toString('hex')}`
+  return JSON.stringify(plan)
+}
+
+function readerClient() {
+  return new BackendClient({ baseUrl: server.url, tokens: createTokenSource({ log: () => {} }) })
+}
+
+describe('run(): a slice of the plan on one runner', () => {
+  it('runs the dev slice in DAG order, reports each job and sets the outputs', async () => {
+    const runId = freshRunId()
+    given(sharedPlanText('remote-state-matrix'), { 'run-id': runId, environments: 'dev' })
+
+    await run()
+
+    expect(executed()).toEqual(['foundation@dev.smoke', 'api@dev.smoke', 'web@dev.smoke'])
+    expect(core.outputs.status).toBe('success')
+    expect(core.outputs['run-id']).toBe(runId)
+    const results = JSON.parse(core.outputs['job-results'])
+    expect(Object.keys(results)).toEqual(['foundation@dev.smoke', 'api@dev.smoke', 'web@dev.smoke'])
+    for (const result of Object.values(results)) {
+      expect(result).toMatchObject({ status: 'success', tookOver: false })
+    }
+    expect(
+      server
+        .jobsOf(runId)
+        .map(j => `${j.jobId}=${j.status}`)
+        .sort()
+    ).toEqual([
+      'api@dev.smoke=success',
+      'api@stage.smoke=pending',
+      'foundation@dev.smoke=success',
+      'foundation@stage.smoke=pending',
+      'web@dev.smoke=success',
+      'web@stage.smoke=pending'
+    ])
+    // What was stored (a read right after the upload may still answer the previous version).
+    expect(server.storedLog(runId, 'api@dev.smoke')).toContain('api dev start')
+    expect(core.summaryText).toContain(runId)
+    expect(core.summaryText).toContain('web@dev.smoke')
+    // Nothing is left for the post step once every claimed job was reported.
+    expect(JSON.parse(core.state['orun-in-flight']).jobs).toEqual([])
+    expect(core.setFailed).not.toHaveBeenCalled()
+  })
+
+  it('does not run a job again that already succeeded in this run', async () => {
+    const runId = freshRunId()
+    given(sharedPlanText('single'), { 'run-id': runId, job: 'solo@dev.smoke' })
+    await run()
+    expect(core.outputs.status).toBe('success')
+
+    core.reset()
+    given(sharedPlanText('single'), { 'run-id': runId, job: 'solo@dev.smoke' })
+    await run()
+
+    expect(executed()).toEqual(['solo@dev.smoke'])
+    expect(core.outputs.status).toBe('already-complete')
+    expect(JSON.parse(core.outputs['job-results'])['solo@dev.smoke'].status).toBe(
+      'already-complete'
+    )
+  })
+})
+
+describe('run(): failures', () => {
+  it('reports a failing job as failed with the tail of its output, and fails the step', async () => {
+    const runId = freshRunId()
+    given(singleJobPlan('echo "about to fail" && exit 3'), {
+      'run-id': runId,
+      job: 'solo@dev.smoke'
+    })
+
+    const failure = run()
+    await expect(failure).rejects.toBeInstanceOf(UserError)
+    await expect(failure).rejects.toThrow(/^solo@dev\.smoke: failed: /)
+
+    expect(core.outputs.status).toBe('failed')
+    const [job] = server.jobsOf(runId)
+    expect(job.status).toBe('failed')
+    expect(job.lastError).toContain('about to fail')
+  })
+
+  it('ends as blocked, without running it, when an upstream job failed', async () => {
+    const runId = freshRunId()
+    const planText = sharedPlanText('failing-upstream')
+    // Another runner claims the upstream job and reports it failed.
+    const other = readerClient()
+    const plan = await createRunAs(other, runId, planText)
+    const failing = plan.order.find(j => !j.dependsOn?.length)!
+    const dependent = plan.order.find(j => j.dependsOn?.includes(failing.id))!
+    expect((await other.claim(runId, failing.id, 'other-runner')).claimed).toBe(true)
+    await other.update(runId, failing.id, 'other-runner', 'failed', 'exit 1')
+
+    given(planText, { 'run-id': runId, job: dependent.id })
+    await expect(run()).rejects.toThrow(`${dependent.id}: blocked`)
+
+    expect(executed()).toEqual([])
+    expect(core.outputs.status).toBe('blocked')
+    expect(server.jobsOf(runId).find(j => j.jobId === dependent.id)?.status).toBe('pending')
+  })
+
+  it('stops on SIGTERM, reports the claimed job as failed (cancelled) and says so', async () => {
+    const runId = freshRunId()
+    process.env.ORUN_STANDIN_DELAY_MS = '60000'
+    given(sharedPlanText('single'), { 'run-id': runId, job: 'solo@dev.smoke' })
+
+    const running = run()
+    // Event-based: wait until the job is claimed on the server, then signal.
+    const deadline = Date.now() + 30_000
+    while (server.jobsOf(runId)[0]?.status !== 'running') {
+      if (Date.now() > deadline) throw new Error('the job was never claimed')
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    process.emit('SIGTERM', 'SIGTERM')
+
+    await expect(running).rejects.toThrow('The run was cancelled')
+    expect(core.outputs.status).toBe('failed')
+    const [job] = server.jobsOf(runId)
+    expect(job.status).toBe('failed')
+    expect(job.lastError).toMatch(/cancel/)
+  })
+})
+
+describe('post(): a job the main step claimed but never reported', () => {
+  it('is marked failed (cancelled) and its spooled log is uploaded, redacted', async () => {
+    const runId = freshRunId()
+    const client = readerClient()
+    await createRunAs(client, runId, sharedPlanText('single'))
+    expect((await client.claim(runId, 'solo@dev.smoke', 'crashed-runner')).claimed).toBe(true)
+    const spoolFile = path.join(workspace, 'spool.log')
+    writeFileSync(spoolFile, 'deploying with hunter2-secret\n')
+    process.env.RUN_MAIN_SECRET = 'hunter2-secret'
+    core.inputs['redact-env'] = 'RUN_MAIN_SECRET'
+    core.state['orun-in-flight'] = JSON.stringify({
+      backendUrl: server.url,
+      audience: 'orun',
+      runId,
+      runnerId: 'crashed-runner',
+      jobs: [{ jobId: 'solo@dev.smoke', spoolFile }]
+    })
+
+    await post()
+
+    const [job] = server.jobsOf(runId)
+    expect(job.status).toBe('failed')
+    expect(job.lastError).toMatch(/^cancelled: /)
+    const log = server.storedLog(runId, 'solo@dev.smoke')
+    expect(log).toContain('[orun action: the job was cancelled]')
+    expect(log).not.toContain('hunter2-secret')
+    expect(JSON.parse(core.state['orun-in-flight']).jobs).toEqual([])
+  })
+
+  it('leaves a job alone that another runner took over', async () => {
+    const runId = freshRunId()
+    const client = readerClient()
+    await createRunAs(client, runId, sharedPlanText('single'))
+    await client.claim(runId, 'solo@dev.smoke', 'new-owner')
+    core.state['orun-in-flight'] = JSON.stringify({
+      backendUrl: server.url,
+      audience: 'orun',
+      runId,
+      runnerId: 'old-owner',
+      jobs: [{ jobId: 'solo@dev.smoke', spoolFile: path.join(workspace, 'missing.log') }]
+    })
+
+    await post()
+
+    expect(server.jobsOf(runId)[0]).toMatchObject({ status: 'running', runnerId: 'new-owner' })
+    expect(core.logged(core.info).some(l => l.includes('no longer this runner'))).toBe(true)
+  })
+
+  it('does nothing when nothing is in flight', async () => {
+    const before = server.requests.length
+    await post()
+    expect(server.requests.length).toBe(before)
+  })
+})
+
+describe('run(): the plan and the run must match', () => {
+  it("refuses a plan-id that is not the plan file's", async () => {
+    given(sharedPlanText('single'), {
+      'run-id': freshRunId(),
+      job: 'solo@dev.smoke',
+      'plan-id': '000000000000'
+    })
+    await expect(run()).rejects.toThrow(
+      `Input 'plan-id' is '000000000000', but the plan file ${path.join(workspace, 'plan.json')} has plan id '5e0143d6b3b9'. Pass the plan job's 'plan-id' output together with its plan.`
+    )
+  })
+
+  it('refuses a run id the plan action made for another plan, without a request', async () => {
+    given(sharedPlanText('single'), { 'run-id': 'gha-1-1-0123456789ab', job: 'solo@dev.smoke' })
+    const before = server.requests.length
+    await expect(run()).rejects.toThrow(
+      "Run gha-1-1-0123456789ab is already used by a different plan (0123456789ab); this job's plan is 5e0143d6b3b9. Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'."
+    )
+    expect(server.requests.length).toBe(before)
+  })
+
+  it('refuses a custom run id that the backend holds for another plan', async () => {
+    const runId = freshRunId()
+    await createRunAs(readerClient(), runId, sharedPlanText('remote-state-matrix'))
+    given(sharedPlanText('single'), { 'run-id': runId, job: 'solo@dev.smoke' })
+    await expect(run()).rejects.toThrow(
+      `Run ${runId} is already used by a different plan (905f6efbdd89); this job's plan is 5e0143d6b3b9.`
+    )
+    expect(executed()).toEqual([])
+  })
+
+  it('refuses a job that is not in the plan, naming some that are', async () => {
+    given(sharedPlanText('single'), { 'run-id': freshRunId(), job: 'nope@dev.smoke' })
+    await expect(run()).rejects.toThrow(
+      "Input 'job' is 'nope@dev.smoke', which is not in plan 5e0143d6b3b9 (jobs: solo@dev.smoke). Use job: ${{ matrix.job }} with the plan job's 'jobs' output."
+    )
+  })
+
+  it('refuses a slice of an environment the plan does not have', async () => {
+    given(sharedPlanText('single'), { 'run-id': freshRunId(), environments: 'prod' })
+    await expect(run()).rejects.toThrow(
+      "Input 'environments' names 'prod', which the plan does not have. The plan has: dev."
+    )
+  })
+
+  it('refuses a plan-file that cannot be read', async () => {
+    Object.assign(core.inputs, {
+      'backend-url': server.url,
+      'run-id': freshRunId(),
+      job: 'solo@dev.smoke',
+      'plan-file': 'missing.json'
+    })
+    await expect(run()).rejects.toThrow(
+      `Input 'plan-file' points to ${path.join(workspace, 'missing.json')}, which cannot be read`
+    )
+  })
+})
