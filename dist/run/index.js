@@ -35682,6 +35682,7 @@ function addStats(into, from) {
 
 
 
+
 /** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
 const START_STAGGER_MS = 150;
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
@@ -35741,41 +35742,24 @@ async function poolLoop(ctx, results, client, pacer) {
             finalLogSpreadMs: 0
         }));
     };
+    // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
+    const visible = {
+        ensureRun: ctx.ensureRun,
+        now: ctx.now,
+        sleep: ctx.sleep,
+        random: ctx.random,
+        runId
+    };
     /** Claims one job; false when another worker has it (or it cannot run any more). */
     const claim = async (jobId) => {
-        let result;
-        try {
-            result = await client.claim(runId, jobId, ctx.runnerId);
-        }
-        catch (error) {
-            if (!(error instanceof BackendError) || error.status !== 404)
-                throw error;
-            await ctx.ensureRun();
-            result = await client.claim(runId, jobId, ctx.runnerId);
-        }
+        const result = await onceRunVisible(visible, () => client.claim(runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
         return result.claimed
             ? { claimed: true, takeover: Boolean(result.takeover), pending: false }
             : { claimed: false, takeover: false, pending: result.currentStatus === 'pending' };
     };
-    const readRunnable = async () => {
-        try {
-            return await client.runnable(runId);
-        }
-        catch (error) {
-            if (!(error instanceof BackendError) || error.status !== 404)
-                throw error;
-            await ctx.ensureRun();
-            return client.runnable(runId);
-        }
-    };
-    const readJobs = async () => {
-        const jobs = await client.listJobs(runId);
-        // An unknown run answers an empty list: create (or join) it, then look again.
-        if (jobs.length || !ctx.plan.order.length)
-            return jobs;
-        await ctx.ensureRun();
-        return client.listJobs(runId);
-    };
+    const readRunnable = () => onceRunVisible(visible, () => client.runnable(runId), ({ error }) => isRunUnknown(error));
+    // An unknown run answers an empty job list.
+    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0);
     /**
      * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
      * why the worker leaves, or undefined once there is something to claim again.

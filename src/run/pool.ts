@@ -1,8 +1,9 @@
-import { BackendClient, BackendError } from '../backend/client.js'
+import { BackendClient } from '../backend/client.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
 import { ancestorsOf, type Plan } from '../plan/model.js'
+import { isRunUnknown, onceRunVisible } from './acquire.js'
 import { Cancelled } from './cancel.js'
 import { runJob, type JobContext } from './job.js'
 import { Pacer, addStats, pacedClient } from './pace.js'
@@ -103,38 +104,41 @@ async function poolLoop(
       })
     )
   }
+  // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
+  const visible = {
+    ensureRun: ctx.ensureRun,
+    now: ctx.now,
+    sleep: ctx.sleep,
+    random: ctx.random,
+    runId
+  }
   /** Claims one job; false when another worker has it (or it cannot run any more). */
   const claim = async (
     jobId: string
   ): Promise<{ claimed: boolean; takeover: boolean; pending: boolean }> => {
-    let result
-    try {
-      result = await client.claim(runId, jobId, ctx.runnerId)
-    } catch (error) {
-      if (!(error instanceof BackendError) || error.status !== 404) throw error
-      await ctx.ensureRun()
-      result = await client.claim(runId, jobId, ctx.runnerId)
-    }
+    const result = await onceRunVisible(
+      visible,
+      () => client.claim(runId, jobId, ctx.runnerId),
+      ({ error }) => isRunUnknown(error)
+    )
     return result.claimed
       ? { claimed: true, takeover: Boolean(result.takeover), pending: false }
       : { claimed: false, takeover: false, pending: result.currentStatus === 'pending' }
   }
-  const readRunnable = async (): Promise<string[]> => {
-    try {
-      return await client.runnable(runId)
-    } catch (error) {
-      if (!(error instanceof BackendError) || error.status !== 404) throw error
-      await ctx.ensureRun()
-      return client.runnable(runId)
-    }
-  }
-  const readJobs = async (): Promise<JobRecord[]> => {
-    const jobs = await client.listJobs(runId)
-    // An unknown run answers an empty list: create (or join) it, then look again.
-    if (jobs.length || !ctx.plan.order.length) return jobs
-    await ctx.ensureRun()
-    return client.listJobs(runId)
-  }
+  const readRunnable = (): Promise<string[]> =>
+    onceRunVisible(
+      visible,
+      () => client.runnable(runId),
+      ({ error }) => isRunUnknown(error)
+    )
+  // An unknown run answers an empty job list.
+  const readJobs = (): Promise<JobRecord[]> =>
+    onceRunVisible(
+      visible,
+      () => client.listJobs(runId),
+      ({ value, error }) =>
+        error ? isRunUnknown(error) : !value!.length && ctx.plan.order.length > 0
+    )
 
   /**
    * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
