@@ -695,7 +695,8 @@ describe("plan action with 'from-ci: github'", () => {
       'job-count': '0',
       matrix: '{"include":[]}',
       'plan-file': '',
-      'artifact-name': ''
+      'artifact-name': '',
+      workers: '[]'
     })
     const notices = result.stdout.split('\n').filter(line => line.startsWith('::notice::'))
     expect(notices).toEqual([

@@ -1,15 +1,20 @@
 /**
- * `npm run bench`: the demo harness on the 40-job wide-deep DAG, each job
- * lasting 10 s (critical path 6 jobs = 60 s), all 40 runners started at once,
- * the real rate limit on (burst 20, 5/s per repository). It runs this action
- * and a baseline that follows orun's own client algorithm, one after the
- * other in the same process, and prints both side by side.
+ * `npm run bench`: the demo harness with the real rate limit on (burst 20,
+ * 5/s per repository). Modes (BENCH_MODES, comma separated; default
+ * matrix,pool,pool-1000), measured one after the other in the same process:
+ * - matrix (alias action): the 40-job wide-deep DAG, each job lasting 10 s
+ *   (critical path 6 jobs = 60 s), one runner per job, all 40 started at once;
+ * - baseline: the same, with a runner that follows orun's own client algorithm;
+ * - pool: the same plan on the plan action's `auto` pool of workers;
+ * - pool-1000: a generated plan of 1,000 jobs on 32 pool workers, with its floors.
+ * The wide-deep modes are printed side by side.
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { Harness, ROOT, checkExecutions } from '../demo/harness.js'
+import { Harness, ROOT, checkExecutions, type RunnerHandle } from '../demo/harness.js'
+import { generatePlan } from '../testing/plan-generator.js'
 import { depthOf, parsePlan } from '../src/plan/model.js'
 
 const JOB_SECONDS = Number(process.env.BENCH_JOB_SECONDS ?? 10)
@@ -42,17 +47,27 @@ function benchPlan(dir: string): { file: string; jobs: PlanJob[]; criticalPathJo
 }
 
 interface Measured {
+  /** Runners (matrix, baseline) or pool workers started. */
+  runners: number
   makespanS: number
   meanDelayS: number
   p95DelayS: number
+  /** Sum over runners of main step start to exit. */
+  runnerSeconds: number
+  /** Sum of orun execution times. */
+  jobSeconds: number
   requests: number
   rateLimited: number
   longest429RunS: number
   tokenMints: number
+  /** Answered (not 429) requests per route. */
+  byRoute: Record<string, number>
   problems: string[]
 }
 
-async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Measured> {
+type WideDeepMode = 'matrix' | 'baseline' | 'pool'
+
+async function measure(mode: WideDeepMode, workDir: string): Promise<Measured> {
   const harness = await new Harness().start()
   try {
     const { file, jobs } = benchPlan(workDir)
@@ -60,7 +75,8 @@ async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Me
     mkdirSync(intent, { recursive: true })
     const plan = await harness.plan(intent, {
       'plan-file': file,
-      ...(mode === 'action' ? { 'backend-url': harness.server.url } : {})
+      ...(mode !== 'baseline' ? { 'backend-url': harness.server.url } : {}),
+      ...(mode === 'pool' ? { workers: 'auto' } : {})
     })
     if (plan.exitCode !== 0) throw new Error(`plan failed:\n${plan.stdout}`)
     const common = {
@@ -71,52 +87,161 @@ async function measure(mode: 'action' | 'baseline', workDir: string): Promise<Me
     const firstRequest = harness.server.requests.length
     const mintsBefore = harness.server.tokensMinted
     const t0 = Date.now()
-    const program = mode === 'action' ? 'dist/run/index.js' : 'bench/baseline-runner.mjs'
-    const runners = jobs.map(job =>
-      harness.startRunner(job.id, intent, { ...common, job: job.id }, program)
-    )
-    // A stuck mode must not hang the benchmark: past the limit its runners are stopped.
-    const limit = setTimeout(() => runners.forEach(r => harness.loseRunner(r)), MODE_LIMIT_MS)
-    const results = await Promise.all(runners.map(r => r.done))
-    clearTimeout(limit)
-    const failedRunners = results.filter(r => r.main.exitCode !== 0).length
+    const program = mode === 'baseline' ? 'bench/baseline-runner.mjs' : 'dist/run/index.js'
+    const runners =
+      mode === 'pool'
+        ? (JSON.parse(plan.outputs.workers) as number[]).map(worker =>
+            harness.startRunner(`worker-${worker}`, intent, { ...common, worker: String(worker) })
+          )
+        : jobs.map(job => harness.startRunner(job.id, intent, { ...common, job: job.id }, program))
+    return await collect(harness, runners, jobs, t0, firstRequest, mintsBefore, MODE_LIMIT_MS)
+  } finally {
+    await harness.close()
+  }
+}
 
-    const executions = harness.executions()
-    const endOf = new Map(executions.map(e => [e.job, e.end]))
-    const delays = executions
-      .map(e => {
-        const deps = jobs.find(j => j.id === e.job)!.dependsOn ?? []
-        return deps.length
-          ? (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000
-          : undefined
+/** Waits for every runner, then measures the run from the server's and the stand-in's records. */
+async function collect(
+  harness: Harness,
+  runners: RunnerHandle[],
+  jobs: Array<{ id: string; dependsOn?: string[] }>,
+  t0: number,
+  firstRequest: number,
+  mintsBefore: number,
+  limitMs: number
+): Promise<Measured> {
+  // A stuck mode must not hang the benchmark: past the limit its runners are stopped.
+  const limit = setTimeout(() => runners.forEach(r => harness.loseRunner(r)), limitMs)
+  const results = await Promise.all(runners.map(r => r.done))
+  clearTimeout(limit)
+  const failedRunners = results.filter(r => r.main.exitCode !== 0).length
+
+  const executions = harness.executions()
+  const endOf = new Map(executions.map(e => [e.job, e.end]))
+  const depsOf = new Map(jobs.map(j => [j.id, j.dependsOn ?? []]))
+  const delays = executions
+    .map(e => {
+      const deps = depsOf.get(e.job) ?? []
+      return deps.length ? (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000 : undefined
+    })
+    .filter((d): d is number => d !== undefined)
+    .sort((a, b) => a - b)
+  const requests = harness.server.requests
+    .slice(firstRequest)
+    .filter(r => r.route !== 'token' && r.route !== 'jwks')
+  let longest = 0
+  let runStart: number | undefined
+  for (const r of requests) {
+    if (r.status === 429) {
+      runStart ??= r.at
+      longest = Math.max(longest, r.at - runStart)
+    } else runStart = undefined
+  }
+  const problems = checkExecutions({ jobs }, executions)
+  if (failedRunners) problems.push(`${failedRunners} runner(s) failed`)
+  return {
+    runners: runners.length,
+    makespanS: (Math.max(...executions.map(e => e.end)) - t0) / 1000,
+    meanDelayS: delays.reduce((a, b) => a + b, 0) / Math.max(1, delays.length),
+    p95DelayS: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)] ?? 0,
+    runnerSeconds:
+      runners.reduce((sum, r, i) => sum + (results[i].main.endedAt - r.startedAt), 0) / 1000,
+    jobSeconds: executions.reduce((sum, e) => sum + (e.end - e.start), 0) / 1000,
+    requests: requests.length,
+    rateLimited: requests.filter(r => r.status === 429).length,
+    longest429RunS: longest / 1000,
+    tokenMints: harness.server.tokensMinted - mintsBefore,
+    byRoute: requests
+      .filter(r => r.status !== 429)
+      .reduce<Record<string, number>>((counts, r) => {
+        counts[r.route] = (counts[r.route] ?? 0) + 1
+        return counts
+      }, {}),
+    problems
+  }
+}
+
+/**
+ * A generated plan of BENCH_POOL_JOBS jobs (default 1,000) over 8 levels, jobs of
+ * 1-5 s, on BENCH_POOL_WORKERS pool workers (default 32), with the real rate limit.
+ */
+async function measureLargePool(): Promise<void> {
+  const jobCount = Number(process.env.BENCH_POOL_JOBS ?? 1000)
+  const workers = Number(process.env.BENCH_POOL_WORKERS ?? 32)
+  const { plan } = generatePlan({ jobs: jobCount, depth: 8, minSeconds: 1, maxSeconds: 5 })
+  const harness = await new Harness().start()
+  try {
+    const dir = mkdtempSync(join(tmpdir(), 'orun-bench-large-'))
+    const file = join(dir, 'plan.json')
+    writeFileSync(file, JSON.stringify(plan, null, 2))
+    const parsed = parsePlan(JSON.stringify(plan), file)
+    // GitHub's run id shape, so the run action checks the plan without a request.
+    const runId = `gha-4242-1-${parsed.id}`
+    const intent = mkdtempSync(join(tmpdir(), 'orun-bench-ws-'))
+    const firstRequest = harness.server.requests.length
+    const mintsBefore = harness.server.tokensMinted
+    const t0 = Date.now()
+    const runners = Array.from({ length: workers }, (_, i) =>
+      harness.startRunner(`worker-${i + 1}`, intent, {
+        'run-id': runId,
+        'plan-id': parsed.id,
+        'plan-file': file,
+        worker: String(i + 1)
       })
-      .filter((d): d is number => d !== undefined)
-      .sort((a, b) => a - b)
-    const requests = harness.server.requests
-      .slice(firstRequest)
-      .filter(r => r.route !== 'token' && r.route !== 'jwks')
-    let longest = 0
-    let runStart: number | undefined
-    let runEnd = 0
-    for (const r of requests) {
-      if (r.status === 429) {
-        runStart ??= r.at
-        runEnd = r.at
-        longest = Math.max(longest, runEnd - runStart)
-      } else runStart = undefined
-    }
-    const problems = checkExecutions({ jobs }, executions)
-    if (failedRunners) problems.push(`${failedRunners} runner(s) failed`)
-    return {
-      makespanS: (Math.max(...executions.map(e => e.end)) - t0) / 1000,
-      meanDelayS: delays.reduce((a, b) => a + b, 0) / delays.length,
-      p95DelayS: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)],
-      requests: requests.length,
-      rateLimited: requests.filter(r => r.status === 429).length,
-      longest429RunS: longest / 1000,
-      tokenMints: harness.server.tokensMinted - mintsBefore,
-      problems
-    }
+    )
+    const m = await collect(harness, runners, plan.jobs, t0, firstRequest, mintsBefore, 40 * 60_000)
+    // Floors: the critical path of the measured job times, the work spread over every
+    // worker, and the requests every job needs at 5 per second after the first burst of 20:
+    // the pool's loop reads runnable, claims, reports and uploads the log (4); claim, result
+    // and log (3) are what any client needs.
+    const took = new Map(harness.executions().map(e => [e.job, (e.end - e.start) / 1000]))
+    const finish = new Map<string, number>()
+    for (const job of parsed.order)
+      finish.set(
+        job.id,
+        (took.get(job.id) ?? 0) + Math.max(0, ...(job.dependsOn ?? []).map(d => finish.get(d)!))
+      )
+    const criticalPathS = Math.max(...finish.values())
+    const workFloorS = m.jobSeconds / workers
+    const neededRequests = 4 * jobCount
+    const requestFloorS = Math.max(0, neededRequests - 20) / 5
+    const largest = Math.max(criticalPathS, workFloorS, requestFloorS)
+    const runs = new Map<string, number>()
+    for (const e of harness.executions()) runs.set(e.job, (runs.get(e.job) ?? 0) + 1)
+    console.log(
+      `\n${jobCount}-job generated plan (8 levels, jobs of 1-5 s) on ${workers} pool workers, rate limit burst 20, 5/s:`
+    )
+    console.log(`| figure | value |\n|---|---|`)
+    console.log(`| floor: critical path (s) | ${criticalPathS.toFixed(1)} |`)
+    console.log(
+      `| floor: job-seconds / workers (s) | ${workFloorS.toFixed(1)} (${m.jobSeconds.toFixed(0)} / ${workers}) |`
+    )
+    console.log(
+      `| floor: requests needed / 5 per s (s) | ${requestFloorS.toFixed(1)} (${neededRequests} = 4 per job: read runnable, claim, result, log; less the burst of 20; with 3 per job, any client's least: ${((3 * jobCount - 20) / 5).toFixed(1)}) |`
+    )
+    console.log(`| makespan (s) | ${m.makespanS.toFixed(1)} |`)
+    console.log(`| makespan / largest floor | ${(m.makespanS / largest).toFixed(2)} |`)
+    console.log(
+      `| requests sent (per job) | ${m.requests} (${(m.requests / jobCount).toFixed(2)}) |`
+    )
+    console.log(
+      `| answered requests by route | ${Object.entries(m.byRoute)
+        .map(([route, count]) => `${route} ${count}`)
+        .join(', ')} |`
+    )
+    console.log(`| 429s received | ${m.rateLimited} |`)
+    console.log(`| longest run of 429s (s) | ${m.longest429RunS.toFixed(2)} |`)
+    console.log(`| runner-seconds / job-seconds | ${(m.runnerSeconds / m.jobSeconds).toFixed(2)} |`)
+    console.log(
+      `| jobs run twice / not run | ${[...runs.values()].filter(n => n > 1).length} / ${jobCount - runs.size} |`
+    )
+    console.log(`| correctness problems | ${m.problems.length} |`)
+    if (m.problems.length) console.log(`problems: ${m.problems.slice(0, 10).join('; ')}`)
+    console.log(
+      `\ntargets: makespan ≤ 1.2 × largest floor: ${m.makespanS <= 1.2 * largest ? 'met' : 'MISSED'}; ` +
+        `no job run twice: ${[...runs.values()].every(n => n === 1) && runs.size === jobCount ? 'met' : 'MISSED'}; ` +
+        `no 429 run longer than one Retry-After (1 s): ${m.longest429RunS <= 1 ? 'met' : 'MISSED'}`
+    )
   } finally {
     await harness.close()
   }
@@ -193,58 +318,67 @@ async function until<T>(probe: () => T | undefined): Promise<T> {
 }
 
 const workDir = mkdtempSync(join(tmpdir(), 'orun-bench-'))
+const requested = (process.env.BENCH_MODES ?? 'matrix,pool,pool-1000')
+  .split(',')
+  .map(mode => (mode.trim() === 'action' ? 'matrix' : mode.trim()))
+const known = ['matrix', 'baseline', 'pool', 'pool-1000']
+const unknown = requested.filter(mode => !known.includes(mode))
+if (unknown.length)
+  throw new Error(`BENCH_MODES: unknown mode(s) ${unknown.join(', ')}; known: ${known.join(', ')}`)
 if (process.env.BENCH_STARTUP !== '0') await measureStartup(workDir)
-const { criticalPathJobs, jobs } = benchPlan(workDir)
-const criticalPathS = criticalPathJobs * JOB_SECONDS
-console.log(
-  `wide-deep: ${jobs.length} jobs of ${JOB_SECONDS}s, critical path ${criticalPathJobs} jobs = ${criticalPathS}s; 40 runners at once; rate limit burst 20, 5/s`
-)
-const modes = (process.env.BENCH_MODES ?? 'action,baseline').split(',') as Array<
-  'action' | 'baseline'
->
+const modes = requested.filter((mode): mode is WideDeepMode => mode !== 'pool-1000')
 const results: Record<string, Measured> = {}
-for (const mode of modes) {
-  process.stdout.write(`running ${mode}... `)
-  results[mode] = await measure(mode, workDir)
-  console.log(`done (${results[mode].makespanS.toFixed(1)}s)`)
-}
-
-const rows: Array<[string, (m: Measured) => string]> = [
-  ['makespan (s)', m => m.makespanS.toFixed(1)],
-  ['makespan / critical path', m => (m.makespanS / criticalPathS).toFixed(2)],
-  ['dep→start delay mean (s)', m => m.meanDelayS.toFixed(2)],
-  ['dep→start delay p95 (s)', m => m.p95DelayS.toFixed(2)],
-  ['requests sent', m => String(m.requests)],
-  ['429s received', m => String(m.rateLimited)],
-  ['longest run of 429s (s)', m => m.longest429RunS.toFixed(2)],
-  ['token mints', m => String(m.tokenMints)],
-  ['correctness problems', m => String(m.problems.length)]
-]
-console.log(
-  `\n| metric | ${modes.join(' | ')} |${modes.length === 2 ? ' action / baseline |' : ''}`
-)
-console.log(`|---|${modes.map(() => '---').join('|')}|${modes.length === 2 ? '---|' : ''}`)
-for (const [name, format] of rows) {
-  const cells = modes.map(mode => format(results[mode]))
-  const ratio =
-    modes.length === 2 && Number(cells[1]) > 0
-      ? ` ${(Number(cells[0]) / Number(cells[1])).toFixed(2)} |`
-      : modes.length === 2
-        ? ' - |'
-        : ''
-  console.log(`| ${name} | ${cells.join(' | ')} |${ratio}`)
-}
-for (const mode of modes)
-  if (results[mode].problems.length)
-    console.log(`${mode} problems: ${results[mode].problems.join('; ')}`)
-const action = results.action
-if (action) {
+if (modes.length) {
+  const { criticalPathJobs, jobs } = benchPlan(workDir)
+  const criticalPathS = criticalPathJobs * JOB_SECONDS
   console.log(
-    `\ntargets: makespan ≤ 1.5× critical path: ${action.makespanS <= 1.5 * criticalPathS ? 'met' : 'MISSED'}; ` +
-      `p95 delay ≤ 5 s: ${action.p95DelayS <= 5 ? 'met' : 'MISSED'}; ` +
-      `no 429 run longer than one Retry-After (1 s): ${action.longest429RunS <= 1 ? 'met' : 'MISSED'}` +
-      (results.baseline
-        ? `; ahead of baseline on makespan and delay: ${action.makespanS < results.baseline.makespanS && action.meanDelayS < results.baseline.meanDelayS ? 'yes' : 'NO'}`
-        : '')
+    `wide-deep: ${jobs.length} jobs of ${JOB_SECONDS}s, critical path ${criticalPathJobs} jobs = ${criticalPathS}s; ` +
+      "matrix and baseline: 40 runners at once; pool: the plan action's auto workers; rate limit burst 20, 5/s"
   )
+  for (const mode of modes) {
+    process.stdout.write(`running ${mode}... `)
+    results[mode] = await measure(mode, workDir)
+    console.log(`done (${results[mode].makespanS.toFixed(1)}s)`)
+  }
+
+  const rows: Array<[string, (m: Measured) => string]> = [
+    ['runners (workers)', m => String(m.runners)],
+    ['makespan (s)', m => m.makespanS.toFixed(1)],
+    ['makespan / critical path', m => (m.makespanS / criticalPathS).toFixed(2)],
+    ['runner-seconds / job-seconds', m => (m.runnerSeconds / m.jobSeconds).toFixed(2)],
+    ['dep→start delay mean (s)', m => m.meanDelayS.toFixed(2)],
+    ['dep→start delay p95 (s)', m => m.p95DelayS.toFixed(2)],
+    ['requests sent', m => String(m.requests)],
+    ['429s received', m => String(m.rateLimited)],
+    ['longest run of 429s (s)', m => m.longest429RunS.toFixed(2)],
+    ['token mints', m => String(m.tokenMints)],
+    ['correctness problems', m => String(m.problems.length)]
+  ]
+  console.log(`\n| metric | ${modes.join(' | ')} |`)
+  console.log(`|---|${modes.map(() => '---').join('|')}|`)
+  for (const [name, format] of rows)
+    console.log(`| ${name} | ${modes.map(mode => format(results[mode])).join(' | ')} |`)
+  for (const mode of modes)
+    if (results[mode].problems.length)
+      console.log(`${mode} problems: ${results[mode].problems.join('; ')}`)
+  const matrix = results.matrix
+  if (matrix) {
+    console.log(
+      `\nmatrix targets: makespan ≤ 1.5× critical path: ${matrix.makespanS <= 1.5 * criticalPathS ? 'met' : 'MISSED'}; ` +
+        `p95 delay ≤ 5 s: ${matrix.p95DelayS <= 5 ? 'met' : 'MISSED'}; ` +
+        `no 429 run longer than one Retry-After (1 s): ${matrix.longest429RunS <= 1 ? 'met' : 'MISSED'}` +
+        (results.baseline
+          ? `; ahead of baseline on makespan and delay: ${matrix.makespanS < results.baseline.makespanS && matrix.meanDelayS < results.baseline.meanDelayS ? 'yes' : 'NO'}`
+          : '')
+    )
+  }
+  const pool = results.pool
+  if (pool) {
+    console.log(
+      `pool targets: makespan ≤ 1.3× critical path: ${pool.makespanS <= 1.3 * criticalPathS ? 'met' : 'MISSED'}; ` +
+        `runner-seconds / job-seconds ≤ 1.3: ${pool.runnerSeconds / pool.jobSeconds <= 1.3 ? 'met' : 'MISSED'}` +
+        (matrix ? ` (matrix: ${(matrix.runnerSeconds / matrix.jobSeconds).toFixed(2)})` : '')
+    )
+  }
 }
+if (requested.includes('pool-1000')) await measureLargePool()

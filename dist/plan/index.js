@@ -31830,7 +31830,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(86356);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(53995);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31840,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 86356:
+/***/ 53995:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -34966,84 +34966,6 @@ function getChoice(name, choices, fallback) {
     return raw;
 }
 
-;// CONCATENATED MODULE: ./src/plan/inputs.ts
-
-
-
-
-/** Every input of the plan action, read and checked once. */
-function readPlanInputs() {
-    const changed = getBoolean('changed', false);
-    const base = getString('base') || undefined;
-    const head = getString('head') || undefined;
-    if (!changed && (base || head)) {
-        throw new errors/* UserError */.yo("Inputs 'base' and 'head' only apply with 'changed: true'; set it or remove them.");
-    }
-    const planFile = getString('plan-file') || undefined;
-    const fromCi = readFromCi(planFile !== undefined);
-    const inputs = {
-        workingDirectory: workspacePath(getString('working-directory', '.')),
-        name: getString('name') || undefined,
-        all: getBoolean('all', true),
-        environments: getList('environments'),
-        components: getList('components'),
-        changed,
-        base,
-        head,
-        fromCi,
-        args: getArgs('args'),
-        planFile,
-        runId: getString('run-id') || undefined,
-        orunVersion: getString('orun-version', 'latest'),
-        orunPath: getString('orun-path') || undefined,
-        orunDownloadUrl: getString('orun-download-url') || undefined,
-        token: getString('github-token') || undefined,
-        upload: getBoolean('upload', true),
-        artifactName: getString('artifact-name') || undefined,
-        artifactRetentionDays: getRetentionDays(),
-        backendUrl: getString('backend-url') || undefined,
-        audience: getString('audience', 'orun'),
-        backendToken: getString('token') || undefined
-    };
-    if (planFile &&
-        (inputs.environments.length ||
-            inputs.components.length ||
-            changed ||
-            inputs.args.length ||
-            getString('from-ci'))) {
-        lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored.");
-    }
-    return inputs;
-}
-/** Optional: 1-90 days; empty keeps the repository's artifact retention. */
-function getRetentionDays() {
-    const raw = getString('artifact-retention-days');
-    if (!raw)
-        return undefined;
-    const days = Number(raw);
-    if (!Number.isInteger(days) || days < 1 || days > 90) {
-        throw new errors/* UserError */.yo(`Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`);
-    }
-    return days;
-}
-/** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */
-const CI_PROVIDERS = ['github'];
-function readFromCi(hasPlanFile) {
-    const provider = getString('from-ci');
-    if (!provider || hasPlanFile)
-        return undefined;
-    if (!CI_PROVIDERS.includes(provider)) {
-        throw new errors/* UserError */.yo(`Input 'from-ci' must be ${CI_PROVIDERS.join(' or ')} (the CI whose event orun reads), got '${provider}'. ` +
-            'Remove it to compile without trigger bindings.');
-    }
-    const eventFile = process.env.GITHUB_EVENT_PATH?.trim();
-    if (!eventFile) {
-        throw new errors/* UserError */.yo("Input 'from-ci: github' needs the event file GitHub names in GITHUB_EVENT_PATH, which is not set. " +
-            'Outside GitHub Actions, set GITHUB_EVENT_PATH to an event JSON file (and GITHUB_EVENT_NAME), or remove from-ci.');
-    }
-    return { provider, eventFile };
-}
-
 // EXTERNAL MODULE: ./src/common/escape.ts
 var common_escape = __nccwpck_require__(74678);
 ;// CONCATENATED MODULE: ./src/plan/model.ts
@@ -35377,6 +35299,145 @@ function selectJobs(plan, environments, components) {
         (!components.length || components.includes(job.component ?? '')));
 }
 
+;// CONCATENATED MODULE: ./src/plan/workers.ts
+
+
+function chooseWorkers(plan, requested) {
+    const jobs = plan.order.length;
+    if (!jobs)
+        return { count: 0, reason: 'the plan has no jobs, so no workers are needed' };
+    if (requested !== 'auto') {
+        const count = Math.min(requested, jobs);
+        return {
+            count,
+            reason: count < requested
+                ? `'workers' asked for ${requested}, but the plan has only ${jobs} job(s): more workers than jobs would only idle`
+                : `set by the 'workers' input`
+        };
+    }
+    const shape = levelsOf(plan);
+    const even = Math.ceil(jobs / shape.levels);
+    const count = Math.min(even, jobs, MAX_MATRIX_JOBS);
+    const capped = count < even ? `, capped at ${MAX_MATRIX_JOBS} (GitHub's largest matrix)` : '';
+    return {
+        count,
+        reason: `auto: ${jobs} job(s) over ${shape.levels} dependency level(s) (critical path ${shape.levels} job(s), widest level ${shape.widest}) ` +
+            `keep ceil(${jobs} / ${shape.levels}) = ${even} worker(s) busy on average${capped}; ` +
+            'more would mostly wait, billed, and poll the shared rate limit'
+    };
+}
+/** Dependency levels (longest chain, in jobs) and the most jobs any one level holds. */
+function levelsOf(plan) {
+    const perLevel = new Map();
+    for (const job of plan.order) {
+        const depth = depthOf(plan, job.id);
+        perLevel.set(depth, (perLevel.get(depth) ?? 0) + 1);
+    }
+    return {
+        levels: perLevel.size ? Math.max(...perLevel.keys()) + 1 : 0,
+        widest: Math.max(0, ...perLevel.values())
+    };
+}
+/** The `workers` input: a whole number from 1 to 256, or auto. */
+function parseWorkersInput(raw) {
+    const text = raw.trim();
+    if (!text || text === 'auto')
+        return 'auto';
+    if (/^\d+$/.test(text)) {
+        const count = Number(text);
+        if (count >= 1 && count <= MAX_MATRIX_JOBS)
+            return count;
+    }
+    throw new errors/* UserError */.yo(`Input 'workers' must be auto or a whole number from 1 to ${MAX_MATRIX_JOBS} (one matrix entry per worker), got '${raw.trim()}'.`);
+}
+/** The `workers` output: [1, 2, ..., K], for matrix: worker: ${{ fromJson(needs.plan.outputs.workers) }}. */
+function workerIndexes(count) {
+    return Array.from({ length: count }, (_, index) => index + 1);
+}
+function renderWorkersSummary(choice) {
+    return `\nWorker pool (run action with \`worker: \${{ matrix.worker }}\`): **${choice.count}** worker(s); ${choice.reason}.\n`;
+}
+
+;// CONCATENATED MODULE: ./src/plan/inputs.ts
+
+
+
+
+
+/** Every input of the plan action, read and checked once. */
+function readPlanInputs() {
+    const changed = getBoolean('changed', false);
+    const base = getString('base') || undefined;
+    const head = getString('head') || undefined;
+    if (!changed && (base || head)) {
+        throw new errors/* UserError */.yo("Inputs 'base' and 'head' only apply with 'changed: true'; set it or remove them.");
+    }
+    const planFile = getString('plan-file') || undefined;
+    const fromCi = readFromCi(planFile !== undefined);
+    const inputs = {
+        workingDirectory: workspacePath(getString('working-directory', '.')),
+        name: getString('name') || undefined,
+        all: getBoolean('all', true),
+        environments: getList('environments'),
+        components: getList('components'),
+        changed,
+        base,
+        head,
+        fromCi,
+        args: getArgs('args'),
+        planFile,
+        runId: getString('run-id') || undefined,
+        orunVersion: getString('orun-version', 'latest'),
+        orunPath: getString('orun-path') || undefined,
+        orunDownloadUrl: getString('orun-download-url') || undefined,
+        token: getString('github-token') || undefined,
+        upload: getBoolean('upload', true),
+        artifactName: getString('artifact-name') || undefined,
+        artifactRetentionDays: getRetentionDays(),
+        backendUrl: getString('backend-url') || undefined,
+        audience: getString('audience', 'orun'),
+        backendToken: getString('token') || undefined,
+        workers: parseWorkersInput(getString('workers', 'auto'))
+    };
+    if (planFile &&
+        (inputs.environments.length ||
+            inputs.components.length ||
+            changed ||
+            inputs.args.length ||
+            getString('from-ci'))) {
+        lib_core/* warning */.$e("'plan-file' is set, so the plan is not compiled: 'environments', 'components', 'changed', 'from-ci' and 'args' are ignored.");
+    }
+    return inputs;
+}
+/** Optional: 1-90 days; empty keeps the repository's artifact retention. */
+function getRetentionDays() {
+    const raw = getString('artifact-retention-days');
+    if (!raw)
+        return undefined;
+    const days = Number(raw);
+    if (!Number.isInteger(days) || days < 1 || days > 90) {
+        throw new errors/* UserError */.yo(`Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`);
+    }
+    return days;
+}
+/** orun normalises only GitHub events (`--from-ci github`); the event is the file GitHub writes for the run. */
+const CI_PROVIDERS = ['github'];
+function readFromCi(hasPlanFile) {
+    const provider = getString('from-ci');
+    if (!provider || hasPlanFile)
+        return undefined;
+    if (!CI_PROVIDERS.includes(provider)) {
+        throw new errors/* UserError */.yo(`Input 'from-ci' must be ${CI_PROVIDERS.join(' or ')} (the CI whose event orun reads), got '${provider}'. ` +
+            'Remove it to compile without trigger bindings.');
+    }
+    const eventFile = process.env.GITHUB_EVENT_PATH?.trim();
+    if (!eventFile) {
+        throw new errors/* UserError */.yo("Input 'from-ci: github' needs the event file GitHub names in GITHUB_EVENT_PATH, which is not set. " +
+            'Outside GitHub Actions, set GITHUB_EVENT_PATH to an event JSON file (and GITHUB_EVENT_NAME), or remove from-ci.');
+    }
+    return { provider, eventFile };
+}
+
 ;// CONCATENATED MODULE: ./src/plan/summary.ts
 
 
@@ -35675,6 +35736,7 @@ function requireRuntime(what, alternative) {
 
 
 
+
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
 async function run() {
     const inputs = readPlanInputs();
@@ -35728,6 +35790,8 @@ async function run() {
     lib_core/* setOutput */.uH('matrix', JSON.stringify({ include: jobs }));
     lib_core/* setOutput */.uH('plan-file', planFile);
     lib_core/* setOutput */.uH('artifact-name', inputs.upload && jobs.length ? artifactName : '');
+    const workers = chooseWorkers(plan, inputs.workers);
+    lib_core/* setOutput */.uH('workers', JSON.stringify(workerIndexes(workers.count)));
     lib_core/* info */.pq(`Plan ${plan.id}: ${jobs.length} job(s), run id ${runId}.`);
     await lib_core/* summary */.z
         .addRaw(fitSummary(renderPlanSummary({
@@ -35736,6 +35800,7 @@ async function run() {
         planFile,
         artifactName: inputs.upload && jobs.length ? artifactName : undefined
     })))
+        .addRaw(renderWorkersSummary(workers))
         .write();
 }
 /**
@@ -35752,6 +35817,7 @@ async function nothingToPlan(inputs, orunSays) {
     lib_core/* setOutput */.uH('matrix', JSON.stringify({ include: [] }));
     lib_core/* setOutput */.uH('plan-file', '');
     lib_core/* setOutput */.uH('artifact-name', '');
+    lib_core/* setOutput */.uH('workers', '[]');
     await lib_core/* summary */.z.addRaw(renderNothingToPlanSummary(orunSays)).write();
 }
 /**

@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(48567);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2967);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 48567:
+/***/ 2967:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -34971,18 +34971,23 @@ const DURATION_RANGES = {
 /** Every input of the run action, read and checked once, before any backend call. */
 function readRunInputs() {
     const job = getString('job') || undefined;
+    const worker = readWorker();
     const environments = getList('environments');
     const components = getList('components');
+    if (job && worker !== undefined) {
+        throw new errors/* UserError */.yo("Set either 'job' (one matrix job per runner) or 'worker' (a pool worker that takes any runnable job), not both.");
+    }
     if (job && (environments.length || components.length)) {
         throw new errors/* UserError */.yo("Set either 'job' (one matrix job) or 'environments'/'components' (a slice run on this runner), not both.");
     }
-    if (!job && !environments.length && !components.length) {
-        throw new errors/* UserError */.yo("Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), or 'environments'/'components' to run a slice of the plan on this runner.");
+    if (!job && worker === undefined && !environments.length && !components.length) {
+        throw new errors/* UserError */.yo("Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), 'worker' (pool mode, e.g. worker: ${{ matrix.worker }}), or 'environments'/'components' to run a slice of the plan on this runner.");
     }
     return {
         planId: getString('plan-id') || undefined,
         runId: getRequired('run-id', "pass the plan job's output, e.g. run-id: ${{ needs.plan.outputs.run-id }}."),
         job,
+        worker,
         environments,
         components,
         backendUrl: resolveBackendUrl(getString('backend-url'), true),
@@ -35002,6 +35007,16 @@ function readRunInputs() {
         logUploadIntervalMs: getDuration('log-upload-interval', '15s', DURATION_RANGES.logUploadInterval),
         redactEnv: getList('redact-env')
     };
+}
+/** The pool worker index: a whole number from 1 (matrix.worker of the plan's workers output). */
+function readWorker() {
+    const raw = getString('worker');
+    if (!raw)
+        return undefined;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+        throw new errors/* UserError */.yo(`Input 'worker' must be a whole number from 1, got '${raw}'. Use worker: \${{ matrix.worker }} with matrix: worker: \${{ fromJson(needs.plan.outputs.workers) }}.`);
+    }
+    return Number(raw);
 }
 
 ;// CONCATENATED MODULE: ./src/plan/model.ts
@@ -36489,9 +36504,11 @@ const CANCELLED_FLUSH_MS = 1_500;
 async function runJob(ctx) {
     const { jobId, inputs, client } = ctx;
     const stats = { waitedMs: 0, polls: 0 };
+    // A pool worker claims before it calls: then there is nothing left to acquire.
+    const acquire = ctx.claimed ? alreadyClaimed(ctx.claimed) : acquireJob;
     let acquired;
     try {
-        acquired = await acquireJob({
+        acquired = await acquire({
             client,
             plan: ctx.plan,
             runId: inputs.runId,
@@ -36624,7 +36641,9 @@ async function runJob(ctx) {
     if (!cancelled) {
         // Every runner of a DAG level reports at about the same moment; spreading the final
         // uploads keeps them from crowding out the results and claims that gate the next level.
-        await timerUnlessAborted(spread(FINAL_LOG_SPREAD_MS, 1), ctx.cancel);
+        const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
+        if (spreadMs > 0)
+            await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
     }
     const stored = await log.flush(true, cancelled
         ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
@@ -36634,6 +36653,9 @@ async function runJob(ctx) {
     if (!cutShort)
         dropInFlightJob(ctx.inFlight, jobId);
     return { ...finished, logRef: log.logRef };
+}
+function alreadyClaimed(claimed) {
+    return async () => ({ kind: 'claimed', takeover: claimed.takeover });
 }
 /** The first line of an error text and the last line of output it quotes, for summaries. */
 function oneLine(error) {
@@ -36665,6 +36687,399 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
         lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(`Could not deliver the result of ${(0,common_escape/* inline */.mG)(jobId)} (${status}) to the backend: ${why}. The result is saved in the step state, and this action's post step will deliver it.`));
         return { delivered: false, note };
     }
+}
+
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
+;// CONCATENATED MODULE: ./src/run/pool.ts
+
+
+
+
+
+
+
+
+/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
+const START_STAGGER_MS = 150;
+/** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
+const IDLE_SHARE_MS = 400;
+const IDLE_MIN_MS = 1_000;
+const IDLE_MAX_MS = 30_000;
+/** Above this gap between requests the rate limit is what slows the pool: spend requests on work. */
+const SCARCE_GAP_MS = 1_000;
+/** Runs jobs until none is left for this worker; pushes each result as it ends. Returns why it left. */
+async function runPool(ctx, results) {
+    const pacer = new Pacer({ now: ctx.now, sleep: ctx.sleep });
+    // A client of its own that leaves 429s to the pacer; its counts join the main client's at the end.
+    const own = new BackendClient({
+        baseUrl: ctx.inputs.backendUrl,
+        tokens: ctx.tokens,
+        log: ctx.log,
+        maxRateLimitedAttempts: 1
+    });
+    const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
+    try {
+        return await poolLoop(ctx, results, client, pacer);
+    }
+    finally {
+        addStats(ctx.client.stats, own.stats);
+    }
+}
+async function poolLoop(ctx, results, client, pacer) {
+    const slice = new Set(ctx.targets);
+    const remaining = remainingPath(ctx.plan);
+    const rank = ranking(ctx.plan, remaining);
+    // Best first. Once a race was lost (other workers read the same list at the same time), the
+    // equally good jobs are dealt out by worker index instead, so the workers spread. While the
+    // rate limit is scarce, every list is old by the time its claims go out, and requests, not
+    // the order, set the pace: each worker then tries the jobs in an order of its own (shuffled).
+    let crowded = false;
+    const scarce = () => pacer.gapMs >= SCARCE_GAP_MS;
+    const pickOrder = (ids) => {
+        const ranked = rank(ids.filter(id => slice.has(id)));
+        if (scarce())
+            return shuffled(ranked, ctx.random ?? Math.random);
+        return crowded ? dealt(ranked, ctx.worker, remaining) : ranked;
+    };
+    const staleMs = 3 * ctx.inputs.heartbeatIntervalMs;
+    const runId = ctx.inputs.runId;
+    let candidates = [];
+    let finished = -1;
+    let progressAt = ctx.now();
+    let idlePolls = 0;
+    const run = async (jobId, takeover) => {
+        idlePolls = 0;
+        progressAt = ctx.now();
+        results.push(await runJob({
+            ...ctx,
+            client,
+            jobId,
+            claimed: { takeover },
+            finalLogSpreadMs: 0
+        }));
+    };
+    // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
+    const visible = {
+        ensureRun: ctx.ensureRun,
+        now: ctx.now,
+        sleep: ctx.sleep,
+        random: ctx.random,
+        runId
+    };
+    /** Claims one job; false when another worker has it (or it cannot run any more). */
+    const claim = async (jobId) => {
+        const result = await onceRunVisible(visible, () => client.claim(runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
+        return result.claimed
+            ? { claimed: true, takeover: Boolean(result.takeover), pending: false }
+            : { claimed: false, takeover: false, pending: result.currentStatus === 'pending' };
+    };
+    const readRunnable = () => onceRunVisible(visible, () => client.runnable(runId), ({ error }) => isRunUnknown(error));
+    // An unknown run answers an empty job list.
+    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0);
+    /**
+     * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
+     * why the worker leaves, or undefined once there is something to claim again.
+     */
+    const idle = async () => {
+        for (;;) {
+            const jobs = await readJobs();
+            const view = poolView(ctx.plan, slice, jobs, ctx.runnerId, ctx.now(), staleMs);
+            if (view.finished !== finished) {
+                finished = view.finished;
+                progressAt = ctx.now();
+            }
+            if (view.runnable.length) {
+                candidates = pickOrder(view.runnable);
+                return undefined;
+            }
+            for (const jobId of view.stale) {
+                // The backend hands the job over only once its owner's heartbeat is past the window.
+                const claimed = await claim(jobId);
+                if (claimed.claimed) {
+                    await run(jobId, claimed.takeover);
+                    return undefined;
+                }
+            }
+            const reason = leaveReason(view, ctx.worker);
+            if (reason)
+                return reason;
+            if (ctx.now() - progressAt >= ctx.inputs.dependencyTimeoutMs) {
+                throw new errors/* UserError */.yo(`Pool worker ${ctx.worker} gave up: no job of run ${runId} finished within the dependency-timeout, and ${view.pendingLive} job(s) still wait on ${view.running.map(r => r.jobId).join(', ') || 'jobs outside this slice'}. ` +
+                    "Check the runners of those jobs, or raise 'dependency-timeout'.");
+            }
+            const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random);
+            ctx.log(`Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`);
+            await ctx.sleep(delay);
+        }
+    };
+    await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS);
+    for (;;) {
+        if (ctx.cancel.aborted)
+            throw new Cancelled();
+        if (!candidates.length) {
+            candidates = pickOrder(await readRunnable());
+            if (!candidates.length) {
+                const reason = await idle();
+                if (reason)
+                    return reason;
+            }
+            continue;
+        }
+        const pick = candidates.shift();
+        const claimed = await claim(pick);
+        if (!claimed.claimed) {
+            // Lost the race: what this worker knows is out of date, so it looks again. A job still
+            // waiting (the backend and the last read disagree) is left to the idle wait: no spin.
+            crowded = true;
+            candidates = [];
+            if (claimed.pending) {
+                const reason = await idle();
+                if (reason)
+                    return reason;
+            }
+            continue;
+        }
+        crowded = false;
+        await run(pick, claimed.takeover);
+        // While the rate limit is plentiful a fresh look finds the best job; once it is the
+        // bottleneck, the rest of this worker's share of the last look is worth a claim first.
+        if (pacer.gapMs < SCARCE_GAP_MS)
+            candidates = [];
+    }
+}
+/**
+ * Orders candidates best first: the longest remaining path (in jobs, down to
+ * the end of the DAG), then the plan's topological order.
+ */
+function ranking(plan, remaining = remainingPath(plan)) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    return ids => [...new Set(ids)]
+        .filter(id => remaining.has(id))
+        .sort((a, b) => remaining.get(b) - remaining.get(a) || position.get(a) - position.get(b));
+}
+/** Jobs on the longest path from each job to the end of the DAG, itself included. */
+function remainingPath(plan) {
+    const length = new Map();
+    for (const job of [...plan.order].reverse()) {
+        const below = (plan.dependents.get(job.id) ?? []).map(id => length.get(id) ?? 0);
+        length.set(job.id, 1 + Math.max(0, ...below));
+    }
+    return length;
+}
+/**
+ * The candidates this worker claims, in order. Workers freed together read the
+ * same list: if all took the first, all but one would lose the race and spend a
+ * request each. Jobs with the same remaining path are equally good, so within
+ * each such group worker w starts at entry (w - 1) mod the group's size:
+ * workers spread over equals, and a better group still goes first.
+ */
+function dealt(ranked, worker, remaining) {
+    const order = [];
+    for (let start = 0; start < ranked.length;) {
+        let end = start;
+        while (end < ranked.length && remaining.get(ranked[end]) === remaining.get(ranked[start]))
+            end++;
+        const group = ranked.slice(start, end);
+        const offset = (worker - 1) % group.length;
+        order.push(...group.slice(offset), ...group.slice(0, offset));
+        start = end;
+    }
+    return order;
+}
+/** A random order (Fisher-Yates). */
+function shuffled(items, random) {
+    const copy = [...items];
+    for (let i = copy.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [copy[i], copy[j]] = [copy[j], copy[i]];
+    }
+    return copy;
+}
+function poolView(plan, slice, jobs, runnerId, now, staleMs) {
+    const byId = new Map(jobs.map(job => [job.jobId, job]));
+    const status = (id) => byId.get(id)?.status ?? 'pending';
+    const deps = (id) => plan.byId.get(id)?.dependsOn ?? [];
+    const failed = new Set(jobs.filter(job => job.status === 'failed').map(job => job.jobId));
+    const inSlice = jobs.filter(job => slice.has(job.jobId));
+    const live = inSlice.filter(job => job.status === 'pending' &&
+        (!failed.size || ![...ancestorsOf(plan, job.jobId)].some(id => failed.has(id))));
+    const running = [];
+    const stale = [];
+    for (const job of inSlice.filter(j => j.status === 'running')) {
+        const beat = Date.parse(job.heartbeatAt ?? job.startedAt ?? '');
+        if (Number.isFinite(beat) && now - beat > staleMs)
+            stale.push(job.jobId);
+        else
+            running.push(job);
+    }
+    // Level of a pending job among what remains: 1 + the deepest unfinished dependency.
+    const level = new Map();
+    const levelOf = (id) => {
+        const known = level.get(id);
+        if (known !== undefined)
+            return known;
+        const open = deps(id).filter(dep => status(dep) === 'pending');
+        const value = 1 + Math.max(0, ...open.map(levelOf));
+        level.set(id, value);
+        return value;
+    };
+    const perLevel = new Map();
+    for (const job of live)
+        perLevel.set(levelOf(job.jobId), (perLevel.get(levelOf(job.jobId)) ?? 0) + 1);
+    return {
+        runnable: live
+            .filter(job => deps(job.jobId).every(dep => status(dep) === 'success'))
+            .map(j => j.jobId),
+        pendingLive: live.length,
+        width: Math.max(0, ...perLevel.values()),
+        running,
+        busyOthers: new Set(running.map(job => job.runnerId).filter(id => id !== runnerId)).size,
+        stale,
+        finished: jobs.filter(job => job.status === 'success' || job.status === 'failed').length
+    };
+}
+/**
+ * When an idle worker leaves (undefined: it stays). It is idle, so nothing of
+ * its slice is runnable now: every job that can still run waits on a running one.
+ * - Nothing left: no pending job can still become runnable (all finished, or
+ *   blocked by a failed ancestor) and no running job lost its owner.
+ * - Enough others: live workers are busy right now (each is free the moment its
+ *   job ends, and a job becomes runnable only when one ends), and either they
+ *   are as many as the widest level of what remains, or this worker's index is
+ *   above the number of jobs left (pending + running): workers 1..that many
+ *   cover them. The index rule thins an idle crowd without any worker needing
+ *   to see the others; requiring a busy live worker keeps the rule safe when
+ *   low-index workers were cancelled or never started: the last busy worker
+ *   never leaves while work remains, and it claims what its job releases.
+ */
+function leaveReason(view, worker) {
+    if (!view.pendingLive && !view.stale.length)
+        return view.running.length
+            ? `nothing left to take: the ${view.running.length} job(s) still running have their own workers, and no other job can become runnable`
+            : 'nothing left to take: every job of the pool finished or is blocked by a failed upstream job';
+    if (!view.busyOthers || view.stale.length)
+        return undefined;
+    if (view.width <= view.busyOthers)
+        return `enough workers: the ${view.pendingLive} job(s) left need at most ${view.width} at once, and ${view.busyOthers} busy worker(s) take them as their jobs end`;
+    const left = view.pendingLive + view.running.length;
+    if (worker > left)
+        return `enough workers: ${left} job(s) left (pending and running), and workers 1 to ${left} are there for them`;
+    return undefined;
+}
+/**
+ * How long an idle worker waits before it looks again: never less than its
+ * share of the rate limit in a pool of the size it can see (its own index, or
+ * the busy workers plus itself), and, when finished jobs give a typical
+ * duration, until the first running job should end, else backing off.
+ */
+function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random) {
+    const poolSize = Math.max(worker, view.busyOthers + 1);
+    const share = poolSize * IDLE_SHARE_MS;
+    const typical = typicalDurationMs(jobs);
+    const soonest = typical === undefined
+        ? undefined
+        : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0));
+    const base = soonest !== undefined && Number.isFinite(soonest) && soonest > 0
+        ? Math.max(share, soonest + 300)
+        : share * 1.5 ** Math.min(idlePolls, 6);
+    const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base));
+    return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())));
 }
 
 ;// CONCATENATED MODULE: ./src/plan/handoff.ts
@@ -37271,6 +37686,7 @@ function overallStatus(results) {
 
 
 
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
@@ -37355,9 +37771,37 @@ async function run() {
     let failure;
     let current;
     let completed = false;
+    let poolExit;
     try {
         await rerun.carrier?.start();
-        for (const jobId of targets) {
+        if (inputs.worker !== undefined) {
+            poolExit = await runPool({
+                inputs,
+                plan,
+                client,
+                tokens,
+                runnerId,
+                tempDir,
+                inFlight,
+                cancel: cancel.signal,
+                hurry: hurry.signal,
+                binary: orun.binary,
+                capabilities,
+                ensureRun: async () => {
+                    if (joined)
+                        return;
+                    await joinRun(client, plan, inputs.runId);
+                    joined = true;
+                },
+                log: message => lib_core/* info */.pq(message),
+                worker: inputs.worker,
+                targets,
+                sleep: ms => abortableSleep(ms, cancel.signal),
+                now: Date.now
+            }, results);
+            lib_core/* info */.pq(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`);
+        }
+        for (const jobId of inputs.worker === undefined ? targets : []) {
             current = jobId;
             if (cancel.signal.aborted)
                 break;
@@ -37398,7 +37842,8 @@ async function run() {
     rerun.carrier?.annotate(results);
     const carried = rerun.carrier?.carried ?? [];
     // A cancel after every job was reported (during the final log upload, say) changes no result.
-    const incomplete = results.length < targets.length;
+    // A worker is done when it left by its exit rule; a runner of named jobs when each has a result.
+    const incomplete = inputs.worker === undefined ? results.length < targets.length : poolExit === undefined;
     const status = failure || (cancel.signal.aborted && incomplete) ? 'failed' : overallStatus(results);
     lib_core/* setOutput */.uH('status', status);
     lib_core/* setOutput */.uH('job-results', JSON.stringify(Object.fromEntries([...results, ...carried].map(r => [
@@ -37416,6 +37861,9 @@ async function run() {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
     }))
+        .addRaw(poolExit
+        ? `\nPool worker ${inputs.worker}: ran ${results.length} job(s), then left: ${poolExit}.\n`
+        : '')
         .write();
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
     if (failure)

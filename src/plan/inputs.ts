@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { getArgs, getBoolean, getList, getString } from '../common/inputs.js'
 import { UserError } from '../common/errors.js'
 import { workspacePath } from '../common/runner.js'
+import { parseWorkersInput } from './workers.js'
 
 export interface PlanInputs {
   workingDirectory: string
@@ -27,6 +28,8 @@ export interface PlanInputs {
   backendUrl?: string
   audience: string
   backendToken?: string
+  /** Pool size for the run action's worker mode: a number, or auto (from the plan's shape). */
+  workers: number | 'auto'
 }
 
 /** Every input of the plan action, read and checked once. */
@@ -63,7 +66,8 @@ export function readPlanInputs(): PlanInputs {
     artifactRetentionDays: getRetentionDays(),
     backendUrl: getString('backend-url') || undefined,
     audience: getString('audience', 'orun'),
-    backendToken: getString('token') || undefined
+    backendToken: getString('token') || undefined,
+    workers: parseWorkersInput(getString('workers', 'auto'))
   }
   if (
     planFile &&

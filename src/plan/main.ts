@@ -13,6 +13,7 @@ import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderNothingToPlanSummary, renderPlanSummary } from './summary.js'
 import { checkOutputSizes, fitSummary } from './output-limits.js'
+import { chooseWorkers, renderWorkersSummary, workerIndexes } from './workers.js'
 import { PLAN_ARTIFACT_FILE, defaultArtifactName, uploadPlanArtifact } from './handoff.js'
 
 /** The plan action: compile once, validate, emit the matrix, hand the plan to the runners. */
@@ -70,6 +71,8 @@ export async function run(): Promise<void> {
   core.setOutput('matrix', JSON.stringify({ include: jobs }))
   core.setOutput('plan-file', planFile)
   core.setOutput('artifact-name', inputs.upload && jobs.length ? artifactName : '')
+  const workers = chooseWorkers(plan, inputs.workers)
+  core.setOutput('workers', JSON.stringify(workerIndexes(workers.count)))
   core.info(`Plan ${plan.id}: ${jobs.length} job(s), run id ${runId}.`)
 
   await core.summary
@@ -83,6 +86,7 @@ export async function run(): Promise<void> {
         })
       )
     )
+    .addRaw(renderWorkersSummary(workers))
     .write()
 }
 
@@ -100,6 +104,7 @@ async function nothingToPlan(inputs: PlanInputs, orunSays: string): Promise<void
   core.setOutput('matrix', JSON.stringify({ include: [] }))
   core.setOutput('plan-file', '')
   core.setOutput('artifact-name', '')
+  core.setOutput('workers', '[]')
   await core.summary.addRaw(renderNothingToPlanSummary(orunSays)).write()
 }
 

@@ -173,8 +173,8 @@ export const RUN_VISIBLE_GRACE_MS = 120_000
  * Retries `call` while the run looks unknown (`unknown` says so of an answer or an
  * error), after creating or joining it once; a short backoff, bounded by the grace.
  */
-async function onceRunVisible<T>(
-  ctx: AcquireContext,
+export async function onceRunVisible<T>(
+  ctx: Pick<AcquireContext, 'ensureRun' | 'now' | 'sleep' | 'random' | 'runId'>,
   call: () => Promise<T>,
   unknown: (answer: { value?: T; error?: unknown }) => boolean
 ): Promise<T> {
@@ -209,7 +209,7 @@ async function onceRunVisible<T>(
   }
 }
 
-const isRunUnknown = (error: unknown) =>
+export const isRunUnknown = (error: unknown) =>
   error instanceof BackendError && error.status === 404 && !/job not found/i.test(error.message)
 
 /** The run's jobs; a run nobody created yet (an empty list, as the service answers) is created or joined first. */

@@ -14,6 +14,8 @@ export interface RunInputs {
   planId?: string
   runId: string
   job?: string
+  /** Pool mode: this runner's worker index (matrix.worker); it takes any runnable job of the slice. */
+  worker?: number
   environments: string[]
   components: string[]
   backendUrl: string
@@ -48,16 +50,22 @@ export const DURATION_RANGES = {
 /** Every input of the run action, read and checked once, before any backend call. */
 export function readRunInputs(): RunInputs {
   const job = getString('job') || undefined
+  const worker = readWorker()
   const environments = getList('environments')
   const components = getList('components')
+  if (job && worker !== undefined) {
+    throw new UserError(
+      "Set either 'job' (one matrix job per runner) or 'worker' (a pool worker that takes any runnable job), not both."
+    )
+  }
   if (job && (environments.length || components.length)) {
     throw new UserError(
       "Set either 'job' (one matrix job) or 'environments'/'components' (a slice run on this runner), not both."
     )
   }
-  if (!job && !environments.length && !components.length) {
+  if (!job && worker === undefined && !environments.length && !components.length) {
     throw new UserError(
-      "Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), or 'environments'/'components' to run a slice of the plan on this runner."
+      "Nothing to run: set 'job' (e.g. job: ${{ matrix.job }}), 'worker' (pool mode, e.g. worker: ${{ matrix.worker }}), or 'environments'/'components' to run a slice of the plan on this runner."
     )
   }
   return {
@@ -67,6 +75,7 @@ export function readRunInputs(): RunInputs {
       "pass the plan job's output, e.g. run-id: ${{ needs.plan.outputs.run-id }}."
     ),
     job,
+    worker,
     environments,
     components,
     backendUrl: resolveBackendUrl(getString('backend-url'), true)!,
@@ -98,4 +107,16 @@ export function readRunInputs(): RunInputs {
     ),
     redactEnv: getList('redact-env')
   }
+}
+
+/** The pool worker index: a whole number from 1 (matrix.worker of the plan's workers output). */
+function readWorker(): number | undefined {
+  const raw = getString('worker')
+  if (!raw) return undefined
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+    throw new UserError(
+      `Input 'worker' must be a whole number from 1, got '${raw}'. Use worker: \${{ matrix.worker }} with matrix: worker: \${{ fromJson(needs.plan.outputs.workers) }}.`
+    )
+  }
+  return Number(raw)
 }

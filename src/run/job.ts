@@ -8,7 +8,7 @@ import { commandSafe, inline } from '../common/escape.js'
 import { errorMessage } from '../common/errors.js'
 import { scaledBudget, spread, timerUnlessAborted } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
-import { acquireJob, type AcquireStats } from './acquire.js'
+import { acquireJob, type Acquired, type AcquireStats } from './acquire.js'
 import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
 import type { RunInputs } from './inputs.js'
@@ -62,14 +62,20 @@ export interface JobContext {
   binary: string
   capabilities: RunCapabilities
   ensureRun: () => Promise<void>
+  /** Pool mode: the job was already claimed by the caller (no wait, no claim here). */
+  claimed?: { takeover: boolean }
+  /** Pause before the final log upload (default 1.5 s, spread); a pacing pool worker needs none. */
+  finalLogSpreadMs?: number
 }
 
 export async function runJob(ctx: JobContext): Promise<JobResult> {
   const { jobId, inputs, client } = ctx
   const stats: AcquireStats = { waitedMs: 0, polls: 0 }
+  // A pool worker claims before it calls: then there is nothing left to acquire.
+  const acquire: typeof acquireJob = ctx.claimed ? alreadyClaimed(ctx.claimed) : acquireJob
   let acquired
   try {
-    acquired = await acquireJob(
+    acquired = await acquire(
       {
         client,
         plan: ctx.plan,
@@ -225,7 +231,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   if (!cancelled) {
     // Every runner of a DAG level reports at about the same moment; spreading the final
     // uploads keeps them from crowding out the results and claims that gate the next level.
-    await timerUnlessAborted(spread(FINAL_LOG_SPREAD_MS, 1), ctx.cancel)
+    const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS
+    if (spreadMs > 0) await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel)
   }
   const stored = await log.flush(
     true,
@@ -237,6 +244,10 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted)
   if (!cutShort) dropInFlightJob(ctx.inFlight, jobId)
   return { ...finished, logRef: log.logRef }
+}
+
+function alreadyClaimed(claimed: { takeover: boolean }) {
+  return async (): Promise<Acquired> => ({ kind: 'claimed', takeover: claimed.takeover })
 }
 
 /** The first line of an error text and the last line of output it quotes, for summaries. */

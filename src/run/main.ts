@@ -9,9 +9,10 @@ import { commandSafe, inline } from '../common/escape.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
 import { probeRunCapabilities } from '../orun/cli.js'
-import { Cancelled } from './cancel.js'
+import { Cancelled, abortableSleep } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
+import { runPool } from './pool.js'
 import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
 import { prepareRerun } from './rerun.js'
 import { checkOrunSafeNames } from '../plan/model.js'
@@ -112,9 +113,39 @@ export async function run(): Promise<void> {
   let failure: unknown
   let current: string | undefined
   let completed = false
+  let poolExit: string | undefined
   try {
     await rerun.carrier?.start()
-    for (const jobId of targets) {
+    if (inputs.worker !== undefined) {
+      poolExit = await runPool(
+        {
+          inputs,
+          plan,
+          client,
+          tokens,
+          runnerId,
+          tempDir,
+          inFlight,
+          cancel: cancel.signal,
+          hurry: hurry.signal,
+          binary: orun.binary,
+          capabilities,
+          ensureRun: async () => {
+            if (joined) return
+            await joinRun(client, plan, inputs.runId)
+            joined = true
+          },
+          log: message => core.info(message),
+          worker: inputs.worker,
+          targets,
+          sleep: ms => abortableSleep(ms, cancel.signal),
+          now: Date.now
+        },
+        results
+      )
+      core.info(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`)
+    }
+    for (const jobId of inputs.worker === undefined ? targets : []) {
       current = jobId
       if (cancel.signal.aborted) break
       results.push(
@@ -158,7 +189,9 @@ export async function run(): Promise<void> {
   const carried = rerun.carrier?.carried ?? []
 
   // A cancel after every job was reported (during the final log upload, say) changes no result.
-  const incomplete = results.length < targets.length
+  // A worker is done when it left by its exit rule; a runner of named jobs when each has a result.
+  const incomplete =
+    inputs.worker === undefined ? results.length < targets.length : poolExit === undefined
   const status =
     failure || (cancel.signal.aborted && incomplete) ? 'failed' : overallStatus(results)
   core.setOutput('status', status)
@@ -185,6 +218,11 @@ export async function run(): Promise<void> {
         sent: client.stats.requests,
         rateLimited: client.stats.rateLimited
       })
+    )
+    .addRaw(
+      poolExit
+        ? `\nPool worker ${inputs.worker}: ran ${results.length} job(s), then left: ${poolExit}.\n`
+        : ''
     )
     .write()
   core.info(

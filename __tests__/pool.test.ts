@@ -1,0 +1,589 @@
+/**
+ * Pool mode: the bundled plan action's `workers` output, and K bundled run
+ * action processes with `worker: N` against the local coordination server
+ * (real rate limit unless a test says otherwise), with the stand-in orun.
+ * Plus the pure parts of the pool: how many workers `auto` picks, the order a
+ * worker tries jobs in, when an idle worker leaves, and request pacing.
+ */
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Harness, checkExecutions, type ProcessResult, type RunnerHandle } from '../demo/harness.js'
+import type { JobRecord } from '../src/backend/types.js'
+import { parsePlan } from '../src/plan/model.js'
+import { chooseWorkers, parseWorkersInput, workerIndexes } from '../src/plan/workers.js'
+import { Pacer } from '../src/run/pace.js'
+import { dealt, leaveReason, poolView, ranking, remainingPath } from '../src/run/pool.js'
+import { STANDIN_DIR, cleanupActionProcesses, runActionProcess } from '../testing/action-process.js'
+import { expectCleanFailure } from '../testing/expect-failure.js'
+import { sharedPlanText } from '../testing/fixtures.js'
+import { generatePlan, generatedJobId, type GeneratedPlan } from '../testing/plan-generator.js'
+
+const dirs: string[] = []
+let harness: Harness | undefined
+
+afterEach(async () => {
+  await harness?.close()
+  harness = undefined
+})
+afterAll(() => {
+  cleanupActionProcesses()
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  dirs.push(dir)
+  return dir
+}
+
+/** wide-deep with each job sleeping `seconds`, under a checksum of its own. */
+function wideDeep(seconds: number): string {
+  const plan = JSON.parse(sharedPlanText('wide-deep')) as {
+    metadata: { checksum: string }
+    jobs: Array<{ steps: Array<{ run: string }> }>
+  }
+  for (const job of plan.jobs)
+    for (const step of job.steps) step.run = step.run.replace(/sleep \d+/, `sleep ${seconds}`)
+  plan.metadata.checksum = `sha256-${createHash('sha256').update(JSON.stringify(plan.jobs)).digest('hex')}`
+  return JSON.stringify(plan)
+}
+
+/** Writes a plan; returns what the run action needs to run it without the plan action. */
+function planInputs(text: string) {
+  const dir = tempDir('orun-pool-plan-')
+  const file = join(dir, 'plan.json')
+  writeFileSync(file, text)
+  const plan = parsePlan(text, file)
+  return {
+    plan,
+    jobs: plan.order.map(job => ({ id: job.id, dependsOn: job.dependsOn })),
+    runId: `gha-4242-1-${plan.id}`,
+    inputs: {
+      'run-id': `gha-4242-1-${plan.id}`,
+      'plan-id': plan.id,
+      'plan-file': file,
+      'heartbeat-interval': '1s',
+      'log-upload-interval': '1s'
+    }
+  }
+}
+
+function startWorkers(
+  h: Harness,
+  inputs: Record<string, string>,
+  indexes: number[]
+): RunnerHandle[] {
+  const workspace = tempDir('orun-pool-ws-')
+  return indexes.map(index =>
+    h.startRunner(`worker-${index}`, workspace, { ...inputs, worker: String(index) })
+  )
+}
+
+/** The worker's own words when it did not end as expected, for a failing assertion. */
+function explain(results: ProcessResult[]): void {
+  for (const result of results)
+    if (result.exitCode !== 0)
+      process.stderr.write(`worker exit ${result.exitCode}:\n${result.stdout.slice(-3000)}\n`)
+}
+
+const jobResults = (result: ProcessResult) =>
+  JSON.parse(result.outputs['job-results'] ?? '{}') as Record<
+    string,
+    { status: string; duration: number }
+  >
+
+/** Every job id in exactly one worker's job-results, and that list is what ran. */
+function expectEachJobReportedOnce(results: ProcessResult[], jobIds: string[]): void {
+  const reported = results.flatMap(result => Object.keys(jobResults(result)))
+  expect([...reported].sort()).toEqual([...jobIds].sort())
+}
+
+describe('plan action: workers output', () => {
+  it('picks auto workers from the plan shape and says why; a number is used as given', async () => {
+    const ws = tempDir('orun-pool-plan-ws-')
+    writeFileSync(join(ws, 'plan.json'), sharedPlanText('wide-deep'))
+    const run = (workers: string) =>
+      runActionProcess('dist/plan/index.js', {
+        inputs: { 'plan-file': 'plan.json', upload: 'false', workers },
+        cwd: ws
+      })
+    const auto = await run('auto')
+    expect(auto.exitCode).toBe(0)
+    expect(JSON.parse(auto.outputs.workers)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(auto.summary).toContain('**7** worker(s)')
+    expect(auto.summary).toContain('40 job(s) over 6 dependency level(s)')
+    expect(auto.summary).toContain('ceil(40 / 6) = 7')
+
+    const three = await run('3')
+    expect(JSON.parse(three.outputs.workers)).toEqual([1, 2, 3])
+
+    const wrong = await run('0')
+    expect(expectCleanFailure(wrong)).toContain(
+      "Input 'workers' must be auto or a whole number from 1 to 256"
+    )
+  }, 60_000)
+})
+
+describe('run action: worker input checks', () => {
+  it('refuses worker together with job, and a worker that is not a whole number', async () => {
+    const ws = tempDir('orun-pool-input-ws-')
+    writeFileSync(join(ws, 'plan.json'), sharedPlanText('single'))
+    const run = (inputs: Record<string, string>) =>
+      runActionProcess('dist/run/index.js', {
+        inputs: {
+          'run-id': 'gha-1-1-abc',
+          'plan-file': 'plan.json',
+          'orun-path': STANDIN_DIR,
+          'backend-url': 'http://127.0.0.1:9',
+          ...inputs
+        },
+        cwd: ws
+      })
+    expect(expectCleanFailure(await run({ worker: '1', job: 'x' }))).toContain(
+      "Set either 'job' (one matrix job per runner) or 'worker'"
+    )
+    expect(expectCleanFailure(await run({ worker: 'two' }))).toContain(
+      "Input 'worker' must be a whole number from 1, got 'two'"
+    )
+  }, 60_000)
+})
+
+describe('pool mode end to end', () => {
+  it('runs wide-deep exactly once on the auto pool, each job in one worker check, logs stored', async () => {
+    harness = await new Harness().start()
+    const ws = tempDir('orun-pool-wd-')
+    const planFile = join(tempDir('orun-pool-wd-plan-'), 'plan.json')
+    writeFileSync(planFile, wideDeep(1))
+    const plan = await harness.plan(ws, {
+      'plan-file': planFile,
+      'backend-url': harness.server.url,
+      workers: 'auto'
+    })
+    expect(plan.exitCode).toBe(0)
+    const indexes = JSON.parse(plan.outputs.workers) as number[]
+    expect(indexes).toEqual([1, 2, 3, 4, 5, 6, 7])
+    const planJobs = (
+      JSON.parse(readFileSync(plan.outputs['plan-file'], 'utf8')) as {
+        jobs: Array<{ id: string; dependsOn?: string[] }>
+      }
+    ).jobs
+    const workers = startWorkers(
+      harness,
+      {
+        'run-id': plan.outputs['run-id'],
+        'plan-id': plan.outputs['plan-id'],
+        'plan-file': plan.outputs['plan-file']
+      },
+      indexes
+    )
+    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+
+    expect(checkExecutions({ jobs: planJobs }, harness.executions())).toEqual([])
+    for (const result of results) expect(result.exitCode).toBe(0)
+    expectEachJobReportedOnce(
+      results,
+      planJobs.map(job => job.id)
+    )
+    const runId = plan.outputs['run-id']
+    expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
+    // One section per job in the worker's log, no nested groups of its own.
+    const busiest = results.reduce((a, b) =>
+      Object.keys(jobResults(a)).length >= Object.keys(jobResults(b)).length ? a : b
+    )
+    const ran = Object.keys(jobResults(busiest))
+    expect(ran.length).toBeGreaterThan(1)
+    for (const jobId of ran) expect(busiest.stdout).toContain(`── orun run ${jobId} ──`)
+    expect(busiest.stdout).not.toContain('::group::orun run')
+    for (const jobId of ran) expect(busiest.summary).toContain(`\`${jobId}\``)
+    expect(busiest.summary).toMatch(
+      /Pool worker \d+: ran \d+ job\(s\), then left: (nothing left|enough workers)/
+    )
+    const log = await harness.fetchLog(runId, 'api@prod.smoke')
+    expect(log).toContain('api prod done')
+  }, 240_000)
+
+  it('runs a 300-job plan exactly once on 8 workers, with no worker left behind', async () => {
+    // A generous rate limit: this test is about exactly-once, not about the budget.
+    harness = await new Harness({ server: { rateLimit: { burst: 60, perSecond: 40 } } }).start()
+    const { plan } = generatePlan({ jobs: 300, depth: 6, minSeconds: 0, maxSeconds: 0.3 })
+    const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
+    const workers = startWorkers(harness, inputs, [1, 2, 3, 4, 5, 6, 7, 8])
+    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+    explain(results)
+
+    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
+    for (const result of results) expect(result.exitCode).toBe(0)
+    expectEachJobReportedOnce(
+      results,
+      jobs.map(job => job.id)
+    )
+    const stored = harness.server.jobsOf(runId)
+    expect(stored.filter(job => job.status === 'success')).toHaveLength(300)
+    // Nobody lingers: every worker is gone within a few idle polls of the last result.
+    const lastResult = Math.max(...stored.map(job => Date.parse(job.finishedAt!)))
+    for (const result of results) expect(result.endedAt - lastResult).toBeLessThan(15_000)
+  }, 420_000)
+
+  it('a failing job blocks only its dependents; its worker goes on and fails only at the end', async () => {
+    harness = await new Harness().start()
+    const failing = generatedJobId(0)
+    const { plan } = generatePlan({
+      jobs: 24,
+      depth: 3,
+      minSeconds: 0.2,
+      maxSeconds: 0.5,
+      failing: [failing]
+    })
+    const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
+    const parsed = parsePlan(JSON.stringify(plan), 'plan.json')
+    const blocked = new Set(
+      jobs.filter(job => [...ancestors(plan, job.id)].includes(failing)).map(job => job.id)
+    )
+    expect(blocked.size).toBeGreaterThan(0)
+    expect(blocked.size).toBeLessThan(jobs.length - 1)
+    const workers = startWorkers(harness, inputs, [1, 2])
+    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+
+    // Every job that does not depend on the failure ran once; none of its dependents ran.
+    expect(
+      checkExecutions(
+        { jobs },
+        harness.executions(),
+        id => !blocked.has(id) && id !== failing
+      ).filter(problem => !problem.startsWith(`${failing} ran`))
+    ).toEqual([])
+    expect(harness.executions().filter(e => e.job === failing)).toHaveLength(1)
+    const stored = new Map(harness.server.jobsOf(runId).map(job => [job.jobId, job.status]))
+    expect(stored.get(failing)).toBe('failed')
+    for (const job of parsed.order) {
+      if (job.id === failing) continue
+      expect(stored.get(job.id)).toBe(blocked.has(job.id) ? 'pending' : 'success')
+    }
+    const owner = results.find(result => failing in jobResults(result))!
+    const other = results.find(result => result !== owner)!
+    expect(owner.exitCode).toBe(1)
+    expect(owner.outputs.status).toBe('failed')
+    expect(owner.stdout).toMatch(/::error::svc-0000\.dev\.build: failed: /)
+    // It kept taking independent jobs after the failure, and reported them too.
+    expect(Object.keys(jobResults(owner)).length).toBeGreaterThan(1)
+    expect(other.exitCode).toBe(0)
+    expectEachJobReportedOnce(
+      results,
+      jobs.filter(job => !blocked.has(job.id)).map(job => job.id)
+    )
+  }, 240_000)
+
+  it('workers that cannot be useful leave at once; the run completes when a worker is lost', async () => {
+    harness = await new Harness().start()
+    // A chain of four jobs: one worker at a time can be useful.
+    const chain = {
+      apiVersion: 'orun.io/v1',
+      kind: 'Plan',
+      metadata: { name: 'chain', checksum: 'sha256-chain0000000000000000000000000000000' },
+      jobs: [0, 1, 2, 3].map(index => ({
+        id: `step${index}.dev.build`,
+        name: 'build',
+        component: `step${index}`,
+        environment: 'dev',
+        composition: 'generated',
+        dependsOn: index ? [`step${index - 1}.dev.build`] : [],
+        steps: [{ id: 'build', name: 'build', run: `echo "step ${index}" && sleep 2` }]
+      }))
+    }
+    const { jobs, runId, inputs } = planInputs(JSON.stringify(chain))
+    // Worker 1 is lost before it does anything: the lower index must not be relied on.
+    const [lost, ...rest] = startWorkers(harness, inputs, [1, 2, 3, 4])
+    harness.loseRunner(lost)
+    const results = (await Promise.all(rest.map(w => w.done))).map(r => r.main)
+
+    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
+    const stored = harness.server.jobsOf(runId)
+    expect(stored.every(job => job.status === 'success')).toBe(true)
+    for (const result of results) expect(result.exitCode).toBe(0)
+    expectEachJobReportedOnce(
+      results,
+      jobs.map(job => job.id)
+    )
+    // The workers without a job left long before the chain ended, saying why.
+    const idle = results.filter(result => !Object.keys(jobResults(result)).length)
+    expect(idle.length).toBeGreaterThanOrEqual(1)
+    const chainEnd = Math.max(...stored.map(job => Date.parse(job.finishedAt!)))
+    for (const result of idle) {
+      expect(result.summary).toMatch(/then left: enough workers/)
+      expect(chainEnd - result.endedAt).toBeGreaterThan(3_000)
+    }
+    for (const result of results) expect(result.endedAt - chainEnd).toBeLessThan(15_000)
+  }, 240_000)
+
+  it('workers sharing an index still run every job once', async () => {
+    harness = await new Harness().start()
+    const { jobs, runId, inputs } = planInputs(wideDeep(0))
+    const workers = startWorkers(harness, inputs, [1, 1, 2, 2])
+    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+    explain(results)
+
+    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
+    for (const result of results) expect(result.exitCode).toBe(0)
+    expectEachJobReportedOnce(
+      results,
+      jobs.map(job => job.id)
+    )
+    expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
+  }, 240_000)
+
+  it('a cancelled worker reports its job in hand as cancelled and takes no other', async () => {
+    harness = await new Harness().start()
+    const plan = {
+      apiVersion: 'orun.io/v1',
+      kind: 'Plan',
+      metadata: { name: 'cancel', checksum: 'sha256-cancel000000000000000000000000000000' },
+      jobs: [
+        job('slow', [], 'echo "slow start" && sleep 60 && echo "slow done"'),
+        job('after', ['slow.dev.build'], 'echo after'),
+        job('quick', [], 'sleep 3 && echo quick'),
+        job('later', ['quick.dev.build'], 'sleep 1 && echo later')
+      ]
+    }
+    const { runId, inputs } = planInputs(JSON.stringify(plan))
+    const workers = startWorkers(harness, inputs, [1, 2])
+    const slowOwner = await until(() => {
+      const slow = harness!.server.jobsOf(runId).find(j => j.jobId === 'slow.dev.build')
+      return slow?.status === 'running' && slow.runnerId ? slow.runnerId : undefined
+    })
+    // Mid-job: its orun has had time to start (orun prints a step's output when the step ends).
+    await new Promise(resolve => setTimeout(resolve, 3_000))
+    const victim = workers.find(w => slowOwner.startsWith(`${w.label}-`))!
+    victim.child.kill('SIGTERM')
+    const [a, b] = await Promise.all(workers.map(w => w.done))
+    const cancelled = victim === workers[0] ? a : b
+    const survivor = victim === workers[0] ? b : a
+
+    const stored = new Map(harness.server.jobsOf(runId).map(j => [j.jobId, j]))
+    expect(stored.get('slow.dev.build')!.status).toBe('failed')
+    expect(stored.get('slow.dev.build')!.lastError).toMatch(/cancelled/)
+    expect(stored.get('after.dev.build')!.status).toBe('pending')
+    expect(stored.get('quick.dev.build')!.status).toBe('success')
+    expect(stored.get('later.dev.build')!.status).toBe('success')
+    expect(cancelled.main.exitCode).toBe(1)
+    expect(Object.keys(jobResults(cancelled.main))).toEqual(['slow.dev.build'])
+    expect(survivor.main.exitCode).toBe(0)
+    expect(Object.keys(jobResults(survivor.main)).sort()).toEqual([
+      'later.dev.build',
+      'quick.dev.build'
+    ])
+    // The main step reported the job itself: nothing was left for the post step.
+    expect(cancelled.post.stdout).not.toContain('never reported')
+  }, 240_000)
+})
+
+describe('auto workers', () => {
+  it('is jobs over dependency levels, capped by the job count', () => {
+    const wide = parsePlan(sharedPlanText('wide-deep'), 'wide-deep.json')
+    expect(chooseWorkers(wide, 'auto').count).toBe(7)
+    expect(chooseWorkers(wide, 12)).toEqual({ count: 12, reason: "set by the 'workers' input" })
+    expect(chooseWorkers(wide, 100).count).toBe(40)
+    const single = parsePlan(sharedPlanText('single'), 'single.json')
+    expect(chooseWorkers(single, 'auto').count).toBe(1)
+    const big = generatePlan({ jobs: 1000, depth: 8, minSeconds: 1, maxSeconds: 2 }).plan
+    expect(chooseWorkers(parsePlan(JSON.stringify(big), 'big.json'), 'auto').count).toBe(125)
+    const flat = generatePlan({ jobs: 600, depth: 1, minSeconds: 1, maxSeconds: 2 }).plan
+    expect(chooseWorkers(parsePlan(JSON.stringify(flat), 'flat.json'), 'auto').count).toBe(256)
+    expect(workerIndexes(3)).toEqual([1, 2, 3])
+    expect(parseWorkersInput('')).toBe('auto')
+    expect(parseWorkersInput(' 32 ')).toBe(32)
+    expect(() => parseWorkersInput('257')).toThrow(/from 1 to 256/)
+    expect(() => parseWorkersInput('1.5')).toThrow(/whole number/)
+  })
+})
+
+describe('the order a worker tries jobs in', () => {
+  const wide = parsePlan(sharedPlanText('wide-deep'), 'wide-deep.json')
+  it('puts the longest remaining path first', () => {
+    const remaining = remainingPath(wide)
+    expect(remaining.get('net@dev.smoke')).toBe(6)
+    expect(remaining.get('net@prod.smoke')).toBe(3)
+    expect(remaining.get('api@prod.smoke')).toBe(1)
+    expect(
+      ranking(wide)(['net@prod.smoke', 'api@prod.smoke', 'net@qa.smoke', 'net@dev.smoke'])
+    ).toEqual(['net@dev.smoke', 'net@qa.smoke', 'net@prod.smoke', 'api@prod.smoke'])
+  })
+  it('deals equally good jobs out by worker index, better groups first', () => {
+    const remaining = new Map([
+      ['a', 3],
+      ['b', 3],
+      ['c', 3],
+      ['d', 1]
+    ])
+    expect(dealt(['a', 'b', 'c', 'd'], 1, remaining)).toEqual(['a', 'b', 'c', 'd'])
+    expect(dealt(['a', 'b', 'c', 'd'], 2, remaining)).toEqual(['b', 'c', 'a', 'd'])
+    expect(dealt(['a', 'b', 'c', 'd'], 6, remaining)).toEqual(['c', 'a', 'b', 'd'])
+  })
+})
+
+describe('when an idle worker leaves', () => {
+  const wide = parsePlan(sharedPlanText('wide-deep'), 'wide-deep.json')
+  const all = new Set(wide.order.map(job => job.id))
+  const now = Date.parse('2026-11-26T12:00:00Z')
+  const record = (jobId: string, status: JobRecord['status'], runnerId?: string): JobRecord => ({
+    jobId,
+    component: '',
+    status,
+    deps: [],
+    runnerId: runnerId ?? null,
+    startedAt: runnerId ? new Date(now - 5_000).toISOString() : null,
+    finishedAt: null,
+    lastError: null,
+    heartbeatAt: runnerId ? new Date(now - 5_000).toISOString() : null
+  })
+  /** wide-deep with the given statuses; every other job pending. */
+  const view = (statuses: Record<string, [JobRecord['status'], string?]>) =>
+    poolView(
+      wide,
+      all,
+      wide.order.map(job => record(job.id, ...(statuses[job.id] ?? ['pending']))),
+      'me',
+      now,
+      90_000
+    )
+  const done = (ids: string[]) =>
+    Object.fromEntries(ids.map(id => [id, ['success'] as [JobRecord['status']]]))
+  const exceptLast = wide.order.slice(0, -4).map(job => job.id)
+
+  it('stays while the remaining work is wider than the busy workers', () => {
+    const roots = wide.order.filter(job => !job.dependsOn?.length).map(job => job.id)
+    const v = view(
+      Object.fromEntries(
+        roots.map((id, i) => [id, ['running', `r${i}`] as [JobRecord['status'], string]])
+      )
+    )
+    expect(v.runnable).toEqual([])
+    expect(v.busyOthers).toBe(8)
+    expect(v.width).toBe(16)
+    expect(leaveReason(v, 9)).toBeUndefined()
+  })
+  it('leaves when the busy workers cover the widest level of what remains', () => {
+    const stageTop = ['api', 'worker', 'web', 'admin'].map(c => `${c}@stage.smoke`)
+    const v = view({
+      ...done(exceptLast.filter(id => !stageTop.includes(id))),
+      ...Object.fromEntries(
+        stageTop.map((id, i) => [id, ['running', `r${i}`] as [JobRecord['status'], string]])
+      )
+    })
+    expect(v.runnable).toEqual([])
+    expect(v.pendingLive).toBe(4)
+    expect(v.width).toBe(4)
+    expect(v.busyOthers).toBe(4)
+    expect(leaveReason(v, 1)).toMatch(/^enough workers: the 4 job\(s\) left need at most 4/)
+  })
+  it('leaves when nothing can become runnable: all done or blocked by a failure', () => {
+    expect(leaveReason(view(done(wide.order.map(job => job.id))), 1)).toMatch(/nothing left/)
+    const failedRoot = view({ 'net@dev.smoke': ['failed'], 'iam@dev.smoke': ['success'] })
+    // The failed root blocks its 20 descendants (dev, and the api-like jobs of every later
+    // environment); the other 18 pending jobs can still run.
+    expect(failedRoot.pendingLive).toBe(18)
+  })
+  it('never leaves a job whose owner stopped heartbeating without a taker', () => {
+    const v = poolView(
+      wide,
+      all,
+      wide.order.map(job =>
+        job.id === 'api@prod.smoke'
+          ? {
+              ...record(job.id, 'running', 'gone'),
+              heartbeatAt: new Date(now - 200_000).toISOString()
+            }
+          : record(job.id, 'success')
+      ),
+      'me',
+      now,
+      90_000
+    )
+    expect(v.stale).toEqual(['api@prod.smoke'])
+    expect(leaveReason(v, 1)).toBeUndefined()
+  })
+  it('thins an idle crowd by index, but only while another worker is busy', () => {
+    const prodTop = ['api', 'worker', 'web', 'admin'].map(c => `${c}@prod.smoke`)
+    const v = view({
+      ...done(exceptLast.filter(id => id !== 'db@prod.smoke' && !prodTop.includes(id))),
+      'db@prod.smoke': ['running', 'r1']
+    })
+    // 4 pending + 1 running left; the widest level (4) is more than the 1 busy worker.
+    expect(v.runnable).toEqual([])
+    expect(v.width).toBe(4)
+    expect(leaveReason(v, 5)).toBeUndefined()
+    expect(leaveReason(v, 6)).toMatch(/workers 1 to 5 are there for them/)
+    const nobodyBusy = { ...v, running: [], busyOthers: 0 }
+    expect(leaveReason(nobodyBusy, 6)).toBeUndefined()
+  })
+})
+
+describe('request pacing', () => {
+  it('widens the gap by half after a 429 and waits out Retry-After; narrows it by a step after an answer', async () => {
+    let clock = 0
+    const waits: number[] = []
+    const pacer = new Pacer({
+      now: () => clock,
+      sleep: async ms => {
+        waits.push(ms)
+        clock += ms
+      }
+    })
+    await pacer.turn()
+    await pacer.turn()
+    expect(waits).toEqual([])
+    pacer.refused(1_000)
+    expect(pacer.gapMs).toBe(300)
+    // No slot before the server's Retry-After.
+    await pacer.turn()
+    expect(waits).toEqual([1_000])
+    pacer.refused(1_000)
+    expect(pacer.gapMs).toBe(450)
+    pacer.answered()
+    expect(pacer.gapMs).toBe(350)
+    for (let i = 0; i < 20; i++) pacer.refused(1_000)
+    expect(pacer.gapMs).toBe(15_000)
+    expect(pacer.refusals).toBe(22)
+    waits.length = 0
+    await pacer.turn()
+    await pacer.turn()
+    expect(waits).toEqual([15_000, 15_000])
+  })
+})
+
+function job(component: string, dependsOn: string[], run: string) {
+  return {
+    id: `${component}.dev.build`,
+    name: 'build',
+    component,
+    environment: 'dev',
+    composition: 'generated',
+    dependsOn,
+    steps: [{ id: 'build', name: 'build', run }]
+  }
+}
+
+function ancestors(plan: GeneratedPlan, jobId: string): Set<string> {
+  const byId = new Map(plan.jobs.map(j => [j.id, j]))
+  const found = new Set<string>()
+  const stack = [...(byId.get(jobId)?.dependsOn ?? [])]
+  while (stack.length) {
+    const id = stack.pop()!
+    if (found.has(id)) continue
+    found.add(id)
+    stack.push(...(byId.get(id)?.dependsOn ?? []))
+  }
+  return found
+}
+
+async function until<T>(probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}

@@ -1,0 +1,126 @@
+import { BackendError, type BackendClient, type ClientStats } from '../backend/client.js'
+
+/**
+ * Spacing for one pool worker's requests. Every worker of the repository
+ * shares one rate limit (burst 20, 5 requests/s), and a worker does not know
+ * how many others there are: each one spaces its own requests by a gap that
+ * grows by half after an answer of 429 and shrinks by a step after each
+ * request answered without one (additive increase, multiplicative decrease,
+ * as TCP shares a link). A pool that asks for more than the limit settles near
+ * it (32 workers: a gap of about 32 / 5 s = 6.4 s each) with few refusals; a
+ * pool that asks for less never waits. A 429 is retried here, in turn, rather
+ * than by the client on its own clock, so refused requests are paced too.
+ */
+export interface PacerOptions {
+  now: () => number
+  sleep: (ms: number) => Promise<void>
+  /** Gap to start with (default 0: no wait until the first 429). */
+  initialGapMs?: number
+  /** Shrink per request answered without a 429 (default 100 ms). */
+  stepMs?: number
+  /** The gap never grows past this (default 15 s: the fair share of a 75-worker pool). */
+  maxGapMs?: number
+}
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+export const MIN_BACKOFF_GAP_MS = 300
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+export const MAX_PACED_ATTEMPTS = 60
+
+export class Pacer {
+  gapMs: number
+  /** Answers of 429 this pacer has seen. */
+  refusals = 0
+  private nextAt = 0
+  private readonly stepMs: number
+  private readonly maxGapMs: number
+
+  constructor(private readonly options: PacerOptions) {
+    this.gapMs = options.initialGapMs ?? 0
+    this.stepMs = options.stepMs ?? 100
+    this.maxGapMs = options.maxGapMs ?? 15_000
+  }
+
+  /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+  async turn(): Promise<void> {
+    const now = this.options.now()
+    const at = Math.max(now, this.nextAt)
+    this.nextAt = at + this.gapMs
+    if (at > now) await this.options.sleep(at - now)
+  }
+
+  /** After a request answered without a 429. */
+  answered(): void {
+    this.gapMs = Math.max(0, this.gapMs - this.stepMs)
+  }
+
+  /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+  refused(retryAfterMs = 1_000): void {
+    this.refusals++
+    this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5))
+    this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs))
+  }
+}
+
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+  'createRun',
+  'getRun',
+  'claim',
+  'heartbeat',
+  'update',
+  'runnable',
+  'listJobs',
+  'jobStatus',
+  'uploadLog',
+  'readLog'
+])
+
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+export function pacedClient(
+  client: BackendClient,
+  pacer: Pacer,
+  followUps: ReadonlySet<string> = new Set()
+): BackendClient {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver)
+      if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+        return value
+      return async (...args: unknown[]) => {
+        for (let attempt = 1; ; attempt++) {
+          if (attempt > 1 || !followUps.has(property)) await pacer.turn()
+          try {
+            const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(
+              target,
+              args
+            )
+            pacer.answered()
+            return result
+          } catch (error) {
+            if (!(error instanceof BackendError) || error.status !== 429) throw error
+            pacer.refused(error.retryAfterMs)
+            if (attempt >= MAX_PACED_ATTEMPTS) throw error
+          }
+        }
+      }
+    }
+  })
+}
+
+/** Adds one client's request counts to another's, so a summary shows both. */
+export function addStats(into: ClientStats, from: ClientStats): void {
+  into.requests += from.requests
+  into.rateLimited += from.rateLimited
+  into.retries += from.retries
+  into.tokenRefreshes += from.tokenRefreshes
+  for (const [route, count] of Object.entries(from.byRoute))
+    into.byRoute[route] = (into.byRoute[route] ?? 0) + count
+}
