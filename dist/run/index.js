@@ -37772,59 +37772,44 @@ async function run() {
     let current;
     let completed = false;
     let poolExit;
+    // What every job of this runner shares; the run is created or joined at most once.
+    const jobContext = {
+        inputs,
+        plan,
+        client,
+        tokens,
+        runnerId,
+        tempDir,
+        inFlight,
+        cancel: cancel.signal,
+        hurry: hurry.signal,
+        binary: orun.binary,
+        capabilities,
+        ensureRun: async () => {
+            if (joined)
+                return;
+            await joinRun(client, plan, inputs.runId);
+            joined = true;
+        }
+    };
     try {
         await rerun.carrier?.start();
         if (inputs.worker !== undefined) {
             poolExit = await runPool({
-                inputs,
-                plan,
-                client,
-                tokens,
-                runnerId,
-                tempDir,
-                inFlight,
-                cancel: cancel.signal,
-                hurry: hurry.signal,
-                binary: orun.binary,
-                capabilities,
-                ensureRun: async () => {
-                    if (joined)
-                        return;
-                    await joinRun(client, plan, inputs.runId);
-                    joined = true;
-                },
-                log: message => lib_core/* info */.pq(message),
+                ...jobContext,
+                log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
                 worker: inputs.worker,
                 targets,
                 sleep: ms => abortableSleep(ms, cancel.signal),
                 now: Date.now
             }, results);
-            lib_core/* info */.pq(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`);
+            lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`));
         }
         for (const jobId of inputs.worker === undefined ? targets : []) {
             current = jobId;
             if (cancel.signal.aborted)
                 break;
-            results.push(await runJob({
-                jobId,
-                inputs,
-                plan,
-                client,
-                tokens,
-                runnerId,
-                tempDir,
-                inFlight,
-                cancel: cancel.signal,
-                hurry: hurry.signal,
-                binary: orun.binary,
-                capabilities,
-                ensureRun: async () => {
-                    if (joined)
-                        return;
-                    await joinRun(client, plan, inputs.runId);
-                    joined = true;
-                }
-            }));
+            results.push(await runJob({ ...jobContext, jobId }));
         }
         completed = true;
     }

@@ -114,28 +114,32 @@ export async function run(): Promise<void> {
   let current: string | undefined
   let completed = false
   let poolExit: string | undefined
+  // What every job of this runner shares; the run is created or joined at most once.
+  const jobContext = {
+    inputs,
+    plan,
+    client,
+    tokens,
+    runnerId,
+    tempDir,
+    inFlight,
+    cancel: cancel.signal,
+    hurry: hurry.signal,
+    binary: orun.binary,
+    capabilities,
+    ensureRun: async () => {
+      if (joined) return
+      await joinRun(client, plan, inputs.runId)
+      joined = true
+    }
+  }
   try {
     await rerun.carrier?.start()
     if (inputs.worker !== undefined) {
       poolExit = await runPool(
         {
-          inputs,
-          plan,
-          client,
-          tokens,
-          runnerId,
-          tempDir,
-          inFlight,
-          cancel: cancel.signal,
-          hurry: hurry.signal,
-          binary: orun.binary,
-          capabilities,
-          ensureRun: async () => {
-            if (joined) return
-            await joinRun(client, plan, inputs.runId)
-            joined = true
-          },
-          log: message => core.info(message),
+          ...jobContext,
+          log: message => core.info(commandSafe(message)),
           worker: inputs.worker,
           targets,
           sleep: ms => abortableSleep(ms, cancel.signal),
@@ -143,32 +147,14 @@ export async function run(): Promise<void> {
         },
         results
       )
-      core.info(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`)
+      core.info(
+        commandSafe(`Worker ${inputs.worker} ran ${results.length} job(s) and leaves: ${poolExit}.`)
+      )
     }
     for (const jobId of inputs.worker === undefined ? targets : []) {
       current = jobId
       if (cancel.signal.aborted) break
-      results.push(
-        await runJob({
-          jobId,
-          inputs,
-          plan,
-          client,
-          tokens,
-          runnerId,
-          tempDir,
-          inFlight,
-          cancel: cancel.signal,
-          hurry: hurry.signal,
-          binary: orun.binary,
-          capabilities,
-          ensureRun: async () => {
-            if (joined) return
-            await joinRun(client, plan, inputs.runId)
-            joined = true
-          }
-        })
-      )
+      results.push(await runJob({ ...jobContext, jobId }))
     }
     completed = true
   } catch (error) {
