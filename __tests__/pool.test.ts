@@ -282,7 +282,7 @@ describe('pool mode end to end', () => {
     const chain = {
       apiVersion: 'orun.io/v1',
       kind: 'Plan',
-      metadata: { name: 'chain', checksum: 'sha256-chain0000000000000000000000000000000' },
+      metadata: { name: 'chain', checksum: 'sha256-c4a10000000000000000000000000000000' },
       jobs: [0, 1, 2, 3].map(index => ({
         id: `step${index}.dev.build`,
         name: 'build',
@@ -339,7 +339,7 @@ describe('pool mode end to end', () => {
     const plan = {
       apiVersion: 'orun.io/v1',
       kind: 'Plan',
-      metadata: { name: 'cancel', checksum: 'sha256-cancel000000000000000000000000000000' },
+      metadata: { name: 'cancel', checksum: 'sha256-ca9ce1000000000000000000000000000000' },
       jobs: [
         job('slow', [], 'echo "slow start" && sleep 60 && echo "slow done"'),
         job('after', ['slow.dev.build'], 'echo after'),
