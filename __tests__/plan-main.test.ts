@@ -104,6 +104,8 @@ describe('run(): a given plan file', () => {
   })
 
   it('creates the run on the backend when backend-url is set', async () => {
+    // Attempt 1: a custom run id is used as given (later attempts work in '<id>-aN').
+    process.env.GITHUB_RUN_ATTEMPT = '1'
     writeFileSync(path.join(workspace, 'plan.json'), sharedPlanText('single'))
     Object.assign(core.inputs, {
       'plan-file': 'plan.json',
