@@ -362,3 +362,66 @@ describe('run(): the plan and the run must match', () => {
     )
   })
 })
+
+describe('run(): pool mode and re-runs, in-process', () => {
+  afterEach(() => {
+    delete process.env.GITHUB_RUN_ATTEMPT
+    delete process.env.GITHUB_RUN_ID
+  })
+
+  it('a pool worker runs every job of a chain in DAG order, then leaves', async () => {
+    const runId = freshRunId()
+    given(sharedPlanText('failing-upstream').replace(/exit 3/g, 'exit 0'), {
+      'run-id': runId,
+      worker: '1'
+    })
+    await run()
+    expect(core.setFailed).not.toHaveBeenCalled()
+    expect(core.outputs.status).toBe('success')
+    expect(executed()).toEqual(['foundation@dev.smoke', 'api@dev.smoke', 'web@dev.smoke'])
+    expect(server.jobsOf(runId).map(j => [j.jobId, j.status, j.claims])).toEqual([
+      ['foundation@dev.smoke', 'success', 1],
+      ['api@dev.smoke', 'success', 1],
+      ['web@dev.smoke', 'success', 1]
+    ])
+    expect(Object.keys(JSON.parse(core.outputs['job-results']))).toEqual([
+      'foundation@dev.smoke',
+      'api@dev.smoke',
+      'web@dev.smoke'
+    ])
+  })
+
+  it('attempt 2 carries the earlier successes into its own run and runs only its own job', async () => {
+    const planText = sharedPlanText('failing-upstream').replace(/exit 3/g, 'exit 0')
+    const first = freshRunId()
+    const client = new BackendClient({
+      baseUrl: server.url,
+      tokens: createTokenSource({ log: () => {} })
+    })
+    await createRunAs(client, first, planText)
+    // Attempt 1: foundation succeeded, api failed, web never ran.
+    for (const [job, status] of [
+      ['foundation@dev.smoke', 'success'],
+      ['api@dev.smoke', 'failed']
+    ] as const) {
+      expect((await client.claim(first, job, 'attempt-1')).claimed).toBe(true)
+      await client.update(first, job, 'attempt-1', status, status === 'failed' ? 'boom' : undefined)
+    }
+    process.env.GITHUB_RUN_ATTEMPT = '2'
+    given(planText, { 'run-id': first, job: 'api@dev.smoke' })
+    await run()
+
+    expect(core.setFailed).not.toHaveBeenCalled()
+    expect(core.outputs['run-id']).toBe(`${first}-a2`)
+    expect(executed()).toEqual(['api@dev.smoke'])
+    const second = server.jobsOf(`${first}-a2`)
+    expect(second.find(j => j.jobId === 'foundation@dev.smoke')).toMatchObject({
+      status: 'success',
+      claims: 1
+    })
+    expect(second.find(j => j.jobId === 'foundation@dev.smoke')!.lastError).toMatch(
+      /carried over from attempt 1/
+    )
+    expect(second.find(j => j.jobId === 'api@dev.smoke')).toMatchObject({ status: 'success' })
+  })
+})
