@@ -14,8 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { UserError } from '../src/common/errors.js'
 import {
@@ -45,13 +44,10 @@ import {
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
 import { workflowCommands } from '../testing/workflow-commands.js'
+import { Scratch } from '../testing/scratch.js'
 
-const dirs: string[] = []
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
+const scratch = new Scratch([])
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 
 let server: CoordinationServer
 beforeAll(async () => {
@@ -60,7 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close()
   cleanupActionProcesses()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
 
 // ---------------------------------------------------------------------------------------------

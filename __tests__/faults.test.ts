@@ -10,8 +10,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import {
   STANDIN_DIR,
@@ -25,6 +24,7 @@ import { startCoordinationServer, type CoordinationServer } from '../testing/coo
 import { expectCleanFailure } from '../testing/expect-failure.js'
 import { HTML_ERROR_PAGE, startFaultProxy, type FaultProxy } from '../testing/fault-proxy.js'
 import { sharedPlanText } from '../testing/fixtures.js'
+import { Scratch } from '../testing/scratch.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
 const POST_BUNDLE = 'dist/run-post/index.js'
@@ -32,7 +32,7 @@ const PROCESS_TIMEOUT_MS = 120_000
 
 let server: CoordinationServer
 let proxy: FaultProxy
-const dirs: string[] = []
+const scratch = new Scratch([])
 
 beforeAll(async () => {
   server = await startCoordinationServer({ rateLimit: false })
@@ -49,14 +49,10 @@ afterEach(async () => {
 afterAll(async () => {
   await server.close()
   cleanupActionProcesses()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
 
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 
 interface Scenario {
   runId: string

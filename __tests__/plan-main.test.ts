@@ -5,12 +5,12 @@
  * plan-action.test.ts; expectations here are literal (the fixture's known ids).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import * as core from '../__fixtures__/core.js'
 import { REPO_ROOT, STANDIN_DIR } from '../testing/action-process.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { Scratch } from '../testing/scratch.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
@@ -26,28 +26,17 @@ const ENV_KEYS = [
   'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
   'ORUN_BACKEND_URL'
 ]
-const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))
+const scratch = new Scratch(ENV_KEYS)
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 let server: CoordinationServer
 let workspace: string
-const dirs: string[] = []
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
-
 beforeAll(async () => {
   server = await startCoordinationServer({ rateLimit: false })
 })
 
 afterAll(async () => {
   await server.close()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-  for (const [key, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[key]
-    else process.env[key] = value
-  }
+  scratch.cleanUp()
 })
 
 beforeEach(() => {

@@ -8,8 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient } from '../src/backend/client.js'
@@ -24,6 +23,7 @@ import {
 } from '../testing/action-process.js'
 import { errorLines, expectCleanFailure } from '../testing/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { Scratch } from '../testing/scratch.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
 const POST_BUNDLE = 'dist/run-post/index.js'
@@ -31,7 +31,7 @@ const FIXTURES = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'plans')
 const STATE_KEY = 'orun-in-flight'
 
 let server: CoordinationServer
-const dirs: string[] = []
+const scratch = new Scratch([])
 const savedEnv = {
   url: process.env.ACTIONS_ID_TOKEN_REQUEST_URL,
   token: process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN
@@ -44,18 +44,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close()
   cleanupActionProcesses()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
   if (savedEnv.url === undefined) delete process.env.ACTIONS_ID_TOKEN_REQUEST_URL
   else process.env.ACTIONS_ID_TOKEN_REQUEST_URL = savedEnv.url
   if (savedEnv.token === undefined) delete process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN
   else process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN = savedEnv.token
 })
 
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 
 const fixture = (name: string) => readFileSync(path.join(FIXTURES, name), 'utf8')
 const planIdOf = (text: string) => parsePlan(text, 'plan.json').id

@@ -4,8 +4,7 @@
  * the job (the process-level proof is in run-orun254.test.ts).
  */
 import { afterAll, describe, expect, it } from '@jest/globals'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { probeRunCapabilities, runJobArgs } from '../src/orun/cli.js'
 import { parsePlan } from '../src/plan/model.js'
@@ -19,16 +18,13 @@ import {
   type RunAccount
 } from '../src/run/run-evidence.js'
 import { sharedPlanText } from '../testing/fixtures.js'
+import { Scratch } from '../testing/scratch.js'
 
-const dirs: string[] = []
+const scratch = new Scratch([])
 afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
-function tempDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'run-child-'))
-  dirs.push(dir)
-  return dir
-}
+const tempDir = () => scratch.tempDir('run-child-')
 
 describe('orun run capabilities and argv', () => {
   /** A fake orun whose `run --help` prints the given text and counts its calls. */

@@ -4,8 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient } from '../src/backend/client.js'
@@ -20,6 +19,7 @@ import {
   IMMEDIATE_CONSISTENCY
 } from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
+import { Scratch } from '../testing/scratch.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -128,9 +128,9 @@ function recordingUploader(): { upload: LogUploader; texts: string[] } {
   }
 }
 
-const dirs: string[] = []
+const scratch = new Scratch([])
 afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
 
 function streamWith(
@@ -264,8 +264,7 @@ describe('LogStream', () => {
   })
 
   it('mirrors the raw (unredacted) output to the spool file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'orun-logstream-'))
-    dirs.push(dir)
+    const dir = scratch.tempDir('orun-logstream-')
     const spoolFile = join(dir, 'spool.txt')
     const { upload } = recordingUploader()
     const { stream } = streamWith(upload, { spoolFile, secrets: ['spool-secret'] })

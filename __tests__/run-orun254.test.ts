@@ -8,16 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync
-} from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import {
   STANDIN_DIR,
@@ -28,13 +19,14 @@ import {
 import { errorLines } from '../testing/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { sharedPlanText } from '../testing/fixtures.js'
+import { Scratch } from '../testing/scratch.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
 // Process-level runs on a busy 2-core machine: generous.
 const TIMEOUT = 120_000
 
 let server: CoordinationServer
-const dirs: string[] = []
+const scratch = new Scratch([])
 
 beforeAll(async () => {
   server = await startCoordinationServer({ rateLimit: false })
@@ -43,14 +35,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close()
   cleanupActionProcesses()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
 
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 
 const freshRunId = () => `gha-7000000001-1-${randomBytes(4).toString('hex')}`
 

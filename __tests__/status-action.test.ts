@@ -7,8 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient } from '../src/backend/client.js'
@@ -30,6 +29,7 @@ import {
   type GitHubApiServer,
   type StandinJob
 } from '../testing/github-api-server.js'
+import { Scratch } from '../testing/scratch.js'
 
 const BUNDLE = 'dist/status/index.js'
 const REPOSITORY = 'octo-org/octo-repo'
@@ -37,7 +37,7 @@ const READ_ONLY_TOKEN = 'ghs_standin_token_without_actions_read'
 
 let server: CoordinationServer
 let api: GitHubApiServer
-const dirs: string[] = []
+const scratch = new Scratch([])
 
 beforeAll(async () => {
   // The test's own backend client mints tokens through @actions/core, which prints ::add-mask::.
@@ -54,7 +54,7 @@ afterAll(async () => {
   await server.close()
   await api.close()
   cleanupActionProcesses()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
 
 const planRunId = (plan: Plan, attempt = 1) => `gha-${DEFAULT_RUN_ID}-${attempt}-${plan.id}`
@@ -136,8 +136,7 @@ function runStatus(
   inputs: Record<string, string>,
   env: Record<string, string> = {}
 ): Promise<ActionProcessResult> {
-  const cwd = mkdtempSync(path.join(tmpdir(), 'orun-status-ws-'))
-  dirs.push(cwd)
+  const cwd = scratch.tempDir('orun-status-ws-')
   writeFileSync(
     path.join(cwd, 'plan.json'),
     typeof plan === 'string' ? plan : JSON.stringify(plan.file)

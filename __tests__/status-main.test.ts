@@ -7,11 +7,11 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import * as core from '../__fixtures__/core.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { Scratch } from '../testing/scratch.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import {
   DEFAULT_GITHUB_TOKEN,
@@ -31,7 +31,8 @@ const ENV_KEYS = [
   'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
   'ORUN_BACKEND_URL'
 ]
-const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))
+const scratch = new Scratch(ENV_KEYS)
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 // @actions/github reads GITHUB_API_URL once, when it is first imported: the stand-in API
 // must be up, and named there, before the action is.
 const api: GitHubApiServer = await startGitHubApiServer()
@@ -47,14 +48,6 @@ const { toBackendPlan } = await import('../src/backend/plan.js')
 
 let server: CoordinationServer
 let workspace: string
-const dirs: string[] = []
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
-
 beforeAll(async () => {
   // The status step runs long after the last log upload: the log read lag is over by then.
   server = await startCoordinationServer({ rateLimit: false, logVisibilityMs: 0 })
@@ -63,11 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close()
   await api.close()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-  for (const [key, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[key]
-    else process.env[key] = value
-  }
+  scratch.cleanUp()
 })
 
 beforeEach(() => {
