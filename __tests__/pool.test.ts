@@ -7,21 +7,21 @@
  */
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Harness, checkExecutions, type ProcessResult, type RunnerHandle } from '../demo/harness.js'
 import type { JobRecord } from '../src/backend/types.js'
 import { parsePlan } from '../src/plan/model.js'
 import { chooseWorkers, parseWorkersInput, workerIndexes } from '../src/plan/workers.js'
 import { Pacer } from '../src/run/pace.js'
-import { dealt, leaveReason, poolView, ranking, remainingPath } from '../src/run/pool.js'
+import { dealt, leaveReason, ownedBy, poolView, ranking, remainingPath } from '../src/run/pool.js'
 import { STANDIN_DIR, cleanupActionProcesses, runActionProcess } from '../testing/action-process.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import { generatePlan, generatedJobId, type GeneratedPlan } from '../testing/plan-generator.js'
+import { Scratch } from '../testing/scratch.js'
 
-const dirs: string[] = []
+const scratch = new Scratch([])
 let harness: Harness | undefined
 
 afterEach(async () => {
@@ -30,14 +30,10 @@ afterEach(async () => {
 })
 afterAll(() => {
   cleanupActionProcesses()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  scratch.cleanUp()
 })
 
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 
 /** wide-deep with each job sleeping `seconds`, under a checksum of its own. */
 function wideDeep(seconds: number): string {
@@ -77,8 +73,13 @@ function startWorkers(
   indexes: number[]
 ): RunnerHandle[] {
   const workspace = tempDir('orun-pool-ws-')
+  // pool-size as GitHub fills its default in: strategy.job-total, the matrix size.
   return indexes.map(index =>
-    h.startRunner(`worker-${index}`, workspace, { ...inputs, worker: String(index) })
+    h.startRunner(`worker-${index}`, workspace, {
+      'pool-size': String(indexes.length),
+      ...inputs,
+      worker: String(index)
+    })
   )
 }
 
@@ -128,7 +129,7 @@ describe('plan action: workers output', () => {
 })
 
 describe('run action: worker input checks', () => {
-  it('refuses worker together with job, and a worker that is not a whole number', async () => {
+  it('refuses worker together with job, and a worker or pool size that is not a whole number', async () => {
     const ws = tempDir('orun-pool-input-ws-')
     writeFileSync(join(ws, 'plan.json'), sharedPlanText('single'))
     const run = (inputs: Record<string, string>) =>
@@ -147,6 +148,9 @@ describe('run action: worker input checks', () => {
     )
     expect(expectCleanFailure(await run({ worker: 'two' }))).toContain(
       "Input 'worker' must be a whole number from 1, got 'two'"
+    )
+    expect(expectCleanFailure(await run({ worker: '1', 'pool-size': '0' }))).toContain(
+      "Input 'pool-size' must be a whole number from 1, got '0'"
     )
   }, 60_000)
 })
@@ -244,7 +248,8 @@ describe('pool mode end to end', () => {
     )
     expect(blocked.size).toBeGreaterThan(0)
     expect(blocked.size).toBeLessThan(jobs.length - 1)
-    const workers = startWorkers(harness, inputs, [1, 2])
+    // A runner that left pool-size empty: the workers do not know the pool's size.
+    const workers = startWorkers(harness, { ...inputs, 'pool-size': '' }, [1, 2])
     const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
 
     // Every job that does not depend on the failure ran once; none of its dependents ran.
@@ -421,6 +426,36 @@ describe('the order a worker tries jobs in', () => {
     expect(dealt(['a', 'b', 'c', 'd'], 2, remaining)).toEqual(['b', 'c', 'a', 'd'])
     expect(dealt(['a', 'b', 'c', 'd'], 6, remaining)).toEqual(['c', 'a', 'b', 'd'])
   })
+  it("puts this worker's own jobs first within equally good ones, never above a better group", () => {
+    const remaining = new Map([
+      ['a', 3],
+      ['b', 3],
+      ['c', 3],
+      ['d', 1],
+      ['e', 1]
+    ])
+    const own = (id: string) => id === 'c' || id === 'e'
+    expect(dealt(['a', 'b', 'c', 'd', 'e'], 1, remaining, own)).toEqual(['c', 'a', 'b', 'e', 'd'])
+    expect(dealt(['a', 'b', 'c', 'd', 'e'], 2, remaining, own)).toEqual(['c', 'b', 'a', 'e', 'd'])
+  })
+  it('deals the slice in plan order round-robin over the pool, each job to one owner', () => {
+    const all = new Set(wide.order.map(job => job.id))
+    const shares = [1, 2, 3].map(worker =>
+      wide.order.filter(job => ownedBy(wide, all, worker, 3)!(job.id))
+    )
+    expect(shares.map(share => share.length)).toEqual([14, 13, 13])
+    expect(new Set(shares.flat().map(job => job.id)).size).toBe(wide.order.length)
+    expect(shares[1][0].id).toBe(wide.order[1].id)
+    // An index above the pool size wraps around; a pool of one, or of unknown size, owns nothing.
+    expect(wide.order.filter(job => ownedBy(wide, all, 4, 3)!(job.id))).toEqual(shares[0])
+    expect(ownedBy(wide, all, 1, 1)).toBeUndefined()
+    expect(ownedBy(wide, all, 1, undefined)).toBeUndefined()
+    // Over a slice, only the slice's jobs are dealt.
+    const slice = new Set(wide.order.filter(job => job.id.includes('@prod.')).map(job => job.id))
+    const owned = wide.order.filter(job => ownedBy(wide, slice, 2, 2)!(job.id))
+    expect(owned.length).toBe(Math.floor(slice.size / 2))
+    expect(owned.every(job => slice.has(job.id))).toBe(true)
+  })
 })
 
 describe('when an idle worker leaves', () => {
@@ -534,8 +569,11 @@ describe('request pacing', () => {
     await pacer.turn()
     await pacer.turn()
     expect(waits).toEqual([])
+    expect(pacer.lastRefusedAt).toBeUndefined()
+    clock = 5_000
     pacer.refused(1_000)
     expect(pacer.gapMs).toBe(300)
+    expect(pacer.lastRefusedAt).toBe(5_000)
     // No slot before the server's Retry-After.
     await pacer.turn()
     expect(waits).toEqual([1_000])

@@ -17,13 +17,14 @@ import {
   jest
 } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import * as core from '../__fixtures__/core.js'
 import { STANDIN_DIR } from '../testing/action-process.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import { Scratch } from '../testing/scratch.js'
 import { sharedPlanText } from '../testing/fixtures.js'
+import { generatePlan } from '../testing/plan-generator.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../src/run/main.js')
@@ -55,31 +56,21 @@ const ENV_KEYS = [
   'ORUN_STANDIN_RECORD',
   'ORUN_STANDIN_DELAY_MS',
   'ORUN_BACKEND_URL',
+  'ORUN_ACTION_BUDGET_SCALE',
   'RUN_MAIN_SECRET'
 ]
-const savedEnv = Object.fromEntries(ENV_KEYS.map(key => [key, process.env[key]]))
+const scratch = new Scratch(ENV_KEYS)
+const tempDir = (prefix: string) => scratch.tempDir(prefix)
 let server: CoordinationServer
 let workspace: string
 let recordFile: string
-const dirs: string[] = []
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix))
-  dirs.push(dir)
-  return dir
-}
-
 beforeAll(async () => {
   server = await startCoordinationServer({ rateLimit: false })
 })
 
 afterAll(async () => {
   await server.close()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-  for (const [key, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[key]
-    else process.env[key] = value
-  }
+  scratch.cleanUp()
 })
 
 beforeEach(() => {
@@ -389,6 +380,55 @@ describe('run(): pool mode and re-runs, in-process', () => {
       'api@dev.smoke',
       'web@dev.smoke'
     ])
+  })
+
+  it('a pool worker under the rate limit claims the rest of its own share without reading again', async () => {
+    const runId = freshRunId()
+    const { plan } = generatePlan({ jobs: 6, depth: 1, minSeconds: 0, maxSeconds: 0 })
+    plan.metadata.checksum = randomBytes(16).toString('hex')
+    // Burst 2: the worker's first requests draw a 429, so the limit binds from the start.
+    server.setOptions({ rateLimit: { burst: 2, perSecond: 2 } })
+    try {
+      given(JSON.stringify(plan), { 'run-id': runId, worker: '1', 'pool-size': '2' })
+      await run()
+    } finally {
+      server.setOptions({ rateLimit: false })
+    }
+    expect(core.setFailed).not.toHaveBeenCalled()
+    const ids = plan.jobs.map(job => job.id)
+    // Its own share (every other job in plan order) first, then what worker 2 never came for.
+    expect(executed().slice(0, 3)).toEqual([ids[0], ids[2], ids[4]])
+    expect(executed().slice(3).sort()).toEqual([ids[1], ids[3], ids[5]])
+    expect(server.jobsOf(runId).every(job => job.status === 'success' && job.claims === 1)).toBe(
+      true
+    )
+    const answered = (route: string) =>
+      server.requests.filter(r => r.route === route && r.status === 200 && r.path.includes(runId))
+        .length
+    expect(answered('claim')).toBe(6)
+    // One read for its own three jobs, one before each of the three others (its own share was
+    // used up), and the last one that finds nothing: 5, where a read before every job makes 7.
+    expect(answered('runnable')).toBe(5)
+  })
+
+  it("a pool worker's final log outlasts a rate limit that holds it back longer than a matrix runner waits", async () => {
+    const runId = freshRunId()
+    given(singleJobPlan('echo paced-log-line'), { 'run-id': runId, worker: '1' })
+    // Budgets at 1/50: a matrix runner gives its final log 1.2 s, a pool worker 6 s; three 429s
+    // in a row hold a paced upload back for about 3 s (each retry waits out Retry-After).
+    process.env.ORUN_ACTION_BUDGET_SCALE = '0.02'
+    server.inject('uploadLog', { kind: 'rateLimit', count: 3 })
+    try {
+      await run()
+    } finally {
+      delete process.env.ORUN_ACTION_BUDGET_SCALE
+      server.clearFaults()
+    }
+    expect(core.setFailed).not.toHaveBeenCalled()
+    expect(core.warning).not.toHaveBeenCalledWith(
+      expect.stringContaining('Gave up uploading the job log')
+    )
+    expect(server.storedLog(runId, 'solo@dev.smoke')).toContain('paced-log-line')
   })
 
   it('attempt 2 carries the earlier successes into its own run and runs only its own job', async () => {

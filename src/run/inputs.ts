@@ -16,6 +16,8 @@ export interface RunInputs {
   job?: string
   /** Pool mode: this runner's worker index (matrix.worker); it takes any runnable job of the slice. */
   worker?: number
+  /** Pool mode: how many workers the pool has (default strategy.job-total); each owns a share of the jobs. */
+  poolSize?: number
   environments: string[]
   components: string[]
   backendUrl: string
@@ -76,6 +78,7 @@ export function readRunInputs(): RunInputs {
     ),
     job,
     worker,
+    poolSize: worker === undefined ? undefined : readPoolSize(),
     environments,
     components,
     backendUrl: resolveBackendUrl(getString('backend-url'), true)!,
@@ -116,6 +119,22 @@ function readWorker(): number | undefined {
   if (!/^\d+$/.test(raw) || Number(raw) < 1) {
     throw new UserError(
       `Input 'worker' must be a whole number from 1, got '${raw}'. Use worker: \${{ matrix.worker }} with matrix: worker: \${{ fromJson(needs.plan.outputs.workers) }}.`
+    )
+  }
+  return Number(raw)
+}
+
+/**
+ * The pool's size: a whole number from 1. Its default, strategy.job-total, is
+ * the matrix size, which is the pool's size when the matrix is the workers list.
+ * Empty (a runner that cannot evaluate the default) means unknown.
+ */
+function readPoolSize(): number | undefined {
+  const raw = getString('pool-size')
+  if (!raw) return undefined
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+    throw new UserError(
+      `Input 'pool-size' must be a whole number from 1, got '${raw}'. Leave it out (it defaults to the matrix size, \${{ strategy.job-total }}), or pass the number of workers in the plan job's workers output, e.g. pool-size: 8.`
     )
   }
   return Number(raw)

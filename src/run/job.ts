@@ -37,6 +37,11 @@ const FINAL_UPDATE_BUDGET_MS = 5 * 60_000
 /** The result is reported before the final log: a log that cannot be stored in this long is given up. */
 const FINAL_FLUSH_MS = 60_000
 /**
+ * A pacing pool worker's requests wait their turn behind a crowded rate limit (up to 15 s a
+ * turn), so its final log gets as long as the result: the log is still the job's own.
+ */
+export const PACED_FINAL_FLUSH_MS = FINAL_UPDATE_BUDGET_MS
+/**
  * Cancelling: GitHub sends SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that.
  * orun gets 3 s to stop, reporting the cancel 2.5 s, its last log 1.5 s: about 7 s,
  * and a second signal cuts whatever is left. Whatever is not delivered by then is
@@ -66,6 +71,8 @@ export interface JobContext {
   claimed?: { takeover: boolean }
   /** Pause before the final log upload (default 1.5 s, spread); a pacing pool worker needs none. */
   finalLogSpreadMs?: number
+  /** How long the final log upload may take (default 60 s). */
+  finalFlushMs?: number
 }
 
 export async function runJob(ctx: JobContext): Promise<JobResult> {
@@ -238,7 +245,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     true,
     cancelled
       ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-      : { timeoutMs: scaledBudget(FINAL_FLUSH_MS), signal: ctx.cancel }
+      : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel }
   )
   // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
   const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted)

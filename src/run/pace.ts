@@ -31,6 +31,8 @@ export class Pacer {
   gapMs: number
   /** Answers of 429 this pacer has seen. */
   refusals = 0
+  /** When the last one came (the now() clock). */
+  lastRefusedAt?: number
   private nextAt = 0
   private readonly stepMs: number
   private readonly maxGapMs: number
@@ -57,6 +59,7 @@ export class Pacer {
   /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
   refused(retryAfterMs = 1_000): void {
     this.refusals++
+    this.lastRefusedAt = this.options.now()
     this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5))
     this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs))
   }

@@ -5,7 +5,7 @@ import type { Random } from '../common/retry.js'
 import { ancestorsOf, type Plan } from '../plan/model.js'
 import { isRunUnknown, onceRunVisible } from './acquire.js'
 import { Cancelled } from './cancel.js'
-import { runJob, type JobContext } from './job.js'
+import { PACED_FINAL_FLUSH_MS, runJob, type JobContext } from './job.js'
 import { Pacer, addStats, pacedClient } from './pace.js'
 import { typicalDurationMs } from './schedule.js'
 import type { JobResult } from './summary.js'
@@ -43,8 +43,13 @@ export const START_STAGGER_MS = 150
 export const IDLE_SHARE_MS = 400
 export const IDLE_MIN_MS = 1_000
 export const IDLE_MAX_MS = 30_000
-/** Above this gap between requests the rate limit is what slows the pool: spend requests on work. */
-const SCARCE_GAP_MS = 1_000
+/**
+ * The rate limit is what slows this worker while the pacer spaces its requests at least this
+ * far apart (its share of a crowded limit)...
+ */
+export const SCARCE_GAP_MS = 1_000
+/** ...or refused one of them this recently (a small pool's gap shrinks back quickly). */
+export const SCARCE_WINDOW_MS = 5_000
 
 /** Runs jobs until none is left for this worker; pushes each result as it ends. Returns why it left. */
 export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<string> {
@@ -73,16 +78,32 @@ async function poolLoop(
   const slice = new Set(ctx.targets)
   const remaining = remainingPath(ctx.plan)
   const rank = ranking(ctx.plan, remaining)
-  // Best first. Once a race was lost (other workers read the same list at the same time), the
-  // equally good jobs are dealt out by worker index instead, so the workers spread. While the
-  // rate limit is scarce, every list is old by the time its claims go out, and requests, not
-  // the order, set the pace: each worker then tries the jobs in an order of its own (shuffled).
+  // Best first. Equally good jobs go to their owner first (see ownedBy), and once a race was
+  // lost (other workers read the same list at the same time) they are dealt out by worker
+  // index, so workers freed together spread instead of colliding. While the rate limit is
+  // scarce, every list is old by the time its claims go out: see pickOrder.
   let crowded = false
-  const scarce = () => pacer.gapMs >= SCARCE_GAP_MS
+  // Then requests, not the order, set the pace: spend them on work (claims, results, logs),
+  // not on fresh looks at the list.
+  const scarce = () =>
+    pacer.gapMs >= SCARCE_GAP_MS ||
+    (pacer.lastRefusedAt !== undefined && ctx.now() - pacer.lastRefusedAt < SCARCE_WINDOW_MS)
+  const isOwn = ownedBy(ctx.plan, slice, ctx.worker, ctx.inputs.poolSize)
   const pickOrder = (ids: readonly string[]) => {
     const ranked = rank(ids.filter(id => slice.has(id)))
-    if (scarce()) return shuffled(ranked, ctx.random ?? Math.random)
-    return crowded ? dealt(ranked, ctx.worker, remaining) : ranked
+    if (scarce()) {
+      // Requests, not the order, set the pace: own jobs first (nobody else tries them
+      // first), then the others in an order of this worker's own, so stealers spread.
+      if (!isOwn) return shuffled(ranked, ctx.random ?? Math.random)
+      return [
+        ...ranked.filter(isOwn),
+        ...shuffled(
+          ranked.filter(id => !isOwn(id)),
+          ctx.random ?? Math.random
+        )
+      ]
+    }
+    return crowded || isOwn ? dealt(ranked, ctx.worker, remaining, isOwn) : ranked
   }
   const staleMs = 3 * ctx.inputs.heartbeatIntervalMs
   const runId = ctx.inputs.runId
@@ -100,7 +121,8 @@ async function poolLoop(
         client,
         jobId,
         claimed: { takeover },
-        finalLogSpreadMs: 0
+        finalLogSpreadMs: 0,
+        finalFlushMs: PACED_FINAL_FLUSH_MS
       })
     )
   }
@@ -207,8 +229,10 @@ async function poolLoop(
     crowded = false
     await run(pick, claimed.takeover)
     // While the rate limit is plentiful a fresh look finds the best job; once it is the
-    // bottleneck, the rest of this worker's share of the last look is worth a claim first.
-    if (pacer.gapMs < SCARCE_GAP_MS) candidates = []
+    // bottleneck, the rest of this worker's share of the last look is worth a claim first:
+    // its own jobs (others rarely take them), or with no known pool size, all of it.
+    if (!scarce()) candidates = []
+    else if (isOwn) candidates = candidates.filter(isOwn)
   }
 }
 
@@ -238,24 +262,54 @@ export function remainingPath(plan: Plan): Map<string, number> {
 }
 
 /**
+ * Which jobs of the slice this worker owns, when the pool's size K is known:
+ * the slice in plan order, dealt round-robin to workers 1..K (a level's jobs
+ * spread over every worker). Each worker tries its own jobs first, so workers
+ * reading the same list rarely claim the same job, and a worker can claim the
+ * rest of its own share of a list without reading it again. Ownership is only
+ * a preference: a job whose owner is busy, cancelled or missing is taken by any
+ * worker with nothing of its own (the claim still decides). Duplicate indexes
+ * share a share; an index above K wraps around.
+ */
+export function ownedBy(
+  plan: Plan,
+  slice: ReadonlySet<string>,
+  worker: number,
+  poolSize: number | undefined
+): ((jobId: string) => boolean) | undefined {
+  if (!poolSize || poolSize < 2) return undefined
+  const mine = new Set<string>()
+  const self = (worker - 1) % poolSize
+  let index = 0
+  for (const job of plan.order) {
+    if (!slice.has(job.id)) continue
+    if (index++ % poolSize === self) mine.add(job.id)
+  }
+  return id => mine.has(id)
+}
+
+/**
  * The candidates this worker claims, in order. Workers freed together read the
  * same list: if all took the first, all but one would lose the race and spend a
  * request each. Jobs with the same remaining path are equally good, so within
- * each such group worker w starts at entry (w - 1) mod the group's size:
- * workers spread over equals, and a better group still goes first.
+ * each such group this worker's own jobs come first, then the others from entry
+ * (w - 1) mod the group's size: workers spread over equals, and a better group
+ * still goes first.
  */
 export function dealt(
   ranked: readonly string[],
   worker: number,
-  remaining: ReadonlyMap<string, number>
+  remaining: ReadonlyMap<string, number>,
+  isOwn: (jobId: string) => boolean = () => false
 ): string[] {
   const order: string[] = []
   for (let start = 0; start < ranked.length;) {
     let end = start
     while (end < ranked.length && remaining.get(ranked[end]) === remaining.get(ranked[start])) end++
     const group = ranked.slice(start, end)
-    const offset = (worker - 1) % group.length
-    order.push(...group.slice(offset), ...group.slice(0, offset))
+    const others = group.filter(id => !isOwn(id))
+    const offset = others.length ? (worker - 1) % others.length : 0
+    order.push(...group.filter(isOwn), ...others.slice(offset), ...others.slice(0, offset))
     start = end
   }
   return order
