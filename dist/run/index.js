@@ -36866,13 +36866,14 @@ async function poolLoop(ctx, results, client, pacer) {
     const pickOrder = (ids) => {
         const ranked = rank(ids.filter(id => slice.has(id)));
         if (scarce()) {
-            // Requests, not the order, set the pace: own jobs first (nobody else tries them
-            // first), then the others in an order of this worker's own, so stealers spread.
+            // Own jobs first (nobody else tries them first), then the others in an order of this
+            // worker's own, so workers with nothing of their own spread when they take others' jobs.
+            const random = ctx.random ?? Math.random;
             if (!isOwn)
-                return shuffled(ranked, ctx.random ?? Math.random);
+                return shuffled(ranked, random);
             return [
                 ...ranked.filter(isOwn),
-                ...shuffled(ranked.filter(id => !isOwn(id)), ctx.random ?? Math.random)
+                ...shuffled(ranked.filter(id => !isOwn(id)), random)
             ];
         }
         return crowded || isOwn ? dealt(ranked, ctx.worker, remaining, isOwn) : ranked;

@@ -92,14 +92,15 @@ async function poolLoop(
   const pickOrder = (ids: readonly string[]) => {
     const ranked = rank(ids.filter(id => slice.has(id)))
     if (scarce()) {
-      // Requests, not the order, set the pace: own jobs first (nobody else tries them
-      // first), then the others in an order of this worker's own, so stealers spread.
-      if (!isOwn) return shuffled(ranked, ctx.random ?? Math.random)
+      // Own jobs first (nobody else tries them first), then the others in an order of this
+      // worker's own, so workers with nothing of their own spread when they take others' jobs.
+      const random = ctx.random ?? Math.random
+      if (!isOwn) return shuffled(ranked, random)
       return [
         ...ranked.filter(isOwn),
         ...shuffled(
           ranked.filter(id => !isOwn(id)),
-          ctx.random ?? Math.random
+          random
         )
       ]
     }
