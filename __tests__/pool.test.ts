@@ -209,6 +209,47 @@ describe('pool mode end to end', () => {
     expect(log).toContain('api prod done')
   }, 240_000)
 
+  it('two pools over environment slices: each runs only its slice, once, after upstream jobs of the other', async () => {
+    harness = await new Harness().start()
+    const text = wideDeep(0.2)
+    const { jobs, runId, inputs } = planInputs(text)
+    const environment = new Map(
+      (JSON.parse(text) as { jobs: Array<{ id: string; environment: string }> }).jobs.map(job => [
+        job.id,
+        job.environment
+      ])
+    )
+    const slices = { dev: 'dev', rest: 'qa, stage, prod' }
+    const pools = Object.entries(slices).map(([name, environments]) => ({
+      name,
+      environments,
+      workers: startWorkers(harness!, { ...inputs, environments }, [1, 2])
+    }))
+    const results = await Promise.all(
+      pools.map(async pool => ({
+        ...pool,
+        results: (await Promise.all(pool.workers.map(w => w.done))).map(r => r.main)
+      }))
+    )
+    const all = results.flatMap(pool => pool.results)
+    explain(all)
+
+    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
+    for (const result of all) expect(result.exitCode).toBe(0)
+    expectEachJobReportedOnce(
+      all,
+      jobs.map(job => job.id)
+    )
+    // Each worker ran jobs of its own slice only.
+    for (const pool of results) {
+      const outside = pool.results
+        .flatMap(result => Object.keys(jobResults(result)))
+        .filter(jobId => (environment.get(jobId) === 'dev') !== (pool.name === 'dev'))
+      expect(outside).toEqual([])
+    }
+    expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
+  }, 240_000)
+
   it('runs a 300-job plan exactly once on 8 workers, with no worker left behind', async () => {
     // A generous rate limit: this test is about exactly-once, not about the budget.
     harness = await new Harness({ server: { rateLimit: { burst: 60, perSecond: 40 } } }).start()

@@ -395,4 +395,56 @@ describe('re-running a workflow run', () => {
     const api = harness!.server.jobsOf(runId2).find(j => j.jobId === id('api@dev'))!
     expect(Date.parse(web.startedAt!)).toBeGreaterThanOrEqual(Date.parse(api.finishedAt!))
   })
+
+  it('a pool: "Re-run failed jobs" starts the failed worker again, which carries the successes and runs the rest', async () => {
+    const dir = root()
+    harness = await new Harness().start()
+    const planned = await planRun(
+      harness,
+      writeFlakyIntent(join(dir, 'attempt-1'), RERUN_SHAPE, ['api@dev'])
+    )
+    current = planned
+    const workers = (intent: string, indexes: number[]) =>
+      Promise.all(
+        indexes.map(async index => ({
+          index,
+          main: (
+            await harness!.startRunner(`worker-${index}`, intent, {
+              ...planned.common,
+              'pool-size': '2',
+              worker: String(index)
+            }).done
+          ).main
+        }))
+      )
+    const first = await workers(join(dir, 'attempt-1'), [1, 2])
+    const failedWorkers = first.filter(w => w.main.exitCode !== 0).map(w => w.index)
+    expect(failedWorkers).toHaveLength(1)
+    expect(harness.server.jobsOf(planned.runId).find(j => j.jobId === id('web@dev'))).toMatchObject(
+      { status: 'pending' }
+    )
+    const before = harness.executions().length
+
+    harness.attempt = 2
+    const second = await workers(
+      writeFlakyIntent(join(dir, 'attempt-2'), RERUN_SHAPE),
+      failedWorkers
+    )
+    expect(second[0].main.exitCode).toBe(0)
+    const runId2 = `gha-4242-2-${planned.planId}`
+    expect(second[0].main.outputs['run-id']).toBe(runId2)
+    expectAllSuccess(harness, runId2, planned.jobs)
+    // Only the failed job and the dependent it blocked ran again; the rest was carried.
+    expect([...executedSince(harness, before).keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
+    const results = JSON.parse(second[0].main.outputs['job-results']) as Record<
+      string,
+      { status: string; carriedFrom?: number }
+    >
+    expect(
+      Object.entries(results)
+        .filter(([, r]) => r.carriedFrom === 1)
+        .map(([job]) => job)
+        .sort()
+    ).toEqual(planned.jobs.filter(job => !ids(['api@dev', 'web@dev']).includes(job)).sort())
+  })
 })

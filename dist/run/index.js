@@ -37525,6 +37525,10 @@ class Carrier {
             this.options.warn(`Could not finish carrying over earlier successes: ${(0,errors/* errorMessage */.gJ)(error)}`);
         }
     }
+    /** Whether this job is carried over (by this runner or another), never executed in this attempt. */
+    carries(jobId) {
+        return this.candidates.includes(jobId);
+    }
     /** Marks targets that another runner carried into this run, for the summary. */
     annotate(results) {
         for (const result of results) {
@@ -37810,7 +37814,8 @@ async function run() {
         runId: inputs.runId,
         attempt: currentAttempt(),
         workflowRun: process.env.GITHUB_RUN_ID,
-        targets,
+        // A pool worker is started for no job in particular: it runs what did not succeed before.
+        targets: inputs.worker === undefined ? targets : [],
         runnerId,
         log: message => lib_core/* info */.pq(message),
         warn: message => lib_core/* warning */.$e(message),
@@ -37870,7 +37875,8 @@ async function run() {
                 ...jobContext,
                 log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
                 worker: inputs.worker,
-                targets,
+                // Earlier successes are carried over (by whichever runner made the run), never run.
+                targets: targets.filter(id => !rerun.carrier?.carries(id)),
                 sleep: ms => abortableSleep(ms, cancel.signal),
                 now: Date.now
             }, results);

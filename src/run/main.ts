@@ -78,7 +78,8 @@ export async function run(): Promise<void> {
     runId: inputs.runId,
     attempt: currentAttempt(),
     workflowRun: process.env.GITHUB_RUN_ID,
-    targets,
+    // A pool worker is started for no job in particular: it runs what did not succeed before.
+    targets: inputs.worker === undefined ? targets : [],
     runnerId,
     log: message => core.info(message),
     warn: message => core.warning(message),
@@ -141,7 +142,8 @@ export async function run(): Promise<void> {
           ...jobContext,
           log: message => core.info(commandSafe(message)),
           worker: inputs.worker,
-          targets,
+          // Earlier successes are carried over (by whichever runner made the run), never run.
+          targets: targets.filter(id => !rerun.carrier?.carries(id)),
           sleep: ms => abortableSleep(ms, cancel.signal),
           now: Date.now
         },

@@ -59,7 +59,7 @@ export interface RerunOptions {
   attempt: number
   /** This workflow run's id (GITHUB_RUN_ID). */
   workflowRun?: string
-  /** The jobs this runner was started for: executed, never carried by it. */
+  /** The jobs this runner was started for: executed, never carried by it (none for a pool worker). */
   targets: readonly string[]
   runnerId: string
   log: (message: string) => void
@@ -268,6 +268,11 @@ export class Carrier {
     } catch (error) {
       this.options.warn(`Could not finish carrying over earlier successes: ${errorMessage(error)}`)
     }
+  }
+
+  /** Whether this job is carried over (by this runner or another), never executed in this attempt. */
+  carries(jobId: string): boolean {
+    return this.candidates.includes(jobId)
   }
 
   /** Marks targets that another runner carried into this run, for the summary. */
