@@ -102,6 +102,21 @@ function expectEachJobReportedOnce(results: ProcessResult[], jobIds: string[]): 
   expect([...reported].sort()).toEqual([...jobIds].sort())
 }
 
+/** The run every pool test wants: DAG order kept, every worker done cleanly, each job reported once. */
+function expectEachJobRanOnce(
+  h: Harness,
+  jobs: Array<{ id: string; dependsOn?: string[] }>,
+  results: ProcessResult[]
+): void {
+  explain(results)
+  expect(checkExecutions({ jobs }, h.executions())).toEqual([])
+  for (const result of results) expect(result.exitCode).toBe(0)
+  expectEachJobReportedOnce(
+    results,
+    jobs.map(job => job.id)
+  )
+}
+
 describe('plan action: workers output', () => {
   it('picks auto workers from the plan shape and says why; a number is used as given', async () => {
     const ws = tempDir('orun-pool-plan-ws-')
@@ -185,12 +200,7 @@ describe('pool mode end to end', () => {
     )
     const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
 
-    expect(checkExecutions({ jobs: planJobs }, harness.executions())).toEqual([])
-    for (const result of results) expect(result.exitCode).toBe(0)
-    expectEachJobReportedOnce(
-      results,
-      planJobs.map(job => job.id)
-    )
+    expectEachJobRanOnce(harness, planJobs, results)
     const runId = plan.outputs['run-id']
     expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
     // One section per job in the worker's log, no nested groups of its own.
@@ -232,14 +242,7 @@ describe('pool mode end to end', () => {
       }))
     )
     const all = results.flatMap(pool => pool.results)
-    explain(all)
-
-    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
-    for (const result of all) expect(result.exitCode).toBe(0)
-    expectEachJobReportedOnce(
-      all,
-      jobs.map(job => job.id)
-    )
+    expectEachJobRanOnce(harness, jobs, all)
     // Each worker ran jobs of its own slice only.
     for (const pool of results) {
       const outside = pool.results
@@ -257,14 +260,7 @@ describe('pool mode end to end', () => {
     const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
     const workers = startWorkers(harness, inputs, [1, 2, 3, 4, 5, 6, 7, 8])
     const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
-    explain(results)
-
-    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
-    for (const result of results) expect(result.exitCode).toBe(0)
-    expectEachJobReportedOnce(
-      results,
-      jobs.map(job => job.id)
-    )
+    expectEachJobRanOnce(harness, jobs, results)
     const stored = harness.server.jobsOf(runId)
     expect(stored.filter(job => job.status === 'success')).toHaveLength(300)
     // Nobody lingers: every worker is gone within a few idle polls of the last result.
@@ -345,14 +341,9 @@ describe('pool mode end to end', () => {
     harness.loseRunner(lost)
     const results = (await Promise.all(rest.map(w => w.done))).map(r => r.main)
 
-    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
+    expectEachJobRanOnce(harness, jobs, results)
     const stored = harness.server.jobsOf(runId)
     expect(stored.every(job => job.status === 'success')).toBe(true)
-    for (const result of results) expect(result.exitCode).toBe(0)
-    expectEachJobReportedOnce(
-      results,
-      jobs.map(job => job.id)
-    )
     // The workers without a job left long before the chain ended, saying why.
     const idle = results.filter(result => !Object.keys(jobResults(result)).length)
     expect(idle.length).toBeGreaterThanOrEqual(1)
@@ -369,14 +360,7 @@ describe('pool mode end to end', () => {
     const { jobs, runId, inputs } = planInputs(wideDeep(0))
     const workers = startWorkers(harness, inputs, [1, 1, 2, 2])
     const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
-    explain(results)
-
-    expect(checkExecutions({ jobs }, harness.executions())).toEqual([])
-    for (const result of results) expect(result.exitCode).toBe(0)
-    expectEachJobReportedOnce(
-      results,
-      jobs.map(job => job.id)
-    )
+    expectEachJobRanOnce(harness, jobs, results)
     expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
   }, 240_000)
 
