@@ -35,7 +35,7 @@ function ownActionFolder(uses) {
   return published ? join(root, published[1] ?? '.') : undefined
 }
 
-/** Problems with the `with:` of steps that use a local action (`./folder`). */
+/** Problems with the `with:` of steps that use one of this repository's actions. */
 function checkLocalActions(text, file, lineOffset, notes) {
   const problems = []
   const doc = parseDocument(text, { keepSourceTokens: false })
