@@ -39,7 +39,8 @@ import {
   STANDIN_DIR,
   cleanupActionProcesses,
   runActionProcess,
-  type ActionProcessResult
+  type ActionProcessResult,
+  localRunInputs
 } from '../testing/action-process.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
@@ -638,11 +639,7 @@ describe('the bundled run action with a crafted plan', () => {
   function runRun(plan: string, inputs: Record<string, string>, env: Record<string, string> = {}) {
     return runActionProcess(RUN_BUNDLE, {
       inputs: {
-        'backend-url': server.url,
-        'orun-path': STANDIN_DIR,
-        'plan-file': 'plan.json',
-        'heartbeat-interval': '1s',
-        'log-upload-interval': '1s',
+        ...localRunInputs(server.url),
         ...inputs
       },
       env: { ...server.tokenEnv(), ...env },

@@ -16,10 +16,10 @@ import { toBackendPlan } from '../src/backend/plan.js'
 import { parsePlan, type PlanFile } from '../src/plan/model.js'
 import {
   REPO_ROOT,
-  STANDIN_DIR,
   cleanupActionProcesses,
   runActionProcess,
-  type ActionProcessResult
+  type ActionProcessResult,
+  localRunInputs
 } from '../testing/action-process.js'
 import { errorLines, expectCleanFailure } from '../testing/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
@@ -88,11 +88,7 @@ function runMain(
 ): Promise<ActionProcessResult> {
   return runActionProcess(RUN_BUNDLE, {
     inputs: {
-      'backend-url': server.url,
-      'orun-path': STANDIN_DIR,
-      'plan-file': 'plan.json',
-      'heartbeat-interval': '1s',
-      'log-upload-interval': '1s',
+      ...localRunInputs(server.url),
       ...inputs
     },
     env: {

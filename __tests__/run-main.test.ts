@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import * as core from '../__fixtures__/core.js'
-import { STANDIN_DIR } from '../testing/action-process.js'
+import { localRunInputs } from '../testing/action-process.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { Scratch } from '../testing/scratch.js'
 import { sharedPlanText } from '../testing/fixtures.js'
@@ -98,11 +98,7 @@ const freshRunId = () => `custom-${randomBytes(4).toString('hex')}`
 function given(planText: string, inputs: Record<string, string>): void {
   writeFileSync(path.join(workspace, 'plan.json'), planText)
   Object.assign(core.inputs, {
-    'backend-url': server.url,
-    'orun-path': STANDIN_DIR,
-    'plan-file': 'plan.json',
-    'heartbeat-interval': '1s',
-    'log-upload-interval': '1s',
+    ...localRunInputs(server.url),
     ...inputs
   })
 }

@@ -14,7 +14,8 @@ import {
   STANDIN_DIR,
   cleanupActionProcesses,
   runActionProcess,
-  type ActionProcessResult
+  type ActionProcessResult,
+  localRunInputs
 } from '../testing/action-process.js'
 import { errorLines } from '../testing/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
@@ -79,11 +80,7 @@ function runMain(
 ): Promise<ActionProcessResult> {
   return runActionProcess(RUN_BUNDLE, {
     inputs: {
-      'backend-url': server.url,
-      'orun-path': STANDIN_DIR,
-      'plan-file': 'plan.json',
-      'heartbeat-interval': '1s',
-      'log-upload-interval': '1s',
+      ...localRunInputs(server.url),
       ...inputs
     },
     env: {

@@ -47,6 +47,20 @@ export interface ActionProcessResult {
 }
 
 /** Defaults for the workflow-run variables; override them through options.env. */
+/**
+ * The run action's inputs that tests against a local backend share: the stand-in orun, the
+ * workspace's plan.json, and heartbeat and log uploads every second so a test need not wait.
+ */
+export function localRunInputs(backendUrl: string): Record<string, string> {
+  return {
+    'backend-url': backendUrl,
+    'orun-path': STANDIN_DIR,
+    'plan-file': 'plan.json',
+    'heartbeat-interval': '1s',
+    'log-upload-interval': '1s'
+  }
+}
+
 export const DEFAULT_RUN_ID = '7000000001'
 export const DEFAULT_RUN_ATTEMPT = '1'
 
