@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2967);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16402);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2967:
+/***/ 16402:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32818,6 +32818,8 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
 
@@ -36651,6 +36653,7 @@ async function runJob(ctx) {
         : { budgetMs: scaledBudget(FINAL_UPDATE_BUDGET_MS), signal: ctx.cancel });
     const finished = {
         ...result,
+        endedAt: Date.now(),
         status,
         detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
     };
@@ -37302,7 +37305,174 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/common/results-record.ts
+
+
+
+
+
+/**
+ * The record of what each runner did, kept on GitHub's side as a small workflow
+ * artifact per runner (and attempt), so that a later attempt of the same
+ * workflow run can read it when the backend no longer holds the run (both
+ * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
+ *
+ * Artifacts of earlier attempts are visible to later attempts of the same
+ * workflow run (ListArtifacts is scoped to the workflow run, and names are
+ * unique across its attempts), need no permission beyond the runtime token
+ * every step has, and cost GitHub requests, not backend ones.
+ *
+ * The name says most of what a re-run needs, so one list call answers it:
+ *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
+ * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
+ * positions do not fit in a name, the summary reads `x` and the reader downloads
+ * that artifact: its one file, results.json, holds everything (times, errors).
+ */
+const RECORD_PREFIX = 'orun-results_';
+const RECORD_FILE = 'results.json';
+/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
+const RECORD_RETENTION_DAYS = 30;
+/** Names are kept well under what GitHub stores. */
+const MAX_NAME_LENGTH = 200;
+/** Artifact names may not hold these characters. */
+const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
+const recordSafe = (text) => text.replace(results_record_forbidden, '-');
+function recordName(record, plan) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    const positions = (statuses) => ranges(record.jobs
+        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
+        .map(job => position.get(job.jobId)));
+    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
+    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
+    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+}
+function ranges(values) {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const parts = [];
+    for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
+            j++;
+        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+        i = j + 1;
+    }
+    return parts.join('.');
+}
+function parseRanges(text) {
+    if (!text)
+        return [];
+    return text.split('.').flatMap(part => {
+        const [from, to] = part.split('-').map(Number);
+        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
+    });
+}
+/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
+function parseRecordName(name, runId, plan) {
+    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
+    if (!name.startsWith(head))
+        return undefined;
+    const rest = name.slice(head.length);
+    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
+    if (!summary)
+        return undefined;
+    const runner = rest.slice(0, summary.index);
+    if (summary[0] === '_x')
+        return { name, runId, runner };
+    const ids = (text) => parseRanges(text)
+        .map(index => plan.order[index]?.id)
+        .filter((id) => id !== undefined);
+    return {
+        name,
+        runId,
+        runner,
+        succeeded: ids(summary[1]),
+        failed: ids(summary[2]),
+        carried: ids(summary[3])
+    };
+}
+/** Why the record cannot be read or written here, or undefined when it can. */
+function recordUnavailable(env = process.env) {
+    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
+        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
+    return undefined;
+}
+async function results_record_artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    return new DefaultArtifactClient();
+}
+/**
+ * Uploads one runner's record. Never fails the step: a record that cannot be
+ * written only means a re-run after the backend deleted the run cannot carry
+ * these jobs (the warning says so).
+ */
+async function writeResultsRecord(record, plan, warn) {
+    if (!record.jobs.length)
+        return undefined;
+    const unavailable = recordUnavailable();
+    if (unavailable) {
+        lib_core/* info */.pq(`The results record is not kept: ${unavailable}.`);
+        return undefined;
+    }
+    const name = recordName(record, plan);
+    try {
+        const dir = makeTempDir('orun-record-');
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
+        const file = (0,external_node_path_.join)(dir, RECORD_FILE);
+        (0,external_node_fs_.writeFileSync)(file, JSON.stringify(record));
+        const client = await results_record_artifactClient();
+        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
+        await client.uploadArtifact(name, [file], dir, {
+            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
+        });
+        return name;
+    }
+    catch (error) {
+        warn(`Could not keep the results record (artifact '${name}'): ${(0,errors/* errorMessage */.gJ)(error)}. ` +
+            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
+        return undefined;
+    }
+}
+/** Lists the records of the given run ids: one GitHub request. */
+async function listResultsRecords(runIds, plan) {
+    const unavailable = recordUnavailable();
+    if (unavailable)
+        return { ok: false, problem: unavailable };
+    try {
+        const client = await results_record_artifactClient();
+        const { artifacts } = await client.listArtifacts();
+        const records = [];
+        for (const artifact of artifacts) {
+            for (const runId of runIds) {
+                const parsed = parseRecordName(artifact.name, runId, plan);
+                if (parsed)
+                    records.push({ ...parsed, id: artifact.id });
+            }
+        }
+        return { ok: true, records };
+    }
+    catch (error) {
+        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
+        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
+    }
+}
+/** Downloads and reads records (each costs a few GitHub requests). */
+async function downloadResultsRecords(listed, planId) {
+    const client = await results_record_artifactClient();
+    const base = makeTempDir('orun-records-');
+    const read = [];
+    for (const [index, record] of listed.entries()) {
+        const dir = (0,external_node_path_.join)(base, String(index));
+        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
+        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
+        if (parsed.version === 1 && parsed.planId === planId)
+            read.push(parsed);
+    }
+    return read;
+}
+
 ;// CONCATENATED MODULE: ./src/run/rerun.ts
+
+
 
 
 
@@ -37372,37 +37542,81 @@ async function prepareRerun(options) {
 /**
  * The jobs that succeeded in an earlier attempt, and where they ran. The newest
  * earlier run decides each job it finished; a job it never finished (a carrier
- * that stopped halfway) is looked up in the run before it.
+ * that stopped halfway) is looked up in the run before it. An earlier run the
+ * backend no longer holds (deleted about 24 h after it ended) is read from the
+ * results record its runners kept on GitHub's side (src/common/results-record.ts).
  */
 async function readEarlierAttempts(options, given) {
     const decided = new Map();
     const found = [];
     const missing = [];
-    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
-        const runId = given.forAttempt(attempt);
+    const decide = (jobId, status, origin) => {
+        if (!decided.has(jobId))
+            decided.set(jobId, { status, origin });
+    };
+    const earlier = [];
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
+        earlier.push(given.forAttempt(attempt));
+    // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
+    let records;
+    // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
+    const carriedIn = new Map();
+    for (const [index, runId] of earlier.entries()) {
+        const attempt = options.attempt - 1 - index;
         const jobs = await readRun(options.client, runId);
-        if (!jobs) {
-            missing.push(runId);
-            continue;
-        }
-        checkSamePlan(options.plan, runId, jobs);
-        found.push(runId);
-        for (const job of jobs) {
-            if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed'))
-                continue;
-            const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
-            decided.set(job.jobId, {
-                status: job.status,
-                origin: note
+        if (jobs) {
+            checkSamePlan(options.plan, runId, jobs);
+            found.push(runId);
+            for (const job of jobs) {
+                if (job.status !== 'success' && job.status !== 'failed')
+                    continue;
+                const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
+                decide(job.jobId, job.status, note
                     ? { attempt: Number(note[1]), runner: note[2] }
-                    : { attempt, runner: job.runnerId ?? 'unknown' }
-            });
+                    : { attempt, runner: job.runnerId ?? 'unknown' });
+            }
+        }
+        else {
+            records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan);
+            const own = records.ok ? records.records.filter(r => r.runId === runId) : [];
+            if (!own.length) {
+                missing.push(runId);
+                continue;
+            }
+            found.push(`the results record of ${runId}`);
+            const unnamed = own.filter(r => !r.succeeded);
+            for (const record of own) {
+                for (const id of record.succeeded ?? [])
+                    decide(id, 'success', { attempt, runner: record.runner });
+                for (const id of record.failed ?? [])
+                    decide(id, 'failed', { attempt, runner: record.runner });
+                for (const id of record.carried ?? [])
+                    if (!carriedIn.has(id))
+                        carriedIn.set(id, { attempt, runner: record.runner });
+            }
+            if (unnamed.length) {
+                const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id);
+                for (const record of read) {
+                    for (const job of record.jobs) {
+                        if (job.status === 'success' || job.status === 'carried')
+                            decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner });
+                        else if (job.status === 'failed')
+                            decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner });
+                    }
+                }
+            }
         }
         if (decided.size === options.plan.order.length)
             break;
     }
+    // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
+    for (const [id, origin] of carriedIn)
+        decide(id, 'success', origin);
     if (!found.length) {
-        throw new errors/* UserError */.yo(`The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`);
+        const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`;
+        throw new errors/* UserError */.yo(records && !records.ok
+            ? `${gone}, and its results record cannot be read: ${records.problem}; ${RERUN_ALL_JOBS}.`
+            : `${gone}, and this workflow run holds no results record of it (its '${RECORD_PREFIX}*' artifacts were deleted or expired): nothing can be carried over: ${RERUN_ALL_JOBS}.`);
     }
     const origins = new Map();
     for (const job of options.plan.order) {
@@ -37762,6 +37976,7 @@ function overallStatus(results) {
 
 
 
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
@@ -37928,6 +38143,7 @@ async function run() {
         : '')
         .write();
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
+    await keepResultsRecord(inputs.runId, plan, runnerId, results, rerun.carrier);
     if (failure)
         throw failure;
     // A cancel that came after every job was reported changed nothing and fails nothing.
@@ -37941,6 +38157,44 @@ async function run() {
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
         throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
+}
+/**
+ * Keeps what this runner did on GitHub's side (src/common/results-record.ts): the jobs it
+ * executed, blocked or carried. Jobs another runner executed are in that runner's record.
+ */
+async function keepResultsRecord(runId, plan, runnerId, results, carrier) {
+    const attempt = currentAttempt();
+    const jobs = [];
+    for (const r of results) {
+        const executed = r.endedAt !== undefined && (r.status === 'success' || r.status === 'failed');
+        if (!executed && r.status !== 'blocked')
+            continue;
+        jobs.push({
+            jobId: r.jobId,
+            status: r.status === 'success' || r.status === 'failed' ? r.status : 'blocked',
+            attempt,
+            runner: runnerId,
+            ...(r.endedAt !== undefined
+                ? {
+                    startedAt: new Date(r.endedAt - r.durationMs).toISOString(),
+                    endedAt: new Date(r.endedAt).toISOString()
+                }
+                : {}),
+            ...(r.detail && r.status !== 'success' ? { error: r.detail } : {})
+        });
+    }
+    for (const r of carrier?.carried ?? []) {
+        const origin = carrier.origins.get(r.jobId);
+        jobs.push({
+            jobId: r.jobId,
+            status: 'carried',
+            attempt: origin?.attempt ?? r.carriedFrom ?? attempt,
+            runner: origin?.runner ?? 'unknown'
+        });
+    }
+    const name = await writeResultsRecord({ version: 1, runId, planId: plan.id, attempt, runner: runnerId, jobs }, plan, message => lib_core/* warning */.$e(message));
+    if (name)
+        lib_core/* info */.pq(`Results record kept as artifact '${name}'.`);
 }
 
 

@@ -13,6 +13,8 @@ export interface JobResult {
   detail?: string
   /** The attempt in which the job was executed, when it was carried over from there. */
   carriedFrom?: number
+  /** When this runner's execution of the job ended (epoch ms); only for jobs it executed and reported. */
+  endedAt?: number
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
