@@ -249,3 +249,81 @@ describe('re-running after the backend deleted the earlier run', () => {
     )
   })
 })
+
+describe('on the 2026-05-08 build', () => {
+  /** Waits, by real time (the server's alarms run on their own), until a run reaches a phase. */
+  async function until(h: Harness, runId: string, phase: 'copy' | 'deleted') {
+    const giveUpAt = Date.now() + 60_000
+    while (h.server.runPhase(runId) !== phase) {
+      if (Date.now() > giveUpAt) throw new Error(`${runId} never reached ${phase}`)
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+
+  it('status on the stored copy draws the DAG from the plan and never reads success; a re-run still carries from the copy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orun-record-'))
+    harness = await new Harness({ server: { build: '2026-05-08' } }).start()
+    const intent = writeFlakyIntent(join(dir, 'attempt-1'), RERUN_SHAPE, ['api@dev'])
+    const planned = (current = await planRun(harness, intent))
+    const first = await runAttempt(harness, planned, intent, planned.jobs)
+    expect(harness.server.dropLiveState(planned.runId)).toBe(true)
+    expect(harness.server.jobsOf(planned.runId).length).toBe(planned.jobs.length)
+
+    const status = await statusStep(harness, planned)
+    expect(status.outputs.status).toBe('failed')
+    expect(JSON.parse(status.outputs['failed-jobs'])).toEqual([id('api@dev')])
+    // The copy's dependencies are all []: web reads blocked by api only through the plan.
+    expect(JSON.parse(status.outputs['blocked-jobs'])).toEqual([id('web@dev')])
+    expect(status.summary).toContain('from its stored copy')
+
+    const before = harness.executions().length
+    harness.attempt = 2
+    const second = await runAttempt(
+      harness,
+      planned,
+      writeFlakyIntent(join(dir, 'attempt-2'), RERUN_SHAPE),
+      first.failedLegs
+    )
+    for (const runner of second.runners) {
+      expect(runner.main.exitCode).toBe(0)
+      // The backend still holds the successes: no artifact is read.
+      expect(runner.main.stdout).toContain(`(read from ${planned.runId})`)
+    }
+    const runId2 = `gha-4242-2-${planned.planId}`
+    expect(harness.server.jobsOf(runId2).filter(j => j.status !== 'success' || j.claims !== 1)).toEqual([])
+    expect([...executedSince(harness, before).keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
+  })
+
+  it('after the scaled-down cleanup deleted the run: the re-run carries from the record, and the status action reads it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orun-record-'))
+    harness = await new Harness({
+      server: { build: '2026-05-08', sweepPeriodMs: 1_000, idleDropMs: 2_000, deletionDelayMs: 2_000 }
+    }).start()
+    const intent = writeFlakyIntent(join(dir, 'attempt-1'), RERUN_SHAPE, ['api@dev'])
+    const planned = (current = await planRun(harness, intent))
+    const first = await runAttempt(harness, planned, intent, planned.jobs)
+    await until(harness, planned.runId, 'deleted')
+    const before = harness.executions().length
+
+    harness.attempt = 2
+    const second = await runAttempt(
+      harness,
+      planned,
+      writeFlakyIntent(join(dir, 'attempt-2'), RERUN_SHAPE),
+      first.failedLegs
+    )
+    for (const runner of second.runners) {
+      expect(runner.main.exitCode).toBe(0)
+      expect(runner.main.stdout).toContain(`read from the results record of ${planned.runId}`)
+    }
+    expect([...executedSince(harness, before).entries()].sort()).toEqual(
+      ids(['api@dev', 'web@dev']).map(job => [job, [0]])
+    )
+    const runId2 = `gha-4242-2-${planned.planId}`
+    await until(harness, runId2, 'deleted')
+    const status = await statusStep(harness, planned)
+    expect(status.outputs.status).toBe('success')
+    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 8 })
+    expect(status.summary).toContain('The backend no longer holds run')
+  })
+})

@@ -198,8 +198,8 @@ async function readEarlierAttempts(
     const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`
     throw new UserError(
       records && !records.ok
-        ? `${gone}, and its results record cannot be read: ${records.problem}; ${RERUN_ALL_JOBS}.`
-        : `${gone}, and this workflow run holds no results record of it (its '${RECORD_PREFIX}*' artifacts were deleted or expired): nothing can be carried over: ${RERUN_ALL_JOBS}.`
+        ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
+        : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`
     )
   }
   const origins = new Map<string, Origin>()
