@@ -23,6 +23,7 @@ import {
   type CoordinationServer,
   type CoordinationServerOptions
 } from '../testing/coordination-server.js'
+import { startArtifactService, type ArtifactService } from '../testing/artifact-service.js'
 import {
   REPO_ROOT as ROOT,
   STANDIN_DIR,
@@ -87,13 +88,20 @@ export interface HarnessOptions {
   env?: Record<string, string>
   /** Echo every runner's output, prefixed with its label. */
   echo?: boolean
+  /** Start no artifact service: steps run without ACTIONS_RUNTIME_TOKEN, as outside GitHub. */
+  noArtifacts?: boolean
 }
+
+/** The workflow run every process of a harness belongs to (GITHUB_RUN_ID). */
+export const HARNESS_WORKFLOW_RUN = '4242'
 
 export class Harness {
   readonly dir = mkdtempSync(join(tmpdir(), 'orun-harness-'))
   readonly recordFile = join(this.dir, 'executions.jsonl')
   readonly runnerLabels = new Map<string, string>()
   server!: CoordinationServer
+  /** GitHub's artifact service, where the plan hand-off and the results records live. */
+  artifacts?: ArtifactService
   /** The workflow run's attempt (GITHUB_RUN_ATTEMPT) of the processes started from now on: raise it to re-run. */
   attempt = 1
   private readonly children = new Set<ChildProcess>()
@@ -103,6 +111,7 @@ export class Harness {
 
   async start(): Promise<this> {
     this.server = await startCoordinationServer(this.options.server)
+    if (!this.options.noArtifacts) this.artifacts = await startArtifactService()
     writeFileSync(this.recordFile, '')
     return this
   }
@@ -123,13 +132,14 @@ export class Harness {
       HOME: process.env.HOME,
       LANG: process.env.LANG ?? 'C.UTF-8',
       GITHUB_ACTIONS: 'true',
-      GITHUB_RUN_ID: '4242',
+      GITHUB_RUN_ID: HARNESS_WORKFLOW_RUN,
       GITHUB_RUN_ATTEMPT: String(this.attempt),
       GITHUB_ACTOR: 'octocat',
       GITHUB_WORKSPACE: workspace,
       RUNNER_TEMP: runnerTemp,
       RUNNER_NAME: runnerName,
       ...this.server.tokenEnv(),
+      ...this.artifacts?.runtimeEnv(HARNESS_WORKFLOW_RUN, this.attempt, runnerName),
       ORUN_STANDIN_RECORD: this.recordFile,
       ORUN_STANDIN_DIR: STANDIN_DIR,
       DEMO_SECRET,
@@ -303,6 +313,7 @@ export class Harness {
   async close(keep = false): Promise<void> {
     for (const child of this.children) child.kill('SIGKILL')
     await this.server?.close()
+    await this.artifacts?.close()
     if (!keep) rmSync(this.dir, { recursive: true, force: true })
   }
 }

@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(72155);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16402);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 72155:
+/***/ 16402:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32488,70 +32488,6 @@ class BackendClient {
     }
 }
 
-;// CONCATENATED MODULE: ./src/backend/dropped-run.ts
-
-
-/**
- * A run whose live state the backend dropped. On orun-backend's 2026-05-08 build a run that
- * goes idle (nobody touches it for about 5 minutes: every job ended, or its runners are gone)
- * is answered from a poorer database copy: statuses kept (a claim that never completed reads
- * `pending`), every dependency `[]`, every heartbeat `null`, and the run gains
- * finishedAt/expiresAt. Claims answer 404 as for an unknown run, and a create with the same id
- * answers 201 and silently starts the run over with every job pending: a runner that joins
- * late (a matrix leg queued for minutes) must see the copy for what it is, and never create.
- */
-/** The backend keeps no live run: its read-only copy is all there is. */
-class RunDroppedError extends errors/* UserError */.yo {
-    runId;
-    jobs;
-    constructor(runId, 
-    /** The copy's jobs (empty when they could not be read). */
-    jobs) {
-        const done = jobs.filter(job => job.status === 'success').length;
-        super(`Run ${runId} is no longer live on the backend: it went idle (no runner touched it for about 5 minutes) and the backend dropped it to a read-only copy` +
-            (jobs.length ? ` (${done} of ${jobs.length} job(s) succeeded and are kept there)` : '') +
-            '. Creating it again would silently start the whole run over, so this runner does not. ' +
-            'Use "Re-run failed jobs": the new attempt carries what succeeded over and runs the rest.');
-        this.runId = runId;
-        this.jobs = jobs;
-        this.name = 'RunDroppedError';
-    }
-}
-/** A run record that the copy answered: the live record has no expiresAt. */
-function isDroppedRunRecord(run) {
-    return typeof run.expiresAt === 'string' && run.expiresAt.length > 0;
-}
-/**
- * Whether a job list reads like the copy: the plan has dependencies, yet no job read back has
- * any, and no job has a heartbeat. A live run (either build) lists every job's dependencies.
- */
-function readsLikeDroppedCopy(plan, jobs) {
-    const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0);
-    return (planHasDeps &&
-        jobs.length > 0 &&
-        jobs.every(job => job.deps.length === 0 && job.heartbeatAt === null));
-}
-/**
- * Before a create that follows an answer "run unknown": a run the backend still lists is a
- * copy (claims on a live run do not answer unknown, except in the moment after its creation,
- * when its record is unknown too). Throws RunDroppedError for the copy; else the caller creates
- * or joins as usual. Costs one read, and only on that path.
- */
-async function checkNotDropped(client, runId) {
-    let run;
-    try {
-        run = await client.getRun(runId);
-    }
-    catch (error) {
-        if (error instanceof BackendError && error.status === 404)
-            return;
-        throw error;
-    }
-    if (!isDroppedRunRecord(run) && run.finishedAt == null)
-        return;
-    throw new RunDroppedError(runId, await client.listJobs(runId).catch(() => []));
-}
-
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
 const buffer_utils_encoder = new TextEncoder(), decoder = new TextDecoder(), buffer_utils_strictDecoder = new TextDecoder("utf-8", { fatal: !0 }), UINT32_RANGE = (/* unused pure expression or super */ null && (2 ** 32));
 function concat(...buffers) {
@@ -32882,6 +32818,8 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
 
@@ -33285,35 +33223,6 @@ function parseRunId(runId) {
 function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
-
-;// CONCATENATED MODULE: ./src/common/runner-lost.ts
-/**
- * A lost runner, worded in one place. On orun-backend's 2026-05-08 build a runner that stops
- * heartbeating (its machine was lost, its process killed) is not replaced: the backend's sweep
- * fails its job with this error, and the job's dependents are blocked. That is not a failure of
- * the job's own steps, so every place that reports it (the run action's results and messages,
- * the status summary and annotations) says "runner lost" with these words.
- */
-/** The error the backend's heartbeat-timeout sweep writes on the job of a silent runner. */
-const RUNNER_HEARTBEAT_TIMEOUT = 'runner heartbeat timeout';
-/** Whether a failed job's error is the backend's, not the job's own: its runner was lost. */
-function isRunnerLost(lastError) {
-    return lastError?.trim() === RUNNER_HEARTBEAT_TIMEOUT;
-}
-/** "runner lost: runner r1 (https://…) stopped heartbeating mid-job; its steps did not fail". */
-function runnerLostText(lost) {
-    const who = lost.runnerId ? `runner ${lost.runnerId}` : 'its runner';
-    const where = lost.jobUrl ? ` (${lost.jobUrl})` : '';
-    return `runner lost: ${who}${where} stopped heartbeating mid-job (its machine was lost or its process killed), so the backend failed the job; its own steps did not fail`;
-}
-/** For a blocked job: "upstream runner lost: a (runner r1 …)". */
-function upstreamRunnerLostText(lost) {
-    return `upstream runner lost: ${lost
-        .map(l => `${l.jobId} (${l.runnerId ? `runner ${l.runnerId}` : 'its runner'}${l.jobUrl ? `, ${l.jobUrl}` : ''} stopped heartbeating mid-job)`)
-        .join(', ')}`;
-}
-/** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
-const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
 
 // EXTERNAL MODULE: ./src/common/escape.ts
 var common_escape = __nccwpck_require__(74678);
@@ -35609,7 +35518,6 @@ function jittered(ms, fraction, min, max, random) {
 
 
 
-
 async function acquireJob(ctx, jobId, stats = { waitedMs: 0, polls: 0 }) {
     const started = ctx.now();
     try {
@@ -35649,8 +35557,7 @@ async function acquireLoop(ctx, jobId, stats) {
                         kind: 'finished',
                         status: result.currentStatus,
                         lastError: record.lastError,
-                        mirrored: false,
-                        runnerId: record.runnerId
+                        mirrored: false
                     };
                 }
                 case 'skipped':
@@ -35677,17 +35584,8 @@ async function acquireLoop(ctx, jobId, stats) {
             if (!own)
                 throw notInRun(ctx, jobId);
             if (own.status === 'success' || own.status === 'failed') {
-                return {
-                    kind: 'finished',
-                    status: own.status,
-                    lastError: own.lastError,
-                    mirrored: false,
-                    runnerId: own.runnerId
-                };
+                return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false };
             }
-            // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
-            if (readsLikeDroppedCopy(ctx.plan, jobs))
-                throw new RunDroppedError(ctx.runId, jobs);
             if (own.status === 'running')
                 return duplicate(ctx, jobId, deadline);
             assessment = assess(ctx.plan, jobId, jobs, ctx.now());
@@ -35786,21 +35684,12 @@ async function duplicate(ctx, jobId, deadline) {
 function notInRun(ctx, jobId) {
     return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`);
 }
-/**
- * Claims, creating or joining the run first when the backend does not know it yet. A run the
- * backend dropped to its copy still tells this job's outcome when the job had finished.
- */
+/** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx, jobId) {
     try {
         return await onceRunVisible(ctx, () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
     }
     catch (error) {
-        if (error instanceof RunDroppedError) {
-            const own = error.jobs.find(job => job.jobId === jobId);
-            if (own?.status === 'success' || own?.status === 'failed') {
-                return { claimed: false, currentStatus: own.status };
-            }
-        }
         if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
         throw error;
@@ -36603,7 +36492,6 @@ function dropInFlightJob(state, jobId) {
 
 
 
-
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -36682,11 +36570,6 @@ async function runJob(ctx) {
                     detail: acquired.mirrored ? 'ran on another runner' : 'already complete'
                 };
             }
-            if (isRunnerLost(acquired.lastError)) {
-                const lost = { jobId, runnerId: acquired.runnerId ?? null };
-                lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)}: ${runnerLostText(lost)}.`));
-                return { ...base, status: 'failed', detail: runnerLostText(lost), lostRunners: [lost] };
-            }
             return {
                 ...base,
                 status: 'failed',
@@ -36700,27 +36583,11 @@ async function runJob(ctx) {
                 detail: `owned by ${acquired.owner ?? 'another runner'}`
             };
         case 'blocked': {
-            // A lost runner's job did not fail by its own steps: it is named apart.
-            const lostRunners = acquired.upstream
-                .filter(u => isRunnerLost(u.lastError))
-                .map(u => ({ jobId: u.jobId, runnerId: u.runnerId }));
             const names = acquired.upstream
-                .filter(u => !isRunnerLost(u.lastError))
                 .map(u => `${(0,common_escape/* inline */.mG)(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
                 .join(', ');
-            const why = [
-                names || !lostRunners.length ? `upstream failed: ${names || 'a dependency'}` : '',
-                lostRunners.length ? upstreamRunnerLostText(lostRunners) : ''
-            ]
-                .filter(Boolean)
-                .join('; ');
-            lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} will not run: ${why}.`));
-            return {
-                ...base,
-                status: 'blocked',
-                detail: why,
-                ...(lostRunners.length ? { lostRunners } : {})
-            };
+            lib_core/* error */.z3(`${(0,common_escape/* inline */.mG)(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
+            return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
         }
     }
     if (acquired.takeover)
@@ -36764,17 +36631,6 @@ async function runJob(ctx) {
         // The lease is gone: the new owner reports the result and owns the log.
         ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
         saveInFlight(ctx.inFlight);
-        // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
-        const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined);
-        if (record && isRunnerLost(record.lastError)) {
-            const lost = { jobId, runnerId: ctx.runnerId };
-            return {
-                ...result,
-                status: 'failed',
-                detail: `${runnerLostText(lost)} (its heartbeats did not reach the backend in time)`,
-                lostRunners: [lost]
-            };
-        }
         return {
             ...result,
             status: 'failed',
@@ -36797,6 +36653,7 @@ async function runJob(ctx) {
         : { budgetMs: scaledBudget(FINAL_UPDATE_BUDGET_MS), signal: ctx.cancel });
     const finished = {
         ...result,
+        endedAt: Date.now(),
         status,
         detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
     };
@@ -36964,7 +36821,6 @@ function addStats(into, from) {
 
 
 
-
 /** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
 const START_STAGGER_MS = 150;
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
@@ -37060,12 +36916,7 @@ async function poolLoop(ctx, results, client, pacer) {
     };
     const readRunnable = () => onceRunVisible(visible, () => client.runnable(runId), ({ error }) => isRunUnknown(error));
     // An unknown run answers an empty job list.
-    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0).then(jobs => {
-        // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
-        if (readsLikeDroppedCopy(ctx.plan, jobs))
-            throw new RunDroppedError(runId, jobs);
-        return jobs;
-    });
+    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0);
     /**
      * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
      * why the worker leaves, or undefined once there is something to claim again.
@@ -37454,7 +37305,173 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/common/results-record.ts
+
+
+
+
+
+/**
+ * The record of what each runner did, kept on GitHub's side as a small workflow
+ * artifact per runner (and attempt), so that a later attempt of the same
+ * workflow run can read it when the backend no longer holds the run (both
+ * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
+ *
+ * Artifacts of earlier attempts are visible to later attempts of the same
+ * workflow run (ListArtifacts is scoped to the workflow run, and names are
+ * unique across its attempts), need no permission beyond the runtime token
+ * every step has, and cost GitHub requests, not backend ones.
+ *
+ * The name says most of what a re-run needs, so one list call answers it:
+ *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
+ * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
+ * positions do not fit in a name, the summary reads `x` and the reader downloads
+ * that artifact: its one file, results.json, holds everything (times, errors).
+ */
+const RECORD_PREFIX = 'orun-results_';
+const RECORD_FILE = 'results.json';
+/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
+const RECORD_RETENTION_DAYS = 30;
+/** Names are kept well under what GitHub stores. */
+const MAX_NAME_LENGTH = 200;
+/** Artifact names may not hold these characters. */
+const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
+const recordSafe = (text) => text.replace(results_record_forbidden, '-');
+function recordName(record, plan) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    const positions = (statuses) => ranges(record.jobs
+        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
+        .map(job => position.get(job.jobId)));
+    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
+    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
+    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+}
+function ranges(values) {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const parts = [];
+    for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
+            j++;
+        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+        i = j + 1;
+    }
+    return parts.join('.');
+}
+function parseRanges(text) {
+    if (!text)
+        return [];
+    return text.split('.').flatMap(part => {
+        const [from, to] = part.split('-').map(Number);
+        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
+    });
+}
+/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
+function parseRecordName(name, runId, plan) {
+    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
+    if (!name.startsWith(head))
+        return undefined;
+    const rest = name.slice(head.length);
+    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
+    if (!summary)
+        return undefined;
+    const runner = rest.slice(0, summary.index);
+    if (summary[0] === '_x')
+        return { name, runId, runner };
+    const ids = (text) => parseRanges(text)
+        .map(index => plan.order[index]?.id)
+        .filter((id) => id !== undefined);
+    return {
+        name,
+        runId,
+        runner,
+        succeeded: ids(summary[1]),
+        failed: ids(summary[2]),
+        carried: ids(summary[3])
+    };
+}
+/** Why the record cannot be read or written here, or undefined when it can. */
+function recordUnavailable(env = process.env) {
+    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
+        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
+    return undefined;
+}
+async function results_record_artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    return new DefaultArtifactClient();
+}
+/**
+ * Uploads one runner's record. Never fails the step: a record that cannot be
+ * written only means a re-run after the backend deleted the run cannot carry
+ * these jobs (the warning says so).
+ */
+async function writeResultsRecord(record, plan, warn) {
+    if (!record.jobs.length)
+        return undefined;
+    const unavailable = recordUnavailable();
+    if (unavailable) {
+        lib_core/* info */.pq(`The results record is not kept: ${unavailable}.`);
+        return undefined;
+    }
+    const name = recordName(record, plan);
+    try {
+        const dir = makeTempDir('orun-record-');
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
+        const file = (0,external_node_path_.join)(dir, RECORD_FILE);
+        (0,external_node_fs_.writeFileSync)(file, JSON.stringify(record));
+        const client = await results_record_artifactClient();
+        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
+        await client.uploadArtifact(name, [file], dir, {
+            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
+        });
+        return name;
+    }
+    catch (error) {
+        warn(`Could not keep the results record (artifact '${name}'): ${(0,errors/* errorMessage */.gJ)(error)}. ` +
+            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
+        return undefined;
+    }
+}
+/** Lists the records of the given run ids: one GitHub request. */
+async function listResultsRecords(runIds, plan) {
+    const unavailable = recordUnavailable();
+    if (unavailable)
+        return { ok: false, problem: unavailable };
+    try {
+        const client = await results_record_artifactClient();
+        const { artifacts } = await client.listArtifacts();
+        const records = [];
+        for (const artifact of artifacts) {
+            for (const runId of runIds) {
+                const parsed = parseRecordName(artifact.name, runId, plan);
+                if (parsed)
+                    records.push({ ...parsed, id: artifact.id });
+            }
+        }
+        return { ok: true, records };
+    }
+    catch (error) {
+        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
+        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
+    }
+}
+/** Downloads and reads records (each costs a few GitHub requests). */
+async function downloadResultsRecords(listed, planId) {
+    const client = await results_record_artifactClient();
+    const base = makeTempDir('orun-records-');
+    const read = [];
+    for (const [index, record] of listed.entries()) {
+        const dir = (0,external_node_path_.join)(base, String(index));
+        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
+        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
+        if (parsed.version === 1 && parsed.planId === planId)
+            read.push(parsed);
+    }
+    return read;
+}
+
 ;// CONCATENATED MODULE: ./src/run/rerun.ts
+
 
 
 
@@ -37525,37 +37542,81 @@ async function prepareRerun(options) {
 /**
  * The jobs that succeeded in an earlier attempt, and where they ran. The newest
  * earlier run decides each job it finished; a job it never finished (a carrier
- * that stopped halfway) is looked up in the run before it.
+ * that stopped halfway) is looked up in the run before it. An earlier run the
+ * backend no longer holds (deleted about 24 h after it ended) is read from the
+ * results record its runners kept on GitHub's side (src/common/results-record.ts).
  */
 async function readEarlierAttempts(options, given) {
     const decided = new Map();
     const found = [];
     const missing = [];
-    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
-        const runId = given.forAttempt(attempt);
+    const decide = (jobId, status, origin) => {
+        if (!decided.has(jobId))
+            decided.set(jobId, { status, origin });
+    };
+    const earlier = [];
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
+        earlier.push(given.forAttempt(attempt));
+    // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
+    let records;
+    // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
+    const carriedIn = new Map();
+    for (const [index, runId] of earlier.entries()) {
+        const attempt = options.attempt - 1 - index;
         const jobs = await readRun(options.client, runId);
-        if (!jobs) {
-            missing.push(runId);
-            continue;
-        }
-        checkSamePlan(options.plan, runId, jobs);
-        found.push(runId);
-        for (const job of jobs) {
-            if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed'))
-                continue;
-            const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
-            decided.set(job.jobId, {
-                status: job.status,
-                origin: note
+        if (jobs) {
+            checkSamePlan(options.plan, runId, jobs);
+            found.push(runId);
+            for (const job of jobs) {
+                if (job.status !== 'success' && job.status !== 'failed')
+                    continue;
+                const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
+                decide(job.jobId, job.status, note
                     ? { attempt: Number(note[1]), runner: note[2] }
-                    : { attempt, runner: job.runnerId ?? 'unknown' }
-            });
+                    : { attempt, runner: job.runnerId ?? 'unknown' });
+            }
+        }
+        else {
+            records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan);
+            const own = records.ok ? records.records.filter(r => r.runId === runId) : [];
+            if (!own.length) {
+                missing.push(runId);
+                continue;
+            }
+            found.push(`the results record of ${runId}`);
+            const unnamed = own.filter(r => !r.succeeded);
+            for (const record of own) {
+                for (const id of record.succeeded ?? [])
+                    decide(id, 'success', { attempt, runner: record.runner });
+                for (const id of record.failed ?? [])
+                    decide(id, 'failed', { attempt, runner: record.runner });
+                for (const id of record.carried ?? [])
+                    if (!carriedIn.has(id))
+                        carriedIn.set(id, { attempt, runner: record.runner });
+            }
+            if (unnamed.length) {
+                const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id);
+                for (const record of read) {
+                    for (const job of record.jobs) {
+                        if (job.status === 'success' || job.status === 'carried')
+                            decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner });
+                        else if (job.status === 'failed')
+                            decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner });
+                    }
+                }
+            }
         }
         if (decided.size === options.plan.order.length)
             break;
     }
+    // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
+    for (const [id, origin] of carriedIn)
+        decide(id, 'success', origin);
     if (!found.length) {
-        throw new errors/* UserError */.yo(`The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`);
+        const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`;
+        throw new errors/* UserError */.yo(records && !records.ok
+            ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
+            : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`);
     }
     const origins = new Map();
     for (const job of options.plan.order) {
@@ -37830,11 +37891,8 @@ class Carrier {
                     !/job not found/i.test(error.message);
                 if (!unknownRun || tries >= 8)
                     throw error;
-                if (tries === 1) {
-                    // A run the backend dropped to its copy must not be created again (it would start over).
-                    await checkNotDropped(this.options.client, this.runId);
+                if (tries === 1)
                     await joinRun(this.options.client, this.options.plan, this.runId);
-                }
                 else
                     await this.sleep(spread(delayMs, 0.5, this.options.random));
                 delayMs = Math.min(delayMs * 2, 4_000);
@@ -37899,7 +37957,6 @@ function overallStatus(results) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/main.ts
-
 
 
 
@@ -38019,12 +38076,9 @@ async function run() {
         hurry: hurry.signal,
         binary: orun.binary,
         capabilities,
-        // Called when the backend answered "run unknown": a run it dropped to its copy must not be
-        // created again (that would start it over), so a read comes first.
         ensureRun: async () => {
             if (joined)
                 return;
-            await checkNotDropped(client, inputs.runId);
             await joinRun(client, plan, inputs.runId);
             joined = true;
         }
@@ -38076,9 +38130,7 @@ async function run() {
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
             tookOver: r.tookOver,
-            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {}),
-            ...(r.status === 'failed' || r.status === 'blocked' ? { detail: r.detail ?? '' } : {}),
-            ...(r.lostRunners ? { runnerLost: r.lostRunners } : {})
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
         }
     ]))));
     await lib_core/* summary */.z
@@ -38091,6 +38143,7 @@ async function run() {
         : '')
         .write();
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
+    await keepResultsRecord(inputs.runId, plan, runnerId, results, rerun.carrier);
     if (failure)
         throw failure;
     // A cancel that came after every job was reported changed nothing and fails nothing.
@@ -38103,10 +38156,45 @@ async function run() {
     }
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
-        throw new errors/* UserError */.yo([
-            ...bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`),
-            ...(bad.some(r => r.lostRunners) ? [RERUN_AFTER_RUNNER_LOST] : [])
-        ].join('\n'));
+        throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
+}
+/**
+ * Keeps what this runner did on GitHub's side (src/common/results-record.ts): the jobs it
+ * executed, blocked or carried. Jobs another runner executed are in that runner's record.
+ */
+async function keepResultsRecord(runId, plan, runnerId, results, carrier) {
+    const attempt = currentAttempt();
+    const jobs = [];
+    for (const r of results) {
+        const executed = r.endedAt !== undefined && (r.status === 'success' || r.status === 'failed');
+        if (!executed && r.status !== 'blocked')
+            continue;
+        jobs.push({
+            jobId: r.jobId,
+            status: r.status === 'success' || r.status === 'failed' ? r.status : 'blocked',
+            attempt,
+            runner: runnerId,
+            ...(r.endedAt !== undefined
+                ? {
+                    startedAt: new Date(r.endedAt - r.durationMs).toISOString(),
+                    endedAt: new Date(r.endedAt).toISOString()
+                }
+                : {}),
+            ...(r.detail && r.status !== 'success' ? { error: r.detail } : {})
+        });
+    }
+    for (const r of carrier?.carried ?? []) {
+        const origin = carrier.origins.get(r.jobId);
+        jobs.push({
+            jobId: r.jobId,
+            status: 'carried',
+            attempt: origin?.attempt ?? r.carriedFrom ?? attempt,
+            runner: origin?.runner ?? 'unknown'
+        });
+    }
+    const name = await writeResultsRecord({ version: 1, runId, planId: plan.id, attempt, runner: runnerId, jobs }, plan, message => lib_core/* warning */.$e(message));
+    if (name)
+        lib_core/* info */.pq(`Results record kept as artifact '${name}'.`);
 }
 
 

@@ -15,3 +15,7 @@ export const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan
 
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 export const ID_TOKEN_PERMISSION = "'permissions: id-token: write'"
+
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+export const RERUN_ALL_JOBS = 'use "Re-run all jobs"'
+

@@ -265,6 +265,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   )
   const finished = {
     ...result,
+    endedAt: Date.now(),
     status,
     detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
   } as const

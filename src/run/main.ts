@@ -20,6 +20,9 @@ import { prepareRerun } from './rerun.js'
 import { checkOrunSafeNames } from '../plan/model.js'
 import type { InFlight } from './state.js'
 import { overallStatus, renderRunSummary, type JobResult } from './summary.js'
+import type { Carrier } from './rerun.js'
+import type { Plan } from '../plan/model.js'
+import { writeResultsRecord, type RecordedJob } from '../common/results-record.js'
 
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 export async function run(): Promise<void> {
@@ -224,6 +227,8 @@ export async function run(): Promise<void> {
     `Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`
   )
 
+  await keepResultsRecord(inputs.runId, plan, runnerId, results, rerun.carrier)
+
   if (failure) throw failure
   // A cancel that came after every job was reported changed nothing and fails nothing.
   const cancelledJob = results.some(r => r.status === 'failed' && r.detail?.startsWith('cancelled'))
@@ -243,4 +248,51 @@ export async function run(): Promise<void> {
         ...(bad.some(r => r.lostRunners) ? [RERUN_AFTER_RUNNER_LOST] : [])
       ].join('\n')
     )
+}
+
+/**
+ * Keeps what this runner did on GitHub's side (src/common/results-record.ts): the jobs it
+ * executed, blocked or carried. Jobs another runner executed are in that runner's record.
+ */
+async function keepResultsRecord(
+  runId: string,
+  plan: Plan,
+  runnerId: string,
+  results: readonly JobResult[],
+  carrier: Carrier | null
+): Promise<void> {
+  const attempt = currentAttempt()
+  const jobs: RecordedJob[] = []
+  for (const r of results) {
+    const executed = r.endedAt !== undefined && (r.status === 'success' || r.status === 'failed')
+    if (!executed && r.status !== 'blocked') continue
+    jobs.push({
+      jobId: r.jobId,
+      status: r.status === 'success' || r.status === 'failed' ? r.status : 'blocked',
+      attempt,
+      runner: runnerId,
+      ...(r.endedAt !== undefined
+        ? {
+            startedAt: new Date(r.endedAt - r.durationMs).toISOString(),
+            endedAt: new Date(r.endedAt).toISOString()
+          }
+        : {}),
+      ...(r.detail && r.status !== 'success' ? { error: r.detail } : {})
+    })
+  }
+  for (const r of carrier?.carried ?? []) {
+    const origin = carrier!.origins.get(r.jobId)
+    jobs.push({
+      jobId: r.jobId,
+      status: 'carried',
+      attempt: origin?.attempt ?? r.carriedFrom ?? attempt,
+      runner: origin?.runner ?? 'unknown'
+    })
+  }
+  const name = await writeResultsRecord(
+    { version: 1, runId, planId: plan.id, attempt, runner: runnerId, jobs },
+    plan,
+    message => core.warning(message)
+  )
+  if (name) core.info(`Results record kept as artifact '${name}'.`)
 }

@@ -7,6 +7,13 @@ import { parseRunId } from '../common/attempt.js'
 import { UserError, errorMessage } from '../common/errors.js'
 import { realSleep, spread, type Random, type Sleep } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
+import { RERUN_ALL_JOBS } from '../common/error-messages.js'
+import {
+  RECORD_PREFIX,
+  downloadResultsRecords,
+  listResultsRecords,
+  type RecordRead
+} from '../common/results-record.js'
 import type { JobResult } from './summary.js'
 
 /**
@@ -69,6 +76,9 @@ export interface RerunOptions {
   cancel?: AbortSignal
   sleep?: Sleep
   random?: Random
+  /** The results record, read when the backend lacks an earlier run (tests inject these). */
+  readRecords?: typeof listResultsRecords
+  downloadRecords?: typeof downloadResultsRecords
 }
 
 /** Where this attempt works; `carrier` is null when nothing is carried (attempt 1, "Re-run all jobs"). */
@@ -116,7 +126,9 @@ export async function prepareRerun(options: RerunOptions): Promise<RerunPlan> {
 /**
  * The jobs that succeeded in an earlier attempt, and where they ran. The newest
  * earlier run decides each job it finished; a job it never finished (a carrier
- * that stopped halfway) is looked up in the run before it.
+ * that stopped halfway) is looked up in the run before it. An earlier run the
+ * backend no longer holds (deleted about 24 h after it ended) is read from the
+ * results record its runners kept on GitHub's side (src/common/results-record.ts).
  */
 async function readEarlierAttempts(
   options: RerunOptions,
@@ -125,30 +137,70 @@ async function readEarlierAttempts(
   const decided = new Map<string, { status: 'success' | 'failed'; origin: Origin }>()
   const found: string[] = []
   const missing: string[] = []
-  for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
-    const runId = given.forAttempt(attempt)
+  const decide = (jobId: string, status: 'success' | 'failed', origin: Origin) => {
+    if (!decided.has(jobId)) decided.set(jobId, { status, origin })
+  }
+  const earlier: string[] = []
+  for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
+    earlier.push(given.forAttempt(attempt))
+  // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
+  let records: RecordRead | undefined
+  // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
+  const carriedIn = new Map<string, Origin>()
+  for (const [index, runId] of earlier.entries()) {
+    const attempt = options.attempt - 1 - index
     const jobs = await readRun(options.client, runId)
-    if (!jobs) {
-      missing.push(runId)
-      continue
-    }
-    checkSamePlan(options.plan, runId, jobs)
-    found.push(runId)
-    for (const job of jobs) {
-      if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed')) continue
-      const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null
-      decided.set(job.jobId, {
-        status: job.status,
-        origin: note
-          ? { attempt: Number(note[1]), runner: note[2] }
-          : { attempt, runner: job.runnerId ?? 'unknown' }
-      })
+    if (jobs) {
+      checkSamePlan(options.plan, runId, jobs)
+      found.push(runId)
+      for (const job of jobs) {
+        if (job.status !== 'success' && job.status !== 'failed') continue
+        const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null
+        decide(
+          job.jobId,
+          job.status,
+          note
+            ? { attempt: Number(note[1]), runner: note[2] }
+            : { attempt, runner: job.runnerId ?? 'unknown' }
+        )
+      }
+    } else {
+      records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan)
+      const own = records.ok ? records.records.filter(r => r.runId === runId) : []
+      if (!own.length) {
+        missing.push(runId)
+        continue
+      }
+      found.push(`the results record of ${runId}`)
+      const unnamed = own.filter(r => !r.succeeded)
+      for (const record of own) {
+        for (const id of record.succeeded ?? []) decide(id, 'success', { attempt, runner: record.runner })
+        for (const id of record.failed ?? []) decide(id, 'failed', { attempt, runner: record.runner })
+        for (const id of record.carried ?? [])
+          if (!carriedIn.has(id)) carriedIn.set(id, { attempt, runner: record.runner })
+      }
+      if (unnamed.length) {
+        const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id)
+        for (const record of read) {
+          for (const job of record.jobs) {
+            if (job.status === 'success' || job.status === 'carried')
+              decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner })
+            else if (job.status === 'failed')
+              decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner })
+          }
+        }
+      }
     }
     if (decided.size === options.plan.order.length) break
   }
+  // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
+  for (const [id, origin] of carriedIn) decide(id, 'success', origin)
   if (!found.length) {
+    const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`
     throw new UserError(
-      `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`
+      records && !records.ok
+        ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
+        : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`
     )
   }
   const origins = new Map<string, Origin>()

@@ -16,6 +16,8 @@ export interface JobResult {
   carriedFrom?: number
   /** Runners lost mid-job: this job's own (failed), or upstream ones (blocked). */
   lostRunners?: LostRunner[]
+  /** When this runner's execution of the job ended (epoch ms); only for jobs it executed and reported. */
+  endedAt?: number
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`

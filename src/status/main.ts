@@ -8,9 +8,11 @@ import { RERUN_AFTER_RUNNER_LOST, runnerLostText } from '../common/runner-lost.j
 import { listAttemptJobs } from './github-jobs.js'
 import { readStatusInputs, type StatusInputs } from './inputs.js'
 import { linkJobs } from './links.js'
-import { MAX_FAILED_LOGS, fetchLogTails } from './logs.js'
+import { MAX_FAILED_LOGS, fetchLogTails, type LogTail } from './logs.js'
 import { OUTCOMES, classifyRun, type RunView } from './outcome.js'
-import { readRun } from './run-read.js'
+import { readRecordedRun, readRun } from './run-read.js'
+import type { JobRecord } from '../backend/types.js'
+import type { Plan } from '../plan/model.js'
 import { problemLine, renderStatusSummary } from './summary.js'
 
 /** GitHub shows at most 10 error annotations per step; the last one is the step's own failure. */
@@ -31,12 +33,24 @@ export async function run(): Promise<void> {
   const backendUrl = resolveBackendUrl(inputs.backendUrl, true)!
   const { client } = connectBackend({ backendUrl, audience: inputs.audience, token: inputs.token })
   const read = await readRun(client, inputs.runId, plan)
-  const view = classifyRun(plan, read.runId, read.run, read.jobs)
-
   const notes: string[] = []
-  if (!read.run) {
+  // The backend deletes ended runs after about 24 h: the runners' results record outlives that.
+  const recorded = read.run ? undefined : await readRecordedRun(inputs.runId, plan)
+  const fromRecord = recorded?.runId !== undefined
+  const view = fromRecord
+    ? classifyRun(plan, recorded!.runId!, undefined, recorded!.jobs, true)
+    : classifyRun(plan, read.runId, read.run, read.jobs)
+  if (fromRecord) {
     notes.push(
-      `Run ${read.runId} does not exist on the backend: no runner claimed any of the plan's ${plan.order.length} jobs. Every matrix job was cancelled or skipped before it claimed one, or the run jobs never started (check the run job's 'if:' and the workflow's concurrency settings).`
+      `The backend no longer holds run ${view.runId} (ended runs are deleted after about 24 hours): this view is read from the results record its runners kept as artifacts of this workflow run (${recorded!.runners} runner(s)). A job no record names reads not run; logs are gone with the run.`
+    )
+  } else if (!read.run) {
+    notes.push(
+      `Run ${read.runId} does not exist on the backend, and this workflow run holds no results record of it${recorded?.problem ? ` (${recorded.problem})` : ''}: either no runner claimed any of the plan's ${plan.order.length} jobs (every matrix job was cancelled or skipped before it claimed one, or the run jobs never started: check the run job's 'if:' and the workflow's concurrency settings), or the backend deleted the run (about 24 hours after it ended) and its record is gone too.`
+    )
+  } else if (isStoredCopy(plan, read.jobs)) {
+    notes.push(
+      `The backend serves run ${read.runId} from its stored copy (its live state ended a few minutes after the run went idle): job statuses are kept, dependencies and heartbeats are not, so the graph is drawn from the plan, and a job whose runner stopped without reporting reads not run.`
     )
   }
   const github = await listAttemptJobs(inputs.githubToken)
@@ -46,7 +60,9 @@ export async function run(): Promise<void> {
   const failed = view.jobs
     .filter(job => job.outcome === 'failed' && !job.runnerLost)
     .map(job => job.id)
-  const tails = await fetchLogTails(client, read.runId, failed)
+  const tails = fromRecord
+    ? { tails: new Map<string, LogTail>(), notFetched: 0 }
+    : await fetchLogTails(client, read.runId, failed)
   if (tails.notFetched) {
     notes.push(
       `Log tails are shown for the first ${MAX_FAILED_LOGS} failed jobs only; ${tails.notFetched} more failed jobs' logs were not read (each costs a request against the repository's rate limit).`
@@ -129,4 +145,10 @@ function failIfAsked(view: RunView, inputs: StatusInputs): void {
   if (!failing) return
   const problems = problemLine(view) || 'the run does not exist'
   throw new UserError(`orun run ${view.runId} is ${view.verdict}: ${problems}.`)
+}
+
+/** The 2026-05-08 build's stored copy of an idle run: every job's dependencies read `[]`. */
+function isStoredCopy(plan: Plan, jobs: readonly JobRecord[]): boolean {
+  const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0)
+  return planHasDeps && jobs.length > 0 && jobs.every(job => job.deps.length === 0)
 }

@@ -70,7 +70,9 @@ export function classifyRun(
   plan: Plan,
   runId: string,
   run: RunRecord | undefined,
-  records: readonly JobRecord[]
+  records: readonly JobRecord[],
+  /** The records come from the results record, not the backend: a complete one may still read success. */
+  fromRecord = false
 ): RunView {
   const recordOf = new Map(records.map(record => [record.jobId, record]))
   const byId = new Map<string, JobView>()
@@ -130,7 +132,7 @@ export function classifyRun(
   const jobs = plan.order.map(job => byId.get(job.id)!)
   const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0])) as Record<Outcome, number>
   for (const job of jobs) counts[job.outcome]++
-  return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined) }
+  return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined || fromRecord) }
 }
 
 function verdictOf(counts: Record<Outcome, number>, runExists: boolean): Verdict {
