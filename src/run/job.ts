@@ -11,6 +11,7 @@ import type { Plan } from '../plan/model.js'
 import { acquireJob, type Acquired, type AcquireStats } from './acquire.js'
 import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
+import { LearnedLimit } from './pace.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
 import { secretValuesOf } from './child-env.js'
@@ -94,7 +95,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         ensureRun: ctx.ensureRun,
         sleep: ms => abortableSleep(ms, ctx.cancel),
         now: Date.now,
-        log: message => core.info(commandSafe(message))
+        log: message => core.info(commandSafe(message)),
+        limit: new LearnedLimit(() => client.stats.rateLimited, Date.now)
       },
       jobId,
       stats

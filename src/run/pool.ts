@@ -6,7 +6,7 @@ import { ancestorsOf, type Plan } from '../plan/model.js'
 import { isRunUnknown, onceRunVisible } from './acquire.js'
 import { Cancelled } from './cancel.js'
 import { PACED_FINAL_FLUSH_MS, runJob, type JobContext } from './job.js'
-import { Pacer, addStats, pacedClient } from './pace.js'
+import { LearnedLimit, Pacer, addStats, pacedClient } from './pace.js'
 import { typicalDurationMs } from './schedule.js'
 import type { JobResult } from './summary.js'
 
@@ -37,12 +37,17 @@ export interface PoolContext extends Omit<JobContext, 'jobId' | 'claimed'> {
   log: (message: string) => void
 }
 
-/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
+/**
+ * Workers start this far apart by index, so a large pool's first requests fit the rate limit
+ * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
+ */
 export const START_STAGGER_MS = 150
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
 export const IDLE_SHARE_MS = 400
 export const IDLE_MIN_MS = 1_000
 export const IDLE_MAX_MS = 30_000
+/** The least idle wait however ample the limit. */
+export const IDLE_FLOOR_MS = 300
 /**
  * The rate limit is what slows this worker while the pacer spaces its requests at least this
  * far apart (its share of a crowded limit)...
@@ -62,8 +67,9 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
     maxRateLimitedAttempts: 1
   })
   const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
+  const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now)
   try {
-    return await poolLoop(ctx, results, client, pacer)
+    return await poolLoop(ctx, results, client, pacer, limit)
   } finally {
     addStats(ctx.client.stats, own.stats)
   }
@@ -73,7 +79,8 @@ async function poolLoop(
   ctx: PoolContext,
   results: JobResult[],
   client: BackendClient,
-  pacer: Pacer
+  pacer: Pacer,
+  limit: LearnedLimit
 ): Promise<string> {
   const slice = new Set(ctx.targets)
   const remaining = remainingPath(ctx.plan)
@@ -195,7 +202,15 @@ async function poolLoop(
             "Check the runners of those jobs, or raise 'dependency-timeout'."
         )
       }
-      const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random)
+      const delay = idleDelayMs(
+        view,
+        ctx.worker,
+        idlePolls++,
+        jobs,
+        ctx.now(),
+        ctx.random,
+        limit.scale()
+      )
       ctx.log(
         `Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`
       )
@@ -203,7 +218,7 @@ async function poolLoop(
     }
   }
 
-  await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS)
+  await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS * limit.scale())
   for (;;) {
     if (ctx.cancel.aborted) throw new Cancelled()
     if (!candidates.length) {
@@ -427,7 +442,8 @@ export function leaveReason(view: PoolView, worker: number): string | undefined 
  * How long an idle worker waits before it looks again: never less than its
  * share of the rate limit in a pool of the size it can see (its own index, or
  * the busy workers plus itself), and, when finished jobs give a typical
- * duration, until the first running job should end, else backing off.
+ * duration, until the first running job should end, else backing off. `scale`
+ * (LearnedLimit) shrinks the share where the limit is ampler than 5/s.
  */
 export function idleDelayMs(
   view: PoolView,
@@ -435,10 +451,12 @@ export function idleDelayMs(
   idlePolls: number,
   jobs: readonly JobRecord[],
   now: number,
-  random: Random = Math.random
+  random: Random = Math.random,
+  scale = 1
 ): number {
   const poolSize = Math.max(worker, view.busyOthers + 1)
-  const share = poolSize * IDLE_SHARE_MS
+  const share = poolSize * IDLE_SHARE_MS * scale
+  const idleMin = Math.max(IDLE_FLOOR_MS, IDLE_MIN_MS * scale)
   const typical = typicalDurationMs(jobs)
   const soonest =
     typical === undefined
@@ -446,8 +464,8 @@ export function idleDelayMs(
       : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0))
   const base =
     soonest !== undefined && Number.isFinite(soonest) && soonest > 0
-      ? Math.max(share, soonest + 300)
+      ? Math.max(share, soonest + 300 * scale)
       : share * 1.5 ** Math.min(idlePolls, 6)
-  const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base))
+  const clamped = Math.min(IDLE_MAX_MS, Math.max(idleMin, base))
   return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())))
 }
