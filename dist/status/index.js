@@ -29436,7 +29436,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(46972);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83374);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29446,7 +29446,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 46972:
+/***/ 83374:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31287,6 +31287,395 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/status/outcome.ts
+/** Display order: problems first. */
+const OUTCOMES = [
+    'failed',
+    'blocked',
+    'not-run',
+    'running',
+    'carried',
+    'success',
+    'skipped'
+];
+/** What a job that carried an earlier attempt's success into this run says about it. */
+const CARRIED_MARKER = /carried over from attempt (\d+)/i;
+const time = (iso) => {
+    const ms = iso ? Date.parse(iso) : NaN;
+    return Number.isNaN(ms) ? undefined : ms;
+};
+function classifyRun(plan, runId, run, records) {
+    const recordOf = new Map(records.map(record => [record.jobId, record]));
+    const byId = new Map();
+    const runCreated = time(run?.createdAt);
+    // Plan order is topological, so every dependency is classified before its dependents.
+    for (const job of plan.order) {
+        const record = recordOf.get(job.id);
+        const deps = job.dependsOn ?? [];
+        const view = {
+            id: job.id,
+            name: typeof job.checkName === 'string' && job.checkName.trim() ? job.checkName : job.id,
+            environment: job.environment ?? '',
+            component: job.component ?? '',
+            deps,
+            outcome: 'not-run',
+            blockedBy: [],
+            startedAt: time(record?.startedAt),
+            finishedAt: time(record?.finishedAt),
+            runnerId: record?.runnerId ?? undefined,
+            error: record?.lastError ?? undefined
+        };
+        switch (record?.status) {
+            case 'success': {
+                const carried = CARRIED_MARKER.exec(record.lastError ?? '');
+                view.outcome = carried ? 'carried' : 'success';
+                if (carried)
+                    view.carriedFrom = Number(carried[1]);
+                break;
+            }
+            case 'failed':
+            case 'running':
+            case 'skipped':
+                view.outcome = record.status;
+                break;
+            default: {
+                const blockers = new Set();
+                for (const dep of deps) {
+                    const upstream = byId.get(dep);
+                    if (upstream.outcome === 'failed')
+                        blockers.add(dep);
+                    if (upstream.outcome === 'blocked')
+                        upstream.blockedBy.forEach(id => blockers.add(id));
+                }
+                view.blockedBy = [...blockers];
+                view.outcome = blockers.size ? 'blocked' : 'not-run';
+            }
+        }
+        if (view.startedAt !== undefined && view.finishedAt !== undefined)
+            view.durationMs = Math.max(0, view.finishedAt - view.startedAt);
+        if (view.startedAt !== undefined) {
+            const ready = deps.length
+                ? Math.max(...deps.map(dep => byId.get(dep).finishedAt ?? -Infinity))
+                : runCreated;
+            if (ready !== undefined && Number.isFinite(ready))
+                view.waitedMs = Math.max(0, view.startedAt - ready);
+        }
+        byId.set(job.id, view);
+    }
+    const jobs = plan.order.map(job => byId.get(job.id));
+    const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0]));
+    for (const job of jobs)
+        counts[job.outcome]++;
+    return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined) };
+}
+function verdictOf(counts, runExists) {
+    if (counts.failed || counts.blocked)
+        return 'failed';
+    if (counts['not-run'] || counts.running || !runExists)
+        return 'incomplete';
+    return 'success';
+}
+/**
+ * The chain of jobs that set the run's length: from the job that finished
+ * last, back through the dependency that finished latest, to a root.
+ */
+function criticalPath(view) {
+    const finished = view.jobs.filter(job => job.finishedAt !== undefined);
+    if (!finished.length)
+        return [];
+    let current = finished.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
+    const chain = [current];
+    for (;;) {
+        const deps = current.deps
+            .map(dep => view.byId.get(dep))
+            .filter(dep => dep.finishedAt !== undefined);
+        if (!deps.length)
+            break;
+        current = deps.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
+        chain.push(current);
+    }
+    return chain.reverse();
+}
+
+;// CONCATENATED MODULE: ./src/status/charts.ts
+
+
+/**
+ * The two pictures of the status summary, as mermaid: the DAG with every node
+ * styled by its outcome, and a gantt timeline of when each job ran. GitHub's
+ * renderer gives up on very large charts, so big plans are drawn one node (and
+ * one bar) per environment instead of per job.
+ */
+const MAX_CHARTED_JOBS = 200;
+/** Above this many edges a per-job chart is unreadable (as in the plan summary). */
+const MAX_CHARTED_EDGES = 400;
+/** Node classes: mermaid class names are identifiers. */
+const CLASS = {
+    success: 'success',
+    carried: 'carried',
+    skipped: 'skipped',
+    failed: 'failed',
+    blocked: 'blocked',
+    running: 'running',
+    'not-run': 'notrun'
+};
+const CLASS_DEFS = [
+    '  classDef success fill:#dafbe1,stroke:#1a7f37,color:#1f2328',
+    '  classDef carried fill:#f0fff4,stroke:#1a7f37,stroke-dasharray:2 2,color:#1f2328',
+    '  classDef skipped fill:#f6f8fa,stroke:#8c959f,color:#1f2328',
+    '  classDef failed fill:#ffebe9,stroke:#cf222e,stroke-width:3px,color:#1f2328',
+    '  classDef blocked fill:#fff8c5,stroke:#9a6700,color:#1f2328',
+    '  classDef running fill:#ddf4ff,stroke:#0969da,stroke-dasharray:4 3,color:#1f2328',
+    '  classDef notrun fill:#f6f8fa,stroke:#8c959f,stroke-dasharray:4 3,color:#57606a'
+];
+const OUTCOME_WORDS = {
+    success: '✓ succeeded',
+    carried: '↻ carried over',
+    skipped: '– skipped',
+    failed: '✗ failed',
+    blocked: '⊘ blocked',
+    running: '… no result (still running)',
+    'not-run': '○ never ran'
+};
+/** "⊘ blocked by a, b +3", "↻ carried over from attempt 1", "✓ succeeded in 12s". */
+function outcomeText(job, withDuration = true) {
+    switch (job.outcome) {
+        case 'blocked':
+            return `${OUTCOME_WORDS.blocked} by ${listSome(job.blockedBy, 2)}`;
+        case 'carried':
+            return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`;
+        case 'success':
+        case 'failed':
+            return withDuration && job.durationMs !== undefined
+                ? `${OUTCOME_WORDS[job.outcome]} in ${charts_formatDuration(job.durationMs)}`
+                : OUTCOME_WORDS[job.outcome];
+        default:
+            return OUTCOME_WORDS[job.outcome];
+    }
+}
+function listSome(items, shown) {
+    return items.length > shown
+        ? `${items.slice(0, shown).join(', ')} +${items.length - shown}`
+        : items.join(', ');
+}
+function charts_formatDuration(ms) {
+    if (ms < 60_000)
+        return `${(ms / 1000).toFixed(1)}s`;
+    const seconds = Math.round(ms / 1000);
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    return h ? `${h}h ${String(m).padStart(2, '0')}m` : `${m}m ${String(s).padStart(2, '0')}s`;
+}
+function edgeCount(view) {
+    return view.jobs.reduce((sum, job) => sum + job.deps.length, 0);
+}
+/** Whether the pictures are drawn per environment rather than per job. */
+function chartsAggregated(view) {
+    return view.jobs.length > MAX_CHARTED_JOBS || edgeCount(view) > MAX_CHARTED_EDGES;
+}
+function dagChart(view) {
+    return chartsAggregated(view) ? environmentDag(view) : jobDag(view);
+}
+function groupByEnvironment(jobs) {
+    const groups = new Map();
+    for (const job of jobs)
+        groups.set(job.environment, [...(groups.get(job.environment) ?? []), job]);
+    return groups;
+}
+function jobDag(view) {
+    const nodeId = new Map(view.jobs.map((job, index) => [job.id, `j${index}`]));
+    const out = ['flowchart LR'];
+    for (const [index, [env, jobs]] of [...groupByEnvironment(view.jobs)].entries()) {
+        out.push(`  subgraph env${index}[${(0,common_escape/* mermaidLines */.lr)(env || 'no environment')}]`);
+        for (const job of jobs) {
+            out.push(`    ${nodeId.get(job.id)}[${(0,common_escape/* mermaidLines */.lr)(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`);
+        }
+        out.push('  end');
+    }
+    for (const job of view.jobs)
+        for (const dep of job.deps)
+            out.push(`  ${nodeId.get(dep)} --> ${nodeId.get(job.id)}`);
+    return [...out, ...CLASS_DEFS];
+}
+/** The most severe outcome present, which colours an environment's node. */
+function worst(jobs) {
+    const present = new Set(jobs.map(job => job.outcome));
+    return OUTCOMES.find(outcome => present.has(outcome)) ?? 'not-run';
+}
+function countsText(jobs) {
+    const counts = new Map();
+    for (const job of jobs)
+        counts.set(job.outcome, (counts.get(job.outcome) ?? 0) + 1);
+    return OUTCOMES.filter(o => counts.has(o))
+        .map(o => `${counts.get(o)} ${OUTCOME_WORDS[o].split(' ')[0]}`)
+        .join(' · ');
+}
+function environmentDag(view) {
+    const groups = groupByEnvironment(view.jobs);
+    const envNode = new Map([...groups.keys()].map((env, index) => [env, `e${index}`]));
+    const out = ['flowchart LR'];
+    for (const [env, jobs] of groups) {
+        out.push(`  ${envNode.get(env)}[${(0,common_escape/* mermaidLines */.lr)(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`);
+    }
+    const edges = new Set();
+    for (const job of view.jobs) {
+        for (const dep of job.deps) {
+            const from = view.byId.get(dep).environment;
+            if (from !== job.environment)
+                edges.add(`  ${envNode.get(from)} --> ${envNode.get(job.environment)}`);
+        }
+    }
+    return [
+        ...out,
+        ...edges,
+        `  %% ${view.jobs.length} jobs: too many to draw one by one`,
+        ...CLASS_DEFS
+    ];
+}
+/**
+ * When each job ran. Red (crit): failed; blue (active): the critical path;
+ * grey (done): the rest. Jobs that never started have no bar.
+ */
+function timelineChart(view, critical, now) {
+    const started = view.jobs.filter(job => job.startedAt !== undefined);
+    if (!started.length)
+        return [];
+    const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S'];
+    const bar = (name, tag, start, end) => `  ${(0,common_escape/* ganttName */.k2)(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
+    if (chartsAggregated(view)) {
+        out.push('  section environments');
+        for (const [env, jobs] of groupByEnvironment(started)) {
+            const start = Math.min(...jobs.map(job => job.startedAt));
+            const end = Math.max(...jobs.map(job => job.finishedAt ?? now));
+            const tag = jobs.some(job => job.outcome === 'failed') ? 'crit' : 'done';
+            out.push(bar(`▣ ${env || 'no environment'} (${jobs.length} jobs)`, tag, start, end));
+        }
+        return out;
+    }
+    const onPath = new Set(critical.map(job => job.id));
+    for (const [env, jobs] of groupByEnvironment(started)) {
+        out.push(`  section ${(0,common_escape/* ganttName */.k2)(env || 'no environment')}`);
+        for (const job of jobs) {
+            const tag = job.outcome === 'failed'
+                ? 'crit'
+                : job.outcome === 'running'
+                    ? ''
+                    : onPath.has(job.id)
+                        ? 'active'
+                        : 'done';
+            // The outcome's symbol first: it also keeps a name from reading as a gantt keyword (section, title).
+            const symbol = OUTCOME_WORDS[job.outcome].split(' ')[0];
+            out.push(bar(`${symbol} ${job.name}`, tag, job.startedAt, job.finishedAt ?? now));
+        }
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/status/cost.ts
+
+function estimateCost(view, links) {
+    const ran = view.jobs.filter(job => job.durationMs !== undefined && job.outcome !== 'carried');
+    if (!ran.length)
+        return undefined;
+    const jobMs = ran.reduce((sum, job) => sum + job.durationMs, 0);
+    const firstStart = Math.min(...ran.map(job => job.startedAt ?? Infinity));
+    const timed = new Map();
+    for (const job of ran) {
+        const gh = links.get(job.id);
+        if (!gh?.startedAt || !gh.completedAt)
+            continue;
+        const entry = timed.get(gh.id) ?? { gh, lastFinish: -Infinity, jobs: 0 };
+        entry.lastFinish = Math.max(entry.lastFinish, job.finishedAt ?? -Infinity);
+        entry.jobs++;
+        timed.set(gh.id, entry);
+    }
+    const spans = [...timed.values()].map(entry => ({
+        ...entry,
+        spanMs: Math.max(0, Date.parse(entry.gh.completedAt) - Date.parse(entry.gh.startedAt))
+    }));
+    // One runner for several jobs is a pool worker; a matrix runner holds one job.
+    const mode = spans.some(entry => entry.jobs > 1) ? 'pool' : 'matrix';
+    // Every runner starts with the run and is needed until its last job ends: the rest of its
+    // time is its own start-up and wind-down.
+    const overheadMs = spans.length && Number.isFinite(firstStart)
+        ? median(spans.map(entry => Math.max(0, entry.spanMs - Math.max(0, entry.lastFinish - firstStart))))
+        : undefined;
+    const overhead = overheadMs ?? 0;
+    // Earliest finish of each job with a runner free for every job: the matrix schedule.
+    const earliest = new Map();
+    for (const job of view.jobs) {
+        const before = Math.max(0, ...job.deps.map(dep => earliest.get(dep) ?? 0));
+        earliest.set(job.id, before + (job.durationMs ?? 0));
+    }
+    const criticalMs = Math.max(0, ...earliest.values());
+    let other;
+    if (mode === 'pool') {
+        const holds = ran.map(job => earliest.get(job.id) + overhead);
+        other = {
+            mode: 'matrix',
+            runners: ran.length,
+            runnerMs: holds.reduce((a, b) => a + b, 0),
+            billedMinutes: holds.reduce((sum, ms) => sum + billed(ms), 0)
+        };
+    }
+    else {
+        const depth = new Map();
+        for (const job of view.jobs)
+            depth.set(job.id, 1 + Math.max(-1, ...job.deps.map(dep => depth.get(dep) ?? 0)));
+        const levels = new Set(depth.values()).size;
+        const workers = Math.max(1, Math.min(ran.length, Math.ceil(view.jobs.length / levels)));
+        const perWorker = Math.max(criticalMs, jobMs / workers) + overhead;
+        other = {
+            mode: 'pool',
+            runners: workers,
+            runnerMs: workers * perWorker,
+            billedMinutes: workers * billed(perWorker)
+        };
+    }
+    return {
+        mode,
+        runners: spans.length,
+        runnerMs: spans.length ? spans.reduce((sum, entry) => sum + entry.spanMs, 0) : undefined,
+        billedMinutes: spans.length
+            ? spans.reduce((sum, entry) => sum + billed(entry.spanMs), 0)
+            : undefined,
+        jobMs,
+        overheadMs,
+        other
+    };
+}
+/** The summary's "Cost" section; empty when no job of this attempt ran. */
+function renderCost(cost) {
+    if (!cost)
+        return [];
+    const ratio = (ms) => ms === undefined || !cost.jobMs ? '–' : (ms / cost.jobMs).toFixed(2);
+    const time = (ms) => (ms === undefined ? '–' : charts_formatDuration(ms));
+    const lines = [
+        '### Cost',
+        '',
+        '| | runners | runner time | billed minutes | runner time / job time |',
+        '|---|---:|---:|---:|---:|',
+        `| this run (${cost.mode}) | ${cost.runners || '–'} | ${time(cost.runnerMs)} | ${cost.billedMinutes ?? '–'} | ${ratio(cost.runnerMs)} |`,
+        `| ${cost.other.mode}, estimated | ${cost.other.runners} | ${time(cost.other.runnerMs)} | ${cost.other.billedMinutes} | ${ratio(cost.other.runnerMs)} |`,
+        ''
+    ];
+    const what = cost.runnerMs === undefined
+        ? "GitHub's job times could not be read, so this run's runner time is unknown; the estimate leaves out each runner's start-up."
+        : `Runner time: GitHub's start to end of the ${cost.runners} job(s) that ran the plan's jobs (billed: each rounded up to a minute). ` +
+            `Each spent about ${charts_formatDuration(cost.overheadMs ?? 0)} outside them (median), which the estimate adds per runner.`;
+    lines.push(`Job time used: ${charts_formatDuration(cost.jobMs)}. ${what} ` +
+        (cost.other.mode === 'pool'
+            ? `The pool estimate: ${cost.other.runners} worker(s) (workers: auto) for the longer of the critical path and the job time shared out.`
+            : 'The matrix estimate: one runner per job, each from the start of the run to the end of its job.'), '');
+    return lines;
+}
+const billed = (ms) => Math.max(1, Math.ceil(ms / 60_000));
+function median(values) {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
+}
+
 // EXTERNAL MODULE: ./node_modules/@actions/github/lib/github.js
 var github = __nccwpck_require__(61351);
 ;// CONCATENATED MODULE: ./src/status/github-jobs.ts
@@ -31576,116 +31965,6 @@ function tailOf(log) {
         .join('\n');
 }
 
-;// CONCATENATED MODULE: ./src/status/outcome.ts
-/** Display order: problems first. */
-const OUTCOMES = [
-    'failed',
-    'blocked',
-    'not-run',
-    'running',
-    'carried',
-    'success',
-    'skipped'
-];
-/** What a job that carried an earlier attempt's success into this run says about it. */
-const CARRIED_MARKER = /carried over from attempt (\d+)/i;
-const time = (iso) => {
-    const ms = iso ? Date.parse(iso) : NaN;
-    return Number.isNaN(ms) ? undefined : ms;
-};
-function classifyRun(plan, runId, run, records) {
-    const recordOf = new Map(records.map(record => [record.jobId, record]));
-    const byId = new Map();
-    const runCreated = time(run?.createdAt);
-    // Plan order is topological, so every dependency is classified before its dependents.
-    for (const job of plan.order) {
-        const record = recordOf.get(job.id);
-        const deps = job.dependsOn ?? [];
-        const view = {
-            id: job.id,
-            name: typeof job.checkName === 'string' && job.checkName.trim() ? job.checkName : job.id,
-            environment: job.environment ?? '',
-            component: job.component ?? '',
-            deps,
-            outcome: 'not-run',
-            blockedBy: [],
-            startedAt: time(record?.startedAt),
-            finishedAt: time(record?.finishedAt),
-            runnerId: record?.runnerId ?? undefined,
-            error: record?.lastError ?? undefined
-        };
-        switch (record?.status) {
-            case 'success': {
-                const carried = CARRIED_MARKER.exec(record.lastError ?? '');
-                view.outcome = carried ? 'carried' : 'success';
-                if (carried)
-                    view.carriedFrom = Number(carried[1]);
-                break;
-            }
-            case 'failed':
-            case 'running':
-            case 'skipped':
-                view.outcome = record.status;
-                break;
-            default: {
-                const blockers = new Set();
-                for (const dep of deps) {
-                    const upstream = byId.get(dep);
-                    if (upstream.outcome === 'failed')
-                        blockers.add(dep);
-                    if (upstream.outcome === 'blocked')
-                        upstream.blockedBy.forEach(id => blockers.add(id));
-                }
-                view.blockedBy = [...blockers];
-                view.outcome = blockers.size ? 'blocked' : 'not-run';
-            }
-        }
-        if (view.startedAt !== undefined && view.finishedAt !== undefined)
-            view.durationMs = Math.max(0, view.finishedAt - view.startedAt);
-        if (view.startedAt !== undefined) {
-            const ready = deps.length
-                ? Math.max(...deps.map(dep => byId.get(dep).finishedAt ?? -Infinity))
-                : runCreated;
-            if (ready !== undefined && Number.isFinite(ready))
-                view.waitedMs = Math.max(0, view.startedAt - ready);
-        }
-        byId.set(job.id, view);
-    }
-    const jobs = plan.order.map(job => byId.get(job.id));
-    const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0]));
-    for (const job of jobs)
-        counts[job.outcome]++;
-    return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined) };
-}
-function verdictOf(counts, runExists) {
-    if (counts.failed || counts.blocked)
-        return 'failed';
-    if (counts['not-run'] || counts.running || !runExists)
-        return 'incomplete';
-    return 'success';
-}
-/**
- * The chain of jobs that set the run's length: from the job that finished
- * last, back through the dependency that finished latest, to a root.
- */
-function criticalPath(view) {
-    const finished = view.jobs.filter(job => job.finishedAt !== undefined);
-    if (!finished.length)
-        return [];
-    let current = finished.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
-    const chain = [current];
-    for (;;) {
-        const deps = current.deps
-            .map(dep => view.byId.get(dep))
-            .filter(dep => dep.finishedAt !== undefined);
-        if (!deps.length)
-            break;
-        current = deps.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
-        chain.push(current);
-    }
-    return chain.reverse();
-}
-
 ;// CONCATENATED MODULE: ./src/common/attempt.ts
 /**
  * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
@@ -31783,181 +32062,6 @@ function candidateRunIds(runId, env = process.env) {
     return [...ids, runId];
 }
 
-;// CONCATENATED MODULE: ./src/status/charts.ts
-
-
-/**
- * The two pictures of the status summary, as mermaid: the DAG with every node
- * styled by its outcome, and a gantt timeline of when each job ran. GitHub's
- * renderer gives up on very large charts, so big plans are drawn one node (and
- * one bar) per environment instead of per job.
- */
-const MAX_CHARTED_JOBS = 200;
-/** Above this many edges a per-job chart is unreadable (as in the plan summary). */
-const MAX_CHARTED_EDGES = 400;
-/** Node classes: mermaid class names are identifiers. */
-const CLASS = {
-    success: 'success',
-    carried: 'carried',
-    skipped: 'skipped',
-    failed: 'failed',
-    blocked: 'blocked',
-    running: 'running',
-    'not-run': 'notrun'
-};
-const CLASS_DEFS = [
-    '  classDef success fill:#dafbe1,stroke:#1a7f37,color:#1f2328',
-    '  classDef carried fill:#f0fff4,stroke:#1a7f37,stroke-dasharray:2 2,color:#1f2328',
-    '  classDef skipped fill:#f6f8fa,stroke:#8c959f,color:#1f2328',
-    '  classDef failed fill:#ffebe9,stroke:#cf222e,stroke-width:3px,color:#1f2328',
-    '  classDef blocked fill:#fff8c5,stroke:#9a6700,color:#1f2328',
-    '  classDef running fill:#ddf4ff,stroke:#0969da,stroke-dasharray:4 3,color:#1f2328',
-    '  classDef notrun fill:#f6f8fa,stroke:#8c959f,stroke-dasharray:4 3,color:#57606a'
-];
-const OUTCOME_WORDS = {
-    success: '✓ succeeded',
-    carried: '↻ carried over',
-    skipped: '– skipped',
-    failed: '✗ failed',
-    blocked: '⊘ blocked',
-    running: '… no result (still running)',
-    'not-run': '○ never ran'
-};
-/** "⊘ blocked by a, b +3", "↻ carried over from attempt 1", "✓ succeeded in 12s". */
-function outcomeText(job, withDuration = true) {
-    switch (job.outcome) {
-        case 'blocked':
-            return `${OUTCOME_WORDS.blocked} by ${listSome(job.blockedBy, 2)}`;
-        case 'carried':
-            return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`;
-        case 'success':
-        case 'failed':
-            return withDuration && job.durationMs !== undefined
-                ? `${OUTCOME_WORDS[job.outcome]} in ${charts_formatDuration(job.durationMs)}`
-                : OUTCOME_WORDS[job.outcome];
-        default:
-            return OUTCOME_WORDS[job.outcome];
-    }
-}
-function listSome(items, shown) {
-    return items.length > shown
-        ? `${items.slice(0, shown).join(', ')} +${items.length - shown}`
-        : items.join(', ');
-}
-function charts_formatDuration(ms) {
-    if (ms < 60_000)
-        return `${(ms / 1000).toFixed(1)}s`;
-    const seconds = Math.round(ms / 1000);
-    const h = Math.floor(seconds / 3600);
-    const m = Math.floor((seconds % 3600) / 60);
-    const s = seconds % 60;
-    return h ? `${h}h ${String(m).padStart(2, '0')}m` : `${m}m ${String(s).padStart(2, '0')}s`;
-}
-function edgeCount(view) {
-    return view.jobs.reduce((sum, job) => sum + job.deps.length, 0);
-}
-/** Whether the pictures are drawn per environment rather than per job. */
-function chartsAggregated(view) {
-    return view.jobs.length > MAX_CHARTED_JOBS || edgeCount(view) > MAX_CHARTED_EDGES;
-}
-function dagChart(view) {
-    return chartsAggregated(view) ? environmentDag(view) : jobDag(view);
-}
-function groupByEnvironment(jobs) {
-    const groups = new Map();
-    for (const job of jobs)
-        groups.set(job.environment, [...(groups.get(job.environment) ?? []), job]);
-    return groups;
-}
-function jobDag(view) {
-    const nodeId = new Map(view.jobs.map((job, index) => [job.id, `j${index}`]));
-    const out = ['flowchart LR'];
-    for (const [index, [env, jobs]] of [...groupByEnvironment(view.jobs)].entries()) {
-        out.push(`  subgraph env${index}[${(0,common_escape/* mermaidLines */.lr)(env || 'no environment')}]`);
-        for (const job of jobs) {
-            out.push(`    ${nodeId.get(job.id)}[${(0,common_escape/* mermaidLines */.lr)(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`);
-        }
-        out.push('  end');
-    }
-    for (const job of view.jobs)
-        for (const dep of job.deps)
-            out.push(`  ${nodeId.get(dep)} --> ${nodeId.get(job.id)}`);
-    return [...out, ...CLASS_DEFS];
-}
-/** The most severe outcome present, which colours an environment's node. */
-function worst(jobs) {
-    const present = new Set(jobs.map(job => job.outcome));
-    return OUTCOMES.find(outcome => present.has(outcome)) ?? 'not-run';
-}
-function countsText(jobs) {
-    const counts = new Map();
-    for (const job of jobs)
-        counts.set(job.outcome, (counts.get(job.outcome) ?? 0) + 1);
-    return OUTCOMES.filter(o => counts.has(o))
-        .map(o => `${counts.get(o)} ${OUTCOME_WORDS[o].split(' ')[0]}`)
-        .join(' · ');
-}
-function environmentDag(view) {
-    const groups = groupByEnvironment(view.jobs);
-    const envNode = new Map([...groups.keys()].map((env, index) => [env, `e${index}`]));
-    const out = ['flowchart LR'];
-    for (const [env, jobs] of groups) {
-        out.push(`  ${envNode.get(env)}[${(0,common_escape/* mermaidLines */.lr)(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`);
-    }
-    const edges = new Set();
-    for (const job of view.jobs) {
-        for (const dep of job.deps) {
-            const from = view.byId.get(dep).environment;
-            if (from !== job.environment)
-                edges.add(`  ${envNode.get(from)} --> ${envNode.get(job.environment)}`);
-        }
-    }
-    return [
-        ...out,
-        ...edges,
-        `  %% ${view.jobs.length} jobs: too many to draw one by one`,
-        ...CLASS_DEFS
-    ];
-}
-/**
- * When each job ran. Red (crit): failed; blue (active): the critical path;
- * grey (done): the rest. Jobs that never started have no bar.
- */
-function timelineChart(view, critical, now) {
-    const started = view.jobs.filter(job => job.startedAt !== undefined);
-    if (!started.length)
-        return [];
-    const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S'];
-    const bar = (name, tag, start, end) => `  ${(0,common_escape/* ganttName */.k2)(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
-    if (chartsAggregated(view)) {
-        out.push('  section environments');
-        for (const [env, jobs] of groupByEnvironment(started)) {
-            const start = Math.min(...jobs.map(job => job.startedAt));
-            const end = Math.max(...jobs.map(job => job.finishedAt ?? now));
-            const tag = jobs.some(job => job.outcome === 'failed') ? 'crit' : 'done';
-            out.push(bar(`▣ ${env || 'no environment'} (${jobs.length} jobs)`, tag, start, end));
-        }
-        return out;
-    }
-    const onPath = new Set(critical.map(job => job.id));
-    for (const [env, jobs] of groupByEnvironment(started)) {
-        out.push(`  section ${(0,common_escape/* ganttName */.k2)(env || 'no environment')}`);
-        for (const job of jobs) {
-            const tag = job.outcome === 'failed'
-                ? 'crit'
-                : job.outcome === 'running'
-                    ? ''
-                    : onPath.has(job.id)
-                        ? 'active'
-                        : 'done';
-            // The outcome's symbol first: it also keeps a name from reading as a gantt keyword (section, title).
-            const symbol = OUTCOME_WORDS[job.outcome].split(' ')[0];
-            out.push(bar(`${symbol} ${job.name}`, tag, job.startedAt, job.finishedAt ?? now));
-        }
-    }
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./src/status/summary.ts
 
 
@@ -32005,6 +32109,7 @@ function renderStatusSummary(report) {
             lines.push(`Critical path (${charts_formatDuration(Math.max(0, span))}): ${critical.map(job => (0,common_escape/* markdownText */.p7)(job.name)).join(' → ')}`, '');
         }
     }
+    lines.push(...(report.cost ?? []));
     let size = lines.reduce((sum, line) => sum + bytes(line), 0);
     const failed = view.jobs.filter(job => job.outcome === 'failed');
     if (failed.length) {
@@ -32153,6 +32258,7 @@ function safeUrl(url) {
 
 
 
+
 /** GitHub shows at most 10 error annotations per step; the last one is the step's own failure. */
 const MAX_JOB_ANNOTATIONS = 9;
 /**
@@ -32189,7 +32295,16 @@ async function run() {
     setOutputs(view);
     annotateFailures(view);
     await lib_core/* summary */.z
-        .addRaw(renderStatusSummary({ view, planId: plan.id, links, tails, notes, attempt, now: Date.now() }))
+        .addRaw(renderStatusSummary({
+        view,
+        planId: plan.id,
+        links,
+        tails,
+        notes,
+        attempt,
+        now: Date.now(),
+        cost: renderCost(estimateCost(view, links))
+    }))
         .write();
     for (const note of notes)
         lib_core/* notice */.lm(note);

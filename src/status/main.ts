@@ -4,6 +4,7 @@ import { resolveBackendUrl } from '../backend/url.js'
 import { UserError } from '../common/errors.js'
 import { loadPlan } from '../run/plan-source.js'
 import { logText, markdownText } from '../common/escape.js'
+import { estimateCost, renderCost } from './cost.js'
 import { listAttemptJobs } from './github-jobs.js'
 import { readStatusInputs, type StatusInputs } from './inputs.js'
 import { linkJobs } from './links.js'
@@ -54,7 +55,16 @@ export async function run(): Promise<void> {
   annotateFailures(view)
   await core.summary
     .addRaw(
-      renderStatusSummary({ view, planId: plan.id, links, tails, notes, attempt, now: Date.now() })
+      renderStatusSummary({
+        view,
+        planId: plan.id,
+        links,
+        tails,
+        notes,
+        attempt,
+        now: Date.now(),
+        cost: renderCost(estimateCost(view, links))
+      })
     )
     .write()
   for (const note of notes) core.notice(note)
