@@ -131,7 +131,10 @@ async function waitOnRoot(
         now: () => clock,
         random: () => 0.5,
         log: () => {},
-        limit: new LearnedLimit(() => client.stats.rateLimited, () => clock)
+        limit: new LearnedLimit(
+          () => client.stats.rateLimited,
+          () => clock
+        )
       },
       'dep0@dev'
     )
@@ -223,8 +226,6 @@ describe('pool and first-look spacing scale with the learned limit', () => {
   })
 
   it('a dependent looks first sooner where the limit is ample', () => {
-    expect(firstLookDelayMs(2, 40, TIGHT_PER_SECOND / 30)).toBeLessThan(
-      firstLookDelayMs(2, 40) / 5
-    )
+    expect(firstLookDelayMs(2, 40, TIGHT_PER_SECOND / 30)).toBeLessThan(firstLookDelayMs(2, 40) / 5)
   })
 })

@@ -215,7 +215,9 @@ async function measureConcurrent(workDir: string): Promise<void> {
     console.log(
       `\n${count} concurrent runs of wide-deep (${jobs.length} jobs of ${JOB_SECONDS}s) in one repository, ${mode === 'pool' ? 'each on its auto pool' : 'each 40 matrix runners'}, ${limitText}:`
     )
-    console.log(`| run | makespan (s) | critical path measured (s) | makespan / critical path | problems |`)
+    console.log(
+      `| run | makespan (s) | critical path measured (s) | makespan / critical path | problems |`
+    )
     console.log(`|---|---|---|---|---|`)
     for (const run of runs)
       console.log(

@@ -58,9 +58,7 @@ export function estimateCost(
   const overheadMs =
     spans.length && Number.isFinite(firstStart)
       ? median(
-          spans.map(entry =>
-            Math.max(0, entry.spanMs - Math.max(0, entry.lastFinish - firstStart))
-          )
+          spans.map(entry => Math.max(0, entry.spanMs - Math.max(0, entry.lastFinish - firstStart)))
         )
       : undefined
   const overhead = overheadMs ?? 0
