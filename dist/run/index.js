@@ -36819,21 +36819,29 @@ async function runJob(ctx) {
     if (!delivery.delivered)
         return finished;
     updateInFlightJob(ctx.inFlight, jobId, { reported: true });
-    if (!cancelled) {
-        // Every runner of a DAG level reports at about the same moment; spreading the final
-        // uploads keeps them from crowding out the results and claims that gate the next level.
-        const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
-        if (spreadMs > 0)
-            await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
-    }
-    const stored = await log.flush(true, cancelled
-        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
-    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
-    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
-    if (!cutShort)
-        dropInFlightJob(ctx.inFlight, jobId);
-    return { ...finished, logRef: log.logRef };
+    const done = { ...finished };
+    const finalLog = async () => {
+        if (!cancelled) {
+            // Every runner of a DAG level reports at about the same moment; spreading the final
+            // uploads keeps them from crowding out the results and claims that gate the next level.
+            const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
+            if (spreadMs > 0)
+                await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
+        }
+        const stored = await log.flush(true, cancelled
+            ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+            : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
+        // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+        const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
+        if (!cutShort)
+            dropInFlightJob(ctx.inFlight, jobId);
+        done.logRef = log.logRef;
+    };
+    if (ctx.finalLogInBackground && !cancelled)
+        ctx.finalLogInBackground(finalLog());
+    else
+        await finalLog();
+    return done;
 }
 function alreadyClaimed(claimed) {
     return async () => ({ kind: 'claimed', takeover: claimed.takeover });
@@ -36909,14 +36917,20 @@ async function runPool(ctx, results) {
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
     const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now);
+    // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
+    const logUploads = [];
+    const inBackground = (upload) => {
+        logUploads.push(upload.catch(error => ctx.log(`A final log upload failed: ${(0,errors/* errorMessage */.gJ)(error)}`)));
+    };
     try {
-        return await poolLoop(ctx, results, client, pacer, limit);
+        return await poolLoop(ctx, results, client, pacer, limit, inBackground);
     }
     finally {
+        await Promise.all(logUploads);
         addStats(ctx.client.stats, own.stats);
     }
 }
-async function poolLoop(ctx, results, client, pacer, limit) {
+async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
@@ -36960,7 +36974,8 @@ async function poolLoop(ctx, results, client, pacer, limit) {
             jobId,
             claimed: { takeover },
             finalLogSpreadMs: 0,
-            finalFlushMs: PACED_FINAL_FLUSH_MS
+            finalFlushMs: PACED_FINAL_FLUSH_MS,
+            finalLogInBackground
         }));
     };
     // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
@@ -37397,8 +37412,13 @@ async function loadPlan(inputs) {
  * A runner's own job is always executed, even when it succeeded before: GitHub
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
-/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
-const CARRY_INTERVAL_MS = 600;
+/**
+ * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
+ * the 30/s limit of the 2026-05-08 build. A carrier does not assume the limit: each 429 doubles
+ * the gap (two of them reach the 5/s build's pace, about 3 of its 5 requests/s), and each job
+ * carried without one narrows it again (see pass).
+ */
+const CARRY_INTERVAL_MS = 200;
 /** A carrier refused with 429 slows down, up to this gap between jobs. */
 const CARRY_INTERVAL_MAX_MS = 3_000;
 /** When a waiting runner first checks that carrying is under way (at the earliest). */

@@ -1,6 +1,6 @@
 import { BackendClient } from '../backend/client.js'
 import type { JobRecord } from '../backend/types.js'
-import { UserError } from '../common/errors.js'
+import { UserError, errorMessage } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
 import { ancestorsOf, type Plan } from '../plan/model.js'
 import { isRunUnknown, onceRunVisible } from './acquire.js'
@@ -68,9 +68,17 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
   })
   const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
   const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now)
+  // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
+  const logUploads: Promise<void>[] = []
+  const inBackground = (upload: Promise<void>) => {
+    logUploads.push(
+      upload.catch(error => ctx.log(`A final log upload failed: ${errorMessage(error)}`))
+    )
+  }
   try {
-    return await poolLoop(ctx, results, client, pacer, limit)
+    return await poolLoop(ctx, results, client, pacer, limit, inBackground)
   } finally {
+    await Promise.all(logUploads)
     addStats(ctx.client.stats, own.stats)
   }
 }
@@ -80,7 +88,8 @@ async function poolLoop(
   results: JobResult[],
   client: BackendClient,
   pacer: Pacer,
-  limit: LearnedLimit
+  limit: LearnedLimit,
+  finalLogInBackground: (upload: Promise<void>) => void
 ): Promise<string> {
   const slice = new Set(ctx.targets)
   const remaining = remainingPath(ctx.plan)
@@ -130,7 +139,8 @@ async function poolLoop(
         jobId,
         claimed: { takeover },
         finalLogSpreadMs: 0,
-        finalFlushMs: PACED_FINAL_FLUSH_MS
+        finalFlushMs: PACED_FINAL_FLUSH_MS,
+        finalLogInBackground
       })
     )
   }
