@@ -26,19 +26,21 @@ import {
   type RunnerHandle
 } from '../demo/harness.js'
 import { generatePlan } from '../testing/plan-generator.js'
+import {
+  BACKEND_BUILDS,
+  BUILD_RATE_LIMITS,
+  DEFAULT_BACKEND_BUILD,
+  isBackendBuild
+} from '../testing/coordination/types.js'
 import { depthOf, parsePlan } from '../src/plan/model.js'
 
 const JOB_SECONDS = Number(process.env.BENCH_JOB_SECONDS ?? 10)
 /** The backend build the local server models (see the protocol's "Two builds of the service"). */
-const BUILD = process.env.BENCH_BUILD ?? '2026-05-02'
-const LIMITS: Record<string, { burst: number; perSecond: number }> = {
-  '2026-05-02': { burst: 20, perSecond: 5 },
-  '2026-05-08': { burst: 300, perSecond: 30 }
-}
-if (!LIMITS[BUILD])
-  throw new Error(`BENCH_BUILD: unknown build ${BUILD}; known: ${Object.keys(LIMITS).join(', ')}`)
-const LIMIT = LIMITS[BUILD]
-const serverOptions = { rateLimit: LIMIT }
+const BUILD = process.env.BENCH_BUILD ?? DEFAULT_BACKEND_BUILD
+if (!isBackendBuild(BUILD))
+  throw new Error(`BENCH_BUILD: unknown build ${BUILD}; known: ${BACKEND_BUILDS.join(', ')}`)
+const LIMIT = BUILD_RATE_LIMITS[BUILD]
+const serverOptions = { build: BUILD }
 const limitText = `build ${BUILD}, rate limit burst ${LIMIT.burst}, ${LIMIT.perSecond}/s`
 const MODE_LIMIT_MS = 15 * 60_000
 const fixture = resolve(ROOT, '..', 'shared', 'fixtures', 'plans', 'wide-deep.json')
