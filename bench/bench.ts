@@ -1,23 +1,47 @@
 /**
- * `npm run bench`: the demo harness with the real rate limit on (burst 20,
- * 5/s per repository). Modes (BENCH_MODES, comma separated; default
- * matrix,pool,pool-1000), measured one after the other in the same process:
+ * `npm run bench`: the demo harness with the real rate limit on, of the
+ * backend build BENCH_BUILD (2026-05-02, the default: burst 20, 5/s per
+ * repository; 2026-05-08: burst 300, 30/s). Modes (BENCH_MODES, comma
+ * separated; default matrix,pool,pool-1000), measured one after the other in
+ * the same process:
  * - matrix (alias action): the 40-job wide-deep DAG, each job lasting 10 s
  *   (critical path 6 jobs = 60 s), one runner per job, all 40 started at once;
  * - baseline: the same, with a runner that follows orun's own client algorithm;
  * - pool: the same plan on the plan action's `auto` pool of workers;
- * - pool-1000: a generated plan of 1,000 jobs on 32 pool workers, with its floors.
+ * - pool-1000: a generated plan of 1,000 jobs on 32 pool workers, with its floors;
+ * - concurrent: 4 runs of wide-deep started at once in one repository (one
+ *   rate limit), each on its auto pool (BENCH_CONCURRENT_MODE=matrix: 40
+ *   runners each), with each run's makespan against its critical path.
  * The wide-deep modes are printed side by side.
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { Harness, ROOT, checkExecutions, type RunnerHandle } from '../demo/harness.js'
+import { join, resolve, sep } from 'node:path'
+import {
+  Harness,
+  ROOT,
+  checkExecutions,
+  type ExecutionRecord,
+  type RunnerHandle
+} from '../demo/harness.js'
 import { generatePlan } from '../testing/plan-generator.js'
+import {
+  BACKEND_BUILDS,
+  BUILD_RATE_LIMITS,
+  DEFAULT_BACKEND_BUILD,
+  isBackendBuild
+} from '../testing/coordination/types.js'
 import { depthOf, parsePlan } from '../src/plan/model.js'
 
 const JOB_SECONDS = Number(process.env.BENCH_JOB_SECONDS ?? 10)
+/** The backend build the local server models (see the protocol's "Two builds of the service"). */
+const BUILD = process.env.BENCH_BUILD ?? DEFAULT_BACKEND_BUILD
+if (!isBackendBuild(BUILD))
+  throw new Error(`BENCH_BUILD: unknown build ${BUILD}; known: ${BACKEND_BUILDS.join(', ')}`)
+const LIMIT = BUILD_RATE_LIMITS[BUILD]
+const serverOptions = { build: BUILD }
+const limitText = `build ${BUILD}, rate limit burst ${LIMIT.burst}, ${LIMIT.perSecond}/s`
 const MODE_LIMIT_MS = 15 * 60_000
 const fixture = resolve(ROOT, '..', 'shared', 'fixtures', 'plans', 'wide-deep.json')
 
@@ -28,7 +52,10 @@ interface PlanJob {
 }
 
 /** wide-deep with each job sleeping JOB_SECONDS, under a checksum of its own. */
-function benchPlan(dir: string): { file: string; jobs: PlanJob[]; criticalPathJobs: number } {
+function benchPlan(
+  dir: string,
+  name = 'plan.json'
+): { file: string; jobs: PlanJob[]; criticalPathJobs: number } {
   const plan = JSON.parse(readFileSync(fixture, 'utf8')) as {
     metadata: { checksum: string }
     jobs: PlanJob[]
@@ -36,7 +63,7 @@ function benchPlan(dir: string): { file: string; jobs: PlanJob[]; criticalPathJo
   for (const job of plan.jobs)
     for (const step of job.steps) step.run = step.run.replace(/sleep \d+/, `sleep ${JOB_SECONDS}`)
   plan.metadata.checksum = `sha256-${createHash('sha256').update(JSON.stringify(plan.jobs)).digest('hex')}`
-  const file = join(dir, 'plan.json')
+  const file = join(dir, name)
   writeFileSync(file, JSON.stringify(plan, null, 2))
   const parsed = parsePlan(JSON.stringify(plan), file)
   return {
@@ -63,43 +90,152 @@ interface Measured {
   /** Answered (not 429) requests per route. */
   byRoute: Record<string, number>
   problems: string[]
+  /** The critical path of the job times measured in this run (s). */
+  measuredCriticalPathS: number
+  /** From starting the runners to the first job's start (s): process start-up on this machine. */
+  firstStartS: number
 }
 
 type WideDeepMode = 'matrix' | 'baseline' | 'pool'
 
 async function measure(mode: WideDeepMode, workDir: string): Promise<Measured> {
-  const harness = await new Harness().start()
+  const harness = await new Harness({ server: serverOptions }).start()
   try {
-    const { file, jobs } = benchPlan(workDir)
-    const intent = mkdtempSync(join(tmpdir(), 'orun-bench-ws-'))
-    mkdirSync(intent, { recursive: true })
-    const plan = await harness.plan(intent, {
-      'plan-file': file,
-      ...(mode !== 'baseline' ? { 'backend-url': harness.server.url } : {}),
-      ...(mode === 'pool' ? { workers: 'auto' } : {})
-    })
-    if (plan.exitCode !== 0) throw new Error(`plan failed:\n${plan.stdout}`)
-    const common = {
-      'run-id': plan.outputs['run-id'],
-      'plan-id': plan.outputs['plan-id'],
-      'plan-file': plan.outputs['plan-file']
-    }
+    const { jobs } = benchPlan(workDir)
+    const started = await startWideDeep(harness, mode, workDir, '')
     const firstRequest = harness.server.requests.length
     const mintsBefore = harness.server.tokensMinted
     const t0 = Date.now()
-    const program = mode === 'baseline' ? 'bench/baseline-runner.mjs' : 'dist/run/index.js'
-    const runners =
+    const runners = started.start()
+    return await collect(harness, runners, jobs, t0, firstRequest, mintsBefore, MODE_LIMIT_MS)
+  } finally {
+    await harness.close()
+  }
+}
+
+/**
+ * Plans one run of wide-deep (its own run id when `tag` is set) and returns how to start its
+ * runners; every runner label starts with the tag, which finds the run's executions again.
+ */
+async function startWideDeep(
+  harness: Harness,
+  mode: WideDeepMode,
+  workDir: string,
+  tag: string
+): Promise<{ start: () => RunnerHandle[] }> {
+  const { file, jobs } = benchPlan(workDir)
+  const intent = mkdtempSync(join(tmpdir(), 'orun-bench-ws-'))
+  mkdirSync(intent, { recursive: true })
+  const plan = await harness.plan(intent, {
+    'plan-file': file,
+    ...(tag ? { 'run-id': `bench-${tag}${Date.now()}` } : {}),
+    ...(mode !== 'baseline' ? { 'backend-url': harness.server.url } : {}),
+    ...(mode === 'pool' ? { workers: 'auto' } : {})
+  })
+  if (plan.exitCode !== 0) throw new Error(`plan failed:\n${plan.stdout}`)
+  const common = {
+    'run-id': plan.outputs['run-id'],
+    'plan-id': plan.outputs['plan-id'],
+    'plan-file': plan.outputs['plan-file']
+  }
+  const program = mode === 'baseline' ? 'bench/baseline-runner.mjs' : 'dist/run/index.js'
+  return {
+    start: () =>
       mode === 'pool'
         ? (JSON.parse(plan.outputs.workers) as number[]).map((worker, _, all) =>
             // pool-size as GitHub fills its default in: strategy.job-total, the matrix size.
-            harness.startRunner(`worker-${worker}`, intent, {
+            harness.startRunner(`${tag}worker-${worker}`, intent, {
               ...common,
               'pool-size': String(all.length),
               worker: String(worker)
             })
           )
-        : jobs.map(job => harness.startRunner(job.id, intent, { ...common, job: job.id }, program))
-    return await collect(harness, runners, jobs, t0, firstRequest, mintsBefore, MODE_LIMIT_MS)
+        : jobs.map(job =>
+            harness.startRunner(`${tag}${job.id}`, intent, { ...common, job: job.id }, program)
+          )
+  }
+}
+
+/** The critical path of measured job times (s): what no scheduler can beat. */
+function criticalPathOf(
+  jobs: Array<{ id: string; dependsOn?: string[] }>,
+  executions: ExecutionRecord[]
+): number {
+  const took = new Map(executions.map(e => [e.job, (e.end - e.start) / 1000]))
+  const finish = new Map<string, number>()
+  const byId = new Map(jobs.map(job => [job.id, job]))
+  const finishOf = (id: string): number => {
+    const known = finish.get(id)
+    if (known !== undefined) return known
+    const value =
+      (took.get(id) ?? 0) + Math.max(0, ...(byId.get(id)?.dependsOn ?? []).map(finishOf))
+    finish.set(id, value)
+    return value
+  }
+  return Math.max(0, ...jobs.map(job => finishOf(job.id)))
+}
+
+/**
+ * BENCH_CONCURRENT_RUNS (default 4) runs of wide-deep planned one after the other, then
+ * started at once in one repository: they share its rate limit. Each run's makespan is
+ * printed against its critical path; fairness is the longest makespan over the shortest.
+ */
+async function measureConcurrent(workDir: string): Promise<void> {
+  const count = Number(process.env.BENCH_CONCURRENT_RUNS ?? 4)
+  const mode: WideDeepMode = process.env.BENCH_CONCURRENT_MODE === 'matrix' ? 'matrix' : 'pool'
+  const harness = await new Harness({ server: serverOptions }).start()
+  try {
+    const { jobs } = benchPlan(workDir)
+    const tags = Array.from({ length: count }, (_, i) => `run${i + 1}-`)
+    const starts = []
+    for (const tag of tags) starts.push(await startWideDeep(harness, mode, workDir, tag))
+    const firstRequest = harness.server.requests.length
+    const mintsBefore = harness.server.tokensMinted
+    const t0 = Date.now()
+    const runners = starts.map(s => s.start())
+    const all = await collect(
+      harness,
+      runners.flat(),
+      [],
+      t0,
+      firstRequest,
+      mintsBefore,
+      MODE_LIMIT_MS
+    )
+    const executions = harness.executions()
+    const runs = tags.map((tag, i) => {
+      const own = executions.filter(e => e.cwd?.includes(`${sep}workspaces${sep}${tag}`))
+      const failedRunners = runners[i].filter(r => r.lost).length
+      const problems = checkExecutions({ jobs }, own)
+      return {
+        tag: tag.slice(0, -1),
+        makespanS: own.length ? (Math.max(...own.map(e => e.end)) - t0) / 1000 : Infinity,
+        criticalPathS: criticalPathOf(jobs, own),
+        problems: failedRunners ? [...problems, `${failedRunners} runner(s) stopped`] : problems
+      }
+    })
+    console.log(
+      `\n${count} concurrent runs of wide-deep (${jobs.length} jobs of ${JOB_SECONDS}s) in one repository, ${mode === 'pool' ? 'each on its auto pool' : 'each 40 matrix runners'}, ${limitText}:`
+    )
+    console.log(
+      `| run | makespan (s) | critical path measured (s) | makespan / critical path | problems |`
+    )
+    console.log(`|---|---|---|---|---|`)
+    for (const run of runs)
+      console.log(
+        `| ${run.tag} | ${run.makespanS.toFixed(1)} | ${run.criticalPathS.toFixed(1)} | ${(run.makespanS / run.criticalPathS).toFixed(2)} | ${run.problems.length ? run.problems.slice(0, 3).join('; ') : 0} |`
+      )
+    const spans = runs.map(r => r.makespanS)
+    const fairness = Math.max(...spans) / Math.min(...spans)
+    console.log(
+      `requests sent ${all.requests}, 429s ${all.rateLimited}, longest run of 429s ${all.longest429RunS.toFixed(2)} s; ` +
+        `runner-seconds / job-seconds ${(all.runnerSeconds / all.jobSeconds).toFixed(2)}`
+    )
+    console.log(
+      `targets: every run finished: ${runs.every(r => !r.problems.length) && all.problems.every(p => !/runner\(s\) failed/.test(p)) ? 'met' : 'MISSED'}; ` +
+        `longest makespan / shortest ≤ 1.5: ${fairness.toFixed(2)} ${fairness <= 1.5 ? 'met' : 'MISSED'}`
+    )
+    if (all.problems.length) console.log(`problems: ${all.problems.slice(0, 10).join('; ')}`)
   } finally {
     await harness.close()
   }
@@ -162,7 +298,9 @@ async function collect(
         counts[r.route] = (counts[r.route] ?? 0) + 1
         return counts
       }, {}),
-    problems
+    problems,
+    measuredCriticalPathS: criticalPathOf(jobs, executions),
+    firstStartS: (Math.min(...executions.map(e => e.start)) - t0) / 1000
   }
 }
 
@@ -174,7 +312,7 @@ async function measureLargePool(): Promise<void> {
   const jobCount = Number(process.env.BENCH_POOL_JOBS ?? 1000)
   const workers = Number(process.env.BENCH_POOL_WORKERS ?? 32)
   const { plan } = generatePlan({ jobs: jobCount, depth: 8, minSeconds: 1, maxSeconds: 5 })
-  const harness = await new Harness().start()
+  const harness = await new Harness({ server: serverOptions }).start()
   try {
     const dir = mkdtempSync(join(tmpdir(), 'orun-bench-large-'))
     const file = join(dir, 'plan.json')
@@ -210,8 +348,9 @@ async function measureLargePool(): Promise<void> {
     const criticalPathS = Math.max(...finish.values())
     const workFloorS = m.jobSeconds / workers
     const neededRequests = 4 * jobCount
-    const requestFloorS = Math.max(0, neededRequests - 20) / 5
+    const requestFloorS = Math.max(0, neededRequests - LIMIT.burst) / LIMIT.perSecond
     const largest = Math.max(criticalPathS, workFloorS, requestFloorS)
+    const floorGoal = BUILD === '2026-05-08' ? 1.1 : 1.2
     const runs = new Map<string, number>()
     for (const e of harness.executions()) runs.set(e.job, (runs.get(e.job) ?? 0) + 1)
     // Every job's log must reach the backend, however crowded the rate limit.
@@ -219,7 +358,7 @@ async function measureLargePool(): Promise<void> {
       job => harness.server.storedLog(runId, job.id) === undefined
     ).length
     console.log(
-      `\n${jobCount}-job generated plan (8 levels, jobs of 1-5 s) on ${workers} pool workers, rate limit burst 20, 5/s:`
+      `\n${jobCount}-job generated plan (8 levels, jobs of 1-5 s) on ${workers} pool workers, ${limitText}:`
     )
     console.log(`| figure | value |\n|---|---|`)
     console.log(`| floor: critical path (s) | ${criticalPathS.toFixed(1)} |`)
@@ -227,7 +366,7 @@ async function measureLargePool(): Promise<void> {
       `| floor: job-seconds / workers (s) | ${workFloorS.toFixed(1)} (${m.jobSeconds.toFixed(0)} / ${workers}) |`
     )
     console.log(
-      `| floor: requests needed / 5 per s (s) | ${requestFloorS.toFixed(1)} (${neededRequests} = 4 per job: read runnable, claim, result, log; less the burst of 20; with 3 per job, any client's least: ${((3 * jobCount - 20) / 5).toFixed(1)}) |`
+      `| floor: requests needed / ${LIMIT.perSecond} per s (s) | ${requestFloorS.toFixed(1)} (${neededRequests} = 4 per job: read runnable, claim, result, log; less the burst of ${LIMIT.burst}; with 3 per job, any client's least: ${((3 * jobCount - LIMIT.burst) / LIMIT.perSecond).toFixed(1)}) |`
     )
     console.log(`| makespan (s) | ${m.makespanS.toFixed(1)} |`)
     console.log(`| makespan / largest floor | ${(m.makespanS / largest).toFixed(2)} |`)
@@ -249,7 +388,7 @@ async function measureLargePool(): Promise<void> {
     console.log(`| correctness problems | ${m.problems.length} |`)
     if (m.problems.length) console.log(`problems: ${m.problems.slice(0, 10).join('; ')}`)
     console.log(
-      `\ntargets: makespan ≤ 1.2 × largest floor: ${m.makespanS <= 1.2 * largest ? 'met' : 'MISSED'}; ` +
+      `\ntargets: makespan ≤ ${floorGoal} × largest floor: ${m.makespanS <= floorGoal * largest ? 'met' : 'MISSED'}; ` +
         `no job run twice: ${[...runs.values()].every(n => n === 1) && runs.size === jobCount ? 'met' : 'MISSED'}; ` +
         `every log stored: ${withoutLog === 0 ? 'met' : 'MISSED'}; ` +
         `no 429 run longer than one Retry-After (1 s): ${m.longest429RunS <= 1 ? 'met' : 'MISSED'}`
@@ -333,19 +472,21 @@ const workDir = mkdtempSync(join(tmpdir(), 'orun-bench-'))
 const requested = (process.env.BENCH_MODES ?? 'matrix,pool,pool-1000')
   .split(',')
   .map(mode => (mode.trim() === 'action' ? 'matrix' : mode.trim()))
-const known = ['matrix', 'baseline', 'pool', 'pool-1000']
+const known = ['matrix', 'baseline', 'pool', 'pool-1000', 'concurrent']
 const unknown = requested.filter(mode => !known.includes(mode))
 if (unknown.length)
   throw new Error(`BENCH_MODES: unknown mode(s) ${unknown.join(', ')}; known: ${known.join(', ')}`)
 if (process.env.BENCH_STARTUP !== '0') await measureStartup(workDir)
-const modes = requested.filter((mode): mode is WideDeepMode => mode !== 'pool-1000')
+const modes = requested.filter(
+  (mode): mode is WideDeepMode => mode !== 'pool-1000' && mode !== 'concurrent'
+)
 const results: Record<string, Measured> = {}
 if (modes.length) {
   const { criticalPathJobs, jobs } = benchPlan(workDir)
   const criticalPathS = criticalPathJobs * JOB_SECONDS
   console.log(
     `wide-deep: ${jobs.length} jobs of ${JOB_SECONDS}s, critical path ${criticalPathJobs} jobs = ${criticalPathS}s; ` +
-      "matrix and baseline: 40 runners at once; pool: the plan action's auto workers; rate limit burst 20, 5/s"
+      `matrix and baseline: 40 runners at once; pool: the plan action's auto workers; ${limitText}`
   )
   for (const mode of modes) {
     process.stdout.write(`running ${mode}... `)
@@ -357,6 +498,13 @@ if (modes.length) {
     ['runners (workers)', m => String(m.runners)],
     ['makespan (s)', m => m.makespanS.toFixed(1)],
     ['makespan / critical path', m => (m.makespanS / criticalPathS).toFixed(2)],
+    ['critical path measured (s)', m => m.measuredCriticalPathS.toFixed(1)],
+    ['makespan / measured critical path', m => (m.makespanS / m.measuredCriticalPathS).toFixed(2)],
+    ['first job start after runners started (s)', m => m.firstStartS.toFixed(1)],
+    [
+      'from first job start: makespan / measured critical path',
+      m => ((m.makespanS - m.firstStartS) / m.measuredCriticalPathS).toFixed(2)
+    ],
     ['runner-seconds / job-seconds', m => (m.runnerSeconds / m.jobSeconds).toFixed(2)],
     ['dep→start delay mean (s)', m => m.meanDelayS.toFixed(2)],
     ['dep→start delay p95 (s)', m => m.p95DelayS.toFixed(2)],
@@ -374,7 +522,15 @@ if (modes.length) {
     if (results[mode].problems.length)
       console.log(`${mode} problems: ${results[mode].problems.join('; ')}`)
   const matrix = results.matrix
-  if (matrix) {
+  // The 2026-05-08 build's limit hardly binds: what remains is the action's own latency.
+  const ample = BUILD === '2026-05-08'
+  if (matrix && ample) {
+    console.log(
+      `\nmatrix targets (${BUILD}): makespan ≤ 1.1× critical path: ${matrix.makespanS <= 1.1 * criticalPathS ? 'met' : 'MISSED'}; ` +
+        `p95 delay ≤ 2 s: ${matrix.p95DelayS <= 2 ? 'met' : 'MISSED'}`
+    )
+  }
+  if (matrix && !ample) {
     console.log(
       `\nmatrix targets: makespan ≤ 1.5× critical path: ${matrix.makespanS <= 1.5 * criticalPathS ? 'met' : 'MISSED'}; ` +
         `p95 delay ≤ 5 s: ${matrix.p95DelayS <= 5 ? 'met' : 'MISSED'}; ` +
@@ -386,11 +542,13 @@ if (modes.length) {
   }
   const pool = results.pool
   if (pool) {
+    const goal = ample ? 1.15 : 1.3
     console.log(
-      `pool targets: makespan ≤ 1.3× critical path: ${pool.makespanS <= 1.3 * criticalPathS ? 'met' : 'MISSED'}; ` +
+      `pool targets: makespan ≤ ${goal}× critical path: ${pool.makespanS <= goal * criticalPathS ? 'met' : 'MISSED'}; ` +
         `runner-seconds / job-seconds ≤ 1.3: ${pool.runnerSeconds / pool.jobSeconds <= 1.3 ? 'met' : 'MISSED'}` +
         (matrix ? ` (matrix: ${(matrix.runnerSeconds / matrix.jobSeconds).toFixed(2)})` : '')
     )
   }
 }
 if (requested.includes('pool-1000')) await measureLargePool()
+if (requested.includes('concurrent')) await measureConcurrent(workDir)

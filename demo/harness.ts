@@ -62,6 +62,8 @@ export interface ExecutionRecord {
   end: number
   exitCode: number
   remoteState: boolean
+  /** orun's working directory: inside the workspace of the runner that started it. */
+  cwd?: string
 }
 
 /** Direct children of a process, from /proc (Linux). */

@@ -35459,7 +35459,8 @@ function emptyRecord(jobId) {
     };
 }
 /**
- * The rate limit refills 5 requests a second for every runner of the repository.
+ * Written for the tight limit (5 requests a second for every runner of the
+ * repository); `scale` (LearnedLimit) shrinks them where the limit is ampler.
  * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
  * after jitter), so the bucket refills while they wait: when a DAG level ends,
  * its results, logs and the next level's claims all come at once and need that
@@ -35470,36 +35471,44 @@ const NEAR_MIN_MS = 1_000;
 const NEAR_MAX_MS = 30_000;
 const FAR_MIN_MS = 4_000;
 const FAR_MAX_MS = 60_000;
+/** The least delays however ample the limit: a poll answers within milliseconds locally. */
+const NEAR_FLOOR_MS = 300;
+const FAR_FLOOR_MS = 1_000;
 /**
  * When and how to poll next. `pollsAtThisDistance` counts polls since the
- * distance last changed, so a wait that drags on backs off.
+ * distance last changed, so a wait that drags on backs off. `scale` shrinks
+ * every spacing that exists to share the rate limit (1: as tuned for 5/s).
  */
-function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
+function nextPoll(assessment, pollsAtThisDistance, random = Math.random, scale = 1) {
     const { distance, etaMs, youngestRunningDepMs } = assessment;
+    const nearMin = Math.max(NEAR_FLOOR_MS, NEAR_MIN_MS * scale);
+    const farMin = Math.max(FAR_FLOOR_MS, FAR_MIN_MS * scale);
     if (distance === 0)
         return { delayMs: 0, via: 'claim' };
     if (distance === 1) {
-        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
+        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > nearMin) {
             // Sleep until the dependencies should be done, then poll close behind.
             return {
-                delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
+                delayMs: jittered(etaMs + 300 * scale, 0.05, nearMin, NEAR_MAX_MS, random),
                 via: 'claim'
             };
         }
         // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
         // this job's share of the rate limit among the jobs as close as it is, backing off as the
         // dependencies' run time grows so long jobs cost few requests.
-        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
-        const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
+        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS * scale;
+        const overrun = etaMs !== undefined
+            ? 1_000 * scale * 1.5 ** pollsAtThisDistance
+            : ((youngestRunningDepMs ?? 0) / 8) * scale;
         const base = Math.max(fairShare, overrun);
-        return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' };
+        return { delayMs: jittered(base, 0.5, nearMin, NEAR_MAX_MS, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
     // Without an estimate, a far job looks again after a while that grows with its distance
     // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
-    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300));
+    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300)) * scale;
     const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance;
-    return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' };
+    return { delayMs: jittered(base, 0.4, farMin, FAR_MAX_MS, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
 /**
@@ -35510,7 +35519,155 @@ function jittered(ms, fraction, min, max, random) {
     return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max));
 }
 
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/**
+ * The rate limit a runner assumes, learned from its own answers. A deployment does not
+ * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
+ * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
+ * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
+ * A runner starts out assuming the ample limit: the first requests of a crowd are the
+ * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
+ * runner back on the tight pace at once; while answers keep coming without one, the
+ * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
+ * that speeds up meets a 429 again: the spacing settles where the limit binds).
+ */
+const TIGHT_PER_SECOND = 5;
+const AMPLE_PER_SECOND = 30;
+/** From a 429 back to the ample limit, when no other 429 comes. */
+const LIMIT_RECOVER_MS = 20_000;
+class LearnedLimit {
+    refusals;
+    now;
+    recoverMs;
+    seen;
+    refusedAt;
+    /** `refusals` reads how many answers of 429 this runner's client(s) received so far. */
+    constructor(refusals, now, recoverMs = LIMIT_RECOVER_MS) {
+        this.refusals = refusals;
+        this.now = now;
+        this.recoverMs = recoverMs;
+        this.seen = refusals();
+    }
+    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
+    perSecond() {
+        const refusals = this.refusals();
+        if (refusals > this.seen) {
+            this.seen = refusals;
+            this.refusedAt = this.now();
+        }
+        if (this.refusedAt === undefined)
+            return AMPLE_PER_SECOND;
+        const relaxed = Math.min(1, Math.max(0, (this.now() - this.refusedAt) / this.recoverMs));
+        return TIGHT_PER_SECOND + (AMPLE_PER_SECOND - TIGHT_PER_SECOND) * relaxed;
+    }
+    /** The factor for a spacing written for the tight limit: 1 after a 429, 1/6 with none. */
+    scale() {
+        return TIGHT_PER_SECOND / this.perSecond();
+    }
+}
+/** The spacing for a runner that never learns: every delay as written for the tight limit. */
+const TIGHT_LIMIT = { scale: () => 1 };
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
+
 
 
 
@@ -35535,13 +35692,14 @@ async function acquireLoop(ctx, jobId, stats) {
     let pollsAtDistance = 0;
     let lastDistance = -1;
     let assessment;
+    const limit = ctx.limit ?? TIGHT_LIMIT;
     // A root job claims at once. A dependent cannot be runnable yet when every
     // runner starts together, so it looks at the run first, later the deeper it
     // sits in the DAG: the shared rate limit goes to the roots first.
     const depth = depthOf(ctx.plan, jobId);
     let via = depth === 0 ? 'claim' : 'jobs';
     if (depth > 0) {
-        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random));
+        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length, limit.scale()), 0.5, ctx.random));
     }
     for (;;) {
         if (via === 'claim') {
@@ -35604,7 +35762,7 @@ async function acquireLoop(ctx, jobId, stats) {
             throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
-        const next = nextPoll(assessment, pollsAtDistance, ctx.random);
+        const next = nextPoll(assessment, pollsAtDistance, ctx.random, limit.scale());
         pollsAtDistance++;
         via = next.via;
         const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()));
@@ -35618,11 +35776,12 @@ async function acquireLoop(ctx, jobId, stats) {
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
  * jobs about to run while nothing has finished yet. The spacing grows with the
- * number of runners sharing the limit: a small plan has requests to spare.
+ * number of runners sharing the limit: a small plan has requests to spare; and
+ * shrinks by `scale` (LearnedLimit) where the limit is ampler than 5/s.
  */
-function firstLookDelayMs(depth, planJobs) {
+function firstLookDelayMs(depth, planJobs, scale = 1) {
     const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000);
-    return depth * perLevel;
+    return depth * perLevel * scale;
 }
 /** planJobs × msPerJob, between 500 ms and max. */
 function crowdScaled(planJobs, msPerJob, max) {
@@ -36492,6 +36651,7 @@ function dropInFlightJob(state, jobId) {
 
 
 
+
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -36541,7 +36701,8 @@ async function runJob(ctx) {
             ensureRun: ctx.ensureRun,
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
-            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message))
+            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
+            limit: new LearnedLimit(() => client.stats.rateLimited, Date.now)
         }, jobId, stats);
     }
     catch (error) {
@@ -36661,21 +36822,29 @@ async function runJob(ctx) {
     if (!delivery.delivered)
         return finished;
     updateInFlightJob(ctx.inFlight, jobId, { reported: true });
-    if (!cancelled) {
-        // Every runner of a DAG level reports at about the same moment; spreading the final
-        // uploads keeps them from crowding out the results and claims that gate the next level.
-        const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
-        if (spreadMs > 0)
-            await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
-    }
-    const stored = await log.flush(true, cancelled
-        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
-    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
-    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
-    if (!cutShort)
-        dropInFlightJob(ctx.inFlight, jobId);
-    return { ...finished, logRef: log.logRef };
+    const done = { ...finished };
+    const finalLog = async () => {
+        if (!cancelled) {
+            // Every runner of a DAG level reports at about the same moment; spreading the final
+            // uploads keeps them from crowding out the results and claims that gate the next level.
+            const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
+            if (spreadMs > 0)
+                await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
+        }
+        const stored = await log.flush(true, cancelled
+            ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+            : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
+        // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+        const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
+        if (!cutShort)
+            dropInFlightJob(ctx.inFlight, jobId);
+        done.logRef = log.logRef;
+    };
+    if (ctx.finalLogInBackground && !cancelled)
+        ctx.finalLogInBackground(finalLog());
+    else
+        await finalLog();
+    return done;
 }
 function alreadyClaimed(claimed) {
     return async () => ({ kind: 'claimed', takeover: claimed.takeover });
@@ -36712,106 +36881,6 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/run/pace.ts
-
-/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
-const MIN_BACKOFF_GAP_MS = 300;
-/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
-const MAX_PACED_ATTEMPTS = 60;
-class Pacer {
-    options;
-    gapMs;
-    /** Answers of 429 this pacer has seen. */
-    refusals = 0;
-    /** When the last one came (the now() clock). */
-    lastRefusedAt;
-    nextAt = 0;
-    stepMs;
-    maxGapMs;
-    constructor(options) {
-        this.options = options;
-        this.gapMs = options.initialGapMs ?? 0;
-        this.stepMs = options.stepMs ?? 100;
-        this.maxGapMs = options.maxGapMs ?? 15_000;
-    }
-    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
-    async turn() {
-        const now = this.options.now();
-        const at = Math.max(now, this.nextAt);
-        this.nextAt = at + this.gapMs;
-        if (at > now)
-            await this.options.sleep(at - now);
-    }
-    /** After a request answered without a 429. */
-    answered() {
-        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
-    }
-    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
-    refused(retryAfterMs = 1_000) {
-        this.refusals++;
-        this.lastRefusedAt = this.options.now();
-        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
-        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
-    }
-}
-/** The client calls that send requests; each waits for its turn. */
-const PACED = new Set([
-    'createRun',
-    'getRun',
-    'claim',
-    'heartbeat',
-    'update',
-    'runnable',
-    'listJobs',
-    'jobStatus',
-    'uploadLog',
-    'readLog'
-]);
-/**
- * The same client, with every request spaced by the pacer and every 429
- * retried after its turn. Calls named in `followUps` go out at once the first
- * time: each follows a paced call (a claim follows the read that found the
- * job, which would be stale after a wait; the log upload follows the result),
- * so a turn covers the pair. Give it a client that does not retry 429s itself
- * (maxRateLimitedAttempts: 1), or they bypass the pacing.
- */
-function pacedClient(client, pacer, followUps = new Set()) {
-    return new Proxy(client, {
-        get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver);
-            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
-                return value;
-            return async (...args) => {
-                for (let attempt = 1;; attempt++) {
-                    if (attempt > 1 || !followUps.has(property))
-                        await pacer.turn();
-                    try {
-                        const result = await value.apply(target, args);
-                        pacer.answered();
-                        return result;
-                    }
-                    catch (error) {
-                        if (!(error instanceof BackendError) || error.status !== 429)
-                            throw error;
-                        pacer.refused(error.retryAfterMs);
-                        if (attempt >= MAX_PACED_ATTEMPTS)
-                            throw error;
-                    }
-                }
-            };
-        }
-    });
-}
-/** Adds one client's request counts to another's, so a summary shows both. */
-function addStats(into, from) {
-    into.requests += from.requests;
-    into.rateLimited += from.rateLimited;
-    into.retries += from.retries;
-    into.tokenRefreshes += from.tokenRefreshes;
-    for (const [route, count] of Object.entries(from.byRoute))
-        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
-}
-
 ;// CONCATENATED MODULE: ./src/run/pool.ts
 
 
@@ -36821,12 +36890,17 @@ function addStats(into, from) {
 
 
 
-/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
+/**
+ * Workers start this far apart by index, so a large pool's first requests fit the rate limit
+ * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
+ */
 const START_STAGGER_MS = 150;
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
 const IDLE_SHARE_MS = 400;
 const IDLE_MIN_MS = 1_000;
 const IDLE_MAX_MS = 30_000;
+/** The least idle wait however ample the limit. */
+const IDLE_FLOOR_MS = 300;
 /**
  * The rate limit is what slows this worker while the pacer spaces its requests at least this
  * far apart (its share of a crowded limit)...
@@ -36845,14 +36919,21 @@ async function runPool(ctx, results) {
         maxRateLimitedAttempts: 1
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
+    const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now);
+    // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
+    const logUploads = [];
+    const inBackground = (upload) => {
+        logUploads.push(upload.catch(error => ctx.log(`A final log upload failed: ${(0,errors/* errorMessage */.gJ)(error)}`)));
+    };
     try {
-        return await poolLoop(ctx, results, client, pacer);
+        return await poolLoop(ctx, results, client, pacer, limit, inBackground);
     }
     finally {
+        await Promise.all(logUploads);
         addStats(ctx.client.stats, own.stats);
     }
 }
-async function poolLoop(ctx, results, client, pacer) {
+async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
@@ -36896,7 +36977,8 @@ async function poolLoop(ctx, results, client, pacer) {
             jobId,
             claimed: { takeover },
             finalLogSpreadMs: 0,
-            finalFlushMs: PACED_FINAL_FLUSH_MS
+            finalFlushMs: PACED_FINAL_FLUSH_MS,
+            finalLogInBackground
         }));
     };
     // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
@@ -36948,12 +37030,12 @@ async function poolLoop(ctx, results, client, pacer) {
                 throw new errors/* UserError */.yo(`Pool worker ${ctx.worker} gave up: no job of run ${runId} finished within the dependency-timeout, and ${view.pendingLive} job(s) still wait on ${view.running.map(r => r.jobId).join(', ') || 'jobs outside this slice'}. ` +
                     "Check the runners of those jobs, or raise 'dependency-timeout'.");
             }
-            const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random);
+            const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random, limit.scale());
             ctx.log(`Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`);
             await ctx.sleep(delay);
         }
     };
-    await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS);
+    await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS * limit.scale());
     for (;;) {
         if (ctx.cancel.aborted)
             throw new Cancelled();
@@ -37140,19 +37222,21 @@ function leaveReason(view, worker) {
  * How long an idle worker waits before it looks again: never less than its
  * share of the rate limit in a pool of the size it can see (its own index, or
  * the busy workers plus itself), and, when finished jobs give a typical
- * duration, until the first running job should end, else backing off.
+ * duration, until the first running job should end, else backing off. `scale`
+ * (LearnedLimit) shrinks the share where the limit is ampler than 5/s.
  */
-function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random) {
+function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random, scale = 1) {
     const poolSize = Math.max(worker, view.busyOthers + 1);
-    const share = poolSize * IDLE_SHARE_MS;
+    const share = poolSize * IDLE_SHARE_MS * scale;
+    const idleMin = Math.max(IDLE_FLOOR_MS, IDLE_MIN_MS * scale);
     const typical = typicalDurationMs(jobs);
     const soonest = typical === undefined
         ? undefined
         : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0));
     const base = soonest !== undefined && Number.isFinite(soonest) && soonest > 0
-        ? Math.max(share, soonest + 300)
+        ? Math.max(share, soonest + 300 * scale)
         : share * 1.5 ** Math.min(idlePolls, 6);
-    const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base));
+    const clamped = Math.min(IDLE_MAX_MS, Math.max(idleMin, base));
     return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())));
 }
 
@@ -37498,8 +37582,13 @@ async function downloadResultsRecords(listed, planId) {
  * A runner's own job is always executed, even when it succeeded before: GitHub
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
-/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
-const CARRY_INTERVAL_MS = 600;
+/**
+ * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
+ * the 30/s limit of the 2026-05-08 build. A carrier does not assume the limit: each 429 doubles
+ * the gap (two of them reach the 5/s build's pace, about 3 of its 5 requests/s), and each job
+ * carried without one narrows it again (see pass).
+ */
+const CARRY_INTERVAL_MS = 200;
 /** A carrier refused with 429 slows down, up to this gap between jobs. */
 const CARRY_INTERVAL_MAX_MS = 3_000;
 /** When a waiting runner first checks that carrying is under way (at the earliest). */

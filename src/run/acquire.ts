@@ -8,6 +8,7 @@ import { spread, type Random } from '../common/retry.js'
 import { depthOf, type Plan } from '../plan/model.js'
 import { assess, nextPoll, type WaitAssessment } from './schedule.js'
 import { PASS_PLAN_OUTPUTS } from '../common/error-messages.js'
+import { TIGHT_LIMIT, type LearnedLimit } from './pace.js'
 
 /**
  * The claim loop: every row of the protocol's claim table, plus the wait for
@@ -42,6 +43,8 @@ export interface AcquireContext {
   now: () => number
   random?: Random
   log: (message: string) => void
+  /** The rate limit learned from the answers so far (default: the tight one, 5/s). */
+  limit?: Pick<LearnedLimit, 'scale'>
 }
 
 export interface AcquireStats {
@@ -74,13 +77,16 @@ async function acquireLoop(
   let pollsAtDistance = 0
   let lastDistance = -1
   let assessment: WaitAssessment | undefined
+  const limit = ctx.limit ?? TIGHT_LIMIT
   // A root job claims at once. A dependent cannot be runnable yet when every
   // runner starts together, so it looks at the run first, later the deeper it
   // sits in the DAG: the shared rate limit goes to the roots first.
   const depth = depthOf(ctx.plan, jobId)
   let via: 'claim' | 'jobs' = depth === 0 ? 'claim' : 'jobs'
   if (depth > 0) {
-    await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random))
+    await ctx.sleep(
+      spread(firstLookDelayMs(depth, ctx.plan.order.length, limit.scale()), 0.5, ctx.random)
+    )
   }
   for (;;) {
     if (via === 'claim') {
@@ -150,7 +156,7 @@ async function acquireLoop(
           "Check those jobs' runners, or raise 'dependency-timeout'."
       )
     }
-    const next = nextPoll(assessment, pollsAtDistance, ctx.random)
+    const next = nextPoll(assessment, pollsAtDistance, ctx.random, limit.scale())
     pollsAtDistance++
     via = next.via
     const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()))
@@ -167,11 +173,12 @@ async function acquireLoop(
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
  * jobs about to run while nothing has finished yet. The spacing grows with the
- * number of runners sharing the limit: a small plan has requests to spare.
+ * number of runners sharing the limit: a small plan has requests to spare; and
+ * shrinks by `scale` (LearnedLimit) where the limit is ampler than 5/s.
  */
-export function firstLookDelayMs(depth: number, planJobs: number): number {
+export function firstLookDelayMs(depth: number, planJobs: number, scale = 1): number {
   const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000)
-  return depth * perLevel
+  return depth * perLevel * scale
 }
 
 /** planJobs × msPerJob, between 500 ms and max. */

@@ -17,6 +17,7 @@ import type { Plan } from '../plan/model.js'
 import { acquireJob, type Acquired, type AcquireStats } from './acquire.js'
 import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
+import { LearnedLimit } from './pace.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
 import { secretValuesOf } from './child-env.js'
@@ -79,6 +80,12 @@ export interface JobContext {
   finalLogSpreadMs?: number
   /** How long the final log upload may take (default 60 s). */
   finalFlushMs?: number
+  /**
+   * Pool mode: takes the final log upload once the result is delivered, so the worker claims
+   * its next job while the log is still on its way; the caller awaits it before it ends (the
+   * result's logRef is filled in when it lands).
+   */
+  finalLogInBackground?: (upload: Promise<void>) => void
 }
 
 export async function runJob(ctx: JobContext): Promise<JobResult> {
@@ -100,7 +107,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         ensureRun: ctx.ensureRun,
         sleep: ms => abortableSleep(ms, ctx.cancel),
         now: Date.now,
-        log: message => core.info(commandSafe(message))
+        log: message => core.info(commandSafe(message)),
+        limit: new LearnedLimit(() => client.stats.rateLimited, Date.now)
       },
       jobId,
       stats
@@ -272,22 +280,28 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   // Not delivered: the state keeps the result, and the spool file the log, for the post step.
   if (!delivery.delivered) return finished
   updateInFlightJob(ctx.inFlight, jobId, { reported: true })
-  if (!cancelled) {
-    // Every runner of a DAG level reports at about the same moment; spreading the final
-    // uploads keeps them from crowding out the results and claims that gate the next level.
-    const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS
-    if (spreadMs > 0) await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel)
+  const done: JobResult = { ...finished }
+  const finalLog = async () => {
+    if (!cancelled) {
+      // Every runner of a DAG level reports at about the same moment; spreading the final
+      // uploads keeps them from crowding out the results and claims that gate the next level.
+      const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS
+      if (spreadMs > 0) await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel)
+    }
+    const stored = await log.flush(
+      true,
+      cancelled
+        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel }
+    )
+    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted)
+    if (!cutShort) dropInFlightJob(ctx.inFlight, jobId)
+    done.logRef = log.logRef
   }
-  const stored = await log.flush(
-    true,
-    cancelled
-      ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-      : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel }
-  )
-  // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
-  const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted)
-  if (!cutShort) dropInFlightJob(ctx.inFlight, jobId)
-  return { ...finished, logRef: log.logRef }
+  if (ctx.finalLogInBackground && !cancelled) ctx.finalLogInBackground(finalLog())
+  else await finalLog()
+  return done
 }
 
 function alreadyClaimed(claimed: { takeover: boolean }) {

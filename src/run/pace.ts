@@ -118,6 +118,56 @@ export function pacedClient(
   })
 }
 
+/**
+ * The rate limit a runner assumes, learned from its own answers. A deployment does not
+ * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
+ * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
+ * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
+ * A runner starts out assuming the ample limit: the first requests of a crowd are the
+ * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
+ * runner back on the tight pace at once; while answers keep coming without one, the
+ * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
+ * that speeds up meets a 429 again: the spacing settles where the limit binds).
+ */
+export const TIGHT_PER_SECOND = 5
+export const AMPLE_PER_SECOND = 30
+/** From a 429 back to the ample limit, when no other 429 comes. */
+export const LIMIT_RECOVER_MS = 20_000
+
+export class LearnedLimit {
+  private seen: number
+  private refusedAt?: number
+
+  /** `refusals` reads how many answers of 429 this runner's client(s) received so far. */
+  constructor(
+    private readonly refusals: () => number,
+    private readonly now: () => number,
+    private readonly recoverMs = LIMIT_RECOVER_MS
+  ) {
+    this.seen = refusals()
+  }
+
+  /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
+  perSecond(): number {
+    const refusals = this.refusals()
+    if (refusals > this.seen) {
+      this.seen = refusals
+      this.refusedAt = this.now()
+    }
+    if (this.refusedAt === undefined) return AMPLE_PER_SECOND
+    const relaxed = Math.min(1, Math.max(0, (this.now() - this.refusedAt) / this.recoverMs))
+    return TIGHT_PER_SECOND + (AMPLE_PER_SECOND - TIGHT_PER_SECOND) * relaxed
+  }
+
+  /** The factor for a spacing written for the tight limit: 1 after a 429, 1/6 with none. */
+  scale(): number {
+    return TIGHT_PER_SECOND / this.perSecond()
+  }
+}
+
+/** The spacing for a runner that never learns: every delay as written for the tight limit. */
+export const TIGHT_LIMIT: Pick<LearnedLimit, 'scale'> = { scale: () => 1 }
+
 /** Adds one client's request counts to another's, so a summary shows both. */
 export function addStats(into: ClientStats, from: ClientStats): void {
   into.requests += from.requests

@@ -1,13 +1,13 @@
 import { BackendClient } from '../backend/client.js'
 import { RunDroppedError, readsLikeDroppedCopy } from '../backend/dropped-run.js'
 import type { JobRecord } from '../backend/types.js'
-import { UserError } from '../common/errors.js'
+import { UserError, errorMessage } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
 import { ancestorsOf, type Plan } from '../plan/model.js'
 import { isRunUnknown, onceRunVisible } from './acquire.js'
 import { Cancelled } from './cancel.js'
 import { PACED_FINAL_FLUSH_MS, runJob, type JobContext } from './job.js'
-import { Pacer, addStats, pacedClient } from './pace.js'
+import { LearnedLimit, Pacer, addStats, pacedClient } from './pace.js'
 import { typicalDurationMs } from './schedule.js'
 import type { JobResult } from './summary.js'
 
@@ -38,12 +38,17 @@ export interface PoolContext extends Omit<JobContext, 'jobId' | 'claimed'> {
   log: (message: string) => void
 }
 
-/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
+/**
+ * Workers start this far apart by index, so a large pool's first requests fit the rate limit
+ * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
+ */
 export const START_STAGGER_MS = 150
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
 export const IDLE_SHARE_MS = 400
 export const IDLE_MIN_MS = 1_000
 export const IDLE_MAX_MS = 30_000
+/** The least idle wait however ample the limit. */
+export const IDLE_FLOOR_MS = 300
 /**
  * The rate limit is what slows this worker while the pacer spaces its requests at least this
  * far apart (its share of a crowded limit)...
@@ -63,9 +68,18 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
     maxRateLimitedAttempts: 1
   })
   const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
+  const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now)
+  // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
+  const logUploads: Promise<void>[] = []
+  const inBackground = (upload: Promise<void>) => {
+    logUploads.push(
+      upload.catch(error => ctx.log(`A final log upload failed: ${errorMessage(error)}`))
+    )
+  }
   try {
-    return await poolLoop(ctx, results, client, pacer)
+    return await poolLoop(ctx, results, client, pacer, limit, inBackground)
   } finally {
+    await Promise.all(logUploads)
     addStats(ctx.client.stats, own.stats)
   }
 }
@@ -74,7 +88,9 @@ async function poolLoop(
   ctx: PoolContext,
   results: JobResult[],
   client: BackendClient,
-  pacer: Pacer
+  pacer: Pacer,
+  limit: LearnedLimit,
+  finalLogInBackground: (upload: Promise<void>) => void
 ): Promise<string> {
   const slice = new Set(ctx.targets)
   const remaining = remainingPath(ctx.plan)
@@ -124,7 +140,8 @@ async function poolLoop(
         jobId,
         claimed: { takeover },
         finalLogSpreadMs: 0,
-        finalFlushMs: PACED_FINAL_FLUSH_MS
+        finalFlushMs: PACED_FINAL_FLUSH_MS,
+        finalLogInBackground
       })
     )
   }
@@ -200,7 +217,15 @@ async function poolLoop(
             "Check the runners of those jobs, or raise 'dependency-timeout'."
         )
       }
-      const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random)
+      const delay = idleDelayMs(
+        view,
+        ctx.worker,
+        idlePolls++,
+        jobs,
+        ctx.now(),
+        ctx.random,
+        limit.scale()
+      )
       ctx.log(
         `Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`
       )
@@ -208,7 +233,7 @@ async function poolLoop(
     }
   }
 
-  await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS)
+  await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS * limit.scale())
   for (;;) {
     if (ctx.cancel.aborted) throw new Cancelled()
     if (!candidates.length) {
@@ -432,7 +457,8 @@ export function leaveReason(view: PoolView, worker: number): string | undefined 
  * How long an idle worker waits before it looks again: never less than its
  * share of the rate limit in a pool of the size it can see (its own index, or
  * the busy workers plus itself), and, when finished jobs give a typical
- * duration, until the first running job should end, else backing off.
+ * duration, until the first running job should end, else backing off. `scale`
+ * (LearnedLimit) shrinks the share where the limit is ampler than 5/s.
  */
 export function idleDelayMs(
   view: PoolView,
@@ -440,10 +466,12 @@ export function idleDelayMs(
   idlePolls: number,
   jobs: readonly JobRecord[],
   now: number,
-  random: Random = Math.random
+  random: Random = Math.random,
+  scale = 1
 ): number {
   const poolSize = Math.max(worker, view.busyOthers + 1)
-  const share = poolSize * IDLE_SHARE_MS
+  const share = poolSize * IDLE_SHARE_MS * scale
+  const idleMin = Math.max(IDLE_FLOOR_MS, IDLE_MIN_MS * scale)
   const typical = typicalDurationMs(jobs)
   const soonest =
     typical === undefined
@@ -451,8 +479,8 @@ export function idleDelayMs(
       : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0))
   const base =
     soonest !== undefined && Number.isFinite(soonest) && soonest > 0
-      ? Math.max(share, soonest + 300)
+      ? Math.max(share, soonest + 300 * scale)
       : share * 1.5 ** Math.min(idlePolls, 6)
-  const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base))
+  const clamped = Math.min(IDLE_MAX_MS, Math.max(idleMin, base))
   return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())))
 }

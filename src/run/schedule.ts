@@ -137,7 +137,8 @@ export interface PollPlan {
 }
 
 /**
- * The rate limit refills 5 requests a second for every runner of the repository.
+ * Written for the tight limit (5 requests a second for every runner of the
+ * repository); `scale` (LearnedLimit) shrinks them where the limit is ampler.
  * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
  * after jitter), so the bucket refills while they wait: when a DAG level ends,
  * its results, logs and the next level's claims all come at once and need that
@@ -148,41 +149,50 @@ export const NEAR_MIN_MS = 1_000
 export const NEAR_MAX_MS = 30_000
 export const FAR_MIN_MS = 4_000
 export const FAR_MAX_MS = 60_000
+/** The least delays however ample the limit: a poll answers within milliseconds locally. */
+export const NEAR_FLOOR_MS = 300
+export const FAR_FLOOR_MS = 1_000
 
 /**
  * When and how to poll next. `pollsAtThisDistance` counts polls since the
- * distance last changed, so a wait that drags on backs off.
+ * distance last changed, so a wait that drags on backs off. `scale` shrinks
+ * every spacing that exists to share the rate limit (1: as tuned for 5/s).
  */
 export function nextPoll(
   assessment: WaitAssessment,
   pollsAtThisDistance: number,
-  random: Random = Math.random
+  random: Random = Math.random,
+  scale = 1
 ): PollPlan {
   const { distance, etaMs, youngestRunningDepMs } = assessment
+  const nearMin = Math.max(NEAR_FLOOR_MS, NEAR_MIN_MS * scale)
+  const farMin = Math.max(FAR_FLOOR_MS, FAR_MIN_MS * scale)
   if (distance === 0) return { delayMs: 0, via: 'claim' }
   if (distance === 1) {
-    if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
+    if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > nearMin) {
       // Sleep until the dependencies should be done, then poll close behind.
       return {
-        delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
+        delayMs: jittered(etaMs + 300 * scale, 0.05, nearMin, NEAR_MAX_MS, random),
         via: 'claim'
       }
     }
     // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
     // this job's share of the rate limit among the jobs as close as it is, backing off as the
     // dependencies' run time grows so long jobs cost few requests.
-    const fairShare = assessment.nearCrowd * NEAR_SHARE_MS
+    const fairShare = assessment.nearCrowd * NEAR_SHARE_MS * scale
     const overrun =
-      etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8
+      etaMs !== undefined
+        ? 1_000 * scale * 1.5 ** pollsAtThisDistance
+        : ((youngestRunningDepMs ?? 0) / 8) * scale
     const base = Math.max(fairShare, overrun)
-    return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' }
+    return { delayMs: jittered(base, 0.5, nearMin, NEAR_MAX_MS, random), via: 'claim' }
   }
   const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined
   // Without an estimate, a far job looks again after a while that grows with its distance
   // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
-  const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300))
+  const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300)) * scale
   const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance
-  return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' }
+  return { delayMs: jittered(base, 0.4, farMin, FAR_MAX_MS, random), via: 'jobs' }
 }
 
 const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value))

@@ -5,6 +5,7 @@ import { UserError } from '../common/errors.js'
 import { loadPlan } from '../run/plan-source.js'
 import { logText, markdownText } from '../common/escape.js'
 import { RERUN_AFTER_RUNNER_LOST, runnerLostText } from '../common/runner-lost.js'
+import { estimateCost, renderCost } from './cost.js'
 import { listAttemptJobs } from './github-jobs.js'
 import { readStatusInputs, type StatusInputs } from './inputs.js'
 import { linkJobs } from './links.js'
@@ -75,7 +76,16 @@ export async function run(): Promise<void> {
   if (view.jobs.some(job => job.runnerLost)) notes.push(RERUN_AFTER_RUNNER_LOST)
   await core.summary
     .addRaw(
-      renderStatusSummary({ view, planId: plan.id, links, tails, notes, attempt, now: Date.now() })
+      renderStatusSummary({
+        view,
+        planId: plan.id,
+        links,
+        tails,
+        notes,
+        attempt,
+        now: Date.now(),
+        cost: renderCost(estimateCost(view, links))
+      })
     )
     .write()
   for (const note of notes) core.notice(note)

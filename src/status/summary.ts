@@ -40,6 +40,8 @@ export interface StatusReport {
   /** This workflow run attempt (GITHUB_RUN_ATTEMPT). */
   attempt: number
   now: number
+  /** The "Cost" section (cost.ts), shown after the timeline. */
+  cost?: readonly string[]
 }
 
 const HEADINGS: Record<Verdict, string> = {
@@ -87,6 +89,8 @@ export function renderStatusSummary(report: StatusReport): string {
       )
     }
   }
+
+  lines.push(...(report.cost ?? []))
 
   let size = lines.reduce((sum, line) => sum + bytes(line), 0)
   const failed = view.jobs.filter(job => job.outcome === 'failed')

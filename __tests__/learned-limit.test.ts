@@ -1,0 +1,231 @@
+/**
+ * The rate limit is learned, not assumed: on the 2026-05-08 build (burst 300,
+ * 30/s) nothing may pace as if the limit were 5/s, and a 429 puts a runner back
+ * on the tight pace. The claim loop runs in-process against the coordination
+ * server with one fake clock shared by the server, the client and the loop:
+ * sleeps return at once and move the clock, so delays are counted, not timed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { randomBytes } from 'node:crypto'
+import { createTokenSource } from '../src/backend/auth.js'
+import { BackendClient } from '../src/backend/client.js'
+import { toBackendPlan } from '../src/backend/plan.js'
+import { parsePlan, type Plan } from '../src/plan/model.js'
+import { acquireJob, firstLookDelayMs } from '../src/run/acquire.js'
+import {
+  AMPLE_PER_SECOND,
+  LIMIT_RECOVER_MS,
+  LearnedLimit,
+  TIGHT_PER_SECOND
+} from '../src/run/pace.js'
+import { IDLE_MIN_MS, idleDelayMs, type PoolView } from '../src/run/pool.js'
+import { NEAR_SHARE_MS } from '../src/run/schedule.js'
+import { IMMEDIATE_CONSISTENCY, startCoordinationServer } from '../testing/coordination-server.js'
+import { silenceWorkflowCommands } from '../testing/quiet.js'
+
+const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
+const savedEnv = Object.fromEntries(TOKEN_ENV.map(name => [name, process.env[name]]))
+
+beforeAll(() => silenceWorkflowCommands())
+afterAll(() => {
+  for (const name of TOKEN_ENV) {
+    if (savedEnv[name] === undefined) delete process.env[name]
+    else process.env[name] = savedEnv[name]
+  }
+})
+
+/** A root and 16 dependents of it: a crowd of 16 runners one step from runnable. */
+const CROWD = 16
+const fanOut: Plan = parsePlan(
+  JSON.stringify({
+    metadata: { checksum: 'sha256-1111aaaa2222bbbb' },
+    jobs: [
+      { id: 'root@dev', component: 'root', environment: 'dev', steps: [{ run: 'true' }] },
+      ...Array.from({ length: CROWD }, (_, i) => ({
+        id: `dep${i}@dev`,
+        component: `dep${i}`,
+        environment: 'dev',
+        dependsOn: ['root@dev'],
+        steps: [{ run: 'true' }]
+      }))
+    ]
+  }),
+  'plan.json'
+)
+
+const ROOT_SECONDS = 10
+
+/**
+ * One dependent's runner waits while another runner holds the root for 10 s (of the shared
+ * fake clock). `drainFirst` spends the repository's whole burst just before the runner's
+ * first look, as a crowd starting at once would. Returns every sleep of the runner's claim
+ * loop, its 429s, and how long after the root succeeded the dependent was claimed.
+ */
+async function waitOnRoot(
+  rateLimit: { burst: number; perSecond: number },
+  drainFirst: boolean
+): Promise<{ sleeps: number[]; refusals: number; claimDelayMs: number }> {
+  let clock = Date.now()
+  const advance = async (ms: number) => {
+    clock += ms
+  }
+  const server = await startCoordinationServer({
+    ...IMMEDIATE_CONSISTENCY,
+    rateLimit,
+    now: () => clock
+  })
+  Object.assign(process.env, server.tokenEnv())
+  try {
+    const clientOf = () =>
+      new BackendClient({
+        baseUrl: server.url,
+        tokens: createTokenSource({ log: () => {} }),
+        sleep: advance,
+        now: () => clock,
+        random: () => 0.5
+      })
+    const runId = `run-${randomBytes(4).toString('hex')}`
+    const other = clientOf()
+    await other.createRun({ plan: toBackendPlan(fanOut.file, fanOut.id), runId })
+    expect((await other.claim(runId, 'root@dev', 'other')).claimed).toBe(true)
+    const rootEndsAt = clock + ROOT_SECONDS * 1000
+    let rootDone = false
+    const client = clientOf()
+    const sleeps: number[] = []
+    const result = await acquireJob(
+      {
+        client,
+        plan: fanOut,
+        runId,
+        runnerId: 'me',
+        onDuplicate: 'wait',
+        dependencyTimeoutMs: 30 * 60_000,
+        staleHeartbeatMs: 90_000,
+        ensureRun: async () => {
+          throw new Error('the run exists')
+        },
+        sleep: async ms => {
+          sleeps.push(ms)
+          clock += ms
+          if (!rootDone && clock >= rootEndsAt) {
+            // The root ended during this sleep, at rootEndsAt: its result is there on waking.
+            rootDone = true
+            await other.update(runId, 'root@dev', 'other', 'success')
+          }
+          if (drainFirst && sleeps.length === 1) {
+            // The rest of a crowd started together spends the burst before this runner looks.
+            const drainer = new BackendClient({
+              baseUrl: server.url,
+              tokens: createTokenSource({ log: () => {} }),
+              maxRateLimitedAttempts: 1
+            })
+            for (let sent = 0; sent <= rateLimit.burst; sent++) {
+              const refused = await drainer.listJobs(runId).then(
+                () => false,
+                () => true
+              )
+              if (refused) break
+            }
+          }
+        },
+        now: () => clock,
+        random: () => 0.5,
+        log: () => {},
+        limit: new LearnedLimit(
+          () => client.stats.rateLimited,
+          () => clock
+        )
+      },
+      'dep0@dev'
+    )
+    expect(result).toEqual({ kind: 'claimed', takeover: false })
+    return {
+      sleeps,
+      refusals: client.stats.rateLimited,
+      claimDelayMs: clock - rootEndsAt
+    }
+  } finally {
+    await server.close()
+  }
+}
+
+describe('the rate limit a runner assumes', () => {
+  it('starts ample, drops to the tight limit at a 429, and relaxes back while none come', () => {
+    let clock = 0
+    let refusals = 0
+    const limit = new LearnedLimit(
+      () => refusals,
+      () => clock
+    )
+    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
+    expect(limit.scale()).toBeCloseTo(TIGHT_PER_SECOND / AMPLE_PER_SECOND)
+    refusals++
+    expect(limit.perSecond()).toBe(TIGHT_PER_SECOND)
+    expect(limit.scale()).toBe(1)
+    clock += LIMIT_RECOVER_MS / 2
+    expect(limit.perSecond()).toBeCloseTo((TIGHT_PER_SECOND + AMPLE_PER_SECOND) / 2)
+    refusals++
+    expect(limit.scale()).toBe(1)
+    clock += LIMIT_RECOVER_MS
+    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
+  })
+
+  it('counts only 429s after it was made: a runner starts from what its client sees now', () => {
+    const limit = new LearnedLimit(
+      () => 3,
+      () => 0
+    )
+    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
+  })
+})
+
+describe('a crowd waiting on the 300/30 build', () => {
+  it('polls at its share of 30/s, not of 5/s, and claims within a second or so of the dependency', async () => {
+    const { sleeps, refusals, claimDelayMs } = await waitOnRoot(
+      { burst: 300, perSecond: 30 },
+      false
+    )
+    expect(refusals).toBe(0)
+    // Paced for 5/s, a crowd of 16 shares about 3 requests a second: one poll per 16 × 270 ms
+    // (more after jitter) for each runner, and the dependency's result waits that long.
+    const tightShare = CROWD * NEAR_SHARE_MS
+    expect(Math.max(...sleeps)).toBeLessThan(tightShare / 3)
+    expect(claimDelayMs).toBeLessThanOrEqual(1_500)
+    // Still a share: the crowd's polls stay within the 30/s refill (16 runners, one poll each
+    // per this long at least, is under 20 requests a second).
+    const nearSleeps = sleeps.slice(1)
+    expect(Math.min(...nearSleeps)).toBeGreaterThanOrEqual((CROWD * 1000) / 20)
+  })
+
+  it('paces as for 5/s once the answers say 429, on the 20/5 build', async () => {
+    const { sleeps, refusals } = await waitOnRoot({ burst: 20, perSecond: 5 }, true)
+    expect(refusals).toBeGreaterThan(0)
+    // The first near poll after the 429 comes no sooner than most of the tight share.
+    const nearSleeps = sleeps.slice(1)
+    expect(nearSleeps[0]).toBeGreaterThanOrEqual((CROWD * NEAR_SHARE_MS) / 2)
+  })
+})
+
+describe('pool and first-look spacing scale with the learned limit', () => {
+  const view: PoolView = {
+    runnable: [],
+    pendingLive: 20,
+    width: 10,
+    running: [],
+    busyOthers: 6,
+    stale: [],
+    finished: 0
+  }
+
+  it('an idle worker of a 7-worker pool waits its share of 30/s, not of 5/s', () => {
+    const tight = idleDelayMs(view, 7, 0, [], Date.now(), () => 0, 1)
+    const ample = idleDelayMs(view, 7, 0, [], Date.now(), () => 0, TIGHT_PER_SECOND / 30)
+    expect(tight).toBeGreaterThanOrEqual(7 * 400)
+    expect(ample).toBeLessThan(IDLE_MIN_MS)
+    expect(ample).toBeGreaterThan(0)
+  })
+
+  it('a dependent looks first sooner where the limit is ample', () => {
+    expect(firstLookDelayMs(2, 40, TIGHT_PER_SECOND / 30)).toBeLessThan(firstLookDelayMs(2, 40) / 5)
+  })
+})
