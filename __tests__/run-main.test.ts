@@ -57,7 +57,8 @@ const ENV_KEYS = [
   'ORUN_STANDIN_DELAY_MS',
   'ORUN_BACKEND_URL',
   'ORUN_ACTION_BUDGET_SCALE',
-  'RUN_MAIN_SECRET'
+  'RUN_MAIN_SECRET',
+  'ORUN_SECRET_POST_DB'
 ]
 const scratch = new Scratch(ENV_KEYS)
 const tempDir = (prefix: string) => scratch.tempDir(prefix)
@@ -264,6 +265,40 @@ describe('post(): a job the main step claimed but never reported', () => {
     expect(log).toContain('[orun action: the job was cancelled]')
     expect(log).not.toContain('hunter2-secret')
     expect(JSON.parse(core.state['orun-in-flight']).jobs).toEqual([])
+  })
+
+  it('redacts the uploaded log with every source the main step uses', async () => {
+    const runId = freshRunId()
+    const client = readerClient()
+    await createRunAs(client, runId, sharedPlanText('single'))
+    expect((await client.claim(runId, 'solo@dev.smoke', 'crashed-runner')).claimed).toBe(true)
+    const githubToken = 'ghs_postStepGithubToken0123456789'
+    const dbPassword = 'db-password-for-the-post-step!' // 30 bytes: base64 without padding
+    const masked = 'value-the-job-masked-itself'
+    const encoded = Buffer.from(dbPassword).toString('base64').replace(/=+$/, '')
+    const spoolFile = path.join(workspace, 'spool.log')
+    writeFileSync(
+      spoolFile,
+      `::add-mask::${masked}\n` +
+        `${'filler line\n'.repeat(2_000)}` +
+        `token ${githubToken}\nbasic ${encoded}\nmasked ${masked}\n`
+    )
+    process.env.ORUN_SECRET_POST_DB = dbPassword
+    core.inputs['github-token'] = githubToken
+    core.state['orun-in-flight'] = JSON.stringify({
+      backendUrl: server.url,
+      audience: 'orun',
+      runId,
+      runnerId: 'crashed-runner',
+      jobs: [{ jobId: 'solo@dev.smoke', spoolFile }]
+    })
+
+    await post()
+
+    const log = server.storedLog(runId, 'solo@dev.smoke')
+    expect(log).toContain('token ***\nbasic ***\nmasked ***\n')
+    for (const secret of [githubToken, encoded, dbPassword, masked])
+      expect(log).not.toContain(secret)
   })
 
   it('leaves a job alone that another runner took over', async () => {

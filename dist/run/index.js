@@ -36139,14 +36139,20 @@ async function executeJob(options) {
     }
 }
 
+// EXTERNAL MODULE: external "node:string_decoder"
+var external_node_string_decoder_ = __nccwpck_require__(46193);
 ;// CONCATENATED MODULE: ./src/run/logstream.ts
+
 
 /**
  * Streams a job's log to the backend while it runs. Each upload replaces the
- * stored log, so every upload re-sends the whole log so far: uploads are
- * spaced by the configured interval, stretched for big logs so a live view
- * never costs megabytes per second, skipped when nothing changed, and the
- * stored copy is capped (keeping the end, where failures show).
+ * stored log, so every upload re-sends the stored log so far: uploads are
+ * spaced by the configured interval, stretched by the size of the last upload
+ * (at most the cap) so a live view never costs megabytes per second, skipped
+ * when nothing changed, and the stored copy is capped (keeping the end, where
+ * failures show, cut at a line boundary). Only a bounded tail of the output is
+ * held in memory (LogTail): the whole output is in the spool file and in the
+ * GitHub log.
  *
  * Secrets: text is redacted whole, then capped (a cut never leaves part of a
  * secret in clear), and a mid-stream upload holds back the unterminated last
@@ -36158,10 +36164,92 @@ const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
 const MAX_TAIL_BYTES = 8 * 1024;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024;
+/**
+ * Kept beyond the cap before a tail cut mid-line: what is dropped in front of the
+ * stored text when a line longer than the whole tail had to be cut (so a secret the
+ * in-memory cut split, shorter than this, leaves nothing of itself).
+ */
+const MID_LINE_MARGIN = 64 * 1024;
+/**
+ * The last part of a job's output, bounded in memory: it keeps at least `keep` characters
+ * (so at least `keep` bytes) and at most twice that, dropping whole lines from the front.
+ * The job's `::add-mask::` values are learnt from every complete line as it arrives, so a
+ * mask is known even after its line was dropped.
+ */
+class LogTail {
+    redactor;
+    keep;
+    text = '';
+    /** Characters dropped from the front, and their UTF-8 bytes. */
+    droppedChars = 0;
+    droppedBytes = 0;
+    /** Absolute position up to which masks were learnt (always a line end). */
+    learnt = 0;
+    /** The held text starts inside a line (one longer than the whole tail was cut). */
+    midLine = false;
+    constructor(redactor, keep) {
+        this.redactor = redactor;
+        this.keep = keep;
+    }
+    /** Characters appended so far. */
+    get total() {
+        return this.droppedChars + this.text.length;
+    }
+    /** Characters held in memory. */
+    get heldChars() {
+        return this.text.length;
+    }
+    append(chunk) {
+        this.text += chunk;
+        const lineEnd = this.text.lastIndexOf('\n') + 1;
+        const from = this.learnt - this.droppedChars;
+        if (lineEnd > from) {
+            this.redactor.learnFrom(this.text.slice(from, lineEnd));
+            this.learnt = this.droppedChars + lineEnd;
+        }
+        if (this.text.length > 2 * this.keep)
+            this.dropFront();
+    }
+    dropFront() {
+        const cut = this.text.length - this.keep;
+        // Whole lines (masks in them are learnt already); a line longer than the tail is cut inside.
+        const newline = this.text.lastIndexOf('\n', cut - 1);
+        const at = newline >= 0 ? newline + 1 : cut;
+        this.midLine = newline < 0;
+        const dropped = this.text.slice(0, at);
+        this.droppedBytes += Buffer.byteLength(dropped);
+        this.droppedChars += at;
+        this.text = this.text.slice(at);
+        this.learnt = Math.max(this.learnt, this.droppedChars);
+    }
+    /** Absolute end of what an upload may carry: everything at the end, else whole lines. */
+    uploadable(final) {
+        return this.droppedChars + (final ? this.text.length : this.text.lastIndexOf('\n') + 1);
+    }
+    /** The held text up to an absolute position, redacted, then capped at a line boundary. */
+    stored(upTo, maxBytes) {
+        let redacted = this.redactor.redact(this.text.slice(0, upTo - this.droppedChars));
+        let cutBytes = this.droppedBytes;
+        if (this.midLine) {
+            // The in-memory cut fell inside a line: drop the rest of it (or a margin of it).
+            const newline = redacted.indexOf('\n');
+            const drop = newline >= 0 ? newline + 1 : Math.min(redacted.length, MID_LINE_MARGIN);
+            cutBytes += Buffer.byteLength(redacted.slice(0, drop));
+            redacted = redacted.slice(drop);
+        }
+        return capLog(redacted, maxBytes, cutBytes);
+    }
+    /** The held text, redacted (for the quoted tail of a failed job). */
+    redacted() {
+        return this.redactor.redact(this.text);
+    }
+}
 class LogStream {
     options;
-    raw = '';
+    held;
     uploadedLength = -1;
+    /** Bytes of the last upload: the pause before the next one grows with it. */
+    lastUploadBytes = 0;
     timer;
     queue = Promise.resolve();
     warned = false;
@@ -36173,9 +36261,14 @@ class LogStream {
         this.options = options;
         if (options.spoolFile)
             (0,external_node_fs_.writeFileSync)(options.spoolFile, '');
+        this.held = new LogTail(options.redactor, tailChars(options.maxBytes));
+    }
+    /** Characters of output held in memory (bounded whatever the size of the log). */
+    get heldChars() {
+        return this.held.heldChars;
     }
     append(chunk) {
-        this.raw += chunk;
+        this.held.append(chunk);
         if (this.options.spoolFile)
             (0,external_node_fs_.appendFileSync)(this.options.spoolFile, chunk);
     }
@@ -36184,15 +36277,11 @@ class LogStream {
      * Mid-stream (not final) it ends at the last complete line.
      */
     snapshot(final = true) {
-        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
-    }
-    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
-    uploadable(final) {
-        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
+        return this.held.stored(this.held.uploadable(final), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
     }
     start() {
         const schedule = () => {
-            const stretch = (Buffer.byteLength(this.raw) / BYTES_PER_SECOND_BUDGET) * 1000;
+            const stretch = (this.lastUploadBytes / BYTES_PER_SECOND_BUDGET) * 1000;
             this.timer = setTimeout(async () => {
                 await this.flush(false);
                 if (this.timer)
@@ -36249,10 +36338,10 @@ class LogStream {
             clearTimeout(timer);
             bound?.signal?.removeEventListener('abort', onSignal);
         }
-        return this.raw.length === this.uploadedLength;
+        return this.held.total === this.uploadedLength;
     }
     async upload(final, signal, boundMs) {
-        const length = this.uploadable(final);
+        const length = this.held.uploadable(final);
         if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
@@ -36265,12 +36354,14 @@ class LogStream {
         try {
             // Mid-stream, one request: the next tick retries anyway. The final upload retries
             // until its flush's bound ends it (unbounded: the client's own budget).
-            const { logRef } = await this.options.upload(this.snapshot(final), {
+            const text = this.snapshot(final);
+            const { logRef } = await this.options.upload(text, {
                 budgetMs: final ? boundMs : 0,
                 signal: current.signal
             });
             this.logRef = logRef;
             this.uploadedLength = length;
+            this.lastUploadBytes = Buffer.byteLength(text);
             this.uploads++;
         }
         catch (error) {
@@ -36289,8 +36380,8 @@ class LogStream {
     }
     /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        const text = this.options.redactor
-            .redact(this.raw)
+        const text = this.held
+            .redacted()
             .trimEnd()
             .split('\n')
             .slice(-lines)
@@ -36310,20 +36401,51 @@ function keepEnd(text, maxBytes) {
             .toString('utf8')
             .replace(/^\uFFFD+/, ''));
 }
-function capLog(text, maxBytes) {
+/**
+ * The end of a log within maxBytes, cut at a line boundary (inside a line only when its
+ * last line alone is over the cap), behind a note saying how many bytes were cut; alreadyCut
+ * counts bytes dropped before (the in-memory tail).
+ */
+function capLog(text, maxBytes, alreadyCut = 0) {
     const bytes = Buffer.from(text);
-    if (bytes.length <= maxBytes)
+    if (bytes.length <= maxBytes && !alreadyCut)
         return text;
     const note = (cut) => `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
         'the full log is in the GitHub Actions job log]\n';
     // The note counts against the cap too; with the largest possible count it is longest.
-    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)));
+    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length + alreadyCut)));
+    const from = Math.max(0, bytes.length - budget);
     // A character split by the cut decodes to U+FFFD: drop those bytes too.
-    const kept = bytes
-        .subarray(bytes.length - budget)
-        .toString('utf8')
-        .replace(/^\uFFFD+/, '');
-    return note(bytes.length - Buffer.byteLength(kept)) + kept;
+    let kept = bytes.subarray(from).toString('utf8').replace(/^\uFFFD+/, '');
+    if (from > 0 && bytes[from - 1] !== 0x0a) {
+        const newline = kept.indexOf('\n');
+        if (newline >= 0 && newline < kept.length - 1)
+            kept = kept.slice(newline + 1);
+    }
+    return note(bytes.length - Buffer.byteLength(kept) + alreadyCut) + kept;
+}
+/** Characters the in-memory tail keeps: the cap (a character is at least a byte) and a margin. */
+function tailChars(maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    return maxBytes + MID_LINE_MARGIN;
+}
+/**
+ * A spooled log as the main step would have stored it, read in chunks so memory stays
+ * bounded: masks are learnt from every line, only the tail is kept; ending is appended.
+ */
+function storedLogOfFile(file, redactor, ending, maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    const tail = new LogTail(redactor, tailChars(maxBytes));
+    const decoder = new StringDecoder('utf8');
+    const buffer = Buffer.alloc(1024 * 1024);
+    const fd = openSync(file, 'r');
+    try {
+        for (let read; (read = readSync(fd, buffer, 0, buffer.length, null)) > 0;)
+            tail.append(decoder.write(buffer.subarray(0, read)));
+    }
+    finally {
+        closeSync(fd);
+    }
+    tail.append(decoder.end() + ending);
+    return tail.stored(tail.uploadable(true), maxBytes);
 }
 
 ;// CONCATENATED MODULE: ./src/run/redact.ts
@@ -36339,6 +36461,7 @@ function capLog(text, maxBytes) {
  * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
  * workflow-command escaping.
  */
+
 const REDACTED = '***';
 /** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
 const MIN_SECRET_LENGTH = 3;
@@ -36451,6 +36574,22 @@ function unescapeCommandData(data) {
 function envValues(names, env = process.env) {
     return names.map(name => env[name]).filter((value) => Boolean(value));
 }
+/**
+ * The redactor of a job's log, the same in the main step and the post step (which uploads
+ * the log when the main step could not): the `redact-env` values, every value the child's
+ * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
+ * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
+ * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
+ * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
+ */
+function jobRedactor(options) {
+    const env = options.env ?? process.env;
+    return new Redactor([
+        ...envValues(options.redactEnv, env),
+        ...secretValuesOf(env),
+        ...options.inputSecrets.filter((value) => Boolean(value))
+    ], options.tokens);
+}
 
 ;// CONCATENATED MODULE: ./src/run/state.ts
 
@@ -36477,7 +36616,6 @@ function dropInFlightJob(state, jobId) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/job.ts
-
 
 
 
@@ -36596,7 +36734,11 @@ async function runJob(ctx) {
     const log = new LogStream({
         upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
         // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
-        redactor: new Redactor([...envValues(inputs.redactEnv), ...secretValuesOf(process.env)], () => ctx.tokens.issued),
+        redactor: jobRedactor({
+            redactEnv: inputs.redactEnv,
+            inputSecrets: [inputs.token, inputs.githubToken],
+            tokens: () => ctx.tokens.issued
+        }),
         intervalMs: inputs.logUploadIntervalMs,
         spoolFile,
         warn: message => lib_core/* warning */.$e(message)
