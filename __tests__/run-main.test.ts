@@ -25,6 +25,7 @@ import { startCoordinationServer, type CoordinationServer } from '../testing/coo
 import { Scratch } from '../testing/scratch.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import { generatePlan } from '../testing/plan-generator.js'
+import { effectiveCommands } from '../testing/workflow-commands.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../src/run/main.js')
@@ -58,7 +59,8 @@ const ENV_KEYS = [
   'ORUN_BACKEND_URL',
   'ORUN_ACTION_BUDGET_SCALE',
   'RUN_MAIN_SECRET',
-  'ORUN_SECRET_POST_DB'
+  'ORUN_SECRET_POST_DB',
+  'GITHUB_ACTIONS'
 ]
 const scratch = new Scratch(ENV_KEYS)
 const tempDir = (prefix: string) => scratch.tempDir(prefix)
@@ -176,6 +178,32 @@ describe('run(): a slice of the plan on one runner', () => {
     expect(JSON.parse(core.outputs['job-results'])['solo@dev.smoke'].status).toBe(
       'already-complete'
     )
+  })
+})
+
+describe("run(): the job's own masks reach GitHub's log", () => {
+  it("re-prints a step's ::add-mask:: outside orun's stop-commands block, before the value", async () => {
+    const secret = 'masked-in-a-step-0815'
+    process.env.GITHUB_ACTIONS = 'true' // orun's GitHub Actions mode: step output in blocks
+    given(singleJobPlan(`V=${secret}; echo "::add-mask::$V"; echo "printed $V"`), {
+      'run-id': freshRunId(),
+      job: 'solo@dev.smoke'
+    })
+    let stdout = ''
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: string) => {
+      stdout += String(chunk)
+      return true
+    }) as typeof process.stdout.write)
+    try {
+      await run()
+    } finally {
+      spy.mockRestore()
+    }
+    expect(core.outputs.status).toBe('success')
+    expect(stdout).toContain(`::stop-commands::orun-stop-solo@dev.smoke`)
+    const masks = effectiveCommands(stdout).filter(c => c.name === 'add-mask' && c.data === secret)
+    expect(masks).toHaveLength(1)
+    expect(masks[0].offset).toBeLessThan(stdout.indexOf(`printed ${secret}`))
   })
 })
 

@@ -30354,12 +30354,7 @@ class LogStream {
     }
     /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        const text = this.held
-            .redacted()
-            .trimEnd()
-            .split('\n')
-            .slice(-lines)
-            .join('\n');
+        const text = this.held.redacted().trimEnd().split('\n').slice(-lines).join('\n');
         return keepEnd(text, MAX_TAIL_BYTES);
     }
 }
@@ -30390,7 +30385,10 @@ function capLog(text, maxBytes, alreadyCut = 0) {
     const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length + alreadyCut)));
     const from = Math.max(0, bytes.length - budget);
     // A character split by the cut decodes to U+FFFD: drop those bytes too.
-    let kept = bytes.subarray(from).toString('utf8').replace(/^\uFFFD+/, '');
+    let kept = bytes
+        .subarray(from)
+        .toString('utf8')
+        .replace(/^\uFFFD+/, '');
     if (from > 0 && bytes[from - 1] !== 0x0a) {
         const newline = kept.indexOf('\n');
         if (newline >= 0 && newline < kept.length - 1)
@@ -30902,11 +30900,11 @@ class Redactor {
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
-        for (const match of text.matchAll(maskCommand)) {
+        for (const data of maskCommandData(text)) {
             // The runner unescapes command data (core.setSecret escapes newlines and %); the
             // escaped form is masked too, as the command line itself stays in the uploaded log.
-            this.add(match[1]);
-            this.add(unescapeCommandData(match[1]));
+            this.add(data);
+            this.add(unescapeCommandData(data));
         }
     }
     redact(text) {
@@ -30924,6 +30922,10 @@ class Redactor {
                 out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+function maskCommandData(text) {
+    return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean);
 }
 /** The value and the forms it takes when a job prints it encoded. */
 function encodedForms(value) {

@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2967);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96773);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2967:
+/***/ 96773:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35917,6 +35917,289 @@ function missingSecretsMessage(jobId, missing) {
         `  env:\n${lines.join('\n')}`);
 }
 
+;// CONCATENATED MODULE: ./src/run/redact.ts
+/**
+ * Removes secrets from a job log before it leaves the runner: every token this
+ * action minted, every value the job registered with `::add-mask::`, and the
+ * values of the environment variables named in `redact-env`. GitHub masks
+ * these in its own log view, but the backend stores the raw text.
+ *
+ * Like GitHub's own masker (the runner's ValueEncoders), each value is also
+ * removed in the encodings a job commonly prints a secret in: base64 at each
+ * of the three byte alignments it can have inside a longer encoded text (and
+ * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
+ * workflow-command escaping.
+ */
+
+const REDACTED = '***';
+/** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
+const MIN_SECRET_LENGTH = 3;
+/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
+const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
+class Redactor {
+    dynamic;
+    secrets = new Set();
+    /** Values already expanded into their encodings (tokens are offered again on every redact). */
+    seen = new Set();
+    ordered = [];
+    orderedSize = -1;
+    constructor(values = [], dynamic = () => []) {
+        this.dynamic = dynamic;
+        for (const value of values)
+            this.add(value);
+    }
+    add(value) {
+        if (!value || this.seen.has(value))
+            return;
+        this.seen.add(value);
+        const trimmed = value.trim();
+        if (trimmed.length < MIN_SECRET_LENGTH)
+            return;
+        this.addEncoded(trimmed);
+        // A multi-line secret is masked line by line too, as GitHub does.
+        for (const line of trimmed.split(/\r?\n/)) {
+            if (line.trim().length >= MIN_SECRET_LENGTH)
+                this.addEncoded(line.trim());
+        }
+    }
+    addEncoded(value) {
+        for (const form of encodedForms(value)) {
+            if (form.length >= MIN_SECRET_LENGTH)
+                this.secrets.add(form);
+        }
+    }
+    /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
+    learnFrom(text) {
+        for (const data of maskCommandData(text)) {
+            // The runner unescapes command data (core.setSecret escapes newlines and %); the
+            // escaped form is masked too, as the command line itself stays in the uploaded log.
+            this.add(data);
+            this.add(unescapeCommandData(data));
+        }
+    }
+    redact(text) {
+        for (const value of this.dynamic())
+            this.add(value);
+        this.learnFrom(text);
+        if (this.orderedSize !== this.secrets.size) {
+            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
+            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+            this.orderedSize = this.secrets.size;
+        }
+        let out = text;
+        for (const secret of this.ordered)
+            if (out.includes(secret))
+                out = out.split(secret).join(REDACTED);
+        return out;
+    }
+}
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+function maskCommandData(text) {
+    return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean);
+}
+/** The value and the forms it takes when a job prints it encoded. */
+function encodedForms(value) {
+    const forms = new Set([value]);
+    const bytes = Buffer.from(value, 'utf8');
+    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
+        const base64 = base64Inner(bytes.subarray(shift));
+        forms.add(base64);
+        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+    const uri = encodeURIComponent(value);
+    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
+    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+    forms
+        .add(uri)
+        .add(strictUri)
+        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
+    const json = JSON.stringify(value).slice(1, -1);
+    forms.add(json);
+    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    const xml = value
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;');
+    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
+    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
+    // A quoted value ("...") is also masked without its quotes, as GitHub does.
+    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
+        forms.add(value.slice(1, -1));
+    return forms;
+}
+/**
+ * The base64 characters that depend on these bytes alone, wherever they sit in
+ * a longer encoded text starting at a 3-byte boundary: no padding, and no last
+ * character that also holds bits of whatever follows.
+ */
+function base64Inner(bytes) {
+    const encoded = bytes.toString('base64').replace(/=+$/, '');
+    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
+}
+/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
+function unescapeCommandData(data) {
+    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
+}
+/** Values of the named environment variables, for `redact-env`. */
+function envValues(names, env = process.env) {
+    return names.map(name => env[name]).filter((value) => Boolean(value));
+}
+/**
+ * The redactor of a job's log, the same in the main step and the post step (which uploads
+ * the log when the main step could not): the `redact-env` values, every value the child's
+ * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
+ * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
+ * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
+ * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
+ */
+function jobRedactor(options) {
+    const env = options.env ?? process.env;
+    return new Redactor([
+        ...envValues(options.redactEnv, env),
+        ...secretValuesOf(env),
+        ...options.inputSecrets.filter((value) => Boolean(value))
+    ], options.tokens);
+}
+
+;// CONCATENATED MODULE: ./src/run/mask-relay.ts
+
+/**
+ * Passes orun's output on to the runner's log so that the job's own `::add-mask::` reaches
+ * GitHub. In GitHub Actions mode orun prints each step's output in one piece, after the
+ * step, inside `::stop-commands::<token>` … `::<token>::`, so the runner ignores the
+ * step's commands, `::add-mask::` among them, and shows the value in clear. The relay
+ * holds such a block until it ends (up to a bound: orun buffers the step anyway), then
+ * prints an `::add-mask::` of its own for each value masked in it, outside and before the
+ * block, so GitHub masks the value in the block and wherever it is printed again. A block
+ * over the bound is passed on as it comes and its masks printed right after it ends.
+ */
+const MAX_HELD_BLOCK_BYTES = 1024 * 1024;
+const STOP_COMMANDS = /^::stop-commands::(.+)$/;
+class MaskRelay {
+    write;
+    onOwnLine;
+    maxHeldBytes;
+    /** The current line, not yet ended. */
+    line = '';
+    /** How much of `line` was passed on already (outside a block, text is not held back). */
+    linePassed = 0;
+    token;
+    held = [];
+    heldBytes = 0;
+    holding = false;
+    masks = [];
+    relayed = new Set();
+    constructor(write, 
+    /** orun's own lines (outside every block), for its account of the run. */
+    onOwnLine = () => { }, maxHeldBytes = MAX_HELD_BLOCK_BYTES) {
+        this.write = write;
+        this.onOwnLine = onOwnLine;
+        this.maxHeldBytes = maxHeldBytes;
+    }
+    push(chunk) {
+        let start = 0;
+        for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+            this.line += chunk.slice(start, end + 1);
+            this.endLine();
+            start = end + 1;
+        }
+        this.line += chunk.slice(start);
+        // Outside a block an unended line is passed on at once, unless it may open a block.
+        if (this.token === undefined && !mayOpenBlock(this.line)) {
+            this.write(this.line.slice(this.linePassed));
+            this.linePassed = this.line.length;
+        }
+    }
+    /**
+     * orun exited: passes on whatever is held, its masks first. A block orun left open (it
+     * was killed) is closed, or the runner would ignore every later command of the job.
+     */
+    end() {
+        const unended = this.line.slice(this.linePassed);
+        this.line = '';
+        this.linePassed = 0;
+        if (this.token !== undefined) {
+            this.emit(`${unended}${unended ? '\n' : ''}::${this.token}::\n`);
+            this.token = undefined;
+        }
+        else if (unended)
+            this.write(unended);
+        this.release();
+    }
+    endLine() {
+        const line = this.line;
+        const rest = line.slice(this.linePassed);
+        this.line = '';
+        this.linePassed = 0;
+        const trimmed = line.trim();
+        if (this.token === undefined) {
+            const open = STOP_COMMANDS.exec(trimmed);
+            if (open) {
+                this.token = open[1];
+                this.holding = true;
+                this.emit(rest);
+                return;
+            }
+            this.write(rest);
+            this.onOwnLine(trimmed);
+            return;
+        }
+        if (trimmed === `::${this.token}::`) {
+            this.token = undefined;
+            this.emit(rest);
+            this.release();
+            return;
+        }
+        for (const data of maskCommandData(line))
+            this.masks.push(data);
+        this.emit(rest);
+    }
+    /** Held while a block is held (up to the bound), else written. */
+    emit(text) {
+        if (!text)
+            return;
+        if (!this.holding)
+            return this.write(text);
+        this.held.push(text);
+        this.heldBytes += Buffer.byteLength(text);
+        if (this.heldBytes > this.maxHeldBytes) {
+            // Too big to hold: pass it on; its masks follow the block's end.
+            this.holding = false;
+            this.writeHeld();
+        }
+    }
+    /**
+     * The block ended (or orun did): its masks, then the block when it was held. A block
+     * passed on already was closed before this, so the masks land outside it.
+     */
+    release() {
+        const fresh = this.masks.filter(data => !this.relayed.has(data));
+        this.masks = [];
+        for (const data of fresh)
+            this.relayed.add(data);
+        const text = fresh.map(data => `::add-mask::${data}\n`).join('') + this.held.join('');
+        this.held = [];
+        this.heldBytes = 0;
+        this.holding = false;
+        if (text)
+            this.write(text);
+    }
+    writeHeld() {
+        if (this.held.length)
+            this.write(this.held.join(''));
+        this.held = [];
+        this.heldBytes = 0;
+    }
+}
+/** An unended line that may yet turn out to be `::stop-commands::…`. */
+function mayOpenBlock(line) {
+    const start = line.trimStart();
+    return start.startsWith('::stop-commands::') || '::stop-commands::'.startsWith(start);
+}
+
 ;// CONCATENATED MODULE: ./src/run/run-evidence.ts
 
 
@@ -36048,6 +36331,10 @@ function componentFileAbove(dir) {
 
 
 
+
+/** orun's own output kept for its account of the run: the head (job header) and the end. */
+const MAX_OWN_OUTPUT_CHARS = 1024 * 1024;
+const OWN_HEAD_LINES = 200;
 /** Lines of output quoted when orun exited 0 without running the job. */
 const NON_RUN_TAIL_LINES = 15;
 async function executeJob(options) {
@@ -36065,7 +36352,16 @@ async function executeJob(options) {
     (0,external_node_fs_.writeFileSync)(planFile, JSON.stringify(singleJobPlan(options.plan, jobId), null, 2));
     let child;
     let stopping = false;
-    let stdout = '';
+    // orun's own lines only (step output is in the log stream): its account of the run.
+    const orunOwn = [];
+    let orunOwnChars = 0;
+    const relay = new MaskRelay(text => process.stdout.write(text), line => {
+        orunOwn.push(line);
+        orunOwnChars += line.length;
+        // A plain-mode orun streams step output outside blocks: keep its head and end only.
+        while (orunOwnChars > MAX_OWN_OUTPUT_CHARS && orunOwn.length > OWN_HEAD_LINES + 1)
+            orunOwnChars -= orunOwn.splice(OWN_HEAD_LINES, 1)[0].length;
+    });
     const stop = () => {
         stopping = true;
         void child?.stop(options.cancel.aborted ? options.cancelGraceMs : options.stopGraceMs);
@@ -36098,10 +36394,12 @@ async function executeJob(options) {
             capabilities: options.capabilities,
             extraArgs: options.extraArgs,
             onOutput: (chunk, stream) => {
+                // The runner itself reads this stream: the relay re-prints the job's ::add-mask::
+                // outside orun's stop-commands blocks, so it masks the GitHub log too.
                 if (stream === 'stdout')
-                    stdout += chunk;
-                // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
-                process.stdout.write(chunk);
+                    relay.push(chunk);
+                else
+                    process.stdout.write(chunk);
                 options.log.append(chunk);
             }
         });
@@ -36110,6 +36408,7 @@ async function executeJob(options) {
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
+        relay.end();
         if (child.leftovers)
             lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: orun left ${child.leftovers} process(es) running; they were stopped with it.`);
         const durationMs = Date.now() - started;
@@ -36121,7 +36420,7 @@ async function executeJob(options) {
         if (exitCode !== 0 || stopping)
             return { ...base, outcome: 'failed' };
         // Exit 0 is not enough: orun's own account must show the job ran to success.
-        const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+        const nonRun = explainNonRun(readRunAccount(orunOwn.join('\n'), jobId), {
             jobId,
             cwd: options.workingDirectory,
             extraArgs: options.extraArgs
@@ -36133,6 +36432,7 @@ async function executeJob(options) {
         return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` };
     }
     finally {
+        relay.end();
         heartbeat.stop();
         options.cancel.removeEventListener('abort', onCancel);
         options.hurry?.removeEventListener('abort', onHurry);
@@ -36380,12 +36680,7 @@ class LogStream {
     }
     /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        const text = this.held
-            .redacted()
-            .trimEnd()
-            .split('\n')
-            .slice(-lines)
-            .join('\n');
+        const text = this.held.redacted().trimEnd().split('\n').slice(-lines).join('\n');
         return keepEnd(text, MAX_TAIL_BYTES);
     }
 }
@@ -36416,7 +36711,10 @@ function capLog(text, maxBytes, alreadyCut = 0) {
     const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length + alreadyCut)));
     const from = Math.max(0, bytes.length - budget);
     // A character split by the cut decodes to U+FFFD: drop those bytes too.
-    let kept = bytes.subarray(from).toString('utf8').replace(/^\uFFFD+/, '');
+    let kept = bytes
+        .subarray(from)
+        .toString('utf8')
+        .replace(/^\uFFFD+/, '');
     if (from > 0 && bytes[from - 1] !== 0x0a) {
         const newline = kept.indexOf('\n');
         if (newline >= 0 && newline < kept.length - 1)
@@ -36446,149 +36744,6 @@ function storedLogOfFile(file, redactor, ending, maxBytes = DEFAULT_MAX_LOG_BYTE
     }
     tail.append(decoder.end() + ending);
     return tail.stored(tail.uploadable(true), maxBytes);
-}
-
-;// CONCATENATED MODULE: ./src/run/redact.ts
-/**
- * Removes secrets from a job log before it leaves the runner: every token this
- * action minted, every value the job registered with `::add-mask::`, and the
- * values of the environment variables named in `redact-env`. GitHub masks
- * these in its own log view, but the backend stores the raw text.
- *
- * Like GitHub's own masker (the runner's ValueEncoders), each value is also
- * removed in the encodings a job commonly prints a secret in: base64 at each
- * of the three byte alignments it can have inside a longer encoded text (and
- * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
- * workflow-command escaping.
- */
-
-const REDACTED = '***';
-/** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
-const MIN_SECRET_LENGTH = 3;
-/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
-const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
-class Redactor {
-    dynamic;
-    secrets = new Set();
-    /** Values already expanded into their encodings (tokens are offered again on every redact). */
-    seen = new Set();
-    ordered = [];
-    orderedSize = -1;
-    constructor(values = [], dynamic = () => []) {
-        this.dynamic = dynamic;
-        for (const value of values)
-            this.add(value);
-    }
-    add(value) {
-        if (!value || this.seen.has(value))
-            return;
-        this.seen.add(value);
-        const trimmed = value.trim();
-        if (trimmed.length < MIN_SECRET_LENGTH)
-            return;
-        this.addEncoded(trimmed);
-        // A multi-line secret is masked line by line too, as GitHub does.
-        for (const line of trimmed.split(/\r?\n/)) {
-            if (line.trim().length >= MIN_SECRET_LENGTH)
-                this.addEncoded(line.trim());
-        }
-    }
-    addEncoded(value) {
-        for (const form of encodedForms(value)) {
-            if (form.length >= MIN_SECRET_LENGTH)
-                this.secrets.add(form);
-        }
-    }
-    /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
-    learnFrom(text) {
-        for (const match of text.matchAll(maskCommand)) {
-            // The runner unescapes command data (core.setSecret escapes newlines and %); the
-            // escaped form is masked too, as the command line itself stays in the uploaded log.
-            this.add(match[1]);
-            this.add(unescapeCommandData(match[1]));
-        }
-    }
-    redact(text) {
-        for (const value of this.dynamic())
-            this.add(value);
-        this.learnFrom(text);
-        if (this.orderedSize !== this.secrets.size) {
-            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
-            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
-            this.orderedSize = this.secrets.size;
-        }
-        let out = text;
-        for (const secret of this.ordered)
-            if (out.includes(secret))
-                out = out.split(secret).join(REDACTED);
-        return out;
-    }
-}
-/** The value and the forms it takes when a job prints it encoded. */
-function encodedForms(value) {
-    const forms = new Set([value]);
-    const bytes = Buffer.from(value, 'utf8');
-    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
-        const base64 = base64Inner(bytes.subarray(shift));
-        forms.add(base64);
-        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
-    }
-    const uri = encodeURIComponent(value);
-    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
-    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
-    forms
-        .add(uri)
-        .add(strictUri)
-        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
-    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
-    const json = JSON.stringify(value).slice(1, -1);
-    forms.add(json);
-    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
-    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
-    const xml = value
-        .replace(/&/g, '&amp;')
-        .replace(/</g, '&lt;')
-        .replace(/>/g, '&gt;')
-        .replace(/"/g, '&quot;');
-    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
-    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
-    // A quoted value ("...") is also masked without its quotes, as GitHub does.
-    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
-        forms.add(value.slice(1, -1));
-    return forms;
-}
-/**
- * The base64 characters that depend on these bytes alone, wherever they sit in
- * a longer encoded text starting at a 3-byte boundary: no padding, and no last
- * character that also holds bits of whatever follows.
- */
-function base64Inner(bytes) {
-    const encoded = bytes.toString('base64').replace(/=+$/, '');
-    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
-}
-/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
-function unescapeCommandData(data) {
-    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
-}
-/** Values of the named environment variables, for `redact-env`. */
-function envValues(names, env = process.env) {
-    return names.map(name => env[name]).filter((value) => Boolean(value));
-}
-/**
- * The redactor of a job's log, the same in the main step and the post step (which uploads
- * the log when the main step could not): the `redact-env` values, every value the child's
- * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
- * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
- * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
- * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
- */
-function jobRedactor(options) {
-    const env = options.env ?? process.env;
-    return new Redactor([
-        ...envValues(options.redactEnv, env),
-        ...secretValuesOf(env),
-        ...options.inputSecrets.filter((value) => Boolean(value))
-    ], options.tokens);
 }
 
 ;// CONCATENATED MODULE: ./src/run/state.ts

@@ -52,11 +52,11 @@ export class Redactor {
 
   /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
   learnFrom(text: string): void {
-    for (const match of text.matchAll(maskCommand)) {
+    for (const data of maskCommandData(text)) {
       // The runner unescapes command data (core.setSecret escapes newlines and %); the
       // escaped form is masked too, as the command line itself stays in the uploaded log.
-      this.add(match[1])
-      this.add(unescapeCommandData(match[1]))
+      this.add(data)
+      this.add(unescapeCommandData(data))
     }
   }
 
@@ -73,6 +73,11 @@ export class Redactor {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED)
     return out
   }
+}
+
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+export function maskCommandData(text: string): string[] {
+  return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean)
 }
 
 /** The value and the forms it takes when a job prints it encoded. */
