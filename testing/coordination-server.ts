@@ -26,6 +26,8 @@
  * | required claim missing or not a string                      | 401 `Missing required claim: <name>`                       |
  *   (checked in that order: signature first, then iss, aud, exp, iat, claims)
  * | session token on an OIDC-only route (create run too)        | 403 FORBIDDEN `OIDC authentication required`               |
+ * | 2026-05-08: CLI session on claim/update/heartbeat/runnable/ | accepted; a dashboard session there gets 403 FORBIDDEN     |
+ * |   log upload                                                | `OIDC or CLI session authentication required`              |
  * | session token namespace                                     | the default identity's repository (`1001`)                 |
  * | rate limit                                                  | per namespace; refill = floor(elapsed/1 s) * perSecond     |
  * |                                                             | since the last refill; 401s are not counted, 403s are not  |
@@ -51,8 +53,23 @@
  * | run status rollup                                           | recomputed on update only (an empty plan stays running)    |
  * | GET run extra fields                                        | `namespace: {namespaceId, namespaceSlug}`, `finishedAt`    |
  * | jobDone / jobFailed                                         | number of `success` / `failed` jobs                        |
- * | run expiry (24 h)                                           | not modelled; `deleteRun()` removes a run as the cleanup   |
- * |                                                             | does                                                       |
+ * | run deletion (both builds)                                  | `deletionDelayMs` (default 24 h) after the run ended (or   |
+ * |                                                             | after its drop to the copy), run and logs are deleted;     |
+ * |                                                             | `deleteRun()` does it at once                              |
+ * | 2026-05-08 alarm                                            | every `sweepPeriodMs` (default 300 s) per live run, from   |
+ * |                                                             | its creation: idle (no request reached the live run for    |
+ * |                                                             | `idleDropMs`, default 240 s) -> drop to the copy; else     |
+ * |                                                             | sweep: running jobs silent > heartbeat timeout -> `failed` |
+ * |                                                             | `runner heartbeat timeout` (runnerId kept)                 |
+ * | 2026-05-08 dependent's claim                                | a claim of a pending job with deps sweeps first; a claim   |
+ * |                                                             | of the stale job itself is still a takeover                |
+ * | 2026-05-08 copy                                             | GET run/jobs/job status answer it (running -> `pending`    |
+ * |                                                             | with runnerId/startedAt null, deps `[]`, heartbeatAt null, |
+ * |                                                             | run gets expiresAt = finishedAt + 24 h); claim, heartbeat, |
+ * |                                                             | update, runnable 404 `Coordinator not initialized`;        |
+ * |                                                             | create with the same id (any checksum) 201, a fresh run    |
+ * | timers                                                      | alarms and cleanup run on the server's clock (`now`),      |
+ * |                                                             | checked every few ms to 1 s of real time and by `tick()`   |
  * | latency                                                     | every request waits `latencyMs` (default 15-40 ms, as      |
  * |                                                             | measured against the service)                              |
  * | a run just created                                          | for `initLagMs` (default 250 ms) every other route sees it |
@@ -81,9 +98,16 @@ import { ApiError, BareInternalError, codeForStatus } from './coordination/api-e
 import { OidcIssuer } from './coordination/auth.js'
 import { FaultInjector } from './coordination/faults.js'
 import { RateLimiter } from './coordination/rate-limit.js'
-import { SESSION_ROUTES, matchRoute, type RouteMatch } from './coordination/routes.js'
-import { RunStore, isRecord, type Reply } from './coordination/state.js'
 import {
+  OIDC_OR_CLI_SESSION_ROUTES,
+  SESSION_ROUTES,
+  matchRoute,
+  type RouteMatch
+} from './coordination/routes.js'
+import { DEFAULT_BUILD_RULES, RunStore, isRecord, type Reply } from './coordination/state.js'
+import {
+  BUILD_RATE_LIMITS,
+  DEFAULT_BACKEND_BUILD,
   IDENTITY_KEYS,
   defaultIdentity,
   type CoordinationServer,
@@ -92,7 +116,14 @@ import {
   type RecordedRequest
 } from './coordination/types.js'
 
+export { HEARTBEAT_TIMEOUT_ERROR } from './coordination/state.js'
 export {
+  BACKEND_BUILDS,
+  BUILD_RATE_LIMITS,
+  DEFAULT_BACKEND_BUILD,
+  isBackendBuild,
+  type BackendBuild,
+  type RunPhase,
   GITHUB_ISSUER,
   IMMEDIATE_CONSISTENCY,
   defaultIdentity,
@@ -151,6 +182,7 @@ function errorReply(error: ApiError): Reply {
 export async function startCoordinationServer(
   options: CoordinationServerOptions = {}
 ): Promise<CoordinationServer> {
+  const build = options.build ?? DEFAULT_BACKEND_BUILD
   let heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 300_000
   const clock = options.now ?? Date.now
   let latencyMs = options.latencyMs === undefined ? { min: 15, max: 40 } : options.latencyMs
@@ -162,17 +194,36 @@ export async function startCoordinationServer(
     audience: options.audience ?? 'orun',
     tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 300,
     sessionTokens: options.sessionTokens ?? [],
+    dashboardSessionTokens: options.dashboardSessionTokens ?? [],
     clock
   })
   const rateLimiter = new RateLimiter(
-    options.rateLimit === undefined ? { burst: 20, perSecond: 5 } : options.rateLimit,
+    options.rateLimit === undefined ? BUILD_RATE_LIMITS[build] : options.rateLimit,
     clock
   )
   const faults = new FaultInjector()
-  const store = new RunStore(() => heartbeatTimeoutMs, clock, {
-    initLagMs: () => initLagMs,
-    logVisibilityMs: () => logVisibilityMs
-  })
+  const rules = {
+    build,
+    sweepPeriodMs: options.sweepPeriodMs ?? DEFAULT_BUILD_RULES.sweepPeriodMs,
+    idleDropMs: options.idleDropMs ?? DEFAULT_BUILD_RULES.idleDropMs,
+    deletionDelayMs: options.deletionDelayMs ?? DEFAULT_BUILD_RULES.deletionDelayMs
+  }
+  const store = new RunStore(
+    () => heartbeatTimeoutMs,
+    clock,
+    { initLagMs: () => initLagMs, logVisibilityMs: () => logVisibilityMs },
+    rules
+  )
+  // Alarms and the cleanup run on the server's clock; real time only decides how often to look.
+  const shortestPeriod = Math.min(
+    rules.deletionDelayMs,
+    build === '2026-05-08' ? Math.min(rules.sweepPeriodMs, rules.idleDropMs) : Infinity
+  )
+  const timerTicker = setInterval(
+    () => store.tick(),
+    Math.max(5, Math.min(1000, shortestPeriod / 10))
+  )
+  timerTicker.unref()
   const requests: RecordedRequest[] = []
   const pendingTimers = new Set<NodeJS.Timeout>()
   let baseUrl = ''
@@ -211,8 +262,14 @@ export async function startCoordinationServer(
 
     const principal = await issuer.authenticate(req)
     record.namespace = principal.namespaceId
-    if (principal.kind === 'session' && !SESSION_ROUTES.has(match.route)) {
-      throw new ApiError(403, 'FORBIDDEN', 'OIDC authentication required')
+    if (principal.kind !== 'oidc' && !SESSION_ROUTES.has(match.route)) {
+      if (build === '2026-05-08' && OIDC_OR_CLI_SESSION_ROUTES.has(match.route)) {
+        if (principal.kind === 'dashboard') {
+          throw new ApiError(403, 'FORBIDDEN', 'OIDC or CLI session authentication required')
+        }
+      } else {
+        throw new ApiError(403, 'FORBIDDEN', 'OIDC authentication required')
+      }
     }
     rateLimiter.consume(principal.namespaceId)
 
@@ -375,6 +432,7 @@ export async function startCoordinationServer(
 
   return {
     url: baseUrl,
+    build,
     tokenEnv(identity = {}) {
       const merged: Identity = { ...defaultIdentity, ...identity }
       const query = new URLSearchParams(IDENTITY_KEYS.map(k => [k, merged[k]] as [string, string]))
@@ -417,7 +475,17 @@ export async function startCoordinationServer(
     deleteRun(runId, namespace) {
       return store.deleteRun(runId, namespace, defaultIdentity.repository_id)
     },
+    dropLiveState(runId, namespace) {
+      return store.dropLiveState(runId, namespace, defaultIdentity.repository_id)
+    },
+    runPhase(runId, namespace) {
+      return store.runPhase(runId, namespace, defaultIdentity.repository_id)
+    },
+    tick() {
+      store.tick()
+    },
     close() {
+      clearInterval(timerTicker)
       for (const timer of pendingTimers) clearTimeout(timer)
       pendingTimers.clear()
       return new Promise<void>(resolve => {

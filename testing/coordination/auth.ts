@@ -27,14 +27,17 @@ import {
   type MintTokenOptions
 } from './types.js'
 
+/** `session`: an Orun CLI session; `dashboard`: a dashboard session (read routes only). */
 export type Principal =
   | { kind: 'oidc'; namespaceId: string; namespaceSlug: string }
   | { kind: 'session'; namespaceId: string; namespaceSlug: string }
+  | { kind: 'dashboard'; namespaceId: string; namespaceSlug: string }
 
 export interface IssuerOptions {
   audience: string
   tokenLifetimeSeconds: number
   sessionTokens: string[]
+  dashboardSessionTokens?: string[]
   /** epoch ms */
   clock: () => number
 }
@@ -48,6 +51,7 @@ export class OidcIssuer {
   private foreignKey: CryptoKey | undefined
   private readonly audience: string
   private readonly sessionTokens: Set<string>
+  private readonly dashboardSessionTokens: Set<string>
   private readonly keyGetter: ReturnType<typeof createLocalJWKSet>
   private readonly clock: () => number
 
@@ -60,6 +64,7 @@ export class OidcIssuer {
     this.audience = options.audience
     this.tokenLifetimeSeconds = options.tokenLifetimeSeconds
     this.sessionTokens = new Set(options.sessionTokens)
+    this.dashboardSessionTokens = new Set(options.dashboardSessionTokens ?? [])
     this.keyGetter = createLocalJWKSet(jwks)
     this.clock = options.clock
   }
@@ -130,9 +135,10 @@ export class OidcIssuer {
       throw new ApiError(401, 'UNAUTHORIZED', 'Missing authorization header')
     }
     const token = header.slice('Bearer '.length)
-    if (this.sessionTokens.has(token)) {
+    const session = this.sessionTokens.has(token)
+    if (session || this.dashboardSessionTokens.has(token)) {
       return {
-        kind: 'session',
+        kind: session ? 'session' : 'dashboard',
         namespaceId: defaultIdentity.repository_id,
         namespaceSlug: defaultIdentity.repository
       }

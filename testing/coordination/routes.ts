@@ -27,8 +27,17 @@ const ROUTE_TABLE: Array<{ pattern: RegExp; methods: Partial<Record<string, Rout
   { pattern: /^\/\.well-known\/jwks$/, methods: { GET: 'jwks' } }
 ]
 
-/** Routes a CLI session token may use; every other authenticated route is OIDC-only. */
+/** Routes any session token may use (both builds); every other authenticated route is OIDC-only. */
 export const SESSION_ROUTES = new Set<RouteName>(['getRun', 'listJobs', 'jobStatus', 'readLog'])
+
+/** The job routes that the 2026-05-08 build opens to a CLI session as well as to OIDC. */
+export const OIDC_OR_CLI_SESSION_ROUTES = new Set<RouteName>([
+  'claim',
+  'update',
+  'heartbeat',
+  'runnable',
+  'uploadLog'
+])
 
 export function matchRoute(method: string, rawPath: string): RouteMatch {
   // `/` is answered only to GET; the Worker has no other route there, so POST / is a 404.

@@ -1,11 +1,17 @@
 /**
  * The coordinator's state machine: runs per namespace, their jobs, claims (dependency gate,
  * duplicate, takeover), heartbeats, updates with the run rollup, and stored logs, with the
- * service's eventual consistency (a new run's init lag, a new log's read lag).
+ * service's eventual consistency (a new run's init lag, a new log's read lag), and what differs
+ * between the two builds (../shared/spec/backend-protocol.md, "Two builds of the service"):
+ * on 2026-05-08 each run's alarm sweeps silent runners and drops an idle run's live state to the
+ * poorer database copy. On both, the cleanup deletes a run some time after it ended.
  */
 import { randomUUID } from 'node:crypto'
 import { ApiError } from './api-error.js'
-import type { StoredJobView } from './types.js'
+import type { BackendBuild, RunPhase, StoredJobView } from './types.js'
+
+/** The error the 2026-05-08 sweep writes on a job whose runner went silent. */
+export const HEARTBEAT_TIMEOUT_ERROR = 'runner heartbeat timeout'
 
 type JobStatus = 'pending' | 'running' | 'success' | 'failed' | 'skipped'
 
@@ -34,6 +40,16 @@ interface RunState {
   jobs: Map<string, JobState>
   /** Clock time from which routes other than create see the run. */
   visibleAt: number
+  /** `copy`: the live state was dropped (2026-05-08); reads answer the database copy. */
+  phase: 'live' | 'copy'
+  /** Clock time of the last request that reached the live coordinator. */
+  lastActivityAt: number
+  /** Clock time of the run's next alarm (2026-05-08), null when it has none. */
+  nextAlarmAt: number | null
+  /** The copy's `expiresAt`, set when the live state is dropped. */
+  expiresAt: string | null
+  /** Clock time the cleanup deletes the run, set when it ends. */
+  deleteAt: number | null
 }
 
 interface StoredLog {
@@ -47,6 +63,23 @@ interface StoredLog {
 export interface Consistency {
   initLagMs: () => number
   logVisibilityMs: () => number
+}
+
+/** What the build does with time: the alarm, the idle drop, the cleanup. */
+export interface BuildRules {
+  build: BackendBuild
+  sweepPeriodMs: number
+  idleDropMs: number
+  deletionDelayMs: number
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000
+
+export const DEFAULT_BUILD_RULES: BuildRules = {
+  build: '2026-05-02',
+  sweepPeriodMs: 300_000,
+  idleDropMs: 240_000,
+  deletionDelayMs: DAY_MS
 }
 
 /** Who asks: the namespace is the repository id. */
@@ -142,8 +175,13 @@ export class RunStore {
   constructor(
     private readonly heartbeatTimeoutMs: () => number,
     private readonly clock: () => number = Date.now,
-    private readonly consistency: Consistency = { initLagMs: () => 0, logVisibilityMs: () => 0 }
+    private readonly consistency: Consistency = { initLagMs: () => 0, logVisibilityMs: () => 0 },
+    private readonly rules: BuildRules = DEFAULT_BUILD_RULES
   ) {}
+
+  private get sweeps(): boolean {
+    return this.rules.build === '2026-05-08'
+  }
 
   private nowIso(): string {
     return new Date(this.clock()).toISOString()
@@ -153,15 +191,23 @@ export class RunStore {
     return this.runs.get(namespaceId)?.get(runId)
   }
 
-  /** A run as the routes other than create see it: not yet while it initialises. */
+  /**
+   * A run as the read routes see it: not yet while it initialises; live or the database copy.
+   * Reading the live coordinator keeps the run busy (not idle); reading the copy does not.
+   */
   private visibleRun(namespaceId: string, runId: string): RunState | undefined {
     const run = this.runOf(namespaceId, runId)
-    return run && this.clock() >= run.visibleAt ? run : undefined
+    if (!run || this.clock() < run.visibleAt) return undefined
+    if (run.phase === 'live') run.lastActivityAt = this.clock()
+    return run
   }
 
+  /** The live coordinator: the copy has none, so the job routes find the run uninitialised. */
   private requireCoordinator(namespaceId: string, runId: string): RunState {
     const run = this.visibleRun(namespaceId, runId)
-    if (!run) throw new ApiError(404, 'NOT_FOUND', 'Coordinator not initialized')
+    if (!run || run.phase !== 'live') {
+      throw new ApiError(404, 'NOT_FOUND', 'Coordinator not initialized')
+    }
     return run
   }
 
@@ -188,7 +234,9 @@ export class RunStore {
     this.runs.set(caller.namespaceId, namespaceRuns)
     const existing = namespaceRuns.get(runId)
     const now = this.nowIso()
-    if (existing) {
+    // On the copy the coordinator is empty: a create starts the run over (the copy is overwritten).
+    if (existing && existing.phase === 'live') {
+      existing.lastActivityAt = this.clock()
       if (existing.planChecksum !== plan.checksum) {
         throw new ApiError(409, 'CONFLICT', 'Run already exists with a different plan checksum')
       }
@@ -204,7 +252,12 @@ export class RunStore {
       updatedAt: now,
       finishedAt: null,
       jobs,
-      visibleAt: this.clock() + this.consistency.initLagMs()
+      visibleAt: this.clock() + this.consistency.initLagMs(),
+      phase: 'live',
+      lastActivityAt: this.clock(),
+      nextAlarmAt: this.sweeps ? this.clock() + this.rules.sweepPeriodMs : null,
+      expiresAt: null,
+      deleteAt: null
     })
     return { status: 201, json: { runId, status: 'running', createdAt: now } }
   }
@@ -224,6 +277,7 @@ export class RunStore {
           createdAt: run.createdAt,
           updatedAt: run.updatedAt,
           finishedAt: run.finishedAt,
+          ...(run.phase === 'copy' ? { expiresAt: run.expiresAt } : {}),
           jobTotal: jobs.length,
           jobDone: jobs.filter(j => j.status === 'success').length,
           jobFailed: jobs.filter(j => j.status === 'failed').length
@@ -236,6 +290,8 @@ export class RunStore {
     const run = this.requireCoordinator(ns, runId)
     const job = requireJob(run, jobId)
     const now = this.nowIso()
+    // 2026-05-08: a dependent's claim sweeps silent runners first, so it may see depsBlocked.
+    if (this.sweeps && job.status === 'pending' && job.deps.length > 0) this.sweepSilent(run)
     if (job.status === 'pending') {
       const depStatuses = job.deps.map(dep => run.jobs.get(dep)?.status)
       if (depStatuses.some(s => s === 'failed')) {
@@ -300,12 +356,87 @@ export class RunStore {
     job.status = status
     job.finishedAt = now
     job.lastError = typeof error === 'string' ? error : null
+    this.rollUp(run, now)
+    return { status: 200, json: { ok: true } }
+  }
+
+  /** The run status after a job ended; an ended run is due for the cleanup. */
+  private rollUp(run: RunState, now: string): void {
     run.updatedAt = now
     const all = [...run.jobs.values()]
     if (all.every(j => j.status === 'success')) run.status = 'completed'
     else if (all.some(j => j.status === 'failed')) run.status = 'failed'
     if (run.status !== 'running' && run.finishedAt === null) run.finishedAt = now
-    return { status: 200, json: { ok: true } }
+    if (run.finishedAt !== null && run.deleteAt === null) {
+      run.deleteAt = Date.parse(run.finishedAt) + this.rules.deletionDelayMs
+    }
+  }
+
+  /** 2026-05-08: every running job silent for the heartbeat timeout ends `failed`. */
+  private sweepSilent(run: RunState): void {
+    const now = this.nowIso()
+    let failed = false
+    for (const job of run.jobs.values()) {
+      if (job.status !== 'running') continue
+      const age = job.heartbeatAt ? this.clock() - Date.parse(job.heartbeatAt) : Infinity
+      if (age <= this.heartbeatTimeoutMs()) continue
+      Object.assign(job, { status: 'failed', finishedAt: now, lastError: HEARTBEAT_TIMEOUT_ERROR })
+      failed = true
+    }
+    if (failed) this.rollUp(run, now)
+  }
+
+  /**
+   * 2026-05-08: the live state is dropped and reads answer the database copy, which kept each
+   * job's last completed status (a claim that never completed reads `pending`), no dependencies
+   * and no heartbeats; the run gains finishedAt and expiresAt and keeps its counts.
+   */
+  private dropToCopy(run: RunState): void {
+    const now = this.clock()
+    for (const job of run.jobs.values()) {
+      if (job.status === 'running') {
+        Object.assign(job, { status: 'pending', runnerId: null, startedAt: null })
+      }
+      job.deps = []
+      job.heartbeatAt = null
+    }
+    run.phase = 'copy'
+    run.nextAlarmAt = null
+    run.finishedAt ??= new Date(now).toISOString()
+    const finished = Date.parse(run.finishedAt)
+    run.expiresAt = new Date(finished + DAY_MS).toISOString()
+    run.deleteAt ??= finished + this.rules.deletionDelayMs
+  }
+
+  /** Runs the alarms (2026-05-08) and the cleanup (both builds) due by the clock. */
+  tick(): void {
+    const now = this.clock()
+    for (const [namespaceId, namespaceRuns] of this.runs) {
+      for (const run of [...namespaceRuns.values()]) {
+        if (run.deleteAt !== null && now >= run.deleteAt) {
+          this.deleteRun(run.runId, namespaceId, namespaceId)
+          continue
+        }
+        if (run.phase !== 'live' || run.nextAlarmAt === null || now < run.nextAlarmAt) continue
+        // The alarm re-arms from when it fired, as a Durable Object alarm does.
+        run.nextAlarmAt = now + this.rules.sweepPeriodMs
+        if (now - run.lastActivityAt >= this.rules.idleDropMs) this.dropToCopy(run)
+        else this.sweepSilent(run)
+      }
+    }
+  }
+
+  /** The live state dropped now, as the alarm of an idle run does (2026-05-08 only). */
+  dropLiveState(runId: string, namespace: string | undefined, defaultNamespace: string): boolean {
+    if (!this.sweeps) throw new Error(`build ${this.rules.build} keeps runs live until deleted`)
+    const run = this.findRun(runId, namespace, defaultNamespace)
+    if (!run || run.phase !== 'live') return false
+    this.dropToCopy(run)
+    return true
+  }
+
+  runPhase(runId: string, namespace: string | undefined, defaultNamespace: string): RunPhase {
+    return this.findRun(runId, namespace, defaultNamespace)?.phase ?? 'deleted'
   }
 
   runnable(ns: string, runId: string): Reply {
@@ -325,7 +456,10 @@ export class RunStore {
   }
 
   jobStatus(ns: string, runId: string, jobId: string): Reply {
-    return { status: 200, json: publicJob(requireJob(this.requireCoordinator(ns, runId), jobId)) }
+    // A read route: the database copy answers it too.
+    const run = this.visibleRun(ns, runId)
+    if (!run) throw new ApiError(404, 'NOT_FOUND', 'Coordinator not initialized')
+    return { status: 200, json: publicJob(requireJob(run, jobId)) }
   }
 
   uploadLog(ns: string, runId: string, jobId: string, log: string): Reply {
