@@ -222,7 +222,8 @@ describe('the log stream never stores part of a secret', () => {
 
   it('caps after redaction: a cut that falls inside a secret leaves none of it', async () => {
     const maxBytes = 4096
-    const after = '\n' + 'y'.repeat(maxBytes - 170) + '\n'
+    // One line longer than the cap: the cut cannot fall at a line boundary there.
+    const after = 'y'.repeat(maxBytes - 170) + '\n'
     const raw = 'x'.repeat(5000) + '\nsecret ' + SECRET + after
     // The premise: on the raw text, the cap's cut falls inside the secret (seen with a
     // stand-in of the same size, which nothing redacts).

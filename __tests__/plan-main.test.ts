@@ -190,6 +190,16 @@ describe('run(): user mistakes', () => {
     )
   })
 
+  it.each(['0x10', '1e1', '+5', '-0', '0.0', '5.0'])(
+    "artifact-retention-days '%s', parsed as strictly as workers",
+    async raw => {
+      Object.assign(core.inputs, { 'artifact-retention-days': raw })
+      await expect(run()).rejects.toThrow(
+        `Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90`
+      )
+    }
+  )
+
   it('a plan-file that cannot be read', async () => {
     Object.assign(core.inputs, { 'plan-file': 'missing.json' })
     await expect(run()).rejects.toThrow(

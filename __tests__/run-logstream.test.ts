@@ -285,6 +285,62 @@ describe('LogStream', () => {
   })
 })
 
+describe('LogStream with a log of any size', () => {
+  const MiB = 1024 * 1024
+
+  it('holds a bounded tail in memory while 100 MB pass through it, and stores the end', async () => {
+    const { upload, texts } = recordingUploader()
+    const maxBytes = MiB
+    const { stream } = streamWith(upload, { maxBytes, secrets: ['late-secret-value'] })
+    const line = `${'x'.repeat(99)}\n`
+    const chunk = line.repeat(655) // 65,500 bytes
+    stream.append('::add-mask::late-secret-value\n')
+    let mostHeld = 0
+    let rawBytes = '::add-mask::late-secret-value\n'.length
+    for (; rawBytes < 100 * MiB; rawBytes += chunk.length) {
+      stream.append(chunk)
+      mostHeld = Math.max(mostHeld, stream.heldChars)
+    }
+    stream.append('last line late-secret-value\n')
+    rawBytes += 'last line late-secret-value\n'.length
+    // At most twice the cap and its margin, whatever the size of the log.
+    expect(mostHeld).toBeLessThanOrEqual(2 * (maxBytes + 64 * 1024) + chunk.length)
+    await stream.flush(true)
+    const stored = texts[0]
+    expect(Buffer.byteLength(stored)).toBeLessThanOrEqual(maxBytes)
+    const [note, ...kept] = stored.split('\n')
+    expect(note).toMatch(/^\[orun action: the first \d+ bytes of this log were cut/)
+    // Cut at a line boundary: every kept line is whole.
+    expect(kept.slice(0, -2).every(l => l === 'x'.repeat(99))).toBe(true)
+    expect(stored.endsWith('x\nlast line ***\n')).toBe(true)
+    // The note counts every byte cut, in memory and by the cap (the kept secret is redacted).
+    const cut = Number(/the first (\d+) bytes/.exec(note)![1])
+    const keptBytes = Buffer.byteLength(stored) - Buffer.byteLength(note) - 1
+    expect(cut + keptBytes).toBe(rawBytes - ('late-secret-value'.length - 3))
+  })
+
+  it('spaces live uploads by the bytes sent (at most the cap), not by the size of the whole log', async () => {
+    jest.useFakeTimers()
+    try {
+      const { upload, texts } = recordingUploader()
+      const { stream } = streamWith(upload, { maxBytes: MiB, intervalMs: 1_000 })
+      const chunk = `${'y'.repeat(1023)}\n`.repeat(1024) // 1 MiB
+      for (let i = 0; i < 20; i++) stream.append(chunk)
+      stream.start()
+      await jest.advanceTimersByTimeAsync(1_000)
+      expect(texts).toHaveLength(1)
+      stream.append('more\n')
+      // 1 MiB sent: the next upload within 16 s (64 KiB/s); by the raw 20 MiB it would be 320 s.
+      await jest.advanceTimersByTimeAsync(16_000)
+      expect(texts).toHaveLength(2)
+      expect(texts[1].endsWith('more\n')).toBe(true)
+      await stream.flush(true)
+    } finally {
+      jest.useRealTimers()
+    }
+  })
+})
+
 describe('capLog', () => {
   const cutBytes = (capped: string) => Number(/the first (\d+) bytes/.exec(capped)![1])
   const keptPart = (capped: string) => capped.slice(capped.indexOf('\n') + 1)
@@ -304,6 +360,16 @@ describe('capLog', () => {
     expect(kept.length).toBeGreaterThan(1_000)
     expect(cutBytes(capped) + Buffer.byteLength(kept)).toBe(Buffer.byteLength(text))
     expect(capped).toContain('GitHub Actions job log')
+  })
+
+  it('cuts at a line boundary when the kept end holds one', () => {
+    const text = Array.from({ length: 300 }, (_, i) => `line number ${i}`).join('\n') + '\n'
+    const capped = capLog(text, 1_000)
+    const kept = keptPart(capped)
+    expect(text.endsWith(kept)).toBe(true)
+    expect(text[text.length - kept.length - 1]).toBe('\n')
+    expect(kept.startsWith('line number ')).toBe(true)
+    expect(cutBytes(capped) + Buffer.byteLength(kept)).toBe(Buffer.byteLength(text))
   })
 
   it.each([

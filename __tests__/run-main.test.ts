@@ -25,6 +25,7 @@ import { startCoordinationServer, type CoordinationServer } from '../testing/coo
 import { Scratch } from '../testing/scratch.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import { generatePlan } from '../testing/plan-generator.js'
+import { effectiveCommands } from '../testing/workflow-commands.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../src/run/main.js')
@@ -57,7 +58,9 @@ const ENV_KEYS = [
   'ORUN_STANDIN_DELAY_MS',
   'ORUN_BACKEND_URL',
   'ORUN_ACTION_BUDGET_SCALE',
-  'RUN_MAIN_SECRET'
+  'RUN_MAIN_SECRET',
+  'ORUN_SECRET_POST_DB',
+  'GITHUB_ACTIONS'
 ]
 const scratch = new Scratch(ENV_KEYS)
 const tempDir = (prefix: string) => scratch.tempDir(prefix)
@@ -178,6 +181,32 @@ describe('run(): a slice of the plan on one runner', () => {
   })
 })
 
+describe("run(): the job's own masks reach GitHub's log", () => {
+  it("re-prints a step's ::add-mask:: outside orun's stop-commands block, before the value", async () => {
+    const secret = 'masked-in-a-step-0815'
+    process.env.GITHUB_ACTIONS = 'true' // orun's GitHub Actions mode: step output in blocks
+    given(singleJobPlan(`V=${secret}; echo "::add-mask::$V"; echo "printed $V"`), {
+      'run-id': freshRunId(),
+      job: 'solo@dev.smoke'
+    })
+    let stdout = ''
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation(((chunk: string) => {
+      stdout += String(chunk)
+      return true
+    }) as typeof process.stdout.write)
+    try {
+      await run()
+    } finally {
+      spy.mockRestore()
+    }
+    expect(core.outputs.status).toBe('success')
+    expect(stdout).toContain(`::stop-commands::orun-stop-solo@dev.smoke`)
+    const masks = effectiveCommands(stdout).filter(c => c.name === 'add-mask' && c.data === secret)
+    expect(masks).toHaveLength(1)
+    expect(masks[0].offset).toBeLessThan(stdout.indexOf(`printed ${secret}`))
+  })
+})
+
 describe('run(): failures', () => {
   it('reports a failing job as failed with the tail of its output, and fails the step', async () => {
     const runId = freshRunId()
@@ -264,6 +293,40 @@ describe('post(): a job the main step claimed but never reported', () => {
     expect(log).toContain('[orun action: the job was cancelled]')
     expect(log).not.toContain('hunter2-secret')
     expect(JSON.parse(core.state['orun-in-flight']).jobs).toEqual([])
+  })
+
+  it('redacts the uploaded log with every source the main step uses', async () => {
+    const runId = freshRunId()
+    const client = readerClient()
+    await createRunAs(client, runId, sharedPlanText('single'))
+    expect((await client.claim(runId, 'solo@dev.smoke', 'crashed-runner')).claimed).toBe(true)
+    const githubToken = 'ghs_postStepGithubToken0123456789'
+    const dbPassword = 'db-password-for-the-post-step!' // 30 bytes: base64 without padding
+    const masked = 'value-the-job-masked-itself'
+    const encoded = Buffer.from(dbPassword).toString('base64').replace(/=+$/, '')
+    const spoolFile = path.join(workspace, 'spool.log')
+    writeFileSync(
+      spoolFile,
+      `::add-mask::${masked}\n` +
+        `${'filler line\n'.repeat(2_000)}` +
+        `token ${githubToken}\nbasic ${encoded}\nmasked ${masked}\n`
+    )
+    process.env.ORUN_SECRET_POST_DB = dbPassword
+    core.inputs['github-token'] = githubToken
+    core.state['orun-in-flight'] = JSON.stringify({
+      backendUrl: server.url,
+      audience: 'orun',
+      runId,
+      runnerId: 'crashed-runner',
+      jobs: [{ jobId: 'solo@dev.smoke', spoolFile }]
+    })
+
+    await post()
+
+    const log = server.storedLog(runId, 'solo@dev.smoke')
+    expect(log).toContain('token ***\nbasic ***\nmasked ***\n')
+    for (const secret of [githubToken, encoded, dbPassword, masked])
+      expect(log).not.toContain(secret)
   })
 
   it('leaves a job alone that another runner took over', async () => {

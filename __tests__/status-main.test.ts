@@ -180,6 +180,19 @@ describe('run(): the whole run read back', () => {
     expect(server.requests.length).toBe(before)
   })
 
+  it.each(['0x0', '0e1', '+0', '-0', '0.0', '0x10', '1e1', '+5'])(
+    "refuses job-count '%s' before any request: no false green from a zero spelled oddly",
+    async raw => {
+      const before = server.requests.length
+      Object.assign(core.inputs, { 'run-id': 'status-odd-count', 'job-count': raw })
+      await expect(run()).rejects.toThrow(
+        `Input 'job-count' must be a whole number (the plan job's job-count output), got '${raw}'.`
+      )
+      expect(core.outputs.status).not.toBe('success')
+      expect(server.requests.length).toBe(before)
+    }
+  )
+
   it('refuses a fail-on word it does not know', async () => {
     given('single', { 'fail-on': 'failed, typo' })
     await expect(run()).rejects.toThrow(

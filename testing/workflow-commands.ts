@@ -61,3 +61,30 @@ export function workflowCommands(stdout: string): WorkflowCommand[] {
   }
   return found
 }
+
+/**
+ * The commands the runner acts on, with where each line starts in stdout: as
+ * workflowCommands, but `::stop-commands::<token>` stops processing until a line
+ * that is `::<token>::` (actions/runner ActionCommandManager: the resume line,
+ * trimmed, compared to the token; everything in between is printed as text).
+ */
+export function effectiveCommands(stdout: string): (WorkflowCommand & { offset: number })[] {
+  const found: (WorkflowCommand & { offset: number })[] = []
+  let stopToken: string | undefined
+  let offset = 0
+  for (const match of stdout.matchAll(/([^\r\n]*)(\r\n|\n|\r|$)/g)) {
+    const line = match[1]
+    const at = offset
+    offset += match[0].length
+    if (!match[0]) break
+    if (stopToken !== undefined) {
+      if (line.trim() === `::${stopToken}::`) stopToken = undefined
+      continue
+    }
+    const [command] = workflowCommands(line)
+    if (!command) continue
+    if (command.name === 'stop-commands') stopToken = command.data
+    found.push({ ...command, offset: at })
+  }
+  return found
+}

@@ -28590,7 +28590,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1922);
-/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5780);
+/* harmony import */ var _post_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7879);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_post_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
@@ -28600,7 +28600,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5780:
+/***/ 7879:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -29050,7 +29050,7 @@ const PASS_PLAN_OUTPUTS = "Pass the plan job's 'run-id' and 'plan-id' outputs un
 /** As PASS_PLAN_OUTPUTS, when picking another run id also solves it. */
 const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-id' outputs unchanged, or choose a new 'run-id'.";
 /** A plan file the action cannot use. */
-const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
+const error_messages_RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
 /** What to press when nothing of an earlier attempt can be carried over into a re-run. */
@@ -30115,14 +30115,20 @@ function signalProcesses(pids, signal) {
     return reached;
 }
 
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
 ;// CONCATENATED MODULE: ./src/run/logstream.ts
+
 
 /**
  * Streams a job's log to the backend while it runs. Each upload replaces the
- * stored log, so every upload re-sends the whole log so far: uploads are
- * spaced by the configured interval, stretched for big logs so a live view
- * never costs megabytes per second, skipped when nothing changed, and the
- * stored copy is capped (keeping the end, where failures show).
+ * stored log, so every upload re-sends the stored log so far: uploads are
+ * spaced by the configured interval, stretched by the size of the last upload
+ * (at most the cap) so a live view never costs megabytes per second, skipped
+ * when nothing changed, and the stored copy is capped (keeping the end, where
+ * failures show, cut at a line boundary). Only a bounded tail of the output is
+ * held in memory (LogTail): the whole output is in the spool file and in the
+ * GitHub log.
  *
  * Secrets: text is redacted whole, then capped (a cut never leaves part of a
  * secret in clear), and a mid-stream upload holds back the unterminated last
@@ -30134,10 +30140,92 @@ const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
 const MAX_TAIL_BYTES = (/* unused pure expression or super */ null && (8 * 1024));
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = (/* unused pure expression or super */ null && (64 * 1024));
+/**
+ * Kept beyond the cap before a tail cut mid-line: what is dropped in front of the
+ * stored text when a line longer than the whole tail had to be cut (so a secret the
+ * in-memory cut split, shorter than this, leaves nothing of itself).
+ */
+const MID_LINE_MARGIN = 64 * 1024;
+/**
+ * The last part of a job's output, bounded in memory: it keeps at least `keep` characters
+ * (so at least `keep` bytes) and at most twice that, dropping whole lines from the front.
+ * The job's `::add-mask::` values are learnt from every complete line as it arrives, so a
+ * mask is known even after its line was dropped.
+ */
+class LogTail {
+    redactor;
+    keep;
+    text = '';
+    /** Characters dropped from the front, and their UTF-8 bytes. */
+    droppedChars = 0;
+    droppedBytes = 0;
+    /** Absolute position up to which masks were learnt (always a line end). */
+    learnt = 0;
+    /** The held text starts inside a line (one longer than the whole tail was cut). */
+    midLine = false;
+    constructor(redactor, keep) {
+        this.redactor = redactor;
+        this.keep = keep;
+    }
+    /** Characters appended so far. */
+    get total() {
+        return this.droppedChars + this.text.length;
+    }
+    /** Characters held in memory. */
+    get heldChars() {
+        return this.text.length;
+    }
+    append(chunk) {
+        this.text += chunk;
+        const lineEnd = this.text.lastIndexOf('\n') + 1;
+        const from = this.learnt - this.droppedChars;
+        if (lineEnd > from) {
+            this.redactor.learnFrom(this.text.slice(from, lineEnd));
+            this.learnt = this.droppedChars + lineEnd;
+        }
+        if (this.text.length > 2 * this.keep)
+            this.dropFront();
+    }
+    dropFront() {
+        const cut = this.text.length - this.keep;
+        // Whole lines (masks in them are learnt already); a line longer than the tail is cut inside.
+        const newline = this.text.lastIndexOf('\n', cut - 1);
+        const at = newline >= 0 ? newline + 1 : cut;
+        this.midLine = newline < 0;
+        const dropped = this.text.slice(0, at);
+        this.droppedBytes += Buffer.byteLength(dropped);
+        this.droppedChars += at;
+        this.text = this.text.slice(at);
+        this.learnt = Math.max(this.learnt, this.droppedChars);
+    }
+    /** Absolute end of what an upload may carry: everything at the end, else whole lines. */
+    uploadable(final) {
+        return this.droppedChars + (final ? this.text.length : this.text.lastIndexOf('\n') + 1);
+    }
+    /** The held text up to an absolute position, redacted, then capped at a line boundary. */
+    stored(upTo, maxBytes) {
+        let redacted = this.redactor.redact(this.text.slice(0, upTo - this.droppedChars));
+        let cutBytes = this.droppedBytes;
+        if (this.midLine) {
+            // The in-memory cut fell inside a line: drop the rest of it (or a margin of it).
+            const newline = redacted.indexOf('\n');
+            const drop = newline >= 0 ? newline + 1 : Math.min(redacted.length, MID_LINE_MARGIN);
+            cutBytes += Buffer.byteLength(redacted.slice(0, drop));
+            redacted = redacted.slice(drop);
+        }
+        return capLog(redacted, maxBytes, cutBytes);
+    }
+    /** The held text, redacted (for the quoted tail of a failed job). */
+    redacted() {
+        return this.redactor.redact(this.text);
+    }
+}
 class LogStream {
     options;
-    raw = '';
+    held;
     uploadedLength = -1;
+    /** Bytes of the last upload: the pause before the next one grows with it. */
+    lastUploadBytes = 0;
     timer;
     queue = Promise.resolve();
     warned = false;
@@ -30149,9 +30237,14 @@ class LogStream {
         this.options = options;
         if (options.spoolFile)
             writeFileSync(options.spoolFile, '');
+        this.held = new LogTail(options.redactor, tailChars(options.maxBytes));
+    }
+    /** Characters of output held in memory (bounded whatever the size of the log). */
+    get heldChars() {
+        return this.held.heldChars;
     }
     append(chunk) {
-        this.raw += chunk;
+        this.held.append(chunk);
         if (this.options.spoolFile)
             appendFileSync(this.options.spoolFile, chunk);
     }
@@ -30160,15 +30253,11 @@ class LogStream {
      * Mid-stream (not final) it ends at the last complete line.
      */
     snapshot(final = true) {
-        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
-    }
-    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
-    uploadable(final) {
-        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
+        return this.held.stored(this.held.uploadable(final), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
     }
     start() {
         const schedule = () => {
-            const stretch = (Buffer.byteLength(this.raw) / BYTES_PER_SECOND_BUDGET) * 1000;
+            const stretch = (this.lastUploadBytes / BYTES_PER_SECOND_BUDGET) * 1000;
             this.timer = setTimeout(async () => {
                 await this.flush(false);
                 if (this.timer)
@@ -30225,10 +30314,10 @@ class LogStream {
             clearTimeout(timer);
             bound?.signal?.removeEventListener('abort', onSignal);
         }
-        return this.raw.length === this.uploadedLength;
+        return this.held.total === this.uploadedLength;
     }
     async upload(final, signal, boundMs) {
-        const length = this.uploadable(final);
+        const length = this.held.uploadable(final);
         if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
@@ -30241,12 +30330,14 @@ class LogStream {
         try {
             // Mid-stream, one request: the next tick retries anyway. The final upload retries
             // until its flush's bound ends it (unbounded: the client's own budget).
-            const { logRef } = await this.options.upload(this.snapshot(final), {
+            const text = this.snapshot(final);
+            const { logRef } = await this.options.upload(text, {
                 budgetMs: final ? boundMs : 0,
                 signal: current.signal
             });
             this.logRef = logRef;
             this.uploadedLength = length;
+            this.lastUploadBytes = Buffer.byteLength(text);
             this.uploads++;
         }
         catch (error) {
@@ -30265,12 +30356,7 @@ class LogStream {
     }
     /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        const text = this.options.redactor
-            .redact(this.raw)
-            .trimEnd()
-            .split('\n')
-            .slice(-lines)
-            .join('\n');
+        const text = this.held.redacted().trimEnd().split('\n').slice(-lines).join('\n');
         return keepEnd(text, MAX_TAIL_BYTES);
     }
 }
@@ -30286,20 +30372,481 @@ function keepEnd(text, maxBytes) {
             .toString('utf8')
             .replace(/^\uFFFD+/, ''));
 }
-function capLog(text, maxBytes) {
+/**
+ * The end of a log within maxBytes, cut at a line boundary (inside a line only when its
+ * last line alone is over the cap), behind a note saying how many bytes were cut; alreadyCut
+ * counts bytes dropped before (the in-memory tail).
+ */
+function capLog(text, maxBytes, alreadyCut = 0) {
     const bytes = Buffer.from(text);
-    if (bytes.length <= maxBytes)
+    if (bytes.length <= maxBytes && !alreadyCut)
         return text;
     const note = (cut) => `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
         'the full log is in the GitHub Actions job log]\n';
     // The note counts against the cap too; with the largest possible count it is longest.
-    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)));
+    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length + alreadyCut)));
+    const from = Math.max(0, bytes.length - budget);
     // A character split by the cut decodes to U+FFFD: drop those bytes too.
-    const kept = bytes
-        .subarray(bytes.length - budget)
+    let kept = bytes
+        .subarray(from)
         .toString('utf8')
         .replace(/^\uFFFD+/, '');
-    return note(bytes.length - Buffer.byteLength(kept)) + kept;
+    if (from > 0 && bytes[from - 1] !== 0x0a) {
+        const newline = kept.indexOf('\n');
+        if (newline >= 0 && newline < kept.length - 1)
+            kept = kept.slice(newline + 1);
+    }
+    return note(bytes.length - Buffer.byteLength(kept) + alreadyCut) + kept;
+}
+/** Characters the in-memory tail keeps: the cap (a character is at least a byte) and a margin. */
+function tailChars(maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    return maxBytes + MID_LINE_MARGIN;
+}
+/**
+ * A spooled log as the main step would have stored it, read in chunks so memory stays
+ * bounded: masks are learnt from every line, only the tail is kept; ending is appended.
+ */
+function storedLogOfFile(file, redactor, ending, maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    const tail = new LogTail(redactor, tailChars(maxBytes));
+    const decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
+    const buffer = Buffer.alloc(1024 * 1024);
+    const fd = (0,external_node_fs_namespaceObject.openSync)(file, 'r');
+    try {
+        for (let read; (read = (0,external_node_fs_namespaceObject.readSync)(fd, buffer, 0, buffer.length, null)) > 0;)
+            tail.append(decoder.write(buffer.subarray(0, read)));
+    }
+    finally {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+    }
+    tail.append(decoder.end() + ending);
+    return tail.stored(tail.uploadable(true), maxBytes);
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/plan/model.ts
+
+
+
+/** GitHub refuses a matrix of more than 256 jobs. */
+const MAX_MATRIX_JOBS = 256;
+function planIdFromChecksum(checksum) {
+    return checksum.replace(/^sha256-/, '').slice(0, 12);
+}
+/**
+ * What orun writes: `sha256-` and the hex digest. The plan id made from it ends
+ * up in file names and run ids, so nothing else (`/`, `..`, spaces) may pass.
+ */
+const CHECKSUM = /^(sha256-)?[0-9a-fA-F]{12,128}$/;
+/**
+ * Larger plan files are refused before they are parsed: JSON.parse alone would
+ * take seconds and the memory of several copies. orun's plans are a few KiB per job.
+ */
+const MAX_PLAN_CHARS = (/* unused pure expression or super */ null && (64 * 1024 * 1024));
+/**
+ * Text that would make a log line a workflow command: characters that end a
+ * line or hide text, and the legacy command marker `##[` (a command anywhere in
+ * a line). The action shows such text escaped, but orun prints names in its own
+ * log lines (`orun: job <id>`, `::stop-commands::orun-stop-<id>`,
+ * `::error::<checkName> › …`), which reach the runner unchanged.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const COMMAND_MAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|##\[/;
+const model_isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
+const recompile = (/* unused pure expression or super */ null && (RECOMPILE_PLAN));
+/** Parses and validates a plan file; every problem is a one-line UserError naming the fix. */
+function parsePlan(text, source, options = {}) {
+    // Sizes first: the cost of everything below grows with them.
+    if (text.length > MAX_PLAN_CHARS) {
+        throw new UserError(`Plan file ${source} is ${Math.round(text.length / 1024 / 1024)} MiB, more than the ${MAX_PLAN_CHARS / 1024 / 1024} MiB this action reads. ` +
+            "Compile smaller plans, scoped with 'environments' or 'components', or with 'changed: true'.");
+    }
+    let data;
+    try {
+        data = JSON.parse(text);
+    }
+    catch (error) {
+        throw new UserError(`Plan file ${source} is not valid JSON (${error.message}). ${recompile}`);
+    }
+    if (!model_isObject(data))
+        throw new UserError(`Plan file ${source} is not a JSON object. ${recompile}`);
+    const metadata = data.metadata;
+    if (!model_isObject(metadata) || typeof metadata.checksum !== 'string' || !metadata.checksum.trim()) {
+        throw new UserError(`Plan file ${source} has no metadata.checksum, so it has no plan id: it was not written by \`orun plan\` or was edited. ${recompile}`);
+    }
+    if (!CHECKSUM.test(metadata.checksum)) {
+        throw new UserError(`Plan file ${source} has metadata.checksum ${inline(metadata.checksum.slice(0, 80))}, which is not a sha256 digest ` +
+            `('sha256-' and at least 12 hex digits, as orun writes it); the plan id is made from it. ${recompile}`);
+    }
+    if (!Array.isArray(data.jobs)) {
+        throw new UserError(`Plan file ${source} has no "jobs" array. ${recompile}`);
+    }
+    const jobs = data.jobs;
+    const byId = new Map();
+    jobs.forEach((job, index) => {
+        if (!model_isObject(job) || typeof job.id !== 'string' || !job.id.trim()) {
+            throw new UserError(`Plan file ${source}: job #${index + 1} has no id. ${recompile}`);
+        }
+        for (const field of ['component', 'environment']) {
+            if (job[field] !== undefined && typeof job[field] !== 'string') {
+                throw new UserError(`Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`);
+            }
+        }
+        if (options.orunSafeNames)
+            checkOrunSafeNames([job], source);
+        if (byId.has(job.id)) {
+            throw new UserError(`Plan file ${source} has two jobs with the id "${job.id}"; job ids must be unique. ${recompile}`);
+        }
+        if (job.dependsOn !== undefined && !isStringArray(job.dependsOn)) {
+            throw new UserError(`Plan file ${source}: job "${job.id}" has a dependsOn that is not a list of job ids. ${recompile}`);
+        }
+        byId.set(job.id, job);
+    });
+    for (const job of byId.values()) {
+        for (const dep of job.dependsOn ?? []) {
+            if (!byId.has(dep)) {
+                throw new UserError(`Plan file ${source}: job "${job.id}" depends on "${dep}", which is not in the plan. ` +
+                    'Fix the dependency in intent.yaml, or widen the plan (environments, components) so it includes that job.');
+            }
+        }
+    }
+    const order = topologicalOrder([...byId.values()], byId, source);
+    const dependents = new Map([...byId.keys()].map(id => [id, []]));
+    for (const job of order)
+        for (const dep of job.dependsOn ?? [])
+            dependents.get(dep).push(job.id);
+    return {
+        file: data,
+        id: planIdFromChecksum(metadata.checksum),
+        order,
+        byId,
+        dependents
+    };
+}
+/**
+ * Refuses jobs whose id, component, environment or checkName holds a line
+ * break, a control character or `##[` (COMMAND_MAKING): the plan action (so
+ * such a plan never reaches a matrix) and the run action (before it claims,
+ * for the jobs it would hand to orun) call it. Everything else (`::`,
+ * backticks, HTML, markdown) is accepted and shown literally.
+ */
+function checkOrunSafeNames(jobs, source) {
+    for (const job of jobs) {
+        for (const field of ['id', 'component', 'environment', 'checkName']) {
+            const value = job[field];
+            if (typeof value === 'string' && COMMAND_MAKING.test(value)) {
+                throw new UserError(`Plan file ${source}: job ${inline(job.id)} has a ${field} with a line break, a control character or "##[". ` +
+                    'orun prints it in its own log lines, where it would split the line or make it a workflow command: rename it in intent.yaml and re-compile the plan.');
+            }
+        }
+    }
+}
+function isStringArray(value) {
+    return Array.isArray(value) && value.every(item => typeof item === 'string');
+}
+/**
+ * Kahn's algorithm, taking the ready job listed first in the file each time
+ * (a heap of file positions: O((jobs + edges) log jobs), where sorting the
+ * ready list on every step made a 50,000-job plan take minutes); a leftover
+ * means a cycle, which is named.
+ */
+function topologicalOrder(jobs, byId, source) {
+    const position = new Map(jobs.map((job, index) => [job.id, index]));
+    // Per job (by file position): distinct dependencies not yet ordered, and direct dependents.
+    const waitingOn = new Array(jobs.length).fill(0);
+    const dependents = jobs.map(() => []);
+    jobs.forEach((job, index) => {
+        const deps = new Set(job.dependsOn ?? []);
+        waitingOn[index] = deps.size;
+        for (const dep of deps)
+            dependents[position.get(dep)].push(index);
+    });
+    const ready = new MinHeap();
+    waitingOn.forEach((count, index) => count === 0 && ready.push(index));
+    const order = [];
+    while (ready.size) {
+        const index = ready.pop();
+        order.push(jobs[index]);
+        for (const dependent of dependents[index])
+            if (--waitingOn[dependent] === 0)
+                ready.push(dependent);
+    }
+    if (order.length < jobs.length) {
+        const cycle = findCycle(jobs.filter((_, index) => waitingOn[index] > 0), byId, position);
+        throw new UserError(`Plan file ${source} has a dependency cycle: ${cycle.join(' → ')} (each job waits for the one before it). ` +
+            'Break the cycle in intent.yaml and re-compile the plan.');
+    }
+    return order;
+}
+/** A binary min-heap of non-negative integers (file positions). */
+class MinHeap {
+    items = [];
+    get size() {
+        return this.items.length;
+    }
+    push(value) {
+        const items = this.items;
+        let at = items.push(value) - 1;
+        while (at > 0) {
+            const parent = (at - 1) >> 1;
+            if (items[parent] <= value)
+                break;
+            items[at] = items[parent];
+            at = parent;
+        }
+        items[at] = value;
+    }
+    pop() {
+        const items = this.items;
+        const top = items[0];
+        const last = items.pop();
+        if (items.length) {
+            let at = 0;
+            for (;;) {
+                const left = 2 * at + 1;
+                if (left >= items.length)
+                    break;
+                const child = left + 1 < items.length && items[left + 1] < items[left] ? left + 1 : left;
+                if (items[child] >= last)
+                    break;
+                items[at] = items[child];
+                at = child;
+            }
+            items[at] = last;
+        }
+        return top;
+    }
+}
+/**
+ * Walks dependsOn edges from a job stuck in the cycle until a job repeats; returns it in run
+ * order, starting at the cycle's job listed first in the file.
+ */
+function findCycle(stuck, byId, position) {
+    const stuckIds = new Set(stuck.map(job => job.id));
+    const path = [];
+    const seenAt = new Map();
+    let current = stuck[0].id;
+    while (!seenAt.has(current)) {
+        seenAt.set(current, path.length);
+        path.push(current);
+        current = (byId.get(current).dependsOn ?? []).find(dep => stuckIds.has(dep));
+    }
+    // path follows "depends on" edges; reversed it is the order the jobs would have to run in.
+    const loop = path.slice(seenAt.get(current)).reverse();
+    // Otherwise the message would start wherever the walk happened to enter the cycle.
+    const first = loop.reduce((a, b) => (position.get(a) <= position.get(b) ? a : b));
+    const start = loop.indexOf(first);
+    const rotated = [...loop.slice(start), ...loop.slice(0, start)];
+    return [...rotated, rotated[0]];
+}
+function matrixEntries(plan) {
+    return plan.order.map(job => ({
+        job: job.id,
+        env: job.environment ?? '',
+        component: job.component ?? '',
+        name: checkNameOf(job),
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
+    }));
+}
+const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
+/**
+ * The name GitHub shows for the job's check: orun's own `checkName` when the plan has one
+ * (orun 2.5x), else `component · env · name` built from the fields of an older plan, else the
+ * id. Never taken apart from the id: its format changed (`comp@env.job`, then `comp.env.job`).
+ */
+function checkNameOf(job) {
+    const checkName = nonEmptyString(job.checkName);
+    if (checkName)
+        return checkName;
+    const parts = [job.component, job.environment, job.displayName ?? job.name].map(nonEmptyString);
+    return parts.every(Boolean) ? parts.join(' · ') : job.id;
+}
+/**
+ * `secretRefs` of a job. In local mode orun resolves a ref only from `ORUN_SECRET_<KEY>`, KEY
+ * being the ref's last path segment without its `@<version>` pin (orun cmd/orun/run_secrets.go,
+ * internal/scoperef): `secret://stage/db/DATABASE_URL@3` → `ORUN_SECRET_DATABASE_URL`.
+ */
+function secretNeedsOf(job) {
+    const refs = Array.isArray(job.secretRefs) ? job.secretRefs : [];
+    return refs
+        .filter(ref => model_isObject(ref) && typeof ref.asEnv === 'string' && typeof ref.ref === 'string')
+        .map(ref => {
+        const key = secretKeyOf(ref.ref);
+        return {
+            asEnv: ref.asEnv,
+            ref: ref.ref,
+            optional: ref.optional === true,
+            overrideEnv: key ? `${SECRET_OVERRIDE_PREFIX}${key}` : undefined
+        };
+    });
+}
+/** Where orun's local mode reads a secret reference's value from: ORUN_SECRET_<KEY>. */
+const SECRET_OVERRIDE_PREFIX = 'ORUN_SECRET_';
+/** The KEY of a `secret://…/KEY[@version]` reference, when it is one orun accepts. */
+function secretKeyOf(ref) {
+    const match = /^secret:\/\/(?:.*\/)?([^/@]+)(?:@[1-9][0-9]{0,8})?$/.exec(ref);
+    return match && /^[A-Za-z][A-Za-z0-9._-]{0,127}$/.test(match[1]) ? match[1] : undefined;
+}
+const depthsOfPlan = new WeakMap();
+/** Length of the longest dependency chain above a job (0 for a root; 0 for a job not in the plan). */
+function depthOf(plan, jobId) {
+    let depths = depthsOfPlan.get(plan);
+    if (!depths) {
+        // One pass in topological order, no recursion: a chain of thousands of jobs fits no call stack.
+        depths = new Map();
+        for (const job of plan.order) {
+            let depth = 0;
+            for (const dep of job.dependsOn ?? [])
+                depth = Math.max(depth, depths.get(dep) + 1);
+            depths.set(job.id, depth);
+        }
+        depthsOfPlan.set(plan, depths);
+    }
+    return depths.get(jobId) ?? 0;
+}
+/** Every job that must succeed before this one may start. */
+function ancestorsOf(plan, jobId) {
+    const found = new Set();
+    const stack = [...(plan.byId.get(jobId)?.dependsOn ?? [])];
+    while (stack.length) {
+        const id = stack.pop();
+        if (found.has(id))
+            continue;
+        found.add(id);
+        for (const dep of plan.byId.get(id)?.dependsOn ?? [])
+            if (!found.has(dep))
+                stack.push(dep);
+    }
+    return found;
+}
+/**
+ * The plan orun runs on a matrix runner: only the claimed job, with no
+ * dependsOn, and `execution.concurrency: 1`. The backend's claim already
+ * proved the dependencies succeeded, while orun's state (in memory, empty on
+ * a fresh runner) would otherwise refuse the job, or, on its concurrent path
+ * (concurrency > 1), skip it and exit 0. Concurrency 1 also keeps an orun
+ * without `--isolation` in the checked-out tree (it copies the tree per job
+ * only when concurrency > 1). Every other field is kept.
+ */
+function singleJobPlan(plan, jobId) {
+    const job = plan.byId.get(jobId);
+    if (!job)
+        throw new Error(`job ${jobId} is not in plan ${plan.id}`);
+    const execution = model_isObject(plan.file.execution) ? plan.file.execution : {};
+    return {
+        ...plan.file,
+        execution: { ...execution, concurrency: 1 },
+        jobs: [{ ...job, dependsOn: [] }]
+    };
+}
+/** Jobs of the given environments/components (empty list = no filter), in topological order. */
+function selectJobs(plan, environments, components) {
+    const known = (field, wanted, input) => {
+        const present = new Set(plan.order.map(job => job[field] ?? ''));
+        const unknown = wanted.filter(value => !present.has(value));
+        if (unknown.length) {
+            throw new UserError(`Input '${input}' names ${unknown.map(v => `'${v}'`).join(', ')}, which the plan does not have. ` +
+                `The plan has: ${[...present].sort().join(', ') || 'none'}.`);
+        }
+    };
+    known('environment', environments, 'environments');
+    known('component', components, 'components');
+    return plan.order.filter(job => (!environments.length || environments.includes(job.environment ?? '')) &&
+        (!components.length || components.includes(job.component ?? '')));
+}
+
+;// CONCATENATED MODULE: ./src/run/child-env.ts
+
+
+
+
+/**
+ * The environment orun (and so every job step) runs with: what a plain `run:`
+ * step of the same job would get, not what this JavaScript action gets.
+ *
+ * The runner hands a JavaScript action more than a `run:` step: its inputs
+ * (`INPUT_*`, among them the backend token and github-token), its saved state
+ * (`STATE_*`), and the Actions runtime credentials and service URLs
+ * (`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_RUNTIME_URL`, `ACTIONS_CACHE_URL`,
+ * `ACTIONS_RESULTS_URL`, `ACTIONS_CACHE_SERVICE_V2`; the runner's
+ * NodeScriptActionHandler sets them, its ScriptHandler for `run:` does not).
+ * `ACTIONS_ID_TOKEN_REQUEST_*` is given to `run:` steps too (cloud logins in
+ * job steps use it) and is kept.
+ */
+const JS_ACTION_ONLY = new Set([
+    'ACTIONS_RUNTIME_TOKEN',
+    'ACTIONS_RUNTIME_URL',
+    'ACTIONS_CACHE_URL',
+    'ACTIONS_RESULTS_URL',
+    'ACTIONS_CACHE_SERVICE_V2'
+]);
+const JS_ACTION_ONLY_PREFIXES = ['INPUT_', 'STATE_'];
+/**
+ * Inputs of the run action whose values are plain settings, not secrets: a job
+ * id or an environment name shows up in every log, and masking it would shred
+ * the log. Every other removed value (the tokens, the runtime URLs, inputs this
+ * action does not know) is redacted from the stored log.
+ */
+const PLAIN_INPUTS = new Set([
+    'run-id',
+    'plan-id',
+    'job',
+    'environments',
+    'components',
+    'backend-url',
+    'audience',
+    'working-directory',
+    'plan-file',
+    'artifact-name',
+    'orun-version',
+    'orun-path',
+    'orun-download-url',
+    'args',
+    'dependency-timeout',
+    'heartbeat-interval',
+    'on-duplicate',
+    'log-upload-interval',
+    'redact-env'
+].map(name => `INPUT_${name.toUpperCase()}`));
+function isJsActionOnly(name) {
+    return JS_ACTION_ONLY.has(name) || JS_ACTION_ONLY_PREFIXES.some(p => name.startsWith(p));
+}
+/**
+ * The child's environment: the action's minus what only JavaScript actions get,
+ * plus what orun needs on a runner:
+ * - `ORUN_NO_AUTO_REFRESH=1` (skips a catalog refresh of up to 10 s), unless set;
+ * - `DOCKER_CONFIG=~/.docker` when that exists and is not set: orun moves HOME
+ *   to a per-job temp dir, and `docker login` earlier in the job wrote there.
+ */
+function childEnvironment(parent, home = parent.HOME || homedir()) {
+    const env = {};
+    const removed = [];
+    for (const [name, value] of Object.entries(parent)) {
+        if (isJsActionOnly(name))
+            removed.push(name);
+        else
+            env[name] = value;
+    }
+    if (env.ORUN_NO_AUTO_REFRESH === undefined)
+        env.ORUN_NO_AUTO_REFRESH = '1';
+    const dockerConfig = join(home, '.docker');
+    if (!env.DOCKER_CONFIG && existsSync(dockerConfig))
+        env.DOCKER_CONFIG = dockerConfig;
+    return { env, removed: removed.sort() };
+}
+/**
+ * Values to redact from the stored log: those of every removed variable except
+ * plain settings, and every `ORUN_SECRET_*` (GitHub masks `secrets.*` in its own
+ * log view, but the backend stores the raw text).
+ */
+function secretValuesOf(parent) {
+    return Object.entries(parent)
+        .filter(([name]) => (isJsActionOnly(name) && !PLAIN_INPUTS.has(name) && name !== 'ACTIONS_CACHE_SERVICE_V2') ||
+        name.startsWith(SECRET_OVERRIDE_PREFIX))
+        .map(([, value]) => value)
+        .filter((value) => Boolean(value));
 }
 
 ;// CONCATENATED MODULE: ./src/run/redact.ts
@@ -30315,6 +30862,7 @@ function capLog(text, maxBytes) {
  * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
  * workflow-command escaping.
  */
+
 const REDACTED = '***';
 /** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
 const MIN_SECRET_LENGTH = 3;
@@ -30354,11 +30902,11 @@ class Redactor {
     }
     /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
     learnFrom(text) {
-        for (const match of text.matchAll(maskCommand)) {
+        for (const data of maskCommandData(text)) {
             // The runner unescapes command data (core.setSecret escapes newlines and %); the
             // escaped form is masked too, as the command line itself stays in the uploaded log.
-            this.add(match[1]);
-            this.add(unescapeCommandData(match[1]));
+            this.add(data);
+            this.add(unescapeCommandData(data));
         }
     }
     redact(text) {
@@ -30376,6 +30924,10 @@ class Redactor {
                 out = out.split(secret).join(REDACTED);
         return out;
     }
+}
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+function maskCommandData(text) {
+    return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean);
 }
 /** The value and the forms it takes when a job prints it encoded. */
 function encodedForms(value) {
@@ -30426,6 +30978,22 @@ function unescapeCommandData(data) {
 /** Values of the named environment variables, for `redact-env`. */
 function envValues(names, env = process.env) {
     return names.map(name => env[name]).filter((value) => Boolean(value));
+}
+/**
+ * The redactor of a job's log, the same in the main step and the post step (which uploads
+ * the log when the main step could not): the `redact-env` values, every value the child's
+ * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
+ * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
+ * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
+ * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
+ */
+function jobRedactor(options) {
+    const env = options.env ?? process.env;
+    return new Redactor([
+        ...envValues(options.redactEnv, env),
+        ...secretValuesOf(env),
+        ...options.inputSecrets.filter((value) => Boolean(value))
+    ], options.tokens);
 }
 
 ;// CONCATENATED MODULE: ./src/run/state.ts
@@ -30545,14 +31113,17 @@ async function uploadSpooledLog(client, runId, job, issued) {
     try {
         if (!(0,external_node_fs_namespaceObject.existsSync)(job.spoolFile))
             return;
-        const redactor = new Redactor(envValues(getList('redact-env')), () => issued);
+        // Every source the main step redacts with; the job's own masks are learnt from the spool.
+        const redactor = jobRedactor({
+            redactEnv: getList('redact-env'),
+            inputSecrets: [lib_core/* getInput */.V4('token'), lib_core/* getInput */.V4('github-token')],
+            tokens: () => issued
+        });
         const ending = job.outcome
             ? `\n[orun action: the job finished (${job.outcome.status}); this log was uploaded by the post step]\n`
             : '\n[orun action: the job was cancelled]\n';
-        const text = (0,external_node_fs_namespaceObject.readFileSync)(job.spoolFile, 'utf8') + ending;
-        await client.uploadLog(runId, job.jobId, capLog(redactor.redact(text), DEFAULT_MAX_LOG_BYTES), {
-            budgetMs: scaledBudget(POST_LOG_BUDGET_MS)
-        });
+        const text = storedLogOfFile(job.spoolFile, redactor, ending);
+        await client.uploadLog(runId, job.jobId, text, { budgetMs: scaledBudget(POST_LOG_BUDGET_MS) });
     }
     catch (error) {
         lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(`Could not upload the log of ${(0,common_escape/* inline */.mG)(job.jobId)}: ${(0,errors/* errorMessage */.gJ)(error)}`));

@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16402);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96773);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 16402:
+/***/ 96773:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32818,8 +32818,6 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
-/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
-const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 
 ;// CONCATENATED MODULE: ./src/backend/auth.ts
 
@@ -35459,8 +35457,7 @@ function emptyRecord(jobId) {
     };
 }
 /**
- * Written for the tight limit (5 requests a second for every runner of the
- * repository); `scale` (LearnedLimit) shrinks them where the limit is ampler.
+ * The rate limit refills 5 requests a second for every runner of the repository.
  * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
  * after jitter), so the bucket refills while they wait: when a DAG level ends,
  * its results, logs and the next level's claims all come at once and need that
@@ -35471,44 +35468,36 @@ const NEAR_MIN_MS = 1_000;
 const NEAR_MAX_MS = 30_000;
 const FAR_MIN_MS = 4_000;
 const FAR_MAX_MS = 60_000;
-/** The least delays however ample the limit: a poll answers within milliseconds locally. */
-const NEAR_FLOOR_MS = 300;
-const FAR_FLOOR_MS = 1_000;
 /**
  * When and how to poll next. `pollsAtThisDistance` counts polls since the
- * distance last changed, so a wait that drags on backs off. `scale` shrinks
- * every spacing that exists to share the rate limit (1: as tuned for 5/s).
+ * distance last changed, so a wait that drags on backs off.
  */
-function nextPoll(assessment, pollsAtThisDistance, random = Math.random, scale = 1) {
+function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
     const { distance, etaMs, youngestRunningDepMs } = assessment;
-    const nearMin = Math.max(NEAR_FLOOR_MS, NEAR_MIN_MS * scale);
-    const farMin = Math.max(FAR_FLOOR_MS, FAR_MIN_MS * scale);
     if (distance === 0)
         return { delayMs: 0, via: 'claim' };
     if (distance === 1) {
-        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > nearMin) {
+        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
             // Sleep until the dependencies should be done, then poll close behind.
             return {
-                delayMs: jittered(etaMs + 300 * scale, 0.05, nearMin, NEAR_MAX_MS, random),
+                delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
                 via: 'claim'
             };
         }
         // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
         // this job's share of the rate limit among the jobs as close as it is, backing off as the
         // dependencies' run time grows so long jobs cost few requests.
-        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS * scale;
-        const overrun = etaMs !== undefined
-            ? 1_000 * scale * 1.5 ** pollsAtThisDistance
-            : ((youngestRunningDepMs ?? 0) / 8) * scale;
+        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
+        const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
         const base = Math.max(fairShare, overrun);
-        return { delayMs: jittered(base, 0.5, nearMin, NEAR_MAX_MS, random), via: 'claim' };
+        return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
     // Without an estimate, a far job looks again after a while that grows with its distance
     // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
-    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300)) * scale;
+    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300));
     const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance;
-    return { delayMs: jittered(base, 0.4, farMin, FAR_MAX_MS, random), via: 'jobs' };
+    return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
 /**
@@ -35519,155 +35508,7 @@ function jittered(ms, fraction, min, max, random) {
     return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max));
 }
 
-;// CONCATENATED MODULE: ./src/run/pace.ts
-
-/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
-const MIN_BACKOFF_GAP_MS = 300;
-/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
-const MAX_PACED_ATTEMPTS = 60;
-class Pacer {
-    options;
-    gapMs;
-    /** Answers of 429 this pacer has seen. */
-    refusals = 0;
-    /** When the last one came (the now() clock). */
-    lastRefusedAt;
-    nextAt = 0;
-    stepMs;
-    maxGapMs;
-    constructor(options) {
-        this.options = options;
-        this.gapMs = options.initialGapMs ?? 0;
-        this.stepMs = options.stepMs ?? 100;
-        this.maxGapMs = options.maxGapMs ?? 15_000;
-    }
-    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
-    async turn() {
-        const now = this.options.now();
-        const at = Math.max(now, this.nextAt);
-        this.nextAt = at + this.gapMs;
-        if (at > now)
-            await this.options.sleep(at - now);
-    }
-    /** After a request answered without a 429. */
-    answered() {
-        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
-    }
-    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
-    refused(retryAfterMs = 1_000) {
-        this.refusals++;
-        this.lastRefusedAt = this.options.now();
-        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
-        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
-    }
-}
-/** The client calls that send requests; each waits for its turn. */
-const PACED = new Set([
-    'createRun',
-    'getRun',
-    'claim',
-    'heartbeat',
-    'update',
-    'runnable',
-    'listJobs',
-    'jobStatus',
-    'uploadLog',
-    'readLog'
-]);
-/**
- * The same client, with every request spaced by the pacer and every 429
- * retried after its turn. Calls named in `followUps` go out at once the first
- * time: each follows a paced call (a claim follows the read that found the
- * job, which would be stale after a wait; the log upload follows the result),
- * so a turn covers the pair. Give it a client that does not retry 429s itself
- * (maxRateLimitedAttempts: 1), or they bypass the pacing.
- */
-function pacedClient(client, pacer, followUps = new Set()) {
-    return new Proxy(client, {
-        get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver);
-            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
-                return value;
-            return async (...args) => {
-                for (let attempt = 1;; attempt++) {
-                    if (attempt > 1 || !followUps.has(property))
-                        await pacer.turn();
-                    try {
-                        const result = await value.apply(target, args);
-                        pacer.answered();
-                        return result;
-                    }
-                    catch (error) {
-                        if (!(error instanceof BackendError) || error.status !== 429)
-                            throw error;
-                        pacer.refused(error.retryAfterMs);
-                        if (attempt >= MAX_PACED_ATTEMPTS)
-                            throw error;
-                    }
-                }
-            };
-        }
-    });
-}
-/**
- * The rate limit a runner assumes, learned from its own answers. A deployment does not
- * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
- * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
- * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
- * A runner starts out assuming the ample limit: the first requests of a crowd are the
- * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
- * runner back on the tight pace at once; while answers keep coming without one, the
- * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
- * that speeds up meets a 429 again: the spacing settles where the limit binds).
- */
-const TIGHT_PER_SECOND = 5;
-const AMPLE_PER_SECOND = 30;
-/** From a 429 back to the ample limit, when no other 429 comes. */
-const LIMIT_RECOVER_MS = 20_000;
-class LearnedLimit {
-    refusals;
-    now;
-    recoverMs;
-    seen;
-    refusedAt;
-    /** `refusals` reads how many answers of 429 this runner's client(s) received so far. */
-    constructor(refusals, now, recoverMs = LIMIT_RECOVER_MS) {
-        this.refusals = refusals;
-        this.now = now;
-        this.recoverMs = recoverMs;
-        this.seen = refusals();
-    }
-    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
-    perSecond() {
-        const refusals = this.refusals();
-        if (refusals > this.seen) {
-            this.seen = refusals;
-            this.refusedAt = this.now();
-        }
-        if (this.refusedAt === undefined)
-            return AMPLE_PER_SECOND;
-        const relaxed = Math.min(1, Math.max(0, (this.now() - this.refusedAt) / this.recoverMs));
-        return TIGHT_PER_SECOND + (AMPLE_PER_SECOND - TIGHT_PER_SECOND) * relaxed;
-    }
-    /** The factor for a spacing written for the tight limit: 1 after a 429, 1/6 with none. */
-    scale() {
-        return TIGHT_PER_SECOND / this.perSecond();
-    }
-}
-/** The spacing for a runner that never learns: every delay as written for the tight limit. */
-const TIGHT_LIMIT = { scale: () => 1 };
-/** Adds one client's request counts to another's, so a summary shows both. */
-function addStats(into, from) {
-    into.requests += from.requests;
-    into.rateLimited += from.rateLimited;
-    into.retries += from.retries;
-    into.tokenRefreshes += from.tokenRefreshes;
-    for (const [route, count] of Object.entries(from.byRoute))
-        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
-}
-
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
-
 
 
 
@@ -35692,14 +35533,13 @@ async function acquireLoop(ctx, jobId, stats) {
     let pollsAtDistance = 0;
     let lastDistance = -1;
     let assessment;
-    const limit = ctx.limit ?? TIGHT_LIMIT;
     // A root job claims at once. A dependent cannot be runnable yet when every
     // runner starts together, so it looks at the run first, later the deeper it
     // sits in the DAG: the shared rate limit goes to the roots first.
     const depth = depthOf(ctx.plan, jobId);
     let via = depth === 0 ? 'claim' : 'jobs';
     if (depth > 0) {
-        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length, limit.scale()), 0.5, ctx.random));
+        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random));
     }
     for (;;) {
         if (via === 'claim') {
@@ -35762,7 +35602,7 @@ async function acquireLoop(ctx, jobId, stats) {
             throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
-        const next = nextPoll(assessment, pollsAtDistance, ctx.random, limit.scale());
+        const next = nextPoll(assessment, pollsAtDistance, ctx.random);
         pollsAtDistance++;
         via = next.via;
         const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()));
@@ -35776,12 +35616,11 @@ async function acquireLoop(ctx, jobId, stats) {
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
  * jobs about to run while nothing has finished yet. The spacing grows with the
- * number of runners sharing the limit: a small plan has requests to spare; and
- * shrinks by `scale` (LearnedLimit) where the limit is ampler than 5/s.
+ * number of runners sharing the limit: a small plan has requests to spare.
  */
-function firstLookDelayMs(depth, planJobs, scale = 1) {
+function firstLookDelayMs(depth, planJobs) {
     const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000);
-    return depth * perLevel * scale;
+    return depth * perLevel;
 }
 /** planJobs × msPerJob, between 500 ms and max. */
 function crowdScaled(planJobs, msPerJob, max) {
@@ -36078,6 +35917,289 @@ function missingSecretsMessage(jobId, missing) {
         `  env:\n${lines.join('\n')}`);
 }
 
+;// CONCATENATED MODULE: ./src/run/redact.ts
+/**
+ * Removes secrets from a job log before it leaves the runner: every token this
+ * action minted, every value the job registered with `::add-mask::`, and the
+ * values of the environment variables named in `redact-env`. GitHub masks
+ * these in its own log view, but the backend stores the raw text.
+ *
+ * Like GitHub's own masker (the runner's ValueEncoders), each value is also
+ * removed in the encodings a job commonly prints a secret in: base64 at each
+ * of the three byte alignments it can have inside a longer encoded text (and
+ * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
+ * workflow-command escaping.
+ */
+
+const REDACTED = '***';
+/** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
+const MIN_SECRET_LENGTH = 3;
+/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
+const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
+class Redactor {
+    dynamic;
+    secrets = new Set();
+    /** Values already expanded into their encodings (tokens are offered again on every redact). */
+    seen = new Set();
+    ordered = [];
+    orderedSize = -1;
+    constructor(values = [], dynamic = () => []) {
+        this.dynamic = dynamic;
+        for (const value of values)
+            this.add(value);
+    }
+    add(value) {
+        if (!value || this.seen.has(value))
+            return;
+        this.seen.add(value);
+        const trimmed = value.trim();
+        if (trimmed.length < MIN_SECRET_LENGTH)
+            return;
+        this.addEncoded(trimmed);
+        // A multi-line secret is masked line by line too, as GitHub does.
+        for (const line of trimmed.split(/\r?\n/)) {
+            if (line.trim().length >= MIN_SECRET_LENGTH)
+                this.addEncoded(line.trim());
+        }
+    }
+    addEncoded(value) {
+        for (const form of encodedForms(value)) {
+            if (form.length >= MIN_SECRET_LENGTH)
+                this.secrets.add(form);
+        }
+    }
+    /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
+    learnFrom(text) {
+        for (const data of maskCommandData(text)) {
+            // The runner unescapes command data (core.setSecret escapes newlines and %); the
+            // escaped form is masked too, as the command line itself stays in the uploaded log.
+            this.add(data);
+            this.add(unescapeCommandData(data));
+        }
+    }
+    redact(text) {
+        for (const value of this.dynamic())
+            this.add(value);
+        this.learnFrom(text);
+        if (this.orderedSize !== this.secrets.size) {
+            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
+            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+            this.orderedSize = this.secrets.size;
+        }
+        let out = text;
+        for (const secret of this.ordered)
+            if (out.includes(secret))
+                out = out.split(secret).join(REDACTED);
+        return out;
+    }
+}
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+function maskCommandData(text) {
+    return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean);
+}
+/** The value and the forms it takes when a job prints it encoded. */
+function encodedForms(value) {
+    const forms = new Set([value]);
+    const bytes = Buffer.from(value, 'utf8');
+    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
+        const base64 = base64Inner(bytes.subarray(shift));
+        forms.add(base64);
+        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+    const uri = encodeURIComponent(value);
+    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
+    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+    forms
+        .add(uri)
+        .add(strictUri)
+        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
+    const json = JSON.stringify(value).slice(1, -1);
+    forms.add(json);
+    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    const xml = value
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;');
+    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
+    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
+    // A quoted value ("...") is also masked without its quotes, as GitHub does.
+    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
+        forms.add(value.slice(1, -1));
+    return forms;
+}
+/**
+ * The base64 characters that depend on these bytes alone, wherever they sit in
+ * a longer encoded text starting at a 3-byte boundary: no padding, and no last
+ * character that also holds bits of whatever follows.
+ */
+function base64Inner(bytes) {
+    const encoded = bytes.toString('base64').replace(/=+$/, '');
+    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
+}
+/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
+function unescapeCommandData(data) {
+    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
+}
+/** Values of the named environment variables, for `redact-env`. */
+function envValues(names, env = process.env) {
+    return names.map(name => env[name]).filter((value) => Boolean(value));
+}
+/**
+ * The redactor of a job's log, the same in the main step and the post step (which uploads
+ * the log when the main step could not): the `redact-env` values, every value the child's
+ * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
+ * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
+ * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
+ * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
+ */
+function jobRedactor(options) {
+    const env = options.env ?? process.env;
+    return new Redactor([
+        ...envValues(options.redactEnv, env),
+        ...secretValuesOf(env),
+        ...options.inputSecrets.filter((value) => Boolean(value))
+    ], options.tokens);
+}
+
+;// CONCATENATED MODULE: ./src/run/mask-relay.ts
+
+/**
+ * Passes orun's output on to the runner's log so that the job's own `::add-mask::` reaches
+ * GitHub. In GitHub Actions mode orun prints each step's output in one piece, after the
+ * step, inside `::stop-commands::<token>` … `::<token>::`, so the runner ignores the
+ * step's commands, `::add-mask::` among them, and shows the value in clear. The relay
+ * holds such a block until it ends (up to a bound: orun buffers the step anyway), then
+ * prints an `::add-mask::` of its own for each value masked in it, outside and before the
+ * block, so GitHub masks the value in the block and wherever it is printed again. A block
+ * over the bound is passed on as it comes and its masks printed right after it ends.
+ */
+const MAX_HELD_BLOCK_BYTES = 1024 * 1024;
+const STOP_COMMANDS = /^::stop-commands::(.+)$/;
+class MaskRelay {
+    write;
+    onOwnLine;
+    maxHeldBytes;
+    /** The current line, not yet ended. */
+    line = '';
+    /** How much of `line` was passed on already (outside a block, text is not held back). */
+    linePassed = 0;
+    token;
+    held = [];
+    heldBytes = 0;
+    holding = false;
+    masks = [];
+    relayed = new Set();
+    constructor(write, 
+    /** orun's own lines (outside every block), for its account of the run. */
+    onOwnLine = () => { }, maxHeldBytes = MAX_HELD_BLOCK_BYTES) {
+        this.write = write;
+        this.onOwnLine = onOwnLine;
+        this.maxHeldBytes = maxHeldBytes;
+    }
+    push(chunk) {
+        let start = 0;
+        for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+            this.line += chunk.slice(start, end + 1);
+            this.endLine();
+            start = end + 1;
+        }
+        this.line += chunk.slice(start);
+        // Outside a block an unended line is passed on at once, unless it may open a block.
+        if (this.token === undefined && !mayOpenBlock(this.line)) {
+            this.write(this.line.slice(this.linePassed));
+            this.linePassed = this.line.length;
+        }
+    }
+    /**
+     * orun exited: passes on whatever is held, its masks first. A block orun left open (it
+     * was killed) is closed, or the runner would ignore every later command of the job.
+     */
+    end() {
+        const unended = this.line.slice(this.linePassed);
+        this.line = '';
+        this.linePassed = 0;
+        if (this.token !== undefined) {
+            this.emit(`${unended}${unended ? '\n' : ''}::${this.token}::\n`);
+            this.token = undefined;
+        }
+        else if (unended)
+            this.write(unended);
+        this.release();
+    }
+    endLine() {
+        const line = this.line;
+        const rest = line.slice(this.linePassed);
+        this.line = '';
+        this.linePassed = 0;
+        const trimmed = line.trim();
+        if (this.token === undefined) {
+            const open = STOP_COMMANDS.exec(trimmed);
+            if (open) {
+                this.token = open[1];
+                this.holding = true;
+                this.emit(rest);
+                return;
+            }
+            this.write(rest);
+            this.onOwnLine(trimmed);
+            return;
+        }
+        if (trimmed === `::${this.token}::`) {
+            this.token = undefined;
+            this.emit(rest);
+            this.release();
+            return;
+        }
+        for (const data of maskCommandData(line))
+            this.masks.push(data);
+        this.emit(rest);
+    }
+    /** Held while a block is held (up to the bound), else written. */
+    emit(text) {
+        if (!text)
+            return;
+        if (!this.holding)
+            return this.write(text);
+        this.held.push(text);
+        this.heldBytes += Buffer.byteLength(text);
+        if (this.heldBytes > this.maxHeldBytes) {
+            // Too big to hold: pass it on; its masks follow the block's end.
+            this.holding = false;
+            this.writeHeld();
+        }
+    }
+    /**
+     * The block ended (or orun did): its masks, then the block when it was held. A block
+     * passed on already was closed before this, so the masks land outside it.
+     */
+    release() {
+        const fresh = this.masks.filter(data => !this.relayed.has(data));
+        this.masks = [];
+        for (const data of fresh)
+            this.relayed.add(data);
+        const text = fresh.map(data => `::add-mask::${data}\n`).join('') + this.held.join('');
+        this.held = [];
+        this.heldBytes = 0;
+        this.holding = false;
+        if (text)
+            this.write(text);
+    }
+    writeHeld() {
+        if (this.held.length)
+            this.write(this.held.join(''));
+        this.held = [];
+        this.heldBytes = 0;
+    }
+}
+/** An unended line that may yet turn out to be `::stop-commands::…`. */
+function mayOpenBlock(line) {
+    const start = line.trimStart();
+    return start.startsWith('::stop-commands::') || '::stop-commands::'.startsWith(start);
+}
+
 ;// CONCATENATED MODULE: ./src/run/run-evidence.ts
 
 
@@ -36209,6 +36331,10 @@ function componentFileAbove(dir) {
 
 
 
+
+/** orun's own output kept for its account of the run: the head (job header) and the end. */
+const MAX_OWN_OUTPUT_CHARS = 1024 * 1024;
+const OWN_HEAD_LINES = 200;
 /** Lines of output quoted when orun exited 0 without running the job. */
 const NON_RUN_TAIL_LINES = 15;
 async function executeJob(options) {
@@ -36226,7 +36352,16 @@ async function executeJob(options) {
     (0,external_node_fs_.writeFileSync)(planFile, JSON.stringify(singleJobPlan(options.plan, jobId), null, 2));
     let child;
     let stopping = false;
-    let stdout = '';
+    // orun's own lines only (step output is in the log stream): its account of the run.
+    const orunOwn = [];
+    let orunOwnChars = 0;
+    const relay = new MaskRelay(text => process.stdout.write(text), line => {
+        orunOwn.push(line);
+        orunOwnChars += line.length;
+        // A plain-mode orun streams step output outside blocks: keep its head and end only.
+        while (orunOwnChars > MAX_OWN_OUTPUT_CHARS && orunOwn.length > OWN_HEAD_LINES + 1)
+            orunOwnChars -= orunOwn.splice(OWN_HEAD_LINES, 1)[0].length;
+    });
     const stop = () => {
         stopping = true;
         void child?.stop(options.cancel.aborted ? options.cancelGraceMs : options.stopGraceMs);
@@ -36259,10 +36394,12 @@ async function executeJob(options) {
             capabilities: options.capabilities,
             extraArgs: options.extraArgs,
             onOutput: (chunk, stream) => {
+                // The runner itself reads this stream: the relay re-prints the job's ::add-mask::
+                // outside orun's stop-commands blocks, so it masks the GitHub log too.
                 if (stream === 'stdout')
-                    stdout += chunk;
-                // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
-                process.stdout.write(chunk);
+                    relay.push(chunk);
+                else
+                    process.stdout.write(chunk);
                 options.log.append(chunk);
             }
         });
@@ -36271,6 +36408,7 @@ async function executeJob(options) {
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
+        relay.end();
         if (child.leftovers)
             lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: orun left ${child.leftovers} process(es) running; they were stopped with it.`);
         const durationMs = Date.now() - started;
@@ -36282,7 +36420,7 @@ async function executeJob(options) {
         if (exitCode !== 0 || stopping)
             return { ...base, outcome: 'failed' };
         // Exit 0 is not enough: orun's own account must show the job ran to success.
-        const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+        const nonRun = explainNonRun(readRunAccount(orunOwn.join('\n'), jobId), {
             jobId,
             cwd: options.workingDirectory,
             extraArgs: options.extraArgs
@@ -36294,20 +36432,27 @@ async function executeJob(options) {
         return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` };
     }
     finally {
+        relay.end();
         heartbeat.stop();
         options.cancel.removeEventListener('abort', onCancel);
         options.hurry?.removeEventListener('abort', onHurry);
     }
 }
 
+// EXTERNAL MODULE: external "node:string_decoder"
+var external_node_string_decoder_ = __nccwpck_require__(46193);
 ;// CONCATENATED MODULE: ./src/run/logstream.ts
+
 
 /**
  * Streams a job's log to the backend while it runs. Each upload replaces the
- * stored log, so every upload re-sends the whole log so far: uploads are
- * spaced by the configured interval, stretched for big logs so a live view
- * never costs megabytes per second, skipped when nothing changed, and the
- * stored copy is capped (keeping the end, where failures show).
+ * stored log, so every upload re-sends the stored log so far: uploads are
+ * spaced by the configured interval, stretched by the size of the last upload
+ * (at most the cap) so a live view never costs megabytes per second, skipped
+ * when nothing changed, and the stored copy is capped (keeping the end, where
+ * failures show, cut at a line boundary). Only a bounded tail of the output is
+ * held in memory (LogTail): the whole output is in the spool file and in the
+ * GitHub log.
  *
  * Secrets: text is redacted whole, then capped (a cut never leaves part of a
  * secret in clear), and a mid-stream upload holds back the unterminated last
@@ -36319,10 +36464,92 @@ const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
 const MAX_TAIL_BYTES = 8 * 1024;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024;
+/**
+ * Kept beyond the cap before a tail cut mid-line: what is dropped in front of the
+ * stored text when a line longer than the whole tail had to be cut (so a secret the
+ * in-memory cut split, shorter than this, leaves nothing of itself).
+ */
+const MID_LINE_MARGIN = 64 * 1024;
+/**
+ * The last part of a job's output, bounded in memory: it keeps at least `keep` characters
+ * (so at least `keep` bytes) and at most twice that, dropping whole lines from the front.
+ * The job's `::add-mask::` values are learnt from every complete line as it arrives, so a
+ * mask is known even after its line was dropped.
+ */
+class LogTail {
+    redactor;
+    keep;
+    text = '';
+    /** Characters dropped from the front, and their UTF-8 bytes. */
+    droppedChars = 0;
+    droppedBytes = 0;
+    /** Absolute position up to which masks were learnt (always a line end). */
+    learnt = 0;
+    /** The held text starts inside a line (one longer than the whole tail was cut). */
+    midLine = false;
+    constructor(redactor, keep) {
+        this.redactor = redactor;
+        this.keep = keep;
+    }
+    /** Characters appended so far. */
+    get total() {
+        return this.droppedChars + this.text.length;
+    }
+    /** Characters held in memory. */
+    get heldChars() {
+        return this.text.length;
+    }
+    append(chunk) {
+        this.text += chunk;
+        const lineEnd = this.text.lastIndexOf('\n') + 1;
+        const from = this.learnt - this.droppedChars;
+        if (lineEnd > from) {
+            this.redactor.learnFrom(this.text.slice(from, lineEnd));
+            this.learnt = this.droppedChars + lineEnd;
+        }
+        if (this.text.length > 2 * this.keep)
+            this.dropFront();
+    }
+    dropFront() {
+        const cut = this.text.length - this.keep;
+        // Whole lines (masks in them are learnt already); a line longer than the tail is cut inside.
+        const newline = this.text.lastIndexOf('\n', cut - 1);
+        const at = newline >= 0 ? newline + 1 : cut;
+        this.midLine = newline < 0;
+        const dropped = this.text.slice(0, at);
+        this.droppedBytes += Buffer.byteLength(dropped);
+        this.droppedChars += at;
+        this.text = this.text.slice(at);
+        this.learnt = Math.max(this.learnt, this.droppedChars);
+    }
+    /** Absolute end of what an upload may carry: everything at the end, else whole lines. */
+    uploadable(final) {
+        return this.droppedChars + (final ? this.text.length : this.text.lastIndexOf('\n') + 1);
+    }
+    /** The held text up to an absolute position, redacted, then capped at a line boundary. */
+    stored(upTo, maxBytes) {
+        let redacted = this.redactor.redact(this.text.slice(0, upTo - this.droppedChars));
+        let cutBytes = this.droppedBytes;
+        if (this.midLine) {
+            // The in-memory cut fell inside a line: drop the rest of it (or a margin of it).
+            const newline = redacted.indexOf('\n');
+            const drop = newline >= 0 ? newline + 1 : Math.min(redacted.length, MID_LINE_MARGIN);
+            cutBytes += Buffer.byteLength(redacted.slice(0, drop));
+            redacted = redacted.slice(drop);
+        }
+        return capLog(redacted, maxBytes, cutBytes);
+    }
+    /** The held text, redacted (for the quoted tail of a failed job). */
+    redacted() {
+        return this.redactor.redact(this.text);
+    }
+}
 class LogStream {
     options;
-    raw = '';
+    held;
     uploadedLength = -1;
+    /** Bytes of the last upload: the pause before the next one grows with it. */
+    lastUploadBytes = 0;
     timer;
     queue = Promise.resolve();
     warned = false;
@@ -36334,9 +36561,14 @@ class LogStream {
         this.options = options;
         if (options.spoolFile)
             (0,external_node_fs_.writeFileSync)(options.spoolFile, '');
+        this.held = new LogTail(options.redactor, tailChars(options.maxBytes));
+    }
+    /** Characters of output held in memory (bounded whatever the size of the log). */
+    get heldChars() {
+        return this.held.heldChars;
     }
     append(chunk) {
-        this.raw += chunk;
+        this.held.append(chunk);
         if (this.options.spoolFile)
             (0,external_node_fs_.appendFileSync)(this.options.spoolFile, chunk);
     }
@@ -36345,15 +36577,11 @@ class LogStream {
      * Mid-stream (not final) it ends at the last complete line.
      */
     snapshot(final = true) {
-        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
-    }
-    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
-    uploadable(final) {
-        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
+        return this.held.stored(this.held.uploadable(final), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
     }
     start() {
         const schedule = () => {
-            const stretch = (Buffer.byteLength(this.raw) / BYTES_PER_SECOND_BUDGET) * 1000;
+            const stretch = (this.lastUploadBytes / BYTES_PER_SECOND_BUDGET) * 1000;
             this.timer = setTimeout(async () => {
                 await this.flush(false);
                 if (this.timer)
@@ -36410,10 +36638,10 @@ class LogStream {
             clearTimeout(timer);
             bound?.signal?.removeEventListener('abort', onSignal);
         }
-        return this.raw.length === this.uploadedLength;
+        return this.held.total === this.uploadedLength;
     }
     async upload(final, signal, boundMs) {
-        const length = this.uploadable(final);
+        const length = this.held.uploadable(final);
         if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
@@ -36426,12 +36654,14 @@ class LogStream {
         try {
             // Mid-stream, one request: the next tick retries anyway. The final upload retries
             // until its flush's bound ends it (unbounded: the client's own budget).
-            const { logRef } = await this.options.upload(this.snapshot(final), {
+            const text = this.snapshot(final);
+            const { logRef } = await this.options.upload(text, {
                 budgetMs: final ? boundMs : 0,
                 signal: current.signal
             });
             this.logRef = logRef;
             this.uploadedLength = length;
+            this.lastUploadBytes = Buffer.byteLength(text);
             this.uploads++;
         }
         catch (error) {
@@ -36450,12 +36680,7 @@ class LogStream {
     }
     /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        const text = this.options.redactor
-            .redact(this.raw)
-            .trimEnd()
-            .split('\n')
-            .slice(-lines)
-            .join('\n');
+        const text = this.held.redacted().trimEnd().split('\n').slice(-lines).join('\n');
         return keepEnd(text, MAX_TAIL_BYTES);
     }
 }
@@ -36471,146 +36696,54 @@ function keepEnd(text, maxBytes) {
             .toString('utf8')
             .replace(/^\uFFFD+/, ''));
 }
-function capLog(text, maxBytes) {
+/**
+ * The end of a log within maxBytes, cut at a line boundary (inside a line only when its
+ * last line alone is over the cap), behind a note saying how many bytes were cut; alreadyCut
+ * counts bytes dropped before (the in-memory tail).
+ */
+function capLog(text, maxBytes, alreadyCut = 0) {
     const bytes = Buffer.from(text);
-    if (bytes.length <= maxBytes)
+    if (bytes.length <= maxBytes && !alreadyCut)
         return text;
     const note = (cut) => `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
         'the full log is in the GitHub Actions job log]\n';
     // The note counts against the cap too; with the largest possible count it is longest.
-    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)));
+    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length + alreadyCut)));
+    const from = Math.max(0, bytes.length - budget);
     // A character split by the cut decodes to U+FFFD: drop those bytes too.
-    const kept = bytes
-        .subarray(bytes.length - budget)
+    let kept = bytes
+        .subarray(from)
         .toString('utf8')
         .replace(/^\uFFFD+/, '');
-    return note(bytes.length - Buffer.byteLength(kept)) + kept;
+    if (from > 0 && bytes[from - 1] !== 0x0a) {
+        const newline = kept.indexOf('\n');
+        if (newline >= 0 && newline < kept.length - 1)
+            kept = kept.slice(newline + 1);
+    }
+    return note(bytes.length - Buffer.byteLength(kept) + alreadyCut) + kept;
 }
-
-;// CONCATENATED MODULE: ./src/run/redact.ts
-/**
- * Removes secrets from a job log before it leaves the runner: every token this
- * action minted, every value the job registered with `::add-mask::`, and the
- * values of the environment variables named in `redact-env`. GitHub masks
- * these in its own log view, but the backend stores the raw text.
- *
- * Like GitHub's own masker (the runner's ValueEncoders), each value is also
- * removed in the encodings a job commonly prints a secret in: base64 at each
- * of the three byte alignments it can have inside a longer encoded text (and
- * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
- * workflow-command escaping.
- */
-const REDACTED = '***';
-/** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
-const MIN_SECRET_LENGTH = 3;
-/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
-const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
-class Redactor {
-    dynamic;
-    secrets = new Set();
-    /** Values already expanded into their encodings (tokens are offered again on every redact). */
-    seen = new Set();
-    ordered = [];
-    orderedSize = -1;
-    constructor(values = [], dynamic = () => []) {
-        this.dynamic = dynamic;
-        for (const value of values)
-            this.add(value);
-    }
-    add(value) {
-        if (!value || this.seen.has(value))
-            return;
-        this.seen.add(value);
-        const trimmed = value.trim();
-        if (trimmed.length < MIN_SECRET_LENGTH)
-            return;
-        this.addEncoded(trimmed);
-        // A multi-line secret is masked line by line too, as GitHub does.
-        for (const line of trimmed.split(/\r?\n/)) {
-            if (line.trim().length >= MIN_SECRET_LENGTH)
-                this.addEncoded(line.trim());
-        }
-    }
-    addEncoded(value) {
-        for (const form of encodedForms(value)) {
-            if (form.length >= MIN_SECRET_LENGTH)
-                this.secrets.add(form);
-        }
-    }
-    /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
-    learnFrom(text) {
-        for (const match of text.matchAll(maskCommand)) {
-            // The runner unescapes command data (core.setSecret escapes newlines and %); the
-            // escaped form is masked too, as the command line itself stays in the uploaded log.
-            this.add(match[1]);
-            this.add(unescapeCommandData(match[1]));
-        }
-    }
-    redact(text) {
-        for (const value of this.dynamic())
-            this.add(value);
-        this.learnFrom(text);
-        if (this.orderedSize !== this.secrets.size) {
-            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
-            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
-            this.orderedSize = this.secrets.size;
-        }
-        let out = text;
-        for (const secret of this.ordered)
-            if (out.includes(secret))
-                out = out.split(secret).join(REDACTED);
-        return out;
-    }
-}
-/** The value and the forms it takes when a job prints it encoded. */
-function encodedForms(value) {
-    const forms = new Set([value]);
-    const bytes = Buffer.from(value, 'utf8');
-    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
-        const base64 = base64Inner(bytes.subarray(shift));
-        forms.add(base64);
-        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
-    }
-    const uri = encodeURIComponent(value);
-    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
-    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
-    forms
-        .add(uri)
-        .add(strictUri)
-        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
-    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
-    const json = JSON.stringify(value).slice(1, -1);
-    forms.add(json);
-    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
-    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
-    const xml = value
-        .replace(/&/g, '&amp;')
-        .replace(/</g, '&lt;')
-        .replace(/>/g, '&gt;')
-        .replace(/"/g, '&quot;');
-    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
-    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
-    // A quoted value ("...") is also masked without its quotes, as GitHub does.
-    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
-        forms.add(value.slice(1, -1));
-    return forms;
+/** Characters the in-memory tail keeps: the cap (a character is at least a byte) and a margin. */
+function tailChars(maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    return maxBytes + MID_LINE_MARGIN;
 }
 /**
- * The base64 characters that depend on these bytes alone, wherever they sit in
- * a longer encoded text starting at a 3-byte boundary: no padding, and no last
- * character that also holds bits of whatever follows.
+ * A spooled log as the main step would have stored it, read in chunks so memory stays
+ * bounded: masks are learnt from every line, only the tail is kept; ending is appended.
  */
-function base64Inner(bytes) {
-    const encoded = bytes.toString('base64').replace(/=+$/, '');
-    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
-}
-/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
-function unescapeCommandData(data) {
-    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
-}
-/** Values of the named environment variables, for `redact-env`. */
-function envValues(names, env = process.env) {
-    return names.map(name => env[name]).filter((value) => Boolean(value));
+function storedLogOfFile(file, redactor, ending, maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    const tail = new LogTail(redactor, tailChars(maxBytes));
+    const decoder = new StringDecoder('utf8');
+    const buffer = Buffer.alloc(1024 * 1024);
+    const fd = openSync(file, 'r');
+    try {
+        for (let read; (read = readSync(fd, buffer, 0, buffer.length, null)) > 0;)
+            tail.append(decoder.write(buffer.subarray(0, read)));
+    }
+    finally {
+        closeSync(fd);
+    }
+    tail.append(decoder.end() + ending);
+    return tail.stored(tail.uploadable(true), maxBytes);
 }
 
 ;// CONCATENATED MODULE: ./src/run/state.ts
@@ -36638,8 +36771,6 @@ function dropInFlightJob(state, jobId) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/job.ts
-
-
 
 
 
@@ -36701,8 +36832,7 @@ async function runJob(ctx) {
             ensureRun: ctx.ensureRun,
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
-            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
-            limit: new LearnedLimit(() => client.stats.rateLimited, Date.now)
+            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message))
         }, jobId, stats);
     }
     catch (error) {
@@ -36759,7 +36889,11 @@ async function runJob(ctx) {
     const log = new LogStream({
         upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
         // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
-        redactor: new Redactor([...envValues(inputs.redactEnv), ...secretValuesOf(process.env)], () => ctx.tokens.issued),
+        redactor: jobRedactor({
+            redactEnv: inputs.redactEnv,
+            inputSecrets: [inputs.token, inputs.githubToken],
+            tokens: () => ctx.tokens.issued
+        }),
         intervalMs: inputs.logUploadIntervalMs,
         spoolFile,
         warn: message => lib_core/* warning */.$e(message)
@@ -36814,7 +36948,6 @@ async function runJob(ctx) {
         : { budgetMs: scaledBudget(FINAL_UPDATE_BUDGET_MS), signal: ctx.cancel });
     const finished = {
         ...result,
-        endedAt: Date.now(),
         status,
         detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
     };
@@ -36822,29 +36955,21 @@ async function runJob(ctx) {
     if (!delivery.delivered)
         return finished;
     updateInFlightJob(ctx.inFlight, jobId, { reported: true });
-    const done = { ...finished };
-    const finalLog = async () => {
-        if (!cancelled) {
-            // Every runner of a DAG level reports at about the same moment; spreading the final
-            // uploads keeps them from crowding out the results and claims that gate the next level.
-            const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
-            if (spreadMs > 0)
-                await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
-        }
-        const stored = await log.flush(true, cancelled
-            ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-            : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
-        // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
-        const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
-        if (!cutShort)
-            dropInFlightJob(ctx.inFlight, jobId);
-        done.logRef = log.logRef;
-    };
-    if (ctx.finalLogInBackground && !cancelled)
-        ctx.finalLogInBackground(finalLog());
-    else
-        await finalLog();
-    return done;
+    if (!cancelled) {
+        // Every runner of a DAG level reports at about the same moment; spreading the final
+        // uploads keeps them from crowding out the results and claims that gate the next level.
+        const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
+        if (spreadMs > 0)
+            await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
+    }
+    const stored = await log.flush(true, cancelled
+        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
+    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
+    if (!cutShort)
+        dropInFlightJob(ctx.inFlight, jobId);
+    return { ...finished, logRef: log.logRef };
 }
 function alreadyClaimed(claimed) {
     return async () => ({ kind: 'claimed', takeover: claimed.takeover });
@@ -36881,6 +37006,106 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
 ;// CONCATENATED MODULE: ./src/run/pool.ts
 
 
@@ -36890,17 +37115,12 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
 
 
 
-/**
- * Workers start this far apart by index, so a large pool's first requests fit the rate limit
- * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
- */
+/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
 const START_STAGGER_MS = 150;
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
 const IDLE_SHARE_MS = 400;
 const IDLE_MIN_MS = 1_000;
 const IDLE_MAX_MS = 30_000;
-/** The least idle wait however ample the limit. */
-const IDLE_FLOOR_MS = 300;
 /**
  * The rate limit is what slows this worker while the pacer spaces its requests at least this
  * far apart (its share of a crowded limit)...
@@ -36919,21 +37139,14 @@ async function runPool(ctx, results) {
         maxRateLimitedAttempts: 1
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
-    const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now);
-    // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
-    const logUploads = [];
-    const inBackground = (upload) => {
-        logUploads.push(upload.catch(error => ctx.log(`A final log upload failed: ${(0,errors/* errorMessage */.gJ)(error)}`)));
-    };
     try {
-        return await poolLoop(ctx, results, client, pacer, limit, inBackground);
+        return await poolLoop(ctx, results, client, pacer);
     }
     finally {
-        await Promise.all(logUploads);
         addStats(ctx.client.stats, own.stats);
     }
 }
-async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground) {
+async function poolLoop(ctx, results, client, pacer) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
@@ -36977,8 +37190,7 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
             jobId,
             claimed: { takeover },
             finalLogSpreadMs: 0,
-            finalFlushMs: PACED_FINAL_FLUSH_MS,
-            finalLogInBackground
+            finalFlushMs: PACED_FINAL_FLUSH_MS
         }));
     };
     // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
@@ -37030,12 +37242,12 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
                 throw new errors/* UserError */.yo(`Pool worker ${ctx.worker} gave up: no job of run ${runId} finished within the dependency-timeout, and ${view.pendingLive} job(s) still wait on ${view.running.map(r => r.jobId).join(', ') || 'jobs outside this slice'}. ` +
                     "Check the runners of those jobs, or raise 'dependency-timeout'.");
             }
-            const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random, limit.scale());
+            const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random);
             ctx.log(`Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`);
             await ctx.sleep(delay);
         }
     };
-    await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS * limit.scale());
+    await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS);
     for (;;) {
         if (ctx.cancel.aborted)
             throw new Cancelled();
@@ -37222,21 +37434,19 @@ function leaveReason(view, worker) {
  * How long an idle worker waits before it looks again: never less than its
  * share of the rate limit in a pool of the size it can see (its own index, or
  * the busy workers plus itself), and, when finished jobs give a typical
- * duration, until the first running job should end, else backing off. `scale`
- * (LearnedLimit) shrinks the share where the limit is ampler than 5/s.
+ * duration, until the first running job should end, else backing off.
  */
-function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random, scale = 1) {
+function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random) {
     const poolSize = Math.max(worker, view.busyOthers + 1);
-    const share = poolSize * IDLE_SHARE_MS * scale;
-    const idleMin = Math.max(IDLE_FLOOR_MS, IDLE_MIN_MS * scale);
+    const share = poolSize * IDLE_SHARE_MS;
     const typical = typicalDurationMs(jobs);
     const soonest = typical === undefined
         ? undefined
         : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0));
     const base = soonest !== undefined && Number.isFinite(soonest) && soonest > 0
-        ? Math.max(share, soonest + 300 * scale)
+        ? Math.max(share, soonest + 300)
         : share * 1.5 ** Math.min(idlePolls, 6);
-    const clamped = Math.min(IDLE_MAX_MS, Math.max(idleMin, base));
+    const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base));
     return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())));
 }
 
@@ -37389,174 +37599,7 @@ async function loadPlan(inputs) {
     return plan;
 }
 
-;// CONCATENATED MODULE: ./src/common/results-record.ts
-
-
-
-
-
-/**
- * The record of what each runner did, kept on GitHub's side as a small workflow
- * artifact per runner (and attempt), so that a later attempt of the same
- * workflow run can read it when the backend no longer holds the run (both
- * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
- *
- * Artifacts of earlier attempts are visible to later attempts of the same
- * workflow run (ListArtifacts is scoped to the workflow run, and names are
- * unique across its attempts), need no permission beyond the runtime token
- * every step has, and cost GitHub requests, not backend ones.
- *
- * The name says most of what a re-run needs, so one list call answers it:
- *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
- * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
- * positions do not fit in a name, the summary reads `x` and the reader downloads
- * that artifact: its one file, results.json, holds everything (times, errors).
- */
-const RECORD_PREFIX = 'orun-results_';
-const RECORD_FILE = 'results.json';
-/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
-const RECORD_RETENTION_DAYS = 30;
-/** Names are kept well under what GitHub stores. */
-const MAX_NAME_LENGTH = 200;
-/** Artifact names may not hold these characters. */
-const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
-const recordSafe = (text) => text.replace(results_record_forbidden, '-');
-function recordName(record, plan) {
-    const position = new Map(plan.order.map((job, index) => [job.id, index]));
-    const positions = (statuses) => ranges(record.jobs
-        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
-        .map(job => position.get(job.jobId)));
-    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
-    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
-    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
-}
-function ranges(values) {
-    const sorted = [...new Set(values)].sort((a, b) => a - b);
-    const parts = [];
-    for (let i = 0; i < sorted.length;) {
-        let j = i;
-        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
-            j++;
-        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
-        i = j + 1;
-    }
-    return parts.join('.');
-}
-function parseRanges(text) {
-    if (!text)
-        return [];
-    return text.split('.').flatMap(part => {
-        const [from, to] = part.split('-').map(Number);
-        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
-    });
-}
-/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
-function parseRecordName(name, runId, plan) {
-    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
-    if (!name.startsWith(head))
-        return undefined;
-    const rest = name.slice(head.length);
-    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
-    if (!summary)
-        return undefined;
-    const runner = rest.slice(0, summary.index);
-    if (summary[0] === '_x')
-        return { name, runId, runner };
-    const ids = (text) => parseRanges(text)
-        .map(index => plan.order[index]?.id)
-        .filter((id) => id !== undefined);
-    return {
-        name,
-        runId,
-        runner,
-        succeeded: ids(summary[1]),
-        failed: ids(summary[2]),
-        carried: ids(summary[3])
-    };
-}
-/** Why the record cannot be read or written here, or undefined when it can. */
-function recordUnavailable(env = process.env) {
-    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
-        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
-    return undefined;
-}
-async function results_record_artifactClient() {
-    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
-    return new DefaultArtifactClient();
-}
-/**
- * Uploads one runner's record. Never fails the step: a record that cannot be
- * written only means a re-run after the backend deleted the run cannot carry
- * these jobs (the warning says so).
- */
-async function writeResultsRecord(record, plan, warn) {
-    if (!record.jobs.length)
-        return undefined;
-    const unavailable = recordUnavailable();
-    if (unavailable) {
-        lib_core/* info */.pq(`The results record is not kept: ${unavailable}.`);
-        return undefined;
-    }
-    const name = recordName(record, plan);
-    try {
-        const dir = makeTempDir('orun-record-');
-        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
-        const file = (0,external_node_path_.join)(dir, RECORD_FILE);
-        (0,external_node_fs_.writeFileSync)(file, JSON.stringify(record));
-        const client = await results_record_artifactClient();
-        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
-        await client.uploadArtifact(name, [file], dir, {
-            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
-        });
-        return name;
-    }
-    catch (error) {
-        warn(`Could not keep the results record (artifact '${name}'): ${(0,errors/* errorMessage */.gJ)(error)}. ` +
-            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
-        return undefined;
-    }
-}
-/** Lists the records of the given run ids: one GitHub request. */
-async function listResultsRecords(runIds, plan) {
-    const unavailable = recordUnavailable();
-    if (unavailable)
-        return { ok: false, problem: unavailable };
-    try {
-        const client = await results_record_artifactClient();
-        const { artifacts } = await client.listArtifacts();
-        const records = [];
-        for (const artifact of artifacts) {
-            for (const runId of runIds) {
-                const parsed = parseRecordName(artifact.name, runId, plan);
-                if (parsed)
-                    records.push({ ...parsed, id: artifact.id });
-            }
-        }
-        return { ok: true, records };
-    }
-    catch (error) {
-        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
-        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
-    }
-}
-/** Downloads and reads records (each costs a few GitHub requests). */
-async function downloadResultsRecords(listed, planId) {
-    const client = await results_record_artifactClient();
-    const base = makeTempDir('orun-records-');
-    const read = [];
-    for (const [index, record] of listed.entries()) {
-        const dir = (0,external_node_path_.join)(base, String(index));
-        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
-        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
-        if (parsed.version === 1 && parsed.planId === planId)
-            read.push(parsed);
-    }
-    return read;
-}
-
 ;// CONCATENATED MODULE: ./src/run/rerun.ts
-
-
 
 
 
@@ -37582,13 +37625,8 @@ async function downloadResultsRecords(listed, planId) {
  * A runner's own job is always executed, even when it succeeded before: GitHub
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
-/**
- * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
- * the 30/s limit of the 2026-05-08 build. A carrier does not assume the limit: each 429 doubles
- * the gap (two of them reach the 5/s build's pace, about 3 of its 5 requests/s), and each job
- * carried without one narrows it again (see pass).
- */
-const CARRY_INTERVAL_MS = 200;
+/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
+const CARRY_INTERVAL_MS = 600;
 /** A carrier refused with 429 slows down, up to this gap between jobs. */
 const CARRY_INTERVAL_MAX_MS = 3_000;
 /** When a waiting runner first checks that carrying is under way (at the earliest). */
@@ -37631,81 +37669,37 @@ async function prepareRerun(options) {
 /**
  * The jobs that succeeded in an earlier attempt, and where they ran. The newest
  * earlier run decides each job it finished; a job it never finished (a carrier
- * that stopped halfway) is looked up in the run before it. An earlier run the
- * backend no longer holds (deleted about 24 h after it ended) is read from the
- * results record its runners kept on GitHub's side (src/common/results-record.ts).
+ * that stopped halfway) is looked up in the run before it.
  */
 async function readEarlierAttempts(options, given) {
     const decided = new Map();
     const found = [];
     const missing = [];
-    const decide = (jobId, status, origin) => {
-        if (!decided.has(jobId))
-            decided.set(jobId, { status, origin });
-    };
-    const earlier = [];
-    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
-        earlier.push(given.forAttempt(attempt));
-    // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
-    let records;
-    // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
-    const carriedIn = new Map();
-    for (const [index, runId] of earlier.entries()) {
-        const attempt = options.attempt - 1 - index;
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
+        const runId = given.forAttempt(attempt);
         const jobs = await readRun(options.client, runId);
-        if (jobs) {
-            checkSamePlan(options.plan, runId, jobs);
-            found.push(runId);
-            for (const job of jobs) {
-                if (job.status !== 'success' && job.status !== 'failed')
-                    continue;
-                const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
-                decide(job.jobId, job.status, note
-                    ? { attempt: Number(note[1]), runner: note[2] }
-                    : { attempt, runner: job.runnerId ?? 'unknown' });
-            }
+        if (!jobs) {
+            missing.push(runId);
+            continue;
         }
-        else {
-            records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan);
-            const own = records.ok ? records.records.filter(r => r.runId === runId) : [];
-            if (!own.length) {
-                missing.push(runId);
+        checkSamePlan(options.plan, runId, jobs);
+        found.push(runId);
+        for (const job of jobs) {
+            if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed'))
                 continue;
-            }
-            found.push(`the results record of ${runId}`);
-            const unnamed = own.filter(r => !r.succeeded);
-            for (const record of own) {
-                for (const id of record.succeeded ?? [])
-                    decide(id, 'success', { attempt, runner: record.runner });
-                for (const id of record.failed ?? [])
-                    decide(id, 'failed', { attempt, runner: record.runner });
-                for (const id of record.carried ?? [])
-                    if (!carriedIn.has(id))
-                        carriedIn.set(id, { attempt, runner: record.runner });
-            }
-            if (unnamed.length) {
-                const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id);
-                for (const record of read) {
-                    for (const job of record.jobs) {
-                        if (job.status === 'success' || job.status === 'carried')
-                            decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner });
-                        else if (job.status === 'failed')
-                            decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner });
-                    }
-                }
-            }
+            const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
+            decided.set(job.jobId, {
+                status: job.status,
+                origin: note
+                    ? { attempt: Number(note[1]), runner: note[2] }
+                    : { attempt, runner: job.runnerId ?? 'unknown' }
+            });
         }
         if (decided.size === options.plan.order.length)
             break;
     }
-    // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
-    for (const [id, origin] of carriedIn)
-        decide(id, 'success', origin);
     if (!found.length) {
-        const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`;
-        throw new errors/* UserError */.yo(records && !records.ok
-            ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
-            : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`);
+        throw new errors/* UserError */.yo(`The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`);
     }
     const origins = new Map();
     for (const job of options.plan.order) {
@@ -38065,7 +38059,6 @@ function overallStatus(results) {
 
 
 
-
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
@@ -38232,7 +38225,6 @@ async function run() {
         : '')
         .write();
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
-    await keepResultsRecord(inputs.runId, plan, runnerId, results, rerun.carrier);
     if (failure)
         throw failure;
     // A cancel that came after every job was reported changed nothing and fails nothing.
@@ -38246,44 +38238,6 @@ async function run() {
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
         throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
-}
-/**
- * Keeps what this runner did on GitHub's side (src/common/results-record.ts): the jobs it
- * executed, blocked or carried. Jobs another runner executed are in that runner's record.
- */
-async function keepResultsRecord(runId, plan, runnerId, results, carrier) {
-    const attempt = currentAttempt();
-    const jobs = [];
-    for (const r of results) {
-        const executed = r.endedAt !== undefined && (r.status === 'success' || r.status === 'failed');
-        if (!executed && r.status !== 'blocked')
-            continue;
-        jobs.push({
-            jobId: r.jobId,
-            status: r.status === 'success' || r.status === 'failed' ? r.status : 'blocked',
-            attempt,
-            runner: runnerId,
-            ...(r.endedAt !== undefined
-                ? {
-                    startedAt: new Date(r.endedAt - r.durationMs).toISOString(),
-                    endedAt: new Date(r.endedAt).toISOString()
-                }
-                : {}),
-            ...(r.detail && r.status !== 'success' ? { error: r.detail } : {})
-        });
-    }
-    for (const r of carrier?.carried ?? []) {
-        const origin = carrier.origins.get(r.jobId);
-        jobs.push({
-            jobId: r.jobId,
-            status: 'carried',
-            attempt: origin?.attempt ?? r.carriedFrom ?? attempt,
-            runner: origin?.runner ?? 'unknown'
-        });
-    }
-    const name = await writeResultsRecord({ version: 1, runId, planId: plan.id, attempt, runner: runnerId, jobs }, plan, message => lib_core/* warning */.$e(message));
-    if (name)
-        lib_core/* info */.pq(`Results record kept as artifact '${name}'.`);
 }
 
 

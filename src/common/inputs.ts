@@ -22,6 +22,17 @@ export function getBoolean(name: string, fallback: boolean): boolean {
   throw new UserError(`Input '${name}' must be true or false, got '${raw}'.`)
 }
 
+/**
+ * A whole number written in decimal digits only: Number() would also take 0x10, 1e1, +5,
+ * -0, 0.0 and ' ', each a typo or a value from the wrong output.
+ */
+export function parseWholeNumber(raw: string): number | undefined {
+  const text = raw.trim()
+  if (!/^\d+$/.test(text)) return undefined
+  const value = Number(text)
+  return Number.isSafeInteger(value) ? value : undefined
+}
+
 /** A comma- or newline-separated list, empty items dropped. */
 export function getList(name: string): string[] {
   return core

@@ -1,5 +1,5 @@
 import * as core from '@actions/core'
-import { getArgs, getBoolean, getList, getString } from '../common/inputs.js'
+import { getArgs, getBoolean, getList, getString, parseWholeNumber } from '../common/inputs.js'
 import { UserError } from '../common/errors.js'
 import { workspacePath } from '../common/runner.js'
 import { parseWorkersInput } from './workers.js'
@@ -88,8 +88,8 @@ export function readPlanInputs(): PlanInputs {
 function getRetentionDays(): number | undefined {
   const raw = getString('artifact-retention-days')
   if (!raw) return undefined
-  const days = Number(raw)
-  if (!Number.isInteger(days) || days < 1 || days > 90) {
+  const days = parseWholeNumber(raw)
+  if (days === undefined || days < 1 || days > 90) {
     throw new UserError(
       `Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`
     )

@@ -1,4 +1,5 @@
 import { UserError } from '../common/errors.js'
+import { parseWholeNumber } from '../common/inputs.js'
 import { MAX_MATRIX_JOBS, depthOf, type Plan } from './model.js'
 
 /**
@@ -62,10 +63,8 @@ export function levelsOf(plan: Plan): { levels: number; widest: number } {
 export function parseWorkersInput(raw: string): number | 'auto' {
   const text = raw.trim()
   if (!text || text === 'auto') return 'auto'
-  if (/^\d+$/.test(text)) {
-    const count = Number(text)
-    if (count >= 1 && count <= MAX_MATRIX_JOBS) return count
-  }
+  const count = parseWholeNumber(text)
+  if (count !== undefined && count >= 1 && count <= MAX_MATRIX_JOBS) return count
   throw new UserError(
     `Input 'workers' must be auto or a whole number from 1 to ${MAX_MATRIX_JOBS} (one matrix entry per worker), got '${raw.trim()}'.`
   )

@@ -10,6 +10,7 @@ import { childEnvironment } from './child-env.js'
 import { startHeartbeat } from './heartbeat.js'
 import { missingSecrets, missingSecretsMessage } from './job-secrets.js'
 import type { LogStream } from './logstream.js'
+import { MaskRelay } from './mask-relay.js'
 import { explainNonRun, readRunAccount } from './run-evidence.js'
 
 /** Executes one claimed job with the orun runtime while heartbeating and streaming its log. */
@@ -53,6 +54,10 @@ export interface ExecuteOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/** orun's own output kept for its account of the run: the head (job header) and the end. */
+const MAX_OWN_OUTPUT_CHARS = 1024 * 1024
+const OWN_HEAD_LINES = 200
+
 /** Lines of output quoted when orun exited 0 without running the job. */
 const NON_RUN_TAIL_LINES = 15
 
@@ -74,7 +79,19 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
 
   let child: JobProcess | undefined
   let stopping = false
-  let stdout = ''
+  // orun's own lines only (step output is in the log stream): its account of the run.
+  const orunOwn: string[] = []
+  let orunOwnChars = 0
+  const relay = new MaskRelay(
+    text => process.stdout.write(text),
+    line => {
+      orunOwn.push(line)
+      orunOwnChars += line.length
+      // A plain-mode orun streams step output outside blocks: keep its head and end only.
+      while (orunOwnChars > MAX_OWN_OUTPUT_CHARS && orunOwn.length > OWN_HEAD_LINES + 1)
+        orunOwnChars -= orunOwn.splice(OWN_HEAD_LINES, 1)[0].length
+    }
+  )
   const stop = () => {
     stopping = true
     void child?.stop(options.cancel.aborted ? options.cancelGraceMs : options.stopGraceMs)
@@ -109,15 +126,17 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
       capabilities: options.capabilities,
       extraArgs: options.extraArgs,
       onOutput: (chunk, stream) => {
-        if (stream === 'stdout') stdout += chunk
-        // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
-        process.stdout.write(chunk)
+        // The runner itself reads this stream: the relay re-prints the job's ::add-mask::
+        // outside orun's stop-commands blocks, so it masks the GitHub log too.
+        if (stream === 'stdout') relay.push(chunk)
+        else process.stdout.write(chunk)
         options.log.append(chunk)
       }
     })
     if (options.onProcessIds) child.onProcessIds(options.onProcessIds)
     if (options.cancel.aborted) stop()
     const { exitCode } = await child.exited
+    relay.end()
     if (child.leftovers)
       core.warning(
         `${inline(jobId)}: orun left ${child.leftovers} process(es) running; they were stopped with it.`
@@ -128,7 +147,7 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
     if (options.cancel.aborted) return { ...base, outcome: 'cancelled' }
     if (exitCode !== 0 || stopping) return { ...base, outcome: 'failed' }
     // Exit 0 is not enough: orun's own account must show the job ran to success.
-    const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+    const nonRun = explainNonRun(readRunAccount(orunOwn.join('\n'), jobId), {
       jobId,
       cwd: options.workingDirectory,
       extraArgs: options.extraArgs
@@ -138,6 +157,7 @@ export async function executeJob(options: ExecuteOptions): Promise<ExecutionResu
     options.log.append(`[orun action] ${nonRun}\n`)
     return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` }
   } finally {
+    relay.end()
     heartbeat.stop()
     options.cancel.removeEventListener('abort', onCancel)
     options.hurry?.removeEventListener('abort', onHurry)

@@ -20,8 +20,7 @@ import { executeJob } from './execute.js'
 import { LearnedLimit } from './pace.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
-import { secretValuesOf } from './child-env.js'
-import { Redactor, envValues } from './redact.js'
+import { jobRedactor } from './redact.js'
 import { dropInFlightJob, saveInFlight, updateInFlightJob, type InFlight } from './state.js'
 import type { JobResult } from './summary.js'
 
@@ -195,10 +194,11 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   const log = new LogStream({
     upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
     // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
-    redactor: new Redactor(
-      [...envValues(inputs.redactEnv), ...secretValuesOf(process.env)],
-      () => ctx.tokens.issued
-    ),
+    redactor: jobRedactor({
+      redactEnv: inputs.redactEnv,
+      inputSecrets: [inputs.token, inputs.githubToken],
+      tokens: () => ctx.tokens.issued
+    }),
     intervalMs: inputs.logUploadIntervalMs,
     spoolFile,
     warn: message => core.warning(message)

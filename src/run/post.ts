@@ -1,5 +1,5 @@
 import * as core from '@actions/core'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { connectBackend, explainBackendError } from '../backend/session.js'
 import { BackendError } from '../backend/client.js'
 import { UserError, errorMessage } from '../common/errors.js'
@@ -7,8 +7,8 @@ import { commandSafe, inline } from '../common/escape.js'
 import { getList } from '../common/inputs.js'
 import { leftoverProcesses, signalProcesses } from '../common/process-tree.js'
 import { scaledBudget } from '../common/retry.js'
-import { capLog, DEFAULT_MAX_LOG_BYTES } from './logstream.js'
-import { Redactor, envValues } from './redact.js'
+import { storedLogOfFile } from './logstream.js'
+import { jobRedactor } from './redact.js'
 import { loadInFlight, saveInFlight, type InFlightJob } from './state.js'
 
 /**
@@ -109,14 +109,17 @@ async function uploadSpooledLog(
 ): Promise<void> {
   try {
     if (!existsSync(job.spoolFile)) return
-    const redactor = new Redactor(envValues(getList('redact-env')), () => issued)
+    // Every source the main step redacts with; the job's own masks are learnt from the spool.
+    const redactor = jobRedactor({
+      redactEnv: getList('redact-env'),
+      inputSecrets: [core.getInput('token'), core.getInput('github-token')],
+      tokens: () => issued
+    })
     const ending = job.outcome
       ? `\n[orun action: the job finished (${job.outcome.status}); this log was uploaded by the post step]\n`
       : '\n[orun action: the job was cancelled]\n'
-    const text = readFileSync(job.spoolFile, 'utf8') + ending
-    await client.uploadLog(runId, job.jobId, capLog(redactor.redact(text), DEFAULT_MAX_LOG_BYTES), {
-      budgetMs: scaledBudget(POST_LOG_BUDGET_MS)
-    })
+    const text = storedLogOfFile(job.spoolFile, redactor, ending)
+    await client.uploadLog(runId, job.jobId, text, { budgetMs: scaledBudget(POST_LOG_BUDGET_MS) })
   } catch (error) {
     core.warning(
       commandSafe(`Could not upload the log of ${inline(job.jobId)}: ${errorMessage(error)}`)

@@ -10,6 +10,8 @@
  * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
  * workflow-command escaping.
  */
+import { secretValuesOf } from './child-env.js'
+
 export const REDACTED = '***'
 /** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
 const MIN_SECRET_LENGTH = 3
@@ -50,11 +52,11 @@ export class Redactor {
 
   /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
   learnFrom(text: string): void {
-    for (const match of text.matchAll(maskCommand)) {
+    for (const data of maskCommandData(text)) {
       // The runner unescapes command data (core.setSecret escapes newlines and %); the
       // escaped form is masked too, as the command line itself stays in the uploaded log.
-      this.add(match[1])
-      this.add(unescapeCommandData(match[1]))
+      this.add(data)
+      this.add(unescapeCommandData(data))
     }
   }
 
@@ -71,6 +73,11 @@ export class Redactor {
       if (out.includes(secret)) out = out.split(secret).join(REDACTED)
     return out
   }
+}
+
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+export function maskCommandData(text: string): string[] {
+  return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean)
 }
 
 /** The value and the forms it takes when a job prints it encoded. */
@@ -138,4 +145,29 @@ export function envValues(
   env: NodeJS.ProcessEnv = process.env
 ): string[] {
   return names.map(name => env[name]).filter((value): value is string => Boolean(value))
+}
+
+/**
+ * The redactor of a job's log, the same in the main step and the post step (which uploads
+ * the log when the main step could not): the `redact-env` values, every value the child's
+ * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
+ * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
+ * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
+ * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
+ */
+export function jobRedactor(options: {
+  redactEnv: readonly string[]
+  inputSecrets: readonly (string | undefined)[]
+  tokens: () => Iterable<string>
+  env?: NodeJS.ProcessEnv
+}): Redactor {
+  const env = options.env ?? process.env
+  return new Redactor(
+    [
+      ...envValues(options.redactEnv, env),
+      ...secretValuesOf(env),
+      ...options.inputSecrets.filter((value): value is string => Boolean(value))
+    ],
+    options.tokens
+  )
 }

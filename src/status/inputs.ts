@@ -1,5 +1,5 @@
 import { UserError } from '../common/errors.js'
-import { getList, getRequired, getString } from '../common/inputs.js'
+import { getList, getRequired, getString, parseWholeNumber } from '../common/inputs.js'
 import { resolveBackendUrl } from '../backend/url.js'
 
 /** Which outcomes fail the status step. */
@@ -25,8 +25,8 @@ export interface StatusInputs {
 /** Every input of the status action, read and checked once, before any request. */
 export function readStatusInputs(): StatusInputs {
   const jobCountRaw = getString('job-count')
-  const jobCount = jobCountRaw ? Number(jobCountRaw) : undefined
-  if (jobCount !== undefined && !(Number.isInteger(jobCount) && jobCount >= 0)) {
+  const jobCount = jobCountRaw ? parseWholeNumber(jobCountRaw) : undefined
+  if (jobCountRaw && jobCount === undefined) {
     throw new UserError(
       `Input 'job-count' must be a whole number (the plan job's job-count output), got '${jobCountRaw}'.`
     )
