@@ -103,13 +103,24 @@ afterAll(() => {
 function newDir(intent?: string): string {
   const dir = path.join(scratch, `d${++dirCount}`)
   mkdirSync(dir)
-  if (intent !== undefined) writeFileSync(path.join(dir, 'intent.yaml'), intent)
+  if (intent !== undefined) {
+    writeFileSync(path.join(dir, 'intent.yaml'), intent)
+    checkOutComponentPaths(dir, intent)
+  }
   return dir
+}
+
+/** The component directories a checkout of the intent's repository holds (job.path is the job's cwd). */
+function checkOutComponentPaths(dir: string, intent: string): void {
+  for (const [, componentPath] of intent.matchAll(/^\s+path: (\S+)\s*$/gm)) {
+    mkdirSync(path.join(dir, componentPath), { recursive: true })
+  }
 }
 
 function demoDir(source = DEMO_INTENT): string {
   const dir = newDir()
   copyFileSync(source, path.join(dir, 'intent.yaml'))
+  checkOutComponentPaths(dir, readFileSync(source, 'utf8'))
   return dir
 }
 
@@ -138,7 +149,9 @@ async function compile(dir: string, args: string[] = [], version = OLDER_ORUN): 
   const result = await orun(['plan', '-o', 'plan.json', ...args], dir, {
     ORUN_STANDIN_VERSION: version
   })
-  expect(result).toMatchObject({ code: 0, stderr: '' })
+  expect(result.code).toBe(0)
+  // orun 2.5x prints its object-model diagnostics on stderr (v2.75: only with --debug).
+  expect(result.stderr).toMatch(/^(object-model: [^\n]+\n)?$/)
   return readPlan(path.join(dir, 'plan.json'))
 }
 
@@ -222,8 +235,10 @@ describe('orun plan', () => {
     const before = Date.now()
     const result = await orun(['plan', '-o', 'out/plan.json'], dir)
     expect(result.code).toBe(0)
-    expect(result.stderr).toBe('')
-    expect(result.stdout).toContain('6 job(s)')
+    // 2.54's summary block and its object-model diagnostics (cmd/orun/main.go, object_model_plan.go).
+    expect(result.stderr).toMatch(/^object-model: source=[0-9a-f]{12} .*\n$/)
+    expect(result.stdout).toMatch(/^✓ Plan revision created\n/)
+    expect(result.stdout).toContain('  │ 3 components × 2 envs → 6 jobs\n')
 
     const plan = readPlan(path.join(dir, 'out', 'plan.json'))
     const fixture = readPlan(path.join(FIXTURES, 'orun254-matrix.json'))
@@ -310,7 +325,7 @@ components:
     expect(result.code).toBe(0)
     expect(result.stderr).toBe('')
     expect(result.stdout.trimStart().startsWith('{')).toBe(false)
-    expect(result.stdout).toContain('6 job(s)')
+    expect(result.stdout).toContain('3 components × 2 envs → 6 jobs')
 
     const plan = readPlan(path.join(dir, 'out', 'plan.json'))
     const fixture = readPlan(path.join(FIXTURES, 'remote-state-matrix.json'))
@@ -519,7 +534,9 @@ components:
 
   test('--changed swallows git errors like orun: outside a work tree it plans zero jobs, exit 0', async () => {
     const dir = demoDir()
-    const result = await orun(['plan', '--changed', '-o', 'plan.json'], dir)
+    const result = await orun(['plan', '--changed', '-o', 'plan.json'], dir, {
+      ORUN_STANDIN_VERSION: '2.75.0'
+    })
     expect(result).toMatchObject({ code: 0, stderr: '' })
     expect(readPlan(path.join(dir, 'plan.json')).jobs).toEqual([])
   })
@@ -552,7 +569,8 @@ components:
       const dir = newDir(TRIGGERS)
       const args = event(dir, { ref: 'refs/tags/v1.2.0', before: 'a', after: 'b' })
       const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'push' })
-      expect(result).toMatchObject({ code: 0, stderr: '' })
+      expect(result.code).toBe(0)
+      expect(result.stderr).toMatch(/^(object-model: [^\n]+\n)?$/)
       expect(readPlan(path.join(dir, 'plan.json')).jobs.map(j => j.id)).toEqual([
         'api.stage.smoke',
         'web.stage.smoke'
@@ -649,7 +667,7 @@ describe('orun run', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(
       `PLAN=${planId} EXEC=exec-42 JOB=foundation@stage.smoke ` +
-        `RUN=exec-42/foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
+        `RUN=exec-42/foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${path.join(dir, 'apps', 'foundation')}\n`
     )
     expect(result.stdout).toMatch(/--- step smoke \(1\/1\) start\n/)
     expect(result.stdout).toMatch(/--- step smoke succeeded in [\d.]+s\n/)
@@ -676,8 +694,9 @@ describe('orun run', () => {
     expect(result.stdout).toMatch(
       /::group::✓ {2}01 smoke {2}\d+\.\ds\n::stop-commands::orun-stop-db@dev\.smoke\ndb dev ran\n::orun-stop-db@dev\.smoke::\n::endgroup::\n/
     )
+    // 2.54 closes with its Execution block after the runner's summary.
     expect(result.stdout).toMatch(
-      /\n✓ smoke completed · \d+\.\ds\n\n✓ Done in \d+\.\ds\n {2}1 succeeded\n$/
+      /\n✓ smoke completed · \d+\.\ds\n\n✓ Done in \d+\.\ds\n {2}1 succeeded\n\n✓ Execution completed\n\n {2}Execution: exec-\S+\n$/
     )
   })
 
@@ -866,11 +885,12 @@ describe('orun run', () => {
     expect([...state.completed].sort()).toEqual([...jobs, 'api@dev.smoke'].sort())
   })
 
-  test('plan refs: file path, plan name, plan-id prefix; unknown and ambiguous refs fail', async () => {
+  test('plan refs: file path, plan name, plan-id prefix (v2.75); unknown and ambiguous refs fail', async () => {
     const dir = newDir(ENV_INTENT)
     const plan = await compile(dir)
     const planId = planIdOf(plan)
     const job = ['--job', 'db@dev.smoke']
+    const v275 = { ORUN_STANDIN_VERSION: '2.75.0' }
     for (const ref of [
       path.join(dir, 'plan.json'),
       'plan.json',
@@ -878,10 +898,14 @@ describe('orun run', () => {
       planId,
       planId.slice(0, 5)
     ]) {
-      const result = await orun(['run', ref, ...job], dir)
+      const result = await orun(['run', ref, ...job], dir, v275)
       expect({ ref, code: result.code }).toEqual({ ref, code: 0 })
       expect(result.stdout).toContain(`(plan ${planId}, `)
     }
+    // v2.75 release note: "orun run <short-id> resolves"; 2.54 did not.
+    const before = await orun(['run', planId, ...job], dir)
+    expect(before.code).toBe(1)
+    expect(before.stderr).toMatch(/^Error: plan "[0-9a-f]{12}" not found/)
 
     const missing = await orun(['run', 'nothing-here', ...job], dir)
     expect(missing.code).toBe(1)
@@ -895,12 +919,12 @@ describe('orun run', () => {
       const copy = { ...plan, metadata: { ...plan.metadata, name, checksum } }
       writeFileSync(path.join(plans, `${name}.json`), JSON.stringify(copy))
     }
-    const ambiguous = await orun(['run', 'abcd', ...job], dir)
+    const ambiguous = await orun(['run', 'abcd', ...job], dir, v275)
     expect(ambiguous.code).toBe(1)
     expect(ambiguous.stderr).toMatch(
       /^Error: plan-id prefix "abcd" is ambiguous: abcd1111, abcd2222/
     )
-    const exact = await orun(['run', 'abcd2', ...job], dir)
+    const exact = await orun(['run', 'abcd2', ...job], dir, v275)
     expect(exact.code).toBe(0)
     expect(exact.stdout).toContain('(plan abcd2222, ')
   })
@@ -981,6 +1005,8 @@ describe('orun run: orun 2.54 behaviour', () => {
     if (run !== undefined)
       for (const job of plan.jobs) job.steps = [{ id: 'main', name: 'main', run }]
     writeFileSync(path.join(dir, 'plan.json'), JSON.stringify({ ...plan, ...patch }))
+    // The checkout holds each job's path: orun runs the job there.
+    for (const job of plan.jobs) mkdirSync(path.join(dir, job.path ?? '.'), { recursive: true })
     return dir
   }
 
@@ -1042,15 +1068,17 @@ describe('orun run: orun 2.54 behaviour', () => {
   test('without --all, a component.yaml at or above the cwd drops a job of another component: exit 0, silent', async () => {
     const dir = planDir('orun254-matrix', 'echo ran > ran.txt')
     const sub = path.join(dir, 'apps', 'web-console')
-    mkdirSync(sub, { recursive: true })
+    // job.path is relative to the working directory: apps/foundation below sub.
+    const jobDir = path.join(sub, 'apps', 'foundation')
+    mkdirSync(jobDir, { recursive: true })
     writeFileSync(path.join(dir, 'component.yaml'), 'name: web-console\n')
     const args = ['run', path.join(dir, 'plan.json'), '--job=foundation.dev.plan-apply']
     const dropped = await orun(args, sub, gha)
     expect(dropped).toEqual({ code: 0, stdout: '', stderr: '' })
-    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(false)
+    expect(existsSync(path.join(jobDir, 'ran.txt'))).toBe(false)
     const all = await orun([...args, '--all', '--isolation', 'none'], sub, gha)
     expect(all.code).toBe(0)
-    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(true)
+    expect(existsSync(path.join(jobDir, 'ran.txt'))).toBe(true)
   })
 
   test('concurrent path (concurrency > 1): unmet dependencies leave the job waiting, exit 0; sequential refuses', async () => {
@@ -1058,7 +1086,9 @@ describe('orun run: orun 2.54 behaviour', () => {
     const args = ['run', 'plan.json', '--job=api-edge.dev.deploy', '--all', '--isolation', 'none']
     const waiting = await orun(args, dir, gha)
     expect(waiting.code).toBe(0)
-    expect(waiting.stdout).toMatch(/^\n✓ Done in \d+\.\ds\n {2}1 waiting\n$/)
+    expect(waiting.stdout).toMatch(
+      /^\n✓ Done in \d+\.\ds\n {2}1 waiting\n\n✓ Execution completed\n/
+    )
     expect(existsSync(path.join(dir, 'ran.txt'))).toBe(false)
 
     const sequential = planDir('orun254-matrix', 'true', {
@@ -1072,24 +1102,25 @@ describe('orun run: orun 2.54 behaviour', () => {
   })
 
   test('without --isolation none and concurrency > 1, the job runs in a copy under .orun/runs/ whose outputs are discarded', async () => {
-    const dir = planDir('orun254-matrix', 'echo "cwd=$(pwd)"; ls; echo out > output.txt')
+    const dir = planDir('orun254-matrix', 'echo "cwd=$(pwd)"; ls ../..; echo out > output.txt')
     mkdirSync(path.join(dir, 'node_modules'))
     writeFileSync(path.join(dir, 'source.txt'), 'source\n')
     const args = ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--exec-id=e7']
     const copied = await orun(args, dir, gha)
     expect(copied.code).toBe(0)
+    // The job's path (apps/foundation) is applied inside the copy.
     expect(copied.stdout).toContain(
-      `cwd=${path.join(dir, '.orun', 'runs', 'e7', 'foundation.dev.plan-apply', 'work')}\n`
+      `cwd=${path.join(dir, '.orun', 'runs', 'e7', 'foundation.dev.plan-apply', 'work', 'apps', 'foundation')}\n`
     )
     expect(copied.stdout).toContain('source.txt\n')
     expect(copied.stdout).not.toContain('node_modules')
-    expect(existsSync(path.join(dir, 'output.txt'))).toBe(false)
+    expect(existsSync(path.join(dir, 'apps', 'foundation', 'output.txt'))).toBe(false)
     expect(existsSync(path.join(dir, '.orun', 'runs', 'e7'))).toBe(false)
     expect(readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('.orun/runs/\n')
 
     const inTree = await orun([...args, '--isolation', 'none'], dir, gha)
-    expect(inTree.stdout).toContain(`cwd=${dir}\n`)
-    expect(readFileSync(path.join(dir, 'output.txt'), 'utf8')).toBe('out\n')
+    expect(inTree.stdout).toContain(`cwd=${path.join(dir, 'apps', 'foundation')}\n`)
+    expect(readFileSync(path.join(dir, 'apps', 'foundation', 'output.txt'), 'utf8')).toBe('out\n')
   })
 
   test('GitHub Actions mode moves HOME and RUNNER_TEMP to a per-job temp dir', async () => {
