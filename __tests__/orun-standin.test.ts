@@ -1159,3 +1159,254 @@ describe('orun run: orun 2.54 behaviour', () => {
     )
   })
 })
+
+// Each behaviour below is pinned to the orun release note it comes from (shared spec
+// orun-cli.md, "Since v2.54"); ORUN_STANDIN_VERSION picks the release.
+describe('orun 2.55 to 2.75, by release note', () => {
+  const V254 = { ORUN_STANDIN_VERSION: '2.54.0' }
+  const V275 = { ORUN_STANDIN_VERSION: '2.75.0' }
+  const gitIn =
+    (dir: string) =>
+    (...args: string[]) =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+        cwd: dir,
+        encoding: 'utf8'
+      })
+
+  test('v2.72.1: identical inputs compile to byte-identical plans without generatedAt; 2.54 plans differ', async () => {
+    const dir = demoDir()
+    const compileTo = async (file: string, env: Record<string, string>) => {
+      const result = await orun(['plan', '-o', file], dir, env)
+      expect(result.code).toBe(0)
+      return readFileSync(path.join(dir, file), 'utf8')
+    }
+    const first = await compileTo('a.json', V275)
+    const second = await compileTo('b.json', V275)
+    expect(second).toBe(first)
+    const plan = JSON.parse(first) as Plan
+    expect(plan.metadata).not.toHaveProperty('generatedAt')
+    expect(plan.jobs.every(j => typeof j.uid === 'string')).toBe(true)
+
+    const old = JSON.parse(await compileTo('c.json', V254)) as Plan
+    await new Promise(resolve => setTimeout(resolve, 1100)) // generatedAt has whole seconds
+    const older = JSON.parse(await compileTo('d.json', V254)) as Plan
+    expect(older.metadata.checksum).not.toBe(old.metadata.checksum)
+  })
+
+  test('v2.71: every job has a dense 0-based index, which the --github-output matrix carries', async () => {
+    const dir = demoDir()
+    const outputFile = path.join(dir, 'github-output')
+    const gh = { GITHUB_OUTPUT: outputFile, GITHUB_RUN_ID: '77', GITHUB_RUN_ATTEMPT: '2' }
+    const result = await orun(['plan', '-o', 'plan.json', '--github-output'], dir, {
+      ...V275,
+      ...gh
+    })
+    expect(result.code).toBe(0)
+    const plan = readPlan(path.join(dir, 'plan.json'))
+    expect(plan.jobs.map(j => j.index)).toEqual([0, 1, 2, 3, 4, 5])
+    const output = readFileSync(outputFile, 'utf8')
+    const matrix = JSON.parse(/^matrix<<EOF\n(.*)\nEOF$/m.exec(output)![1]) as {
+      include: Array<{ id: string; index: number }>
+    }
+    expect(matrix.include.map(e => [e.id, e.index])).toEqual(plan.jobs.map(j => [j.id, j.index]))
+    expect(output).toContain(`plan_id=${planIdOf(plan)}\nexec_id=gha-77-2-${planIdOf(plan)}\n`)
+
+    const old = newDir()
+    copyFileSync(path.join(dir, 'intent.yaml'), path.join(old, 'intent.yaml'))
+    expect((await compile(old, [], '2.54.0')).jobs.some(j => 'index' in j)).toBe(false)
+  })
+
+  test('v2.75: the plan summary is one line, and object-model diagnostics print only with --debug', async () => {
+    const dir = demoDir()
+    const plain = await orun(['plan', '-o', 'plan.json'], dir, V275)
+    const planId = planIdOf(readPlan(path.join(dir, 'plan.json')))
+    expect(plain).toEqual({
+      code: 0,
+      stdout: `✓ Plan ${planId} · 3 components × 2 envs → 6 jobs\n`,
+      stderr: ''
+    })
+    const debug = await orun(['plan', '-o', 'plan.json', '--debug'], dir, V275)
+    expect(debug.stderr).toMatch(/^object-model: source=/)
+    const coloured = await orun(['plan', '-o', 'plan.json'], dir, { ...V275, CLICOLOR_FORCE: '1' })
+    expect(coloured.stdout).toContain('\x1b[32m✓\x1b[0m Plan ')
+  })
+
+  test('v2.75: orun run ends with the runner summary, no Execution block, for a success, a failure and a wait', async () => {
+    const dir = planDirOf('orun254-matrix', 'exit 0')
+    const run = (job: string, env: Record<string, string> = {}) =>
+      orun(['run', 'plan.json', `--job=${job}`, '--all', '--isolation', 'none'], dir, {
+        ...V275,
+        GITHUB_ACTIONS: 'true',
+        ...env
+      })
+    // Before its dependency ran in this state: waiting.
+    const waiting = await run('api-edge.dev.deploy')
+    expect(waiting.stdout).toMatch(/^\n✓ Done in \d+\.\ds\n {2}1 waiting\n$/)
+    const done = await run('foundation.dev.plan-apply')
+    expect(done.code).toBe(0)
+    expect(done.stdout).toMatch(/\n✓ Done in \d+\.\ds\n {2}1 succeeded\n$/)
+    const noFailFast = planDirOf('orun254-matrix', 'exit 4', {
+      execution: { concurrency: 1, failFast: false }
+    })
+    const failed = await orun(
+      ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--isolation', 'none'],
+      noFailFast,
+      { ...V275, GITHUB_ACTIONS: 'true' }
+    )
+    expect(failed.code).toBe(0)
+    expect(failed.stdout).toMatch(/\n✗ Failed in \d+\.\ds\n {2}1 failed\n$/)
+    const coloured = await run('foundation.dev.plan-apply', { CLICOLOR_FORCE: '1' })
+    expect(coloured.stdout).toMatch(/\n\x1b\[32m✓\x1b\[0m Done in \d+\.\ds\n {2}1 succeeded\n$/)
+  })
+
+  test('v2.71: orun run init creates, then joins, the run without claiming a job; 2.54 has no such command', async () => {
+    const dir = planDirOf('orun254-matrix', 'exit 0')
+    const init = (env: Record<string, string>) =>
+      orun(['run', 'init', 'plan.json', '--exec-id', 'e-init'], dir, env)
+    const created = await init(V275)
+    expect(created.code).toBe(0)
+    expect(created.stdout).toMatch(/^✓ run e-init ready \(created, plan ba97a4ad4356, 6 jobs\)\n$/)
+    const joined = await init(V275)
+    expect(joined.stdout).toMatch(/^✓ run e-init ready \(joined, /)
+    const state = JSON.parse(readFileSync(path.join(dir, '.orun', 'state', 'e-init.json'), 'utf8'))
+    expect(state.completed).toEqual([]) // nothing claimed or run
+    expect((await orun(['run', '--help'], dir, V275)).stdout).toContain('orun run init')
+    const before = await init({ ORUN_STANDIN_VERSION: '2.70.0' })
+    expect(before.code).toBe(2)
+    expect((await orun(['run', '--help'], dir, V254)).stdout).not.toContain('orun run init')
+  })
+
+  test('v2.61: orun run takes --retry (a CI re-run); 2.54 refuses it as an unknown flag', async () => {
+    const dir = planDirOf('orun254-matrix', 'exit 0')
+    const args = ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--retry']
+    expect((await orun(args, dir, { ORUN_STANDIN_VERSION: '2.61.0' })).code).toBe(0)
+    expect((await orun(['run', '--help'], dir, V275)).stdout).toMatch(/^ +--retry /m)
+    const old = await orun(args, dir, V254)
+    expect(old).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown flag: --retry') })
+  })
+
+  test('v2.62: change.inputs globs mark a component changed; --no-catalog-refresh stops without a catalog', async () => {
+    const intent = `
+name: inputs
+environments: [dev]
+components:
+  - name: api
+    composition: helm
+    path: apps/api
+    change: { inputs: ['shared/**/*.proto', 'VERSION'] }
+    run: 'true'
+  - name: web
+    composition: helm
+    path: apps/web
+    run: 'true'
+`
+    const dir = newDir(intent)
+    const git = gitIn(dir)
+    mkdirSync(path.join(dir, 'shared', 'rpc'), { recursive: true })
+    writeFileSync(path.join(dir, 'shared', 'rpc', 'api.proto'), 'v1\n')
+    writeFileSync(path.join(dir, 'apps', 'web', 'x'), 'v1\n')
+    git('init', '-q')
+    git('add', '.')
+    git('commit', '-qm', 'one')
+    writeFileSync(path.join(dir, 'shared', 'rpc', 'api.proto'), 'v2\n')
+    git('commit', '-qam', 'two')
+    const ids = (plan: Plan) => plan.jobs.map(j => j.id)
+    expect(ids(await compile(dir, ['--changed'], '2.62.0'))).toEqual(['api.dev.smoke'])
+    expect(ids(await compile(dir, ['--changed'], '2.54.0'))).toEqual([])
+    const stop = await orun(
+      ['plan', '--changed', '--no-catalog-refresh', '-o', 'p.json'],
+      dir,
+      V275
+    )
+    expect(stop.code).toBe(1)
+    expect(stop.stderr).toMatch(/^Error: --changed needs a catalog snapshot/)
+    const old = await orun(['plan', '--changed', '--no-catalog-refresh'], dir, V254)
+    expect(old.code).toBe(2)
+  })
+
+  test('job.path: the job runs in that directory of the tree; a missing one fails the step like orun', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir, [], '2.75.0')
+    const run = (job: string) =>
+      orun(['run', 'plan.json', '--job', job, '--isolation', 'none', '--exec-id', 'p'], dir, V275)
+    const ran = await run('foundation.dev.smoke')
+    expect(ran.code).toBe(0)
+    expect(ran.stdout).toContain(`PWD=${path.join(dir, 'apps', 'foundation')}\n`)
+    rmSync(path.join(dir, 'apps', 'db'), { recursive: true })
+    const missing = await run('db.dev.smoke')
+    expect(missing.code).toBe(1)
+    expect(missing.stdout).toContain(
+      `--- step smoke failed with chdir ${path.join(dir, 'apps', 'db')}: no such file or directory`
+    )
+    expect(missing.stderr).toContain('file/path not found from cwd')
+  })
+})
+
+describe('orun validate', () => {
+  test('a valid intent: orun’s steps, exit 0', async () => {
+    const dir = demoDir()
+    const result = await orun(['validate'], dir)
+    expect(result).toEqual({
+      code: 0,
+      stdout:
+        '□ Validating intent...\n✓ Intent is valid\n□ Normalizing intent...\n✓ All validation passed\n',
+      stderr: ''
+    })
+  })
+
+  test('yaml.v3 texts: a syntax error names its line; values of the wrong type each name theirs', async () => {
+    const syntax = newDir(
+      'name: x\nenvironments: [dev]\ncomponents:\n  - name: a\n   composition: t\n'
+    )
+    const broken = await orun(['validate'], syntax)
+    expect(broken.code).toBe(1)
+    expect(broken.stderr).toMatch(
+      /^✕ failed to load intent: failed to parse intent YAML: yaml: line 5: .+\n$/
+    )
+    const typed = newDir(
+      [
+        'name: x',
+        'environments: [dev]',
+        'components:',
+        '  - name: a',
+        '    composition: t',
+        '    run: echo',
+        '    dependsOn: foundation',
+        '  - name: b',
+        '    composition: t',
+        '    run: echo',
+        '    env: [1]'
+      ].join('\n')
+    )
+    const wrong = await orun(['validate'], typed)
+    expect(wrong.stderr).toBe(
+      '✕ failed to load intent: failed to parse intent YAML: yaml: unmarshal errors:\n' +
+        '  line 7: cannot unmarshal !!str `foundation` into []string\n' +
+        '  line 11: cannot unmarshal !!seq into map[string]string\n'
+    )
+    const duplicate = newDir(
+      'environments: [dev]\ncomponents:\n  - {name: a, composition: t, run: x}\n  - {name: a, composition: t, run: x}\n'
+    )
+    expect((await orun(['validate'], duplicate)).stderr).toBe(
+      '✕ normalization failed: duplicate component name: a\n'
+    )
+  })
+
+  test('ORUN_STANDIN_NO_VALIDATE=1: an orun without validate (not in --help, unknown command)', async () => {
+    const env = { ORUN_STANDIN_NO_VALIDATE: '1' }
+    expect((await orun(['--help'], scratch)).stdout).toMatch(/^ {2}validate /m)
+    expect((await orun(['--help'], scratch, env)).stdout).not.toContain('validate')
+    expect((await orun(['validate'], scratch, env)).code).toBe(2)
+  })
+})
+
+function planDirOf(name: string, run: string, patch: Record<string, unknown> = {}): string {
+  const dir = newDir()
+  const plan = JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8'))
+  for (const job of plan.jobs) {
+    job.steps = [{ id: 'main', name: 'main', run }]
+    mkdirSync(path.join(dir, job.path ?? '.'), { recursive: true })
+  }
+  writeFileSync(path.join(dir, 'plan.json'), JSON.stringify({ ...plan, ...patch }))
+  return dir
+}
