@@ -468,7 +468,7 @@ components:
     [
       'a YAML syntax error',
       `environments: [dev\ncomponents: {`,
-      /^Error: intent\.yaml: YAML syntax error: .+\n$/
+      /^Error: failed to load intent: failed to parse intent YAML: yaml: line \d+: .+\n$/
     ],
     [
       'a component without run',

@@ -17,7 +17,7 @@ import {
   writeFileSync
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, join, resolve } from 'node:path'
 import {
   startCoordinationServer,
   type CoordinationServer,
@@ -29,6 +29,7 @@ import {
   inputEnvName,
   parseFileCommands
 } from '../testing/action-process.js'
+import { checkOutJobPaths } from '../testing/fixtures.js'
 
 export { ROOT, STANDIN_DIR }
 export const DEMO_SECRET = 'demo-secret-7f3a9c'
@@ -96,6 +97,8 @@ export class Harness {
   server!: CoordinationServer
   /** The workflow run's attempt (GITHUB_RUN_ATTEMPT) of the processes started from now on: raise it to re-run. */
   attempt = 1
+  /** The workflow run (GITHUB_RUN_ID) of the processes started from now on: change it for another workflow run. */
+  workflowRun = '4242'
   private readonly children = new Set<ChildProcess>()
   private runnerCount = 0
 
@@ -123,7 +126,7 @@ export class Harness {
       HOME: process.env.HOME,
       LANG: process.env.LANG ?? 'C.UTF-8',
       GITHUB_ACTIONS: 'true',
-      GITHUB_RUN_ID: '4242',
+      GITHUB_RUN_ID: this.workflowRun,
       GITHUB_RUN_ATTEMPT: String(this.attempt),
       GITHUB_ACTOR: 'octocat',
       GITHUB_WORKSPACE: workspace,
@@ -222,6 +225,9 @@ export class Harness {
       'backend-url': this.server.url,
       ...inputs
     }
+    // A given plan's jobs run in their paths: the checkout holds them.
+    const planFile = inputs['plan-file']
+    if (planFile) checkOutJobPaths(workspace, read(resolve(workspace, planFile)))
     const files = join(this.dir, 'runners', name, 'files')
     const main = this.spawnStep(program, env, allInputs, files, label)
     const handle: RunnerHandle = {

@@ -89,6 +89,50 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
   )
 }
 
+/** What orun said about an intent: `orun validate`, or a compile for an orun without it. */
+export interface IntentCheck {
+  /** orun accepted the intent (exit 0). */
+  valid: boolean
+  /** How it was checked: `orun validate`, or `orun plan` to a throw-away file. */
+  via: 'validate' | 'plan'
+  /** orun's output, stderr then stdout: on failure its errors, for annotations. */
+  output: string
+  exitCode: number
+}
+
+/** Does this orun have `orun validate`? Its root help lists its commands. */
+export async function hasValidateCommand(binary: string): Promise<boolean> {
+  const help = await exec.getExecOutput(binary, ['--help'], {
+    silent: true,
+    ignoreReturnCode: true
+  })
+  return /^\s+validate\s/m.test(help.stdout + help.stderr)
+}
+
+/**
+ * Checks intent.yaml in cwd with orun's own validator, `orun validate` (cmd/orun/command_validate.go),
+ * or, where the installed orun lacks it, `orun plan --all` compiled to scratchFile, which is then
+ * thrown away: the same loader and normalisation, and no plan output for anyone to use.
+ */
+export async function checkIntent(
+  binary: string,
+  options: { cwd: string; scratchFile: string }
+): Promise<IntentCheck> {
+  const via = (await hasValidateCommand(binary)) ? 'validate' : 'plan'
+  const args =
+    via === 'validate' ? ['validate'] : ['plan', '--all', '--output', options.scratchFile]
+  const result = await exec.getExecOutput(binary, args, {
+    cwd: options.cwd,
+    ignoreReturnCode: true
+  })
+  return {
+    valid: result.exitCode === 0,
+    via,
+    output: `${result.stderr}\n${result.stdout}`,
+    exitCode: result.exitCode
+  }
+}
+
 /** The optional `orun run` flags the installed orun has, read from one `orun run --help`. */
 export interface RunCapabilities {
   /** `--local` (v2.17.0+): force local filesystem state. */
