@@ -96,6 +96,18 @@ function generatedPlan(count: number): PlanFile {
 }
 
 describe('plan action compiling intent.yaml with orun', () => {
+  test('orun 2.75 (coloured output): each matrix entry carries the job index; a second compile gives the same plan id', async () => {
+    const dir = workspace()
+    const env = { ORUN_STANDIN_VERSION: '2.75.0', CLICOLOR_FORCE: '1' }
+    const first = await runPlan({}, dir, env)
+    expect(first.exitCode).toBe(0)
+    const jobs = JSON.parse(first.outputs.jobs) as Array<MatrixEntry & { index: number }>
+    expect(jobs.map(entry => entry.index).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5])
+    expect(JSON.parse(first.outputs.matrix).include).toEqual(jobs)
+    const second = await runPlan({}, dir, env)
+    expect(second.outputs['plan-id']).toBe(first.outputs['plan-id'])
+  })
+
   test('demo intent: ids, jobs in topological order, matrix, plan file and summary', async () => {
     const dir = workspace()
     const result = await runPlan({}, dir, { GITHUB_RUN_ID: '555', GITHUB_RUN_ATTEMPT: '3' })
@@ -678,35 +690,40 @@ describe("plan action with 'from-ci: github'", () => {
     ])
   })
 
-  test("an event no binding matches: orun's 'nothing to plan' is an empty plan, quoted in a notice", async () => {
-    const dir = workspace(TRIGGER_INTENT)
-    const result = await runPlan(
-      { 'from-ci': 'github' },
-      dir,
-      githubEvent(dir, 'pull_request', pullRequestTo('release'))
-    )
-    expect(result.exitCode).toBe(0)
-    expect(errorLines(result)).toEqual([])
-    expect(result.outputs).toEqual({
-      'plan-id': '',
-      'run-id': '',
-      jobs: '[]',
-      'job-ids': '[]',
-      'job-count': '0',
-      matrix: '{"include":[]}',
-      'plan-file': '',
-      'artifact-name': '',
-      workers: '[]'
-    })
-    const notices = result.stdout.split('\n').filter(line => line.startsWith('::notice::'))
-    expect(notices).toEqual([
-      '::notice::orun found nothing to plan for this event: "○ no trigger binding matched: github event pull_request action opened — nothing to plan". The jobs output is [].'
-    ])
-    expect(result.summary).toContain('orun found nothing to plan')
-    expect(result.summary).toContain(
-      'no trigger binding matched: github event pull_request action opened'
-    )
-  })
+  test.each([
+    ['2.54.0', {}],
+    ['2.75.0, coloured', { ORUN_STANDIN_VERSION: '2.75.0', CLICOLOR_FORCE: '1' }]
+  ])(
+    "orun %s: an event no binding matches: orun's 'nothing to plan' is an empty plan, quoted in a notice",
+    async (_version, orunEnv) => {
+      const dir = workspace(TRIGGER_INTENT)
+      const result = await runPlan({ 'from-ci': 'github' }, dir, {
+        ...githubEvent(dir, 'pull_request', pullRequestTo('release')),
+        ...orunEnv
+      })
+      expect(result.exitCode).toBe(0)
+      expect(errorLines(result)).toEqual([])
+      expect(result.outputs).toEqual({
+        'plan-id': '',
+        'run-id': '',
+        jobs: '[]',
+        'job-ids': '[]',
+        'job-count': '0',
+        matrix: '{"include":[]}',
+        'plan-file': '',
+        'artifact-name': '',
+        workers: '[]'
+      })
+      const notices = result.stdout.split('\n').filter(line => line.startsWith('::notice::'))
+      expect(notices).toEqual([
+        '::notice::orun found nothing to plan for this event: "○ no trigger binding matched: github event pull_request action opened — nothing to plan". The jobs output is [].'
+      ])
+      expect(result.summary).toContain('orun found nothing to plan')
+      expect(result.summary).toContain(
+        'no trigger binding matched: github event pull_request action opened'
+      )
+    }
+  )
 
   test("nothing to plan keeps a given 'run-id', and uploads nothing even with upload: true", async () => {
     const dir = workspace(TRIGGER_INTENT)

@@ -9,6 +9,10 @@ import { JobProcessTracker, signalProcesses, type ProcessIds } from '../common/p
  * change in one file. See shared spec orun-cli.md.
  */
 
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
+
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 export async function getOrunVersion(binary: string): Promise<string> {
   const result = await exec.getExecOutput(binary, ['--version'], {
@@ -76,7 +80,7 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
     )
   }
   if (existsSync(options.output)) return { planned: true }
-  const output = `${result.stderr}\n${result.stdout}`
+  const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '')
   const nothingToPlan = output
     .split('\n')
     .map(line => line.trim())
