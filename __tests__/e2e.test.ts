@@ -11,6 +11,12 @@ import { DEMO_SECRET, Harness, ROOT, checkExecutions, type RunnerHandle } from '
 const intent = join(ROOT, 'demo', 'intent')
 let harness: Harness | undefined
 
+// The stand-in orun as release 2.54 or 2.75 (deterministic plans, job index, the new output). The
+// main run goes through both; each scenario after it through one, so both stay covered at no cost.
+const V254 = '2.54.0'
+const V275 = '2.75.0'
+const orunAt = (version: string) => ({ ORUN_STANDIN_VERSION: version })
+
 afterEach(async () => {
   await harness?.close()
   harness = undefined
@@ -34,7 +40,13 @@ async function planned(h: Harness, intentDir: string) {
     plan: JSON.parse(readFileSync(planFile, 'utf8')) as { apiVersion: string },
     planJobs: (
       JSON.parse(readFileSync(planFile, 'utf8')) as {
-        jobs: Array<{ id: string; component: string; environment: string; dependsOn?: string[] }>
+        jobs: Array<{
+          id: string
+          index?: number
+          component: string
+          environment: string
+          dependsOn?: string[]
+        }>
       }
     ).jobs
   }
@@ -83,40 +95,80 @@ async function slowFoundationRunning(h: Harness, seconds: number) {
 }
 
 describe('the workflow end to end', () => {
-  it('runs every job exactly once, in DAG order, with duplicates and a fan-out pair, and streams redacted logs', async () => {
-    harness = await new Harness().start()
-    const { runId, common, jobs, planJobs, plan } = await planned(harness, intent)
-    // Today's orun shape: orun.io/v1, comp.env.job ids.
-    expect(plan.apiVersion).toBe('orun.io/v1')
-    const runners: RunnerHandle[] = [
-      ...jobs.map(job => harness!.startRunner(job, intent, { ...common, job })),
-      harness.startRunner('dup', intent, { ...common, job: 'api.dev.smoke' }),
-      harness.startRunner('fan-dev', intent, { ...common, environments: 'dev' }),
-      harness.startRunner('fan-stage', intent, { ...common, environments: 'stage' })
-    ]
-    const results = await Promise.all(runners.map(r => r.done))
+  it.each([V254, V275])(
+    'orun %s: runs every job exactly once, in DAG order, with duplicates and a fan-out pair, and streams redacted logs',
+    async version => {
+      harness = await new Harness({ env: orunAt(version) }).start()
+      const { runId, common, jobs, planJobs, plan } = await planned(harness, intent)
+      // Today's orun shape: orun.io/v1, comp.env.job ids; from 2.71 a job index, which the matrix carries.
+      expect(plan.apiVersion).toBe('orun.io/v1')
+      expect(planJobs.map(job => job.index)).toEqual(
+        version === V275 ? planJobs.map((_, index) => index) : planJobs.map(() => undefined)
+      )
+      const runners: RunnerHandle[] = [
+        ...jobs.map(job => harness!.startRunner(job, intent, { ...common, job })),
+        harness.startRunner('dup', intent, { ...common, job: 'api.dev.smoke' }),
+        harness.startRunner('fan-dev', intent, { ...common, environments: 'dev' }),
+        harness.startRunner('fan-stage', intent, { ...common, environments: 'stage' })
+      ]
+      const results = await Promise.all(runners.map(r => r.done))
 
-    expect(checkExecutions({ jobs: planJobs }, harness.executions())).toEqual([])
-    for (const { main } of results) {
-      expect(main.exitCode).toBe(0)
-      expect(['success', 'already-complete']).toContain(main.outputs.status)
+      expect(checkExecutions({ jobs: planJobs }, harness.executions())).toEqual([])
+      for (const { main } of results) {
+        expect(main.exitCode).toBe(0)
+        expect(['success', 'already-complete']).toContain(main.outputs.status)
+      }
+      const stored = harness.server.jobsOf(runId)
+      expect(stored.map(j => j.status)).toEqual(planJobs.map(() => 'success'))
+      for (const job of planJobs) {
+        const log = await harness.fetchLog(runId, job.id)
+        expect(log).toContain(`${job.component} ${job.environment} done`)
+        expect(log).not.toContain(DEMO_SECRET)
+        expect(log).not.toMatch(/eyJ[\w-]+\.[\w-]+\./) // no JWT
+      }
+      expect(await harness.fetchLog(runId, 'api.dev.smoke')).toContain('using token ***')
+      // The duplicate entry mirrored the owner instead of running the job again.
+      const dup = results[jobs.length]
+      expect(JSON.parse(dup.main.outputs['job-results'])['api.dev.smoke'].tookOver).toBe(false)
     }
-    const stored = harness.server.jobsOf(runId)
-    expect(stored.map(j => j.status)).toEqual(planJobs.map(() => 'success'))
-    for (const job of planJobs) {
-      const log = await harness.fetchLog(runId, job.id)
-      expect(log).toContain(`${job.component} ${job.environment} done`)
-      expect(log).not.toContain(DEMO_SECRET)
-      expect(log).not.toMatch(/eyJ[\w-]+\.[\w-]+\./) // no JWT
+  )
+
+  it('orun 2.75: the plan id repeats, yet two workflow runs and a re-run of all jobs never share a backend run', async () => {
+    harness = await new Harness({ env: orunAt(V275) }).start()
+    const single = slowIntent(0)
+    const runJob = async () => {
+      const { runId, common } = await planned(harness!, single)
+      const runner = harness!.startRunner('foundation', single, {
+        ...common,
+        job: 'foundation.dev.smoke'
+      })
+      const { main } = await runner.done
+      return { runId, planId: common['plan-id'], status: main.outputs.status }
     }
-    expect(await harness.fetchLog(runId, 'api.dev.smoke')).toContain('using token ***')
-    // The duplicate entry mirrored the owner instead of running the job again.
-    const dup = results[jobs.length]
-    expect(JSON.parse(dup.main.outputs['job-results'])['api.dev.smoke'].tookOver).toBe(false)
+    const first = await runJob() // workflow run 4242, attempt 1
+    harness.workflowRun = '4243' // the same commit, another workflow run (or another workflow)
+    const second = await runJob()
+    harness.attempt = 2 // "Re-run all jobs" of that workflow run
+    const rerun = await runJob()
+
+    // One plan id: byte-identical plans. Three run ids, and the job ran in each: none was
+    // mistaken for another's already-complete run.
+    expect(new Set([first.planId, second.planId, rerun.planId]).size).toBe(1)
+    expect([first.runId, second.runId, rerun.runId]).toEqual([
+      `gha-4242-1-${first.planId}`,
+      `gha-4243-1-${first.planId}`,
+      `gha-4243-2-${first.planId}`
+    ])
+    expect([first.status, second.status, rerun.status]).toEqual(['success', 'success', 'success'])
+    expect(harness.executions().filter(e => e.exitCode === 0)).toHaveLength(3)
+    for (const runId of [first.runId, second.runId, rerun.runId]) {
+      const job = harness.server.jobsOf(runId).find(j => j.jobId === 'foundation.dev.smoke')!
+      expect({ runId, status: job.status }).toEqual({ runId, status: 'success' })
+    }
   })
 
-  it('blocks the dependents of a failed job quickly, naming the failed upstream', async () => {
-    harness = await new Harness().start()
+  it('orun 2.75: blocks the dependents of a failed job quickly, naming the failed upstream', async () => {
+    harness = await new Harness({ env: orunAt(V275) }).start()
     const failing = join(intent, 'failing')
     const { runId, common, jobs } = await planned(harness, failing)
     const runners = jobs.map(job => harness!.startRunner(job, failing, { ...common, job }))
@@ -162,8 +214,8 @@ describe('the workflow end to end', () => {
     )
   })
 
-  it('finishes a job whose main step died without reporting, from the post step', async () => {
-    harness = await new Harness().start()
+  it('orun 2.75: finishes a job whose main step died without reporting, from the post step', async () => {
+    harness = await new Harness({ env: orunAt(V275) }).start()
     const { runId, foundation } = await slowFoundationRunning(harness, 60)
     // The main step crashes hard (no signal handler runs); GitHub still runs the post step.
     foundation.child.kill('SIGKILL')
@@ -200,8 +252,11 @@ describe('the workflow end to end', () => {
     ).toEqual(['foundation.dev.smoke', 'api.dev.smoke'])
   })
 
-  it('stops a job whose lease was taken over while it ran, and sends no result for it', async () => {
-    harness = await new Harness({ server: { heartbeatTimeoutMs: 3_000 } }).start()
+  it('orun 2.75: stops a job whose lease was taken over while it ran, and sends no result for it', async () => {
+    harness = await new Harness({
+      server: { heartbeatTimeoutMs: 3_000 },
+      env: orunAt(V275)
+    }).start()
     const { slow, runId, common, foundation: first } = await slowFoundationRunning(harness, 8)
     // The first runner's next heartbeat hangs for 5 s (a network stall), so its lease expires;
     // a duplicate entry takes the job over; the first learns it when that heartbeat lands.

@@ -23,7 +23,7 @@ import {
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
 import { HTML_ERROR_PAGE, startFaultProxy, type FaultProxy } from '../testing/fault-proxy.js'
-import { sharedPlanText } from '../testing/fixtures.js'
+import { sharedPlanText, writePlanCheckout } from '../testing/fixtures.js'
 import { Scratch } from '../testing/scratch.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
@@ -79,7 +79,7 @@ function scenario(run: string, component = 'solo'): Scenario {
   const cwd = tempDir('orun-faults-ws-')
   const pidFile = path.join(cwd, 'step.pid')
   plan.jobs[0].steps[0].run = run.replaceAll('PIDFILE', pidFile)
-  writeFileSync(path.join(cwd, 'plan.json'), JSON.stringify(plan, null, 2))
+  writePlanCheckout(cwd, JSON.stringify(plan, null, 2))
   const recordFile = path.join(cwd, 'record.jsonl')
   writeFileSync(recordFile, '')
   return {

@@ -21,7 +21,12 @@ describe('the Node.js version', () => {
         .filter(file => existsSync(path.join(REPO_ROOT, file)))
     ]
     expect(actions).toEqual(
-      expect.arrayContaining(['action.yml', 'plan/action.yml', 'run/action.yml'])
+      expect.arrayContaining([
+        'action.yml',
+        'plan/action.yml',
+        'run/action.yml',
+        'validate/action.yml'
+      ])
     )
     for (const file of actions) {
       expect([file, parse(read(file)).runs.using]).toEqual([file, 'node24'])

@@ -103,13 +103,24 @@ afterAll(() => {
 function newDir(intent?: string): string {
   const dir = path.join(scratch, `d${++dirCount}`)
   mkdirSync(dir)
-  if (intent !== undefined) writeFileSync(path.join(dir, 'intent.yaml'), intent)
+  if (intent !== undefined) {
+    writeFileSync(path.join(dir, 'intent.yaml'), intent)
+    checkOutComponentPaths(dir, intent)
+  }
   return dir
+}
+
+/** The component directories a checkout of the intent's repository holds (job.path is the job's cwd). */
+function checkOutComponentPaths(dir: string, intent: string): void {
+  for (const [, componentPath] of intent.matchAll(/^\s+path: (\S+)\s*$/gm)) {
+    mkdirSync(path.join(dir, componentPath), { recursive: true })
+  }
 }
 
 function demoDir(source = DEMO_INTENT): string {
   const dir = newDir()
   copyFileSync(source, path.join(dir, 'intent.yaml'))
+  checkOutComponentPaths(dir, readFileSync(source, 'utf8'))
   return dir
 }
 
@@ -138,7 +149,9 @@ async function compile(dir: string, args: string[] = [], version = OLDER_ORUN): 
   const result = await orun(['plan', '-o', 'plan.json', ...args], dir, {
     ORUN_STANDIN_VERSION: version
   })
-  expect(result).toMatchObject({ code: 0, stderr: '' })
+  expect(result.code).toBe(0)
+  // orun 2.5x prints its object-model diagnostics on stderr (v2.75: only with --debug).
+  expect(result.stderr).toMatch(/^(object-model: [^\n]+\n)?$/)
   return readPlan(path.join(dir, 'plan.json'))
 }
 
@@ -222,8 +235,10 @@ describe('orun plan', () => {
     const before = Date.now()
     const result = await orun(['plan', '-o', 'out/plan.json'], dir)
     expect(result.code).toBe(0)
-    expect(result.stderr).toBe('')
-    expect(result.stdout).toContain('6 job(s)')
+    // 2.54's summary block and its object-model diagnostics (cmd/orun/main.go, object_model_plan.go).
+    expect(result.stderr).toMatch(/^object-model: source=[0-9a-f]{12} .*\n$/)
+    expect(result.stdout).toMatch(/^✓ Plan revision created\n/)
+    expect(result.stdout).toContain('  │ 3 components × 2 envs → 6 jobs\n')
 
     const plan = readPlan(path.join(dir, 'out', 'plan.json'))
     const fixture = readPlan(path.join(FIXTURES, 'orun254-matrix.json'))
@@ -310,7 +325,7 @@ components:
     expect(result.code).toBe(0)
     expect(result.stderr).toBe('')
     expect(result.stdout.trimStart().startsWith('{')).toBe(false)
-    expect(result.stdout).toContain('6 job(s)')
+    expect(result.stdout).toContain('3 components × 2 envs → 6 jobs')
 
     const plan = readPlan(path.join(dir, 'out', 'plan.json'))
     const fixture = readPlan(path.join(FIXTURES, 'remote-state-matrix.json'))
@@ -453,7 +468,7 @@ components:
     [
       'a YAML syntax error',
       `environments: [dev\ncomponents: {`,
-      /^Error: intent\.yaml: YAML syntax error: .+\n$/
+      /^Error: failed to load intent: failed to parse intent YAML: yaml: line \d+: .+\n$/
     ],
     [
       'a component without run',
@@ -519,7 +534,9 @@ components:
 
   test('--changed swallows git errors like orun: outside a work tree it plans zero jobs, exit 0', async () => {
     const dir = demoDir()
-    const result = await orun(['plan', '--changed', '-o', 'plan.json'], dir)
+    const result = await orun(['plan', '--changed', '-o', 'plan.json'], dir, {
+      ORUN_STANDIN_VERSION: '2.75.0'
+    })
     expect(result).toMatchObject({ code: 0, stderr: '' })
     expect(readPlan(path.join(dir, 'plan.json')).jobs).toEqual([])
   })
@@ -552,7 +569,8 @@ components:
       const dir = newDir(TRIGGERS)
       const args = event(dir, { ref: 'refs/tags/v1.2.0', before: 'a', after: 'b' })
       const result = await orun(args, dir, { GITHUB_EVENT_NAME: 'push' })
-      expect(result).toMatchObject({ code: 0, stderr: '' })
+      expect(result.code).toBe(0)
+      expect(result.stderr).toMatch(/^(object-model: [^\n]+\n)?$/)
       expect(readPlan(path.join(dir, 'plan.json')).jobs.map(j => j.id)).toEqual([
         'api.stage.smoke',
         'web.stage.smoke'
@@ -649,7 +667,7 @@ describe('orun run', () => {
     expect(result.code).toBe(0)
     expect(result.stdout).toContain(
       `PLAN=${planId} EXEC=exec-42 JOB=foundation@stage.smoke ` +
-        `RUN=exec-42/foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${dir}\n`
+        `RUN=exec-42/foundation@stage.smoke CLUSTER=stage-smoke ENV=stage PWD=${path.join(dir, 'apps', 'foundation')}\n`
     )
     expect(result.stdout).toMatch(/--- step smoke \(1\/1\) start\n/)
     expect(result.stdout).toMatch(/--- step smoke succeeded in [\d.]+s\n/)
@@ -676,8 +694,9 @@ describe('orun run', () => {
     expect(result.stdout).toMatch(
       /::group::✓ {2}01 smoke {2}\d+\.\ds\n::stop-commands::orun-stop-db@dev\.smoke\ndb dev ran\n::orun-stop-db@dev\.smoke::\n::endgroup::\n/
     )
+    // 2.54 closes with its Execution block after the runner's summary.
     expect(result.stdout).toMatch(
-      /\n✓ smoke completed · \d+\.\ds\n\n✓ Done in \d+\.\ds\n {2}1 succeeded\n$/
+      /\n✓ smoke completed · \d+\.\ds\n\n✓ Done in \d+\.\ds\n {2}1 succeeded\n\n✓ Execution completed\n\n {2}Execution: exec-\S+\n$/
     )
   })
 
@@ -866,11 +885,12 @@ describe('orun run', () => {
     expect([...state.completed].sort()).toEqual([...jobs, 'api@dev.smoke'].sort())
   })
 
-  test('plan refs: file path, plan name, plan-id prefix; unknown and ambiguous refs fail', async () => {
+  test('plan refs: file path, plan name, plan-id prefix (v2.75); unknown and ambiguous refs fail', async () => {
     const dir = newDir(ENV_INTENT)
     const plan = await compile(dir)
     const planId = planIdOf(plan)
     const job = ['--job', 'db@dev.smoke']
+    const v275 = { ORUN_STANDIN_VERSION: '2.75.0' }
     for (const ref of [
       path.join(dir, 'plan.json'),
       'plan.json',
@@ -878,10 +898,14 @@ describe('orun run', () => {
       planId,
       planId.slice(0, 5)
     ]) {
-      const result = await orun(['run', ref, ...job], dir)
+      const result = await orun(['run', ref, ...job], dir, v275)
       expect({ ref, code: result.code }).toEqual({ ref, code: 0 })
       expect(result.stdout).toContain(`(plan ${planId}, `)
     }
+    // v2.75 release note: "orun run <short-id> resolves"; 2.54 did not.
+    const before = await orun(['run', planId, ...job], dir)
+    expect(before.code).toBe(1)
+    expect(before.stderr).toMatch(/^Error: plan "[0-9a-f]{12}" not found/)
 
     const missing = await orun(['run', 'nothing-here', ...job], dir)
     expect(missing.code).toBe(1)
@@ -895,12 +919,12 @@ describe('orun run', () => {
       const copy = { ...plan, metadata: { ...plan.metadata, name, checksum } }
       writeFileSync(path.join(plans, `${name}.json`), JSON.stringify(copy))
     }
-    const ambiguous = await orun(['run', 'abcd', ...job], dir)
+    const ambiguous = await orun(['run', 'abcd', ...job], dir, v275)
     expect(ambiguous.code).toBe(1)
     expect(ambiguous.stderr).toMatch(
       /^Error: plan-id prefix "abcd" is ambiguous: abcd1111, abcd2222/
     )
-    const exact = await orun(['run', 'abcd2', ...job], dir)
+    const exact = await orun(['run', 'abcd2', ...job], dir, v275)
     expect(exact.code).toBe(0)
     expect(exact.stdout).toContain('(plan abcd2222, ')
   })
@@ -981,6 +1005,8 @@ describe('orun run: orun 2.54 behaviour', () => {
     if (run !== undefined)
       for (const job of plan.jobs) job.steps = [{ id: 'main', name: 'main', run }]
     writeFileSync(path.join(dir, 'plan.json'), JSON.stringify({ ...plan, ...patch }))
+    // The checkout holds each job's path: orun runs the job there.
+    for (const job of plan.jobs) mkdirSync(path.join(dir, job.path ?? '.'), { recursive: true })
     return dir
   }
 
@@ -1042,15 +1068,17 @@ describe('orun run: orun 2.54 behaviour', () => {
   test('without --all, a component.yaml at or above the cwd drops a job of another component: exit 0, silent', async () => {
     const dir = planDir('orun254-matrix', 'echo ran > ran.txt')
     const sub = path.join(dir, 'apps', 'web-console')
-    mkdirSync(sub, { recursive: true })
+    // job.path is relative to the working directory: apps/foundation below sub.
+    const jobDir = path.join(sub, 'apps', 'foundation')
+    mkdirSync(jobDir, { recursive: true })
     writeFileSync(path.join(dir, 'component.yaml'), 'name: web-console\n')
     const args = ['run', path.join(dir, 'plan.json'), '--job=foundation.dev.plan-apply']
     const dropped = await orun(args, sub, gha)
     expect(dropped).toEqual({ code: 0, stdout: '', stderr: '' })
-    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(false)
+    expect(existsSync(path.join(jobDir, 'ran.txt'))).toBe(false)
     const all = await orun([...args, '--all', '--isolation', 'none'], sub, gha)
     expect(all.code).toBe(0)
-    expect(existsSync(path.join(sub, 'ran.txt'))).toBe(true)
+    expect(existsSync(path.join(jobDir, 'ran.txt'))).toBe(true)
   })
 
   test('concurrent path (concurrency > 1): unmet dependencies leave the job waiting, exit 0; sequential refuses', async () => {
@@ -1058,7 +1086,9 @@ describe('orun run: orun 2.54 behaviour', () => {
     const args = ['run', 'plan.json', '--job=api-edge.dev.deploy', '--all', '--isolation', 'none']
     const waiting = await orun(args, dir, gha)
     expect(waiting.code).toBe(0)
-    expect(waiting.stdout).toMatch(/^\n✓ Done in \d+\.\ds\n {2}1 waiting\n$/)
+    expect(waiting.stdout).toMatch(
+      /^\n✓ Done in \d+\.\ds\n {2}1 waiting\n\n✓ Execution completed\n/
+    )
     expect(existsSync(path.join(dir, 'ran.txt'))).toBe(false)
 
     const sequential = planDir('orun254-matrix', 'true', {
@@ -1072,24 +1102,25 @@ describe('orun run: orun 2.54 behaviour', () => {
   })
 
   test('without --isolation none and concurrency > 1, the job runs in a copy under .orun/runs/ whose outputs are discarded', async () => {
-    const dir = planDir('orun254-matrix', 'echo "cwd=$(pwd)"; ls; echo out > output.txt')
+    const dir = planDir('orun254-matrix', 'echo "cwd=$(pwd)"; ls ../..; echo out > output.txt')
     mkdirSync(path.join(dir, 'node_modules'))
     writeFileSync(path.join(dir, 'source.txt'), 'source\n')
     const args = ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--exec-id=e7']
     const copied = await orun(args, dir, gha)
     expect(copied.code).toBe(0)
+    // The job's path (apps/foundation) is applied inside the copy.
     expect(copied.stdout).toContain(
-      `cwd=${path.join(dir, '.orun', 'runs', 'e7', 'foundation.dev.plan-apply', 'work')}\n`
+      `cwd=${path.join(dir, '.orun', 'runs', 'e7', 'foundation.dev.plan-apply', 'work', 'apps', 'foundation')}\n`
     )
     expect(copied.stdout).toContain('source.txt\n')
     expect(copied.stdout).not.toContain('node_modules')
-    expect(existsSync(path.join(dir, 'output.txt'))).toBe(false)
+    expect(existsSync(path.join(dir, 'apps', 'foundation', 'output.txt'))).toBe(false)
     expect(existsSync(path.join(dir, '.orun', 'runs', 'e7'))).toBe(false)
     expect(readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('.orun/runs/\n')
 
     const inTree = await orun([...args, '--isolation', 'none'], dir, gha)
-    expect(inTree.stdout).toContain(`cwd=${dir}\n`)
-    expect(readFileSync(path.join(dir, 'output.txt'), 'utf8')).toBe('out\n')
+    expect(inTree.stdout).toContain(`cwd=${path.join(dir, 'apps', 'foundation')}\n`)
+    expect(readFileSync(path.join(dir, 'apps', 'foundation', 'output.txt'), 'utf8')).toBe('out\n')
   })
 
   test('GitHub Actions mode moves HOME and RUNNER_TEMP to a per-job temp dir', async () => {
@@ -1128,3 +1159,257 @@ describe('orun run: orun 2.54 behaviour', () => {
     )
   })
 })
+
+// Each behaviour below is pinned to the orun release note it comes from (shared spec
+// orun-cli.md, "Since v2.54"); ORUN_STANDIN_VERSION picks the release.
+describe('orun 2.55 to 2.75, by release note', () => {
+  const V254 = { ORUN_STANDIN_VERSION: '2.54.0' }
+  const V275 = { ORUN_STANDIN_VERSION: '2.75.0' }
+  const gitIn =
+    (dir: string) =>
+    (...args: string[]) =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+        cwd: dir,
+        encoding: 'utf8'
+      })
+
+  test('v2.72.1: identical inputs compile to byte-identical plans without generatedAt; 2.54 plans differ', async () => {
+    const dir = demoDir()
+    const compileTo = async (file: string, env: Record<string, string>) => {
+      const result = await orun(['plan', '-o', file], dir, env)
+      expect(result.code).toBe(0)
+      return readFileSync(path.join(dir, file), 'utf8')
+    }
+    const first = await compileTo('a.json', V275)
+    const second = await compileTo('b.json', V275)
+    expect(second).toBe(first)
+    const plan = JSON.parse(first) as Plan
+    expect(plan.metadata).not.toHaveProperty('generatedAt')
+    expect(plan.jobs.every(j => typeof j.uid === 'string')).toBe(true)
+
+    const old = JSON.parse(await compileTo('c.json', V254)) as Plan
+    await new Promise(resolve => setTimeout(resolve, 1100)) // generatedAt has whole seconds
+    const older = JSON.parse(await compileTo('d.json', V254)) as Plan
+    expect(older.metadata.checksum).not.toBe(old.metadata.checksum)
+  })
+
+  test('v2.71: every job has a dense 0-based index, which the --github-output matrix carries', async () => {
+    const dir = demoDir()
+    const outputFile = path.join(dir, 'github-output')
+    const gh = { GITHUB_OUTPUT: outputFile, GITHUB_RUN_ID: '77', GITHUB_RUN_ATTEMPT: '2' }
+    const result = await orun(['plan', '-o', 'plan.json', '--github-output'], dir, {
+      ...V275,
+      ...gh
+    })
+    expect(result.code).toBe(0)
+    const plan = readPlan(path.join(dir, 'plan.json'))
+    expect(plan.jobs.map(j => j.index)).toEqual([0, 1, 2, 3, 4, 5])
+    const output = readFileSync(outputFile, 'utf8')
+    const matrix = JSON.parse(/^matrix<<EOF\n(.*)\nEOF$/m.exec(output)![1]) as {
+      include: Array<{ id: string; index: number }>
+    }
+    expect(matrix.include.map(e => [e.id, e.index])).toEqual(plan.jobs.map(j => [j.id, j.index]))
+    expect(output).toContain(`plan_id=${planIdOf(plan)}\nexec_id=gha-77-2-${planIdOf(plan)}\n`)
+
+    const old = newDir()
+    copyFileSync(path.join(dir, 'intent.yaml'), path.join(old, 'intent.yaml'))
+    expect((await compile(old, [], '2.54.0')).jobs.some(j => 'index' in j)).toBe(false)
+  })
+
+  test('v2.75: the plan summary is one line, and object-model diagnostics print only with --debug', async () => {
+    const dir = demoDir()
+    const plain = await orun(['plan', '-o', 'plan.json'], dir, V275)
+    const planId = planIdOf(readPlan(path.join(dir, 'plan.json')))
+    expect(plain).toEqual({
+      code: 0,
+      stdout: `✓ Plan ${planId} · 3 components × 2 envs → 6 jobs\n`,
+      stderr: ''
+    })
+    const debug = await orun(['plan', '-o', 'plan.json', '--debug'], dir, V275)
+    expect(debug.stderr).toMatch(/^object-model: source=/)
+    const coloured = await orun(['plan', '-o', 'plan.json'], dir, { ...V275, CLICOLOR_FORCE: '1' })
+    expect(coloured.stdout).toContain('\x1b[32m✓\x1b[0m Plan ')
+  })
+
+  test('v2.75: orun run ends with the runner summary, no Execution block, for a success, a failure and a wait', async () => {
+    const dir = planDirOf('orun254-matrix', 'exit 0')
+    const run = (job: string, env: Record<string, string> = {}) =>
+      orun(['run', 'plan.json', `--job=${job}`, '--all', '--isolation', 'none'], dir, {
+        ...V275,
+        GITHUB_ACTIONS: 'true',
+        ...env
+      })
+    // Before its dependency ran in this state: waiting.
+    const waiting = await run('api-edge.dev.deploy')
+    expect(waiting.stdout).toMatch(/^\n✓ Done in \d+\.\ds\n {2}1 waiting\n$/)
+    const done = await run('foundation.dev.plan-apply')
+    expect(done.code).toBe(0)
+    expect(done.stdout).toMatch(/\n✓ Done in \d+\.\ds\n {2}1 succeeded\n$/)
+    const noFailFast = planDirOf('orun254-matrix', 'exit 4', {
+      execution: { concurrency: 1, failFast: false }
+    })
+    const failed = await orun(
+      ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--isolation', 'none'],
+      noFailFast,
+      { ...V275, GITHUB_ACTIONS: 'true' }
+    )
+    expect(failed.code).toBe(0)
+    expect(failed.stdout).toMatch(/\n✗ Failed in \d+\.\ds\n {2}1 failed\n$/)
+    const coloured = await run('foundation.dev.plan-apply', { CLICOLOR_FORCE: '1' })
+    // eslint-disable-next-line no-control-regex -- orun colours with ANSI escapes
+    expect(coloured.stdout).toMatch(
+      /\n\x1b\[32m✓\x1b\[0m Done in \d+\.\ds\n {2}\x1b\[2m1 succeeded\x1b\[0m\n$/
+    )
+  })
+
+  test('v2.71: orun run init creates, then joins, the run without claiming a job; 2.54 has no such command', async () => {
+    const dir = planDirOf('orun254-matrix', 'exit 0')
+    const init = (env: Record<string, string>) =>
+      orun(['run', 'init', 'plan.json', '--exec-id', 'e-init'], dir, env)
+    const created = await init(V275)
+    expect(created.code).toBe(0)
+    expect(created.stdout).toMatch(/^✓ run e-init ready \(created, plan ba97a4ad4356, 6 jobs\)\n$/)
+    const joined = await init(V275)
+    expect(joined.stdout).toMatch(/^✓ run e-init ready \(joined, /)
+    const state = JSON.parse(readFileSync(path.join(dir, '.orun', 'state', 'e-init.json'), 'utf8'))
+    expect(state.completed).toEqual([]) // nothing claimed or run
+    expect((await orun(['run', '--help'], dir, V275)).stdout).toContain('orun run init')
+    const before = await init({ ORUN_STANDIN_VERSION: '2.70.0' })
+    expect(before.code).toBe(2)
+    expect((await orun(['run', '--help'], dir, V254)).stdout).not.toContain('orun run init')
+  })
+
+  test('v2.61: orun run takes --retry (a CI re-run); 2.54 refuses it as an unknown flag', async () => {
+    const dir = planDirOf('orun254-matrix', 'exit 0')
+    const args = ['run', 'plan.json', '--job=foundation.dev.plan-apply', '--all', '--retry']
+    expect((await orun(args, dir, { ORUN_STANDIN_VERSION: '2.61.0' })).code).toBe(0)
+    expect((await orun(['run', '--help'], dir, V275)).stdout).toMatch(/^ +--retry /m)
+    const old = await orun(args, dir, V254)
+    expect(old).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown flag: --retry') })
+  })
+
+  test('v2.62: change.inputs globs mark a component changed; --no-catalog-refresh stops without a catalog', async () => {
+    const intent = `
+name: inputs
+environments: [dev]
+components:
+  - name: api
+    composition: helm
+    path: apps/api
+    change: { inputs: ['shared/**/*.proto', 'VERSION'] }
+    run: 'true'
+  - name: web
+    composition: helm
+    path: apps/web
+    run: 'true'
+`
+    const dir = newDir(intent)
+    const git = gitIn(dir)
+    mkdirSync(path.join(dir, 'shared', 'rpc'), { recursive: true })
+    writeFileSync(path.join(dir, 'shared', 'rpc', 'api.proto'), 'v1\n')
+    writeFileSync(path.join(dir, 'apps', 'web', 'x'), 'v1\n')
+    git('init', '-q')
+    git('add', '.')
+    git('commit', '-qm', 'one')
+    writeFileSync(path.join(dir, 'shared', 'rpc', 'api.proto'), 'v2\n')
+    git('commit', '-qam', 'two')
+    const ids = (plan: Plan) => plan.jobs.map(j => j.id)
+    expect(ids(await compile(dir, ['--changed'], '2.62.0'))).toEqual(['api.dev.smoke'])
+    expect(ids(await compile(dir, ['--changed'], '2.54.0'))).toEqual([])
+    const stop = await orun(
+      ['plan', '--changed', '--no-catalog-refresh', '-o', 'p.json'],
+      dir,
+      V275
+    )
+    expect(stop.code).toBe(1)
+    expect(stop.stderr).toMatch(/^Error: --changed needs a catalog snapshot/)
+    const old = await orun(['plan', '--changed', '--no-catalog-refresh'], dir, V254)
+    expect(old.code).toBe(2)
+  })
+
+  test('job.path: the job runs in that directory of the tree; a missing one fails the step like orun', async () => {
+    const dir = newDir(ENV_INTENT)
+    await compile(dir, [], '2.75.0')
+    const run = (job: string) =>
+      orun(['run', 'plan.json', '--job', job, '--isolation', 'none', '--exec-id', 'p'], dir, V275)
+    const ran = await run('foundation.dev.smoke')
+    expect(ran.code).toBe(0)
+    expect(ran.stdout).toContain(`PWD=${path.join(dir, 'apps', 'foundation')}\n`)
+    rmSync(path.join(dir, 'apps', 'db'), { recursive: true })
+    const missing = await run('db.dev.smoke')
+    expect(missing.code).toBe(1)
+    expect(missing.stdout).toContain(
+      `--- step smoke failed with chdir ${path.join(dir, 'apps', 'db')}: no such file or directory`
+    )
+    expect(missing.stderr).toContain('file/path not found from cwd')
+  })
+})
+
+describe('orun validate', () => {
+  test('a valid intent: orun’s steps, exit 0', async () => {
+    const dir = demoDir()
+    const result = await orun(['validate'], dir)
+    expect(result).toEqual({
+      code: 0,
+      stdout:
+        '□ Validating intent...\n✓ Intent is valid\n□ Normalizing intent...\n✓ All validation passed\n',
+      stderr: ''
+    })
+  })
+
+  test('yaml.v3 texts: a syntax error names its line; values of the wrong type each name theirs', async () => {
+    const syntax = newDir(
+      'name: x\nenvironments: [dev]\ncomponents:\n  - name: a\n   composition: t\n'
+    )
+    const broken = await orun(['validate'], syntax)
+    expect(broken.code).toBe(1)
+    expect(broken.stderr).toMatch(
+      /^✕ failed to load intent: failed to parse intent YAML: yaml: line 5: .+\n$/
+    )
+    const typed = newDir(
+      [
+        'name: x',
+        'environments: [dev]',
+        'components:',
+        '  - name: a',
+        '    composition: t',
+        '    run: echo',
+        '    dependsOn: foundation',
+        '  - name: b',
+        '    composition: t',
+        '    run: echo',
+        '    env: [1]'
+      ].join('\n')
+    )
+    const wrong = await orun(['validate'], typed)
+    expect(wrong.stderr).toBe(
+      '✕ failed to load intent: failed to parse intent YAML: yaml: unmarshal errors:\n' +
+        '  line 7: cannot unmarshal !!str `foundation` into []string\n' +
+        '  line 11: cannot unmarshal !!seq into map[string]string\n'
+    )
+    const duplicate = newDir(
+      'environments: [dev]\ncomponents:\n  - {name: a, composition: t, run: x}\n  - {name: a, composition: t, run: x}\n'
+    )
+    expect((await orun(['validate'], duplicate)).stderr).toBe(
+      '✕ normalization failed: duplicate component name: a\n'
+    )
+  })
+
+  test('ORUN_STANDIN_NO_VALIDATE=1: an orun without validate (not in --help, unknown command)', async () => {
+    const env = { ORUN_STANDIN_NO_VALIDATE: '1' }
+    expect((await orun(['--help'], scratch)).stdout).toMatch(/^ {2}validate /m)
+    expect((await orun(['--help'], scratch, env)).stdout).not.toContain('validate')
+    expect((await orun(['validate'], scratch, env)).code).toBe(2)
+  })
+})
+
+function planDirOf(name: string, run: string, patch: Record<string, unknown> = {}): string {
+  const dir = newDir()
+  const plan = JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8'))
+  for (const job of plan.jobs) {
+    job.steps = [{ id: 'main', name: 'main', run }]
+    mkdirSync(path.join(dir, job.path ?? '.'), { recursive: true })
+  }
+  writeFileSync(path.join(dir, 'plan.json'), JSON.stringify({ ...plan, ...patch }))
+  return dir
+}

@@ -96,6 +96,18 @@ function generatedPlan(count: number): PlanFile {
 }
 
 describe('plan action compiling intent.yaml with orun', () => {
+  test('orun 2.75 (coloured output): each matrix entry carries the job index; a second compile gives the same plan id', async () => {
+    const dir = workspace()
+    const env = { ORUN_STANDIN_VERSION: '2.75.0', CLICOLOR_FORCE: '1' }
+    const first = await runPlan({}, dir, env)
+    expect(first.exitCode).toBe(0)
+    const jobs = JSON.parse(first.outputs.jobs) as Array<MatrixEntry & { index: number }>
+    expect(jobs.map(entry => entry.index).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5])
+    expect(JSON.parse(first.outputs.matrix).include).toEqual(jobs)
+    const second = await runPlan({}, dir, env)
+    expect(second.outputs['plan-id']).toBe(first.outputs['plan-id'])
+  })
+
   test('demo intent: ids, jobs in topological order, matrix, plan file and summary', async () => {
     const dir = workspace()
     const result = await runPlan({}, dir, { GITHUB_RUN_ID: '555', GITHUB_RUN_ATTEMPT: '3' })
@@ -678,35 +690,40 @@ describe("plan action with 'from-ci: github'", () => {
     ])
   })
 
-  test("an event no binding matches: orun's 'nothing to plan' is an empty plan, quoted in a notice", async () => {
-    const dir = workspace(TRIGGER_INTENT)
-    const result = await runPlan(
-      { 'from-ci': 'github' },
-      dir,
-      githubEvent(dir, 'pull_request', pullRequestTo('release'))
-    )
-    expect(result.exitCode).toBe(0)
-    expect(errorLines(result)).toEqual([])
-    expect(result.outputs).toEqual({
-      'plan-id': '',
-      'run-id': '',
-      jobs: '[]',
-      'job-ids': '[]',
-      'job-count': '0',
-      matrix: '{"include":[]}',
-      'plan-file': '',
-      'artifact-name': '',
-      workers: '[]'
-    })
-    const notices = result.stdout.split('\n').filter(line => line.startsWith('::notice::'))
-    expect(notices).toEqual([
-      '::notice::orun found nothing to plan for this event: "○ no trigger binding matched: github event pull_request action opened — nothing to plan". The jobs output is [].'
-    ])
-    expect(result.summary).toContain('orun found nothing to plan')
-    expect(result.summary).toContain(
-      'no trigger binding matched: github event pull_request action opened'
-    )
-  })
+  test.each([
+    ['2.54.0', {}],
+    ['2.75.0, coloured', { ORUN_STANDIN_VERSION: '2.75.0', CLICOLOR_FORCE: '1' }]
+  ])(
+    "orun %s: an event no binding matches: orun's 'nothing to plan' is an empty plan, quoted in a notice",
+    async (_version, orunEnv) => {
+      const dir = workspace(TRIGGER_INTENT)
+      const result = await runPlan({ 'from-ci': 'github' }, dir, {
+        ...githubEvent(dir, 'pull_request', pullRequestTo('release')),
+        ...orunEnv
+      })
+      expect(result.exitCode).toBe(0)
+      expect(errorLines(result)).toEqual([])
+      expect(result.outputs).toEqual({
+        'plan-id': '',
+        'run-id': '',
+        jobs: '[]',
+        'job-ids': '[]',
+        'job-count': '0',
+        matrix: '{"include":[]}',
+        'plan-file': '',
+        'artifact-name': '',
+        workers: '[]'
+      })
+      const notices = result.stdout.split('\n').filter(line => line.startsWith('::notice::'))
+      expect(notices).toEqual([
+        '::notice::orun found nothing to plan for this event: "○ no trigger binding matched: github event pull_request action opened — nothing to plan". The jobs output is [].'
+      ])
+      expect(result.summary).toContain('orun found nothing to plan')
+      expect(result.summary).toContain(
+        'no trigger binding matched: github event pull_request action opened'
+      )
+    }
+  )
 
   test("nothing to plan keeps a given 'run-id', and uploads nothing even with upload: true", async () => {
     const dir = workspace(TRIGGER_INTENT)
@@ -845,13 +862,20 @@ describe("plan action with 'changed: true' and git history", () => {
       `Input 'changed: true' needs git history, but ${dir} is a shallow checkout: ` +
         "orun would find no changes and plan zero jobs. Fetch the whole history: 'actions/checkout' with 'fetch-depth: 0'."
     )
-    // What the check prevents: orun itself (the stand-in, like orun) plans nothing, exit 0.
-    const orun = execFileSync(
-      path.join(STANDIN_DIR, 'orun'),
-      ['plan', '--changed', '-o', 'unchecked.json'],
-      { cwd: dir, env: { ...process.env, GITHUB_ACTIONS: 'true', ...env }, encoding: 'utf8' }
-    )
-    expect(orun).toContain('0 job(s)')
+    // What the check prevents: orun itself (the stand-in, like orun) plans nothing, exit 0; also
+    // from v2.62 on, where change.inputs globs widen what counts as a change (same git diff).
+    for (const version of ['2.54.0', '2.75.0']) {
+      const orun = execFileSync(
+        path.join(STANDIN_DIR, 'orun'),
+        ['plan', '--changed', '-o', 'unchecked.json'],
+        {
+          cwd: dir,
+          env: { ...process.env, GITHUB_ACTIONS: 'true', ORUN_STANDIN_VERSION: version, ...env },
+          encoding: 'utf8'
+        }
+      )
+      expect(orun).toContain('0 components × 0 envs → 0 jobs')
+    }
   })
 
   test('a shallow clone that holds the merge base of explicit refs (fetch-depth 2, base HEAD~1) is let through', async () => {

@@ -27,6 +27,17 @@ const FIXTURES = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'plans')
 const fixtureText = (name: string) => readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')
 const loadFixture = (name: string) => parsePlan(fixtureText(name), `${name}.json`)
 
+/**
+ * orun254-matrix as orun 2.72.1+ writes it: no generatedAt (the checksum repeats from compile to
+ * compile) and, from 2.71, a dense 0-based index on every job, in the file's order.
+ */
+function orun275Text(): string {
+  const plan = JSON.parse(fixtureText('orun254-matrix'))
+  delete plan.metadata.generatedAt
+  plan.jobs = plan.jobs.map(({ id, ...job }: PlanJob, index: number) => ({ id, index, ...job }))
+  return JSON.stringify(plan)
+}
+
 /** Parses and returns the thrown error, failing the test if nothing (or a non-UserError) is thrown. */
 function parseError(text: string, source: string): UserError {
   try {
@@ -382,6 +393,26 @@ describe('matrixEntries', () => {
       name: 'api-edge · dev · Deploy',
       'runs-on': 'ubuntu-latest'
     })
+  })
+
+  test("orun 2.75 plan (index, no generatedAt): each entry carries orun's index; older plans have none", () => {
+    const plan = parsePlan(orun275Text(), 'orun275.json')
+    const entries = matrixEntries(plan)
+    expect(entries.map(entry => [entry.job, entry.index])).toEqual(
+      plan.order.map(job => [job.id, job.index])
+    )
+    expect(entries.map(entry => entry.index).sort((a, b) => a! - b!)).toEqual(
+      plan.order.map((_, index) => index)
+    )
+    expect(matrixEntries(loadFixture('orun254-matrix')).some(entry => 'index' in entry)).toBe(false)
+  })
+
+  test.each([-1, 1.5, '0', null])('an index of %p is refused, naming the job', index => {
+    const plan = JSON.parse(orun275Text())
+    plan.jobs[1].index = index
+    expect(parseError(JSON.stringify(plan), 'p.json').message).toMatch(
+      /^Plan file p\.json: job api-edge\.dev\.deploy has an index that is not a whole number/
+    )
   })
 
   test('missing fields become empty strings, never undefined; the name falls back to the id', () => {

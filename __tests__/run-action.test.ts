@@ -24,6 +24,7 @@ import {
 import { errorLines, expectCleanFailure } from '../testing/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { Scratch } from '../testing/scratch.js'
+import { writePlanCheckout } from '../testing/fixtures.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
 const POST_BUNDLE = 'dist/run-post/index.js'
@@ -67,7 +68,7 @@ interface Runner {
 /** A workspace holding plan.json (the given plan text), and a record file for the stand-in. */
 function runnerWith(planText: string): Runner {
   const cwd = tempDir('orun-run-ws-')
-  writeFileSync(path.join(cwd, 'plan.json'), planText)
+  writePlanCheckout(cwd, planText)
   const recordFile = path.join(tempDir('orun-run-record-'), 'record.jsonl')
   writeFileSync(recordFile, '')
   return {

@@ -23,7 +23,7 @@ import * as core from '../__fixtures__/core.js'
 import { localRunInputs } from '../testing/action-process.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
 import { Scratch } from '../testing/scratch.js'
-import { sharedPlanText } from '../testing/fixtures.js'
+import { sharedPlanText, writePlanCheckout } from '../testing/fixtures.js'
 import { generatePlan } from '../testing/plan-generator.js'
 import { effectiveCommands } from '../testing/workflow-commands.js'
 
@@ -99,7 +99,7 @@ const freshRunId = () => `custom-${randomBytes(4).toString('hex')}`
 
 /** Writes the plan into the workspace and sets the inputs every test shares. */
 function given(planText: string, inputs: Record<string, string>): void {
-  writeFileSync(path.join(workspace, 'plan.json'), planText)
+  writePlanCheckout(workspace, planText)
   Object.assign(core.inputs, {
     ...localRunInputs(server.url),
     ...inputs

@@ -19,7 +19,7 @@ import {
 } from '../testing/action-process.js'
 import { errorLines } from '../testing/expect-failure.js'
 import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
-import { sharedPlanText } from '../testing/fixtures.js'
+import { sharedPlanText, writePlanCheckout } from '../testing/fixtures.js'
 import { Scratch } from '../testing/scratch.js'
 
 const RUN_BUNDLE = 'dist/run/index.js'
@@ -59,7 +59,7 @@ interface Runner {
 
 function runnerWith(planText: string): Runner {
   const cwd = tempDir('orun254-ws-')
-  writeFileSync(path.join(cwd, 'plan.json'), planText)
+  writePlanCheckout(cwd, planText)
   const recordFile = path.join(tempDir('orun254-record-'), 'record.jsonl')
   writeFileSync(recordFile, '')
   return {
@@ -135,7 +135,10 @@ describe('run action with orun 2.54: how orun is called', () => {
       ])
       expect(second).toMatchObject({ exitCode: 0, outcome: 'succeeded' })
       const log = storedLog(runId, 'api-edge.dev.deploy')
-      expect(log).toContain(`job api-edge.dev.deploy in ${runner.cwd}\n`)
+      // In the checked-out tree, in the job's path (apps/api-edge), not a copy under .orun/runs/.
+      expect(log).toContain(
+        `job api-edge.dev.deploy in ${path.join(runner.cwd, 'apps', 'api-edge')}\n`
+      )
       expect(log).toContain('✓ Deploy completed')
       expect(server.jobsOf(runId).find(j => j.jobId === 'api-edge.dev.deploy')!.status).toBe(
         'success'
@@ -169,7 +172,9 @@ describe('run action with orun 2.54: how orun is called', () => {
       expect(execution.outcome).toBe('succeeded')
       // concurrency 1 in the derived plan: no per-job copy under .orun/runs/, though
       // the orun254 plan says concurrency 4 and this orun cannot be told --isolation none.
-      expect(storedLog(runId, jobId)).toContain(`ran in ${runner.cwd}\n`)
+      expect(storedLog(runId, jobId)).toContain(
+        `ran in ${path.join(runner.cwd, 'apps', 'foundation')}\n`
+      )
       expect(server.jobsOf(runId).find(j => j.jobId === jobId)!.status).toBe('success')
     },
     TIMEOUT

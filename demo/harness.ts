@@ -17,7 +17,7 @@ import {
   writeFileSync
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, join, resolve } from 'node:path'
 import {
   startCoordinationServer,
   type CoordinationServer,
@@ -30,6 +30,7 @@ import {
   inputEnvName,
   parseFileCommands
 } from '../testing/action-process.js'
+import { checkOutJobPaths } from '../testing/fixtures.js'
 
 export { ROOT, STANDIN_DIR }
 export const DEMO_SECRET = 'demo-secret-7f3a9c'
@@ -106,6 +107,8 @@ export class Harness {
   artifacts?: ArtifactService
   /** The workflow run's attempt (GITHUB_RUN_ATTEMPT) of the processes started from now on: raise it to re-run. */
   attempt = 1
+  /** The workflow run (GITHUB_RUN_ID) of the processes started from now on: change it for another workflow run. */
+  workflowRun = HARNESS_WORKFLOW_RUN
   private readonly children = new Set<ChildProcess>()
   private runnerCount = 0
 
@@ -134,14 +137,14 @@ export class Harness {
       HOME: process.env.HOME,
       LANG: process.env.LANG ?? 'C.UTF-8',
       GITHUB_ACTIONS: 'true',
-      GITHUB_RUN_ID: HARNESS_WORKFLOW_RUN,
+      GITHUB_RUN_ID: this.workflowRun,
       GITHUB_RUN_ATTEMPT: String(this.attempt),
       GITHUB_ACTOR: 'octocat',
       GITHUB_WORKSPACE: workspace,
       RUNNER_TEMP: runnerTemp,
       RUNNER_NAME: runnerName,
       ...this.server.tokenEnv(),
-      ...this.artifacts?.runtimeEnv(HARNESS_WORKFLOW_RUN, this.attempt, runnerName),
+      ...this.artifacts?.runtimeEnv(this.workflowRun, this.attempt, runnerName),
       ORUN_STANDIN_RECORD: this.recordFile,
       ORUN_STANDIN_DIR: STANDIN_DIR,
       DEMO_SECRET,
@@ -234,6 +237,9 @@ export class Harness {
       'backend-url': this.server.url,
       ...inputs
     }
+    // A given plan's jobs run in their paths: the checkout holds them.
+    const planFile = inputs['plan-file']
+    if (planFile) checkOutJobPaths(workspace, read(resolve(workspace, planFile)))
     const files = join(this.dir, 'runners', name, 'files')
     const main = this.spawnStep(program, env, allInputs, files, label)
     const handle: RunnerHandle = {

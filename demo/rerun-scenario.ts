@@ -41,8 +41,10 @@ export function writeFlakyIntent(dir: string, shape: IntentShape, broken: string
     lines.push(`  - name: ${c}`, '    composition: terraform', `    path: apps/${c}`)
     if (component.dependsOn?.length)
       lines.push(`    dependsOn: [${component.dependsOn.join(', ')}]`)
+    // orun runs the job in its path; the markers sit at the workspace root, two levels up.
+    mkdirSync(join(dir, 'apps', c), { recursive: true })
     lines.push(
-      `    run: 'if [ -e "broken-${c}-$ENV" ]; then echo "${c} $ENV broke (flaky)" >&2; exit 3; fi; echo "${c} $ENV start" && sleep 0.3 && echo "${c} $ENV done"'`
+      `    run: 'if [ -e "../../broken-${c}-$ENV" ]; then echo "${c} $ENV broke (flaky)" >&2; exit 3; fi; echo "${c} $ENV start" && sleep 0.3 && echo "${c} $ENV done"'`
     )
   }
   writeFileSync(join(dir, 'intent.yaml'), lines.join('\n') + '\n')

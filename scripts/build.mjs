@@ -9,7 +9,8 @@ export const bundles = {
   plan: 'src/plan/index.ts',
   run: 'src/run/index.ts',
   'run-post': 'src/run/post-index.ts',
-  status: 'src/status/index.ts'
+  status: 'src/status/index.ts',
+  validate: 'src/validate/index.ts'
 }
 
 rmSync('dist', { recursive: true, force: true })

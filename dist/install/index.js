@@ -33057,6 +33057,33 @@ async function compilePlan(binary, options) {
     throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
         "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
+/** Does this orun have `orun validate`? Its root help lists its commands. */
+async function hasValidateCommand(binary) {
+    const help = await exec.getExecOutput(binary, ['--help'], {
+        silent: true,
+        ignoreReturnCode: true
+    });
+    return /^\s+validate\s/m.test(help.stdout + help.stderr);
+}
+/**
+ * Checks intent.yaml in cwd with orun's own validator, `orun validate` (cmd/orun/command_validate.go),
+ * or, where the installed orun lacks it, `orun plan --all` compiled to scratchFile, which is then
+ * thrown away: the same loader and normalisation, and no plan output for anyone to use.
+ */
+async function checkIntent(binary, options) {
+    const via = (await hasValidateCommand(binary)) ? 'validate' : 'plan';
+    const args = via === 'validate' ? ['validate'] : ['plan', '--all', '--output', options.scratchFile];
+    const result = await exec.getExecOutput(binary, args, {
+        cwd: options.cwd,
+        ignoreReturnCode: true
+    });
+    return {
+        valid: result.exitCode === 0,
+        via,
+        output: `${result.stderr}\n${result.stdout}`,
+        exitCode: result.exitCode
+    };
+}
 const capabilities = new Map();
 /** A flag listed in help text; a look-alike such as `--local-only` does not count. */
 function listsFlag(help, flag) {

@@ -34268,6 +34268,33 @@ async function compilePlan(binary, options) {
     throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
         "(its output is above). Check that 'args' does not override --output, and the orun version.");
 }
+/** Does this orun have `orun validate`? Its root help lists its commands. */
+async function hasValidateCommand(binary) {
+    const help = await exec.getExecOutput(binary, ['--help'], {
+        silent: true,
+        ignoreReturnCode: true
+    });
+    return /^\s+validate\s/m.test(help.stdout + help.stderr);
+}
+/**
+ * Checks intent.yaml in cwd with orun's own validator, `orun validate` (cmd/orun/command_validate.go),
+ * or, where the installed orun lacks it, `orun plan --all` compiled to scratchFile, which is then
+ * thrown away: the same loader and normalisation, and no plan output for anyone to use.
+ */
+async function checkIntent(binary, options) {
+    const via = (await hasValidateCommand(binary)) ? 'validate' : 'plan';
+    const args = via === 'validate' ? ['validate'] : ['plan', '--all', '--output', options.scratchFile];
+    const result = await exec.getExecOutput(binary, args, {
+        cwd: options.cwd,
+        ignoreReturnCode: true
+    });
+    return {
+        valid: result.exitCode === 0,
+        via,
+        output: `${result.stderr}\n${result.stdout}`,
+        exitCode: result.exitCode
+    };
+}
 const capabilities = new Map();
 /** A flag listed in help text; a look-alike such as `--local-only` does not count. */
 function listsFlag(help, flag) {
@@ -35102,6 +35129,9 @@ function parsePlan(text, source, options = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
+        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+            throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
+        }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
@@ -35255,7 +35285,8 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? ''
+        'runs-on': nonEmptyString(job.runsOn) ?? '',
+        ...(typeof job.index === 'number' ? { index: job.index } : {})
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;

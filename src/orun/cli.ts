@@ -9,6 +9,10 @@ import { JobProcessTracker, signalProcesses, type ProcessIds } from '../common/p
  * change in one file. See shared spec orun-cli.md.
  */
 
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
+
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 export async function getOrunVersion(binary: string): Promise<string> {
   const result = await exec.getExecOutput(binary, ['--version'], {
@@ -76,7 +80,7 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
     )
   }
   if (existsSync(options.output)) return { planned: true }
-  const output = `${result.stderr}\n${result.stdout}`
+  const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '')
   const nothingToPlan = output
     .split('\n')
     .map(line => line.trim())
@@ -87,6 +91,50 @@ export async function compilePlan(binary: string, options: CompileOptions): Prom
     `orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
       "(its output is above). Check that 'args' does not override --output, and the orun version."
   )
+}
+
+/** What orun said about an intent: `orun validate`, or a compile for an orun without it. */
+export interface IntentCheck {
+  /** orun accepted the intent (exit 0). */
+  valid: boolean
+  /** How it was checked: `orun validate`, or `orun plan` to a throw-away file. */
+  via: 'validate' | 'plan'
+  /** orun's output, stderr then stdout: on failure its errors, for annotations. */
+  output: string
+  exitCode: number
+}
+
+/** Does this orun have `orun validate`? Its root help lists its commands. */
+export async function hasValidateCommand(binary: string): Promise<boolean> {
+  const help = await exec.getExecOutput(binary, ['--help'], {
+    silent: true,
+    ignoreReturnCode: true
+  })
+  return /^\s+validate\s/m.test(help.stdout + help.stderr)
+}
+
+/**
+ * Checks intent.yaml in cwd with orun's own validator, `orun validate` (cmd/orun/command_validate.go),
+ * or, where the installed orun lacks it, `orun plan --all` compiled to scratchFile, which is then
+ * thrown away: the same loader and normalisation, and no plan output for anyone to use.
+ */
+export async function checkIntent(
+  binary: string,
+  options: { cwd: string; scratchFile: string }
+): Promise<IntentCheck> {
+  const via = (await hasValidateCommand(binary)) ? 'validate' : 'plan'
+  const args =
+    via === 'validate' ? ['validate'] : ['plan', '--all', '--output', options.scratchFile]
+  const result = await exec.getExecOutput(binary, args, {
+    cwd: options.cwd,
+    ignoreReturnCode: true
+  })
+  return {
+    valid: result.exitCode === 0,
+    via,
+    output: `${result.stderr}\n${result.stdout}`,
+    exitCode: result.exitCode
+  }
 }
 
 /** The optional `orun run` flags the installed orun has, read from one `orun run --help`. */

@@ -26,6 +26,8 @@ export interface PlanSecretRef {
 
 export interface PlanJob {
   id: string
+  /** orun 2.71+: the job's dense 0-based position in the plan. */
+  index?: number
   name?: string
   /** orun 2.5x: the job's display name, e.g. `Deploy`. */
   displayName?: string
@@ -66,6 +68,8 @@ export interface MatrixEntry {
   name: string
   /** The runner label the plan asks for, or '' (`runs-on: ${{ matrix.runs-on || 'ubuntu-latest' }}`). */
   'runs-on': string
+  /** orun's own `index` of the job (orun 2.71+), as in orun's `--github-output` matrix; absent before. */
+  index?: number
 }
 
 /** GitHub refuses a matrix of more than 256 jobs. */
@@ -152,6 +156,11 @@ export function parsePlan(text: string, source: string, options: ParseOptions = 
           `Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`
         )
       }
+    }
+    if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+      throw new UserError(
+        `Plan file ${source}: job ${inline(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`
+      )
     }
     if (options.orunSafeNames) checkOrunSafeNames([job as PlanJob], source)
     if (byId.has(job.id)) {
@@ -329,7 +338,8 @@ export function matrixEntries(plan: Plan): MatrixEntry[] {
     env: job.environment ?? '',
     component: job.component ?? '',
     name: checkNameOf(job),
-    'runs-on': nonEmptyString(job.runsOn) ?? ''
+    'runs-on': nonEmptyString(job.runsOn) ?? '',
+    ...(typeof job.index === 'number' ? { index: job.index } : {})
   }))
 }
 
