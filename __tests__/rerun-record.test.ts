@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HARNESS_WORKFLOW_RUN, Harness, type ProcessResult } from '../demo/harness.js'
 import {
-  RERUN_SHAPE,
   planRun,
   runAttempt,
   writeFlakyIntent,
+  type IntentShape,
   type PlannedRun
 } from '../demo/rerun-scenario.js'
 import {
@@ -26,6 +26,18 @@ import {
 import type { Plan } from '../src/plan/model.js'
 
 jest.setTimeout(180_000)
+
+/** foundation -> api -> web, and an independent docs: small, so each attempt takes seconds. */
+const RERUN_SHAPE: IntentShape = {
+  name: 'record-demo',
+  environments: ['dev'],
+  components: [
+    { name: 'foundation' },
+    { name: 'api', dependsOn: ['foundation'] },
+    { name: 'web', dependsOn: ['api'] },
+    { name: 'docs' }
+  ]
+}
 
 let harness: Harness | undefined
 afterEach(async () => {
@@ -158,7 +170,7 @@ describe('re-running after the backend deleted the earlier run', () => {
       expect(runner.main.exitCode).toBe(0)
       expect(runner.main.outputs['run-id']).toBe(runId2)
       expect(runner.main.stdout).toContain(
-        `8 job(s) succeeded before (read from the results record of ${planned.runId})`
+        `2 job(s) succeeded before (read from the results record of ${planned.runId})`
       )
     }
     const stored = harness.server.jobsOf(runId2)
@@ -187,7 +199,7 @@ describe('re-running after the backend deleted the earlier run', () => {
     expect(status.exitCode).toBe(0)
     expect(status.outputs.status).toBe('success')
     expect(status.outputs['run-id']).toBe(runId2)
-    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 8 })
+    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 2 })
     expect(status.summary).toContain('The backend no longer holds run')
     expect(status.summary).toContain('results record')
 
@@ -251,15 +263,6 @@ describe('re-running after the backend deleted the earlier run', () => {
 })
 
 describe('on the 2026-05-08 build', () => {
-  /** Waits, by real time (the server's alarms run on their own), until a run reaches a phase. */
-  async function until(h: Harness, runId: string, phase: 'copy' | 'deleted') {
-    const giveUpAt = Date.now() + 60_000
-    while (h.server.runPhase(runId) !== phase) {
-      if (Date.now() > giveUpAt) throw new Error(`${runId} never reached ${phase}`)
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
-  }
-
   it('status on the stored copy draws the DAG from the plan and never reads success; a re-run still carries from the copy', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orun-record-'))
     harness = await new Harness({ server: { build: '2026-05-08' } }).start()
@@ -294,15 +297,15 @@ describe('on the 2026-05-08 build', () => {
     expect([...executedSince(harness, before).keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
   })
 
-  it('after the scaled-down cleanup deleted the run: the re-run carries from the record, and the status action reads it', async () => {
+  it('after the run went to the copy and was then deleted: the re-run carries from the record, and the status action reads it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orun-record-'))
-    harness = await new Harness({
-      server: { build: '2026-05-08', sweepPeriodMs: 1_000, idleDropMs: 2_000, deletionDelayMs: 2_000 }
-    }).start()
+    harness = await new Harness({ server: { build: '2026-05-08' } }).start()
     const intent = writeFlakyIntent(join(dir, 'attempt-1'), RERUN_SHAPE, ['api@dev'])
     const planned = (current = await planRun(harness, intent))
     const first = await runAttempt(harness, planned, intent, planned.jobs)
-    await until(harness, planned.runId, 'deleted')
+    // Idle: the copy; a day later: the cleanup.
+    expect(harness.server.dropLiveState(planned.runId)).toBe(true)
+    expect(harness.server.deleteRun(planned.runId)).toBe(true)
     const before = harness.executions().length
 
     harness.attempt = 2
@@ -320,10 +323,10 @@ describe('on the 2026-05-08 build', () => {
       ids(['api@dev', 'web@dev']).map(job => [job, [0]])
     )
     const runId2 = `gha-4242-2-${planned.planId}`
-    await until(harness, runId2, 'deleted')
+    expect(harness.server.deleteRun(runId2)).toBe(true)
     const status = await statusStep(harness, planned)
     expect(status.outputs.status).toBe('success')
-    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 8 })
+    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 2 })
     expect(status.summary).toContain('The backend no longer holds run')
   })
 })
