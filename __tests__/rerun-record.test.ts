@@ -5,7 +5,7 @@
  * of GitHub's artifact service (testing/artifact-service.ts), which @actions/artifact talks
  * to for real; the backend's 24 h cleanup is `deleteRun`, run before attempt 2.
  */
-import { afterEach, describe, expect, it, jest } from '@jest/globals'
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
 import { mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,10 +19,14 @@ import {
 } from '../demo/rerun-scenario.js'
 import {
   RECORD_PREFIX,
+  downloadResultsRecords,
+  listResultsRecords,
   parseRecordName,
   recordName,
+  writeResultsRecord,
   type RecordedJob
 } from '../src/common/results-record.js'
+import { startArtifactService } from '../testing/artifact-service.js'
 import type { Plan } from '../src/plan/model.js'
 
 jest.setTimeout(180_000)
@@ -113,9 +117,7 @@ describe('the results record', () => {
       ]
     }
     const name = recordName(record, plan)
-    expect(name).toBe(
-      'orun-results_gha-4242-1-abcdef012345_run app.dev.c1#1-1-99-ab12cd_s0-2f7c9'
-    )
+    expect(name).toBe('orun-results_gha-4242-1-abcdef012345_run app.dev.c1#1-1-99-ab12cd_s0-2f7c9')
     expect(parseRecordName(name, record.runId, plan)).toEqual({
       name,
       runId: record.runId,
@@ -140,6 +142,77 @@ describe('the results record', () => {
       runId: record.runId,
       runner: record.runner
     })
+  })
+})
+
+describe('the results record through @actions/artifact (in-process, against the stand-in)', () => {
+  const saved = { ...process.env }
+  // The artifact client logs its progress (and @actions/core its commands) to stdout.
+  beforeEach(() => {
+    jest.spyOn(process.stdout, 'write').mockImplementation(() => true)
+  })
+  afterEach(() => {
+    jest.restoreAllMocks()
+    for (const key of ['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_RESULTS_URL', 'GITHUB_RETENTION_DAYS'])
+      if (saved[key] === undefined) delete process.env[key]
+      else process.env[key] = saved[key]
+  })
+
+  it('is written by one attempt, listed and read by the next, and missing outside GitHub', async () => {
+    const service = await startArtifactService()
+    try {
+      const plan = {
+        id: 'abcdef012345',
+        order: [{ id: 'a' }, { id: 'b' }, { id: 'c' }]
+      } as unknown as Plan
+      const runId = 'gha-4242-1-abcdef012345'
+      const record = {
+        version: 1 as const,
+        runId,
+        planId: plan.id,
+        attempt: 1,
+        runner: 'runner-1',
+        jobs: [
+          { jobId: 'a', status: 'success' as const, attempt: 1, runner: 'runner-1' },
+          { jobId: 'b', status: 'failed' as const, attempt: 1, runner: 'runner-1', error: 'exit 3' }
+        ]
+      }
+      const warnings: string[] = []
+      delete process.env.ACTIONS_RUNTIME_TOKEN
+      expect(await writeResultsRecord(record, plan, w => warnings.push(w))).toBeUndefined()
+      expect(await listResultsRecords([runId], plan)).toEqual({
+        ok: false,
+        problem: expect.stringContaining('ACTIONS_RUNTIME_TOKEN')
+      })
+
+      Object.assign(process.env, service.runtimeEnv('4242', 1, 'run'), {
+        GITHUB_RETENTION_DAYS: '7'
+      })
+      const name = await writeResultsRecord(record, plan, w => warnings.push(w))
+      expect(name).toBe(`${RECORD_PREFIX}${runId}_runner-1_s0f1c`)
+      // Kept for the repository's retention when it is shorter than the 30-day re-run window.
+      const [stored] = service.artifacts('4242')
+      expect(Math.round((stored.expiresAt! - stored.createdAt) / 86_400_000)).toBe(7)
+      // The same name again (a runner id reused): GitHub's 409 is a warning, not a failure.
+      expect(await writeResultsRecord(record, plan, w => warnings.push(w))).toBeUndefined()
+      expect(warnings).toEqual([expect.stringMatching(/409.*already exists/)])
+
+      // Attempt 2 of the same workflow run sees it; another workflow run does not.
+      Object.assign(process.env, service.runtimeEnv('4242', 2, 'run'))
+      const listed = await listResultsRecords([runId], plan)
+      expect(listed).toEqual({
+        ok: true,
+        records: [
+          expect.objectContaining({ runId, runner: 'runner-1', succeeded: ['a'], failed: ['b'] })
+        ]
+      })
+      const read = await downloadResultsRecords(listed.ok ? listed.records : [], plan.id)
+      expect(read).toEqual([record])
+      Object.assign(process.env, service.runtimeEnv('5151', 1, 'run'))
+      expect(await listResultsRecords([runId], plan)).toEqual({ ok: true, records: [] })
+    } finally {
+      await service.close()
+    }
   })
 })
 
@@ -188,7 +261,9 @@ describe('re-running after the backend deleted the earlier run', () => {
     ).toEqual(successes.map(job => [job, 1]))
     // Each carried job names the runner that executed it in attempt 1.
     for (const job of stored.filter(j => successes.includes(j.jobId)))
-      expect(job.lastError).toMatch(/^carried over from attempt 1 \(runner .*#\d+-1-\d+-[0-9a-f]{6}\)$/)
+      expect(job.lastError).toMatch(
+        /^carried over from attempt 1 \(runner .*#\d+-1-\d+-[0-9a-f]{6}\)$/
+      )
     // The names answered: one list per runner, no download.
     expect(harness.artifacts!.stats.listCalls - listsBefore).toBe(second.runners.length)
     expect(harness.artifacts!.stats.downloads - downloadsBefore).toBe(0)
@@ -293,7 +368,9 @@ describe('on the 2026-05-08 build', () => {
       expect(runner.main.stdout).toContain(`(read from ${planned.runId})`)
     }
     const runId2 = `gha-4242-2-${planned.planId}`
-    expect(harness.server.jobsOf(runId2).filter(j => j.status !== 'success' || j.claims !== 1)).toEqual([])
+    expect(
+      harness.server.jobsOf(runId2).filter(j => j.status !== 'success' || j.claims !== 1)
+    ).toEqual([])
     expect([...executedSince(harness, before).keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
   })
 

@@ -31659,7 +31659,14 @@ fromRecord = false) {
     const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0]));
     for (const job of jobs)
         counts[job.outcome]++;
-    return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined || fromRecord) };
+    return {
+        runId,
+        run,
+        jobs,
+        byId,
+        counts,
+        verdict: verdictOf(counts, run !== undefined || fromRecord)
+    };
 }
 function verdictOf(counts, runExists) {
     if (counts.failed || counts.blocked)
@@ -32024,7 +32031,12 @@ async function readRecordedRun(runId, plan, env = process.env) {
             // Blocked jobs stay unnamed: the plan's DAG shows them blocked by their failed upstream.
         }
     }
-    return { runId: newest, jobs: [...jobs.values()], runners: own.length, downloaded: toDownload.length };
+    return {
+        runId: newest,
+        jobs: [...jobs.values()],
+        runners: own.length,
+        downloaded: toDownload.length
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/status/charts.ts
