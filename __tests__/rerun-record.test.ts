@@ -5,27 +5,43 @@
  * of GitHub's artifact service (testing/artifact-service.ts), which @actions/artifact talks
  * to for real; the backend's 24 h cleanup is `deleteRun`, run before attempt 2.
  */
-import { afterEach, describe, expect, it, jest } from '@jest/globals'
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals'
 import { mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HARNESS_WORKFLOW_RUN, Harness, type ProcessResult } from '../demo/harness.js'
 import {
-  RERUN_SHAPE,
   planRun,
   runAttempt,
   writeFlakyIntent,
+  type IntentShape,
   type PlannedRun
 } from '../demo/rerun-scenario.js'
 import {
   RECORD_PREFIX,
+  downloadResultsRecords,
+  listResultsRecords,
   parseRecordName,
   recordName,
+  writeResultsRecord,
   type RecordedJob
 } from '../src/common/results-record.js'
+import { startArtifactService } from '../testing/artifact-service.js'
 import type { Plan } from '../src/plan/model.js'
 
 jest.setTimeout(180_000)
+
+/** foundation -> api -> web, and an independent docs: small, so each attempt takes seconds. */
+const RERUN_SHAPE: IntentShape = {
+  name: 'record-demo',
+  environments: ['dev'],
+  components: [
+    { name: 'foundation' },
+    { name: 'api', dependsOn: ['foundation'] },
+    { name: 'web', dependsOn: ['api'] },
+    { name: 'docs' }
+  ]
+}
 
 let harness: Harness | undefined
 afterEach(async () => {
@@ -101,9 +117,7 @@ describe('the results record', () => {
       ]
     }
     const name = recordName(record, plan)
-    expect(name).toBe(
-      'orun-results_gha-4242-1-abcdef012345_run app.dev.c1#1-1-99-ab12cd_s0-2f7c9'
-    )
+    expect(name).toBe('orun-results_gha-4242-1-abcdef012345_run app.dev.c1#1-1-99-ab12cd_s0-2f7c9')
     expect(parseRecordName(name, record.runId, plan)).toEqual({
       name,
       runId: record.runId,
@@ -128,6 +142,77 @@ describe('the results record', () => {
       runId: record.runId,
       runner: record.runner
     })
+  })
+})
+
+describe('the results record through @actions/artifact (in-process, against the stand-in)', () => {
+  const saved = { ...process.env }
+  // The artifact client logs its progress (and @actions/core its commands) to stdout.
+  beforeEach(() => {
+    jest.spyOn(process.stdout, 'write').mockImplementation(() => true)
+  })
+  afterEach(() => {
+    jest.restoreAllMocks()
+    for (const key of ['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_RESULTS_URL', 'GITHUB_RETENTION_DAYS'])
+      if (saved[key] === undefined) delete process.env[key]
+      else process.env[key] = saved[key]
+  })
+
+  it('is written by one attempt, listed and read by the next, and missing outside GitHub', async () => {
+    const service = await startArtifactService()
+    try {
+      const plan = {
+        id: 'abcdef012345',
+        order: [{ id: 'a' }, { id: 'b' }, { id: 'c' }]
+      } as unknown as Plan
+      const runId = 'gha-4242-1-abcdef012345'
+      const record = {
+        version: 1 as const,
+        runId,
+        planId: plan.id,
+        attempt: 1,
+        runner: 'runner-1',
+        jobs: [
+          { jobId: 'a', status: 'success' as const, attempt: 1, runner: 'runner-1' },
+          { jobId: 'b', status: 'failed' as const, attempt: 1, runner: 'runner-1', error: 'exit 3' }
+        ]
+      }
+      const warnings: string[] = []
+      delete process.env.ACTIONS_RUNTIME_TOKEN
+      expect(await writeResultsRecord(record, plan, w => warnings.push(w))).toBeUndefined()
+      expect(await listResultsRecords([runId], plan)).toEqual({
+        ok: false,
+        problem: expect.stringContaining('ACTIONS_RUNTIME_TOKEN')
+      })
+
+      Object.assign(process.env, service.runtimeEnv('4242', 1, 'run'), {
+        GITHUB_RETENTION_DAYS: '7'
+      })
+      const name = await writeResultsRecord(record, plan, w => warnings.push(w))
+      expect(name).toBe(`${RECORD_PREFIX}${runId}_runner-1_s0f1c`)
+      // Kept for the repository's retention when it is shorter than the 30-day re-run window.
+      const [stored] = service.artifacts('4242')
+      expect(Math.round((stored.expiresAt! - stored.createdAt) / 86_400_000)).toBe(7)
+      // The same name again (a runner id reused): GitHub's 409 is a warning, not a failure.
+      expect(await writeResultsRecord(record, plan, w => warnings.push(w))).toBeUndefined()
+      expect(warnings).toEqual([expect.stringMatching(/409.*already exists/)])
+
+      // Attempt 2 of the same workflow run sees it; another workflow run does not.
+      Object.assign(process.env, service.runtimeEnv('4242', 2, 'run'))
+      const listed = await listResultsRecords([runId], plan)
+      expect(listed).toEqual({
+        ok: true,
+        records: [
+          expect.objectContaining({ runId, runner: 'runner-1', succeeded: ['a'], failed: ['b'] })
+        ]
+      })
+      const read = await downloadResultsRecords(listed.ok ? listed.records : [], plan.id)
+      expect(read).toEqual([record])
+      Object.assign(process.env, service.runtimeEnv('5151', 1, 'run'))
+      expect(await listResultsRecords([runId], plan)).toEqual({ ok: true, records: [] })
+    } finally {
+      await service.close()
+    }
   })
 })
 
@@ -158,7 +243,7 @@ describe('re-running after the backend deleted the earlier run', () => {
       expect(runner.main.exitCode).toBe(0)
       expect(runner.main.outputs['run-id']).toBe(runId2)
       expect(runner.main.stdout).toContain(
-        `8 job(s) succeeded before (read from the results record of ${planned.runId})`
+        `2 job(s) succeeded before (read from the results record of ${planned.runId})`
       )
     }
     const stored = harness.server.jobsOf(runId2)
@@ -176,7 +261,9 @@ describe('re-running after the backend deleted the earlier run', () => {
     ).toEqual(successes.map(job => [job, 1]))
     // Each carried job names the runner that executed it in attempt 1.
     for (const job of stored.filter(j => successes.includes(j.jobId)))
-      expect(job.lastError).toMatch(/^carried over from attempt 1 \(runner .*#\d+-1-\d+-[0-9a-f]{6}\)$/)
+      expect(job.lastError).toMatch(
+        /^carried over from attempt 1 \(runner .*#\d+-1-\d+-[0-9a-f]{6}\)$/
+      )
     // The names answered: one list per runner, no download.
     expect(harness.artifacts!.stats.listCalls - listsBefore).toBe(second.runners.length)
     expect(harness.artifacts!.stats.downloads - downloadsBefore).toBe(0)
@@ -187,7 +274,7 @@ describe('re-running after the backend deleted the earlier run', () => {
     expect(status.exitCode).toBe(0)
     expect(status.outputs.status).toBe('success')
     expect(status.outputs['run-id']).toBe(runId2)
-    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 8 })
+    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 2 })
     expect(status.summary).toContain('The backend no longer holds run')
     expect(status.summary).toContain('results record')
 
@@ -251,15 +338,6 @@ describe('re-running after the backend deleted the earlier run', () => {
 })
 
 describe('on the 2026-05-08 build', () => {
-  /** Waits, by real time (the server's alarms run on their own), until a run reaches a phase. */
-  async function until(h: Harness, runId: string, phase: 'copy' | 'deleted') {
-    const giveUpAt = Date.now() + 60_000
-    while (h.server.runPhase(runId) !== phase) {
-      if (Date.now() > giveUpAt) throw new Error(`${runId} never reached ${phase}`)
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
-  }
-
   it('status on the stored copy draws the DAG from the plan and never reads success; a re-run still carries from the copy', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orun-record-'))
     harness = await new Harness({ server: { build: '2026-05-08' } }).start()
@@ -290,19 +368,21 @@ describe('on the 2026-05-08 build', () => {
       expect(runner.main.stdout).toContain(`(read from ${planned.runId})`)
     }
     const runId2 = `gha-4242-2-${planned.planId}`
-    expect(harness.server.jobsOf(runId2).filter(j => j.status !== 'success' || j.claims !== 1)).toEqual([])
+    expect(
+      harness.server.jobsOf(runId2).filter(j => j.status !== 'success' || j.claims !== 1)
+    ).toEqual([])
     expect([...executedSince(harness, before).keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
   })
 
-  it('after the scaled-down cleanup deleted the run: the re-run carries from the record, and the status action reads it', async () => {
+  it('after the run went to the copy and was then deleted: the re-run carries from the record, and the status action reads it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orun-record-'))
-    harness = await new Harness({
-      server: { build: '2026-05-08', sweepPeriodMs: 1_000, idleDropMs: 2_000, deletionDelayMs: 2_000 }
-    }).start()
+    harness = await new Harness({ server: { build: '2026-05-08' } }).start()
     const intent = writeFlakyIntent(join(dir, 'attempt-1'), RERUN_SHAPE, ['api@dev'])
     const planned = (current = await planRun(harness, intent))
     const first = await runAttempt(harness, planned, intent, planned.jobs)
-    await until(harness, planned.runId, 'deleted')
+    // Idle: the copy; a day later: the cleanup.
+    expect(harness.server.dropLiveState(planned.runId)).toBe(true)
+    expect(harness.server.deleteRun(planned.runId)).toBe(true)
     const before = harness.executions().length
 
     harness.attempt = 2
@@ -320,10 +400,10 @@ describe('on the 2026-05-08 build', () => {
       ids(['api@dev', 'web@dev']).map(job => [job, [0]])
     )
     const runId2 = `gha-4242-2-${planned.planId}`
-    await until(harness, runId2, 'deleted')
+    expect(harness.server.deleteRun(runId2)).toBe(true)
     const status = await statusStep(harness, planned)
     expect(status.outputs.status).toBe('success')
-    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 8 })
+    expect(JSON.parse(status.outputs.counts)).toMatchObject({ success: 2, carried: 2 })
     expect(status.summary).toContain('The backend no longer holds run')
   })
 })

@@ -387,7 +387,9 @@ describe('status action: jobs that never ran (a cancelled matrix)', () => {
     expect(result.outputs.status).toBe('incomplete')
     expect(JSON.parse(result.outputs['not-run-jobs'])).toHaveLength(3)
     expect(result.summary).toContain('⚠️ orun run incomplete')
-    expect(result.summary).toMatch(/does not exist on the backend&#58; no runner claimed any/)
+    expect(result.summary).toMatch(
+      /does not exist on the backend, and this workflow run holds no results record of it.*no runner claimed any/
+    )
     expect(result.stdout).toMatch(/::notice::Run gha-.* does not exist on the backend/)
     expect(result.summary).not.toContain('gantt')
     // GET run answered 404: nothing else to read.

@@ -112,8 +112,16 @@ export async function startArtifactService(
     CreateArtifact(body, scope) {
       const name = String(body.name ?? '')
       if (!name) throw new TwirpError(400, 'invalid_argument', 'name is required')
-      if (stored.some(a => a.workflowRunBackendId === scope.runBackendId && a.name === name && live(a)))
-        throw new TwirpError(409, 'already_exists', 'an artifact with this name already exists on the workflow run')
+      if (
+        stored.some(
+          a => a.workflowRunBackendId === scope.runBackendId && a.name === name && live(a)
+        )
+      )
+        throw new TwirpError(
+          409,
+          'already_exists',
+          'an artifact with this name already exists on the workflow run'
+        )
       // An upload that was never finalized is replaced by a new one of the same name.
       const stale = stored.findIndex(
         a => a.workflowRunBackendId === scope.runBackendId && a.name === name && !a.finalized
@@ -139,7 +147,8 @@ export async function startArtifactService(
         a => a.workflowRunBackendId === scope.runBackendId && a.name === body.name && !a.finalized
       )
       if (!artifact) throw new TwirpError(404, 'not_found', 'artifact not found')
-      if (!artifact.content) throw new TwirpError(400, 'failed_precondition', 'upload not committed')
+      if (!artifact.content)
+        throw new TwirpError(400, 'failed_precondition', 'upload not committed')
       artifact.finalized = true
       artifact.size = artifact.content.length
       const hash = body.hash as string | undefined
@@ -251,7 +260,8 @@ export async function startArtifactService(
           const parsed = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>
           reply(200, handler(parsed, authorize(req, parsed)))
         } catch (error) {
-          if (error instanceof TwirpError) return reply(error.status, { code: error.code, msg: error.message })
+          if (error instanceof TwirpError)
+            return reply(error.status, { code: error.code, msg: error.message })
           reply(400, { code: 'malformed', msg: String(error) })
         }
       }, latency())

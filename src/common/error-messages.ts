@@ -18,4 +18,3 @@ export const ID_TOKEN_PERMISSION = "'permissions: id-token: write'"
 
 /** What to press when nothing of an earlier attempt can be carried over into a re-run. */
 export const RERUN_ALL_JOBS = 'use "Re-run all jobs"'
-

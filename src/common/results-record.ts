@@ -85,7 +85,7 @@ export function recordName(record: ResultsRecord, plan: Plan): string {
 function ranges(values: number[]): string {
   const sorted = [...new Set(values)].sort((a, b) => a - b)
   const parts: string[] = []
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++
     parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`)
@@ -179,12 +179,13 @@ export async function writeResultsRecord(
   }
 }
 
-export type RecordRead =
-  | { ok: true; records: ListedRecord[] }
-  | { ok: false; problem: string }
+export type RecordRead = { ok: true; records: ListedRecord[] } | { ok: false; problem: string }
 
 /** Lists the records of the given run ids: one GitHub request. */
-export async function listResultsRecords(runIds: readonly string[], plan: Plan): Promise<RecordRead> {
+export async function listResultsRecords(
+  runIds: readonly string[],
+  plan: Plan
+): Promise<RecordRead> {
   const unavailable = recordUnavailable()
   if (unavailable) return { ok: false, problem: unavailable }
   try {
@@ -215,7 +216,9 @@ export async function downloadResultsRecords(
   for (const [index, record] of listed.entries()) {
     const dir = join(base, String(index))
     const { downloadPath } = await client.downloadArtifact(record.id, { path: dir })
-    const parsed = JSON.parse(readFileSync(join(downloadPath ?? dir, RECORD_FILE), 'utf8')) as ResultsRecord
+    const parsed = JSON.parse(
+      readFileSync(join(downloadPath ?? dir, RECORD_FILE), 'utf8')
+    ) as ResultsRecord
     if (parsed.version === 1 && parsed.planId === planId) read.push(parsed)
   }
   return read

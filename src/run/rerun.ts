@@ -179,13 +179,18 @@ async function readEarlierAttempts(
       found.push(`the results record of ${runId}`)
       const unnamed = own.filter(r => !r.succeeded)
       for (const record of own) {
-        for (const id of record.succeeded ?? []) decide(id, 'success', { attempt, runner: record.runner })
-        for (const id of record.failed ?? []) decide(id, 'failed', { attempt, runner: record.runner })
+        for (const id of record.succeeded ?? [])
+          decide(id, 'success', { attempt, runner: record.runner })
+        for (const id of record.failed ?? [])
+          decide(id, 'failed', { attempt, runner: record.runner })
         for (const id of record.carried ?? [])
           if (!carriedIn.has(id)) carriedIn.set(id, { attempt, runner: record.runner })
       }
       if (unnamed.length) {
-        const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id)
+        const read = await (options.downloadRecords ?? downloadResultsRecords)(
+          unnamed,
+          options.plan.id
+        )
         for (const record of read) {
           for (const job of record.jobs) {
             if (job.status === 'success' || job.status === 'carried')

@@ -132,7 +132,14 @@ export function classifyRun(
   const jobs = plan.order.map(job => byId.get(job.id)!)
   const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0])) as Record<Outcome, number>
   for (const job of jobs) counts[job.outcome]++
-  return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined || fromRecord) }
+  return {
+    runId,
+    run,
+    jobs,
+    byId,
+    counts,
+    verdict: verdictOf(counts, run !== undefined || fromRecord)
+  }
 }
 
 function verdictOf(counts: Record<Outcome, number>, runExists: boolean): Verdict {

@@ -143,5 +143,10 @@ export async function readRecordedRun(
       // Blocked jobs stay unnamed: the plan's DAG shows them blocked by their failed upstream.
     }
   }
-  return { runId: newest, jobs: [...jobs.values()], runners: own.length, downloaded: toDownload.length }
+  return {
+    runId: newest,
+    jobs: [...jobs.values()],
+    runners: own.length,
+    downloaded: toDownload.length
+  }
 }
