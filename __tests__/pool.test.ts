@@ -20,6 +20,7 @@ import { expectCleanFailure } from '../testing/expect-failure.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import { generatePlan, generatedJobId, type GeneratedPlan } from '../testing/plan-generator.js'
 import { Scratch } from '../testing/scratch.js'
+import { BACKEND_BUILDS, type BackendBuild } from '../testing/coordination-server.js'
 
 const scratch = new Scratch([])
 let harness: Harness | undefined
@@ -171,53 +172,58 @@ describe('run action: worker input checks', () => {
 })
 
 describe('pool mode end to end', () => {
-  it('runs wide-deep exactly once on the auto pool, each job in one worker check, logs stored', async () => {
-    harness = await new Harness().start()
-    const ws = tempDir('orun-pool-wd-')
-    const planFile = join(tempDir('orun-pool-wd-plan-'), 'plan.json')
-    writeFileSync(planFile, wideDeep(1))
-    const plan = await harness.plan(ws, {
-      'plan-file': planFile,
-      'backend-url': harness.server.url,
-      workers: 'auto'
-    })
-    expect(plan.exitCode).toBe(0)
-    const indexes = JSON.parse(plan.outputs.workers) as number[]
-    expect(indexes).toEqual([1, 2, 3, 4, 5, 6, 7])
-    const planJobs = (
-      JSON.parse(readFileSync(plan.outputs['plan-file'], 'utf8')) as {
-        jobs: Array<{ id: string; dependsOn?: string[] }>
-      }
-    ).jobs
-    const workers = startWorkers(
-      harness,
-      {
-        'run-id': plan.outputs['run-id'],
-        'plan-id': plan.outputs['plan-id'],
-        'plan-file': plan.outputs['plan-file']
-      },
-      indexes
-    )
-    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+  // On each build of orun-backend (a deployment does not say which it runs).
+  it.each(BACKEND_BUILDS)(
+    'runs wide-deep exactly once on the auto pool, each job in one worker check, logs stored (backend build %s)',
+    async (build: BackendBuild) => {
+      harness = await new Harness({ server: { build } }).start()
+      const ws = tempDir('orun-pool-wd-')
+      const planFile = join(tempDir('orun-pool-wd-plan-'), 'plan.json')
+      writeFileSync(planFile, wideDeep(1))
+      const plan = await harness.plan(ws, {
+        'plan-file': planFile,
+        'backend-url': harness.server.url,
+        workers: 'auto'
+      })
+      expect(plan.exitCode).toBe(0)
+      const indexes = JSON.parse(plan.outputs.workers) as number[]
+      expect(indexes).toEqual([1, 2, 3, 4, 5, 6, 7])
+      const planJobs = (
+        JSON.parse(readFileSync(plan.outputs['plan-file'], 'utf8')) as {
+          jobs: Array<{ id: string; dependsOn?: string[] }>
+        }
+      ).jobs
+      const workers = startWorkers(
+        harness,
+        {
+          'run-id': plan.outputs['run-id'],
+          'plan-id': plan.outputs['plan-id'],
+          'plan-file': plan.outputs['plan-file']
+        },
+        indexes
+      )
+      const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
 
-    expectEachJobRanOnce(harness, planJobs, results)
-    const runId = plan.outputs['run-id']
-    expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
-    // One section per job in the worker's log, no nested groups of its own.
-    const busiest = results.reduce((a, b) =>
-      Object.keys(jobResults(a)).length >= Object.keys(jobResults(b)).length ? a : b
-    )
-    const ran = Object.keys(jobResults(busiest))
-    expect(ran.length).toBeGreaterThan(1)
-    for (const jobId of ran) expect(busiest.stdout).toContain(`── orun run ${jobId} ──`)
-    expect(busiest.stdout).not.toContain('::group::orun run')
-    for (const jobId of ran) expect(busiest.summary).toContain(`\`${jobId}\``)
-    expect(busiest.summary).toMatch(
-      /Pool worker \d+: ran \d+ job\(s\), then left: (nothing left|enough workers)/
-    )
-    const log = await harness.fetchLog(runId, 'api@prod.smoke')
-    expect(log).toContain('api prod done')
-  }, 240_000)
+      expectEachJobRanOnce(harness, planJobs, results)
+      const runId = plan.outputs['run-id']
+      expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
+      // One section per job in the worker's log, no nested groups of its own.
+      const busiest = results.reduce((a, b) =>
+        Object.keys(jobResults(a)).length >= Object.keys(jobResults(b)).length ? a : b
+      )
+      const ran = Object.keys(jobResults(busiest))
+      expect(ran.length).toBeGreaterThan(1)
+      for (const jobId of ran) expect(busiest.stdout).toContain(`── orun run ${jobId} ──`)
+      expect(busiest.stdout).not.toContain('::group::orun run')
+      for (const jobId of ran) expect(busiest.summary).toContain(`\`${jobId}\``)
+      expect(busiest.summary).toMatch(
+        /Pool worker \d+: ran \d+ job\(s\), then left: (nothing left|enough workers)/
+      )
+      const log = await harness.fetchLog(runId, 'api@prod.smoke')
+      expect(log).toContain('api prod done')
+    },
+    240_000
+  )
 
   it('two pools over environment slices: each runs only its slice, once, after upstream jobs of the other', async () => {
     harness = await new Harness().start()
@@ -268,55 +274,59 @@ describe('pool mode end to end', () => {
     for (const result of results) expect(result.endedAt - lastResult).toBeLessThan(15_000)
   }, 420_000)
 
-  it('a failing job blocks only its dependents; its worker goes on and fails only at the end', async () => {
-    harness = await new Harness().start()
-    const failing = generatedJobId(0)
-    const { plan } = generatePlan({
-      jobs: 24,
-      depth: 3,
-      minSeconds: 0.2,
-      maxSeconds: 0.5,
-      failing: [failing]
-    })
-    const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
-    const parsed = parsePlan(JSON.stringify(plan), 'plan.json')
-    const blocked = new Set(
-      jobs.filter(job => [...ancestors(plan, job.id)].includes(failing)).map(job => job.id)
-    )
-    expect(blocked.size).toBeGreaterThan(0)
-    expect(blocked.size).toBeLessThan(jobs.length - 1)
-    // A runner that left pool-size empty: the workers do not know the pool's size.
-    const workers = startWorkers(harness, { ...inputs, 'pool-size': '' }, [1, 2])
-    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
+  it.each(BACKEND_BUILDS)(
+    'a failing job blocks only its dependents; its worker goes on and fails only at the end (backend build %s)',
+    async (build: BackendBuild) => {
+      harness = await new Harness({ server: { build } }).start()
+      const failing = generatedJobId(0)
+      const { plan } = generatePlan({
+        jobs: 24,
+        depth: 3,
+        minSeconds: 0.2,
+        maxSeconds: 0.5,
+        failing: [failing]
+      })
+      const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
+      const parsed = parsePlan(JSON.stringify(plan), 'plan.json')
+      const blocked = new Set(
+        jobs.filter(job => [...ancestors(plan, job.id)].includes(failing)).map(job => job.id)
+      )
+      expect(blocked.size).toBeGreaterThan(0)
+      expect(blocked.size).toBeLessThan(jobs.length - 1)
+      // A runner that left pool-size empty: the workers do not know the pool's size.
+      const workers = startWorkers(harness, { ...inputs, 'pool-size': '' }, [1, 2])
+      const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
 
-    // Every job that does not depend on the failure ran once; none of its dependents ran.
-    expect(
-      checkExecutions(
-        { jobs },
-        harness.executions(),
-        id => !blocked.has(id) && id !== failing
-      ).filter(problem => !problem.startsWith(`${failing} ran`))
-    ).toEqual([])
-    expect(harness.executions().filter(e => e.job === failing)).toHaveLength(1)
-    const stored = new Map(harness.server.jobsOf(runId).map(job => [job.jobId, job.status]))
-    expect(stored.get(failing)).toBe('failed')
-    for (const job of parsed.order) {
-      if (job.id === failing) continue
-      expect(stored.get(job.id)).toBe(blocked.has(job.id) ? 'pending' : 'success')
-    }
-    const owner = results.find(result => failing in jobResults(result))!
-    const other = results.find(result => result !== owner)!
-    expect(owner.exitCode).toBe(1)
-    expect(owner.outputs.status).toBe('failed')
-    expect(owner.stdout).toMatch(/::error::svc-0000\.dev\.build: failed: /)
-    // It kept taking independent jobs after the failure, and reported them too.
-    expect(Object.keys(jobResults(owner)).length).toBeGreaterThan(1)
-    expect(other.exitCode).toBe(0)
-    expectEachJobReportedOnce(
-      results,
-      jobs.filter(job => !blocked.has(job.id)).map(job => job.id)
-    )
-  }, 240_000)
+      // Every job that does not depend on the failure ran once; none of its dependents ran.
+      expect(
+        checkExecutions(
+          { jobs },
+          harness.executions(),
+          id => !blocked.has(id) && id !== failing
+        ).filter(problem => !problem.startsWith(`${failing} ran`))
+      ).toEqual([])
+      expect(harness.executions().filter(e => e.job === failing)).toHaveLength(1)
+      const stored = new Map(harness.server.jobsOf(runId).map(job => [job.jobId, job.status]))
+      expect(stored.get(failing)).toBe('failed')
+      for (const job of parsed.order) {
+        if (job.id === failing) continue
+        expect(stored.get(job.id)).toBe(blocked.has(job.id) ? 'pending' : 'success')
+      }
+      const owner = results.find(result => failing in jobResults(result))!
+      const other = results.find(result => result !== owner)!
+      expect(owner.exitCode).toBe(1)
+      expect(owner.outputs.status).toBe('failed')
+      expect(owner.stdout).toMatch(/::error::svc-0000\.dev\.build: failed: /)
+      // It kept taking independent jobs after the failure, and reported them too.
+      expect(Object.keys(jobResults(owner)).length).toBeGreaterThan(1)
+      expect(other.exitCode).toBe(0)
+      expectEachJobReportedOnce(
+        results,
+        jobs.filter(job => !blocked.has(job.id)).map(job => job.id)
+      )
+    },
+    240_000
+  )
 
   it('workers that cannot be useful leave at once; the run completes when a worker is lost', async () => {
     harness = await new Harness().start()

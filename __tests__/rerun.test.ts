@@ -4,6 +4,11 @@
  * outputs of the attempt it last ran in; "Re-run job" starts one leg;
  * "Re-run all jobs" runs the plan job again.
  */
+import {
+  BACKEND_BUILDS,
+  DEFAULT_BACKEND_BUILD,
+  type BackendBuild
+} from '../testing/coordination-server.js'
 import { afterEach, describe, expect, it, jest } from '@jest/globals'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -83,9 +88,14 @@ function expectNo429Storm(requests: RecordedRequest[], outcome: AttemptOutcome) 
     expect(runner.main.summary).toMatch(/: \d+ backend requests, \d+ rate-limited\./)
 }
 
-async function attemptOne(shape: IntentShape, broken: string[], inputs = {}) {
+async function attemptOne(
+  shape: IntentShape,
+  broken: string[],
+  inputs = {},
+  build: BackendBuild = DEFAULT_BACKEND_BUILD
+) {
   const dir = root()
-  harness = await new Harness().start()
+  harness = await new Harness({ server: { build } }).start()
   const intent = writeFlakyIntent(join(dir, 'attempt-1'), shape, broken)
   const planned = await planRun(harness, intent, inputs)
   current = planned
@@ -161,61 +171,69 @@ describe('run ids per attempt', () => {
 })
 
 describe('re-running a workflow run', () => {
-  it('"Re-run failed jobs": only the failed and blocked legs start; earlier successes are carried, the fixed job runs, then its dependents', async () => {
-    const { dir, planned, first } = await attemptOne(RERUN_SHAPE, ['api@dev'])
-    expect(first.failedLegs.sort()).toEqual(ids(['api@dev', 'web@dev']))
-    const firstExecutions = harness!.executions().length
+  // On each build; on 2026-05-08 the earlier run went idle first, so it is read from the copy.
+  it.each(BACKEND_BUILDS)(
+    '"Re-run failed jobs": only the failed and blocked legs start; earlier successes are carried, the fixed job runs, then its dependents (backend build %s)',
+    async (build: BackendBuild) => {
+      const { dir, planned, first } = await attemptOne(RERUN_SHAPE, ['api@dev'], {}, build)
+      expect(first.failedLegs.sort()).toEqual(ids(['api@dev', 'web@dev']))
+      const firstExecutions = harness!.executions().length
+      if (build === '2026-05-08') {
+        expect(harness!.server.dropLiveState(planned.runId)).toBe(true)
+      }
 
-    harness!.attempt = 2
-    const fixed = writeFlakyIntent(join(dir, 'attempt-2'), RERUN_SHAPE)
-    const requestsBefore = harness!.server.requests.length
-    const second = await runAttempt(harness!, planned, fixed, first.failedLegs)
+      harness!.attempt = 2
+      const fixed = writeFlakyIntent(join(dir, 'attempt-2'), RERUN_SHAPE)
+      const requestsBefore = harness!.server.requests.length
+      const second = await runAttempt(harness!, planned, fixed, first.failedLegs)
 
-    const runId2 = `gha-4242-2-${planned.planId}`
-    for (const runner of second.runners) {
-      expect(runner.main.exitCode).toBe(0)
-      expect(runner.main.outputs['run-id']).toBe(runId2)
-      expect(runner.main.outputs.status).toBe('success')
-    }
-    expectAllSuccess(harness!, runId2, planned.jobs)
-    // The attempt-1 run keeps its history.
-    expect(harness!.server.jobsOf(planned.runId).find(j => j.jobId === id('api@dev'))!.status).toBe(
-      'failed'
-    )
+      const runId2 = `gha-4242-2-${planned.planId}`
+      for (const runner of second.runners) {
+        expect(runner.main.exitCode).toBe(0)
+        expect(runner.main.outputs['run-id']).toBe(runId2)
+        expect(runner.main.outputs.status).toBe('success')
+      }
+      expectAllSuccess(harness!, runId2, planned.jobs)
+      // The attempt-1 run keeps its history.
+      expect(
+        harness!.server.jobsOf(planned.runId).find(j => j.jobId === id('api@dev'))!.status
+      ).toBe('failed')
 
-    // Earlier successes executed exactly once overall; the fixed job and its dependent ran in attempt 2.
-    const executed = executedSince(harness!, firstExecutions)
-    expect([...executed.keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
-    expect([...executed.values()]).toEqual([[0], [0]])
-    const all = harness!.executions()
-    for (const job of planned.jobs.filter(j => !first.failedLegs.includes(j)))
-      expect(all.filter(e => e.job === job)).toHaveLength(1)
-    const api = all.filter(e => e.job === id('api@dev')).at(-1)!
-    const web = all.find(e => e.job === id('web@dev'))!
-    expect(web.start).toBeGreaterThanOrEqual(api.end)
+      // Earlier successes executed exactly once overall; the fixed job and its dependent ran in attempt 2.
+      const executed = executedSince(harness!, firstExecutions)
+      expect([...executed.keys()].sort()).toEqual(ids(['api@dev', 'web@dev']))
+      expect([...executed.values()]).toEqual([[0], [0]])
+      const all = harness!.executions()
+      for (const job of planned.jobs.filter(j => !first.failedLegs.includes(j)))
+        expect(all.filter(e => e.job === job)).toHaveLength(1)
+      const api = all.filter(e => e.job === id('api@dev')).at(-1)!
+      const web = all.find(e => e.job === id('web@dev'))!
+      expect(web.start).toBeGreaterThanOrEqual(api.end)
 
-    // Carried jobs say where they ran; each was carried by exactly one runner, from attempt 1.
-    const stored = harness!.server.jobsOf(runId2)
-    const carried = stored.filter(j => !first.failedLegs.includes(j.jobId))
-    for (const job of carried)
-      expect(job.lastError).toMatch(
-        new RegExp(
-          `^carried over from attempt 1 \\(runner ${job.jobId.replace(/\./g, '\\.')}#\\d+-1-`
+      // Carried jobs say where they ran; each was carried by exactly one runner, from attempt 1.
+      const stored = harness!.server.jobsOf(runId2)
+      const carried = stored.filter(j => !first.failedLegs.includes(j.jobId))
+      for (const job of carried)
+        expect(job.lastError).toMatch(
+          new RegExp(
+            `^carried over from attempt 1 \\(runner ${job.jobId.replace(/\./g, '\\.')}#\\d+-1-`
+          )
         )
-      )
-    expect(carriedBy(second)).toEqual(carried.map(j => [j.jobId, 1]).sort())
-    const summary = second.runners.map(r => r.main.summary).join('\n')
-    expect(summary).toContain(`| \`${id('docs@dev')}\` | carried (from attempt 1) |`)
+      expect(carriedBy(second)).toEqual(carried.map(j => [j.jobId, 1]).sort())
+      const summary = second.runners.map(r => r.main.summary).join('\n')
+      expect(summary).toContain(`| \`${id('docs@dev')}\` | carried (from attempt 1) |`)
 
-    // What carrying cost: one claim and one update per carried job, nothing more.
-    const requests = harness!.server.requests.slice(requestsBefore)
-    const carriedPaths = (route: string) =>
-      requests.filter(
-        r => r.route === route && carried.some(j => r.path.includes(encodeURIComponent(j.jobId)))
-      ).length
-    expect(carriedPaths('claim')).toBe(carried.length)
-    expect(carriedPaths('update')).toBe(carried.length)
-  })
+      // What carrying cost: one claim and one update per carried job, nothing more.
+      const requests = harness!.server.requests.slice(requestsBefore)
+      const carriedPaths = (route: string) =>
+        requests.filter(
+          r => r.route === route && carried.some(j => r.path.includes(encodeURIComponent(j.jobId)))
+        ).length
+      expect(carriedPaths('claim')).toBe(carried.length)
+      expect(carriedPaths('update')).toBe(carried.length)
+      expect(harness!.server.runPhase(planned.runId)).toBe(build === '2026-05-08' ? 'copy' : 'live')
+    }
+  )
 
   it('stays exactly-once when 10 re-run runners start at once over a 20-job plan with 12 earlier successes, without a 429 storm', async () => {
     const { dir, planned, first } = await attemptOne(WIDE, WIDE_BROKEN)

@@ -492,7 +492,8 @@ describe('acquireJob: a job another runner owns or finished', () => {
       kind: 'finished',
       status,
       lastError: error,
-      mirrored: false
+      mirrored: false,
+      runnerId: other.runnerId
     })
     expect(h.client.stats.requests).toBeLessThanOrEqual(2)
     expect(stored(runId, 'x@dev')!.claims).toBe(1)

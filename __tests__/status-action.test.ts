@@ -20,7 +20,14 @@ import {
   type ActionProcessResult
 } from '../testing/action-process.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
+import {
+  BACKEND_BUILDS,
+  DEFAULT_BACKEND_BUILD,
+  HEARTBEAT_TIMEOUT_ERROR,
+  startCoordinationServer,
+  type BackendBuild,
+  type CoordinationServer
+} from '../testing/coordination-server.js'
 import { sharedPlanText } from '../testing/fixtures.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
 import {
@@ -167,176 +174,260 @@ const backendRoutesSince = (before: number) =>
     .filter(r => r.route !== 'token' && r.route !== 'jwks')
     .map(r => r.route)
 
-describe('status action: a run that succeeded', () => {
-  it('reports success with the DAG, timeline and a table linking every job to its GitHub log', async () => {
-    const plan = freshPlan(sharedPlanText('remote-state-matrix'))
-    const runId = planRunId(plan)
-    const runners = await driveRun(
-      plan,
-      runId,
-      Object.fromEntries(plan.order.map(j => [j.id, 'success']))
-    )
-    // 150 other jobs in the workflow run: the lookup has to follow GitHub's pages (100 a page).
-    githubJobsFor(runners, 1, 150)
-    const apiBefore = api.requests.length
-    const before = server.requests.length
+/** The describe's tests run against a server of this build (the default one is the suite's). */
+function useBuild(build: BackendBuild): void {
+  let suiteServer: CoordinationServer | undefined
+  beforeAll(async () => {
+    if (build === DEFAULT_BACKEND_BUILD) return
+    suiteServer = server
+    server = await startCoordinationServer({ build, rateLimit: false, logVisibilityMs: 0 })
+  })
+  afterAll(async () => {
+    if (!suiteServer) return
+    await server.close()
+    server = suiteServer
+  })
+}
 
-    const result = await runStatus(plan, { 'run-id': runId, 'plan-id': plan.id })
+// The main scenarios on each build of orun-backend (a deployment does not say which it runs).
+describe.each(BACKEND_BUILDS)('backend build %s', (build: BackendBuild) => {
+  useBuild(build)
 
-    expect(result.exitCode).toBe(0)
-    expect(annotations(result)).toEqual([])
-    expect(result.outputs.status).toBe('success')
-    expect(JSON.parse(result.outputs.counts)).toEqual({
-      failed: 0,
-      blocked: 0,
-      'not-run': 0,
-      running: 0,
-      carried: 0,
-      success: 6,
-      skipped: 0
-    })
-    expect(result.outputs['failed-jobs']).toBe('[]')
-    expect(result.outputs['blocked-jobs']).toBe('[]')
-    expect(result.outputs['not-run-jobs']).toBe('[]')
-    const summary = result.summary
-    expect(summary.startsWith('## ✅ orun run succeeded')).toBe(true)
-    expect(summary.match(/:::success$/gm)).toHaveLength(6)
-    expect(summary).toContain('```mermaid\ngantt')
-    expect(summary).toMatch(
-      /Critical path \([\d.]+s\): foundation@stage\.smoke → api@stage\.smoke → web@stage\.smoke/
-    )
-    const rows = summary.split('\n').filter(line => /^\| \w+@(dev|stage)\.smoke \|/.test(line))
-    expect(rows).toHaveLength(6)
-    for (const row of rows) {
-      expect(row).toMatch(
-        /\| ✓ succeeded \| [\d.]+s \| [\d.]+s \| GitHub Actions \d-1-4242-[0-9a-f]{6} \| 1 \| \[log\]\(https:\/\/github\.com\/octo-org\/octo-repo\/actions\/runs\/7000000001\/job\/\d+\) \|$/
+  describe('status action: a run that succeeded', () => {
+    it('reports success with the DAG, timeline and a table linking every job to its GitHub log', async () => {
+      const plan = freshPlan(sharedPlanText('remote-state-matrix'))
+      const runId = planRunId(plan)
+      const runners = await driveRun(
+        plan,
+        runId,
+        Object.fromEntries(plan.order.map(j => [j.id, 'success']))
       )
-    }
-    // Two requests to the backend (run, jobs) and two pages from GitHub, authenticated.
-    expect(backendRoutesSince(before)).toEqual(['getRun', 'listJobs'])
-    const pages = api.requests.slice(apiBefore)
-    expect(pages.map(r => r.status)).toEqual([200, 200])
-    expect(pages[0].path).toBe(
-      `/repos/${REPOSITORY}/actions/runs/${DEFAULT_RUN_ID}/attempts/1/jobs?per_page=100`
-    )
-    expect(pages[1].path).toContain('page=2')
+      // 150 other jobs in the workflow run: the lookup has to follow GitHub's pages (100 a page).
+      githubJobsFor(runners, 1, 150)
+      const apiBefore = api.requests.length
+      const before = server.requests.length
+
+      const result = await runStatus(plan, { 'run-id': runId, 'plan-id': plan.id })
+
+      expect(result.exitCode).toBe(0)
+      expect(annotations(result)).toEqual([])
+      expect(result.outputs.status).toBe('success')
+      expect(JSON.parse(result.outputs.counts)).toEqual({
+        failed: 0,
+        blocked: 0,
+        'not-run': 0,
+        running: 0,
+        carried: 0,
+        success: 6,
+        skipped: 0
+      })
+      expect(result.outputs['failed-jobs']).toBe('[]')
+      expect(result.outputs['blocked-jobs']).toBe('[]')
+      expect(result.outputs['not-run-jobs']).toBe('[]')
+      const summary = result.summary
+      expect(summary.startsWith('## ✅ orun run succeeded')).toBe(true)
+      expect(summary.match(/:::success$/gm)).toHaveLength(6)
+      expect(summary).toContain('```mermaid\ngantt')
+      expect(summary).toMatch(
+        /Critical path \([\d.]+s\): foundation@stage\.smoke → api@stage\.smoke → web@stage\.smoke/
+      )
+      const rows = summary.split('\n').filter(line => /^\| \w+@(dev|stage)\.smoke \|/.test(line))
+      expect(rows).toHaveLength(6)
+      for (const row of rows) {
+        expect(row).toMatch(
+          /\| ✓ succeeded \| [\d.]+s \| [\d.]+s \| GitHub Actions \d-1-4242-[0-9a-f]{6} \| 1 \| \[log\]\(https:\/\/github\.com\/octo-org\/octo-repo\/actions\/runs\/7000000001\/job\/\d+\) \|$/
+        )
+      }
+      // Two requests to the backend (run, jobs) and two pages from GitHub, authenticated.
+      expect(backendRoutesSince(before)).toEqual(['getRun', 'listJobs'])
+      const pages = api.requests.slice(apiBefore)
+      expect(pages.map(r => r.status)).toEqual([200, 200])
+      expect(pages[0].path).toBe(
+        `/repos/${REPOSITORY}/actions/runs/${DEFAULT_RUN_ID}/attempts/1/jobs?per_page=100`
+      )
+      expect(pages[1].path).toContain('page=2')
+    })
+
+    it('succeeds at once, with no request, for a plan with no jobs', async () => {
+      const before = server.requests.length
+      const apiBefore = api.requests.length
+      for (const inputs of [{ 'job-count': '0', 'plan-file': 'missing.json' }, {}] as Array<
+        Record<string, string>
+      >) {
+        const result = await runStatus(sharedPlanText('empty'), {
+          'run-id': 'gha-7000000001-1-000000000000',
+          'backend-url': '',
+          ...inputs
+        })
+        expect(result.exitCode).toBe(0)
+        expect(result.outputs.status).toBe('success')
+        expect(result.outputs['not-run-jobs']).toBe('[]')
+        expect(result.stdout).toMatch(/::notice::The plan has no jobs/)
+        expect(result.summary).toContain('has no jobs')
+      }
+      expect(backendRoutesSince(before)).toEqual([])
+      expect(api.requests.length).toBe(apiBefore)
+    })
+
+    it("shows jobs carried over from an earlier attempt, reading this attempt's run on a re-run", async () => {
+      const plan = freshPlan(sharedPlanText('failing-upstream'))
+      // Attempt 1's run failed; attempt 2 made its own run, carrying foundation over.
+      await driveRun(plan, planRunId(plan, 1), { 'foundation@dev.smoke': 'failed' })
+      await driveRun(plan, planRunId(plan, 2), {
+        'foundation@dev.smoke': { carriedFrom: 1 },
+        'api@dev.smoke': 'success',
+        'web@dev.smoke': 'success'
+      })
+
+      const result = await runStatus(
+        plan,
+        { 'run-id': planRunId(plan, 1), 'github-token': '' },
+        { GITHUB_RUN_ATTEMPT: '2' }
+      )
+
+      expect(result.exitCode).toBe(0)
+      expect(result.outputs['run-id']).toBe(planRunId(plan, 2))
+      expect(result.outputs.status).toBe('success')
+      expect(JSON.parse(result.outputs.counts)).toMatchObject({ carried: 1, success: 2 })
+      expect(result.summary).toContain(
+        '"foundation@dev.smoke<br/>↻ carried over from attempt 1"]:::carried'
+      )
+      expect(result.summary).toMatch(
+        /^\| foundation@dev\.smoke \| ↻ carried over from attempt 1 \|.*\| 1 \| – \|$/m
+      )
+      expect(result.summary).toMatch(/^\| api@dev\.smoke \| ✓ succeeded \|.*\| 2 \| – \|$/m)
+    })
   })
 
-  it('succeeds at once, with no request, for a plan with no jobs', async () => {
-    const before = server.requests.length
-    const apiBefore = api.requests.length
-    for (const inputs of [{ 'job-count': '0', 'plan-file': 'missing.json' }, {}] as Array<
-      Record<string, string>
-    >) {
-      const result = await runStatus(sharedPlanText('empty'), {
-        'run-id': 'gha-7000000001-1-000000000000',
-        'backend-url': '',
-        ...inputs
+  describe('status action: failures', () => {
+    it('fails naming the failed and blocked jobs, annotates the failure and shows its log tail', async () => {
+      const plan = freshPlan(sharedPlanText('failing-upstream'))
+      const runId = planRunId(plan)
+      const log = Array.from({ length: 60 }, (_, i) => `log line ${i}`).join('\n') + '\n'
+      const runners = await driveRun(plan, runId, { 'foundation@dev.smoke': 'failed' }, () => log)
+      githubJobsFor(runners)
+      const before = server.requests.length
+
+      const result = await runStatus(plan, { 'run-id': runId })
+
+      expect(result.exitCode).toBe(1)
+      const errors = annotations(result)
+      expect(errors).toEqual([
+        '::error title=foundation@dev.smoke::foundation@dev.smoke: orun exited with code 3',
+        `::error::orun run ${runId} is failed: 1 failed (foundation@dev.smoke); 2 blocked (api@dev.smoke, web@dev.smoke).`
+      ])
+      expect(result.outputs.status).toBe('failed')
+      expect(JSON.parse(result.outputs['failed-jobs'])).toEqual(['foundation@dev.smoke'])
+      expect(JSON.parse(result.outputs['blocked-jobs'])).toEqual(['api@dev.smoke', 'web@dev.smoke'])
+      expect(JSON.parse(result.outputs['not-run-jobs'])).toEqual([])
+      const summary = result.summary
+      expect(summary.startsWith('## ❌ orun run failed')).toBe(true)
+      expect(summary).toMatch(/"foundation@dev\.smoke<br\/>✗ failed in [\d.]+s"\]:::failed/)
+      expect(summary).toContain('"web@dev.smoke<br/>⊘ blocked by foundation@dev.smoke"]:::blocked')
+      expect(summary).toContain('<details><summary>✗ foundation@dev.smoke</summary>')
+      expect(summary).toContain('```text\norun exited with code 3\nfoundation@dev.smoke broke\n```')
+      const tail = Array.from({ length: 40 }, (_, i) => `log line ${i + 20}`).join('\n')
+      expect(summary).toContain('```text\n' + tail + '\n```')
+      expect(summary).not.toContain('log line 19\n')
+      expect(summary).toMatch(
+        /\[Full log on GitHub\]\(https:\/\/github\.com\/octo-org\/octo-repo\/actions\/runs\/7000000001\/job\/\d+\)/
+      )
+      expect(backendRoutesSince(before)).toEqual(['getRun', 'listJobs', 'readLog'])
+    })
+
+    it('keeps hostile job ids and errors from injecting workflow commands', async () => {
+      const evil = 'evil\n::warning::injected\r\n::add-mask::x'
+      const file: PlanFile = {
+        metadata: { checksum: `sha256-${randomBytes(32).toString('hex')}` },
+        jobs: [{ id: evil, component: 'evil', environment: 'dev', checkName: `${evil} check` }]
+      }
+      const plan = parsePlan(JSON.stringify(file), 'plan.json')
+      const runId = planRunId(plan)
+      await driveRun(plan, runId, { [evil]: 'failed' })
+      const result = await runStatus(plan, { 'run-id': runId, 'github-token': '' })
+      expect(result.exitCode).toBe(1)
+      const lines = result.stdout.split('\n')
+      expect(lines.filter(line => line.startsWith('::warning::'))).toEqual([])
+      expect(lines.filter(line => line.startsWith('::add-mask::x'))).toEqual([])
+      // The annotation and the failure line carry the id, escaped by the workflow-command encoding.
+      expect(annotations(result)).toHaveLength(2)
+      expect(annotations(result)[0]).toContain('evil%0A::warning::injected%0D%0A::add-mask::x')
+      expect(JSON.parse(result.outputs['failed-jobs'])).toEqual([evil])
+    })
+
+    it('reports but does not fail with fail-on: none', async () => {
+      const plan = freshPlan(sharedPlanText('failing-upstream'))
+      const runId = planRunId(plan)
+      await driveRun(plan, runId, { 'foundation@dev.smoke': 'failed' })
+      const result = await runStatus(plan, {
+        'run-id': runId,
+        'fail-on': 'none',
+        'github-token': ''
       })
       expect(result.exitCode).toBe(0)
-      expect(result.outputs.status).toBe('success')
-      expect(result.outputs['not-run-jobs']).toBe('[]')
-      expect(result.stdout).toMatch(/::notice::The plan has no jobs/)
-      expect(result.summary).toContain('has no jobs')
-    }
-    expect(backendRoutesSince(before)).toEqual([])
-    expect(api.requests.length).toBe(apiBefore)
-  })
-
-  it("shows jobs carried over from an earlier attempt, reading this attempt's run on a re-run", async () => {
-    const plan = freshPlan(sharedPlanText('failing-upstream'))
-    // Attempt 1's run failed; attempt 2 made its own run, carrying foundation over.
-    await driveRun(plan, planRunId(plan, 1), { 'foundation@dev.smoke': 'failed' })
-    await driveRun(plan, planRunId(plan, 2), {
-      'foundation@dev.smoke': { carriedFrom: 1 },
-      'api@dev.smoke': 'success',
-      'web@dev.smoke': 'success'
+      expect(result.outputs.status).toBe('failed')
+      expect(annotations(result)).toHaveLength(1)
     })
-
-    const result = await runStatus(
-      plan,
-      { 'run-id': planRunId(plan, 1), 'github-token': '' },
-      { GITHUB_RUN_ATTEMPT: '2' }
-    )
-
-    expect(result.exitCode).toBe(0)
-    expect(result.outputs['run-id']).toBe(planRunId(plan, 2))
-    expect(result.outputs.status).toBe('success')
-    expect(JSON.parse(result.outputs.counts)).toMatchObject({ carried: 1, success: 2 })
-    expect(result.summary).toContain(
-      '"foundation@dev.smoke<br/>↻ carried over from attempt 1"]:::carried'
-    )
-    expect(result.summary).toMatch(
-      /^\| foundation@dev\.smoke \| ↻ carried over from attempt 1 \|.*\| 1 \| – \|$/m
-    )
-    expect(result.summary).toMatch(/^\| api@dev\.smoke \| ✓ succeeded \|.*\| 2 \| – \|$/m)
   })
 })
 
-describe('status action: failures', () => {
-  it('fails naming the failed and blocked jobs, annotates the failure and shows its log tail', async () => {
+describe('status action: the 2026-05-08 build', () => {
+  useBuild('2026-05-08')
+
+  it('names a lost runner as lost, with its GitHub job, not as a failure of its steps', async () => {
     const plan = freshPlan(sharedPlanText('failing-upstream'))
     const runId = planRunId(plan)
-    const log = Array.from({ length: 60 }, (_, i) => `log line ${i}`).join('\n') + '\n'
-    const runners = await driveRun(plan, runId, { 'foundation@dev.smoke': 'failed' }, () => log)
+    const runners = await driveRun(plan, runId, { 'foundation@dev.smoke': 'running' })
     githubJobsFor(runners)
+    // The runner went silent: a dependent's claim makes the backend's sweep fail the job.
+    server.setOptions({ heartbeatTimeoutMs: 0 })
+    try {
+      const claim = await directClient().claim(runId, 'api@dev.smoke', 'dependent-runner')
+      expect(claim).toMatchObject({ claimed: false, depsBlocked: true })
+    } finally {
+      server.setOptions({ heartbeatTimeoutMs: 300_000 })
+    }
+    expect(server.jobsOf(runId)[0].lastError).toBe(HEARTBEAT_TIMEOUT_ERROR)
     const before = server.requests.length
 
     const result = await runStatus(plan, { 'run-id': runId })
 
     expect(result.exitCode).toBe(1)
-    const errors = annotations(result)
-    expect(errors).toEqual([
-      '::error title=foundation@dev.smoke::foundation@dev.smoke: orun exited with code 3',
-      `::error::orun run ${runId} is failed: 1 failed (foundation@dev.smoke); 2 blocked (api@dev.smoke, web@dev.smoke).`
+    const runner = server.jobsOf(runId)[0].runnerId!
+    expect(annotations(result)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^::error title=foundation@dev\\.smoke%3A runner lost::foundation@dev\\.smoke: runner lost: runner ${runner} \\(https://github\\.com/octo-org/octo-repo/actions/runs/\\d+/job/\\d+\\) stopped heartbeating mid-job`
+        )
+      ),
+      `::error::orun run ${runId} is failed: 1 runner lost (foundation@dev.smoke); 2 blocked (api@dev.smoke, web@dev.smoke).`
     ])
-    expect(result.outputs.status).toBe('failed')
-    expect(JSON.parse(result.outputs['failed-jobs'])).toEqual(['foundation@dev.smoke'])
-    expect(JSON.parse(result.outputs['blocked-jobs'])).toEqual(['api@dev.smoke', 'web@dev.smoke'])
-    expect(JSON.parse(result.outputs['not-run-jobs'])).toEqual([])
-    const summary = result.summary
-    expect(summary.startsWith('## ❌ orun run failed')).toBe(true)
-    expect(summary).toMatch(/"foundation@dev\.smoke<br\/>✗ failed in [\d.]+s"\]:::failed/)
-    expect(summary).toContain('"web@dev.smoke<br/>⊘ blocked by foundation@dev.smoke"]:::blocked')
-    expect(summary).toContain('<details><summary>✗ foundation@dev.smoke</summary>')
-    expect(summary).toContain('```text\norun exited with code 3\nfoundation@dev.smoke broke\n```')
-    const tail = Array.from({ length: 40 }, (_, i) => `log line ${i + 20}`).join('\n')
-    expect(summary).toContain('```text\n' + tail + '\n```')
-    expect(summary).not.toContain('log line 19\n')
-    expect(summary).toMatch(
-      /\[Full log on GitHub\]\(https:\/\/github\.com\/octo-org\/octo-repo\/actions\/runs\/7000000001\/job\/\d+\)/
+    expect(result.stdout).toContain('::notice::The job never finished')
+    expect(result.summary).toContain(
+      '<details><summary>✗ foundation@dev.smoke: runner lost</summary>'
     )
-    expect(backendRoutesSince(before)).toEqual(['getRun', 'listJobs', 'readLog'])
+    expect(result.summary).toContain('"foundation@dev.smoke<br/>✗ runner lost"]:::failed')
+    expect(result.summary).not.toContain('Error reported to the backend')
+    // A lost runner's log says nothing about why: no log tail is read for it.
+    expect(backendRoutesSince(before)).toEqual(['getRun', 'listJobs'])
   })
 
-  it('keeps hostile job ids and errors from injecting workflow commands', async () => {
-    const evil = 'evil\n::warning::injected\r\n::add-mask::x'
-    const file: PlanFile = {
-      metadata: { checksum: `sha256-${randomBytes(32).toString('hex')}` },
-      jobs: [{ id: evil, component: 'evil', environment: 'dev', checkName: `${evil} check` }]
-    }
-    const plan = parsePlan(JSON.stringify(file), 'plan.json')
-    const runId = planRunId(plan)
-    await driveRun(plan, runId, { [evil]: 'failed' })
-    const result = await runStatus(plan, { 'run-id': runId, 'github-token': '' })
-    expect(result.exitCode).toBe(1)
-    const lines = result.stdout.split('\n')
-    expect(lines.filter(line => line.startsWith('::warning::'))).toEqual([])
-    expect(lines.filter(line => line.startsWith('::add-mask::x'))).toEqual([])
-    // The annotation and the failure line carry the id, escaped by the workflow-command encoding.
-    expect(annotations(result)).toHaveLength(2)
-    expect(annotations(result)[0]).toContain('evil%0A::warning::injected%0D%0A::add-mask::x')
-    expect(JSON.parse(result.outputs['failed-jobs'])).toEqual([evil])
-  })
-
-  it('reports but does not fail with fail-on: none', async () => {
+  it('reads a run the backend dropped to its copy: statuses from the copy, the DAG from the plan', async () => {
     const plan = freshPlan(sharedPlanText('failing-upstream'))
     const runId = planRunId(plan)
     await driveRun(plan, runId, { 'foundation@dev.smoke': 'failed' })
-    const result = await runStatus(plan, { 'run-id': runId, 'fail-on': 'none', 'github-token': '' })
-    expect(result.exitCode).toBe(0)
+    expect(server.dropLiveState(runId)).toBe(true)
+
+    const result = await runStatus(plan, { 'run-id': runId, 'github-token': '' })
+
+    expect(result.exitCode).toBe(1)
     expect(result.outputs.status).toBe('failed')
-    expect(annotations(result)).toHaveLength(1)
+    expect(JSON.parse(result.outputs['failed-jobs'])).toEqual(['foundation@dev.smoke'])
+    // The copy lists no dependencies: the blocked jobs are still seen through the plan's.
+    expect(JSON.parse(result.outputs['blocked-jobs'])).toEqual(['api@dev.smoke', 'web@dev.smoke'])
+    expect(result.summary).toContain(
+      '"web@dev.smoke<br/>⊘ blocked by foundation@dev.smoke"]:::blocked'
+    )
   })
 })
 

@@ -5,6 +5,11 @@
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import {
+  BACKEND_BUILDS,
+  isBackendBuild,
+  type BackendBuild
+} from '../testing/coordination-server.js'
 import { DEMO_SECRET, Harness, ROOT, checkExecutions, type RunnerHandle } from './harness.js'
 import { rerunScenario } from './rerun-scenario.js'
 import { statusStep } from './status-step.js'
@@ -22,12 +27,13 @@ const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` :
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`.padStart(6)
 
 async function scenario(
+  build: BackendBuild,
   title: string,
   intent: string,
   extraRunners: (jobs: string[]) => Array<[string, Record<string, string>]>
 ) {
-  console.log(`\n${bold(`=== ${title} ===`)}`)
-  const harness = await new Harness().start()
+  console.log(`\n${bold(`=== ${title} (backend build ${build}) ===`)}`)
+  const harness = await new Harness({ server: { build } }).start()
   try {
     const plan = await harness.plan(intent, { 'backend-url': harness.server.url })
     if (plan.exitCode !== 0) throw new Error(`plan action failed:\n${plan.stdout}`)
@@ -138,29 +144,42 @@ async function scenario(
   }
 }
 
+// A deployment does not say which build of orun-backend it runs: the demo runs every scenario on
+// each (ORUN_DEMO_BUILD=2026-05-02 or 2026-05-08 picks one).
+const chosen = process.env.ORUN_DEMO_BUILD || undefined
+if (chosen !== undefined && !isBackendBuild(chosen)) {
+  throw new Error(`ORUN_DEMO_BUILD must be one of ${BACKEND_BUILDS.join(', ')}, got "${chosen}"`)
+}
+const builds: readonly BackendBuild[] = chosen !== undefined ? [chosen] : BACKEND_BUILDS
 const intent = join(ROOT, 'demo', 'intent')
-const ok = await scenario(
-  'remote-state-matrix: 6 jobs, one runner each, plus a duplicate entry and an environment fan-out pair',
-  intent,
-  () => [
-    ['duplicate api.dev.smoke', { job: 'api.dev.smoke' }],
-    ['fan-out env=dev', { environments: 'dev' }],
-    ['fan-out env=stage', { environments: 'stage' }]
-  ]
-)
-const problems = checkExecutions({ jobs: ok.planJobs }, ok.executions)
-console.log(
-  problems.length
-    ? `PROBLEMS:\n${problems.join('\n')}`
-    : 'every job ran exactly once, after its dependencies.'
-)
+const problems: string[] = []
+for (const build of builds) {
+  const ok = await scenario(
+    build,
+    'remote-state-matrix: 6 jobs, one runner each, plus a duplicate entry and an environment fan-out pair',
+    intent,
+    () => [
+      ['duplicate api.dev.smoke', { job: 'api.dev.smoke' }],
+      ['fan-out env=dev', { environments: 'dev' }],
+      ['fan-out env=stage', { environments: 'stage' }]
+    ]
+  )
+  const found = checkExecutions({ jobs: ok.planJobs }, ok.executions)
+  console.log(
+    found.length
+      ? `PROBLEMS (build ${build}):\n${found.join('\n')}`
+      : `every job ran exactly once, after its dependencies (build ${build}).`
+  )
+  problems.push(...found)
 
-const failing = await scenario(
-  'failing upstream: foundation exits 3, its dependents are blocked',
-  join(intent, 'failing'),
-  () => []
-)
-const blocked = [...failing.stored.values()].filter(j => j.status === 'pending').map(j => j.jobId)
-console.log(`not run (blocked by the failed upstream): ${blocked.join(', ') || 'none'}`)
-const rerunProblems = await rerunScenario(mkdtempSync(join(tmpdir(), 'orun-demo-rerun-')))
-process.exitCode = problems.length || rerunProblems.length ? 1 : 0
+  const failing = await scenario(
+    build,
+    'failing upstream: foundation exits 3, its dependents are blocked',
+    join(intent, 'failing'),
+    () => []
+  )
+  const blocked = [...failing.stored.values()].filter(j => j.status === 'pending').map(j => j.jobId)
+  console.log(`not run (blocked by the failed upstream): ${blocked.join(', ') || 'none'}`)
+  problems.push(...(await rerunScenario(mkdtempSync(join(tmpdir(), 'orun-demo-rerun-')), build)))
+}
+process.exitCode = problems.length ? 1 : 0

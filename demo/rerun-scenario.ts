@@ -4,6 +4,7 @@
  * blocked jobs' runners (the plan job is not re-run, so they get attempt 1's
  * run id), the flake gone. Shared by the demo (`npm run demo`) and the tests.
  */
+import { DEFAULT_BACKEND_BUILD, type BackendBuild } from '../testing/coordination-server.js'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Harness, type ProcessResult } from './harness.js'
@@ -125,11 +126,14 @@ export async function runAttempt(
 const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text)
 
 /** The demo's scenario, in workspaces under `root` (deleted after): prints what each attempt did; returns the problems found. */
-export async function rerunScenario(root: string): Promise<string[]> {
+export async function rerunScenario(
+  root: string,
+  build: BackendBuild = DEFAULT_BACKEND_BUILD
+): Promise<string[]> {
   console.log(
-    `\n${bold('=== re-run failed jobs: api@dev is flaky in attempt 1, attempt 2 re-runs only the failed legs ===')}`
+    `\n${bold(`=== re-run failed jobs: api@dev is flaky in attempt 1, attempt 2 re-runs only the failed legs (backend build ${build}) ===`)}`
   )
-  const harness = await new Harness().start()
+  const harness = await new Harness({ server: { build } }).start()
   const problems: string[] = []
   try {
     const first = writeFlakyIntent(join(root, 'attempt-1'), RERUN_SHAPE, ['api@dev'])

@@ -11,14 +11,16 @@ import {
   startGitHubApiServer,
   type StandinJob
 } from '../testing/github-api-server.js'
-import type { Harness } from './harness.js'
+import type { Harness, ProcessResult } from './harness.js'
 
 const REPOSITORY = 'acme/monorepo'
 
 export async function statusStep(
   harness: Harness,
-  inputs: { 'run-id': string; 'plan-id': string; 'plan-file': string }
-): Promise<void> {
+  inputs: { 'run-id': string; 'plan-id': string; 'plan-file': string },
+  /** Return the step's result without printing it (tests). */
+  quiet = false
+): Promise<ProcessResult> {
   const api = await startGitHubApiServer()
   try {
     // One GitHub job per runner the demo started, named as the workflow would name it.
@@ -42,12 +44,14 @@ export async function statusStep(
       'status'
     )
     const result = await step.done
+    if (quiet) return result
     const failure = /^::error::(.*)$/m.exec(result.stdout)?.[1]
     console.log(
       `\nstatus step: exit ${result.exitCode}, status=${result.outputs.status ?? '-'}${failure ? `, ${failure}` : ''}`
     )
     console.log(`summary (${Buffer.byteLength(result.summary)} bytes), as text:\n`)
     console.log(summaryAsText(result.summary))
+    return result
   } finally {
     await api.close()
   }

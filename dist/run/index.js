@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2967);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(72155);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2967:
+/***/ 72155:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32312,8 +32312,13 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429)
+        if (status === 429) {
             this.stats.rateLimited++;
+            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+            const burst = Number(response.message.headers['x-ratelimit-limit']);
+            if (burst > 0)
+                this.stats.rateLimitBurst = burst;
+        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -32486,6 +32491,70 @@ class BackendClient {
     request(spec, trace, call) {
         return this.transport.request(spec, trace, call);
     }
+}
+
+;// CONCATENATED MODULE: ./src/backend/dropped-run.ts
+
+
+/**
+ * A run whose live state the backend dropped. On orun-backend's 2026-05-08 build a run that
+ * goes idle (nobody touches it for about 5 minutes: every job ended, or its runners are gone)
+ * is answered from a poorer database copy: statuses kept (a claim that never completed reads
+ * `pending`), every dependency `[]`, every heartbeat `null`, and the run gains
+ * finishedAt/expiresAt. Claims answer 404 as for an unknown run, and a create with the same id
+ * answers 201 and silently starts the run over with every job pending: a runner that joins
+ * late (a matrix leg queued for minutes) must see the copy for what it is, and never create.
+ */
+/** The backend keeps no live run: its read-only copy is all there is. */
+class RunDroppedError extends errors/* UserError */.yo {
+    runId;
+    jobs;
+    constructor(runId, 
+    /** The copy's jobs (empty when they could not be read). */
+    jobs) {
+        const done = jobs.filter(job => job.status === 'success').length;
+        super(`Run ${runId} is no longer live on the backend: it went idle (no runner touched it for about 5 minutes) and the backend dropped it to a read-only copy` +
+            (jobs.length ? ` (${done} of ${jobs.length} job(s) succeeded and are kept there)` : '') +
+            '. Creating it again would silently start the whole run over, so this runner does not. ' +
+            'Use "Re-run failed jobs": the new attempt carries what succeeded over and runs the rest.');
+        this.runId = runId;
+        this.jobs = jobs;
+        this.name = 'RunDroppedError';
+    }
+}
+/** A run record that the copy answered: the live record has no expiresAt. */
+function isDroppedRunRecord(run) {
+    return typeof run.expiresAt === 'string' && run.expiresAt.length > 0;
+}
+/**
+ * Whether a job list reads like the copy: the plan has dependencies, yet no job read back has
+ * any, and no job has a heartbeat. A live run (either build) lists every job's dependencies.
+ */
+function readsLikeDroppedCopy(plan, jobs) {
+    const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0);
+    return (planHasDeps &&
+        jobs.length > 0 &&
+        jobs.every(job => job.deps.length === 0 && job.heartbeatAt === null));
+}
+/**
+ * Before a create that follows an answer "run unknown": a run the backend still lists is a
+ * copy (claims on a live run do not answer unknown, except in the moment after its creation,
+ * when its record is unknown too). Throws RunDroppedError for the copy; else the caller creates
+ * or joins as usual. Costs one read, and only on that path.
+ */
+async function checkNotDropped(client, runId) {
+    let run;
+    try {
+        run = await client.getRun(runId);
+    }
+    catch (error) {
+        if (error instanceof BackendError && error.status === 404)
+            return;
+        throw error;
+    }
+    if (!isDroppedRunRecord(run) && run.finishedAt == null)
+        return;
+    throw new RunDroppedError(runId, await client.listJobs(runId).catch(() => []));
 }
 
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
@@ -33221,6 +33290,35 @@ function parseRunId(runId) {
 function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
+
+;// CONCATENATED MODULE: ./src/common/runner-lost.ts
+/**
+ * A lost runner, worded in one place. On orun-backend's 2026-05-08 build a runner that stops
+ * heartbeating (its machine was lost, its process killed) is not replaced: the backend's sweep
+ * fails its job with this error, and the job's dependents are blocked. That is not a failure of
+ * the job's own steps, so every place that reports it (the run action's results and messages,
+ * the status summary and annotations) says "runner lost" with these words.
+ */
+/** The error the backend's heartbeat-timeout sweep writes on the job of a silent runner. */
+const RUNNER_HEARTBEAT_TIMEOUT = 'runner heartbeat timeout';
+/** Whether a failed job's error is the backend's, not the job's own: its runner was lost. */
+function isRunnerLost(lastError) {
+    return lastError?.trim() === RUNNER_HEARTBEAT_TIMEOUT;
+}
+/** "runner lost: runner r1 (https://…) stopped heartbeating mid-job; its steps did not fail". */
+function runnerLostText(lost) {
+    const who = lost.runnerId ? `runner ${lost.runnerId}` : 'its runner';
+    const where = lost.jobUrl ? ` (${lost.jobUrl})` : '';
+    return `runner lost: ${who}${where} stopped heartbeating mid-job (its machine was lost or its process killed), so the backend failed the job; its own steps did not fail`;
+}
+/** For a blocked job: "upstream runner lost: a (runner r1 …)". */
+function upstreamRunnerLostText(lost) {
+    return `upstream runner lost: ${lost
+        .map(l => `${l.jobId} (${l.runnerId ? `runner ${l.runnerId}` : 'its runner'}${l.jobUrl ? `, ${l.jobUrl}` : ''} stopped heartbeating mid-job)`)
+        .join(', ')}`;
+}
+/** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
+const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
 
 // EXTERNAL MODULE: ./src/common/escape.ts
 var common_escape = __nccwpck_require__(74678);
@@ -35616,22 +35714,32 @@ function pacedClient(client, pacer, followUps = new Set()) {
  * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
  * runner back on the tight pace at once; while answers keep coming without one, the
  * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
- * that speeds up meets a 429 again: the spacing settles where the limit binds).
+ * that speeds up meets a 429 again: the spacing settles where the limit binds). A 429 also
+ * states the bucket's size (X-RateLimit-Limit): a small bucket (20 on the 5/s build) refills
+ * slowly, so a runner that was told one stays on the tight pace for good instead of probing
+ * it again every 20 s (each probe costs the whole repository a round of 429s).
  */
 const TIGHT_PER_SECOND = 5;
 const AMPLE_PER_SECOND = 30;
 /** From a 429 back to the ample limit, when no other 429 comes. */
 const LIMIT_RECOVER_MS = 20_000;
+/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
+const SMALL_BURST = 50;
 class LearnedLimit {
     refusals;
     now;
+    burst;
     recoverMs;
     seen;
     refusedAt;
-    /** `refusals` reads how many answers of 429 this runner's client(s) received so far. */
-    constructor(refusals, now, recoverMs = LIMIT_RECOVER_MS) {
+    /**
+     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
+     * `burst` the bucket size the latest of them stated.
+     */
+    constructor(refusals, now, burst = () => undefined, recoverMs = LIMIT_RECOVER_MS) {
         this.refusals = refusals;
         this.now = now;
+        this.burst = burst;
         this.recoverMs = recoverMs;
         this.seen = refusals();
     }
@@ -35644,6 +35752,9 @@ class LearnedLimit {
         }
         if (this.refusedAt === undefined)
             return AMPLE_PER_SECOND;
+        const burst = this.burst();
+        if (burst !== undefined && burst <= SMALL_BURST)
+            return TIGHT_PER_SECOND;
         const relaxed = Math.min(1, Math.max(0, (this.now() - this.refusedAt) / this.recoverMs));
         return TIGHT_PER_SECOND + (AMPLE_PER_SECOND - TIGHT_PER_SECOND) * relaxed;
     }
@@ -35665,6 +35776,7 @@ function addStats(into, from) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
+
 
 
 
@@ -35713,7 +35825,8 @@ async function acquireLoop(ctx, jobId, stats) {
                         kind: 'finished',
                         status: result.currentStatus,
                         lastError: record.lastError,
-                        mirrored: false
+                        mirrored: false,
+                        runnerId: record.runnerId
                     };
                 }
                 case 'skipped':
@@ -35740,8 +35853,17 @@ async function acquireLoop(ctx, jobId, stats) {
             if (!own)
                 throw notInRun(ctx, jobId);
             if (own.status === 'success' || own.status === 'failed') {
-                return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false };
+                return {
+                    kind: 'finished',
+                    status: own.status,
+                    lastError: own.lastError,
+                    mirrored: false,
+                    runnerId: own.runnerId
+                };
             }
+            // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
+            if (readsLikeDroppedCopy(ctx.plan, jobs))
+                throw new RunDroppedError(ctx.runId, jobs);
             if (own.status === 'running')
                 return duplicate(ctx, jobId, deadline);
             assessment = assess(ctx.plan, jobId, jobs, ctx.now());
@@ -35841,12 +35963,21 @@ async function duplicate(ctx, jobId, deadline) {
 function notInRun(ctx, jobId) {
     return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`);
 }
-/** Claims, creating or joining the run first when the backend does not know it yet. */
+/**
+ * Claims, creating or joining the run first when the backend does not know it yet. A run the
+ * backend dropped to its copy still tells this job's outcome when the job had finished.
+ */
 async function claim(ctx, jobId) {
     try {
         return await onceRunVisible(ctx, () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
     }
     catch (error) {
+        if (error instanceof RunDroppedError) {
+            const own = error.jobs.find(job => job.jobId === jobId);
+            if (own?.status === 'success' || own?.status === 'failed') {
+                return { claimed: false, currentStatus: own.status };
+            }
+        }
         if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
         throw error;
@@ -36650,6 +36781,7 @@ function dropInFlightJob(state, jobId) {
 
 
 
+
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -36700,7 +36832,7 @@ async function runJob(ctx) {
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
             log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
-            limit: new LearnedLimit(() => client.stats.rateLimited, Date.now)
+            limit: new LearnedLimit(() => client.stats.rateLimited, Date.now, () => client.stats.rateLimitBurst)
         }, jobId, stats);
     }
     catch (error) {
@@ -36729,6 +36861,11 @@ async function runJob(ctx) {
                     detail: acquired.mirrored ? 'ran on another runner' : 'already complete'
                 };
             }
+            if (isRunnerLost(acquired.lastError)) {
+                const lost = { jobId, runnerId: acquired.runnerId ?? null };
+                lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)}: ${runnerLostText(lost)}.`));
+                return { ...base, status: 'failed', detail: runnerLostText(lost), lostRunners: [lost] };
+            }
             return {
                 ...base,
                 status: 'failed',
@@ -36742,11 +36879,27 @@ async function runJob(ctx) {
                 detail: `owned by ${acquired.owner ?? 'another runner'}`
             };
         case 'blocked': {
+            // A lost runner's job did not fail by its own steps: it is named apart.
+            const lostRunners = acquired.upstream
+                .filter(u => isRunnerLost(u.lastError))
+                .map(u => ({ jobId: u.jobId, runnerId: u.runnerId }));
             const names = acquired.upstream
+                .filter(u => !isRunnerLost(u.lastError))
                 .map(u => `${(0,common_escape/* inline */.mG)(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
                 .join(', ');
-            lib_core/* error */.z3(`${(0,common_escape/* inline */.mG)(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
-            return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
+            const why = [
+                names || !lostRunners.length ? `upstream failed: ${names || 'a dependency'}` : '',
+                lostRunners.length ? upstreamRunnerLostText(lostRunners) : ''
+            ]
+                .filter(Boolean)
+                .join('; ');
+            lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} will not run: ${why}.`));
+            return {
+                ...base,
+                status: 'blocked',
+                detail: why,
+                ...(lostRunners.length ? { lostRunners } : {})
+            };
         }
     }
     if (acquired.takeover)
@@ -36790,6 +36943,17 @@ async function runJob(ctx) {
         // The lease is gone: the new owner reports the result and owns the log.
         ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
         saveInFlight(ctx.inFlight);
+        // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
+        const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined);
+        if (record && isRunnerLost(record.lastError)) {
+            const lost = { jobId, runnerId: ctx.runnerId };
+            return {
+                ...result,
+                status: 'failed',
+                detail: `${runnerLostText(lost)} (its heartbeats did not reach the backend in time)`,
+                lostRunners: [lost]
+            };
+        }
         return {
             ...result,
             status: 'failed',
@@ -36887,6 +37051,7 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
 
 
 
+
 /**
  * Workers start this far apart by index, so a large pool's first requests fit the rate limit
  * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
@@ -36916,7 +37081,7 @@ async function runPool(ctx, results) {
         maxRateLimitedAttempts: 1
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
-    const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now);
+    const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now, () => own.stats.rateLimitBurst);
     // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
     const logUploads = [];
     const inBackground = (upload) => {
@@ -36995,7 +37160,12 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
     };
     const readRunnable = () => onceRunVisible(visible, () => client.runnable(runId), ({ error }) => isRunUnknown(error));
     // An unknown run answers an empty job list.
-    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0);
+    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0).then(jobs => {
+        // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
+        if (readsLikeDroppedCopy(ctx.plan, jobs))
+            throw new RunDroppedError(runId, jobs);
+        return jobs;
+    });
     /**
      * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
      * why the worker leaves, or undefined once there is something to claim again.
@@ -37392,6 +37562,7 @@ async function loadPlan(inputs) {
 
 
 
+
 /**
  * Re-runs of a workflow run ("Re-run failed jobs", "Re-run job"). GitHub starts
  * only the matrix legs it re-runs and hands them the plan job's outputs of the
@@ -37766,8 +37937,11 @@ class Carrier {
                     !/job not found/i.test(error.message);
                 if (!unknownRun || tries >= 8)
                     throw error;
-                if (tries === 1)
+                if (tries === 1) {
+                    // A run the backend dropped to its copy must not be created again (it would start over).
+                    await checkNotDropped(this.options.client, this.runId);
                     await joinRun(this.options.client, this.options.plan, this.runId);
+                }
                 else
                     await this.sleep(spread(delayMs, 0.5, this.options.random));
                 delayMs = Math.min(delayMs * 2, 4_000);
@@ -37832,6 +38006,8 @@ function overallStatus(results) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/main.ts
+
+
 
 
 
@@ -37950,9 +38126,12 @@ async function run() {
         hurry: hurry.signal,
         binary: orun.binary,
         capabilities,
+        // Called when the backend answered "run unknown": a run it dropped to its copy must not be
+        // created again (that would start it over), so a read comes first.
         ensureRun: async () => {
             if (joined)
                 return;
+            await checkNotDropped(client, inputs.runId);
             await joinRun(client, plan, inputs.runId);
             joined = true;
         }
@@ -38004,7 +38183,9 @@ async function run() {
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
             tookOver: r.tookOver,
-            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {}),
+            ...(r.status === 'failed' || r.status === 'blocked' ? { detail: r.detail ?? '' } : {}),
+            ...(r.lostRunners ? { runnerLost: r.lostRunners } : {})
         }
     ]))));
     await lib_core/* summary */.z
@@ -38029,7 +38210,10 @@ async function run() {
     }
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
-        throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
+        throw new errors/* UserError */.yo([
+            ...bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`),
+            ...(bad.some(r => r.lostRunners) ? [RERUN_AFTER_RUNNER_LOST] : [])
+        ].join('\n'));
 }
 
 

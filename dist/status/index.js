@@ -29436,7 +29436,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83374);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2433);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29446,7 +29446,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 83374:
+/***/ 2433:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -30481,8 +30481,13 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429)
+        if (status === 429) {
             this.stats.rateLimited++;
+            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+            const burst = Number(response.message.headers['x-ratelimit-limit']);
+            if (burst > 0)
+                this.stats.rateLimitBurst = burst;
+        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -31287,7 +31292,37 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/common/runner-lost.ts
+/**
+ * A lost runner, worded in one place. On orun-backend's 2026-05-08 build a runner that stops
+ * heartbeating (its machine was lost, its process killed) is not replaced: the backend's sweep
+ * fails its job with this error, and the job's dependents are blocked. That is not a failure of
+ * the job's own steps, so every place that reports it (the run action's results and messages,
+ * the status summary and annotations) says "runner lost" with these words.
+ */
+/** The error the backend's heartbeat-timeout sweep writes on the job of a silent runner. */
+const RUNNER_HEARTBEAT_TIMEOUT = 'runner heartbeat timeout';
+/** Whether a failed job's error is the backend's, not the job's own: its runner was lost. */
+function isRunnerLost(lastError) {
+    return lastError?.trim() === RUNNER_HEARTBEAT_TIMEOUT;
+}
+/** "runner lost: runner r1 (https://…) stopped heartbeating mid-job; its steps did not fail". */
+function runnerLostText(lost) {
+    const who = lost.runnerId ? `runner ${lost.runnerId}` : 'its runner';
+    const where = lost.jobUrl ? ` (${lost.jobUrl})` : '';
+    return `runner lost: ${who}${where} stopped heartbeating mid-job (its machine was lost or its process killed), so the backend failed the job; its own steps did not fail`;
+}
+/** For a blocked job: "upstream runner lost: a (runner r1 …)". */
+function upstreamRunnerLostText(lost) {
+    return `upstream runner lost: ${lost
+        .map(l => `${l.jobId} (${l.runnerId ? `runner ${l.runnerId}` : 'its runner'}${l.jobUrl ? `, ${l.jobUrl}` : ''} stopped heartbeating mid-job)`)
+        .join(', ')}`;
+}
+/** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
+const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
+
 ;// CONCATENATED MODULE: ./src/status/outcome.ts
+
 /** Display order: problems first. */
 const OUTCOMES = [
     'failed',
@@ -31337,6 +31372,8 @@ function classifyRun(plan, runId, run, records) {
             case 'running':
             case 'skipped':
                 view.outcome = record.status;
+                if (record.status === 'failed' && isRunnerLost(record.lastError))
+                    view.runnerLost = true;
                 break;
             default: {
                 const blockers = new Set();
@@ -31446,6 +31483,8 @@ function outcomeText(job, withDuration = true) {
             return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`;
         case 'success':
         case 'failed':
+            if (job.runnerLost)
+                return '✗ runner lost';
             return withDuration && job.durationMs !== undefined
                 ? `${OUTCOME_WORDS[job.outcome]} in ${charts_formatDuration(job.durationMs)}`
                 : OUTCOME_WORDS[job.outcome];
@@ -32067,6 +32106,7 @@ function candidateRunIds(runId, env = process.env) {
 
 
 
+
 /**
  * The status summary: the page a platform engineer opens first. Verdict and
  * totals, the DAG by outcome, the timeline, each failure with its error and
@@ -32177,11 +32217,14 @@ function totals(view) {
 function problemLine(view, shown = 5) {
     const ids = (outcome) => view.jobs.filter(job => outcome.includes(job.outcome)).map(job => job.id);
     const parts = [];
-    const failed = ids(['failed']);
+    const lost = view.jobs.filter(job => job.runnerLost).map(job => job.id);
+    const failed = ids(['failed']).filter(id => !lost.includes(id));
     const blocked = ids(['blocked']);
     const notRun = ids(['not-run', 'running']);
     if (failed.length)
         parts.push(`${failed.length} failed (${listSome(failed, shown)})`);
+    if (lost.length)
+        parts.push(`${lost.length} runner lost (${listSome(lost, shown)})`);
     if (blocked.length)
         parts.push(`${blocked.length} blocked (${listSome(blocked, shown)})`);
     if (notRun.length)
@@ -32190,6 +32233,19 @@ function problemLine(view, shown = 5) {
 }
 function failureDetails(job, report) {
     const title = job.name === job.id ? job.id : `${job.name} (${job.id})`;
+    const link = report.links.get(job.id)?.htmlUrl;
+    if (job.runnerLost) {
+        const text = (0,common_escape/* markdownText */.p7)(capitalized(runnerLostText({ runnerId: job.runnerId ?? null })));
+        return [
+            `<details><summary>✗ ${(0,common_escape/* markdownText */.p7)(title)}: runner lost</summary>`,
+            '',
+            link && safeUrl(link) ? `${text}: [its GitHub job](${link}).` : `${text}.`,
+            '',
+            (0,common_escape/* markdownText */.p7)(RERUN_AFTER_RUNNER_LOST),
+            '',
+            '</details>'
+        ].join('\n');
+    }
     const parts = [`<details><summary>✗ ${(0,common_escape/* markdownText */.p7)(title)}</summary>`, ''];
     const error = job.error?.trim();
     if (error) {
@@ -32209,7 +32265,6 @@ function failureDetails(job, report) {
     else {
         parts.push("Log not fetched (only the first failed jobs' logs are read).", '');
     }
-    const link = report.links.get(job.id)?.htmlUrl;
     if (link && safeUrl(link))
         parts.push(`[Full log on GitHub](${link})`, '');
     parts.push('</details>');
@@ -32239,12 +32294,14 @@ function tableRow(job, report) {
     ];
     return `| ${cells.join(' | ')} |`;
 }
+const capitalized = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 /** Only plain http(s) addresses without characters that could end a markdown link. */
 function safeUrl(url) {
     return /^https?:\/\/[^\s()<>[\]"'`]+$/.test(url);
 }
 
 ;// CONCATENATED MODULE: ./src/status/main.ts
+
 
 
 
@@ -32286,14 +32343,19 @@ async function run() {
     if (github.problem)
         notes.push(github.problem);
     const links = linkJobs(view.jobs, github.jobs);
-    const failed = view.jobs.filter(job => job.outcome === 'failed').map(job => job.id);
+    // A lost runner's log tail says nothing about why: its steps did not fail.
+    const failed = view.jobs
+        .filter(job => job.outcome === 'failed' && !job.runnerLost)
+        .map(job => job.id);
     const tails = await fetchLogTails(client, read.runId, failed);
     if (tails.notFetched) {
         notes.push(`Log tails are shown for the first ${MAX_FAILED_LOGS} failed jobs only; ${tails.notFetched} more failed jobs' logs were not read (each costs a request against the repository's rate limit).`);
     }
     const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
     setOutputs(view);
-    annotateFailures(view);
+    annotateFailures(view, links);
+    if (view.jobs.some(job => job.runnerLost))
+        notes.push(RERUN_AFTER_RUNNER_LOST);
     await lib_core/* summary */.z
         .addRaw(renderStatusSummary({
         view,
@@ -32335,9 +32397,17 @@ function setOutputs(view) {
     lib_core/* setOutput */.uH('run-id', view.runId);
 }
 /** One error annotation per failed job, titled with its check name (workflow-command escaping by @actions/core). */
-function annotateFailures(view) {
+function annotateFailures(view, links) {
     const failed = view.jobs.filter(job => job.outcome === 'failed');
     for (const job of failed.slice(0, MAX_JOB_ANNOTATIONS)) {
+        if (job.runnerLost) {
+            const lost = {
+                runnerId: job.runnerId ?? null,
+                jobUrl: links.get(job.id)?.htmlUrl ?? undefined
+            };
+            lib_core/* error */.z3(`${job.id}: ${runnerLostText(lost)}`, { title: `${job.name}: runner lost` });
+            continue;
+        }
         const firstLine = job.error?.split('\n').find(line => line.trim()) ?? 'failed';
         lib_core/* error */.z3(`${job.id}: ${firstLine.slice(0, 500)}`, { title: job.name });
     }

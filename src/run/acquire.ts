@@ -1,5 +1,6 @@
 import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
+import { RunDroppedError, readsLikeDroppedCopy } from '../backend/dropped-run.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
 import { inline } from '../common/escape.js'
@@ -16,7 +17,14 @@ import { TIGHT_LIMIT, type LearnedLimit } from './pace.js'
  */
 export type Acquired =
   | { kind: 'claimed'; takeover: boolean }
-  | { kind: 'finished'; status: 'success' | 'failed'; lastError: string | null; mirrored: boolean }
+  | {
+      kind: 'finished'
+      status: 'success' | 'failed'
+      lastError: string | null
+      mirrored: boolean
+      /** Who ran it, as the backend says. */
+      runnerId?: string | null
+    }
   | { kind: 'skipped'; owner: string | null }
   | { kind: 'blocked'; upstream: JobRecord[] }
 
@@ -93,7 +101,8 @@ async function acquireLoop(
             kind: 'finished',
             status: result.currentStatus,
             lastError: record.lastError,
-            mirrored: false
+            mirrored: false,
+            runnerId: record.runnerId
           }
         }
         case 'skipped':
@@ -118,8 +127,16 @@ async function acquireLoop(
       const own = jobs.find(job => job.jobId === jobId)
       if (!own) throw notInRun(ctx, jobId)
       if (own.status === 'success' || own.status === 'failed') {
-        return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false }
+        return {
+          kind: 'finished',
+          status: own.status,
+          lastError: own.lastError,
+          mirrored: false,
+          runnerId: own.runnerId
+        }
       }
+      // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
+      if (readsLikeDroppedCopy(ctx.plan, jobs)) throw new RunDroppedError(ctx.runId, jobs)
       if (own.status === 'running') return duplicate(ctx, jobId, deadline)
       assessment = assess(ctx.plan, jobId, jobs, ctx.now())
       if (assessment.failedUpstream.length)
@@ -241,7 +258,10 @@ function notInRun(ctx: AcquireContext, jobId: string): UserError {
   )
 }
 
-/** Claims, creating or joining the run first when the backend does not know it yet. */
+/**
+ * Claims, creating or joining the run first when the backend does not know it yet. A run the
+ * backend dropped to its copy still tells this job's outcome when the job had finished.
+ */
 async function claim(ctx: AcquireContext, jobId: string) {
   try {
     return await onceRunVisible(
@@ -250,6 +270,12 @@ async function claim(ctx: AcquireContext, jobId: string) {
       ({ error }) => isRunUnknown(error)
     )
   } catch (error) {
+    if (error instanceof RunDroppedError) {
+      const own = error.jobs.find(job => job.jobId === jobId)
+      if (own?.status === 'success' || own?.status === 'failed') {
+        return { claimed: false as const, currentStatus: own.status }
+      }
+    }
     if (error instanceof BackendError && error.status === 404) throw notInRun(ctx, jobId)
     throw error
   }

@@ -6,6 +6,12 @@ import { BackendError, isCancelledCall } from '../backend/client.js'
 import type { TokenSource } from '../backend/auth.js'
 import { commandSafe, inline } from '../common/escape.js'
 import { errorMessage } from '../common/errors.js'
+import {
+  isRunnerLost,
+  runnerLostText,
+  upstreamRunnerLostText,
+  type LostRunner
+} from '../common/runner-lost.js'
 import { scaledBudget, spread, timerUnlessAborted } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
 import { acquireJob, type Acquired, type AcquireStats } from './acquire.js'
@@ -139,6 +145,11 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
           detail: acquired.mirrored ? 'ran on another runner' : 'already complete'
         }
       }
+      if (isRunnerLost(acquired.lastError)) {
+        const lost = { jobId, runnerId: acquired.runnerId ?? null }
+        core.error(commandSafe(`${inline(jobId)}: ${runnerLostText(lost)}.`))
+        return { ...base, status: 'failed', detail: runnerLostText(lost), lostRunners: [lost] }
+      }
       return {
         ...base,
         status: 'failed',
@@ -154,13 +165,27 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         detail: `owned by ${acquired.owner ?? 'another runner'}`
       }
     case 'blocked': {
+      // A lost runner's job did not fail by its own steps: it is named apart.
+      const lostRunners: LostRunner[] = acquired.upstream
+        .filter(u => isRunnerLost(u.lastError))
+        .map(u => ({ jobId: u.jobId, runnerId: u.runnerId }))
       const names = acquired.upstream
+        .filter(u => !isRunnerLost(u.lastError))
         .map(u => `${inline(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
         .join(', ')
-      core.error(
-        `${inline(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`
-      )
-      return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` }
+      const why = [
+        names || !lostRunners.length ? `upstream failed: ${names || 'a dependency'}` : '',
+        lostRunners.length ? upstreamRunnerLostText(lostRunners) : ''
+      ]
+        .filter(Boolean)
+        .join('; ')
+      core.error(commandSafe(`${inline(jobId)} will not run: ${why}.`))
+      return {
+        ...base,
+        status: 'blocked',
+        detail: why,
+        ...(lostRunners.length ? { lostRunners } : {})
+      }
     }
   }
   if (acquired.takeover)
@@ -210,6 +235,17 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     // The lease is gone: the new owner reports the result and owns the log.
     ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId)
     saveInFlight(ctx.inFlight)
+    // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
+    const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined)
+    if (record && isRunnerLost(record.lastError)) {
+      const lost = { jobId, runnerId: ctx.runnerId }
+      return {
+        ...result,
+        status: 'failed',
+        detail: `${runnerLostText(lost)} (its heartbeats did not reach the backend in time)`,
+        lostRunners: [lost]
+      }
+    }
     return {
       ...result,
       status: 'failed',

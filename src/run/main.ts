@@ -2,9 +2,11 @@ import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { isCancelledCall } from '../backend/client.js'
+import { checkNotDropped } from '../backend/dropped-run.js'
 import { connectBackend, explainBackendError, joinRun, shortId } from '../backend/session.js'
 import { currentAttempt } from '../common/attempt.js'
 import { UserError } from '../common/errors.js'
+import { RERUN_AFTER_RUNNER_LOST } from '../common/runner-lost.js'
 import { commandSafe, inline } from '../common/escape.js'
 import { makeTempDir } from '../common/runner.js'
 import { resolveOrun } from '../install/installer.js'
@@ -128,8 +130,11 @@ export async function run(): Promise<void> {
     hurry: hurry.signal,
     binary: orun.binary,
     capabilities,
+    // Called when the backend answered "run unknown": a run it dropped to its copy must not be
+    // created again (that would start it over), so a read comes first.
     ensureRun: async () => {
       if (joined) return
+      await checkNotDropped(client, inputs.runId)
       await joinRun(client, plan, inputs.runId)
       joined = true
     }
@@ -194,7 +199,9 @@ export async function run(): Promise<void> {
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
             tookOver: r.tookOver,
-            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {}),
+            ...(r.status === 'failed' || r.status === 'blocked' ? { detail: r.detail ?? '' } : {}),
+            ...(r.lostRunners ? { runnerLost: r.lostRunners } : {})
           }
         ])
       )
@@ -231,6 +238,9 @@ export async function run(): Promise<void> {
   const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked')
   if (bad.length)
     throw new UserError(
-      bad.map(r => `${inline(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n')
+      [
+        ...bad.map(r => `${inline(r.jobId)}: ${r.status}: ${r.detail ?? ''}`),
+        ...(bad.some(r => r.lostRunners) ? [RERUN_AFTER_RUNNER_LOST] : [])
+      ].join('\n')
     )
 }

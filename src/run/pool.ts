@@ -1,4 +1,5 @@
 import { BackendClient } from '../backend/client.js'
+import { RunDroppedError, readsLikeDroppedCopy } from '../backend/dropped-run.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError, errorMessage } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
@@ -182,7 +183,11 @@ async function poolLoop(
       () => client.listJobs(runId),
       ({ value, error }) =>
         error ? isRunUnknown(error) : !value!.length && ctx.plan.order.length > 0
-    )
+    ).then(jobs => {
+      // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
+      if (readsLikeDroppedCopy(ctx.plan, jobs)) throw new RunDroppedError(runId, jobs)
+      return jobs
+    })
 
   /**
    * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns

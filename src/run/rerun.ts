@@ -1,5 +1,6 @@
 import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
+import { checkNotDropped } from '../backend/dropped-run.js'
 import { joinRun } from '../backend/session.js'
 import type { JobRecord } from '../backend/types.js'
 import { parseRunId } from '../common/attempt.js'
@@ -438,8 +439,11 @@ export class Carrier {
           error.status === 404 &&
           !/job not found/i.test(error.message)
         if (!unknownRun || tries >= 8) throw error
-        if (tries === 1) await joinRun(this.options.client, this.options.plan, this.runId)
-        else await this.sleep(spread(delayMs, 0.5, this.options.random))
+        if (tries === 1) {
+          // A run the backend dropped to its copy must not be created again (it would start over).
+          await checkNotDropped(this.options.client, this.runId)
+          await joinRun(this.options.client, this.options.plan, this.runId)
+        } else await this.sleep(spread(delayMs, 0.5, this.options.random))
         delayMs = Math.min(delayMs * 2, 4_000)
       }
     }

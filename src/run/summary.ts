@@ -1,4 +1,5 @@
 import { markdownCode, markdownLiteral } from '../common/escape.js'
+import type { LostRunner } from '../common/runner-lost.js'
 
 /** The per-runner job summary: what ran here, how long it waited, where its log is. */
 export interface JobResult {
@@ -13,6 +14,8 @@ export interface JobResult {
   detail?: string
   /** The attempt in which the job was executed, when it was carried over from there. */
   carriedFrom?: number
+  /** Runners lost mid-job: this job's own (failed), or upstream ones (blocked). */
+  lostRunners?: LostRunner[]
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`

@@ -51,6 +51,7 @@ export function outcomeText(job: JobView, withDuration = true): string {
       return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`
     case 'success':
     case 'failed':
+      if (job.runnerLost) return '✗ runner lost'
       return withDuration && job.durationMs !== undefined
         ? `${OUTCOME_WORDS[job.outcome]} in ${formatDuration(job.durationMs)}`
         : OUTCOME_WORDS[job.outcome]

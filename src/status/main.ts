@@ -4,6 +4,7 @@ import { resolveBackendUrl } from '../backend/url.js'
 import { UserError } from '../common/errors.js'
 import { loadPlan } from '../run/plan-source.js'
 import { logText, markdownText } from '../common/escape.js'
+import { RERUN_AFTER_RUNNER_LOST, runnerLostText } from '../common/runner-lost.js'
 import { estimateCost, renderCost } from './cost.js'
 import { listAttemptJobs } from './github-jobs.js'
 import { readStatusInputs, type StatusInputs } from './inputs.js'
@@ -42,7 +43,10 @@ export async function run(): Promise<void> {
   const github = await listAttemptJobs(inputs.githubToken)
   if (github.problem) notes.push(github.problem)
   const links = linkJobs(view.jobs, github.jobs)
-  const failed = view.jobs.filter(job => job.outcome === 'failed').map(job => job.id)
+  // A lost runner's log tail says nothing about why: its steps did not fail.
+  const failed = view.jobs
+    .filter(job => job.outcome === 'failed' && !job.runnerLost)
+    .map(job => job.id)
   const tails = await fetchLogTails(client, read.runId, failed)
   if (tails.notFetched) {
     notes.push(
@@ -52,7 +56,8 @@ export async function run(): Promise<void> {
   const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1')
 
   setOutputs(view)
-  annotateFailures(view)
+  annotateFailures(view, links)
+  if (view.jobs.some(job => job.runnerLost)) notes.push(RERUN_AFTER_RUNNER_LOST)
   await core.summary
     .addRaw(
       renderStatusSummary({
@@ -104,9 +109,17 @@ function setOutputs(view: RunView): void {
 }
 
 /** One error annotation per failed job, titled with its check name (workflow-command escaping by @actions/core). */
-function annotateFailures(view: RunView): void {
+function annotateFailures(view: RunView, links: ReturnType<typeof linkJobs>): void {
   const failed = view.jobs.filter(job => job.outcome === 'failed')
   for (const job of failed.slice(0, MAX_JOB_ANNOTATIONS)) {
+    if (job.runnerLost) {
+      const lost = {
+        runnerId: job.runnerId ?? null,
+        jobUrl: links.get(job.id)?.htmlUrl ?? undefined
+      }
+      core.error(`${job.id}: ${runnerLostText(lost)}`, { title: `${job.name}: runner lost` })
+      continue
+    }
     const firstLine = job.error?.split('\n').find(line => line.trim()) ?? 'failed'
     core.error(`${job.id}: ${firstLine.slice(0, 500)}`, { title: job.name })
   }

@@ -1,5 +1,6 @@
 import type { JobRecord, RunRecord } from '../backend/types.js'
 import type { Plan } from '../plan/model.js'
+import { isRunnerLost } from '../common/runner-lost.js'
 
 /**
  * What became of each job of the plan, from the backend's records. The
@@ -42,6 +43,8 @@ export interface JobView {
   waitedMs?: number
   runnerId?: string
   error?: string
+  /** A failed job whose runner was lost mid-job (the backend's sweep failed it), not its steps. */
+  runnerLost?: boolean
 }
 
 export interface RunView {
@@ -100,6 +103,7 @@ export function classifyRun(
       case 'running':
       case 'skipped':
         view.outcome = record.status
+        if (record.status === 'failed' && isRunnerLost(record.lastError)) view.runnerLost = true
         break
       default: {
         const blockers = new Set<string>()

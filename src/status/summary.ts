@@ -7,6 +7,7 @@ import {
   timelineChart
 } from './charts.js'
 import { codeBlock, markdownText } from '../common/escape.js'
+import { RERUN_AFTER_RUNNER_LOST, runnerLostText } from '../common/runner-lost.js'
 import type { GitHubJob } from './links.js'
 import { TAIL_LINES, type LogTails } from './logs.js'
 import {
@@ -179,10 +180,12 @@ export function problemLine(view: RunView, shown = 5): string {
   const ids = (outcome: JobView['outcome'][]) =>
     view.jobs.filter(job => outcome.includes(job.outcome)).map(job => job.id)
   const parts: string[] = []
-  const failed = ids(['failed'])
+  const lost = view.jobs.filter(job => job.runnerLost).map(job => job.id)
+  const failed = ids(['failed']).filter(id => !lost.includes(id))
   const blocked = ids(['blocked'])
   const notRun = ids(['not-run', 'running'])
   if (failed.length) parts.push(`${failed.length} failed (${listSome(failed, shown)})`)
+  if (lost.length) parts.push(`${lost.length} runner lost (${listSome(lost, shown)})`)
   if (blocked.length) parts.push(`${blocked.length} blocked (${listSome(blocked, shown)})`)
   if (notRun.length)
     parts.push(`${notRun.length} never ran or did not finish (${listSome(notRun, shown)})`)
@@ -191,6 +194,19 @@ export function problemLine(view: RunView, shown = 5): string {
 
 function failureDetails(job: JobView, report: StatusReport): string {
   const title = job.name === job.id ? job.id : `${job.name} (${job.id})`
+  const link = report.links.get(job.id)?.htmlUrl
+  if (job.runnerLost) {
+    const text = markdownText(capitalized(runnerLostText({ runnerId: job.runnerId ?? null })))
+    return [
+      `<details><summary>✗ ${markdownText(title)}: runner lost</summary>`,
+      '',
+      link && safeUrl(link) ? `${text}: [its GitHub job](${link}).` : `${text}.`,
+      '',
+      markdownText(RERUN_AFTER_RUNNER_LOST),
+      '',
+      '</details>'
+    ].join('\n')
+  }
   const parts = [`<details><summary>✗ ${markdownText(title)}</summary>`, '']
   const error = job.error?.trim()
   if (error) {
@@ -208,7 +224,6 @@ function failureDetails(job: JobView, report: StatusReport): string {
   } else {
     parts.push("Log not fetched (only the first failed jobs' logs are read).", '')
   }
-  const link = report.links.get(job.id)?.htmlUrl
   if (link && safeUrl(link)) parts.push(`[Full log on GitHub](${link})`, '')
   parts.push('</details>')
   return parts.join('\n')
@@ -240,6 +255,8 @@ function tableRow(job: JobView, report: StatusReport): string {
   ]
   return `| ${cells.join(' | ')} |`
 }
+
+const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
 
 /** Only plain http(s) addresses without characters that could end a markdown link. */
 function safeUrl(url: string): boolean {
