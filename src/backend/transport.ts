@@ -39,6 +39,8 @@ export const DEFAULT_LOG_TIMEOUT_MS = 30_000
 export interface ClientStats {
   requests: number
   rateLimited: number
+  /** The X-RateLimit-Limit of the latest 429 (the bucket's burst), when it said one. */
+  rateLimitBurst?: number
   retries: number
   tokenRefreshes: number
   byRoute: Record<string, number>
@@ -295,7 +297,12 @@ export class BackendTransport {
     }
     const status = response.message.statusCode ?? 0
     if (status >= 200 && status < 300) return { status, text }
-    if (status === 429) this.stats.rateLimited++
+    if (status === 429) {
+      this.stats.rateLimited++
+      // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+      const burst = Number(response.message.headers['x-ratelimit-limit'])
+      if (burst > 0) this.stats.rateLimitBurst = burst
+    }
     throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after'])
   }
 

@@ -107,7 +107,11 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         sleep: ms => abortableSleep(ms, ctx.cancel),
         now: Date.now,
         log: message => core.info(commandSafe(message)),
-        limit: new LearnedLimit(() => client.stats.rateLimited, Date.now)
+        limit: new LearnedLimit(
+          () => client.stats.rateLimited,
+          Date.now,
+          () => client.stats.rateLimitBurst
+        )
       },
       jobId,
       stats

@@ -127,21 +127,30 @@ export function pacedClient(
  * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
  * runner back on the tight pace at once; while answers keep coming without one, the
  * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
- * that speeds up meets a 429 again: the spacing settles where the limit binds).
+ * that speeds up meets a 429 again: the spacing settles where the limit binds). A 429 also
+ * states the bucket's size (X-RateLimit-Limit): a small bucket (20 on the 5/s build) refills
+ * slowly, so a runner that was told one stays on the tight pace for good instead of probing
+ * it again every 20 s (each probe costs the whole repository a round of 429s).
  */
 export const TIGHT_PER_SECOND = 5
 export const AMPLE_PER_SECOND = 30
 /** From a 429 back to the ample limit, when no other 429 comes. */
 export const LIMIT_RECOVER_MS = 20_000
+/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
+export const SMALL_BURST = 50
 
 export class LearnedLimit {
   private seen: number
   private refusedAt?: number
 
-  /** `refusals` reads how many answers of 429 this runner's client(s) received so far. */
+  /**
+   * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
+   * `burst` the bucket size the latest of them stated.
+   */
   constructor(
     private readonly refusals: () => number,
     private readonly now: () => number,
+    private readonly burst: () => number | undefined = () => undefined,
     private readonly recoverMs = LIMIT_RECOVER_MS
   ) {
     this.seen = refusals()
@@ -155,6 +164,8 @@ export class LearnedLimit {
       this.refusedAt = this.now()
     }
     if (this.refusedAt === undefined) return AMPLE_PER_SECOND
+    const burst = this.burst()
+    if (burst !== undefined && burst <= SMALL_BURST) return TIGHT_PER_SECOND
     const relaxed = Math.min(1, Math.max(0, (this.now() - this.refusedAt) / this.recoverMs))
     return TIGHT_PER_SECOND + (AMPLE_PER_SECOND - TIGHT_PER_SECOND) * relaxed
   }

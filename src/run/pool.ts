@@ -68,7 +68,11 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
     maxRateLimitedAttempts: 1
   })
   const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
-  const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now)
+  const limit = new LearnedLimit(
+    () => own.stats.rateLimited,
+    ctx.now,
+    () => own.stats.rateLimitBurst
+  )
   // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
   const logUploads: Promise<void>[] = []
   const inBackground = (upload: Promise<void>) => {
