@@ -171,8 +171,8 @@ describe('run action: worker input checks', () => {
 })
 
 describe('pool mode end to end', () => {
-  it('runs wide-deep exactly once on the auto pool, each job in one worker check, logs stored', async () => {
-    harness = await new Harness().start()
+  it('runs wide-deep exactly once on the auto pool (orun 2.75), each job in one worker check, logs stored', async () => {
+    harness = await new Harness({ env: { ORUN_STANDIN_VERSION: '2.75.0' } }).start()
     const ws = tempDir('orun-pool-wd-')
     const planFile = join(tempDir('orun-pool-wd-plan-'), 'plan.json')
     writeFileSync(planFile, wideDeep(1))
