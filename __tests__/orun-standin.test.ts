@@ -1256,9 +1256,11 @@ describe('orun 2.55 to 2.75, by release note', () => {
     expect(failed.code).toBe(0)
     expect(failed.stdout).toMatch(/\n✗ Failed in \d+\.\ds\n {2}1 failed\n$/)
     const coloured = await run('foundation.dev.plan-apply', { CLICOLOR_FORCE: '1' })
-    // eslint-disable-next-line no-control-regex -- orun colours with ANSI escapes
+    const ESC = '\x1b'
     expect(coloured.stdout).toMatch(
-      /\n\x1b\[32m✓\x1b\[0m Done in \d+\.\ds\n {2}\x1b\[2m1 succeeded\x1b\[0m\n$/
+      new RegExp(
+        `\\n${ESC}\\[32m✓${ESC}\\[0m Done in \\d+\\.\\ds\\n {2}${ESC}\\[2m1 succeeded${ESC}\\[0m\\n$`
+      )
     )
   })
 

@@ -172,11 +172,16 @@ describe('run action: worker input checks', () => {
 })
 
 describe('pool mode end to end', () => {
-  // On each build of orun-backend (a deployment does not say which it runs).
+  // On each build of orun-backend (a deployment does not say which it runs), with orun 2.54 on
+  // the older build and 2.75 on the newer one.
   it.each(BACKEND_BUILDS)(
     'runs wide-deep exactly once on the auto pool, each job in one worker check, logs stored (backend build %s)',
     async (build: BackendBuild) => {
-      harness = await new Harness({ server: { build } }).start()
+      const orun = build === '2026-05-08' ? '2.75.0' : '2.54.0'
+      harness = await new Harness({
+        server: { build },
+        env: { ORUN_STANDIN_VERSION: orun }
+      }).start()
       const ws = tempDir('orun-pool-wd-')
       const planFile = join(tempDir('orun-pool-wd-plan-'), 'plan.json')
       writeFileSync(planFile, wideDeep(1))

@@ -423,9 +423,9 @@ describe('re-running a workflow run', () => {
     expect(Date.parse(web.startedAt!)).toBeGreaterThanOrEqual(Date.parse(api.finishedAt!))
   })
 
-  it('a pool: "Re-run failed jobs" starts the failed worker again, which carries the successes and runs the rest', async () => {
+  it('a pool, on orun 2.75 (the plan id repeats): "Re-run failed jobs" starts the failed worker again, which carries the successes and runs the rest', async () => {
     const dir = root()
-    harness = await new Harness().start()
+    harness = await new Harness({ env: { ORUN_STANDIN_VERSION: '2.75.0' } }).start()
     const planned = await planRun(
       harness,
       writeFlakyIntent(join(dir, 'attempt-1'), RERUN_SHAPE, ['api@dev'])

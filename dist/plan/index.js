@@ -32988,6 +32988,9 @@ function process_tree_signalProcesses(pids, signal) {
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
  */
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 async function getOrunVersion(binary) {
     const result = await lib_exec/* getExecOutput */.H(binary, ['--version'], {
@@ -33039,7 +33042,7 @@ async function compilePlan(binary, options) {
     }
     if ((0,external_node_fs_.existsSync)(options.output))
         return { planned: true };
-    const output = `${result.stderr}\n${result.stdout}`;
+    const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '');
     const nothingToPlan = output
         .split('\n')
         .map(line => line.trim())

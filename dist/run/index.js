@@ -34304,6 +34304,9 @@ function signalProcesses(pids, signal) {
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
  */
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 async function getOrunVersion(binary) {
     const result = await lib_exec/* getExecOutput */.H(binary, ['--version'], {
@@ -34355,7 +34358,7 @@ async function compilePlan(binary, options) {
     }
     if (existsSync(options.output))
         return { planned: true };
-    const output = `${result.stderr}\n${result.stdout}`;
+    const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '');
     const nothingToPlan = output
         .split('\n')
         .map(line => line.trim())
@@ -36212,12 +36215,12 @@ function missingSecretsMessage(jobId, missing) {
 
 // orun colours its output when CLICOLOR_FORCE is set.
 // eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const run_evidence_ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** orun's own lines: its output with ANSI colours and the raw step output removed. */
 function orunLines(output) {
     const lines = [];
     let stopToken;
-    for (const raw of output.replace(ANSI, '').split(/\r?\n/)) {
+    for (const raw of output.replace(run_evidence_ANSI, '').split(/\r?\n/)) {
         const line = raw.trim();
         if (stopToken !== undefined) {
             if (line === `::${stopToken}::`)

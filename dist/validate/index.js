@@ -32940,6 +32940,9 @@ function process_tree_signalProcesses(pids, signal) {
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
  */
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 async function getOrunVersion(binary) {
     const result = await lib_exec/* getExecOutput */.H(binary, ['--version'], {
@@ -32991,7 +32994,7 @@ async function compilePlan(binary, options) {
     }
     if (existsSync(options.output))
         return { planned: true };
-    const output = `${result.stderr}\n${result.stdout}`;
+    const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '');
     const nothingToPlan = output
         .split('\n')
         .map(line => line.trim())
@@ -33551,12 +33554,12 @@ async function localBinary(orunPath) {
  */
 // orun colours its output when CLICOLOR_FORCE is set.
 // eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const findings_ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 const ERROR_HEAD = /^(?:✕|✗|Error:)\s+(.*)$/;
 /** Every error in orun's output; intentFile is the file an error naming no other one is about. */
 function findingsOf(output, intentFile) {
     const findings = [];
-    const lines = output.replace(ANSI, '').split(/\r?\n/);
+    const lines = output.replace(findings_ANSI, '').split(/\r?\n/);
     for (let index = 0; index < lines.length; index++) {
         const head = ERROR_HEAD.exec(lines[index].trimEnd());
         if (!head)
