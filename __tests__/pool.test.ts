@@ -14,7 +14,16 @@ import type { JobRecord } from '../src/backend/types.js'
 import { parsePlan } from '../src/plan/model.js'
 import { chooseWorkers, parseWorkersInput, workerIndexes } from '../src/plan/workers.js'
 import { Pacer } from '../src/run/pace.js'
-import { dealt, leaveReason, ownedBy, poolView, ranking, remainingPath } from '../src/run/pool.js'
+import {
+  START_STAGGER_MS,
+  dealt,
+  leaveReason,
+  ownedBy,
+  poolView,
+  ranking,
+  remainingPath,
+  startStaggerMs
+} from '../src/run/pool.js'
 import { STANDIN_DIR, cleanupActionProcesses, runActionProcess } from '../testing/action-process.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
 import { sharedPlanText } from '../testing/fixtures.js'
@@ -335,24 +344,26 @@ describe('pool mode end to end', () => {
 
   it('workers that cannot be useful leave at once; the run completes when a worker is lost', async () => {
     harness = await new Harness().start()
-    // A chain of four jobs: one worker at a time can be useful.
+    // Two chains of four jobs: two workers at a time can be useful (and each watches the other).
     const chain = {
       apiVersion: 'orun.io/v1',
       kind: 'Plan',
-      metadata: { name: 'chain', checksum: 'sha256-c4a10000000000000000000000000000000' },
-      jobs: [0, 1, 2, 3].map(index => ({
-        id: `step${index}.dev.build`,
-        name: 'build',
-        component: `step${index}`,
-        environment: 'dev',
-        composition: 'generated',
-        dependsOn: index ? [`step${index - 1}.dev.build`] : [],
-        steps: [{ id: 'build', name: 'build', run: `echo "step ${index}" && sleep 2` }]
-      }))
+      metadata: { name: 'chain', checksum: 'sha256-c4a20000000000000000000000000000000' },
+      jobs: ['a', 'b'].flatMap(line =>
+        [0, 1, 2, 3].map(index => ({
+          id: `${line}${index}.dev.build`,
+          name: 'build',
+          component: `${line}${index}`,
+          environment: 'dev',
+          composition: 'generated',
+          dependsOn: index ? [`${line}${index - 1}.dev.build`] : [],
+          steps: [{ id: 'build', name: 'build', run: `echo "${line} ${index}" && sleep 2` }]
+        }))
+      )
     }
     const { jobs, runId, inputs } = planInputs(JSON.stringify(chain))
     // Worker 1 is lost before it does anything: the lower index must not be relied on.
-    const [lost, ...rest] = startWorkers(harness, inputs, [1, 2, 3, 4])
+    const [lost, ...rest] = startWorkers(harness, inputs, [1, 2, 3, 4, 5])
     harness.loseRunner(lost)
     const results = (await Promise.all(rest.map(w => w.done))).map(r => r.main)
 
@@ -369,6 +380,67 @@ describe('pool mode end to end', () => {
     }
     for (const result of results) expect(result.endedAt - chainEnd).toBeLessThan(15_000)
   }, 240_000)
+
+  it.each(['2026-05-02', '2026-05-08'] as const)(
+    'a worker lost mid-job: another stays, takes the job over when it goes stale, and the pool finishes (%s build)',
+    async build => {
+      // The takeover window scaled to the 1 s heartbeat (3 intervals); the newer build's sweep
+      // scaled alike (300 s → 30 s) so the staying worker's claim usually comes first.
+      harness = await new Harness({
+        server: { build, heartbeatTimeoutMs: 3_000, sweepPeriodMs: 30_000, rateLimit: false }
+      }).start()
+      const chain = {
+        apiVersion: 'orun.io/v1',
+        kind: 'Plan',
+        metadata: {
+          name: 'lost',
+          checksum: `sha256-1057${build.replace(/-/g, '')}00000000000000000000`
+        },
+        jobs: [0, 1].map(index => ({
+          id: `part${index}.dev.build`,
+          name: 'build',
+          component: `part${index}`,
+          environment: 'dev',
+          composition: 'generated',
+          dependsOn: index ? ['part0.dev.build'] : [],
+          steps: [
+            { id: 'build', name: 'build', run: index ? 'echo second' : 'echo first && sleep 4' }
+          ]
+        }))
+      }
+      const { runId, inputs } = planInputs(JSON.stringify(chain))
+      const workers = startWorkers(harness, inputs, [1, 2])
+      const h = harness
+      const owner = await until(
+        () =>
+          h.server
+            .jobsOf(runId)
+            .find(job => job.jobId === 'part0.dev.build' && job.status === 'running')?.runnerId ??
+          undefined
+      )
+      const lost = workers.find(w => h.labelOf(owner) === w.label)!
+      h.loseRunner(lost)
+      const survivor = workers.find(w => w !== lost)!
+      const { main } = await survivor.done
+      const stored = Object.fromEntries(h.server.jobsOf(runId).map(job => [job.jobId, job]))
+      // The pool finished: nothing is left running or waiting.
+      expect(Object.values(stored).map(job => job.status)).not.toContain('running')
+      if (stored['part0.dev.build'].status === 'success') {
+        // Taken over from the lost worker, then its dependent ran.
+        explain([main])
+        expect(main.exitCode).toBe(0)
+        expect(jobResults(main)['part0.dev.build']).toMatchObject({ status: 'success' })
+        expect(main.stdout).toContain('took the job over')
+        expect(stored['part1.dev.build'].status).toBe('success')
+      } else {
+        // Only the newer build fails it instead, when its sweep came before the claim.
+        expect(build).toBe('2026-05-08')
+        expect(stored['part0.dev.build'].lastError).toBe('runner heartbeat timeout')
+        expect(stored['part1.dev.build'].status).toBe('pending')
+      }
+    },
+    120_000
+  )
 
   it('workers sharing an index still run every job once', async () => {
     harness = await new Harness().start()
@@ -579,19 +651,58 @@ describe('when an idle worker leaves', () => {
     expect(v.stale).toEqual(['api@prod.smoke'])
     expect(leaveReason(v, 1)).toBeUndefined()
   })
-  it('thins an idle crowd by index, but only while another worker is busy', () => {
+  it('thins an idle crowd by index, but only while two other workers are busy', () => {
     const prodTop = ['api', 'worker', 'web', 'admin'].map(c => `${c}@prod.smoke`)
-    const v = view({
+    const one = view({
       ...done(exceptLast.filter(id => id !== 'db@prod.smoke' && !prodTop.includes(id))),
       'db@prod.smoke': ['running', 'r1']
     })
-    // 4 pending + 1 running left; the widest level (4) is more than the 1 busy worker.
-    expect(v.runnable).toEqual([])
-    expect(v.width).toBe(4)
-    expect(leaveReason(v, 5)).toBeUndefined()
-    expect(leaveReason(v, 6)).toMatch(/workers 1 to 5 are there for them/)
-    const nobodyBusy = { ...v, running: [], busyOthers: 0 }
-    expect(leaveReason(nobodyBusy, 6)).toBeUndefined()
+    // 4 pending + 1 running left; the widest level (4) is more than the busy workers.
+    expect(one.runnable).toEqual([])
+    expect(one.width).toBe(4)
+    // One busy worker may be lost: nobody leaves on its account.
+    expect(leaveReason(one, 6)).toBeUndefined()
+    const two = {
+      ...one,
+      running: [...one.running, { ...one.running[0], jobId: 'other@prod.smoke', runnerId: 'r2' }],
+      busyOthers: 2
+    }
+    expect(leaveReason(two, 6)).toBeUndefined()
+    expect(leaveReason(two, 7)).toMatch(/workers 1 to 6 are there for them/)
+    const nobodyBusy = { ...one, running: [], busyOthers: 0 }
+    expect(leaveReason(nobodyBusy, 7)).toBeUndefined()
+  })
+  it('stays while the one other busy worker may be lost, until its job ends or goes stale', () => {
+    // The last job runs on another worker, its heartbeat seconds old: that worker may be gone.
+    const v = view({
+      ...done(wide.order.slice(0, -1).map(job => job.id)),
+      [wide.order[wide.order.length - 1].id]: ['running', 'r1']
+    })
+    expect(v.pendingLive).toBe(0)
+    expect(v.busyOthers).toBe(1)
+    expect(leaveReason(v, 1)).toBeUndefined()
+    expect(leaveReason(v, 99)).toBeUndefined()
+    // A chain waiting on one busy worker: the same.
+    const chainLike = { ...v, pendingLive: 3, width: 1 }
+    expect(leaveReason(chainLike, 5)).toBeUndefined()
+    // Two busy others: if one is lost, the other is left to watch.
+    const two = {
+      ...v,
+      running: [...v.running, { ...v.running[0], jobId: 'x@dev.smoke', runnerId: 'r2' }],
+      busyOthers: 2
+    }
+    expect(leaveReason(two, 1)).toMatch(/nothing left to take: the 2 job\(s\) still running/)
+  })
+})
+
+describe('the start stagger', () => {
+  it('wraps by pool-size, so a large worker index never sleeps for long', () => {
+    expect(startStaggerMs(1, 8)).toBe(0)
+    expect(startStaggerMs(8, 8)).toBe(7 * START_STAGGER_MS)
+    expect(startStaggerMs(9, 8)).toBe(0)
+    expect(startStaggerMs(100_000, 8)).toBe(((100_000 - 1) % 8) * START_STAGGER_MS)
+    // Unknown size: the matrix limit (256 entries) bounds it.
+    expect(startStaggerMs(100_000, undefined)).toBeLessThan(256 * START_STAGGER_MS)
   })
 })
 

@@ -34952,6 +34952,17 @@ function getBoolean(name, fallback) {
         return false;
     throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${raw}'.`);
 }
+/**
+ * A whole number written in decimal digits only: Number() would also take 0x10, 1e1, +5,
+ * -0, 0.0 and ' ', each a typo or a value from the wrong output.
+ */
+function parseWholeNumber(raw) {
+    const text = raw.trim();
+    if (!/^\d+$/.test(text))
+        return undefined;
+    const value = Number(text);
+    return Number.isSafeInteger(value) ? value : undefined;
+}
 /** A comma- or newline-separated list, empty items dropped. */
 function getList(name) {
     return lib_core/* getInput */.V4(name)
@@ -35343,6 +35354,7 @@ function selectJobs(plan, environments, components) {
 ;// CONCATENATED MODULE: ./src/plan/workers.ts
 
 
+
 function chooseWorkers(plan, requested) {
     const jobs = plan.order.length;
     if (!jobs)
@@ -35384,11 +35396,9 @@ function parseWorkersInput(raw) {
     const text = raw.trim();
     if (!text || text === 'auto')
         return 'auto';
-    if (/^\d+$/.test(text)) {
-        const count = Number(text);
-        if (count >= 1 && count <= MAX_MATRIX_JOBS)
-            return count;
-    }
+    const count = parseWholeNumber(text);
+    if (count !== undefined && count >= 1 && count <= MAX_MATRIX_JOBS)
+        return count;
     throw new errors/* UserError */.yo(`Input 'workers' must be auto or a whole number from 1 to ${MAX_MATRIX_JOBS} (one matrix entry per worker), got '${raw.trim()}'.`);
 }
 /** The `workers` output: [1, 2, ..., K], for matrix: worker: ${{ fromJson(needs.plan.outputs.workers) }}. */
@@ -35455,8 +35465,8 @@ function getRetentionDays() {
     const raw = getString('artifact-retention-days');
     if (!raw)
         return undefined;
-    const days = Number(raw);
-    if (!Number.isInteger(days) || days < 1 || days > 90) {
+    const days = parseWholeNumber(raw);
+    if (days === undefined || days < 1 || days > 90) {
         throw new errors/* UserError */.yo(`Input 'artifact-retention-days' is '${raw}'; use a whole number of days from 1 to 90, or leave it empty for the repository's retention. Re-runs need the plan artifact: keep it at least as long as you may re-run.`);
     }
     return days;

@@ -31829,7 +31829,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(72155);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96773);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31839,7 +31839,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 72155:
+/***/ 96773:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32312,13 +32312,8 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429) {
+        if (status === 429)
             this.stats.rateLimited++;
-            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
-            const burst = Number(response.message.headers['x-ratelimit-limit']);
-            if (burst > 0)
-                this.stats.rateLimitBurst = burst;
-        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -32491,70 +32486,6 @@ class BackendClient {
     request(spec, trace, call) {
         return this.transport.request(spec, trace, call);
     }
-}
-
-;// CONCATENATED MODULE: ./src/backend/dropped-run.ts
-
-
-/**
- * A run whose live state the backend dropped. On orun-backend's 2026-05-08 build a run that
- * goes idle (nobody touches it for about 5 minutes: every job ended, or its runners are gone)
- * is answered from a poorer database copy: statuses kept (a claim that never completed reads
- * `pending`), every dependency `[]`, every heartbeat `null`, and the run gains
- * finishedAt/expiresAt. Claims answer 404 as for an unknown run, and a create with the same id
- * answers 201 and silently starts the run over with every job pending: a runner that joins
- * late (a matrix leg queued for minutes) must see the copy for what it is, and never create.
- */
-/** The backend keeps no live run: its read-only copy is all there is. */
-class RunDroppedError extends errors/* UserError */.yo {
-    runId;
-    jobs;
-    constructor(runId, 
-    /** The copy's jobs (empty when they could not be read). */
-    jobs) {
-        const done = jobs.filter(job => job.status === 'success').length;
-        super(`Run ${runId} is no longer live on the backend: it went idle (no runner touched it for about 5 minutes) and the backend dropped it to a read-only copy` +
-            (jobs.length ? ` (${done} of ${jobs.length} job(s) succeeded and are kept there)` : '') +
-            '. Creating it again would silently start the whole run over, so this runner does not. ' +
-            'Use "Re-run failed jobs": the new attempt carries what succeeded over and runs the rest.');
-        this.runId = runId;
-        this.jobs = jobs;
-        this.name = 'RunDroppedError';
-    }
-}
-/** A run record that the copy answered: the live record has no expiresAt. */
-function isDroppedRunRecord(run) {
-    return typeof run.expiresAt === 'string' && run.expiresAt.length > 0;
-}
-/**
- * Whether a job list reads like the copy: the plan has dependencies, yet no job read back has
- * any, and no job has a heartbeat. A live run (either build) lists every job's dependencies.
- */
-function readsLikeDroppedCopy(plan, jobs) {
-    const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0);
-    return (planHasDeps &&
-        jobs.length > 0 &&
-        jobs.every(job => job.deps.length === 0 && job.heartbeatAt === null));
-}
-/**
- * Before a create that follows an answer "run unknown": a run the backend still lists is a
- * copy (claims on a live run do not answer unknown, except in the moment after its creation,
- * when its record is unknown too). Throws RunDroppedError for the copy; else the caller creates
- * or joins as usual. Costs one read, and only on that path.
- */
-async function checkNotDropped(client, runId) {
-    let run;
-    try {
-        run = await client.getRun(runId);
-    }
-    catch (error) {
-        if (error instanceof BackendError && error.status === 404)
-            return;
-        throw error;
-    }
-    if (!isDroppedRunRecord(run) && run.finishedAt == null)
-        return;
-    throw new RunDroppedError(runId, await client.listJobs(runId).catch(() => []));
 }
 
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
@@ -33290,35 +33221,6 @@ function parseRunId(runId) {
 function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
-
-;// CONCATENATED MODULE: ./src/common/runner-lost.ts
-/**
- * A lost runner, worded in one place. On orun-backend's 2026-05-08 build a runner that stops
- * heartbeating (its machine was lost, its process killed) is not replaced: the backend's sweep
- * fails its job with this error, and the job's dependents are blocked. That is not a failure of
- * the job's own steps, so every place that reports it (the run action's results and messages,
- * the status summary and annotations) says "runner lost" with these words.
- */
-/** The error the backend's heartbeat-timeout sweep writes on the job of a silent runner. */
-const RUNNER_HEARTBEAT_TIMEOUT = 'runner heartbeat timeout';
-/** Whether a failed job's error is the backend's, not the job's own: its runner was lost. */
-function isRunnerLost(lastError) {
-    return lastError?.trim() === RUNNER_HEARTBEAT_TIMEOUT;
-}
-/** "runner lost: runner r1 (https://…) stopped heartbeating mid-job; its steps did not fail". */
-function runnerLostText(lost) {
-    const who = lost.runnerId ? `runner ${lost.runnerId}` : 'its runner';
-    const where = lost.jobUrl ? ` (${lost.jobUrl})` : '';
-    return `runner lost: ${who}${where} stopped heartbeating mid-job (its machine was lost or its process killed), so the backend failed the job; its own steps did not fail`;
-}
-/** For a blocked job: "upstream runner lost: a (runner r1 …)". */
-function upstreamRunnerLostText(lost) {
-    return `upstream runner lost: ${lost
-        .map(l => `${l.jobId} (${l.runnerId ? `runner ${l.runnerId}` : 'its runner'}${l.jobUrl ? `, ${l.jobUrl}` : ''} stopped heartbeating mid-job)`)
-        .join(', ')}`;
-}
-/** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
-const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
 
 // EXTERNAL MODULE: ./src/common/escape.ts
 var common_escape = __nccwpck_require__(74678);
@@ -34304,9 +34206,6 @@ function signalProcesses(pids, signal) {
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
  */
-// orun colours its output when CLICOLOR_FORCE is set.
-// eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 async function getOrunVersion(binary) {
     const result = await lib_exec/* getExecOutput */.H(binary, ['--version'], {
@@ -34358,7 +34257,7 @@ async function compilePlan(binary, options) {
     }
     if (existsSync(options.output))
         return { planned: true };
-    const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '');
+    const output = `${result.stderr}\n${result.stdout}`;
     const nothingToPlan = output
         .split('\n')
         .map(line => line.trim())
@@ -34976,6 +34875,17 @@ function getBoolean(name, fallback) {
         return false;
     throw new UserError(`Input '${name}' must be true or false, got '${raw}'.`);
 }
+/**
+ * A whole number written in decimal digits only: Number() would also take 0x10, 1e1, +5,
+ * -0, 0.0 and ' ', each a typo or a value from the wrong output.
+ */
+function parseWholeNumber(raw) {
+    const text = raw.trim();
+    if (!/^\d+$/.test(text))
+        return undefined;
+    const value = Number(text);
+    return Number.isSafeInteger(value) ? value : undefined;
+}
 /** A comma- or newline-separated list, empty items dropped. */
 function getList(name) {
     return lib_core/* getInput */.V4(name)
@@ -35558,8 +35468,7 @@ function emptyRecord(jobId) {
     };
 }
 /**
- * Written for the tight limit (5 requests a second for every runner of the
- * repository); `scale` (LearnedLimit) shrinks them where the limit is ampler.
+ * The rate limit refills 5 requests a second for every runner of the repository.
  * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
  * after jitter), so the bucket refills while they wait: when a DAG level ends,
  * its results, logs and the next level's claims all come at once and need that
@@ -35570,44 +35479,36 @@ const NEAR_MIN_MS = 1_000;
 const NEAR_MAX_MS = 30_000;
 const FAR_MIN_MS = 4_000;
 const FAR_MAX_MS = 60_000;
-/** The least delays however ample the limit: a poll answers within milliseconds locally. */
-const NEAR_FLOOR_MS = 300;
-const FAR_FLOOR_MS = 1_000;
 /**
  * When and how to poll next. `pollsAtThisDistance` counts polls since the
- * distance last changed, so a wait that drags on backs off. `scale` shrinks
- * every spacing that exists to share the rate limit (1: as tuned for 5/s).
+ * distance last changed, so a wait that drags on backs off.
  */
-function nextPoll(assessment, pollsAtThisDistance, random = Math.random, scale = 1) {
+function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
     const { distance, etaMs, youngestRunningDepMs } = assessment;
-    const nearMin = Math.max(NEAR_FLOOR_MS, NEAR_MIN_MS * scale);
-    const farMin = Math.max(FAR_FLOOR_MS, FAR_MIN_MS * scale);
     if (distance === 0)
         return { delayMs: 0, via: 'claim' };
     if (distance === 1) {
-        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > nearMin) {
+        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
             // Sleep until the dependencies should be done, then poll close behind.
             return {
-                delayMs: jittered(etaMs + 300 * scale, 0.05, nearMin, NEAR_MAX_MS, random),
+                delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
                 via: 'claim'
             };
         }
         // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
         // this job's share of the rate limit among the jobs as close as it is, backing off as the
         // dependencies' run time grows so long jobs cost few requests.
-        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS * scale;
-        const overrun = etaMs !== undefined
-            ? 1_000 * scale * 1.5 ** pollsAtThisDistance
-            : ((youngestRunningDepMs ?? 0) / 8) * scale;
+        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
+        const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
         const base = Math.max(fairShare, overrun);
-        return { delayMs: jittered(base, 0.5, nearMin, NEAR_MAX_MS, random), via: 'claim' };
+        return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
     // Without an estimate, a far job looks again after a while that grows with its distance
     // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
-    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300)) * scale;
+    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300));
     const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance;
-    return { delayMs: jittered(base, 0.4, farMin, FAR_MAX_MS, random), via: 'jobs' };
+    return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
 /**
@@ -35618,169 +35519,7 @@ function jittered(ms, fraction, min, max, random) {
     return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max));
 }
 
-;// CONCATENATED MODULE: ./src/run/pace.ts
-
-/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
-const MIN_BACKOFF_GAP_MS = 300;
-/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
-const MAX_PACED_ATTEMPTS = 60;
-class Pacer {
-    options;
-    gapMs;
-    /** Answers of 429 this pacer has seen. */
-    refusals = 0;
-    /** When the last one came (the now() clock). */
-    lastRefusedAt;
-    nextAt = 0;
-    stepMs;
-    maxGapMs;
-    constructor(options) {
-        this.options = options;
-        this.gapMs = options.initialGapMs ?? 0;
-        this.stepMs = options.stepMs ?? 100;
-        this.maxGapMs = options.maxGapMs ?? 15_000;
-    }
-    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
-    async turn() {
-        const now = this.options.now();
-        const at = Math.max(now, this.nextAt);
-        this.nextAt = at + this.gapMs;
-        if (at > now)
-            await this.options.sleep(at - now);
-    }
-    /** After a request answered without a 429. */
-    answered() {
-        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
-    }
-    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
-    refused(retryAfterMs = 1_000) {
-        this.refusals++;
-        this.lastRefusedAt = this.options.now();
-        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
-        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
-    }
-}
-/** The client calls that send requests; each waits for its turn. */
-const PACED = new Set([
-    'createRun',
-    'getRun',
-    'claim',
-    'heartbeat',
-    'update',
-    'runnable',
-    'listJobs',
-    'jobStatus',
-    'uploadLog',
-    'readLog'
-]);
-/**
- * The same client, with every request spaced by the pacer and every 429
- * retried after its turn. Calls named in `followUps` go out at once the first
- * time: each follows a paced call (a claim follows the read that found the
- * job, which would be stale after a wait; the log upload follows the result),
- * so a turn covers the pair. Give it a client that does not retry 429s itself
- * (maxRateLimitedAttempts: 1), or they bypass the pacing.
- */
-function pacedClient(client, pacer, followUps = new Set()) {
-    return new Proxy(client, {
-        get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver);
-            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
-                return value;
-            return async (...args) => {
-                for (let attempt = 1;; attempt++) {
-                    if (attempt > 1 || !followUps.has(property))
-                        await pacer.turn();
-                    try {
-                        const result = await value.apply(target, args);
-                        pacer.answered();
-                        return result;
-                    }
-                    catch (error) {
-                        if (!(error instanceof BackendError) || error.status !== 429)
-                            throw error;
-                        pacer.refused(error.retryAfterMs);
-                        if (attempt >= MAX_PACED_ATTEMPTS)
-                            throw error;
-                    }
-                }
-            };
-        }
-    });
-}
-/**
- * The rate limit a runner assumes, learned from its own answers. A deployment does not
- * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
- * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
- * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
- * A runner starts out assuming the ample limit: the first requests of a crowd are the
- * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
- * runner back on the tight pace at once; while answers keep coming without one, the
- * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
- * that speeds up meets a 429 again: the spacing settles where the limit binds). A 429 also
- * states the bucket's size (X-RateLimit-Limit): a small bucket (20 on the 5/s build) refills
- * slowly, so a runner that was told one stays on the tight pace for good instead of probing
- * it again every 20 s (each probe costs the whole repository a round of 429s).
- */
-const TIGHT_PER_SECOND = 5;
-const AMPLE_PER_SECOND = 30;
-/** From a 429 back to the ample limit, when no other 429 comes. */
-const LIMIT_RECOVER_MS = 20_000;
-/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
-const SMALL_BURST = 50;
-class LearnedLimit {
-    refusals;
-    now;
-    burst;
-    recoverMs;
-    seen;
-    refusedAt;
-    /**
-     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
-     * `burst` the bucket size the latest of them stated.
-     */
-    constructor(refusals, now, burst = () => undefined, recoverMs = LIMIT_RECOVER_MS) {
-        this.refusals = refusals;
-        this.now = now;
-        this.burst = burst;
-        this.recoverMs = recoverMs;
-        this.seen = refusals();
-    }
-    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
-    perSecond() {
-        const refusals = this.refusals();
-        if (refusals > this.seen) {
-            this.seen = refusals;
-            this.refusedAt = this.now();
-        }
-        if (this.refusedAt === undefined)
-            return AMPLE_PER_SECOND;
-        const burst = this.burst();
-        if (burst !== undefined && burst <= SMALL_BURST)
-            return TIGHT_PER_SECOND;
-        const relaxed = Math.min(1, Math.max(0, (this.now() - this.refusedAt) / this.recoverMs));
-        return TIGHT_PER_SECOND + (AMPLE_PER_SECOND - TIGHT_PER_SECOND) * relaxed;
-    }
-    /** The factor for a spacing written for the tight limit: 1 after a 429, 1/6 with none. */
-    scale() {
-        return TIGHT_PER_SECOND / this.perSecond();
-    }
-}
-/** The spacing for a runner that never learns: every delay as written for the tight limit. */
-const TIGHT_LIMIT = { scale: () => 1 };
-/** Adds one client's request counts to another's, so a summary shows both. */
-function addStats(into, from) {
-    into.requests += from.requests;
-    into.rateLimited += from.rateLimited;
-    into.retries += from.retries;
-    into.tokenRefreshes += from.tokenRefreshes;
-    for (const [route, count] of Object.entries(from.byRoute))
-        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
-}
-
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
-
-
 
 
 
@@ -35805,14 +35544,13 @@ async function acquireLoop(ctx, jobId, stats) {
     let pollsAtDistance = 0;
     let lastDistance = -1;
     let assessment;
-    const limit = ctx.limit ?? TIGHT_LIMIT;
     // A root job claims at once. A dependent cannot be runnable yet when every
     // runner starts together, so it looks at the run first, later the deeper it
     // sits in the DAG: the shared rate limit goes to the roots first.
     const depth = depthOf(ctx.plan, jobId);
     let via = depth === 0 ? 'claim' : 'jobs';
     if (depth > 0) {
-        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length, limit.scale()), 0.5, ctx.random));
+        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random));
     }
     for (;;) {
         if (via === 'claim') {
@@ -35828,8 +35566,7 @@ async function acquireLoop(ctx, jobId, stats) {
                         kind: 'finished',
                         status: result.currentStatus,
                         lastError: record.lastError,
-                        mirrored: false,
-                        runnerId: record.runnerId
+                        mirrored: false
                     };
                 }
                 case 'skipped':
@@ -35856,17 +35593,8 @@ async function acquireLoop(ctx, jobId, stats) {
             if (!own)
                 throw notInRun(ctx, jobId);
             if (own.status === 'success' || own.status === 'failed') {
-                return {
-                    kind: 'finished',
-                    status: own.status,
-                    lastError: own.lastError,
-                    mirrored: false,
-                    runnerId: own.runnerId
-                };
+                return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false };
             }
-            // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
-            if (readsLikeDroppedCopy(ctx.plan, jobs))
-                throw new RunDroppedError(ctx.runId, jobs);
             if (own.status === 'running')
                 return duplicate(ctx, jobId, deadline);
             assessment = assess(ctx.plan, jobId, jobs, ctx.now());
@@ -35885,7 +35613,7 @@ async function acquireLoop(ctx, jobId, stats) {
             throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
-        const next = nextPoll(assessment, pollsAtDistance, ctx.random, limit.scale());
+        const next = nextPoll(assessment, pollsAtDistance, ctx.random);
         pollsAtDistance++;
         via = next.via;
         const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()));
@@ -35899,12 +35627,11 @@ async function acquireLoop(ctx, jobId, stats) {
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
  * jobs about to run while nothing has finished yet. The spacing grows with the
- * number of runners sharing the limit: a small plan has requests to spare; and
- * shrinks by `scale` (LearnedLimit) where the limit is ampler than 5/s.
+ * number of runners sharing the limit: a small plan has requests to spare.
  */
-function firstLookDelayMs(depth, planJobs, scale = 1) {
+function firstLookDelayMs(depth, planJobs) {
     const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000);
-    return depth * perLevel * scale;
+    return depth * perLevel;
 }
 /** planJobs × msPerJob, between 500 ms and max. */
 function crowdScaled(planJobs, msPerJob, max) {
@@ -35966,21 +35693,12 @@ async function duplicate(ctx, jobId, deadline) {
 function notInRun(ctx, jobId) {
     return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`);
 }
-/**
- * Claims, creating or joining the run first when the backend does not know it yet. A run the
- * backend dropped to its copy still tells this job's outcome when the job had finished.
- */
+/** Claims, creating or joining the run first when the backend does not know it yet. */
 async function claim(ctx, jobId) {
     try {
         return await onceRunVisible(ctx, () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
     }
     catch (error) {
-        if (error instanceof RunDroppedError) {
-            const own = error.jobs.find(job => job.jobId === jobId);
-            if (own?.status === 'success' || own?.status === 'failed') {
-                return { claimed: false, currentStatus: own.status };
-            }
-        }
         if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
         throw error;
@@ -36210,17 +35928,300 @@ function missingSecretsMessage(jobId, missing) {
         `  env:\n${lines.join('\n')}`);
 }
 
+;// CONCATENATED MODULE: ./src/run/redact.ts
+/**
+ * Removes secrets from a job log before it leaves the runner: every token this
+ * action minted, every value the job registered with `::add-mask::`, and the
+ * values of the environment variables named in `redact-env`. GitHub masks
+ * these in its own log view, but the backend stores the raw text.
+ *
+ * Like GitHub's own masker (the runner's ValueEncoders), each value is also
+ * removed in the encodings a job commonly prints a secret in: base64 at each
+ * of the three byte alignments it can have inside a longer encoded text (and
+ * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
+ * workflow-command escaping.
+ */
+
+const REDACTED = '***';
+/** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
+const MIN_SECRET_LENGTH = 3;
+/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
+const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
+class Redactor {
+    dynamic;
+    secrets = new Set();
+    /** Values already expanded into their encodings (tokens are offered again on every redact). */
+    seen = new Set();
+    ordered = [];
+    orderedSize = -1;
+    constructor(values = [], dynamic = () => []) {
+        this.dynamic = dynamic;
+        for (const value of values)
+            this.add(value);
+    }
+    add(value) {
+        if (!value || this.seen.has(value))
+            return;
+        this.seen.add(value);
+        const trimmed = value.trim();
+        if (trimmed.length < MIN_SECRET_LENGTH)
+            return;
+        this.addEncoded(trimmed);
+        // A multi-line secret is masked line by line too, as GitHub does.
+        for (const line of trimmed.split(/\r?\n/)) {
+            if (line.trim().length >= MIN_SECRET_LENGTH)
+                this.addEncoded(line.trim());
+        }
+    }
+    addEncoded(value) {
+        for (const form of encodedForms(value)) {
+            if (form.length >= MIN_SECRET_LENGTH)
+                this.secrets.add(form);
+        }
+    }
+    /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
+    learnFrom(text) {
+        for (const data of maskCommandData(text)) {
+            // The runner unescapes command data (core.setSecret escapes newlines and %); the
+            // escaped form is masked too, as the command line itself stays in the uploaded log.
+            this.add(data);
+            this.add(unescapeCommandData(data));
+        }
+    }
+    redact(text) {
+        for (const value of this.dynamic())
+            this.add(value);
+        this.learnFrom(text);
+        if (this.orderedSize !== this.secrets.size) {
+            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
+            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
+            this.orderedSize = this.secrets.size;
+        }
+        let out = text;
+        for (const secret of this.ordered)
+            if (out.includes(secret))
+                out = out.split(secret).join(REDACTED);
+        return out;
+    }
+}
+/** The data (still escaped) of every `::add-mask::` command in a text. */
+function maskCommandData(text) {
+    return [...text.matchAll(maskCommand)].map(match => match[1]).filter(Boolean);
+}
+/** The value and the forms it takes when a job prints it encoded. */
+function encodedForms(value) {
+    const forms = new Set([value]);
+    const bytes = Buffer.from(value, 'utf8');
+    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
+        const base64 = base64Inner(bytes.subarray(shift));
+        forms.add(base64);
+        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
+    }
+    const uri = encodeURIComponent(value);
+    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
+    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+    forms
+        .add(uri)
+        .add(strictUri)
+        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
+    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
+    const json = JSON.stringify(value).slice(1, -1);
+    forms.add(json);
+    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
+    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    const xml = value
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;');
+    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
+    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
+    // A quoted value ("...") is also masked without its quotes, as GitHub does.
+    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
+        forms.add(value.slice(1, -1));
+    return forms;
+}
+/**
+ * The base64 characters that depend on these bytes alone, wherever they sit in
+ * a longer encoded text starting at a 3-byte boundary: no padding, and no last
+ * character that also holds bits of whatever follows.
+ */
+function base64Inner(bytes) {
+    const encoded = bytes.toString('base64').replace(/=+$/, '');
+    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
+}
+/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
+function unescapeCommandData(data) {
+    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
+}
+/** Values of the named environment variables, for `redact-env`. */
+function envValues(names, env = process.env) {
+    return names.map(name => env[name]).filter((value) => Boolean(value));
+}
+/**
+ * The redactor of a job's log, the same in the main step and the post step (which uploads
+ * the log when the main step could not): the `redact-env` values, every value the child's
+ * environment leaves out (the action's inputs, among them `token` and `github-token`, and the
+ * runtime credentials), every `ORUN_SECRET_*` value, the given input values (read through
+ * the toolkit, which is how the inputs reach an in-process caller), and the tokens minted.
+ * Values learnt from the job's own `::add-mask::` lines are added as its log is read.
+ */
+function jobRedactor(options) {
+    const env = options.env ?? process.env;
+    return new Redactor([
+        ...envValues(options.redactEnv, env),
+        ...secretValuesOf(env),
+        ...options.inputSecrets.filter((value) => Boolean(value))
+    ], options.tokens);
+}
+
+;// CONCATENATED MODULE: ./src/run/mask-relay.ts
+
+/**
+ * Passes orun's output on to the runner's log so that the job's own `::add-mask::` reaches
+ * GitHub. In GitHub Actions mode orun prints each step's output in one piece, after the
+ * step, inside `::stop-commands::<token>` … `::<token>::`, so the runner ignores the
+ * step's commands, `::add-mask::` among them, and shows the value in clear. The relay
+ * holds such a block until it ends (up to a bound: orun buffers the step anyway), then
+ * prints an `::add-mask::` of its own for each value masked in it, outside and before the
+ * block, so GitHub masks the value in the block and wherever it is printed again. A block
+ * over the bound is passed on as it comes and its masks printed right after it ends.
+ */
+const MAX_HELD_BLOCK_BYTES = 1024 * 1024;
+const STOP_COMMANDS = /^::stop-commands::(.+)$/;
+class MaskRelay {
+    write;
+    onOwnLine;
+    maxHeldBytes;
+    /** The current line, not yet ended. */
+    line = '';
+    /** How much of `line` was passed on already (outside a block, text is not held back). */
+    linePassed = 0;
+    token;
+    held = [];
+    heldBytes = 0;
+    holding = false;
+    masks = [];
+    relayed = new Set();
+    constructor(write, 
+    /** orun's own lines (outside every block), for its account of the run. */
+    onOwnLine = () => { }, maxHeldBytes = MAX_HELD_BLOCK_BYTES) {
+        this.write = write;
+        this.onOwnLine = onOwnLine;
+        this.maxHeldBytes = maxHeldBytes;
+    }
+    push(chunk) {
+        let start = 0;
+        for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+            this.line += chunk.slice(start, end + 1);
+            this.endLine();
+            start = end + 1;
+        }
+        this.line += chunk.slice(start);
+        // Outside a block an unended line is passed on at once, unless it may open a block.
+        if (this.token === undefined && !mayOpenBlock(this.line)) {
+            this.write(this.line.slice(this.linePassed));
+            this.linePassed = this.line.length;
+        }
+    }
+    /**
+     * orun exited: passes on whatever is held, its masks first. A block orun left open (it
+     * was killed) is closed, or the runner would ignore every later command of the job.
+     */
+    end() {
+        const unended = this.line.slice(this.linePassed);
+        this.line = '';
+        this.linePassed = 0;
+        if (this.token !== undefined) {
+            this.emit(`${unended}${unended ? '\n' : ''}::${this.token}::\n`);
+            this.token = undefined;
+        }
+        else if (unended)
+            this.write(unended);
+        this.release();
+    }
+    endLine() {
+        const line = this.line;
+        const rest = line.slice(this.linePassed);
+        this.line = '';
+        this.linePassed = 0;
+        const trimmed = line.trim();
+        if (this.token === undefined) {
+            const open = STOP_COMMANDS.exec(trimmed);
+            if (open) {
+                this.token = open[1];
+                this.holding = true;
+                this.emit(rest);
+                return;
+            }
+            this.write(rest);
+            this.onOwnLine(trimmed);
+            return;
+        }
+        if (trimmed === `::${this.token}::`) {
+            this.token = undefined;
+            this.emit(rest);
+            this.release();
+            return;
+        }
+        for (const data of maskCommandData(line))
+            this.masks.push(data);
+        this.emit(rest);
+    }
+    /** Held while a block is held (up to the bound), else written. */
+    emit(text) {
+        if (!text)
+            return;
+        if (!this.holding)
+            return this.write(text);
+        this.held.push(text);
+        this.heldBytes += Buffer.byteLength(text);
+        if (this.heldBytes > this.maxHeldBytes) {
+            // Too big to hold: pass it on; its masks follow the block's end.
+            this.holding = false;
+            this.writeHeld();
+        }
+    }
+    /**
+     * The block ended (or orun did): its masks, then the block when it was held. A block
+     * passed on already was closed before this, so the masks land outside it.
+     */
+    release() {
+        const fresh = this.masks.filter(data => !this.relayed.has(data));
+        this.masks = [];
+        for (const data of fresh)
+            this.relayed.add(data);
+        const text = fresh.map(data => `::add-mask::${data}\n`).join('') + this.held.join('');
+        this.held = [];
+        this.heldBytes = 0;
+        this.holding = false;
+        if (text)
+            this.write(text);
+    }
+    writeHeld() {
+        if (this.held.length)
+            this.write(this.held.join(''));
+        this.held = [];
+        this.heldBytes = 0;
+    }
+}
+/** An unended line that may yet turn out to be `::stop-commands::…`. */
+function mayOpenBlock(line) {
+    const start = line.trimStart();
+    return start.startsWith('::stop-commands::') || '::stop-commands::'.startsWith(start);
+}
+
 ;// CONCATENATED MODULE: ./src/run/run-evidence.ts
 
 
 // orun colours its output when CLICOLOR_FORCE is set.
 // eslint-disable-next-line no-control-regex
-const run_evidence_ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** orun's own lines: its output with ANSI colours and the raw step output removed. */
 function orunLines(output) {
     const lines = [];
     let stopToken;
-    for (const raw of output.replace(run_evidence_ANSI, '').split(/\r?\n/)) {
+    for (const raw of output.replace(ANSI, '').split(/\r?\n/)) {
         const line = raw.trim();
         if (stopToken !== undefined) {
             if (line === `::${stopToken}::`)
@@ -36341,6 +36342,10 @@ function componentFileAbove(dir) {
 
 
 
+
+/** orun's own output kept for its account of the run: the head (job header) and the end. */
+const MAX_OWN_OUTPUT_CHARS = 1024 * 1024;
+const OWN_HEAD_LINES = 200;
 /** Lines of output quoted when orun exited 0 without running the job. */
 const NON_RUN_TAIL_LINES = 15;
 async function executeJob(options) {
@@ -36358,7 +36363,16 @@ async function executeJob(options) {
     (0,external_node_fs_.writeFileSync)(planFile, JSON.stringify(singleJobPlan(options.plan, jobId), null, 2));
     let child;
     let stopping = false;
-    let stdout = '';
+    // orun's own lines only (step output is in the log stream): its account of the run.
+    const orunOwn = [];
+    let orunOwnChars = 0;
+    const relay = new MaskRelay(text => process.stdout.write(text), line => {
+        orunOwn.push(line);
+        orunOwnChars += line.length;
+        // A plain-mode orun streams step output outside blocks: keep its head and end only.
+        while (orunOwnChars > MAX_OWN_OUTPUT_CHARS && orunOwn.length > OWN_HEAD_LINES + 1)
+            orunOwnChars -= orunOwn.splice(OWN_HEAD_LINES, 1)[0].length;
+    });
     const stop = () => {
         stopping = true;
         void child?.stop(options.cancel.aborted ? options.cancelGraceMs : options.stopGraceMs);
@@ -36391,10 +36405,12 @@ async function executeJob(options) {
             capabilities: options.capabilities,
             extraArgs: options.extraArgs,
             onOutput: (chunk, stream) => {
+                // The runner itself reads this stream: the relay re-prints the job's ::add-mask::
+                // outside orun's stop-commands blocks, so it masks the GitHub log too.
                 if (stream === 'stdout')
-                    stdout += chunk;
-                // The runner itself reads this stream: ::add-mask:: from the job masks the GitHub log too.
-                process.stdout.write(chunk);
+                    relay.push(chunk);
+                else
+                    process.stdout.write(chunk);
                 options.log.append(chunk);
             }
         });
@@ -36403,6 +36419,7 @@ async function executeJob(options) {
         if (options.cancel.aborted)
             stop();
         const { exitCode } = await child.exited;
+        relay.end();
         if (child.leftovers)
             lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: orun left ${child.leftovers} process(es) running; they were stopped with it.`);
         const durationMs = Date.now() - started;
@@ -36414,7 +36431,7 @@ async function executeJob(options) {
         if (exitCode !== 0 || stopping)
             return { ...base, outcome: 'failed' };
         // Exit 0 is not enough: orun's own account must show the job ran to success.
-        const nonRun = explainNonRun(readRunAccount(stdout, jobId), {
+        const nonRun = explainNonRun(readRunAccount(orunOwn.join('\n'), jobId), {
             jobId,
             cwd: options.workingDirectory,
             extraArgs: options.extraArgs
@@ -36426,20 +36443,27 @@ async function executeJob(options) {
         return { ...base, outcome: 'failed', reason: `${nonRun}; last output:\n${tail}` };
     }
     finally {
+        relay.end();
         heartbeat.stop();
         options.cancel.removeEventListener('abort', onCancel);
         options.hurry?.removeEventListener('abort', onHurry);
     }
 }
 
+// EXTERNAL MODULE: external "node:string_decoder"
+var external_node_string_decoder_ = __nccwpck_require__(46193);
 ;// CONCATENATED MODULE: ./src/run/logstream.ts
+
 
 /**
  * Streams a job's log to the backend while it runs. Each upload replaces the
- * stored log, so every upload re-sends the whole log so far: uploads are
- * spaced by the configured interval, stretched for big logs so a live view
- * never costs megabytes per second, skipped when nothing changed, and the
- * stored copy is capped (keeping the end, where failures show).
+ * stored log, so every upload re-sends the stored log so far: uploads are
+ * spaced by the configured interval, stretched by the size of the last upload
+ * (at most the cap) so a live view never costs megabytes per second, skipped
+ * when nothing changed, and the stored copy is capped (keeping the end, where
+ * failures show, cut at a line boundary). Only a bounded tail of the output is
+ * held in memory (LogTail): the whole output is in the spool file and in the
+ * GitHub log.
  *
  * Secrets: text is redacted whole, then capped (a cut never leaves part of a
  * secret in clear), and a mid-stream upload holds back the unterminated last
@@ -36451,10 +36475,92 @@ const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
 const MAX_TAIL_BYTES = 8 * 1024;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024;
+/**
+ * Kept beyond the cap before a tail cut mid-line: what is dropped in front of the
+ * stored text when a line longer than the whole tail had to be cut (so a secret the
+ * in-memory cut split, shorter than this, leaves nothing of itself).
+ */
+const MID_LINE_MARGIN = 64 * 1024;
+/**
+ * The last part of a job's output, bounded in memory: it keeps at least `keep` characters
+ * (so at least `keep` bytes) and at most twice that, dropping whole lines from the front.
+ * The job's `::add-mask::` values are learnt from every complete line as it arrives, so a
+ * mask is known even after its line was dropped.
+ */
+class LogTail {
+    redactor;
+    keep;
+    text = '';
+    /** Characters dropped from the front, and their UTF-8 bytes. */
+    droppedChars = 0;
+    droppedBytes = 0;
+    /** Absolute position up to which masks were learnt (always a line end). */
+    learnt = 0;
+    /** The held text starts inside a line (one longer than the whole tail was cut). */
+    midLine = false;
+    constructor(redactor, keep) {
+        this.redactor = redactor;
+        this.keep = keep;
+    }
+    /** Characters appended so far. */
+    get total() {
+        return this.droppedChars + this.text.length;
+    }
+    /** Characters held in memory. */
+    get heldChars() {
+        return this.text.length;
+    }
+    append(chunk) {
+        this.text += chunk;
+        const lineEnd = this.text.lastIndexOf('\n') + 1;
+        const from = this.learnt - this.droppedChars;
+        if (lineEnd > from) {
+            this.redactor.learnFrom(this.text.slice(from, lineEnd));
+            this.learnt = this.droppedChars + lineEnd;
+        }
+        if (this.text.length > 2 * this.keep)
+            this.dropFront();
+    }
+    dropFront() {
+        const cut = this.text.length - this.keep;
+        // Whole lines (masks in them are learnt already); a line longer than the tail is cut inside.
+        const newline = this.text.lastIndexOf('\n', cut - 1);
+        const at = newline >= 0 ? newline + 1 : cut;
+        this.midLine = newline < 0;
+        const dropped = this.text.slice(0, at);
+        this.droppedBytes += Buffer.byteLength(dropped);
+        this.droppedChars += at;
+        this.text = this.text.slice(at);
+        this.learnt = Math.max(this.learnt, this.droppedChars);
+    }
+    /** Absolute end of what an upload may carry: everything at the end, else whole lines. */
+    uploadable(final) {
+        return this.droppedChars + (final ? this.text.length : this.text.lastIndexOf('\n') + 1);
+    }
+    /** The held text up to an absolute position, redacted, then capped at a line boundary. */
+    stored(upTo, maxBytes) {
+        let redacted = this.redactor.redact(this.text.slice(0, upTo - this.droppedChars));
+        let cutBytes = this.droppedBytes;
+        if (this.midLine) {
+            // The in-memory cut fell inside a line: drop the rest of it (or a margin of it).
+            const newline = redacted.indexOf('\n');
+            const drop = newline >= 0 ? newline + 1 : Math.min(redacted.length, MID_LINE_MARGIN);
+            cutBytes += Buffer.byteLength(redacted.slice(0, drop));
+            redacted = redacted.slice(drop);
+        }
+        return capLog(redacted, maxBytes, cutBytes);
+    }
+    /** The held text, redacted (for the quoted tail of a failed job). */
+    redacted() {
+        return this.redactor.redact(this.text);
+    }
+}
 class LogStream {
     options;
-    raw = '';
+    held;
     uploadedLength = -1;
+    /** Bytes of the last upload: the pause before the next one grows with it. */
+    lastUploadBytes = 0;
     timer;
     queue = Promise.resolve();
     warned = false;
@@ -36466,9 +36572,14 @@ class LogStream {
         this.options = options;
         if (options.spoolFile)
             (0,external_node_fs_.writeFileSync)(options.spoolFile, '');
+        this.held = new LogTail(options.redactor, tailChars(options.maxBytes));
+    }
+    /** Characters of output held in memory (bounded whatever the size of the log). */
+    get heldChars() {
+        return this.held.heldChars;
     }
     append(chunk) {
-        this.raw += chunk;
+        this.held.append(chunk);
         if (this.options.spoolFile)
             (0,external_node_fs_.appendFileSync)(this.options.spoolFile, chunk);
     }
@@ -36477,15 +36588,11 @@ class LogStream {
      * Mid-stream (not final) it ends at the last complete line.
      */
     snapshot(final = true) {
-        return capLog(this.options.redactor.redact(this.raw.slice(0, this.uploadable(final))), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
-    }
-    /** How much of the raw output an upload may carry: all of it at the end, else whole lines. */
-    uploadable(final) {
-        return final ? this.raw.length : this.raw.lastIndexOf('\n') + 1;
+        return this.held.stored(this.held.uploadable(final), this.options.maxBytes ?? DEFAULT_MAX_LOG_BYTES);
     }
     start() {
         const schedule = () => {
-            const stretch = (Buffer.byteLength(this.raw) / BYTES_PER_SECOND_BUDGET) * 1000;
+            const stretch = (this.lastUploadBytes / BYTES_PER_SECOND_BUDGET) * 1000;
             this.timer = setTimeout(async () => {
                 await this.flush(false);
                 if (this.timer)
@@ -36542,10 +36649,10 @@ class LogStream {
             clearTimeout(timer);
             bound?.signal?.removeEventListener('abort', onSignal);
         }
-        return this.raw.length === this.uploadedLength;
+        return this.held.total === this.uploadedLength;
     }
     async upload(final, signal, boundMs) {
-        const length = this.uploadable(final);
+        const length = this.held.uploadable(final);
         if (length === this.uploadedLength)
             return;
         // An empty log is stored once, at the end (so every finished job has one), never mid-stream.
@@ -36558,12 +36665,14 @@ class LogStream {
         try {
             // Mid-stream, one request: the next tick retries anyway. The final upload retries
             // until its flush's bound ends it (unbounded: the client's own budget).
-            const { logRef } = await this.options.upload(this.snapshot(final), {
+            const text = this.snapshot(final);
+            const { logRef } = await this.options.upload(text, {
                 budgetMs: final ? boundMs : 0,
                 signal: current.signal
             });
             this.logRef = logRef;
             this.uploadedLength = length;
+            this.lastUploadBytes = Buffer.byteLength(text);
             this.uploads++;
         }
         catch (error) {
@@ -36582,12 +36691,7 @@ class LogStream {
     }
     /** Last lines of output, for the error text reported with a failed job: redacted, then cut to MAX_TAIL_BYTES. */
     tail(lines) {
-        const text = this.options.redactor
-            .redact(this.raw)
-            .trimEnd()
-            .split('\n')
-            .slice(-lines)
-            .join('\n');
+        const text = this.held.redacted().trimEnd().split('\n').slice(-lines).join('\n');
         return keepEnd(text, MAX_TAIL_BYTES);
     }
 }
@@ -36603,146 +36707,54 @@ function keepEnd(text, maxBytes) {
             .toString('utf8')
             .replace(/^\uFFFD+/, ''));
 }
-function capLog(text, maxBytes) {
+/**
+ * The end of a log within maxBytes, cut at a line boundary (inside a line only when its
+ * last line alone is over the cap), behind a note saying how many bytes were cut; alreadyCut
+ * counts bytes dropped before (the in-memory tail).
+ */
+function capLog(text, maxBytes, alreadyCut = 0) {
     const bytes = Buffer.from(text);
-    if (bytes.length <= maxBytes)
+    if (bytes.length <= maxBytes && !alreadyCut)
         return text;
     const note = (cut) => `[orun action: the first ${cut} bytes of this log were cut to keep it under ${maxBytes} bytes; ` +
         'the full log is in the GitHub Actions job log]\n';
     // The note counts against the cap too; with the largest possible count it is longest.
-    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length)));
+    const budget = Math.max(0, maxBytes - Buffer.byteLength(note(bytes.length + alreadyCut)));
+    const from = Math.max(0, bytes.length - budget);
     // A character split by the cut decodes to U+FFFD: drop those bytes too.
-    const kept = bytes
-        .subarray(bytes.length - budget)
+    let kept = bytes
+        .subarray(from)
         .toString('utf8')
         .replace(/^\uFFFD+/, '');
-    return note(bytes.length - Buffer.byteLength(kept)) + kept;
+    if (from > 0 && bytes[from - 1] !== 0x0a) {
+        const newline = kept.indexOf('\n');
+        if (newline >= 0 && newline < kept.length - 1)
+            kept = kept.slice(newline + 1);
+    }
+    return note(bytes.length - Buffer.byteLength(kept) + alreadyCut) + kept;
 }
-
-;// CONCATENATED MODULE: ./src/run/redact.ts
-/**
- * Removes secrets from a job log before it leaves the runner: every token this
- * action minted, every value the job registered with `::add-mask::`, and the
- * values of the environment variables named in `redact-env`. GitHub masks
- * these in its own log view, but the backend stores the raw text.
- *
- * Like GitHub's own masker (the runner's ValueEncoders), each value is also
- * removed in the encodings a job commonly prints a secret in: base64 at each
- * of the three byte alignments it can have inside a longer encoded text (and
- * base64url), URL escaping, JSON string escaping, XML/HTML escaping, and
- * workflow-command escaping.
- */
-const REDACTED = '***';
-/** Shorter values would shred ordinary words; GitHub refuses to mask them meaningfully too. */
-const MIN_SECRET_LENGTH = 3;
-/** `::add-mask::v` (V2, also with leading whitespace) and the legacy `##[add-mask]v`. */
-const maskCommand = /(?:::add-mask(?: [^:\r\n]*)?::|##\[add-mask\])(.*?)\r?$/gm;
-class Redactor {
-    dynamic;
-    secrets = new Set();
-    /** Values already expanded into their encodings (tokens are offered again on every redact). */
-    seen = new Set();
-    ordered = [];
-    orderedSize = -1;
-    constructor(values = [], dynamic = () => []) {
-        this.dynamic = dynamic;
-        for (const value of values)
-            this.add(value);
-    }
-    add(value) {
-        if (!value || this.seen.has(value))
-            return;
-        this.seen.add(value);
-        const trimmed = value.trim();
-        if (trimmed.length < MIN_SECRET_LENGTH)
-            return;
-        this.addEncoded(trimmed);
-        // A multi-line secret is masked line by line too, as GitHub does.
-        for (const line of trimmed.split(/\r?\n/)) {
-            if (line.trim().length >= MIN_SECRET_LENGTH)
-                this.addEncoded(line.trim());
-        }
-    }
-    addEncoded(value) {
-        for (const form of encodedForms(value)) {
-            if (form.length >= MIN_SECRET_LENGTH)
-                this.secrets.add(form);
-        }
-    }
-    /** Learns `::add-mask::` values from job output (they may arrive after the secret was printed). */
-    learnFrom(text) {
-        for (const match of text.matchAll(maskCommand)) {
-            // The runner unescapes command data (core.setSecret escapes newlines and %); the
-            // escaped form is masked too, as the command line itself stays in the uploaded log.
-            this.add(match[1]);
-            this.add(unescapeCommandData(match[1]));
-        }
-    }
-    redact(text) {
-        for (const value of this.dynamic())
-            this.add(value);
-        this.learnFrom(text);
-        if (this.orderedSize !== this.secrets.size) {
-            // Longest first, so a secret that contains another (or its encoding) is replaced whole.
-            this.ordered = [...this.secrets].sort((a, b) => b.length - a.length);
-            this.orderedSize = this.secrets.size;
-        }
-        let out = text;
-        for (const secret of this.ordered)
-            if (out.includes(secret))
-                out = out.split(secret).join(REDACTED);
-        return out;
-    }
-}
-/** The value and the forms it takes when a job prints it encoded. */
-function encodedForms(value) {
-    const forms = new Set([value]);
-    const bytes = Buffer.from(value, 'utf8');
-    for (let shift = 0; shift < 3 && shift < bytes.length; shift++) {
-        const base64 = base64Inner(bytes.subarray(shift));
-        forms.add(base64);
-        forms.add(base64.replace(/\+/g, '-').replace(/\//g, '_'));
-    }
-    const uri = encodeURIComponent(value);
-    // RFC 3986 (.NET's Uri.EscapeDataString) also escapes !'()*; some encoders write lower-case hex.
-    const strictUri = uri.replace(/[!'()*]/g, char => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
-    forms
-        .add(uri)
-        .add(strictUri)
-        .add(strictUri.replace(/%[0-9A-F]{2}/g, hex => hex.toLowerCase()));
-    forms.add(new URLSearchParams({ v: value }).toString().slice(2)); // form encoding: space as +
-    const json = JSON.stringify(value).slice(1, -1);
-    forms.add(json);
-    // Go's encoding/json (orun is written in Go) also escapes <, >, & and U+2028/U+2029.
-    forms.add(json.replace(/[<>&\u2028\u2029]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
-    const xml = value
-        .replace(/&/g, '&amp;')
-        .replace(/</g, '&lt;')
-        .replace(/>/g, '&gt;')
-        .replace(/"/g, '&quot;');
-    forms.add(xml.replace(/'/g, '&apos;')).add(xml.replace(/'/g, '&#39;'));
-    forms.add(value.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A'));
-    // A quoted value ("...") is also masked without its quotes, as GitHub does.
-    if (value.length > 8 && value.startsWith('"') && value.endsWith('"'))
-        forms.add(value.slice(1, -1));
-    return forms;
+/** Characters the in-memory tail keeps: the cap (a character is at least a byte) and a margin. */
+function tailChars(maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    return maxBytes + MID_LINE_MARGIN;
 }
 /**
- * The base64 characters that depend on these bytes alone, wherever they sit in
- * a longer encoded text starting at a 3-byte boundary: no padding, and no last
- * character that also holds bits of whatever follows.
+ * A spooled log as the main step would have stored it, read in chunks so memory stays
+ * bounded: masks are learnt from every line, only the tail is kept; ending is appended.
  */
-function base64Inner(bytes) {
-    const encoded = bytes.toString('base64').replace(/=+$/, '');
-    return bytes.length % 3 === 0 ? encoded : encoded.slice(0, -1);
-}
-/** Workflow command data escaping, undone: %0D, %0A and %25 (in one pass, so %250A stays %0A). */
-function unescapeCommandData(data) {
-    return data.replace(/%(0D|0A|25)/gi, code => code === '%25' ? '%' : code.toUpperCase() === '%0D' ? '\r' : '\n');
-}
-/** Values of the named environment variables, for `redact-env`. */
-function envValues(names, env = process.env) {
-    return names.map(name => env[name]).filter((value) => Boolean(value));
+function storedLogOfFile(file, redactor, ending, maxBytes = DEFAULT_MAX_LOG_BYTES) {
+    const tail = new LogTail(redactor, tailChars(maxBytes));
+    const decoder = new StringDecoder('utf8');
+    const buffer = Buffer.alloc(1024 * 1024);
+    const fd = openSync(file, 'r');
+    try {
+        for (let read; (read = readSync(fd, buffer, 0, buffer.length, null)) > 0;)
+            tail.append(decoder.write(buffer.subarray(0, read)));
+    }
+    finally {
+        closeSync(fd);
+    }
+    tail.append(decoder.end() + ending);
+    return tail.stored(tail.uploadable(true), maxBytes);
 }
 
 ;// CONCATENATED MODULE: ./src/run/state.ts
@@ -36770,9 +36782,6 @@ function dropInFlightJob(state, jobId) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/job.ts
-
-
-
 
 
 
@@ -36834,8 +36843,7 @@ async function runJob(ctx) {
             ensureRun: ctx.ensureRun,
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
-            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
-            limit: new LearnedLimit(() => client.stats.rateLimited, Date.now, () => client.stats.rateLimitBurst)
+            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message))
         }, jobId, stats);
     }
     catch (error) {
@@ -36864,11 +36872,6 @@ async function runJob(ctx) {
                     detail: acquired.mirrored ? 'ran on another runner' : 'already complete'
                 };
             }
-            if (isRunnerLost(acquired.lastError)) {
-                const lost = { jobId, runnerId: acquired.runnerId ?? null };
-                lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)}: ${runnerLostText(lost)}.`));
-                return { ...base, status: 'failed', detail: runnerLostText(lost), lostRunners: [lost] };
-            }
             return {
                 ...base,
                 status: 'failed',
@@ -36882,27 +36885,11 @@ async function runJob(ctx) {
                 detail: `owned by ${acquired.owner ?? 'another runner'}`
             };
         case 'blocked': {
-            // A lost runner's job did not fail by its own steps: it is named apart.
-            const lostRunners = acquired.upstream
-                .filter(u => isRunnerLost(u.lastError))
-                .map(u => ({ jobId: u.jobId, runnerId: u.runnerId }));
             const names = acquired.upstream
-                .filter(u => !isRunnerLost(u.lastError))
                 .map(u => `${(0,common_escape/* inline */.mG)(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
                 .join(', ');
-            const why = [
-                names || !lostRunners.length ? `upstream failed: ${names || 'a dependency'}` : '',
-                lostRunners.length ? upstreamRunnerLostText(lostRunners) : ''
-            ]
-                .filter(Boolean)
-                .join('; ');
-            lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} will not run: ${why}.`));
-            return {
-                ...base,
-                status: 'blocked',
-                detail: why,
-                ...(lostRunners.length ? { lostRunners } : {})
-            };
+            lib_core/* error */.z3(`${(0,common_escape/* inline */.mG)(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
+            return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
         }
     }
     if (acquired.takeover)
@@ -36913,7 +36900,11 @@ async function runJob(ctx) {
     const log = new LogStream({
         upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
         // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
-        redactor: new Redactor([...envValues(inputs.redactEnv), ...secretValuesOf(process.env)], () => ctx.tokens.issued),
+        redactor: jobRedactor({
+            redactEnv: inputs.redactEnv,
+            inputSecrets: [inputs.token, inputs.githubToken],
+            tokens: () => ctx.tokens.issued
+        }),
         intervalMs: inputs.logUploadIntervalMs,
         spoolFile,
         warn: message => lib_core/* warning */.$e(message)
@@ -36946,17 +36937,6 @@ async function runJob(ctx) {
         // The lease is gone: the new owner reports the result and owns the log.
         ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
         saveInFlight(ctx.inFlight);
-        // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
-        const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined);
-        if (record && isRunnerLost(record.lastError)) {
-            const lost = { jobId, runnerId: ctx.runnerId };
-            return {
-                ...result,
-                status: 'failed',
-                detail: `${runnerLostText(lost)} (its heartbeats did not reach the backend in time)`,
-                lostRunners: [lost]
-            };
-        }
         return {
             ...result,
             status: 'failed',
@@ -36986,29 +36966,21 @@ async function runJob(ctx) {
     if (!delivery.delivered)
         return finished;
     updateInFlightJob(ctx.inFlight, jobId, { reported: true });
-    const done = { ...finished };
-    const finalLog = async () => {
-        if (!cancelled) {
-            // Every runner of a DAG level reports at about the same moment; spreading the final
-            // uploads keeps them from crowding out the results and claims that gate the next level.
-            const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
-            if (spreadMs > 0)
-                await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
-        }
-        const stored = await log.flush(true, cancelled
-            ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-            : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
-        // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
-        const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
-        if (!cutShort)
-            dropInFlightJob(ctx.inFlight, jobId);
-        done.logRef = log.logRef;
-    };
-    if (ctx.finalLogInBackground && !cancelled)
-        ctx.finalLogInBackground(finalLog());
-    else
-        await finalLog();
-    return done;
+    if (!cancelled) {
+        // Every runner of a DAG level reports at about the same moment; spreading the final
+        // uploads keeps them from crowding out the results and claims that gate the next level.
+        const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
+        if (spreadMs > 0)
+            await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
+    }
+    const stored = await log.flush(true, cancelled
+        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
+    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
+    if (!cutShort)
+        dropInFlightJob(ctx.inFlight, jobId);
+    return { ...finished, logRef: log.logRef };
 }
 function alreadyClaimed(claimed) {
     return async () => ({ kind: 'claimed', takeover: claimed.takeover });
@@ -37045,6 +37017,106 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
 ;// CONCATENATED MODULE: ./src/run/pool.ts
 
 
@@ -37054,18 +37126,20 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
 
 
 
-
-/**
- * Workers start this far apart by index, so a large pool's first requests fit the rate limit
- * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
- */
+/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
 const START_STAGGER_MS = 150;
+/**
+ * A worker's pause before its first request: by its index wrapped by the pool size (an index
+ * above it shares a slot), or by the matrix limit when the size is unknown, so a large `worker`
+ * value never sleeps for hours.
+ */
+function startStaggerMs(worker, poolSize) {
+    return ((worker - 1) % (poolSize ?? MAX_MATRIX_JOBS)) * START_STAGGER_MS;
+}
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
 const IDLE_SHARE_MS = 400;
 const IDLE_MIN_MS = 1_000;
 const IDLE_MAX_MS = 30_000;
-/** The least idle wait however ample the limit. */
-const IDLE_FLOOR_MS = 300;
 /**
  * The rate limit is what slows this worker while the pacer spaces its requests at least this
  * far apart (its share of a crowded limit)...
@@ -37084,21 +37158,14 @@ async function runPool(ctx, results) {
         maxRateLimitedAttempts: 1
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
-    const limit = new LearnedLimit(() => own.stats.rateLimited, ctx.now, () => own.stats.rateLimitBurst);
-    // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
-    const logUploads = [];
-    const inBackground = (upload) => {
-        logUploads.push(upload.catch(error => ctx.log(`A final log upload failed: ${(0,errors/* errorMessage */.gJ)(error)}`)));
-    };
     try {
-        return await poolLoop(ctx, results, client, pacer, limit, inBackground);
+        return await poolLoop(ctx, results, client, pacer);
     }
     finally {
-        await Promise.all(logUploads);
         addStats(ctx.client.stats, own.stats);
     }
 }
-async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground) {
+async function poolLoop(ctx, results, client, pacer) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
@@ -37142,8 +37209,7 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
             jobId,
             claimed: { takeover },
             finalLogSpreadMs: 0,
-            finalFlushMs: PACED_FINAL_FLUSH_MS,
-            finalLogInBackground
+            finalFlushMs: PACED_FINAL_FLUSH_MS
         }));
     };
     // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
@@ -37163,12 +37229,7 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
     };
     const readRunnable = () => onceRunVisible(visible, () => client.runnable(runId), ({ error }) => isRunUnknown(error));
     // An unknown run answers an empty job list.
-    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0).then(jobs => {
-        // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
-        if (readsLikeDroppedCopy(ctx.plan, jobs))
-            throw new RunDroppedError(runId, jobs);
-        return jobs;
-    });
+    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0);
     /**
      * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
      * why the worker leaves, or undefined once there is something to claim again.
@@ -37200,12 +37261,16 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
                 throw new errors/* UserError */.yo(`Pool worker ${ctx.worker} gave up: no job of run ${runId} finished within the dependency-timeout, and ${view.pendingLive} job(s) still wait on ${view.running.map(r => r.jobId).join(', ') || 'jobs outside this slice'}. ` +
                     "Check the runners of those jobs, or raise 'dependency-timeout'.");
             }
-            const delay = idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random, limit.scale());
+            // A stale job is claimed again soon, without backing off: the backend hands it over only
+            // once its window passed, and the 2026-05-08 build fails it at its next sweep instead.
+            const delay = view.stale.length
+                ? staleLookDelayMs(ctx.worker, ctx.random)
+                : idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random);
             ctx.log(`Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`);
             await ctx.sleep(delay);
         }
     };
-    await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS * limit.scale());
+    await ctx.sleep(startStaggerMs(ctx.worker, ctx.inputs.poolSize));
     for (;;) {
         if (ctx.cancel.aborted)
             throw new Cancelled();
@@ -37364,23 +37429,32 @@ function poolView(plan, slice, jobs, runnerId, now, staleMs) {
  * When an idle worker leaves (undefined: it stays). It is idle, so nothing of
  * its slice is runnable now: every job that can still run waits on a running one.
  * - Nothing left: no pending job can still become runnable (all finished, or
- *   blocked by a failed ancestor) and no running job lost its owner.
+ *   blocked by a failed ancestor) and no job runs on another worker that might
+ *   be lost (below).
  * - Enough others: live workers are busy right now (each is free the moment its
  *   job ends, and a job becomes runnable only when one ends), and either they
  *   are as many as the widest level of what remains, or this worker's index is
  *   above the number of jobs left (pending + running): workers 1..that many
  *   cover them. The index rule thins an idle crowd without any worker needing
- *   to see the others; requiring a busy live worker keeps the rule safe when
- *   low-index workers were cancelled or never started: the last busy worker
- *   never leaves while work remains, and it claims what its job releases.
+ *   to see the others.
+ * A busy worker may be lost at any moment, and its job looks alive (a fresh
+ * heartbeat) until the takeover window passes, so a worker leaves while jobs run
+ * elsewhere only when at least two other workers are busy: a lost one leaves a
+ * live one, which stays when it is the last busy one besides the lost, until
+ * every running job ended or went stale, and takes a stale one over.
  */
 function leaveReason(view, worker) {
-    if (!view.pendingLive && !view.stale.length)
-        return view.running.length
-            ? `nothing left to take: the ${view.running.length} job(s) still running have their own workers, and no other job can become runnable`
-            : 'nothing left to take: every job of the pool finished or is blocked by a failed upstream job';
-    if (!view.busyOthers || view.stale.length)
+    if (view.stale.length)
         return undefined;
+    if (!view.running.length)
+        return view.pendingLive
+            ? undefined
+            : 'nothing left to take: every job of the pool finished or is blocked by a failed upstream job';
+    // Jobs run elsewhere: one busy worker may be lost, so stay unless another is busy too.
+    if (view.busyOthers < MIN_BUSY_TO_LEAVE)
+        return undefined;
+    if (!view.pendingLive)
+        return `nothing left to take: the ${view.running.length} job(s) still running have their own workers (${view.busyOthers} busy), and no other job can become runnable`;
     if (view.width <= view.busyOthers)
         return `enough workers: the ${view.pendingLive} job(s) left need at most ${view.width} at once, and ${view.busyOthers} busy worker(s) take them as their jobs end`;
     const left = view.pendingLive + view.running.length;
@@ -37388,25 +37462,30 @@ function leaveReason(view, worker) {
         return `enough workers: ${left} job(s) left (pending and running), and workers 1 to ${left} are there for them`;
     return undefined;
 }
+/** Busy other workers an idle worker needs to see before it leaves while jobs run: a lost one leaves a live one. */
+const MIN_BUSY_TO_LEAVE = 2;
+/** The next claim of a stale job: this worker's share of the rate limit, at least 1 s, no backoff. */
+function staleLookDelayMs(worker, random = Math.random) {
+    const base = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, worker * IDLE_SHARE_MS));
+    return Math.round(base * (1 + 0.3 * random()));
+}
 /**
  * How long an idle worker waits before it looks again: never less than its
  * share of the rate limit in a pool of the size it can see (its own index, or
  * the busy workers plus itself), and, when finished jobs give a typical
- * duration, until the first running job should end, else backing off. `scale`
- * (LearnedLimit) shrinks the share where the limit is ampler than 5/s.
+ * duration, until the first running job should end, else backing off.
  */
-function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random, scale = 1) {
+function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random) {
     const poolSize = Math.max(worker, view.busyOthers + 1);
-    const share = poolSize * IDLE_SHARE_MS * scale;
-    const idleMin = Math.max(IDLE_FLOOR_MS, IDLE_MIN_MS * scale);
+    const share = poolSize * IDLE_SHARE_MS;
     const typical = typicalDurationMs(jobs);
     const soonest = typical === undefined
         ? undefined
         : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0));
     const base = soonest !== undefined && Number.isFinite(soonest) && soonest > 0
-        ? Math.max(share, soonest + 300 * scale)
+        ? Math.max(share, soonest + 300)
         : share * 1.5 ** Math.min(idlePolls, 6);
-    const clamped = Math.min(IDLE_MAX_MS, Math.max(idleMin, base));
+    const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base));
     return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())));
 }
 
@@ -37565,7 +37644,6 @@ async function loadPlan(inputs) {
 
 
 
-
 /**
  * Re-runs of a workflow run ("Re-run failed jobs", "Re-run job"). GitHub starts
  * only the matrix legs it re-runs and hands them the plan job's outputs of the
@@ -37586,13 +37664,8 @@ async function loadPlan(inputs) {
  * A runner's own job is always executed, even when it succeeded before: GitHub
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
-/**
- * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
- * the 30/s limit of the 2026-05-08 build. A carrier does not assume the limit: each 429 doubles
- * the gap (two of them reach the 5/s build's pace, about 3 of its 5 requests/s), and each job
- * carried without one narrows it again (see pass).
- */
-const CARRY_INTERVAL_MS = 200;
+/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
+const CARRY_INTERVAL_MS = 600;
 /** A carrier refused with 429 slows down, up to this gap between jobs. */
 const CARRY_INTERVAL_MAX_MS = 3_000;
 /** When a waiting runner first checks that carrying is under way (at the earliest). */
@@ -37940,11 +38013,8 @@ class Carrier {
                     !/job not found/i.test(error.message);
                 if (!unknownRun || tries >= 8)
                     throw error;
-                if (tries === 1) {
-                    // A run the backend dropped to its copy must not be created again (it would start over).
-                    await checkNotDropped(this.options.client, this.runId);
+                if (tries === 1)
                     await joinRun(this.options.client, this.options.plan, this.runId);
-                }
                 else
                     await this.sleep(spread(delayMs, 0.5, this.options.random));
                 delayMs = Math.min(delayMs * 2, 4_000);
@@ -38009,8 +38079,6 @@ function overallStatus(results) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/main.ts
-
-
 
 
 
@@ -38129,12 +38197,9 @@ async function run() {
         hurry: hurry.signal,
         binary: orun.binary,
         capabilities,
-        // Called when the backend answered "run unknown": a run it dropped to its copy must not be
-        // created again (that would start it over), so a read comes first.
         ensureRun: async () => {
             if (joined)
                 return;
-            await checkNotDropped(client, inputs.runId);
             await joinRun(client, plan, inputs.runId);
             joined = true;
         }
@@ -38186,9 +38251,7 @@ async function run() {
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
             tookOver: r.tookOver,
-            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {}),
-            ...(r.status === 'failed' || r.status === 'blocked' ? { detail: r.detail ?? '' } : {}),
-            ...(r.lostRunners ? { runnerLost: r.lostRunners } : {})
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
         }
     ]))));
     await lib_core/* summary */.z
@@ -38213,10 +38276,7 @@ async function run() {
     }
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
-        throw new errors/* UserError */.yo([
-            ...bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`),
-            ...(bad.some(r => r.lostRunners) ? [RERUN_AFTER_RUNNER_LOST] : [])
-        ].join('\n'));
+        throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
 }
 
 

@@ -31808,6 +31808,17 @@ function getBoolean(name, fallback) {
         return false;
     throw new UserError(`Input '${name}' must be true or false, got '${raw}'.`);
 }
+/**
+ * A whole number written in decimal digits only: Number() would also take 0x10, 1e1, +5,
+ * -0, 0.0 and ' ', each a typo or a value from the wrong output.
+ */
+function parseWholeNumber(raw) {
+    const text = raw.trim();
+    if (!/^\d+$/.test(text))
+        return undefined;
+    const value = Number(text);
+    return Number.isSafeInteger(value) ? value : undefined;
+}
 /** A comma- or newline-separated list, empty items dropped. */
 function getList(name) {
     return lib_core/* getInput */.V4(name)
@@ -31867,8 +31878,8 @@ const FAIL_ON = ['failed', 'blocked', 'not-run'];
 /** Every input of the status action, read and checked once, before any request. */
 function readStatusInputs() {
     const jobCountRaw = getString('job-count');
-    const jobCount = jobCountRaw ? Number(jobCountRaw) : undefined;
-    if (jobCount !== undefined && !(Number.isInteger(jobCount) && jobCount >= 0)) {
+    const jobCount = jobCountRaw ? parseWholeNumber(jobCountRaw) : undefined;
+    if (jobCountRaw && jobCount === undefined) {
         throw new errors/* UserError */.yo(`Input 'job-count' must be a whole number (the plan job's job-count output), got '${jobCountRaw}'.`);
     }
     return {

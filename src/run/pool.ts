@@ -3,7 +3,7 @@ import { RunDroppedError, readsLikeDroppedCopy } from '../backend/dropped-run.js
 import type { JobRecord } from '../backend/types.js'
 import { UserError, errorMessage } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
-import { ancestorsOf, type Plan } from '../plan/model.js'
+import { MAX_MATRIX_JOBS, ancestorsOf, type Plan } from '../plan/model.js'
 import { isRunUnknown, onceRunVisible } from './acquire.js'
 import { Cancelled } from './cancel.js'
 import { PACED_FINAL_FLUSH_MS, runJob, type JobContext } from './job.js'
@@ -43,6 +43,15 @@ export interface PoolContext extends Omit<JobContext, 'jobId' | 'claimed'> {
  * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
  */
 export const START_STAGGER_MS = 150
+/**
+ * A worker's pause before its first request: by its index wrapped by the pool size (an index
+ * above it shares a slot), or by the matrix limit when the size is unknown, so a large `worker`
+ * value never sleeps for hours.
+ */
+export function startStaggerMs(worker: number, poolSize: number | undefined): number {
+  return ((worker - 1) % (poolSize ?? MAX_MATRIX_JOBS)) * START_STAGGER_MS
+}
+
 /** An idle worker polls no sooner than its share of the rate limit: pool size × this. */
 export const IDLE_SHARE_MS = 400
 export const IDLE_MIN_MS = 1_000
@@ -221,15 +230,11 @@ async function poolLoop(
             "Check the runners of those jobs, or raise 'dependency-timeout'."
         )
       }
-      const delay = idleDelayMs(
-        view,
-        ctx.worker,
-        idlePolls++,
-        jobs,
-        ctx.now(),
-        ctx.random,
-        limit.scale()
-      )
+      // A stale job is claimed again soon, without backing off: the backend hands it over only
+      // once its window passed, and the 2026-05-08 build fails it at its next sweep instead.
+      const delay = view.stale.length
+        ? staleLookDelayMs(ctx.worker, ctx.random)
+        : idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random, limit.scale())
       ctx.log(
         `Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`
       )
@@ -237,7 +242,7 @@ async function poolLoop(
     }
   }
 
-  await ctx.sleep((ctx.worker - 1) * START_STAGGER_MS * limit.scale())
+  await ctx.sleep(startStaggerMs(ctx.worker, ctx.inputs.poolSize) * limit.scale())
   for (;;) {
     if (ctx.cancel.aborted) throw new Cancelled()
     if (!candidates.length) {
@@ -433,28 +438,45 @@ export function poolView(
  * When an idle worker leaves (undefined: it stays). It is idle, so nothing of
  * its slice is runnable now: every job that can still run waits on a running one.
  * - Nothing left: no pending job can still become runnable (all finished, or
- *   blocked by a failed ancestor) and no running job lost its owner.
+ *   blocked by a failed ancestor) and no job runs on another worker that might
+ *   be lost (below).
  * - Enough others: live workers are busy right now (each is free the moment its
  *   job ends, and a job becomes runnable only when one ends), and either they
  *   are as many as the widest level of what remains, or this worker's index is
  *   above the number of jobs left (pending + running): workers 1..that many
  *   cover them. The index rule thins an idle crowd without any worker needing
- *   to see the others; requiring a busy live worker keeps the rule safe when
- *   low-index workers were cancelled or never started: the last busy worker
- *   never leaves while work remains, and it claims what its job releases.
+ *   to see the others.
+ * A busy worker may be lost at any moment, and its job looks alive (a fresh
+ * heartbeat) until the takeover window passes, so a worker leaves while jobs run
+ * elsewhere only when at least two other workers are busy: a lost one leaves a
+ * live one, which stays when it is the last busy one besides the lost, until
+ * every running job ended or went stale, and takes a stale one over.
  */
 export function leaveReason(view: PoolView, worker: number): string | undefined {
-  if (!view.pendingLive && !view.stale.length)
-    return view.running.length
-      ? `nothing left to take: the ${view.running.length} job(s) still running have their own workers, and no other job can become runnable`
+  if (view.stale.length) return undefined
+  if (!view.running.length)
+    return view.pendingLive
+      ? undefined
       : 'nothing left to take: every job of the pool finished or is blocked by a failed upstream job'
-  if (!view.busyOthers || view.stale.length) return undefined
+  // Jobs run elsewhere: one busy worker may be lost, so stay unless another is busy too.
+  if (view.busyOthers < MIN_BUSY_TO_LEAVE) return undefined
+  if (!view.pendingLive)
+    return `nothing left to take: the ${view.running.length} job(s) still running have their own workers (${view.busyOthers} busy), and no other job can become runnable`
   if (view.width <= view.busyOthers)
     return `enough workers: the ${view.pendingLive} job(s) left need at most ${view.width} at once, and ${view.busyOthers} busy worker(s) take them as their jobs end`
   const left = view.pendingLive + view.running.length
   if (worker > left)
     return `enough workers: ${left} job(s) left (pending and running), and workers 1 to ${left} are there for them`
   return undefined
+}
+
+/** Busy other workers an idle worker needs to see before it leaves while jobs run: a lost one leaves a live one. */
+export const MIN_BUSY_TO_LEAVE = 2
+
+/** The next claim of a stale job: this worker's share of the rate limit, at least 1 s, no backoff. */
+export function staleLookDelayMs(worker: number, random: Random = Math.random): number {
+  const base = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, worker * IDLE_SHARE_MS))
+  return Math.round(base * (1 + 0.3 * random()))
 }
 
 /**
