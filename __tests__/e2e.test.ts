@@ -344,7 +344,7 @@ describe('the workflow end to end: runners that stop', () => {
       )
     )
     expect(status.summary).toMatch(
-      /<summary>✗ [^<]*\(foundation\.dev\.smoke\)\: runner lost<\/summary>/
+      /<summary>✗ [^<]*\(foundation\.dev\.smoke\): runner lost<\/summary>/
     )
     expect(status.summary).toMatch(/\[its GitHub job\]\(http/)
     expect(status.summary).not.toContain('Error reported to the backend')

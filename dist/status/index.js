@@ -29436,7 +29436,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2433);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6111);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29446,7 +29446,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2433:
+/***/ 6111:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -29899,6 +29899,8 @@ const error_messages_PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 
 ;// CONCATENATED MODULE: ./src/backend/errors.ts
 /** What a failed backend call looks like to the rest of the action, and how answers are read. */
@@ -30796,7 +30798,7 @@ var external_node_path_ = __nccwpck_require__(76760);
 
 /** Facts about the runner and workflow run, read from the environment GitHub sets. */
 /** A fresh directory under RUNNER_TEMP (outside the workspace, emptied after each job). */
-function makeTempDir(prefix) {
+function runner_makeTempDir(prefix) {
     return (0,external_node_fs_.mkdtempSync)((0,external_node_path_.join)(process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), prefix));
 }
 function workspacePath(path) {
@@ -30960,6 +30962,9 @@ function parsePlan(text, source, options = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
+        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+            throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
+        }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
@@ -31113,7 +31118,8 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? ''
+        'runs-on': nonEmptyString(job.runsOn) ?? '',
+        ...(typeof job.index === 'number' ? { index: job.index } : {})
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
@@ -31277,7 +31283,7 @@ function checkedJob(plan, jobId) {
 async function loadPlan(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
-        : await downloadPlanArtifact(inputs.artifactName ?? defaultArtifactName(inputs.runId), makeTempDir('orun-plan-'));
+        : await downloadPlanArtifact(inputs.artifactName ?? defaultArtifactName(inputs.runId), runner_makeTempDir('orun-plan-'));
     let text;
     try {
         text = (0,external_node_fs_.readFileSync)(file, 'utf8');
@@ -31339,7 +31345,9 @@ const time = (iso) => {
     const ms = iso ? Date.parse(iso) : NaN;
     return Number.isNaN(ms) ? undefined : ms;
 };
-function classifyRun(plan, runId, run, records) {
+function classifyRun(plan, runId, run, records, 
+/** The records come from the results record, not the backend: a complete one may still read success. */
+fromRecord = false) {
     const recordOf = new Map(records.map(record => [record.jobId, record]));
     const byId = new Map();
     const runCreated = time(run?.createdAt);
@@ -31403,7 +31411,14 @@ function classifyRun(plan, runId, run, records) {
     const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0]));
     for (const job of jobs)
         counts[job.outcome]++;
-    return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined) };
+    return {
+        runId,
+        run,
+        jobs,
+        byId,
+        counts,
+        verdict: verdictOf(counts, run !== undefined || fromRecord)
+    };
 }
 function verdictOf(counts, runExists) {
     if (counts.failed || counts.blocked)
@@ -32056,7 +32071,173 @@ function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
 
+;// CONCATENATED MODULE: ./src/common/results-record.ts
+
+
+
+
+
+/**
+ * The record of what each runner did, kept on GitHub's side as a small workflow
+ * artifact per runner (and attempt), so that a later attempt of the same
+ * workflow run can read it when the backend no longer holds the run (both
+ * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
+ *
+ * Artifacts of earlier attempts are visible to later attempts of the same
+ * workflow run (ListArtifacts is scoped to the workflow run, and names are
+ * unique across its attempts), need no permission beyond the runtime token
+ * every step has, and cost GitHub requests, not backend ones.
+ *
+ * The name says most of what a re-run needs, so one list call answers it:
+ *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
+ * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
+ * positions do not fit in a name, the summary reads `x` and the reader downloads
+ * that artifact: its one file, results.json, holds everything (times, errors).
+ */
+const RECORD_PREFIX = 'orun-results_';
+const RECORD_FILE = 'results.json';
+/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
+const RECORD_RETENTION_DAYS = 30;
+/** Names are kept well under what GitHub stores. */
+const MAX_NAME_LENGTH = 200;
+/** Artifact names may not hold these characters. */
+const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
+const recordSafe = (text) => text.replace(results_record_forbidden, '-');
+function recordName(record, plan) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    const positions = (statuses) => ranges(record.jobs
+        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
+        .map(job => position.get(job.jobId)));
+    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
+    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
+    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+}
+function ranges(values) {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const parts = [];
+    for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
+            j++;
+        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+        i = j + 1;
+    }
+    return parts.join('.');
+}
+function parseRanges(text) {
+    if (!text)
+        return [];
+    return text.split('.').flatMap(part => {
+        const [from, to] = part.split('-').map(Number);
+        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
+    });
+}
+/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
+function parseRecordName(name, runId, plan) {
+    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
+    if (!name.startsWith(head))
+        return undefined;
+    const rest = name.slice(head.length);
+    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
+    if (!summary)
+        return undefined;
+    const runner = rest.slice(0, summary.index);
+    if (summary[0] === '_x')
+        return { name, runId, runner };
+    const ids = (text) => parseRanges(text)
+        .map(index => plan.order[index]?.id)
+        .filter((id) => id !== undefined);
+    return {
+        name,
+        runId,
+        runner,
+        succeeded: ids(summary[1]),
+        failed: ids(summary[2]),
+        carried: ids(summary[3])
+    };
+}
+/** Why the record cannot be read or written here, or undefined when it can. */
+function recordUnavailable(env = process.env) {
+    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
+        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
+    return undefined;
+}
+async function results_record_artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 645).then(__nccwpck_require__.bind(__nccwpck_require__, 9645));
+    return new DefaultArtifactClient();
+}
+/**
+ * Uploads one runner's record. Never fails the step: a record that cannot be
+ * written only means a re-run after the backend deleted the run cannot carry
+ * these jobs (the warning says so).
+ */
+async function writeResultsRecord(record, plan, warn) {
+    if (!record.jobs.length)
+        return undefined;
+    const unavailable = recordUnavailable();
+    if (unavailable) {
+        core.info(`The results record is not kept: ${unavailable}.`);
+        return undefined;
+    }
+    const name = recordName(record, plan);
+    try {
+        const dir = makeTempDir('orun-record-');
+        mkdirSync(dir, { recursive: true });
+        const file = join(dir, RECORD_FILE);
+        writeFileSync(file, JSON.stringify(record));
+        const client = await results_record_artifactClient();
+        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
+        await client.uploadArtifact(name, [file], dir, {
+            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
+        });
+        return name;
+    }
+    catch (error) {
+        warn(`Could not keep the results record (artifact '${name}'): ${errorMessage(error)}. ` +
+            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
+        return undefined;
+    }
+}
+/** Lists the records of the given run ids: one GitHub request. */
+async function listResultsRecords(runIds, plan) {
+    const unavailable = recordUnavailable();
+    if (unavailable)
+        return { ok: false, problem: unavailable };
+    try {
+        const client = await results_record_artifactClient();
+        const { artifacts } = await client.listArtifacts();
+        const records = [];
+        for (const artifact of artifacts) {
+            for (const runId of runIds) {
+                const parsed = parseRecordName(artifact.name, runId, plan);
+                if (parsed)
+                    records.push({ ...parsed, id: artifact.id });
+            }
+        }
+        return { ok: true, records };
+    }
+    catch (error) {
+        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
+        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
+    }
+}
+/** Downloads and reads records (each costs a few GitHub requests). */
+async function downloadResultsRecords(listed, planId) {
+    const client = await results_record_artifactClient();
+    const base = runner_makeTempDir('orun-records-');
+    const read = [];
+    for (const [index, record] of listed.entries()) {
+        const dir = (0,external_node_path_.join)(base, String(index));
+        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
+        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
+        if (parsed.version === 1 && parsed.planId === planId)
+            read.push(parsed);
+    }
+    return read;
+}
+
 ;// CONCATENATED MODULE: ./src/status/run-read.ts
+
 
 
 
@@ -32110,6 +32291,85 @@ function candidateRunIds(runId, env = process.env) {
     for (let attempt = current; attempt > given.attempt; attempt--)
         ids.push(given.forAttempt(attempt));
     return [...ids, runId];
+}
+/**
+ * Reads the results records (src/common/results-record.ts) of the newest attempt that has
+ * any: one list request, plus a download for each record whose name cannot say everything
+ * (a failure's error text, or too many jobs for a name). A job no record names is left out,
+ * so it reads as not run: the verdict is never success on missing data.
+ */
+async function readRecordedRun(runId, plan, env = process.env) {
+    const candidates = candidateRunIds(runId, env);
+    const listed = await listResultsRecords(candidates, plan);
+    if (!listed.ok)
+        return { jobs: [], problem: listed.problem, runners: 0, downloaded: 0 };
+    const newest = candidates.find(id => listed.records.some(r => r.runId === id));
+    if (!newest)
+        return { jobs: [], runners: 0, downloaded: 0 };
+    const own = listed.records.filter(r => r.runId === newest);
+    const jobs = new Map();
+    const put = (jobId, status, fields = {}) => {
+        if (jobs.get(jobId)?.status === 'success')
+            return;
+        jobs.set(jobId, {
+            jobId,
+            component: plan.byId.get(jobId)?.component ?? '',
+            status,
+            deps: [],
+            runnerId: null,
+            startedAt: null,
+            finishedAt: null,
+            lastError: null,
+            heartbeatAt: null,
+            ...fields
+        });
+    };
+    // Where each carried job ran, from the names of the earlier attempts' records.
+    const ranIn = new Map();
+    for (const record of listed.records) {
+        if (record.runId === newest)
+            continue;
+        const attempt = parseRunId(record.runId).attempt;
+        for (const id of record.succeeded ?? [])
+            if (!ranIn.has(id))
+                ranIn.set(id, { attempt, runner: record.runner });
+    }
+    const carriedNote = (id) => {
+        const origin = ranIn.get(id);
+        return origin
+            ? `carried over from attempt ${origin.attempt} (runner ${origin.runner})`
+            : 'carried over from an earlier attempt';
+    };
+    const toDownload = own.filter(r => !r.succeeded || r.failed?.length);
+    for (const record of own) {
+        if (toDownload.includes(record))
+            continue;
+        for (const id of record.succeeded ?? [])
+            put(id, 'success', { runnerId: record.runner });
+        for (const id of record.carried ?? [])
+            put(id, 'success', { runnerId: record.runner, lastError: carriedNote(id) });
+    }
+    for (const record of await downloadResultsRecords(toDownload, plan.id)) {
+        for (const job of record.jobs) {
+            const times = { startedAt: job.startedAt ?? null, finishedAt: job.endedAt ?? null };
+            if (job.status === 'success')
+                put(job.jobId, 'success', { runnerId: job.runner, ...times });
+            else if (job.status === 'carried')
+                put(job.jobId, 'success', {
+                    runnerId: record.runner,
+                    lastError: `carried over from attempt ${job.attempt} (runner ${job.runner})`
+                });
+            else if (job.status === 'failed')
+                put(job.jobId, 'failed', { runnerId: job.runner, lastError: job.error ?? null, ...times });
+            // Blocked jobs stay unnamed: the plan's DAG shows them blocked by their failed upstream.
+        }
+    }
+    return {
+        runId: newest,
+        jobs: [...jobs.values()],
+        runners: own.length,
+        downloaded: toDownload.length
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/status/summary.ts
@@ -32345,10 +32605,21 @@ async function run() {
     const backendUrl = resolveBackendUrl(inputs.backendUrl, true);
     const { client } = connectBackend({ backendUrl, audience: inputs.audience, token: inputs.token });
     const read = await readRun(client, inputs.runId, plan);
-    const view = classifyRun(plan, read.runId, read.run, read.jobs);
     const notes = [];
-    if (!read.run) {
-        notes.push(`Run ${read.runId} does not exist on the backend: no runner claimed any of the plan's ${plan.order.length} jobs. Every matrix job was cancelled or skipped before it claimed one, or the run jobs never started (check the run job's 'if:' and the workflow's concurrency settings).`);
+    // The backend deletes ended runs after about 24 h: the runners' results record outlives that.
+    const recorded = read.run ? undefined : await readRecordedRun(inputs.runId, plan);
+    const fromRecord = recorded?.runId !== undefined;
+    const view = fromRecord
+        ? classifyRun(plan, recorded.runId, undefined, recorded.jobs, true)
+        : classifyRun(plan, read.runId, read.run, read.jobs);
+    if (fromRecord) {
+        notes.push(`The backend no longer holds run ${view.runId} (ended runs are deleted after about 24 hours): this view is read from the results record its runners kept as artifacts of this workflow run (${recorded.runners} runner(s)). A job no record names reads not run; logs are gone with the run.`);
+    }
+    else if (!read.run) {
+        notes.push(`Run ${read.runId} does not exist on the backend, and this workflow run holds no results record of it${recorded?.problem ? ` (${recorded.problem})` : ''}: either no runner claimed any of the plan's ${plan.order.length} jobs (every matrix job was cancelled or skipped before it claimed one, or the run jobs never started: check the run job's 'if:' and the workflow's concurrency settings), or the backend deleted the run (about 24 hours after it ended) and its record is gone too.`);
+    }
+    else if (isStoredCopy(plan, read.jobs)) {
+        notes.push(`The backend serves run ${read.runId} from its stored copy (its live state ended a few minutes after the run went idle): job statuses are kept, dependencies and heartbeats are not, so the graph is drawn from the plan, and a job whose runner stopped without reporting reads not run.`);
     }
     const github = await listAttemptJobs(inputs.githubToken);
     if (github.problem)
@@ -32358,7 +32629,9 @@ async function run() {
     const failed = view.jobs
         .filter(job => job.outcome === 'failed' && !job.runnerLost)
         .map(job => job.id);
-    const tails = await fetchLogTails(client, read.runId, failed);
+    const tails = fromRecord
+        ? { tails: new Map(), notFetched: 0 }
+        : await fetchLogTails(client, read.runId, failed);
     if (tails.notFetched) {
         notes.push(`Log tails are shown for the first ${MAX_FAILED_LOGS} failed jobs only; ${tails.notFetched} more failed jobs' logs were not read (each costs a request against the repository's rate limit).`);
     }
@@ -32435,6 +32708,11 @@ function failIfAsked(view, inputs) {
         return;
     const problems = problemLine(view) || 'the run does not exist';
     throw new errors/* UserError */.yo(`orun run ${view.runId} is ${view.verdict}: ${problems}.`);
+}
+/** The 2026-05-08 build's stored copy of an idle run: every job's dependencies read `[]`. */
+function isStoredCopy(plan, jobs) {
+    const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0);
+    return planHasDeps && jobs.length > 0 && jobs.every(job => job.deps.length === 0);
 }
 
 

@@ -33614,6 +33614,17 @@ function getBoolean(name, fallback) {
         return false;
     throw new UserError(`Input '${name}' must be true or false, got '${raw}'.`);
 }
+/**
+ * A whole number written in decimal digits only: Number() would also take 0x10, 1e1, +5,
+ * -0, 0.0 and ' ', each a typo or a value from the wrong output.
+ */
+function parseWholeNumber(raw) {
+    const text = raw.trim();
+    if (!/^\d+$/.test(text))
+        return undefined;
+    const value = Number(text);
+    return Number.isSafeInteger(value) ? value : undefined;
+}
 /** A comma- or newline-separated list, empty items dropped. */
 function getList(name) {
     return core
