@@ -1,7 +1,10 @@
 // Bundles one entry per action into dist/<name>/index.js with a pinned ncc
 // ncc type-checks while it bundles.
 // GitHub executes dist/, never src/, so this output is committed.
-import { execFileSync } from 'node:child_process'
+// The bundles are independent, so they are built side by side, one per core: each ncc
+// process is single-threaded and most of its time is its own type check.
+import { spawn } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { rmSync } from 'node:fs'
 
 export const bundles = {
@@ -12,20 +15,40 @@ export const bundles = {
   status: 'src/status/index.ts'
 }
 
+function build(name, entry) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        'node_modules/@vercel/ncc/dist/ncc/cli.js',
+        'build',
+        entry,
+        '-o',
+        `dist/${name}`,
+        '--quiet',
+        '--license',
+        'licenses.txt'
+      ],
+      { stdio: 'inherit' }
+    )
+    child.once('error', reject)
+    child.once('close', code =>
+      code === 0 ? resolve() : reject(new Error(`ncc build of ${entry} exited with ${code}`))
+    )
+  })
+}
+
 rmSync('dist', { recursive: true, force: true })
-for (const [name, entry] of Object.entries(bundles)) {
-  execFileSync(
-    process.execPath,
-    [
-      'node_modules/@vercel/ncc/dist/ncc/cli.js',
-      'build',
-      entry,
-      '-o',
-      `dist/${name}`,
-      '--quiet',
-      '--license',
-      'licenses.txt'
-    ],
-    { stdio: 'inherit' }
-  )
+const queue = Object.entries(bundles)
+const builders = Array.from(
+  { length: Math.min(availableParallelism(), queue.length) },
+  async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await build(...next)
+  }
+)
+try {
+  await Promise.all(builders)
+} catch (error) {
+  console.error(error.message)
+  process.exit(1)
 }
