@@ -14,6 +14,8 @@ import {
   carriedBy,
   executedSince,
   expectAllSuccess,
+  expectNo429Storm,
+  jobResults,
   rerunSuite
 } from '../testing/rerun-checks.js'
 
@@ -56,11 +58,15 @@ describe('re-running a workflow run: who carries', () => {
     expect(second.runners.map(r => r.main.stdout).join('\n')).toContain(
       'Nobody is carrying the earlier successes over'
     )
-    // The fallback is about safety, not thrift: every runner resumes after about the same
-    // hold-off while one of them carries, so refusals come bunched (measured on a loaded
-    // machine: 8 in a row at the server, up to 8 of one runner's 17 requests). Every runner
-    // still finished (exit 0 above): the client rode them out.
-    expect(requests.filter(r => r.status === 429).length).toBeLessThan(requests.length / 2)
+    // Mostly one runner carries (the waiting runners take their first look in turn, by rank;
+    // a turn can still overlap on a loaded machine), and the crowd stays within the race
+    // test's bound. Before the turns, every runner took its first look within the same few
+    // seconds: 6 to 8 refusals in a row at the server.
+    const carried = jobResults(second).map(
+      results => Object.values(results).filter(result => result.status === 'carried').length
+    )
+    expect(Math.max(...carried)).toBeGreaterThan(successes.length / 2)
+    expectNo429Storm(requests, second)
   })
 
   it('attempt 3 carries from attempt 2, which carried from attempt 1', async () => {

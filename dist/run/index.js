@@ -37351,6 +37351,12 @@ const WATCH_FIRST_LOOK_MS = 10_000;
 const STARTUP_SPREAD_MAX_MS = 3_000;
 /** Then how often, while it waits. */
 const WATCH_INTERVAL_MS = 15_000;
+/**
+ * Waiting runners take their first look this far apart, by rank, so that when nobody carries
+ * one of them takes it up and the next ones see it under way: several fallback carriers at
+ * once drew bunched 429s.
+ */
+const FALLBACK_STAGGER_MS = 2_000;
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000;
 const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
@@ -37499,7 +37505,7 @@ class Carrier {
                 this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
                 await this.pause(holdOffMs);
             }
-            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000));
+            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000) + this.rank() * FALLBACK_STAGGER_MS);
             return;
         }
         this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
@@ -37552,11 +37558,23 @@ class Carrier {
             }
         }
     }
+    /**
+     * This runner's place among the re-run's runners: where its first own job comes among the
+     * jobs not carried over (the legs GitHub started again). Duplicate legs share a place.
+     */
+    rank() {
+        const first = this.options.targets[0];
+        if (first === undefined)
+            return 0;
+        const legs = this.options.plan.order.map(job => job.id).filter(id => !this.origins.has(id));
+        return Math.max(0, legs.indexOf(first));
+    }
     async watch(firstLookMs) {
         let lastSuccesses;
-        let delay = firstLookMs;
-        for (;;) {
-            if (!(await this.pause(spread(delay, 0.5, this.options.random))))
+        // The first look keeps its rank's place (a little jitter only); later ones spread wide.
+        let delay = spread(firstLookMs, 0.1, this.options.random);
+        for (let looks = 0;; looks++) {
+            if (!(await this.pause(looks ? spread(delay, 0.5, this.options.random) : delay)))
                 return;
             delay = WATCH_INTERVAL_MS;
             try {
