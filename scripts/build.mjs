@@ -1,5 +1,6 @@
 // Bundles one entry per action into dist/<name>/index.js with a pinned ncc
-// ncc type-checks while it bundles.
+// ncc type-checks while it bundles. `node scripts/build.mjs <dir>` builds into <dir> instead
+// (check-dist builds beside dist/, so the tests can run on dist/ meanwhile).
 // GitHub executes dist/, never src/, so this output is committed.
 // The bundles are independent, so they are built side by side, one per core: each ncc
 // process is single-threaded and most of its time is its own type check.
@@ -24,7 +25,7 @@ function build(name, entry) {
         'build',
         entry,
         '-o',
-        `dist/${name}`,
+        `${outRoot}/${name}`,
         '--quiet',
         '--license',
         'licenses.txt'
@@ -38,7 +39,8 @@ function build(name, entry) {
   })
 }
 
-rmSync('dist', { recursive: true, force: true })
+const outRoot = process.argv[2] ?? 'dist'
+rmSync(outRoot, { recursive: true, force: true })
 const queue = Object.entries(bundles)
 const builders = Array.from(
   { length: Math.min(availableParallelism(), queue.length) },
