@@ -1,21 +1,10 @@
 // ESM jest: the @actions/* packages are ESM-only, so tests run as native ES
 // modules (node --experimental-vm-modules) and ts-jest only strips types.
-import { readFileSync, readdirSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import bundleSuitesModule from './scripts/bundle-suites.cjs'
 
-/**
- * The suites that start the bundles in dist/ as processes (a run of the action, the Harness,
- * a pool or re-run suite), and the stand-in orun's own suite (a process per case): they wait on
- * the local server's rate limit, timeouts and child processes far more than they compute. `npm run test:quick` leaves them out
- * (jest.quick.config.js).
- */
-const STARTS_BUNDLES =
-  /\b(runActionProcess|startActionProcess|runAttempt|poolSuite|rerunSuite)\(|new Harness\(|spawn\(ORUN,/
-export const bundleSuites = readdirSync(new URL('__tests__', import.meta.url))
-  .filter(name => name.endsWith('.test.ts'))
-  .filter(name =>
-    STARTS_BUNDLES.test(readFileSync(new URL(`__tests__/${name}`, import.meta.url), 'utf8'))
-  )
+/** The suites that start processes and wait (scripts/bundle-suites.cjs); test:quick leaves them out. */
+export const bundleSuites = bundleSuitesModule.bundleSuites()
 
 /**
  * Jest's default is one worker per core but one (a single worker on 2 cores). Most of the time
@@ -34,6 +23,7 @@ export default {
   },
   testTimeout: 60000,
   maxWorkers: workers,
+  testSequencer: '<rootDir>/scripts/test-sequencer.cjs',
   // Coverage (npm test passes --coverage) counts what the in-process tests run of src/; the
   // subprocess tests of the bundles in dist/ do not count. v8 coverage works with native ESM.
   // Left out: the one-line entries (index.ts: `await runAction(run)`, run by the bundles only) and
