@@ -10,9 +10,21 @@ const STARTS_PROCESSES =
 
 const testsDir = path.join(__dirname, '..', '__tests__')
 
+/** Several runners at once (the Harness, a pool or re-run suite) or a fault proxy's timeouts. */
+const RUNS_SCENARIOS = /\b(poolSuite|rerunSuite|runAttempt|startFaultProxy)\(|new Harness\(/
+
 /** Whether the suite at this path starts the bundles (or the stand-in) as processes. */
 function startsProcesses(file) {
   return STARTS_PROCESSES.test(readFileSync(file, 'utf8'))
+}
+
+/**
+ * How long a suite is likely to wait, for the order on a clean clone (no recorded durations):
+ * 2 for end-to-end scenarios, 1 for other suites that start processes, 0 for in-process ones.
+ */
+function waitTier(file) {
+  const text = readFileSync(file, 'utf8')
+  return RUNS_SCENARIOS.test(text) ? 2 : STARTS_PROCESSES.test(text) ? 1 : 0
 }
 
 /** File names (in __tests__/) of those suites. */
@@ -22,4 +34,4 @@ function bundleSuites() {
     .filter(name => startsProcesses(path.join(testsDir, name)))
 }
 
-module.exports = { bundleSuites, startsProcesses }
+module.exports = { bundleSuites, startsProcesses, waitTier }
