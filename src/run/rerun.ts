@@ -306,28 +306,25 @@ export class Carrier {
   }
 
   private async watch(firstLookMs: number): Promise<void> {
-    let lastSuccesses: number | undefined
-    // The first look keeps its rank's place (a little jitter only); later ones spread wide.
-    let delay = spread(firstLookMs, 0.1, this.options.random)
+    let lastMoved: number | undefined
     for (let looks = 0; ; looks++) {
-      if (!(await this.pause(looks ? spread(delay, 0.5, this.options.random) : delay))) return
-      delay = WATCH_INTERVAL_MS
+      // The first two looks keep the rank's place (a little jitter only); later ones spread wide.
+      const wait = looks ? WATCH_INTERVAL_MS : firstLookMs
+      if (!(await this.pause(spread(wait, looks < 2 ? 0.1 : 0.5, this.options.random)))) return
       try {
         await this.look()
         if (!this.unresolved) return
-        const successes = [...this.view.values()].filter(s => s === 'success').length
-        // No carried job started or finished since the last look: nobody is carrying.
-        const idle =
-          lastSuccesses === undefined
-            ? this.candidates.every(id => this.view.get(id) === 'pending')
-            : successes === lastSuccesses
-        if (idle && this.runnableCandidates().length) {
+        // No carried job claimed or finished since the last look: nobody is carrying. Never
+        // judged on the first look alone: on a busy machine a live first runner may not have
+        // claimed its first job yet, and carrying beside it only collides.
+        const moved = this.candidates.filter(id => this.status(id) !== 'pending').length
+        if (moved === lastMoved && this.runnableCandidates().length) {
           this.options.log(
             'Nobody is carrying the earlier successes over: this runner carries them.'
           )
           await this.pass()
         }
-        lastSuccesses = [...this.view.values()].filter(s => s === 'success').length
+        lastMoved = this.candidates.filter(id => this.status(id) !== 'pending').length
       } catch (error) {
         // The targets' own waits still work; the next look tries again.
         this.options.warn(`Checking the carried-over jobs failed: ${errorMessage(error)}`)
