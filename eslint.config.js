@@ -30,6 +30,11 @@ export default tseslint.config(
   },
   {
     files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { ...nodeGlobals, module: 'writable' } }
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { ...nodeGlobals, module: 'writable', require: 'readonly', __dirname: 'readonly' }
+    },
+    // CommonJS (jest's reporter and sequencer hooks) loads its modules with require().
+    rules: { '@typescript-eslint/no-require-imports': 'off' }
   }
 )

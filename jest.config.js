@@ -1,5 +1,18 @@
 // ESM jest: the @actions/* packages are ESM-only, so tests run as native ES
 // modules (node --experimental-vm-modules) and ts-jest only strips types.
+import { availableParallelism } from 'node:os'
+import bundleSuitesModule from './scripts/bundle-suites.cjs'
+
+/** The suites that start processes and wait (scripts/bundle-suites.cjs); test:quick leaves them out. */
+export const bundleSuites = bundleSuitesModule.bundleSuites()
+
+/**
+ * Jest's default is one worker per core but one (a single worker on 2 cores). Most of the time
+ * of the bundle suites is waiting, so more workers than cores run them side by side; measured
+ * in CONTRIBUTING.md (Tests). JEST_WORKERS overrides it.
+ */
+const workers = Number(process.env.JEST_WORKERS) || Math.max(4, availableParallelism() * 2)
+
 export default {
   preset: 'ts-jest/presets/default-esm',
   testEnvironment: 'node',
@@ -9,6 +22,8 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }]
   },
   testTimeout: 60000,
+  maxWorkers: workers,
+  testSequencer: '<rootDir>/scripts/test-sequencer.cjs',
   // Coverage (npm test passes --coverage) counts what the in-process tests run of src/; the
   // subprocess tests of the bundles in dist/ do not count. v8 coverage works with native ESM.
   // Left out: the one-line entries (index.ts: `await runAction(run)`, run by the bundles only) and

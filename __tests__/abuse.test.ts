@@ -27,6 +27,8 @@ import {
 import { depthOf, parsePlan, type Plan, type PlanFile, type PlanJob } from '../src/plan/model.js'
 import {
   JOB_OUTPUTS_LIMIT_BYTES,
+  LARGE_RUN_SHARE,
+  RUN_OUTPUTS_LIMIT_BYTES,
   STEP_SUMMARY_LIMIT_BYTES,
   checkOutputSizes,
   fitSummary
@@ -500,6 +502,23 @@ describe('sizes', () => {
     expect(lines.join('')).toMatch(
       /^::warning::The plan step's outputs total 1201 KB.*map only one of 'jobs'/m
     )
+  })
+
+  it("warns when the outputs take a large share of the workflow run's 50 MB, and not below it", () => {
+    const lines: string[] = []
+    write.mockImplementation(chunk => (lines.push(String(chunk)), true))
+    // 2 x 0.95 MB each: 5.7 MB of 50 MB once mapped, and beyond one job's 1 MB as well.
+    const most = 'x'.repeat(0.95 * (JOB_OUTPUTS_LIMIT_BYTES / 2))
+    checkOutputSizes({ jobs: most, 'job-ids': most, matrix: most, 'run-id': 'r' })
+    expect(lines.join('')).toMatch(
+      /^::warning::The plan step's outputs total 2851 KB of the 50 MB GitHub allows for the outputs of a whole workflow run \(every job's outputs together\): 17 plan steps like this in one run would reach it/m
+    )
+    lines.length = 0
+    // Just under the share: the per-job warning only.
+    const under = 'x'.repeat((RUN_OUTPUTS_LIMIT_BYTES * LARGE_RUN_SHARE) / 2 / 3 - 1)
+    checkOutputSizes({ jobs: under, 'job-ids': under, matrix: under })
+    expect(lines.join('')).toMatch(/outputs total 2500 KB, more than GitHub's 1000 KB/)
+    expect(lines.join('')).not.toMatch(/whole workflow run/)
   })
 
   it('replaces a summary over 1 MiB with a note, and warns', () => {

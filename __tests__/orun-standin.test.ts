@@ -21,7 +21,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const ORUN = path.join(repoRoot, 'testing', 'orun-standin', 'orun')
 const DEMO_INTENT = path.join(repoRoot, 'demo', 'intent', 'intent.yaml')
 const FAILING_INTENT = path.join(repoRoot, 'demo', 'intent', 'failing', 'intent.yaml')
-// CI lays shared/ beside the clone, as it is beside /work/main here.
+// The shared fixtures live in shared/ beside the clone, in CI as on a developer machine.
 const FIXTURES = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'plans')
 
 interface Result {

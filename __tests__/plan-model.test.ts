@@ -21,7 +21,7 @@ import {
 } from '../src/plan/model.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-// CI lays shared/ beside the clone, as it is beside /work/main here.
+// The shared fixtures live in shared/ beside the clone, in CI as on a developer machine.
 const FIXTURES = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'plans')
 
 const fixtureText = (name: string) => readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')

@@ -5,11 +5,10 @@
  * Plus the pure parts of the pool: how many workers `auto` picks, the order a
  * worker tries jobs in, when an idle worker leaves, and request pacing.
  */
-import { afterAll, afterEach, describe, expect, it } from '@jest/globals'
-import { createHash } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { describe, expect, it } from '@jest/globals'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Harness, checkExecutions, type ProcessResult, type RunnerHandle } from '../demo/harness.js'
+import { Harness, checkExecutions } from '../demo/harness.js'
 import type { JobRecord } from '../src/backend/types.js'
 import { parsePlan } from '../src/plan/model.js'
 import { chooseWorkers, parseWorkersInput, workerIndexes } from '../src/plan/workers.js'
@@ -24,108 +23,23 @@ import {
   remainingPath,
   startStaggerMs
 } from '../src/run/pool.js'
-import { STANDIN_DIR, cleanupActionProcesses, runActionProcess } from '../testing/action-process.js'
+import { STANDIN_DIR, runActionProcess } from '../testing/action-process.js'
 import { expectCleanFailure } from '../testing/expect-failure.js'
 import { sharedPlanText } from '../testing/fixtures.js'
-import { generatePlan, generatedJobId, type GeneratedPlan } from '../testing/plan-generator.js'
-import { Scratch } from '../testing/scratch.js'
+import { generatePlan, generatedJobId } from '../testing/plan-generator.js'
 import { BACKEND_BUILDS, type BackendBuild } from '../testing/coordination-server.js'
+import {
+  ancestors,
+  expectEachJobRanOnce,
+  explain,
+  expectEachJobReportedOnce,
+  job,
+  jobResults,
+  poolSuite,
+  until
+} from '../testing/pool-checks.js'
 
-const scratch = new Scratch([])
-let harness: Harness | undefined
-
-afterEach(async () => {
-  await harness?.close()
-  harness = undefined
-})
-afterAll(() => {
-  cleanupActionProcesses()
-  scratch.cleanUp()
-})
-
-const tempDir = (prefix: string) => scratch.tempDir(prefix)
-
-/** wide-deep with each job sleeping `seconds`, under a checksum of its own. */
-function wideDeep(seconds: number): string {
-  const plan = JSON.parse(sharedPlanText('wide-deep')) as {
-    metadata: { checksum: string }
-    jobs: Array<{ steps: Array<{ run: string }> }>
-  }
-  for (const job of plan.jobs)
-    for (const step of job.steps) step.run = step.run.replace(/sleep \d+/, `sleep ${seconds}`)
-  plan.metadata.checksum = `sha256-${createHash('sha256').update(JSON.stringify(plan.jobs)).digest('hex')}`
-  return JSON.stringify(plan)
-}
-
-/** Writes a plan; returns what the run action needs to run it without the plan action. */
-function planInputs(text: string) {
-  const dir = tempDir('orun-pool-plan-')
-  const file = join(dir, 'plan.json')
-  writeFileSync(file, text)
-  const plan = parsePlan(text, file)
-  return {
-    plan,
-    jobs: plan.order.map(job => ({ id: job.id, dependsOn: job.dependsOn })),
-    runId: `gha-4242-1-${plan.id}`,
-    inputs: {
-      'run-id': `gha-4242-1-${plan.id}`,
-      'plan-id': plan.id,
-      'plan-file': file,
-      'heartbeat-interval': '1s',
-      'log-upload-interval': '1s'
-    }
-  }
-}
-
-function startWorkers(
-  h: Harness,
-  inputs: Record<string, string>,
-  indexes: number[]
-): RunnerHandle[] {
-  const workspace = tempDir('orun-pool-ws-')
-  // pool-size as GitHub fills its default in: strategy.job-total, the matrix size.
-  return indexes.map(index =>
-    h.startRunner(`worker-${index}`, workspace, {
-      'pool-size': String(indexes.length),
-      ...inputs,
-      worker: String(index)
-    })
-  )
-}
-
-/** The worker's own words when it did not end as expected, for a failing assertion. */
-function explain(results: ProcessResult[]): void {
-  for (const result of results)
-    if (result.exitCode !== 0)
-      process.stderr.write(`worker exit ${result.exitCode}:\n${result.stdout.slice(-3000)}\n`)
-}
-
-const jobResults = (result: ProcessResult) =>
-  JSON.parse(result.outputs['job-results'] ?? '{}') as Record<
-    string,
-    { status: string; duration: number }
-  >
-
-/** Every job id in exactly one worker's job-results, and that list is what ran. */
-function expectEachJobReportedOnce(results: ProcessResult[], jobIds: string[]): void {
-  const reported = results.flatMap(result => Object.keys(jobResults(result)))
-  expect([...reported].sort()).toEqual([...jobIds].sort())
-}
-
-/** The run every pool test wants: DAG order kept, every worker done cleanly, each job reported once. */
-function expectEachJobRanOnce(
-  h: Harness,
-  jobs: Array<{ id: string; dependsOn?: string[] }>,
-  results: ProcessResult[]
-): void {
-  explain(results)
-  expect(checkExecutions({ jobs }, h.executions())).toEqual([])
-  for (const result of results) expect(result.exitCode).toBe(0)
-  expectEachJobReportedOnce(
-    results,
-    jobs.map(job => job.id)
-  )
-}
+const { s, tempDir, planInputs, startWorkers } = poolSuite()
 
 describe('plan action: workers output', () => {
   it('picks auto workers from the plan shape and says why; a number is used as given', async () => {
@@ -181,117 +95,10 @@ describe('run action: worker input checks', () => {
 })
 
 describe('pool mode end to end', () => {
-  // On each build of orun-backend (a deployment does not say which it runs), with orun 2.54 on
-  // the older build and 2.75 on the newer one.
-  it.each(BACKEND_BUILDS)(
-    'runs wide-deep exactly once on the auto pool, each job in one worker check, logs stored (backend build %s)',
-    async (build: BackendBuild) => {
-      const orun = build === '2026-05-08' ? '2.75.0' : '2.54.0'
-      harness = await new Harness({
-        server: { build },
-        env: { ORUN_STANDIN_VERSION: orun }
-      }).start()
-      const ws = tempDir('orun-pool-wd-')
-      const planFile = join(tempDir('orun-pool-wd-plan-'), 'plan.json')
-      writeFileSync(planFile, wideDeep(1))
-      const plan = await harness.plan(ws, {
-        'plan-file': planFile,
-        'backend-url': harness.server.url,
-        workers: 'auto'
-      })
-      expect(plan.exitCode).toBe(0)
-      const indexes = JSON.parse(plan.outputs.workers) as number[]
-      expect(indexes).toEqual([1, 2, 3, 4, 5, 6, 7])
-      const planJobs = (
-        JSON.parse(readFileSync(plan.outputs['plan-file'], 'utf8')) as {
-          jobs: Array<{ id: string; dependsOn?: string[] }>
-        }
-      ).jobs
-      const workers = startWorkers(
-        harness,
-        {
-          'run-id': plan.outputs['run-id'],
-          'plan-id': plan.outputs['plan-id'],
-          'plan-file': plan.outputs['plan-file']
-        },
-        indexes
-      )
-      const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
-
-      expectEachJobRanOnce(harness, planJobs, results)
-      const runId = plan.outputs['run-id']
-      expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
-      // One section per job in the worker's log, no nested groups of its own.
-      const busiest = results.reduce((a, b) =>
-        Object.keys(jobResults(a)).length >= Object.keys(jobResults(b)).length ? a : b
-      )
-      const ran = Object.keys(jobResults(busiest))
-      expect(ran.length).toBeGreaterThan(1)
-      for (const jobId of ran) expect(busiest.stdout).toContain(`── orun run ${jobId} ──`)
-      expect(busiest.stdout).not.toContain('::group::orun run')
-      for (const jobId of ran) expect(busiest.summary).toContain(`\`${jobId}\``)
-      expect(busiest.summary).toMatch(
-        /Pool worker \d+: ran \d+ job\(s\), then left: (nothing left|enough workers)/
-      )
-      const log = await harness.fetchLog(runId, 'api@prod.smoke')
-      expect(log).toContain('api prod done')
-    },
-    240_000
-  )
-
-  it('two pools over environment slices: each runs only its slice, once, after upstream jobs of the other', async () => {
-    harness = await new Harness().start()
-    const text = wideDeep(0.2)
-    const { jobs, runId, inputs } = planInputs(text)
-    const environment = new Map(
-      (JSON.parse(text) as { jobs: Array<{ id: string; environment: string }> }).jobs.map(job => [
-        job.id,
-        job.environment
-      ])
-    )
-    const slices = { dev: 'dev', rest: 'qa, stage, prod' }
-    const pools = Object.entries(slices).map(([name, environments]) => ({
-      name,
-      environments,
-      workers: startWorkers(harness!, { ...inputs, environments }, [1, 2])
-    }))
-    const results = await Promise.all(
-      pools.map(async pool => ({
-        ...pool,
-        results: (await Promise.all(pool.workers.map(w => w.done))).map(r => r.main)
-      }))
-    )
-    const all = results.flatMap(pool => pool.results)
-    expectEachJobRanOnce(harness, jobs, all)
-    // Each worker ran jobs of its own slice only.
-    for (const pool of results) {
-      const outside = pool.results
-        .flatMap(result => Object.keys(jobResults(result)))
-        .filter(jobId => (environment.get(jobId) === 'dev') !== (pool.name === 'dev'))
-      expect(outside).toEqual([])
-    }
-    expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
-  }, 240_000)
-
-  it('runs a 300-job plan exactly once on 8 workers, with no worker left behind', async () => {
-    // A generous rate limit: this test is about exactly-once, not about the budget.
-    harness = await new Harness({ server: { rateLimit: { burst: 60, perSecond: 40 } } }).start()
-    const { plan } = generatePlan({ jobs: 300, depth: 6, minSeconds: 0, maxSeconds: 0.3 })
-    const { jobs, runId, inputs } = planInputs(JSON.stringify(plan))
-    const workers = startWorkers(harness, inputs, [1, 2, 3, 4, 5, 6, 7, 8])
-    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
-    expectEachJobRanOnce(harness, jobs, results)
-    const stored = harness.server.jobsOf(runId)
-    expect(stored.filter(job => job.status === 'success')).toHaveLength(300)
-    // Nobody lingers: every worker is gone within a few idle polls of the last result.
-    const lastResult = Math.max(...stored.map(job => Date.parse(job.finishedAt!)))
-    for (const result of results) expect(result.endedAt - lastResult).toBeLessThan(15_000)
-  }, 420_000)
-
   it.each(BACKEND_BUILDS)(
     'a failing job blocks only its dependents; its worker goes on and fails only at the end (backend build %s)',
     async (build: BackendBuild) => {
-      harness = await new Harness({ server: { build } }).start()
+      const harness = (s.harness = await new Harness({ server: { build } }).start())
       const failing = generatedJobId(0)
       const { plan } = generatePlan({
         jobs: 24,
@@ -343,7 +150,7 @@ describe('pool mode end to end', () => {
   )
 
   it('workers that cannot be useful leave at once; the run completes when a worker is lost', async () => {
-    harness = await new Harness().start()
+    const harness = (s.harness = await new Harness().start())
     // Two chains of four jobs: two workers at a time can be useful (and each watches the other).
     const chain = {
       apiVersion: 'orun.io/v1',
@@ -386,9 +193,9 @@ describe('pool mode end to end', () => {
     async build => {
       // The takeover window scaled to the 1 s heartbeat (3 intervals); the newer build's sweep
       // scaled alike (300 s → 30 s) so the staying worker's claim usually comes first.
-      harness = await new Harness({
+      const harness = (s.harness = await new Harness({
         server: { build, heartbeatTimeoutMs: 3_000, sweepPeriodMs: 30_000, rateLimit: false }
-      }).start()
+      }).start())
       const chain = {
         apiVersion: 'orun.io/v1',
         kind: 'Plan',
@@ -442,17 +249,8 @@ describe('pool mode end to end', () => {
     120_000
   )
 
-  it('workers sharing an index still run every job once', async () => {
-    harness = await new Harness().start()
-    const { jobs, runId, inputs } = planInputs(wideDeep(0))
-    const workers = startWorkers(harness, inputs, [1, 1, 2, 2])
-    const results = (await Promise.all(workers.map(w => w.done))).map(r => r.main)
-    expectEachJobRanOnce(harness, jobs, results)
-    expect(harness.server.jobsOf(runId).every(job => job.status === 'success')).toBe(true)
-  }, 240_000)
-
   it('a cancelled worker reports its job in hand as cancelled and takes no other', async () => {
-    harness = await new Harness().start()
+    const harness = (s.harness = await new Harness().start())
     const plan = {
       apiVersion: 'orun.io/v1',
       kind: 'Plan',
@@ -741,38 +539,3 @@ describe('request pacing', () => {
     expect(waits).toEqual([15_000, 15_000])
   })
 })
-
-function job(component: string, dependsOn: string[], run: string) {
-  return {
-    id: `${component}.dev.build`,
-    name: 'build',
-    component,
-    environment: 'dev',
-    composition: 'generated',
-    dependsOn,
-    steps: [{ id: 'build', name: 'build', run }]
-  }
-}
-
-function ancestors(plan: GeneratedPlan, jobId: string): Set<string> {
-  const byId = new Map(plan.jobs.map(j => [j.id, j]))
-  const found = new Set<string>()
-  const stack = [...(byId.get(jobId)?.dependsOn ?? [])]
-  while (stack.length) {
-    const id = stack.pop()!
-    if (found.has(id)) continue
-    found.add(id)
-    stack.push(...(byId.get(id)?.dependsOn ?? []))
-  }
-  return found
-}
-
-async function until<T>(probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}

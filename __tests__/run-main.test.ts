@@ -6,125 +6,29 @@
  * run-action.test.ts and e2e.test.ts; this suite reaches the same code in-process
  * so its coverage is measured.
  */
-import {
-  afterAll,
-  afterEach,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  it,
-  jest
-} from '@jest/globals'
-import { randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { describe, expect, it, jest } from '@jest/globals'
+import { writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import * as core from '../__fixtures__/core.js'
-import { localRunInputs } from '../testing/action-process.js'
-import { startCoordinationServer, type CoordinationServer } from '../testing/coordination-server.js'
-import { Scratch } from '../testing/scratch.js'
-import { sharedPlanText, writePlanCheckout } from '../testing/fixtures.js'
-import { generatePlan } from '../testing/plan-generator.js'
+import { sharedPlanText } from '../testing/fixtures.js'
+import {
+  createRunAs,
+  executed,
+  freshRunId,
+  given,
+  readerClient,
+  server,
+  singleJobPlan,
+  useRunMainSetup,
+  workspace
+} from '../testing/run-main-setup.js'
 import { effectiveCommands } from '../testing/workflow-commands.js'
 
-jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../src/run/main.js')
 const { post } = await import('../src/run/post.js')
 const { UserError } = await import('../src/common/errors.js')
-const { BackendClient } = await import('../src/backend/client.js')
-const { createTokenSource } = await import('../src/backend/auth.js')
-const { parsePlan } = await import('../src/plan/model.js')
-const { toBackendPlan } = await import('../src/backend/plan.js')
 
-/** Creates the run on the server as another runner would, from the plan text. */
-async function createRunAs(
-  client: InstanceType<typeof BackendClient>,
-  runId: string,
-  planText: string
-) {
-  const plan = parsePlan(planText, 'plan.json')
-  await client.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
-  // The service needs a moment before a new run answers its other routes.
-  await server.whenVisible(runId)
-  return plan
-}
-
-const ENV_KEYS = [
-  'GITHUB_WORKSPACE',
-  'RUNNER_TEMP',
-  'ACTIONS_ID_TOKEN_REQUEST_URL',
-  'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
-  'ORUN_STANDIN_RECORD',
-  'ORUN_STANDIN_DELAY_MS',
-  'ORUN_BACKEND_URL',
-  'ORUN_ACTION_BUDGET_SCALE',
-  'RUN_MAIN_SECRET',
-  'ORUN_SECRET_POST_DB',
-  'GITHUB_ACTIONS'
-]
-const scratch = new Scratch(ENV_KEYS)
-const tempDir = (prefix: string) => scratch.tempDir(prefix)
-let server: CoordinationServer
-let workspace: string
-let recordFile: string
-beforeAll(async () => {
-  server = await startCoordinationServer({ rateLimit: false })
-})
-
-afterAll(async () => {
-  await server.close()
-  scratch.cleanUp()
-})
-
-beforeEach(() => {
-  core.reset()
-  workspace = tempDir('orun-run-main-ws-')
-  recordFile = path.join(workspace, 'record.jsonl')
-  writeFileSync(recordFile, '')
-  Object.assign(process.env, server.tokenEnv(), {
-    GITHUB_WORKSPACE: workspace,
-    RUNNER_TEMP: tempDir('orun-run-main-tmp-'),
-    ORUN_STANDIN_RECORD: recordFile
-  })
-  delete process.env.ORUN_STANDIN_DELAY_MS
-  delete process.env.ORUN_BACKEND_URL
-})
-
-afterEach(() => {
-  process.removeAllListeners('SIGTERM')
-  process.removeAllListeners('SIGINT')
-})
-
-const freshRunId = () => `custom-${randomBytes(4).toString('hex')}`
-
-/** Writes the plan into the workspace and sets the inputs every test shares. */
-function given(planText: string, inputs: Record<string, string>): void {
-  writePlanCheckout(workspace, planText)
-  Object.assign(core.inputs, {
-    ...localRunInputs(server.url),
-    ...inputs
-  })
-}
-
-/** The jobs the stand-in orun ran, in order. */
-function executed(): string[] {
-  return readFileSync(recordFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map(line => (JSON.parse(line) as { job: string }).job)
-}
-
-/** A plan whose only job runs `script` (the single fixture, re-checksummed so its id is new). */
-function singleJobPlan(script: string): string {
-  const plan = JSON.parse(sharedPlanText('single'))
-  plan.jobs[0].steps[0].run = script
-  plan.metadata.checksum = `sha256-${randomBytes(32).toString('hex')}`
-  return JSON.stringify(plan)
-}
-
-function readerClient() {
-  return new BackendClient({ baseUrl: server.url, tokens: createTokenSource({ log: () => {} }) })
-}
+useRunMainSetup()
 
 describe('run(): a slice of the plan on one runner', () => {
   it('runs the dev slice in DAG order, reports each job and sets the outputs', async () => {
@@ -410,117 +314,5 @@ describe('run(): the plan and the run must match', () => {
     await expect(run()).rejects.toThrow(
       `Input 'plan-file' points to ${path.join(workspace, 'missing.json')}, which cannot be read`
     )
-  })
-})
-
-describe('run(): pool mode and re-runs, in-process', () => {
-  afterEach(() => {
-    delete process.env.GITHUB_RUN_ATTEMPT
-    delete process.env.GITHUB_RUN_ID
-  })
-
-  it('a pool worker runs every job of a chain in DAG order, then leaves', async () => {
-    const runId = freshRunId()
-    given(sharedPlanText('failing-upstream').replace(/exit 3/g, 'exit 0'), {
-      'run-id': runId,
-      worker: '1'
-    })
-    await run()
-    expect(core.setFailed).not.toHaveBeenCalled()
-    expect(core.outputs.status).toBe('success')
-    expect(executed()).toEqual(['foundation@dev.smoke', 'api@dev.smoke', 'web@dev.smoke'])
-    expect(server.jobsOf(runId).map(j => [j.jobId, j.status, j.claims])).toEqual([
-      ['foundation@dev.smoke', 'success', 1],
-      ['api@dev.smoke', 'success', 1],
-      ['web@dev.smoke', 'success', 1]
-    ])
-    expect(Object.keys(JSON.parse(core.outputs['job-results']))).toEqual([
-      'foundation@dev.smoke',
-      'api@dev.smoke',
-      'web@dev.smoke'
-    ])
-  })
-
-  it('a pool worker under the rate limit claims the rest of its own share without reading again', async () => {
-    const runId = freshRunId()
-    const { plan } = generatePlan({ jobs: 6, depth: 1, minSeconds: 0, maxSeconds: 0 })
-    plan.metadata.checksum = randomBytes(16).toString('hex')
-    // Burst 2: the worker's first requests draw a 429, so the limit binds from the start.
-    server.setOptions({ rateLimit: { burst: 2, perSecond: 2 } })
-    try {
-      given(JSON.stringify(plan), { 'run-id': runId, worker: '1', 'pool-size': '2' })
-      await run()
-    } finally {
-      server.setOptions({ rateLimit: false })
-    }
-    expect(core.setFailed).not.toHaveBeenCalled()
-    const ids = plan.jobs.map(job => job.id)
-    // Its own share (every other job in plan order) first, then what worker 2 never came for.
-    expect(executed().slice(0, 3)).toEqual([ids[0], ids[2], ids[4]])
-    expect(executed().slice(3).sort()).toEqual([ids[1], ids[3], ids[5]])
-    expect(server.jobsOf(runId).every(job => job.status === 'success' && job.claims === 1)).toBe(
-      true
-    )
-    const answered = (route: string) =>
-      server.requests.filter(r => r.route === route && r.status === 200 && r.path.includes(runId))
-        .length
-    expect(answered('claim')).toBe(6)
-    // One read for its own three jobs, one before each of the three others (its own share was
-    // used up), and the last one that finds nothing: 5, where a read before every job makes 7.
-    expect(answered('runnable')).toBe(5)
-  })
-
-  it("a pool worker's final log outlasts a rate limit that holds it back longer than a matrix runner waits", async () => {
-    const runId = freshRunId()
-    given(singleJobPlan('echo paced-log-line'), { 'run-id': runId, worker: '1' })
-    // Budgets at 1/50: a matrix runner gives its final log 1.2 s, a pool worker 6 s; three 429s
-    // in a row hold a paced upload back for about 3 s (each retry waits out Retry-After).
-    process.env.ORUN_ACTION_BUDGET_SCALE = '0.02'
-    server.inject('uploadLog', { kind: 'rateLimit', count: 3 })
-    try {
-      await run()
-    } finally {
-      delete process.env.ORUN_ACTION_BUDGET_SCALE
-      server.clearFaults()
-    }
-    expect(core.setFailed).not.toHaveBeenCalled()
-    expect(core.warning).not.toHaveBeenCalledWith(
-      expect.stringContaining('Gave up uploading the job log')
-    )
-    expect(server.storedLog(runId, 'solo@dev.smoke')).toContain('paced-log-line')
-  })
-
-  it('attempt 2 carries the earlier successes into its own run and runs only its own job', async () => {
-    const planText = sharedPlanText('failing-upstream').replace(/exit 3/g, 'exit 0')
-    const first = freshRunId()
-    const client = new BackendClient({
-      baseUrl: server.url,
-      tokens: createTokenSource({ log: () => {} })
-    })
-    await createRunAs(client, first, planText)
-    // Attempt 1: foundation succeeded, api failed, web never ran.
-    for (const [job, status] of [
-      ['foundation@dev.smoke', 'success'],
-      ['api@dev.smoke', 'failed']
-    ] as const) {
-      expect((await client.claim(first, job, 'attempt-1')).claimed).toBe(true)
-      await client.update(first, job, 'attempt-1', status, status === 'failed' ? 'boom' : undefined)
-    }
-    process.env.GITHUB_RUN_ATTEMPT = '2'
-    given(planText, { 'run-id': first, job: 'api@dev.smoke' })
-    await run()
-
-    expect(core.setFailed).not.toHaveBeenCalled()
-    expect(core.outputs['run-id']).toBe(`${first}-a2`)
-    expect(executed()).toEqual(['api@dev.smoke'])
-    const second = server.jobsOf(`${first}-a2`)
-    expect(second.find(j => j.jobId === 'foundation@dev.smoke')).toMatchObject({
-      status: 'success',
-      claims: 1
-    })
-    expect(second.find(j => j.jobId === 'foundation@dev.smoke')!.lastError).toMatch(
-      /carried over from attempt 1/
-    )
-    expect(second.find(j => j.jobId === 'api@dev.smoke')).toMatchObject({ status: 'success' })
   })
 })

@@ -1,7 +1,11 @@
 // Bundles one entry per action into dist/<name>/index.js with a pinned ncc
-// ncc type-checks while it bundles.
+// ncc type-checks while it bundles. `node scripts/build.mjs <dir>` builds into <dir> instead
+// (check-dist builds beside dist/, so the tests can run on dist/ meanwhile).
 // GitHub executes dist/, never src/, so this output is committed.
-import { execFileSync } from 'node:child_process'
+// The bundles are independent, so they are built side by side, one per core: each ncc
+// process is single-threaded and most of its time is its own type check.
+import { spawn } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { rmSync } from 'node:fs'
 
 export const bundles = {
@@ -13,20 +17,41 @@ export const bundles = {
   validate: 'src/validate/index.ts'
 }
 
-rmSync('dist', { recursive: true, force: true })
-for (const [name, entry] of Object.entries(bundles)) {
-  execFileSync(
-    process.execPath,
-    [
-      'node_modules/@vercel/ncc/dist/ncc/cli.js',
-      'build',
-      entry,
-      '-o',
-      `dist/${name}`,
-      '--quiet',
-      '--license',
-      'licenses.txt'
-    ],
-    { stdio: 'inherit' }
-  )
+function build(name, entry) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        'node_modules/@vercel/ncc/dist/ncc/cli.js',
+        'build',
+        entry,
+        '-o',
+        `${outRoot}/${name}`,
+        '--quiet',
+        '--license',
+        'licenses.txt'
+      ],
+      { stdio: 'inherit' }
+    )
+    child.once('error', reject)
+    child.once('close', code =>
+      code === 0 ? resolve() : reject(new Error(`ncc build of ${entry} exited with ${code}`))
+    )
+  })
+}
+
+const outRoot = process.argv[2] ?? 'dist'
+rmSync(outRoot, { recursive: true, force: true })
+const queue = Object.entries(bundles)
+const builders = Array.from(
+  { length: Math.min(availableParallelism(), queue.length) },
+  async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) await build(...next)
+  }
+)
+try {
+  await Promise.all(builders)
+} catch (error) {
+  console.error(error.message)
+  process.exit(1)
 }

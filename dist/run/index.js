@@ -34170,39 +34170,50 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: ./src/common/process-tree.ts
 
 
-/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
-function listProcesses() {
-    if (process.platform === 'linux') {
-        const rows = [];
-        for (const name of (0,external_node_fs_.readdirSync)('/proc')) {
-            if (!/^\d+$/.test(name))
-                continue;
-            try {
-                const stat = (0,external_node_fs_.readFileSync)(`/proc/${name}/stat`, 'utf8');
-                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
-                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-                rows.push({
-                    pid: Number(name),
-                    ppid: Number(fields[1]),
-                    pgid: Number(fields[2]),
-                    sid: Number(fields[3])
-                });
-            }
-            catch {
-                // exited while we looked
-            }
+/** Rows of /proc (Linux): field 4-6 of /proc/PID/stat after the command name. */
+function procRows(procDir = '/proc') {
+    const rows = [];
+    for (const name of (0,external_node_fs_.readdirSync)(procDir)) {
+        if (!/^\d+$/.test(name))
+            continue;
+        try {
+            const stat = (0,external_node_fs_.readFileSync)(`${procDir}/${name}/stat`, 'utf8');
+            // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            rows.push({
+                pid: Number(name),
+                ppid: Number(fields[1]),
+                pgid: Number(fields[2]),
+                sid: Number(fields[3])
+            });
         }
-        return rows;
+        catch {
+            // exited while we looked
+        }
     }
-    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
-    if (ps.status !== 0 || !ps.stdout)
-        return [];
-    return ps.stdout
+    return rows;
+}
+/** The arguments of the `ps` call whose output parsePsRows reads. */
+const PS_ARGS = ['-A', '-o', 'pid=,ppid=,pgid='];
+/** Rows of `ps -A -o pid=,ppid=,pgid=` output (macOS has no /proc); lines that are not three numbers are skipped. */
+function parsePsRows(output) {
+    return output
         .split('\n')
         .map(line => line.trim().split(/\s+/).map(Number))
         .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
+function psRows() {
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', PS_ARGS, { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return parsePsRows(ps.stdout);
+}
+/** This machine's process table: /proc on Linux, else `ps`. */
+const systemProcesses = {
+    rows: () => (process.platform === 'linux' ? procRows() : psRows()),
+    self: process.pid
+};
 /**
  * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
  * A step may start its children in sessions or process groups of their own and exit,
@@ -34213,10 +34224,12 @@ function listProcesses() {
  */
 class JobProcessTracker {
     leader;
+    table;
     sessions = new Set();
     groups = new Set();
-    constructor(leader) {
+    constructor(leader, table = systemProcesses) {
         this.leader = leader;
+        this.table = table;
         this.sessions.add(leader);
         this.groups.add(leader);
     }
@@ -34226,9 +34239,9 @@ class JobProcessTracker {
     /** Looks at the process table; true when the job was seen in a new session or group. */
     refresh() {
         const before = this.sessions.size + this.groups.size;
-        const rows = listProcesses();
-        const own = rows.find(row => row.pid === process.pid);
-        for (const pid of members(rows, this.leader, this.ids)) {
+        const rows = this.table.rows();
+        const own = rows.find(row => row.pid === this.table.self);
+        for (const pid of members(rows, this.table.self, this.leader, this.ids)) {
             const row = rows.find(r => r.pid === pid);
             if (!row)
                 continue;
@@ -34242,15 +34255,15 @@ class JobProcessTracker {
     /** Every live process of the job. */
     processes() {
         this.refresh();
-        return members(listProcesses(), this.leader, this.ids);
+        return members(this.table.rows(), this.table.self, this.leader, this.ids);
     }
 }
 /** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
-function leftoverProcesses(ids) {
-    return members(listProcesses(), undefined, ids);
+function leftoverProcesses(ids, table = systemProcesses) {
+    return members(table.rows(), table.self, undefined, ids);
 }
 /** The leader's descendants and everything in the given sessions and groups, and their descendants. */
-function members(rows, leader, ids) {
+function members(rows, self, leader, ids) {
     const sessions = new Set(ids.sessions);
     const groups = new Set(ids.groups);
     const children = new Map();
@@ -34270,13 +34283,13 @@ function members(rows, leader, ids) {
         stack.push(...(children.get(pid) ?? []));
     }
     // Never this process, its own group or session, or init, whatever the table says.
-    const own = rows.find(row => row.pid === process.pid);
+    const own = rows.find(row => row.pid === self);
     const byPid = new Map(rows.map(row => [row.pid, row]));
     return [...found].filter(pid => {
         const row = byPid.get(pid);
         return (row !== undefined &&
             pid > 1 &&
-            pid !== process.pid &&
+            pid !== self &&
             row.pgid !== own?.pgid &&
             (row.sid === undefined || row.sid !== own?.sid));
     });
@@ -38138,6 +38151,12 @@ const WATCH_FIRST_LOOK_MS = 10_000;
 const STARTUP_SPREAD_MAX_MS = 3_000;
 /** Then how often, while it waits. */
 const WATCH_INTERVAL_MS = 15_000;
+/**
+ * Waiting runners take their first look this far apart, by rank, so that when nobody carries
+ * one of them takes it up and the next ones see it under way: several fallback carriers at
+ * once drew bunched 429s.
+ */
+const FALLBACK_STAGGER_MS = 2_000;
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000;
 const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
@@ -38330,7 +38349,7 @@ class Carrier {
                 this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
                 await this.pause(holdOffMs);
             }
-            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000));
+            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000) + this.rank() * FALLBACK_STAGGER_MS);
             return;
         }
         this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
@@ -38383,27 +38402,37 @@ class Carrier {
             }
         }
     }
+    /**
+     * This runner's place among the re-run's runners: where its first own job comes among the
+     * jobs not carried over (the legs GitHub started again). Duplicate legs share a place.
+     */
+    rank() {
+        const first = this.options.targets[0];
+        if (first === undefined)
+            return 0;
+        const legs = this.options.plan.order.map(job => job.id).filter(id => !this.origins.has(id));
+        return Math.max(0, legs.indexOf(first));
+    }
     async watch(firstLookMs) {
-        let lastSuccesses;
-        let delay = firstLookMs;
-        for (;;) {
-            if (!(await this.pause(spread(delay, 0.5, this.options.random))))
+        let lastMoved;
+        for (let looks = 0;; looks++) {
+            // The first two looks keep the rank's place (a little jitter only); later ones spread wide.
+            const wait = looks ? WATCH_INTERVAL_MS : firstLookMs;
+            if (!(await this.pause(spread(wait, looks < 2 ? 0.1 : 0.5, this.options.random))))
                 return;
-            delay = WATCH_INTERVAL_MS;
             try {
                 await this.look();
                 if (!this.unresolved)
                     return;
-                const successes = [...this.view.values()].filter(s => s === 'success').length;
-                // No carried job started or finished since the last look: nobody is carrying.
-                const idle = lastSuccesses === undefined
-                    ? this.candidates.every(id => this.view.get(id) === 'pending')
-                    : successes === lastSuccesses;
-                if (idle && this.runnableCandidates().length) {
+                // No carried job claimed or finished since the last look: nobody is carrying. Never
+                // judged on the first look alone: on a busy machine a live first runner may not have
+                // claimed its first job yet, and carrying beside it only collides.
+                const moved = this.candidates.filter(id => this.status(id) !== 'pending').length;
+                if (moved === lastMoved && this.runnableCandidates().length) {
                     this.options.log('Nobody is carrying the earlier successes over: this runner carries them.');
                     await this.pass();
                 }
-                lastSuccesses = [...this.view.values()].filter(s => s === 'success').length;
+                lastMoved = this.candidates.filter(id => this.status(id) !== 'pending').length;
             }
             catch (error) {
                 // The targets' own waits still work; the next look tries again.

@@ -10,6 +10,13 @@ import { UserError } from '../common/errors.js'
  * - a step summary: at most 1 MiB (the runner refuses to upload a bigger one).
  */
 export const JOB_OUTPUTS_LIMIT_BYTES = 1_000_000
+export const RUN_OUTPUTS_LIMIT_BYTES = 50_000_000
+/**
+ * The share of the run's total above which the plan step warns. One job maps at most 1 MB (2 %),
+ * but a plan split into slices (one plan step and matrix each, the way past 256 jobs) repeats its
+ * outputs once per slice, next to every other job's outputs in the run.
+ */
+export const LARGE_RUN_SHARE = 0.05
 export const STEP_SUMMARY_LIMIT_BYTES = 1024 * 1024
 
 /** The size GitHub counts for an output value. */
@@ -36,6 +43,13 @@ export function checkOutputSizes(outputs: Record<string, string>): void {
     )
   }
   const total = sizes.reduce((sum, output) => sum + output.size, 0)
+  if (total >= RUN_OUTPUTS_LIMIT_BYTES * LARGE_RUN_SHARE) {
+    const share = total / RUN_OUTPUTS_LIMIT_BYTES
+    core.warning(
+      `The plan step's outputs total ${kb(total)} of the ${RUN_OUTPUTS_LIMIT_BYTES / 1_000_000} MB GitHub allows for the outputs of a whole workflow run (every job's outputs together): ${Math.floor(1 / share)} plan steps like this in one run would reach it, and GitHub would drop or refuse the rest. ` +
+        `Map only the output the matrix needs ('matrix' or 'jobs'), and keep the number of slices small. ${shrink}`
+    )
+  }
   if (total > JOB_OUTPUTS_LIMIT_BYTES) {
     const big = sizes
       .filter(output => output.size > JOB_OUTPUTS_LIMIT_BYTES / 10)

@@ -52,6 +52,12 @@ export const WATCH_FIRST_LOOK_MS = 10_000
 const STARTUP_SPREAD_MAX_MS = 3_000
 /** Then how often, while it waits. */
 export const WATCH_INTERVAL_MS = 15_000
+/**
+ * Waiting runners take their first look this far apart, by rank, so that when nobody carries
+ * one of them takes it up and the next ones see it under way: several fallback carriers at
+ * once drew bunched 429s.
+ */
+export const FALLBACK_STAGGER_MS = 2_000
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000
 
@@ -296,7 +302,9 @@ export class Carrier {
         )
         await this.pause(holdOffMs)
       }
-      this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000))
+      this.watching = this.watch(
+        Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000) + this.rank() * FALLBACK_STAGGER_MS
+      )
       return
     }
     this.options.log(
@@ -349,28 +357,37 @@ export class Carrier {
     }
   }
 
+  /**
+   * This runner's place among the re-run's runners: where its first own job comes among the
+   * jobs not carried over (the legs GitHub started again). Duplicate legs share a place.
+   */
+  private rank(): number {
+    const first = this.options.targets[0]
+    if (first === undefined) return 0
+    const legs = this.options.plan.order.map(job => job.id).filter(id => !this.origins.has(id))
+    return Math.max(0, legs.indexOf(first))
+  }
+
   private async watch(firstLookMs: number): Promise<void> {
-    let lastSuccesses: number | undefined
-    let delay = firstLookMs
-    for (;;) {
-      if (!(await this.pause(spread(delay, 0.5, this.options.random)))) return
-      delay = WATCH_INTERVAL_MS
+    let lastMoved: number | undefined
+    for (let looks = 0; ; looks++) {
+      // The first two looks keep the rank's place (a little jitter only); later ones spread wide.
+      const wait = looks ? WATCH_INTERVAL_MS : firstLookMs
+      if (!(await this.pause(spread(wait, looks < 2 ? 0.1 : 0.5, this.options.random)))) return
       try {
         await this.look()
         if (!this.unresolved) return
-        const successes = [...this.view.values()].filter(s => s === 'success').length
-        // No carried job started or finished since the last look: nobody is carrying.
-        const idle =
-          lastSuccesses === undefined
-            ? this.candidates.every(id => this.view.get(id) === 'pending')
-            : successes === lastSuccesses
-        if (idle && this.runnableCandidates().length) {
+        // No carried job claimed or finished since the last look: nobody is carrying. Never
+        // judged on the first look alone: on a busy machine a live first runner may not have
+        // claimed its first job yet, and carrying beside it only collides.
+        const moved = this.candidates.filter(id => this.status(id) !== 'pending').length
+        if (moved === lastMoved && this.runnableCandidates().length) {
           this.options.log(
             'Nobody is carrying the earlier successes over: this runner carries them.'
           )
           await this.pass()
         }
-        lastSuccesses = [...this.view.values()].filter(s => s === 'success').length
+        lastMoved = this.candidates.filter(id => this.status(id) !== 'pending').length
       } catch (error) {
         // The targets' own waits still work; the next look tries again.
         this.options.warn(`Checking the carried-over jobs failed: ${errorMessage(error)}`)
