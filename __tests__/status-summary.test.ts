@@ -256,6 +256,26 @@ describe('the summary', () => {
     expect(bar.split(':')).toHaveLength(2)
   })
 
+  it('removes invisible and bidirectional characters from labels, charts and tables', () => {
+    const hidden = '\u202e\u200b\u2066\u200f\ufeff'
+    const file: PlanFile = {
+      metadata: { checksum: 'sha256-' + 'ef'.repeat(32) },
+      jobs: [
+        { id: `ro${hidden}ot`, environment: `de${hidden}v`, checkName: `Dep${hidden}loy` },
+        { id: 'leaf', environment: 'dev', dependsOn: [`ro${hidden}ot`] }
+      ]
+    }
+    const shady = parsePlan(JSON.stringify(file), 'plan.json')
+    const sv = classifyRun(shady, 'run-1', runRecord(), [
+      record(`ro${hidden}ot`, 'failed', 1, 2, { runnerId: `run${hidden}ner` }),
+      record('leaf', 'pending')
+    ])
+    const summary = report(sv)
+    expect(summary).toContain('Deploy')
+    expect(summary).toContain('runner')
+    expect(summary).not.toMatch(/[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/)
+  })
+
   it('draws large plans per environment and stays under 1 MiB with 3,000 jobs', () => {
     const jobs = Array.from({ length: 3000 }, (_, i) => ({
       id: `services-platform-edge-gateway-component-with-a-long-name-${i}.env-${i % 5}.deploy`,

@@ -31818,8 +31818,9 @@ function logText(text) {
     // One line, and not one the runner reads as a command either (`::error::…` alone on it).
     return commandSafe(oneLine(text));
 }
+/** One line, with the characters that hide text or reorder it on screen (U+202E, U+200B...) removed. */
 function oneLine(text) {
-    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ').replace(INVISIBLE, '');
 }
 
 
@@ -33920,6 +33921,11 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/**
+ * A token refused as not yet valid or expired right after it was minted: the clocks of this
+ * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
+ */
+const CLOCK_SKEW = "The token's validity window did not contain the backend's time: this runner's clock and the backend's disagree. Check the runner's time sync (NTP; on self-hosted runners `timedatectl`), and the backend host's clock.";
 
 ;// CONCATENATED MODULE: ./src/backend/errors.ts
 /** What a failed backend call looks like to the rest of the action, and how answers are read. */
@@ -34765,6 +34771,9 @@ function explainBackendError(error, doing, ids = {}) {
     const tried = error.describeRetries();
     switch (error.status) {
         case 401:
+            // A freshly minted token refused on time grounds: the clock, not the audience or permissions.
+            if (/token (not yet valid|expired)/i.test(error.message))
+                return new errors/* UserError */.yo(`${answered}. ${CLOCK_SKEW}`);
             return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
             return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);

@@ -28578,8 +28578,9 @@ function logText(text) {
     // One line, and not one the runner reads as a command either (`::error::…` alone on it).
     return commandSafe(oneLine(text));
 }
+/** One line, with the characters that hide text or reorder it on screen (U+202E, U+200B...) removed. */
 function oneLine(text) {
-    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ').replace(INVISIBLE, '');
 }
 
 
@@ -29053,6 +29054,11 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const error_messages_RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/**
+ * A token refused as not yet valid or expired right after it was minted: the clocks of this
+ * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
+ */
+const CLOCK_SKEW = "The token's validity window did not contain the backend's time: this runner's clock and the backend's disagree. Check the runner's time sync (NTP; on self-hosted runners `timedatectl`), and the backend host's clock.";
 
 ;// CONCATENATED MODULE: ./src/backend/errors.ts
 /** What a failed backend call looks like to the rest of the action, and how answers are read. */
@@ -29863,6 +29869,9 @@ function explainBackendError(error, doing, ids = {}) {
     const tried = error.describeRetries();
     switch (error.status) {
         case 401:
+            // A freshly minted token refused on time grounds: the clock, not the audience or permissions.
+            if (/token (not yet valid|expired)/i.test(error.message))
+                return new errors/* UserError */.yo(`${answered}. ${CLOCK_SKEW}`);
             return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
             return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);
@@ -30147,6 +30156,8 @@ const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRe
 const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
 /** The output quoted in a failed job's error text is cut to this, keeping the end. */
 const MAX_TAIL_BYTES = (/* unused pure expression or super */ null && (8 * 1024));
+/** Mid-stream uploads failed this many times in a row: the live view is down, say so (once). */
+const MID_STREAM_FAILURES_TO_WARN = 3;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = (/* unused pure expression or super */ null && (64 * 1024));
 /**
@@ -30238,6 +30249,7 @@ class LogStream {
     timer;
     queue = Promise.resolve();
     warned = false;
+    failuresInRow = 0;
     /** The upload in flight, so a flush that gives up can abandon it too. */
     current;
     logRef;
@@ -30347,11 +30359,16 @@ class LogStream {
             this.logRef = logRef;
             this.uploadedLength = length;
             this.lastUploadBytes = Buffer.byteLength(text);
+            this.failuresInRow = 0;
             this.uploads++;
         }
         catch (error) {
             if (current.signal.aborted)
                 return; // the flush that gave up says so
+            // Mid-stream, the next tick tries again and the final upload reports: a passing refusal
+            // (one 429) is not worth a warning, only a live view that keeps failing.
+            if (!final && ++this.failuresInRow < MID_STREAM_FAILURES_TO_WARN)
+                return;
             if (final || !this.warned) {
                 this.options.warn(`Uploading the job log to the backend failed: ${error.message}`);
                 this.warned = true;

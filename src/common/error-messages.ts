@@ -15,3 +15,10 @@ export const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan
 
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 export const ID_TOKEN_PERMISSION = "'permissions: id-token: write'"
+
+/**
+ * A token refused as not yet valid or expired right after it was minted: the clocks of this
+ * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
+ */
+export const CLOCK_SKEW =
+  "The token's validity window did not contain the backend's time: this runner's clock and the backend's disagree. Check the runner's time sync (NTP; on self-hosted runners `timedatectl`), and the backend host's clock."
