@@ -309,6 +309,33 @@ describe('the summary', () => {
     expect(bv.jobs.length).toBeGreaterThan(MAX_CHARTED_JOBS)
   })
 
+  it('stays under 1 MiB with very long check names: smaller pictures, with a note', () => {
+    // 150 jobs (drawn one by one by count) with 8 KB check names: per job, the charts alone are MBs.
+    const long = (i: number) => `${'very-long-check-name-'.repeat(400)}${i}`
+    const jobs = Array.from({ length: 150 }, (_, i) => ({
+      id: `c${i}.env-${i % 3}.deploy`,
+      environment: `env-${i % 3}`,
+      checkName: long(i),
+      dependsOn: i >= 3 ? [`c${i - 3}.env-${i % 3}.deploy`] : []
+    }))
+    const plan = parsePlan(
+      JSON.stringify({ metadata: { checksum: 'sha256-' + '9e'.repeat(32) }, jobs }),
+      'plan.json'
+    )
+    const lv = classifyRun(
+      plan,
+      'run-long',
+      runRecord(),
+      plan.order.map((j, i) => record(j.id, i % 10 === 0 ? 'failed' : 'success', i, i + 2))
+    )
+    // The premise: the pictures per job are far over the limit on their own.
+    expect(Buffer.byteLength(dagChart(lv).join('\n'))).toBeGreaterThan(1024 * 1024)
+    const summary = report(lv)
+    expect(Buffer.byteLength(summary)).toBeLessThanOrEqual(1024 * 1024)
+    expect(summary).toContain('drawn per environment')
+    expect(summary).toMatch(/```mermaid\nflowchart LR\n {2}e0\[/)
+  })
+
   it('cuts a log to its last lines', () => {
     const log = Array.from({ length: 100 }, (_, i) => `line ${i}`).join('\n') + '\n\n'
     const tail = tailOf(log).split('\n')

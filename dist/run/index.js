@@ -31830,7 +31830,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96773);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(11523);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31840,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 96773:
+/***/ 11523:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -38064,8 +38064,53 @@ function note(origin) {
     return `carried over from attempt ${origin.attempt} (runner ${origin.runner})`;
 }
 
+;// CONCATENATED MODULE: ./src/common/summary-budget.ts
+/**
+ * GitHub refuses a step summary over 1 MiB. Summaries are put together from
+ * sections, each with alternatives from the best to the smallest (a picture per
+ * job, per environment, a note); fitSections picks the best that fit a budget,
+ * shrinking the largest section first; capSummary is the last guard on the final text.
+ */
+const GITHUB_SUMMARY_LIMIT_BYTES = 1024 * 1024;
+const size = (lines) => lines.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
+/** For each section, the index of the alternative chosen so that all of them fit budgetBytes when they can. */
+function fitSections(sections, budgetBytes) {
+    const choice = sections.map(() => 0);
+    const sizes = sections.map(alternatives => alternatives.map(size));
+    let total = sizes.reduce((sum, s, i) => sum + s[choice[i]], 0);
+    while (total > budgetBytes) {
+        let largest = -1;
+        for (const [i, s] of sizes.entries())
+            if (choice[i] < s.length - 1 &&
+                (largest < 0 || s[choice[i]] > sizes[largest][choice[largest]]))
+                largest = i;
+        if (largest < 0)
+            break;
+        total -= sizes[largest][choice[largest]];
+        choice[largest]++;
+        total += sizes[largest][choice[largest]];
+    }
+    return sections.map((alternatives, i) => alternatives[choice[i]]);
+}
+/** The summary within the limit: cut at a line boundary, with a note, when it is over. */
+function capSummary(text, limitBytes = GITHUB_SUMMARY_LIMIT_BYTES) {
+    if (Buffer.byteLength(text) <= limitBytes)
+        return text;
+    const note = "\n\n…the rest of this summary was cut: it would exceed GitHub's 1 MiB limit for a step summary. The step's outputs and the job logs hold everything.\n";
+    const budget = limitBytes - Buffer.byteLength(note);
+    const kept = Buffer.from(text)
+        .subarray(0, budget)
+        .toString('utf8')
+        .replace(/\uFFFD+$/, '');
+    const lineEnd = kept.lastIndexOf('\n');
+    return (lineEnd > 0 ? kept.slice(0, lineEnd) : kept) + note;
+}
+
 ;// CONCATENATED MODULE: ./src/run/summary.ts
 
+
+/** Below GitHub's 1 MiB step summary limit, with room for the note. */
+const RUN_SUMMARY_BUDGET_BYTES = 900_000;
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
 function renderRunSummary(runId, runnerId, results, requests) {
     const lines = [
@@ -38076,10 +38121,18 @@ function renderRunSummary(runId, runnerId, results, requests) {
         '| job | status | duration | waited | took over | log | detail |',
         '|---|---|---|---|---|---|---|'
     ];
-    for (const r of results) {
-        lines.push(`| ${(0,common_escape/* markdownCode */.D9)(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${(0,common_escape/* markdownCode */.D9)(r.logRef ?? '', true)} | ${(0,common_escape/* markdownLiteral */.dr)(r.detail ?? '', true)} |`);
+    // Rows within the budget (a pool worker may run thousands of jobs with long ids), then a note.
+    let size = lines.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
+    for (const [index, r] of results.entries()) {
+        const row = `| ${(0,common_escape/* markdownCode */.D9)(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${(0,common_escape/* markdownCode */.D9)(r.logRef ?? '', true)} | ${(0,common_escape/* markdownLiteral */.dr)(r.detail ?? '', true)} |`;
+        size += Buffer.byteLength(row) + 1;
+        if (size > RUN_SUMMARY_BUDGET_BYTES) {
+            lines.push('', `…and ${results.length - index} more jobs: the summary is size-limited (GitHub's 1 MiB). The step's job-results output lists every job.`);
+            break;
+        }
+        lines.push(row);
     }
-    return lines.join('\n') + '\n';
+    return capSummary(lines.join('\n') + '\n');
 }
 /** One status for the whole step: a failure anywhere wins, then a block. */
 function overallStatus(results) {

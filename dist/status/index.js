@@ -29437,7 +29437,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(46972);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(95441);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29447,7 +29447,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 46972:
+/***/ 95441:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31803,6 +31803,48 @@ function candidateRunIds(runId, env = process.env) {
     return [...ids, runId];
 }
 
+;// CONCATENATED MODULE: ./src/common/summary-budget.ts
+/**
+ * GitHub refuses a step summary over 1 MiB. Summaries are put together from
+ * sections, each with alternatives from the best to the smallest (a picture per
+ * job, per environment, a note); fitSections picks the best that fit a budget,
+ * shrinking the largest section first; capSummary is the last guard on the final text.
+ */
+const GITHUB_SUMMARY_LIMIT_BYTES = 1024 * 1024;
+const size = (lines) => lines.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0);
+/** For each section, the index of the alternative chosen so that all of them fit budgetBytes when they can. */
+function fitSections(sections, budgetBytes) {
+    const choice = sections.map(() => 0);
+    const sizes = sections.map(alternatives => alternatives.map(size));
+    let total = sizes.reduce((sum, s, i) => sum + s[choice[i]], 0);
+    while (total > budgetBytes) {
+        let largest = -1;
+        for (const [i, s] of sizes.entries())
+            if (choice[i] < s.length - 1 &&
+                (largest < 0 || s[choice[i]] > sizes[largest][choice[largest]]))
+                largest = i;
+        if (largest < 0)
+            break;
+        total -= sizes[largest][choice[largest]];
+        choice[largest]++;
+        total += sizes[largest][choice[largest]];
+    }
+    return sections.map((alternatives, i) => alternatives[choice[i]]);
+}
+/** The summary within the limit: cut at a line boundary, with a note, when it is over. */
+function capSummary(text, limitBytes = GITHUB_SUMMARY_LIMIT_BYTES) {
+    if (Buffer.byteLength(text) <= limitBytes)
+        return text;
+    const note = "\n\n…the rest of this summary was cut: it would exceed GitHub's 1 MiB limit for a step summary. The step's outputs and the job logs hold everything.\n";
+    const budget = limitBytes - Buffer.byteLength(note);
+    const kept = Buffer.from(text)
+        .subarray(0, budget)
+        .toString('utf8')
+        .replace(/\uFFFD+$/, '');
+    const lineEnd = kept.lastIndexOf('\n');
+    return (lineEnd > 0 ? kept.slice(0, lineEnd) : kept) + note;
+}
+
 ;// CONCATENATED MODULE: ./src/status/charts.ts
 
 
@@ -31880,8 +31922,9 @@ function edgeCount(view) {
 function chartsAggregated(view) {
     return view.jobs.length > MAX_CHARTED_JOBS || edgeCount(view) > MAX_CHARTED_EDGES;
 }
-function dagChart(view) {
-    return chartsAggregated(view) ? environmentDag(view) : jobDag(view);
+/** aggregated: per environment even when the jobs could be drawn one by one (a smaller picture). */
+function dagChart(view, aggregated = chartsAggregated(view)) {
+    return aggregated ? environmentDag(view) : jobDag(view);
 }
 function groupByEnvironment(jobs) {
     const groups = new Map();
@@ -31943,13 +31986,13 @@ function environmentDag(view) {
  * When each job ran. Red (crit): failed; blue (active): the critical path;
  * grey (done): the rest. Jobs that never started have no bar.
  */
-function timelineChart(view, critical, now) {
+function timelineChart(view, critical, now, aggregated = chartsAggregated(view)) {
     const started = view.jobs.filter(job => job.startedAt !== undefined);
     if (!started.length)
         return [];
     const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S'];
     const bar = (name, tag, start, end) => `  ${(0,common_escape/* ganttName */.k2)(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
-    if (chartsAggregated(view)) {
+    if (aggregated) {
         out.push('  section environments');
         for (const [env, jobs] of groupByEnvironment(started)) {
             const start = Math.min(...jobs.map(job => job.startedAt));
@@ -31979,6 +32022,7 @@ function timelineChart(view, critical, now) {
 }
 
 ;// CONCATENATED MODULE: ./src/status/summary.ts
+
 
 
 
@@ -32015,16 +32059,51 @@ function renderStatusSummary(report) {
         lines.push(`> ${(0,common_escape/* markdownText */.p7)(note)}`, '>');
     if (report.notes.length)
         lines.splice(lines.length - 1, 1, '');
-    lines.push('### DAG', '', '```mermaid', ...dagChart(view), '```', '');
+    // The pictures share a budget: per job, else per environment, else a note.
     const critical = criticalPath(view);
-    const timeline = timelineChart(view, critical, report.now);
-    if (timeline.length) {
-        lines.push('### Timeline', '', 'Backend start and finish times. Red: failed; blue: the critical path; grey: the rest.', '', '```mermaid', ...timeline, '```', '');
-        if (critical.length > 1) {
+    const tooBig = (what) => `The ${what} is left out: with these names it would not fit GitHub's 1 MiB summary limit.`;
+    const dag = (aggregated) => [
+        '### DAG',
+        '',
+        '```mermaid',
+        ...dagChart(view, aggregated),
+        '```',
+        ''
+    ];
+    const timelineSection = (aggregated) => {
+        const timeline = timelineChart(view, critical, report.now, aggregated);
+        if (!timeline.length)
+            return [];
+        const section = [
+            '### Timeline',
+            '',
+            'Backend start and finish times. Red: failed; blue: the critical path; grey: the rest.',
+            '',
+            '```mermaid',
+            ...timeline,
+            '```',
+            ''
+        ];
+        if (critical.length > 1 && !aggregated) {
             const span = critical.at(-1).finishedAt - critical[0].startedAt;
-            lines.push(`Critical path (${charts_formatDuration(Math.max(0, span))}): ${critical.map(job => (0,common_escape/* markdownText */.p7)(job.name)).join(' → ')}`, '');
+            section.push(`Critical path (${charts_formatDuration(Math.max(0, span))}): ${critical.map(job => (0,common_escape/* markdownText */.p7)(job.name)).join(' → ')}`, '');
         }
-    }
+        return section;
+    };
+    const smaller = (what) => `${what} (drawn per environment: per job it would not fit GitHub's 1 MiB summary limit).`;
+    const [dagLines, timelineLines] = fitSections([
+        [
+            dag(chartsAggregated(view)),
+            [...dag(true), smaller('The DAG above is'), ''],
+            ['### DAG', '', tooBig('DAG'), '']
+        ],
+        [
+            timelineSection(chartsAggregated(view)),
+            [...timelineSection(true), smaller('The timeline above is'), ''],
+            [tooBig('timeline'), '']
+        ]
+    ], SUMMARY_BUDGET_BYTES / 3);
+    lines.push(...dagLines, ...timelineLines);
     let size = lines.reduce((sum, line) => sum + bytes(line), 0);
     const failed = view.jobs.filter(job => job.outcome === 'failed');
     if (failed.length) {
@@ -32052,7 +32131,7 @@ function renderStatusSummary(report) {
         }
         lines.push(row);
     }
-    return lines.join('\n') + '\n';
+    return capSummary(lines.join('\n') + '\n');
 }
 function headline({ view, planId }) {
     const parts = [`Run ${(0,common_escape/* markdownText */.p7)(view.runId)}`, `plan ${(0,common_escape/* markdownText */.p7)(planId)}`];
