@@ -746,3 +746,20 @@ describe('the bundled run action with a crafted plan', () => {
     expect(leaks(log)).toEqual([])
   }, 150_000)
 })
+
+describe('the run summary of a worker with many long job ids', () => {
+  it("stays under GitHub's 1 MiB summary limit, saying how many jobs were left out", () => {
+    const results = Array.from({ length: 400 }, (_, i) => ({
+      jobId: `${'long-component-name-'.repeat(200)}${i}@dev.smoke`,
+      status: 'success' as const,
+      durationMs: 1000,
+      waitMs: 0,
+      attempts: 1,
+      tookOver: false,
+      logRef: `ns/runs/r/logs/${'x'.repeat(3000)}.log`
+    }))
+    const summary = renderRunSummary('run-1', 'runner-1', results, { sent: 1, rateLimited: 0 })
+    expect(Buffer.byteLength(summary)).toBeLessThanOrEqual(1024 * 1024)
+    expect(summary).toMatch(/…and \d+ more jobs: the summary is size-limited/)
+  })
+})

@@ -45,6 +45,19 @@ describe('explainBackendError', () => {
     expect((explained as UserError).message).toBe(message)
   })
 
+  it.each(['Token not yet valid', 'Token expired'])(
+    '401 "%s" names the clock, not the audience or permissions',
+    message => {
+      const explained = explainBackendError(answer(401, 'UNAUTHORIZED', message), 'joining run r1')
+      expect(explained).toBeInstanceOf(UserError)
+      const text = (explained as UserError).message
+      expect(text).toContain(`401 UNAUTHORIZED "${message}"`)
+      expect(text).toMatch(/clock/)
+      expect(text).toMatch(/time sync/)
+      expect(text).not.toMatch(/audience|id-token/)
+    }
+  )
+
   it('an unreachable backend names the URL input and the proxy variables', () => {
     const explained = explainBackendError(
       answer(0, 'NETWORK', 'connect ECONNREFUSED 127.0.0.1:9'),

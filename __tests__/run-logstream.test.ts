@@ -263,6 +263,23 @@ describe('LogStream', () => {
     expect(stream.logRef).toBe('ref')
   })
 
+  it('a single 429 on a mid-stream upload prints no warning when the final log is stored', async () => {
+    let refusals = 1
+    const texts: string[] = []
+    const { stream, warn } = streamWith(async text => {
+      if (refusals-- > 0) throw new Error('429 RATE_LIMITED: Too many requests')
+      texts.push(text)
+      return { logRef: 'ref' }
+    })
+    stream.append('a\n')
+    await stream.flush(false)
+    stream.append('b\n')
+    await stream.flush(false)
+    expect(await stream.flush(true)).toBe(true)
+    expect(texts.at(-1)).toBe('a\nb\n')
+    expect(warn).not.toHaveBeenCalled()
+  })
+
   it('mirrors the raw (unredacted) output to the spool file', () => {
     const dir = scratch.tempDir('orun-logstream-')
     const spoolFile = join(dir, 'spool.txt')

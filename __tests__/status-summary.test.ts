@@ -256,6 +256,26 @@ describe('the summary', () => {
     expect(bar.split(':')).toHaveLength(2)
   })
 
+  it('removes invisible and bidirectional characters from labels, charts and tables', () => {
+    const hidden = '\u202e\u200b\u2066\u200f\ufeff'
+    const file: PlanFile = {
+      metadata: { checksum: 'sha256-' + 'ef'.repeat(32) },
+      jobs: [
+        { id: `ro${hidden}ot`, environment: `de${hidden}v`, checkName: `Dep${hidden}loy` },
+        { id: 'leaf', environment: 'dev', dependsOn: [`ro${hidden}ot`] }
+      ]
+    }
+    const shady = parsePlan(JSON.stringify(file), 'plan.json')
+    const sv = classifyRun(shady, 'run-1', runRecord(), [
+      record(`ro${hidden}ot`, 'failed', 1, 2, { runnerId: `run${hidden}ner` }),
+      record('leaf', 'pending')
+    ])
+    const summary = report(sv)
+    expect(summary).toContain('Deploy')
+    expect(summary).toContain('runner')
+    expect(summary).not.toMatch(/[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/)
+  })
+
   it('draws large plans per environment and stays under 1 MiB with 3,000 jobs', () => {
     const jobs = Array.from({ length: 3000 }, (_, i) => ({
       id: `services-platform-edge-gateway-component-with-a-long-name-${i}.env-${i % 5}.deploy`,
@@ -287,6 +307,33 @@ describe('the summary', () => {
     expect(summary).toMatch(/…and \d+ more jobs \(the summary is size-limited/)
     expect(timelineChart(bv, [], T0).filter(l => l.startsWith('  ▣ '))).toHaveLength(5)
     expect(bv.jobs.length).toBeGreaterThan(MAX_CHARTED_JOBS)
+  })
+
+  it('stays under 1 MiB with very long check names: smaller pictures, with a note', () => {
+    // 150 jobs (drawn one by one by count) with 8 KB check names: per job, the charts alone are MBs.
+    const long = (i: number) => `${'very-long-check-name-'.repeat(400)}${i}`
+    const jobs = Array.from({ length: 150 }, (_, i) => ({
+      id: `c${i}.env-${i % 3}.deploy`,
+      environment: `env-${i % 3}`,
+      checkName: long(i),
+      dependsOn: i >= 3 ? [`c${i - 3}.env-${i % 3}.deploy`] : []
+    }))
+    const plan = parsePlan(
+      JSON.stringify({ metadata: { checksum: 'sha256-' + '9e'.repeat(32) }, jobs }),
+      'plan.json'
+    )
+    const lv = classifyRun(
+      plan,
+      'run-long',
+      runRecord(),
+      plan.order.map((j, i) => record(j.id, i % 10 === 0 ? 'failed' : 'success', i, i + 2))
+    )
+    // The premise: the pictures per job are far over the limit on their own.
+    expect(Buffer.byteLength(dagChart(lv).join('\n'))).toBeGreaterThan(1024 * 1024)
+    const summary = report(lv)
+    expect(Buffer.byteLength(summary)).toBeLessThanOrEqual(1024 * 1024)
+    expect(summary).toContain('drawn per environment')
+    expect(summary).toMatch(/```mermaid\nflowchart LR\n {2}e0\[/)
   })
 
   it('cuts a log to its last lines', () => {

@@ -28578,8 +28578,9 @@ function logText(text) {
     // One line, and not one the runner reads as a command either (`::error::…` alone on it).
     return commandSafe(oneLine(text));
 }
+/** One line, with the characters that hide text or reorder it on screen (U+202E, U+200B...) removed. */
 function oneLine(text) {
-    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ').replace(INVISIBLE, '');
 }
 
 
@@ -29053,8 +29054,11 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const error_messages_RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
-/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
-const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
+/**
+ * A token refused as not yet valid or expired right after it was minted: the clocks of this
+ * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
+ */
+const CLOCK_SKEW = "The token's validity window did not contain the backend's time: this runner's clock and the backend's disagree. Check the runner's time sync (NTP; on self-hosted runners `timedatectl`), and the backend host's clock.";
 
 ;// CONCATENATED MODULE: ./src/backend/errors.ts
 /** What a failed backend call looks like to the rest of the action, and how answers are read. */
@@ -29637,13 +29641,8 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429) {
+        if (status === 429)
             this.stats.rateLimited++;
-            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
-            const burst = Number(response.message.headers['x-ratelimit-limit']);
-            if (burst > 0)
-                this.stats.rateLimitBurst = burst;
-        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -29870,6 +29869,9 @@ function explainBackendError(error, doing, ids = {}) {
     const tried = error.describeRetries();
     switch (error.status) {
         case 401:
+            // A freshly minted token refused on time grounds: the clock, not the audience or permissions.
+            if (/token (not yet valid|expired)/i.test(error.message))
+                return new errors/* UserError */.yo(`${answered}. ${CLOCK_SKEW}`);
             return new errors/* UserError */.yo(`${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`);
         case 403:
             return new errors/* UserError */.yo(`${answered}. This repository may not use that run, or the backend accepts only GitHub OIDC tokens for this call: remove the static 'token'/ORUN_TOKEN and grant ${ID_TOKEN_PERMISSION}.`);
@@ -30005,50 +30007,39 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: ./src/common/process-tree.ts
 
 
-/** Rows of /proc (Linux): field 4-6 of /proc/PID/stat after the command name. */
-function procRows(procDir = '/proc') {
-    const rows = [];
-    for (const name of (0,external_node_fs_namespaceObject.readdirSync)(procDir)) {
-        if (!/^\d+$/.test(name))
-            continue;
-        try {
-            const stat = (0,external_node_fs_namespaceObject.readFileSync)(`${procDir}/${name}/stat`, 'utf8');
-            // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
-            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-            rows.push({
-                pid: Number(name),
-                ppid: Number(fields[1]),
-                pgid: Number(fields[2]),
-                sid: Number(fields[3])
-            });
+/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
+function listProcesses() {
+    if (process.platform === 'linux') {
+        const rows = [];
+        for (const name of (0,external_node_fs_namespaceObject.readdirSync)('/proc')) {
+            if (!/^\d+$/.test(name))
+                continue;
+            try {
+                const stat = (0,external_node_fs_namespaceObject.readFileSync)(`/proc/${name}/stat`, 'utf8');
+                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+                rows.push({
+                    pid: Number(name),
+                    ppid: Number(fields[1]),
+                    pgid: Number(fields[2]),
+                    sid: Number(fields[3])
+                });
+            }
+            catch {
+                // exited while we looked
+            }
         }
-        catch {
-            // exited while we looked
-        }
+        return rows;
     }
-    return rows;
-}
-/** The arguments of the `ps` call whose output parsePsRows reads. */
-const PS_ARGS = ['-A', '-o', 'pid=,ppid=,pgid='];
-/** Rows of `ps -A -o pid=,ppid=,pgid=` output (macOS has no /proc); lines that are not three numbers are skipped. */
-function parsePsRows(output) {
-    return output
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return ps.stdout
         .split('\n')
         .map(line => line.trim().split(/\s+/).map(Number))
         .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
-function psRows() {
-    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', PS_ARGS, { encoding: 'utf8' });
-    if (ps.status !== 0 || !ps.stdout)
-        return [];
-    return parsePsRows(ps.stdout);
-}
-/** This machine's process table: /proc on Linux, else `ps`. */
-const systemProcesses = {
-    rows: () => (process.platform === 'linux' ? procRows() : psRows()),
-    self: process.pid
-};
 /**
  * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
  * A step may start its children in sessions or process groups of their own and exit,
@@ -30059,12 +30050,10 @@ const systemProcesses = {
  */
 class JobProcessTracker {
     leader;
-    table;
     sessions = new Set();
     groups = new Set();
-    constructor(leader, table = systemProcesses) {
+    constructor(leader) {
         this.leader = leader;
-        this.table = table;
         this.sessions.add(leader);
         this.groups.add(leader);
     }
@@ -30074,9 +30063,9 @@ class JobProcessTracker {
     /** Looks at the process table; true when the job was seen in a new session or group. */
     refresh() {
         const before = this.sessions.size + this.groups.size;
-        const rows = this.table.rows();
-        const own = rows.find(row => row.pid === this.table.self);
-        for (const pid of members(rows, this.table.self, this.leader, this.ids)) {
+        const rows = listProcesses();
+        const own = rows.find(row => row.pid === process.pid);
+        for (const pid of members(rows, this.leader, this.ids)) {
             const row = rows.find(r => r.pid === pid);
             if (!row)
                 continue;
@@ -30090,15 +30079,15 @@ class JobProcessTracker {
     /** Every live process of the job. */
     processes() {
         this.refresh();
-        return members(this.table.rows(), this.table.self, this.leader, this.ids);
+        return members(listProcesses(), this.leader, this.ids);
     }
 }
 /** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
-function leftoverProcesses(ids, table = systemProcesses) {
-    return members(table.rows(), table.self, undefined, ids);
+function leftoverProcesses(ids) {
+    return members(listProcesses(), undefined, ids);
 }
 /** The leader's descendants and everything in the given sessions and groups, and their descendants. */
-function members(rows, self, leader, ids) {
+function members(rows, leader, ids) {
     const sessions = new Set(ids.sessions);
     const groups = new Set(ids.groups);
     const children = new Map();
@@ -30118,13 +30107,13 @@ function members(rows, self, leader, ids) {
         stack.push(...(children.get(pid) ?? []));
     }
     // Never this process, its own group or session, or init, whatever the table says.
-    const own = rows.find(row => row.pid === self);
+    const own = rows.find(row => row.pid === process.pid);
     const byPid = new Map(rows.map(row => [row.pid, row]));
     return [...found].filter(pid => {
         const row = byPid.get(pid);
         return (row !== undefined &&
             pid > 1 &&
-            pid !== self &&
+            pid !== process.pid &&
             row.pgid !== own?.pgid &&
             (row.sid === undefined || row.sid !== own?.sid));
     });
@@ -30167,6 +30156,8 @@ const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRe
 const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024;
 /** The output quoted in a failed job's error text is cut to this, keeping the end. */
 const MAX_TAIL_BYTES = (/* unused pure expression or super */ null && (8 * 1024));
+/** Mid-stream uploads failed this many times in a row: the live view is down, say so (once). */
+const MID_STREAM_FAILURES_TO_WARN = 3;
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = (/* unused pure expression or super */ null && (64 * 1024));
 /**
@@ -30258,6 +30249,7 @@ class LogStream {
     timer;
     queue = Promise.resolve();
     warned = false;
+    failuresInRow = 0;
     /** The upload in flight, so a flush that gives up can abandon it too. */
     current;
     logRef;
@@ -30367,11 +30359,16 @@ class LogStream {
             this.logRef = logRef;
             this.uploadedLength = length;
             this.lastUploadBytes = Buffer.byteLength(text);
+            this.failuresInRow = 0;
             this.uploads++;
         }
         catch (error) {
             if (current.signal.aborted)
                 return; // the flush that gave up says so
+            // Mid-stream, the next tick tries again and the final upload reports: a passing refusal
+            // (one 429) is not worth a warning, only a live view that keeps failing.
+            if (!final && ++this.failuresInRow < MID_STREAM_FAILURES_TO_WARN)
+                return;
             if (final || !this.warned) {
                 this.options.warn(`Uploading the job log to the backend failed: ${error.message}`);
                 this.warned = true;
@@ -30522,9 +30519,6 @@ function parsePlan(text, source, options = {}) {
             if (job[field] !== undefined && typeof job[field] !== 'string') {
                 throw new UserError(`Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
-        }
-        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
-            throw new UserError(`Plan file ${source}: job ${inline(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
         }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
@@ -30679,8 +30673,7 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? '',
-        ...(typeof job.index === 'number' ? { index: job.index } : {})
+        'runs-on': nonEmptyString(job.runsOn) ?? ''
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;

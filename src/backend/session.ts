@@ -5,7 +5,11 @@ import { createTokenSource, type TokenSource } from './auth.js'
 import { BackendClient, BackendError } from './client.js'
 import { toBackendPlan } from './plan.js'
 import type { CreateRunResult } from './types.js'
-import { ID_TOKEN_PERMISSION, PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID } from '../common/error-messages.js'
+import {
+  CLOCK_SKEW,
+  ID_TOKEN_PERMISSION,
+  PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID
+} from '../common/error-messages.js'
 
 export interface BackendSettings {
   backendUrl: string
@@ -72,6 +76,9 @@ export function explainBackendError(error: unknown, doing: string, ids: CallIds 
   const tried = error.describeRetries()
   switch (error.status) {
     case 401:
+      // A freshly minted token refused on time grounds: the clock, not the audience or permissions.
+      if (/token (not yet valid|expired)/i.test(error.message))
+        return new UserError(`${answered}. ${CLOCK_SKEW}`)
       return new UserError(
         `${answered}. The token was refused: check that the backend's audience matches the 'audience' input (default orun) and that the job has ${ID_TOKEN_PERMISSION}.`
       )

@@ -18,3 +18,9 @@ export const ID_TOKEN_PERMISSION = "'permissions: id-token: write'"
 
 /** What to press when nothing of an earlier attempt can be carried over into a re-run. */
 export const RERUN_ALL_JOBS = 'use "Re-run all jobs"'
+/**
+ * A token refused as not yet valid or expired right after it was minted: the clocks of this
+ * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
+ */
+export const CLOCK_SKEW =
+  "The token's validity window did not contain the backend's time: this runner's clock and the backend's disagree. Check the runner's time sync (NTP; on self-hosted runners `timedatectl`), and the backend host's clock."

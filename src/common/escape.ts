@@ -173,6 +173,7 @@ export function logText(text: string): string {
   return commandSafe(oneLine(text))
 }
 
+/** One line, with the characters that hide text or reorder it on screen (U+202E, U+200B...) removed. */
 function oneLine(text: string): string {
-  return text.replace(/[\r\n\u2028\u2029]+/g, ' ')
+  return text.replace(/[\r\n\u2028\u2029]+/g, ' ').replace(INVISIBLE, '')
 }

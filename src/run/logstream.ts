@@ -20,6 +20,8 @@ import type { Redactor } from './redact.js'
 export const DEFAULT_MAX_LOG_BYTES = 4 * 1024 * 1024
 /** The output quoted in a failed job's error text is cut to this, keeping the end. */
 export const MAX_TAIL_BYTES = 8 * 1024
+/** Mid-stream uploads failed this many times in a row: the live view is down, say so (once). */
+const MID_STREAM_FAILURES_TO_WARN = 3
 /** Upload at most this many bytes per second of interval, on average. */
 const BYTES_PER_SECOND_BUDGET = 64 * 1024
 /**
@@ -139,6 +141,7 @@ export class LogStream {
   private timer?: NodeJS.Timeout
   private queue: Promise<void> = Promise.resolve()
   private warned = false
+  private failuresInRow = 0
   /** The upload in flight, so a flush that gives up can abandon it too. */
   private current?: AbortController
   logRef?: string
@@ -255,9 +258,13 @@ export class LogStream {
       this.logRef = logRef
       this.uploadedLength = length
       this.lastUploadBytes = Buffer.byteLength(text)
+      this.failuresInRow = 0
       this.uploads++
     } catch (error) {
       if (current.signal.aborted) return // the flush that gave up says so
+      // Mid-stream, the next tick tries again and the final upload reports: a passing refusal
+      // (one 429) is not worth a warning, only a live view that keeps failing.
+      if (!final && ++this.failuresInRow < MID_STREAM_FAILURES_TO_WARN) return
       if (final || !this.warned) {
         this.options.warn(
           `Uploading the job log to the backend failed: ${(error as Error).message}`

@@ -1,5 +1,6 @@
 import { markdownCode, markdownLiteral } from '../common/escape.js'
 import type { LostRunner } from '../common/runner-lost.js'
+import { capSummary } from '../common/summary-budget.js'
 
 /** The per-runner job summary: what ran here, how long it waited, where its log is. */
 export interface JobResult {
@@ -20,6 +21,9 @@ export interface JobResult {
   endedAt?: number
 }
 
+/** Below GitHub's 1 MiB step summary limit, with room for the note. */
+export const RUN_SUMMARY_BUDGET_BYTES = 900_000
+
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`
 
 export function renderRunSummary(
@@ -36,12 +40,21 @@ export function renderRunSummary(
     '| job | status | duration | waited | took over | log | detail |',
     '|---|---|---|---|---|---|---|'
   ]
-  for (const r of results) {
-    lines.push(
-      `| ${markdownCode(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${markdownCode(r.logRef ?? '', true)} | ${markdownLiteral(r.detail ?? '', true)} |`
-    )
+  // Rows within the budget (a pool worker may run thousands of jobs with long ids), then a note.
+  let size = lines.reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0)
+  for (const [index, r] of results.entries()) {
+    const row = `| ${markdownCode(r.jobId, true)} | ${r.carriedFrom ? `${r.status} (from attempt ${r.carriedFrom})` : r.status} | ${seconds(r.durationMs)} | ${seconds(r.waitMs)} | ${r.tookOver ? 'yes' : 'no'} | ${markdownCode(r.logRef ?? '', true)} | ${markdownLiteral(r.detail ?? '', true)} |`
+    size += Buffer.byteLength(row) + 1
+    if (size > RUN_SUMMARY_BUDGET_BYTES) {
+      lines.push(
+        '',
+        `…and ${results.length - index} more jobs: the summary is size-limited (GitHub's 1 MiB). The step's job-results output lists every job.`
+      )
+      break
+    }
+    lines.push(row)
   }
-  return lines.join('\n') + '\n'
+  return capSummary(lines.join('\n') + '\n')
 }
 
 /** One status for the whole step: a failure anywhere wins, then a block. */

@@ -84,8 +84,9 @@ export function chartsAggregated(view: RunView): boolean {
   return view.jobs.length > MAX_CHARTED_JOBS || edgeCount(view) > MAX_CHARTED_EDGES
 }
 
-export function dagChart(view: RunView): string[] {
-  return chartsAggregated(view) ? environmentDag(view) : jobDag(view)
+/** aggregated: per environment even when the jobs could be drawn one by one (a smaller picture). */
+export function dagChart(view: RunView, aggregated = chartsAggregated(view)): string[] {
+  return aggregated ? environmentDag(view) : jobDag(view)
 }
 
 function groupByEnvironment(jobs: readonly JobView[]): Map<string, JobView[]> {
@@ -154,13 +155,18 @@ function environmentDag(view: RunView): string[] {
  * When each job ran. Red (crit): failed; blue (active): the critical path;
  * grey (done): the rest. Jobs that never started have no bar.
  */
-export function timelineChart(view: RunView, critical: readonly JobView[], now: number): string[] {
+export function timelineChart(
+  view: RunView,
+  critical: readonly JobView[],
+  now: number,
+  aggregated = chartsAggregated(view)
+): string[] {
   const started = view.jobs.filter(job => job.startedAt !== undefined)
   if (!started.length) return []
   const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S']
   const bar = (name: string, tag: string, start: number, end: number) =>
     `  ${ganttName(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`
-  if (chartsAggregated(view)) {
+  if (aggregated) {
     out.push('  section environments')
     for (const [env, jobs] of groupByEnvironment(started)) {
       const start = Math.min(...jobs.map(job => job.startedAt!))

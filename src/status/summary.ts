@@ -1,5 +1,7 @@
+import { capSummary, fitSections } from '../common/summary-budget.js'
 import {
   OUTCOME_WORDS,
+  chartsAggregated,
   dagChart,
   formatDuration,
   listSome,
@@ -67,11 +69,22 @@ export function renderStatusSummary(report: StatusReport): string {
   for (const note of report.notes) lines.push(`> ${markdownText(note)}`, '>')
   if (report.notes.length) lines.splice(lines.length - 1, 1, '')
 
-  lines.push('### DAG', '', '```mermaid', ...dagChart(view), '```', '')
+  // The pictures share a budget: per job, else per environment, else a note.
   const critical = criticalPath(view)
-  const timeline = timelineChart(view, critical, report.now)
-  if (timeline.length) {
-    lines.push(
+  const tooBig = (what: string) =>
+    `The ${what} is left out: with these names it would not fit GitHub's 1 MiB summary limit.`
+  const dag = (aggregated: boolean) => [
+    '### DAG',
+    '',
+    '```mermaid',
+    ...dagChart(view, aggregated),
+    '```',
+    ''
+  ]
+  const timelineSection = (aggregated: boolean) => {
+    const timeline = timelineChart(view, critical, report.now, aggregated)
+    if (!timeline.length) return []
+    const section = [
       '### Timeline',
       '',
       'Backend start and finish times. Red: failed; blue: the critical path; grey: the rest.',
@@ -80,15 +93,34 @@ export function renderStatusSummary(report: StatusReport): string {
       ...timeline,
       '```',
       ''
-    )
-    if (critical.length > 1) {
+    ]
+    if (critical.length > 1 && !aggregated) {
       const span = critical.at(-1)!.finishedAt! - critical[0].startedAt!
-      lines.push(
+      section.push(
         `Critical path (${formatDuration(Math.max(0, span))}): ${critical.map(job => markdownText(job.name)).join(' → ')}`,
         ''
       )
     }
+    return section
   }
+  const smaller = (what: string) =>
+    `${what} (drawn per environment: per job it would not fit GitHub's 1 MiB summary limit).`
+  const [dagLines, timelineLines] = fitSections(
+    [
+      [
+        dag(chartsAggregated(view)),
+        [...dag(true), smaller('The DAG above is'), ''],
+        ['### DAG', '', tooBig('DAG'), '']
+      ],
+      [
+        timelineSection(chartsAggregated(view)),
+        [...timelineSection(true), smaller('The timeline above is'), ''],
+        [tooBig('timeline'), '']
+      ]
+    ],
+    SUMMARY_BUDGET_BYTES / 3
+  )
+  lines.push(...dagLines, ...timelineLines)
 
   lines.push(...(report.cost ?? []))
 
@@ -133,7 +165,7 @@ export function renderStatusSummary(report: StatusReport): string {
     }
     lines.push(row)
   }
-  return lines.join('\n') + '\n'
+  return capSummary(lines.join('\n') + '\n')
 }
 
 function headline({ view, planId }: StatusReport): string {
