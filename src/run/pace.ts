@@ -123,11 +123,10 @@ export function pacedClient(
  * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
  * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
  * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
- * A runner starts on the tight pace, as after a 429, and relaxes toward the ample limit
- * over `recoverMs` while answers keep coming without one: a crowd that starts at once on
- * the tight limit meets it a few at a time instead of all at once (measured: 82-110 429s
- * for 40 runners that assumed the ample limit from the start). A 429 puts the runner back
- * on the tight pace at once and the relaxing starts over (on a tight limit a crowd
+ * A runner starts out assuming the ample limit: the first requests of a crowd are the
+ * probe, and on a tight limit they meet 429s within a second or two. A 429 puts the
+ * runner back on the tight pace at once; while answers keep coming without one, the
+ * assumption relaxes back to the ample limit over `recoverMs` (on a tight limit a crowd
  * that speeds up meets a 429 again: the spacing settles where the limit binds). A 429 also
  * states the bucket's size (X-RateLimit-Limit): a small bucket (20 on the 5/s build) refills
  * slowly, so a runner that was told one stays on the tight pace for good instead of probing
@@ -155,9 +154,6 @@ export class LearnedLimit {
     private readonly recoverMs = LIMIT_RECOVER_MS
   ) {
     this.seen = refusals()
-    // A runner starts as if just refused: a crowd of runners that all assumed the ample limit
-    // at once would meet the tight one as a storm of 429s, one runner at a time.
-    this.refusedAt = now()
   }
 
   /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
