@@ -1,7 +1,7 @@
 /**
- * The rate limit is learned, not assumed: on the 2026-05-08 build (burst 300,
- * 30/s) nothing may pace as if the limit were 5/s, and a 429 puts a runner back
- * on the tight pace. The claim loop runs in-process against the coordination
+ * The rate limit is learned, not assumed: a runner paces as for 5/s until a 429
+ * states the bucket's size; on the 2026-05-08 build (burst 300, 30/s) nothing may
+ * then pace as if the limit were 5/s, and a small bucket keeps the tight pace. The claim loop runs in-process against the coordination
  * server with one fake clock shared by the server, the client and the loop:
  * sleeps return at once and move the clock, so delays are counted, not timed.
  */
@@ -12,12 +12,7 @@ import { BackendClient } from '../src/backend/client.js'
 import { toBackendPlan } from '../src/backend/plan.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
 import { acquireJob, firstLookDelayMs } from '../src/run/acquire.js'
-import {
-  AMPLE_PER_SECOND,
-  LIMIT_RECOVER_MS,
-  LearnedLimit,
-  TIGHT_PER_SECOND
-} from '../src/run/pace.js'
+import { AMPLE_PER_SECOND, LearnedLimit, TIGHT_PER_SECOND } from '../src/run/pace.js'
 import { IDLE_MIN_MS, idleDelayMs, type PoolView } from '../src/run/pool.js'
 import { NEAR_SHARE_MS } from '../src/run/schedule.js'
 import { IMMEDIATE_CONSISTENCY, startCoordinationServer } from '../testing/coordination-server.js'
@@ -133,7 +128,6 @@ async function waitOnRoot(
         log: () => {},
         limit: new LearnedLimit(
           () => client.stats.rateLimited,
-          () => clock,
           () => client.stats.rateLimitBurst
         )
       },
@@ -151,40 +145,36 @@ async function waitOnRoot(
 }
 
 describe('the rate limit a runner assumes', () => {
-  it('starts ample, drops to the tight limit at a 429, and relaxes back while none come', () => {
-    let clock = 0
-    let refusals = 0
-    const limit = new LearnedLimit(
-      () => refusals,
-      () => clock
-    )
-    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
-    expect(limit.scale()).toBeCloseTo(TIGHT_PER_SECOND / AMPLE_PER_SECOND)
-    refusals++
-    expect(limit.perSecond()).toBe(TIGHT_PER_SECOND)
-    expect(limit.scale()).toBe(1)
-    clock += LIMIT_RECOVER_MS / 2
-    expect(limit.perSecond()).toBeCloseTo((TIGHT_PER_SECOND + AMPLE_PER_SECOND) / 2)
-    refusals++
-    expect(limit.scale()).toBe(1)
-    clock += LIMIT_RECOVER_MS
-    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
-  })
-
-  it('stays tight for good once a 429 states a small bucket (the 5/s build), not a large one', () => {
-    let clock = 0
+  it('starts tight, and turns ample only once a 429 states a large bucket (the 30/s build)', () => {
     let refusals = 0
     let burst: number | undefined
     const limit = new LearnedLimit(
       () => refusals,
-      () => clock,
+      () => burst
+    )
+    expect(limit.perSecond()).toBe(TIGHT_PER_SECOND)
+    expect(limit.scale()).toBe(1)
+    refusals++
+    burst = 300
+    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
+    expect(limit.scale()).toBeCloseTo(TIGHT_PER_SECOND / AMPLE_PER_SECOND)
+  })
+
+  it('stays tight when a 429 states a small bucket (the 5/s build) or none', () => {
+    let refusals = 0
+    let burst: number | undefined
+    const limit = new LearnedLimit(
+      () => refusals,
       () => burst
     )
     refusals++
     burst = 20
     expect(limit.perSecond()).toBe(TIGHT_PER_SECOND)
-    clock += 10 * LIMIT_RECOVER_MS
+    refusals++
+    burst = undefined
     expect(limit.perSecond()).toBe(TIGHT_PER_SECOND)
+    // A later 429 that states a large bucket is what counts.
+    refusals++
     burst = 300
     expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
   })
@@ -192,19 +182,16 @@ describe('the rate limit a runner assumes', () => {
   it('counts only 429s after it was made: a runner starts from what its client sees now', () => {
     const limit = new LearnedLimit(
       () => 3,
-      () => 0
+      () => 300
     )
-    expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
+    expect(limit.perSecond()).toBe(TIGHT_PER_SECOND)
   })
 })
 
 describe('a crowd waiting on the 300/30 build', () => {
-  it('polls at its share of 30/s, not of 5/s, and claims within a second or so of the dependency', async () => {
-    const { sleeps, refusals, claimDelayMs } = await waitOnRoot(
-      { burst: 300, perSecond: 30 },
-      false
-    )
-    expect(refusals).toBe(0)
+  it('once a 429 stated the bucket of 300, polls at its share of 30/s, not of 5/s, and claims within a second or so of the dependency', async () => {
+    const { sleeps, refusals, claimDelayMs } = await waitOnRoot({ burst: 300, perSecond: 30 }, true)
+    expect(refusals).toBeGreaterThan(0)
     // Paced for 5/s, a crowd of 16 shares about 3 requests a second: one poll per 16 × 270 ms
     // (more after jitter) for each runner, and the dependency's result waits that long.
     const tightShare = CROWD * NEAR_SHARE_MS

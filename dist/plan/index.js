@@ -32853,39 +32853,50 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: ./src/common/process-tree.ts
 
 
-/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
-function listProcesses() {
-    if (process.platform === 'linux') {
-        const rows = [];
-        for (const name of readdirSync('/proc')) {
-            if (!/^\d+$/.test(name))
-                continue;
-            try {
-                const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
-                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-                rows.push({
-                    pid: Number(name),
-                    ppid: Number(fields[1]),
-                    pgid: Number(fields[2]),
-                    sid: Number(fields[3])
-                });
-            }
-            catch {
-                // exited while we looked
-            }
+/** Rows of /proc (Linux): field 4-6 of /proc/PID/stat after the command name. */
+function procRows(procDir = '/proc') {
+    const rows = [];
+    for (const name of (0,external_node_fs_.readdirSync)(procDir)) {
+        if (!/^\d+$/.test(name))
+            continue;
+        try {
+            const stat = (0,external_node_fs_.readFileSync)(`${procDir}/${name}/stat`, 'utf8');
+            // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            rows.push({
+                pid: Number(name),
+                ppid: Number(fields[1]),
+                pgid: Number(fields[2]),
+                sid: Number(fields[3])
+            });
         }
-        return rows;
+        catch {
+            // exited while we looked
+        }
     }
-    const ps = spawnSync('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
-    if (ps.status !== 0 || !ps.stdout)
-        return [];
-    return ps.stdout
+    return rows;
+}
+/** The arguments of the `ps` call whose output parsePsRows reads. */
+const PS_ARGS = ['-A', '-o', 'pid=,ppid=,pgid='];
+/** Rows of `ps -A -o pid=,ppid=,pgid=` output (macOS has no /proc); lines that are not three numbers are skipped. */
+function parsePsRows(output) {
+    return output
         .split('\n')
         .map(line => line.trim().split(/\s+/).map(Number))
         .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
+function psRows() {
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', PS_ARGS, { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return parsePsRows(ps.stdout);
+}
+/** This machine's process table: /proc on Linux, else `ps`. */
+const systemProcesses = {
+    rows: () => (process.platform === 'linux' ? procRows() : psRows()),
+    self: process.pid
+};
 /**
  * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
  * A step may start its children in sessions or process groups of their own and exit,
@@ -32896,10 +32907,12 @@ function listProcesses() {
  */
 class process_tree_JobProcessTracker {
     leader;
+    table;
     sessions = new Set();
     groups = new Set();
-    constructor(leader) {
+    constructor(leader, table = systemProcesses) {
         this.leader = leader;
+        this.table = table;
         this.sessions.add(leader);
         this.groups.add(leader);
     }
@@ -32909,9 +32922,9 @@ class process_tree_JobProcessTracker {
     /** Looks at the process table; true when the job was seen in a new session or group. */
     refresh() {
         const before = this.sessions.size + this.groups.size;
-        const rows = listProcesses();
-        const own = rows.find(row => row.pid === process.pid);
-        for (const pid of members(rows, this.leader, this.ids)) {
+        const rows = this.table.rows();
+        const own = rows.find(row => row.pid === this.table.self);
+        for (const pid of members(rows, this.table.self, this.leader, this.ids)) {
             const row = rows.find(r => r.pid === pid);
             if (!row)
                 continue;
@@ -32925,15 +32938,15 @@ class process_tree_JobProcessTracker {
     /** Every live process of the job. */
     processes() {
         this.refresh();
-        return members(listProcesses(), this.leader, this.ids);
+        return members(this.table.rows(), this.table.self, this.leader, this.ids);
     }
 }
 /** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
-function leftoverProcesses(ids) {
-    return members(listProcesses(), undefined, ids);
+function leftoverProcesses(ids, table = systemProcesses) {
+    return members(table.rows(), table.self, undefined, ids);
 }
 /** The leader's descendants and everything in the given sessions and groups, and their descendants. */
-function members(rows, leader, ids) {
+function members(rows, self, leader, ids) {
     const sessions = new Set(ids.sessions);
     const groups = new Set(ids.groups);
     const children = new Map();
@@ -32953,13 +32966,13 @@ function members(rows, leader, ids) {
         stack.push(...(children.get(pid) ?? []));
     }
     // Never this process, its own group or session, or init, whatever the table says.
-    const own = rows.find(row => row.pid === process.pid);
+    const own = rows.find(row => row.pid === self);
     const byPid = new Map(rows.map(row => [row.pid, row]));
     return [...found].filter(pid => {
         const row = byPid.get(pid);
         return (row !== undefined &&
             pid > 1 &&
-            pid !== process.pid &&
+            pid !== self &&
             row.pgid !== own?.pgid &&
             (row.sid === undefined || row.sid !== own?.sid));
     });
@@ -32989,6 +33002,9 @@ function process_tree_signalProcesses(pids, signal) {
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
  */
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 async function getOrunVersion(binary) {
     const result = await lib_exec/* getExecOutput */.H(binary, ['--version'], {
@@ -33040,7 +33056,7 @@ async function compilePlan(binary, options) {
     }
     if ((0,external_node_fs_.existsSync)(options.output))
         return { planned: true };
-    const output = `${result.stderr}\n${result.stdout}`;
+    const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '');
     const nothingToPlan = output
         .split('\n')
         .map(line => line.trim())
@@ -33050,6 +33066,33 @@ async function compilePlan(binary, options) {
     // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
     throw new errors/* UserError */.yo(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
         "(its output is above). Check that 'args' does not override --output, and the orun version.");
+}
+/** Does this orun have `orun validate`? Its root help lists its commands. */
+async function hasValidateCommand(binary) {
+    const help = await exec.getExecOutput(binary, ['--help'], {
+        silent: true,
+        ignoreReturnCode: true
+    });
+    return /^\s+validate\s/m.test(help.stdout + help.stderr);
+}
+/**
+ * Checks intent.yaml in cwd with orun's own validator, `orun validate` (cmd/orun/command_validate.go),
+ * or, where the installed orun lacks it, `orun plan --all` compiled to scratchFile, which is then
+ * thrown away: the same loader and normalisation, and no plan output for anyone to use.
+ */
+async function checkIntent(binary, options) {
+    const via = (await hasValidateCommand(binary)) ? 'validate' : 'plan';
+    const args = via === 'validate' ? ['validate'] : ['plan', '--all', '--output', options.scratchFile];
+    const result = await exec.getExecOutput(binary, args, {
+        cwd: options.cwd,
+        ignoreReturnCode: true
+    });
+    return {
+        valid: result.exitCode === 0,
+        via,
+        output: `${result.stderr}\n${result.stdout}`,
+        exitCode: result.exitCode
+    };
 }
 const capabilities = new Map();
 /** A flag listed in help text; a look-alike such as `--local-only` does not count. */
@@ -33921,6 +33964,8 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 /**
  * A token refused as not yet valid or expired right after it was minted: the clocks of this
  * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
@@ -34508,8 +34553,13 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429)
+        if (status === 429) {
             this.stats.rateLimited++;
+            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+            const burst = Number(response.message.headers['x-ratelimit-limit']);
+            if (burst > 0)
+                this.stats.rateLimitBurst = burst;
+        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -35056,6 +35106,9 @@ function parsePlan(text, source, options = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
+        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+            throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
+        }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
@@ -35209,7 +35262,8 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? ''
+        'runs-on': nonEmptyString(job.runsOn) ?? '',
+        ...(typeof job.index === 'number' ? { index: job.index } : {})
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
@@ -35615,6 +35669,13 @@ function groupByEnvironment(plan) {
  * - a step summary: at most 1 MiB (the runner refuses to upload a bigger one).
  */
 const JOB_OUTPUTS_LIMIT_BYTES = 1_000_000;
+const RUN_OUTPUTS_LIMIT_BYTES = 50_000_000;
+/**
+ * The share of the run's total above which the plan step warns. One job maps at most 1 MB (2 %),
+ * but a plan split into slices (one plan step and matrix each, the way past 256 jobs) repeats its
+ * outputs once per slice, next to every other job's outputs in the run.
+ */
+const LARGE_RUN_SHARE = 0.05;
 const STEP_SUMMARY_LIMIT_BYTES = 1024 * 1024;
 /** The size GitHub counts for an output value. */
 const outputSize = (value) => value.length * 2;
@@ -35634,6 +35695,11 @@ function checkOutputSizes(outputs) {
             `so GitHub would drop ${oversized.length > 1 ? 'them' : 'it'} or fail the workflow. ${shrink}`);
     }
     const total = sizes.reduce((sum, output) => sum + output.size, 0);
+    if (total >= RUN_OUTPUTS_LIMIT_BYTES * LARGE_RUN_SHARE) {
+        const share = total / RUN_OUTPUTS_LIMIT_BYTES;
+        lib_core/* warning */.$e(`The plan step's outputs total ${kb(total)} of the ${RUN_OUTPUTS_LIMIT_BYTES / 1_000_000} MB GitHub allows for the outputs of a whole workflow run (every job's outputs together): ${Math.floor(1 / share)} plan steps like this in one run would reach it, and GitHub would drop or refuse the rest. ` +
+            `Map only the output the matrix needs ('matrix' or 'jobs'), and keep the number of slices small. ${shrink}`);
+    }
     if (total > JOB_OUTPUTS_LIMIT_BYTES) {
         const big = sizes
             .filter(output => output.size > JOB_OUTPUTS_LIMIT_BYTES / 10)

@@ -29054,6 +29054,8 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const error_messages_RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 /**
  * A token refused as not yet valid or expired right after it was minted: the clocks of this
  * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
@@ -29641,8 +29643,13 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429)
+        if (status === 429) {
             this.stats.rateLimited++;
+            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+            const burst = Number(response.message.headers['x-ratelimit-limit']);
+            if (burst > 0)
+                this.stats.rateLimitBurst = burst;
+        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -30007,39 +30014,50 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: ./src/common/process-tree.ts
 
 
-/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
-function listProcesses() {
-    if (process.platform === 'linux') {
-        const rows = [];
-        for (const name of (0,external_node_fs_namespaceObject.readdirSync)('/proc')) {
-            if (!/^\d+$/.test(name))
-                continue;
-            try {
-                const stat = (0,external_node_fs_namespaceObject.readFileSync)(`/proc/${name}/stat`, 'utf8');
-                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
-                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-                rows.push({
-                    pid: Number(name),
-                    ppid: Number(fields[1]),
-                    pgid: Number(fields[2]),
-                    sid: Number(fields[3])
-                });
-            }
-            catch {
-                // exited while we looked
-            }
+/** Rows of /proc (Linux): field 4-6 of /proc/PID/stat after the command name. */
+function procRows(procDir = '/proc') {
+    const rows = [];
+    for (const name of (0,external_node_fs_namespaceObject.readdirSync)(procDir)) {
+        if (!/^\d+$/.test(name))
+            continue;
+        try {
+            const stat = (0,external_node_fs_namespaceObject.readFileSync)(`${procDir}/${name}/stat`, 'utf8');
+            // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            rows.push({
+                pid: Number(name),
+                ppid: Number(fields[1]),
+                pgid: Number(fields[2]),
+                sid: Number(fields[3])
+            });
         }
-        return rows;
+        catch {
+            // exited while we looked
+        }
     }
-    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
-    if (ps.status !== 0 || !ps.stdout)
-        return [];
-    return ps.stdout
+    return rows;
+}
+/** The arguments of the `ps` call whose output parsePsRows reads. */
+const PS_ARGS = ['-A', '-o', 'pid=,ppid=,pgid='];
+/** Rows of `ps -A -o pid=,ppid=,pgid=` output (macOS has no /proc); lines that are not three numbers are skipped. */
+function parsePsRows(output) {
+    return output
         .split('\n')
         .map(line => line.trim().split(/\s+/).map(Number))
         .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
+function psRows() {
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', PS_ARGS, { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return parsePsRows(ps.stdout);
+}
+/** This machine's process table: /proc on Linux, else `ps`. */
+const systemProcesses = {
+    rows: () => (process.platform === 'linux' ? procRows() : psRows()),
+    self: process.pid
+};
 /**
  * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
  * A step may start its children in sessions or process groups of their own and exit,
@@ -30050,10 +30068,12 @@ function listProcesses() {
  */
 class JobProcessTracker {
     leader;
+    table;
     sessions = new Set();
     groups = new Set();
-    constructor(leader) {
+    constructor(leader, table = systemProcesses) {
         this.leader = leader;
+        this.table = table;
         this.sessions.add(leader);
         this.groups.add(leader);
     }
@@ -30063,9 +30083,9 @@ class JobProcessTracker {
     /** Looks at the process table; true when the job was seen in a new session or group. */
     refresh() {
         const before = this.sessions.size + this.groups.size;
-        const rows = listProcesses();
-        const own = rows.find(row => row.pid === process.pid);
-        for (const pid of members(rows, this.leader, this.ids)) {
+        const rows = this.table.rows();
+        const own = rows.find(row => row.pid === this.table.self);
+        for (const pid of members(rows, this.table.self, this.leader, this.ids)) {
             const row = rows.find(r => r.pid === pid);
             if (!row)
                 continue;
@@ -30079,15 +30099,15 @@ class JobProcessTracker {
     /** Every live process of the job. */
     processes() {
         this.refresh();
-        return members(listProcesses(), this.leader, this.ids);
+        return members(this.table.rows(), this.table.self, this.leader, this.ids);
     }
 }
 /** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
-function leftoverProcesses(ids) {
-    return members(listProcesses(), undefined, ids);
+function leftoverProcesses(ids, table = systemProcesses) {
+    return members(table.rows(), table.self, undefined, ids);
 }
 /** The leader's descendants and everything in the given sessions and groups, and their descendants. */
-function members(rows, leader, ids) {
+function members(rows, self, leader, ids) {
     const sessions = new Set(ids.sessions);
     const groups = new Set(ids.groups);
     const children = new Map();
@@ -30107,13 +30127,13 @@ function members(rows, leader, ids) {
         stack.push(...(children.get(pid) ?? []));
     }
     // Never this process, its own group or session, or init, whatever the table says.
-    const own = rows.find(row => row.pid === process.pid);
+    const own = rows.find(row => row.pid === self);
     const byPid = new Map(rows.map(row => [row.pid, row]));
     return [...found].filter(pid => {
         const row = byPid.get(pid);
         return (row !== undefined &&
             pid > 1 &&
-            pid !== process.pid &&
+            pid !== self &&
             row.pgid !== own?.pgid &&
             (row.sid === undefined || row.sid !== own?.sid));
     });
@@ -30520,6 +30540,9 @@ function parsePlan(text, source, options = {}) {
                 throw new UserError(`Plan file ${source}: job ${inline(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
+        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+            throw new UserError(`Plan file ${source}: job ${inline(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
+        }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
@@ -30673,7 +30696,8 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? ''
+        'runs-on': nonEmptyString(job.runsOn) ?? '',
+        ...(typeof job.index === 'number' ? { index: job.index } : {})
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;

@@ -31830,7 +31830,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(11523);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10367);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31840,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 11523:
+/***/ 10367:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32313,8 +32313,13 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429)
+        if (status === 429) {
             this.stats.rateLimited++;
+            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+            const burst = Number(response.message.headers['x-ratelimit-limit']);
+            if (burst > 0)
+                this.stats.rateLimitBurst = burst;
+        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -32487,6 +32492,70 @@ class BackendClient {
     request(spec, trace, call) {
         return this.transport.request(spec, trace, call);
     }
+}
+
+;// CONCATENATED MODULE: ./src/backend/dropped-run.ts
+
+
+/**
+ * A run whose live state the backend dropped. On orun-backend's 2026-05-08 build a run that
+ * goes idle (nobody touches it for about 5 minutes: every job ended, or its runners are gone)
+ * is answered from a poorer database copy: statuses kept (a claim that never completed reads
+ * `pending`), every dependency `[]`, every heartbeat `null`, and the run gains
+ * finishedAt/expiresAt. Claims answer 404 as for an unknown run, and a create with the same id
+ * answers 201 and silently starts the run over with every job pending: a runner that joins
+ * late (a matrix leg queued for minutes) must see the copy for what it is, and never create.
+ */
+/** The backend keeps no live run: its read-only copy is all there is. */
+class RunDroppedError extends errors/* UserError */.yo {
+    runId;
+    jobs;
+    constructor(runId, 
+    /** The copy's jobs (empty when they could not be read). */
+    jobs) {
+        const done = jobs.filter(job => job.status === 'success').length;
+        super(`Run ${runId} is no longer live on the backend: it went idle (no runner touched it for about 5 minutes) and the backend dropped it to a read-only copy` +
+            (jobs.length ? ` (${done} of ${jobs.length} job(s) succeeded and are kept there)` : '') +
+            '. Creating it again would silently start the whole run over, so this runner does not. ' +
+            'Use "Re-run failed jobs": the new attempt carries what succeeded over and runs the rest.');
+        this.runId = runId;
+        this.jobs = jobs;
+        this.name = 'RunDroppedError';
+    }
+}
+/** A run record that the copy answered: the live record has no expiresAt. */
+function isDroppedRunRecord(run) {
+    return typeof run.expiresAt === 'string' && run.expiresAt.length > 0;
+}
+/**
+ * Whether a job list reads like the copy: the plan has dependencies, yet no job read back has
+ * any, and no job has a heartbeat. A live run (either build) lists every job's dependencies.
+ */
+function readsLikeDroppedCopy(plan, jobs) {
+    const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0);
+    return (planHasDeps &&
+        jobs.length > 0 &&
+        jobs.every(job => job.deps.length === 0 && job.heartbeatAt === null));
+}
+/**
+ * Before a create that follows an answer "run unknown": a run the backend still lists is a
+ * copy (claims on a live run do not answer unknown, except in the moment after its creation,
+ * when its record is unknown too). Throws RunDroppedError for the copy; else the caller creates
+ * or joins as usual. Costs one read, and only on that path.
+ */
+async function checkNotDropped(client, runId) {
+    let run;
+    try {
+        run = await client.getRun(runId);
+    }
+    catch (error) {
+        if (error instanceof BackendError && error.status === 404)
+            return;
+        throw error;
+    }
+    if (!isDroppedRunRecord(run) && run.finishedAt == null)
+        return;
+    throw new RunDroppedError(runId, await client.listJobs(runId).catch(() => []));
 }
 
 ;// CONCATENATED MODULE: ./node_modules/jose/dist/webapi/lib/buffer_utils.js
@@ -32819,6 +32888,8 @@ const PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run-id' and 'plan-
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 /**
  * A token refused as not yet valid or expired right after it was minted: the clocks of this
  * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
@@ -33230,6 +33301,35 @@ function parseRunId(runId) {
 function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
+
+;// CONCATENATED MODULE: ./src/common/runner-lost.ts
+/**
+ * A lost runner, worded in one place. On orun-backend's 2026-05-08 build a runner that stops
+ * heartbeating (its machine was lost, its process killed) is not replaced: the backend's sweep
+ * fails its job with this error, and the job's dependents are blocked. That is not a failure of
+ * the job's own steps, so every place that reports it (the run action's results and messages,
+ * the status summary and annotations) says "runner lost" with these words.
+ */
+/** The error the backend's heartbeat-timeout sweep writes on the job of a silent runner. */
+const RUNNER_HEARTBEAT_TIMEOUT = 'runner heartbeat timeout';
+/** Whether a failed job's error is the backend's, not the job's own: its runner was lost. */
+function isRunnerLost(lastError) {
+    return lastError?.trim() === RUNNER_HEARTBEAT_TIMEOUT;
+}
+/** "runner lost: runner r1 (https://…) stopped heartbeating mid-job; its steps did not fail". */
+function runnerLostText(lost) {
+    const who = lost.runnerId ? `runner ${lost.runnerId}` : 'its runner';
+    const where = lost.jobUrl ? ` (${lost.jobUrl})` : '';
+    return `runner lost: ${who}${where} stopped heartbeating mid-job (its machine was lost or its process killed), so the backend failed the job; its own steps did not fail`;
+}
+/** For a blocked job: "upstream runner lost: a (runner r1 …)". */
+function upstreamRunnerLostText(lost) {
+    return `upstream runner lost: ${lost
+        .map(l => `${l.jobId} (${l.runnerId ? `runner ${l.runnerId}` : 'its runner'}${l.jobUrl ? `, ${l.jobUrl}` : ''} stopped heartbeating mid-job)`)
+        .join(', ')}`;
+}
+/** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
+const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
 
 // EXTERNAL MODULE: ./src/common/escape.ts
 var common_escape = __nccwpck_require__(74678);
@@ -34079,39 +34179,50 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: ./src/common/process-tree.ts
 
 
-/** Every process, from /proc on Linux, else `ps` (macOS has no /proc). */
-function listProcesses() {
-    if (process.platform === 'linux') {
-        const rows = [];
-        for (const name of (0,external_node_fs_.readdirSync)('/proc')) {
-            if (!/^\d+$/.test(name))
-                continue;
-            try {
-                const stat = (0,external_node_fs_.readFileSync)(`/proc/${name}/stat`, 'utf8');
-                // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
-                const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-                rows.push({
-                    pid: Number(name),
-                    ppid: Number(fields[1]),
-                    pgid: Number(fields[2]),
-                    sid: Number(fields[3])
-                });
-            }
-            catch {
-                // exited while we looked
-            }
+/** Rows of /proc (Linux): field 4-6 of /proc/PID/stat after the command name. */
+function procRows(procDir = '/proc') {
+    const rows = [];
+    for (const name of (0,external_node_fs_.readdirSync)(procDir)) {
+        if (!/^\d+$/.test(name))
+            continue;
+        try {
+            const stat = (0,external_node_fs_.readFileSync)(`${procDir}/${name}/stat`, 'utf8');
+            // Fields after the command name (which may hold spaces or parentheses): state ppid pgrp session
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            rows.push({
+                pid: Number(name),
+                ppid: Number(fields[1]),
+                pgid: Number(fields[2]),
+                sid: Number(fields[3])
+            });
         }
-        return rows;
+        catch {
+            // exited while we looked
+        }
     }
-    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', ['-A', '-o', 'pid=,ppid=,pgid='], { encoding: 'utf8' });
-    if (ps.status !== 0 || !ps.stdout)
-        return [];
-    return ps.stdout
+    return rows;
+}
+/** The arguments of the `ps` call whose output parsePsRows reads. */
+const PS_ARGS = ['-A', '-o', 'pid=,ppid=,pgid='];
+/** Rows of `ps -A -o pid=,ppid=,pgid=` output (macOS has no /proc); lines that are not three numbers are skipped. */
+function parsePsRows(output) {
+    return output
         .split('\n')
         .map(line => line.trim().split(/\s+/).map(Number))
         .filter(fields => fields.length === 3 && fields.every(Number.isInteger))
         .map(([pid, ppid, pgid]) => ({ pid, ppid, pgid }));
 }
+function psRows() {
+    const ps = (0,external_node_child_process_namespaceObject.spawnSync)('ps', PS_ARGS, { encoding: 'utf8' });
+    if (ps.status !== 0 || !ps.stdout)
+        return [];
+    return parsePsRows(ps.stdout);
+}
+/** This machine's process table: /proc on Linux, else `ps`. */
+const systemProcesses = {
+    rows: () => (process.platform === 'linux' ? procRows() : psRows()),
+    self: process.pid
+};
 /**
  * Follows the processes of one job, led by `leader` (the orun pid), while it runs.
  * A step may start its children in sessions or process groups of their own and exit,
@@ -34122,10 +34233,12 @@ function listProcesses() {
  */
 class JobProcessTracker {
     leader;
+    table;
     sessions = new Set();
     groups = new Set();
-    constructor(leader) {
+    constructor(leader, table = systemProcesses) {
         this.leader = leader;
+        this.table = table;
         this.sessions.add(leader);
         this.groups.add(leader);
     }
@@ -34135,9 +34248,9 @@ class JobProcessTracker {
     /** Looks at the process table; true when the job was seen in a new session or group. */
     refresh() {
         const before = this.sessions.size + this.groups.size;
-        const rows = listProcesses();
-        const own = rows.find(row => row.pid === process.pid);
-        for (const pid of members(rows, this.leader, this.ids)) {
+        const rows = this.table.rows();
+        const own = rows.find(row => row.pid === this.table.self);
+        for (const pid of members(rows, this.table.self, this.leader, this.ids)) {
             const row = rows.find(r => r.pid === pid);
             if (!row)
                 continue;
@@ -34151,15 +34264,15 @@ class JobProcessTracker {
     /** Every live process of the job. */
     processes() {
         this.refresh();
-        return members(listProcesses(), this.leader, this.ids);
+        return members(this.table.rows(), this.table.self, this.leader, this.ids);
     }
 }
 /** What is left of a job after its leader is gone (the post step): by the ids the main step saved. */
-function leftoverProcesses(ids) {
-    return members(listProcesses(), undefined, ids);
+function leftoverProcesses(ids, table = systemProcesses) {
+    return members(table.rows(), table.self, undefined, ids);
 }
 /** The leader's descendants and everything in the given sessions and groups, and their descendants. */
-function members(rows, leader, ids) {
+function members(rows, self, leader, ids) {
     const sessions = new Set(ids.sessions);
     const groups = new Set(ids.groups);
     const children = new Map();
@@ -34179,13 +34292,13 @@ function members(rows, leader, ids) {
         stack.push(...(children.get(pid) ?? []));
     }
     // Never this process, its own group or session, or init, whatever the table says.
-    const own = rows.find(row => row.pid === process.pid);
+    const own = rows.find(row => row.pid === self);
     const byPid = new Map(rows.map(row => [row.pid, row]));
     return [...found].filter(pid => {
         const row = byPid.get(pid);
         return (row !== undefined &&
             pid > 1 &&
-            pid !== process.pid &&
+            pid !== self &&
             row.pgid !== own?.pgid &&
             (row.sid === undefined || row.sid !== own?.sid));
     });
@@ -34215,6 +34328,9 @@ function signalProcesses(pids, signal) {
  * Every call to the orun binary lives here, so a change in orun's CLI is a
  * change in one file. See shared spec orun-cli.md.
  */
+// orun colours its output when CLICOLOR_FORCE is set.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** `orun --version` prints `orun version X.Y.Z`; returns X.Y.Z. */
 async function getOrunVersion(binary) {
     const result = await lib_exec/* getExecOutput */.H(binary, ['--version'], {
@@ -34266,7 +34382,7 @@ async function compilePlan(binary, options) {
     }
     if (existsSync(options.output))
         return { planned: true };
-    const output = `${result.stderr}\n${result.stdout}`;
+    const output = `${result.stderr}\n${result.stdout}`.replace(ANSI, '');
     const nothingToPlan = output
         .split('\n')
         .map(line => line.trim())
@@ -34276,6 +34392,33 @@ async function compilePlan(binary, options) {
     // Exit 0 with no plan and no reason: not a state to guess an empty plan from.
     throw new UserError(`orun plan exited 0 in ${options.cwd} but wrote no plan file to ${options.output} and did not say why ` +
         "(its output is above). Check that 'args' does not override --output, and the orun version.");
+}
+/** Does this orun have `orun validate`? Its root help lists its commands. */
+async function hasValidateCommand(binary) {
+    const help = await exec.getExecOutput(binary, ['--help'], {
+        silent: true,
+        ignoreReturnCode: true
+    });
+    return /^\s+validate\s/m.test(help.stdout + help.stderr);
+}
+/**
+ * Checks intent.yaml in cwd with orun's own validator, `orun validate` (cmd/orun/command_validate.go),
+ * or, where the installed orun lacks it, `orun plan --all` compiled to scratchFile, which is then
+ * thrown away: the same loader and normalisation, and no plan output for anyone to use.
+ */
+async function checkIntent(binary, options) {
+    const via = (await hasValidateCommand(binary)) ? 'validate' : 'plan';
+    const args = via === 'validate' ? ['validate'] : ['plan', '--all', '--output', options.scratchFile];
+    const result = await exec.getExecOutput(binary, args, {
+        cwd: options.cwd,
+        ignoreReturnCode: true
+    });
+    return {
+        valid: result.exitCode === 0,
+        via,
+        output: `${result.stderr}\n${result.stdout}`,
+        exitCode: result.exitCode
+    };
 }
 const capabilities = new Map();
 /** A flag listed in help text; a look-alike such as `--local-only` does not count. */
@@ -35122,6 +35265,9 @@ function parsePlan(text, source, options = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
+        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+            throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
+        }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
@@ -35275,7 +35421,8 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? ''
+        'runs-on': nonEmptyString(job.runsOn) ?? '',
+        ...(typeof job.index === 'number' ? { index: job.index } : {})
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
@@ -35477,7 +35624,8 @@ function emptyRecord(jobId) {
     };
 }
 /**
- * The rate limit refills 5 requests a second for every runner of the repository.
+ * Written for the tight limit (5 requests a second for every runner of the
+ * repository); `scale` (LearnedLimit) shrinks them where the limit is ampler.
  * Near jobs share about 3 of them (one poll per ~330 ms of the crowd on average,
  * after jitter), so the bucket refills while they wait: when a DAG level ends,
  * its results, logs and the next level's claims all come at once and need that
@@ -35488,36 +35636,44 @@ const NEAR_MIN_MS = 1_000;
 const NEAR_MAX_MS = 30_000;
 const FAR_MIN_MS = 4_000;
 const FAR_MAX_MS = 60_000;
+/** The least delays however ample the limit: a poll answers within milliseconds locally. */
+const NEAR_FLOOR_MS = 300;
+const FAR_FLOOR_MS = 1_000;
 /**
  * When and how to poll next. `pollsAtThisDistance` counts polls since the
- * distance last changed, so a wait that drags on backs off.
+ * distance last changed, so a wait that drags on backs off. `scale` shrinks
+ * every spacing that exists to share the rate limit (1: as tuned for 5/s).
  */
-function nextPoll(assessment, pollsAtThisDistance, random = Math.random) {
+function nextPoll(assessment, pollsAtThisDistance, random = Math.random, scale = 1) {
     const { distance, etaMs, youngestRunningDepMs } = assessment;
+    const nearMin = Math.max(NEAR_FLOOR_MS, NEAR_MIN_MS * scale);
+    const farMin = Math.max(FAR_FLOOR_MS, FAR_MIN_MS * scale);
     if (distance === 0)
         return { delayMs: 0, via: 'claim' };
     if (distance === 1) {
-        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > NEAR_MIN_MS) {
+        if (etaMs !== undefined && pollsAtThisDistance === 0 && etaMs > nearMin) {
             // Sleep until the dependencies should be done, then poll close behind.
             return {
-                delayMs: jittered(etaMs + 300, 0.05, NEAR_MIN_MS, NEAR_MAX_MS, random),
+                delayMs: jittered(etaMs + 300 * scale, 0.05, nearMin, NEAR_MAX_MS, random),
                 via: 'claim'
             };
         }
         // No estimate yet (nothing in the run has finished), or the estimate has passed: poll at
         // this job's share of the rate limit among the jobs as close as it is, backing off as the
         // dependencies' run time grows so long jobs cost few requests.
-        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS;
-        const overrun = etaMs !== undefined ? 1_000 * 1.5 ** pollsAtThisDistance : (youngestRunningDepMs ?? 0) / 8;
+        const fairShare = assessment.nearCrowd * NEAR_SHARE_MS * scale;
+        const overrun = etaMs !== undefined
+            ? 1_000 * scale * 1.5 ** pollsAtThisDistance
+            : ((youngestRunningDepMs ?? 0) / 8) * scale;
         const base = Math.max(fairShare, overrun);
-        return { delayMs: jittered(base, 0.5, NEAR_MIN_MS, NEAR_MAX_MS, random), via: 'claim' };
+        return { delayMs: jittered(base, 0.5, nearMin, NEAR_MAX_MS, random), via: 'claim' };
     }
     const untilNear = etaMs !== undefined ? etaMs * (1 - 1 / distance) : undefined;
     // Without an estimate, a far job looks again after a while that grows with its distance
     // and with the crowd of runners (12 s a level for 40 jobs; small plans look sooner).
-    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300));
+    const perLevel = Math.min(12_000, Math.max(FAR_MIN_MS, assessment.runJobs * 300)) * scale;
     const base = untilNear ?? perLevel * (distance - 1) * 1.5 ** pollsAtThisDistance;
-    return { delayMs: jittered(base, 0.4, FAR_MIN_MS, FAR_MAX_MS, random), via: 'jobs' };
+    return { delayMs: jittered(base, 0.4, farMin, FAR_MAX_MS, random), via: 'jobs' };
 }
 const clamp = (value, min, max) => Math.min(max, Math.max(min, value));
 /**
@@ -35528,7 +35684,158 @@ function jittered(ms, fraction, min, max, random) {
     return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max));
 }
 
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/**
+ * The rate limit a runner assumes, learned from its own answers. A deployment does not
+ * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
+ * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
+ * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
+ * Successful answers carry no rate-limit headers, so only a 429 tells the limit: it states
+ * the bucket's size (X-RateLimit-Limit). A runner starts on the tight pace and moves to the
+ * ample one once a 429 has stated a large bucket (300 on the 30/s build); a small one (20)
+ * or none keeps it tight. Why not start ample and fall back at the first 429: measured on
+ * the 5/s build, a 40-runner matrix that did so drew 82-110 429s and a p95 from dependency
+ * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
+ * every runner has to meet its own first 429 (docs/benchmark.md).
+ */
+const TIGHT_PER_SECOND = 5;
+const AMPLE_PER_SECOND = 30;
+/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
+const SMALL_BURST = 50;
+class LearnedLimit {
+    refusals;
+    burst;
+    seen;
+    stated;
+    /**
+     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
+     * `burst` the bucket size the latest of them stated.
+     */
+    constructor(refusals, burst = () => undefined) {
+        this.refusals = refusals;
+        this.burst = burst;
+        this.seen = refusals();
+    }
+    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
+    perSecond() {
+        const refusals = this.refusals();
+        if (refusals > this.seen) {
+            this.seen = refusals;
+            this.stated = this.burst();
+        }
+        return this.stated !== undefined && this.stated > SMALL_BURST
+            ? AMPLE_PER_SECOND
+            : TIGHT_PER_SECOND;
+    }
+    /** The factor for a spacing written for the tight limit: 1 until a 429 stated a large bucket. */
+    scale() {
+        return TIGHT_PER_SECOND / this.perSecond();
+    }
+}
+/** The spacing for a runner that never learns: every delay as written for the tight limit. */
+const TIGHT_LIMIT = { scale: () => 1 };
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
+
+
 
 
 
@@ -35553,13 +35860,14 @@ async function acquireLoop(ctx, jobId, stats) {
     let pollsAtDistance = 0;
     let lastDistance = -1;
     let assessment;
+    const limit = ctx.limit ?? TIGHT_LIMIT;
     // A root job claims at once. A dependent cannot be runnable yet when every
     // runner starts together, so it looks at the run first, later the deeper it
     // sits in the DAG: the shared rate limit goes to the roots first.
     const depth = depthOf(ctx.plan, jobId);
     let via = depth === 0 ? 'claim' : 'jobs';
     if (depth > 0) {
-        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length), 0.5, ctx.random));
+        await ctx.sleep(spread(firstLookDelayMs(depth, ctx.plan.order.length, limit.scale()), 0.5, ctx.random));
     }
     for (;;) {
         if (via === 'claim') {
@@ -35575,7 +35883,8 @@ async function acquireLoop(ctx, jobId, stats) {
                         kind: 'finished',
                         status: result.currentStatus,
                         lastError: record.lastError,
-                        mirrored: false
+                        mirrored: false,
+                        runnerId: record.runnerId
                     };
                 }
                 case 'skipped':
@@ -35602,8 +35911,17 @@ async function acquireLoop(ctx, jobId, stats) {
             if (!own)
                 throw notInRun(ctx, jobId);
             if (own.status === 'success' || own.status === 'failed') {
-                return { kind: 'finished', status: own.status, lastError: own.lastError, mirrored: false };
+                return {
+                    kind: 'finished',
+                    status: own.status,
+                    lastError: own.lastError,
+                    mirrored: false,
+                    runnerId: own.runnerId
+                };
             }
+            // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
+            if (readsLikeDroppedCopy(ctx.plan, jobs))
+                throw new RunDroppedError(ctx.runId, jobs);
             if (own.status === 'running')
                 return duplicate(ctx, jobId, deadline);
             assessment = assess(ctx.plan, jobId, jobs, ctx.now());
@@ -35622,7 +35940,7 @@ async function acquireLoop(ctx, jobId, stats) {
             throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
                 "Check those jobs' runners, or raise 'dependency-timeout'.");
         }
-        const next = nextPoll(assessment, pollsAtDistance, ctx.random);
+        const next = nextPoll(assessment, pollsAtDistance, ctx.random, limit.scale());
         pollsAtDistance++;
         via = next.via;
         const delay = Math.min(next.delayMs, Math.max(0, deadline - ctx.now()));
@@ -35636,11 +35954,12 @@ async function acquireLoop(ctx, jobId, stats) {
  * When a dependent first looks at the run: a job one level down soon (its
  * dependencies may be quick), deeper ones later, leaving the rate limit to the
  * jobs about to run while nothing has finished yet. The spacing grows with the
- * number of runners sharing the limit: a small plan has requests to spare.
+ * number of runners sharing the limit: a small plan has requests to spare; and
+ * shrinks by `scale` (LearnedLimit) where the limit is ampler than 5/s.
  */
-function firstLookDelayMs(depth, planJobs) {
+function firstLookDelayMs(depth, planJobs, scale = 1) {
     const perLevel = depth <= 1 ? crowdScaled(planJobs, 50, 2_000) : crowdScaled(planJobs, 100, 4_000);
-    return depth * perLevel;
+    return depth * perLevel * scale;
 }
 /** planJobs × msPerJob, between 500 ms and max. */
 function crowdScaled(planJobs, msPerJob, max) {
@@ -35702,12 +36021,21 @@ async function duplicate(ctx, jobId, deadline) {
 function notInRun(ctx, jobId) {
     return new errors/* UserError */.yo(`The backend's run ${ctx.runId} has no job ${jobId}: the run was created from another plan. ${PASS_PLAN_OUTPUTS}`);
 }
-/** Claims, creating or joining the run first when the backend does not know it yet. */
+/**
+ * Claims, creating or joining the run first when the backend does not know it yet. A run the
+ * backend dropped to its copy still tells this job's outcome when the job had finished.
+ */
 async function claim(ctx, jobId) {
     try {
         return await onceRunVisible(ctx, () => ctx.client.claim(ctx.runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
     }
     catch (error) {
+        if (error instanceof RunDroppedError) {
+            const own = error.jobs.find(job => job.jobId === jobId);
+            if (own?.status === 'success' || own?.status === 'failed') {
+                return { claimed: false, currentStatus: own.status };
+            }
+        }
         if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
         throw error;
@@ -36225,12 +36553,12 @@ function mayOpenBlock(line) {
 
 // orun colours its output when CLICOLOR_FORCE is set.
 // eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const run_evidence_ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 /** orun's own lines: its output with ANSI colours and the raw step output removed. */
 function orunLines(output) {
     const lines = [];
     let stopToken;
-    for (const raw of output.replace(ANSI, '').split(/\r?\n/)) {
+    for (const raw of output.replace(run_evidence_ANSI, '').split(/\r?\n/)) {
         const line = raw.trim();
         if (stopToken !== undefined) {
             if (line === `::${stopToken}::`)
@@ -36811,6 +37139,8 @@ function dropInFlightJob(state, jobId) {
 
 
 
+
+
 /**
  * The lifecycle of one job on this runner: claim (or wait, mirror, block),
  * execute with heartbeat and live log, report the result, flush the log.
@@ -36860,7 +37190,8 @@ async function runJob(ctx) {
             ensureRun: ctx.ensureRun,
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
-            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message))
+            log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
+            limit: new LearnedLimit(() => client.stats.rateLimited, () => client.stats.rateLimitBurst)
         }, jobId, stats);
     }
     catch (error) {
@@ -36889,6 +37220,11 @@ async function runJob(ctx) {
                     detail: acquired.mirrored ? 'ran on another runner' : 'already complete'
                 };
             }
+            if (isRunnerLost(acquired.lastError)) {
+                const lost = { jobId, runnerId: acquired.runnerId ?? null };
+                lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)}: ${runnerLostText(lost)}.`));
+                return { ...base, status: 'failed', detail: runnerLostText(lost), lostRunners: [lost] };
+            }
             return {
                 ...base,
                 status: 'failed',
@@ -36902,11 +37238,27 @@ async function runJob(ctx) {
                 detail: `owned by ${acquired.owner ?? 'another runner'}`
             };
         case 'blocked': {
+            // A lost runner's job did not fail by its own steps: it is named apart.
+            const lostRunners = acquired.upstream
+                .filter(u => isRunnerLost(u.lastError))
+                .map(u => ({ jobId: u.jobId, runnerId: u.runnerId }));
             const names = acquired.upstream
+                .filter(u => !isRunnerLost(u.lastError))
                 .map(u => `${(0,common_escape/* inline */.mG)(u.jobId)} (${u.lastError ? oneLine(u.lastError) : 'failed'})`)
                 .join(', ');
-            lib_core/* error */.z3(`${(0,common_escape/* inline */.mG)(jobId)} will not run: upstream job(s) failed: ${names || 'a dependency'}.`);
-            return { ...base, status: 'blocked', detail: `upstream failed: ${names || 'a dependency'}` };
+            const why = [
+                names || !lostRunners.length ? `upstream failed: ${names || 'a dependency'}` : '',
+                lostRunners.length ? upstreamRunnerLostText(lostRunners) : ''
+            ]
+                .filter(Boolean)
+                .join('; ');
+            lib_core/* error */.z3((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} will not run: ${why}.`));
+            return {
+                ...base,
+                status: 'blocked',
+                detail: why,
+                ...(lostRunners.length ? { lostRunners } : {})
+            };
         }
     }
     if (acquired.takeover)
@@ -36954,6 +37306,17 @@ async function runJob(ctx) {
         // The lease is gone: the new owner reports the result and owns the log.
         ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
         saveInFlight(ctx.inFlight);
+        // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
+        const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined);
+        if (record && isRunnerLost(record.lastError)) {
+            const lost = { jobId, runnerId: ctx.runnerId };
+            return {
+                ...result,
+                status: 'failed',
+                detail: `${runnerLostText(lost)} (its heartbeats did not reach the backend in time)`,
+                lostRunners: [lost]
+            };
+        }
         return {
             ...result,
             status: 'failed',
@@ -36976,6 +37339,7 @@ async function runJob(ctx) {
         : { budgetMs: scaledBudget(FINAL_UPDATE_BUDGET_MS), signal: ctx.cancel });
     const finished = {
         ...result,
+        endedAt: Date.now(),
         status,
         detail: [error && oneLine(error), delivery.note].filter(Boolean).join('; ') || undefined
     };
@@ -36983,21 +37347,29 @@ async function runJob(ctx) {
     if (!delivery.delivered)
         return finished;
     updateInFlightJob(ctx.inFlight, jobId, { reported: true });
-    if (!cancelled) {
-        // Every runner of a DAG level reports at about the same moment; spreading the final
-        // uploads keeps them from crowding out the results and claims that gate the next level.
-        const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
-        if (spreadMs > 0)
-            await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
-    }
-    const stored = await log.flush(true, cancelled
-        ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
-        : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
-    // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
-    const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
-    if (!cutShort)
-        dropInFlightJob(ctx.inFlight, jobId);
-    return { ...finished, logRef: log.logRef };
+    const done = { ...finished };
+    const finalLog = async () => {
+        if (!cancelled) {
+            // Every runner of a DAG level reports at about the same moment; spreading the final
+            // uploads keeps them from crowding out the results and claims that gate the next level.
+            const spreadMs = ctx.finalLogSpreadMs ?? FINAL_LOG_SPREAD_MS;
+            if (spreadMs > 0)
+                await timerUnlessAborted(spread(spreadMs, 1), ctx.cancel);
+        }
+        const stored = await log.flush(true, cancelled
+            ? { timeoutMs: CANCELLED_FLUSH_MS, signal: ctx.hurry }
+            : { timeoutMs: scaledBudget(ctx.finalFlushMs ?? FINAL_FLUSH_MS), signal: ctx.cancel });
+        // A flush cut short by a signal leaves the log to the post step; one that timed out is given up.
+        const cutShort = !stored && (cancelled ? ctx.hurry.aborted : ctx.cancel.aborted);
+        if (!cutShort)
+            dropInFlightJob(ctx.inFlight, jobId);
+        done.logRef = log.logRef;
+    };
+    if (ctx.finalLogInBackground && !cancelled)
+        ctx.finalLogInBackground(finalLog());
+    else
+        await finalLog();
+    return done;
 }
 function alreadyClaimed(claimed) {
     return async () => ({ kind: 'claimed', takeover: claimed.takeover });
@@ -37034,106 +37406,6 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/run/pace.ts
-
-/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
-const MIN_BACKOFF_GAP_MS = 300;
-/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
-const MAX_PACED_ATTEMPTS = 60;
-class Pacer {
-    options;
-    gapMs;
-    /** Answers of 429 this pacer has seen. */
-    refusals = 0;
-    /** When the last one came (the now() clock). */
-    lastRefusedAt;
-    nextAt = 0;
-    stepMs;
-    maxGapMs;
-    constructor(options) {
-        this.options = options;
-        this.gapMs = options.initialGapMs ?? 0;
-        this.stepMs = options.stepMs ?? 100;
-        this.maxGapMs = options.maxGapMs ?? 15_000;
-    }
-    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
-    async turn() {
-        const now = this.options.now();
-        const at = Math.max(now, this.nextAt);
-        this.nextAt = at + this.gapMs;
-        if (at > now)
-            await this.options.sleep(at - now);
-    }
-    /** After a request answered without a 429. */
-    answered() {
-        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
-    }
-    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
-    refused(retryAfterMs = 1_000) {
-        this.refusals++;
-        this.lastRefusedAt = this.options.now();
-        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
-        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
-    }
-}
-/** The client calls that send requests; each waits for its turn. */
-const PACED = new Set([
-    'createRun',
-    'getRun',
-    'claim',
-    'heartbeat',
-    'update',
-    'runnable',
-    'listJobs',
-    'jobStatus',
-    'uploadLog',
-    'readLog'
-]);
-/**
- * The same client, with every request spaced by the pacer and every 429
- * retried after its turn. Calls named in `followUps` go out at once the first
- * time: each follows a paced call (a claim follows the read that found the
- * job, which would be stale after a wait; the log upload follows the result),
- * so a turn covers the pair. Give it a client that does not retry 429s itself
- * (maxRateLimitedAttempts: 1), or they bypass the pacing.
- */
-function pacedClient(client, pacer, followUps = new Set()) {
-    return new Proxy(client, {
-        get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver);
-            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
-                return value;
-            return async (...args) => {
-                for (let attempt = 1;; attempt++) {
-                    if (attempt > 1 || !followUps.has(property))
-                        await pacer.turn();
-                    try {
-                        const result = await value.apply(target, args);
-                        pacer.answered();
-                        return result;
-                    }
-                    catch (error) {
-                        if (!(error instanceof BackendError) || error.status !== 429)
-                            throw error;
-                        pacer.refused(error.retryAfterMs);
-                        if (attempt >= MAX_PACED_ATTEMPTS)
-                            throw error;
-                    }
-                }
-            };
-        }
-    });
-}
-/** Adds one client's request counts to another's, so a summary shows both. */
-function addStats(into, from) {
-    into.requests += from.requests;
-    into.rateLimited += from.rateLimited;
-    into.retries += from.retries;
-    into.tokenRefreshes += from.tokenRefreshes;
-    for (const [route, count] of Object.entries(from.byRoute))
-        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
-}
-
 ;// CONCATENATED MODULE: ./src/run/pool.ts
 
 
@@ -37143,7 +37415,11 @@ function addStats(into, from) {
 
 
 
-/** Workers start this far apart by index, so a large pool's first requests fit the rate limit. */
+
+/**
+ * Workers start this far apart by index, so a large pool's first requests fit the rate limit
+ * (as for 5/s; a worker scales it by the limit it learns, as it does the idle share).
+ */
 const START_STAGGER_MS = 150;
 /**
  * A worker's pause before its first request: by its index wrapped by the pool size (an index
@@ -37157,6 +37433,8 @@ function startStaggerMs(worker, poolSize) {
 const IDLE_SHARE_MS = 400;
 const IDLE_MIN_MS = 1_000;
 const IDLE_MAX_MS = 30_000;
+/** The least idle wait however ample the limit. */
+const IDLE_FLOOR_MS = 300;
 /**
  * The rate limit is what slows this worker while the pacer spaces its requests at least this
  * far apart (its share of a crowded limit)...
@@ -37175,14 +37453,21 @@ async function runPool(ctx, results) {
         maxRateLimitedAttempts: 1
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
+    const limit = new LearnedLimit(() => own.stats.rateLimited, () => own.stats.rateLimitBurst);
+    // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
+    const logUploads = [];
+    const inBackground = (upload) => {
+        logUploads.push(upload.catch(error => ctx.log(`A final log upload failed: ${(0,errors/* errorMessage */.gJ)(error)}`)));
+    };
     try {
-        return await poolLoop(ctx, results, client, pacer);
+        return await poolLoop(ctx, results, client, pacer, limit, inBackground);
     }
     finally {
+        await Promise.all(logUploads);
         addStats(ctx.client.stats, own.stats);
     }
 }
-async function poolLoop(ctx, results, client, pacer) {
+async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground) {
     const slice = new Set(ctx.targets);
     const remaining = remainingPath(ctx.plan);
     const rank = ranking(ctx.plan, remaining);
@@ -37226,7 +37511,8 @@ async function poolLoop(ctx, results, client, pacer) {
             jobId,
             claimed: { takeover },
             finalLogSpreadMs: 0,
-            finalFlushMs: PACED_FINAL_FLUSH_MS
+            finalFlushMs: PACED_FINAL_FLUSH_MS,
+            finalLogInBackground
         }));
     };
     // A run created moments ago (by the plan job, or by a worker just now) may still look unknown.
@@ -37246,7 +37532,12 @@ async function poolLoop(ctx, results, client, pacer) {
     };
     const readRunnable = () => onceRunVisible(visible, () => client.runnable(runId), ({ error }) => isRunUnknown(error));
     // An unknown run answers an empty job list.
-    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0);
+    const readJobs = () => onceRunVisible(visible, () => client.listJobs(runId), ({ value, error }) => error ? isRunUnknown(error) : !value.length && ctx.plan.order.length > 0).then(jobs => {
+        // The backend's read-only copy of a dropped run never changes: waiting would be in vain.
+        if (readsLikeDroppedCopy(ctx.plan, jobs))
+            throw new RunDroppedError(runId, jobs);
+        return jobs;
+    });
     /**
      * Nothing known is claimable: one read of the run's jobs tells what can still run. Returns
      * why the worker leaves, or undefined once there is something to claim again.
@@ -37282,12 +37573,12 @@ async function poolLoop(ctx, results, client, pacer) {
             // once its window passed, and the 2026-05-08 build fails it at its next sweep instead.
             const delay = view.stale.length
                 ? staleLookDelayMs(ctx.worker, ctx.random)
-                : idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random);
+                : idleDelayMs(view, ctx.worker, idlePolls++, jobs, ctx.now(), ctx.random, limit.scale());
             ctx.log(`Worker ${ctx.worker} idle: ${view.pendingLive} job(s) wait on ${view.running.length} running; next look in ${(delay / 1000).toFixed(1)}s.`);
             await ctx.sleep(delay);
         }
     };
-    await ctx.sleep(startStaggerMs(ctx.worker, ctx.inputs.poolSize));
+    await ctx.sleep(startStaggerMs(ctx.worker, ctx.inputs.poolSize) * limit.scale());
     for (;;) {
         if (ctx.cancel.aborted)
             throw new Cancelled();
@@ -37490,19 +37781,21 @@ function staleLookDelayMs(worker, random = Math.random) {
  * How long an idle worker waits before it looks again: never less than its
  * share of the rate limit in a pool of the size it can see (its own index, or
  * the busy workers plus itself), and, when finished jobs give a typical
- * duration, until the first running job should end, else backing off.
+ * duration, until the first running job should end, else backing off. `scale`
+ * (LearnedLimit) shrinks the share where the limit is ampler than 5/s.
  */
-function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random) {
+function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random, scale = 1) {
     const poolSize = Math.max(worker, view.busyOthers + 1);
-    const share = poolSize * IDLE_SHARE_MS;
+    const share = poolSize * IDLE_SHARE_MS * scale;
+    const idleMin = Math.max(IDLE_FLOOR_MS, IDLE_MIN_MS * scale);
     const typical = typicalDurationMs(jobs);
     const soonest = typical === undefined
         ? undefined
         : Math.min(...view.running.map(job => typical - (now - Date.parse(job.startedAt ?? '')) || 0));
     const base = soonest !== undefined && Number.isFinite(soonest) && soonest > 0
-        ? Math.max(share, soonest + 300)
+        ? Math.max(share, soonest + 300 * scale)
         : share * 1.5 ** Math.min(idlePolls, 6);
-    const clamped = Math.min(IDLE_MAX_MS, Math.max(IDLE_MIN_MS, base));
+    const clamped = Math.min(IDLE_MAX_MS, Math.max(idleMin, base));
     return Math.round(Math.min(IDLE_MAX_MS, clamped * (1 + 0.3 * random())));
 }
 
@@ -37655,7 +37948,175 @@ async function loadPlan(inputs) {
     return plan;
 }
 
+;// CONCATENATED MODULE: ./src/common/results-record.ts
+
+
+
+
+
+/**
+ * The record of what each runner did, kept on GitHub's side as a small workflow
+ * artifact per runner (and attempt), so that a later attempt of the same
+ * workflow run can read it when the backend no longer holds the run (both
+ * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
+ *
+ * Artifacts of earlier attempts are visible to later attempts of the same
+ * workflow run (ListArtifacts is scoped to the workflow run, and names are
+ * unique across its attempts), need no permission beyond the runtime token
+ * every step has, and cost GitHub requests, not backend ones.
+ *
+ * The name says most of what a re-run needs, so one list call answers it:
+ *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
+ * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
+ * positions do not fit in a name, the summary reads `x` and the reader downloads
+ * that artifact: its one file, results.json, holds everything (times, errors).
+ */
+const RECORD_PREFIX = 'orun-results_';
+const RECORD_FILE = 'results.json';
+/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
+const RECORD_RETENTION_DAYS = 30;
+/** Names are kept well under what GitHub stores. */
+const MAX_NAME_LENGTH = 200;
+/** Artifact names may not hold these characters. */
+const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
+const recordSafe = (text) => text.replace(results_record_forbidden, '-');
+function recordName(record, plan) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    const positions = (statuses) => ranges(record.jobs
+        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
+        .map(job => position.get(job.jobId)));
+    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
+    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
+    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+}
+function ranges(values) {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const parts = [];
+    for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
+            j++;
+        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+        i = j + 1;
+    }
+    return parts.join('.');
+}
+function parseRanges(text) {
+    if (!text)
+        return [];
+    return text.split('.').flatMap(part => {
+        const [from, to] = part.split('-').map(Number);
+        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
+    });
+}
+/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
+function parseRecordName(name, runId, plan) {
+    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
+    if (!name.startsWith(head))
+        return undefined;
+    const rest = name.slice(head.length);
+    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
+    if (!summary)
+        return undefined;
+    const runner = rest.slice(0, summary.index);
+    if (summary[0] === '_x')
+        return { name, runId, runner };
+    const ids = (text) => parseRanges(text)
+        .map(index => plan.order[index]?.id)
+        .filter((id) => id !== undefined);
+    return {
+        name,
+        runId,
+        runner,
+        succeeded: ids(summary[1]),
+        failed: ids(summary[2]),
+        carried: ids(summary[3])
+    };
+}
+/** Why the record cannot be read or written here, or undefined when it can. */
+function recordUnavailable(env = process.env) {
+    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
+        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
+    return undefined;
+}
+async function results_record_artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    return new DefaultArtifactClient();
+}
+/**
+ * Uploads one runner's record. Never fails the step: a record that cannot be
+ * written only means a re-run after the backend deleted the run cannot carry
+ * these jobs (the warning says so).
+ */
+async function writeResultsRecord(record, plan, warn) {
+    if (!record.jobs.length)
+        return undefined;
+    const unavailable = recordUnavailable();
+    if (unavailable) {
+        lib_core/* info */.pq(`The results record is not kept: ${unavailable}.`);
+        return undefined;
+    }
+    const name = recordName(record, plan);
+    try {
+        const dir = makeTempDir('orun-record-');
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
+        const file = (0,external_node_path_.join)(dir, RECORD_FILE);
+        (0,external_node_fs_.writeFileSync)(file, JSON.stringify(record));
+        const client = await results_record_artifactClient();
+        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
+        await client.uploadArtifact(name, [file], dir, {
+            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
+        });
+        return name;
+    }
+    catch (error) {
+        warn(`Could not keep the results record (artifact '${name}'): ${(0,errors/* errorMessage */.gJ)(error)}. ` +
+            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
+        return undefined;
+    }
+}
+/** Lists the records of the given run ids: one GitHub request. */
+async function listResultsRecords(runIds, plan) {
+    const unavailable = recordUnavailable();
+    if (unavailable)
+        return { ok: false, problem: unavailable };
+    try {
+        const client = await results_record_artifactClient();
+        const { artifacts } = await client.listArtifacts();
+        const records = [];
+        for (const artifact of artifacts) {
+            for (const runId of runIds) {
+                const parsed = parseRecordName(artifact.name, runId, plan);
+                if (parsed)
+                    records.push({ ...parsed, id: artifact.id });
+            }
+        }
+        return { ok: true, records };
+    }
+    catch (error) {
+        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
+        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
+    }
+}
+/** Downloads and reads records (each costs a few GitHub requests). */
+async function downloadResultsRecords(listed, planId) {
+    const client = await results_record_artifactClient();
+    const base = makeTempDir('orun-records-');
+    const read = [];
+    for (const [index, record] of listed.entries()) {
+        const dir = (0,external_node_path_.join)(base, String(index));
+        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
+        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
+        if (parsed.version === 1 && parsed.planId === planId)
+            read.push(parsed);
+    }
+    return read;
+}
+
 ;// CONCATENATED MODULE: ./src/run/rerun.ts
+
+
+
 
 
 
@@ -37681,8 +38142,13 @@ async function loadPlan(inputs) {
  * A runner's own job is always executed, even when it succeeded before: GitHub
  * started this runner for it, so the user asked for it again ("Re-run job").
  */
-/** Between two carried jobs (a claim and an update each): about 3 of the 5 requests/s refill. */
-const CARRY_INTERVAL_MS = 600;
+/**
+ * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
+ * the 30/s limit of the 2026-05-08 build. A carrier does not assume the limit: each 429 doubles
+ * the gap (two of them reach the 5/s build's pace, about 3 of its 5 requests/s), and each job
+ * carried without one narrows it again (see pass).
+ */
+const CARRY_INTERVAL_MS = 200;
 /** A carrier refused with 429 slows down, up to this gap between jobs. */
 const CARRY_INTERVAL_MAX_MS = 3_000;
 /** When a waiting runner first checks that carrying is under way (at the earliest). */
@@ -37691,6 +38157,12 @@ const WATCH_FIRST_LOOK_MS = 10_000;
 const STARTUP_SPREAD_MAX_MS = 3_000;
 /** Then how often, while it waits. */
 const WATCH_INTERVAL_MS = 15_000;
+/**
+ * Waiting runners take their first look this far apart, by rank, so that when nobody carries
+ * one of them takes it up and the next ones see it under way: several fallback carriers at
+ * once drew bunched 429s.
+ */
+const FALLBACK_STAGGER_MS = 2_000;
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000;
 const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
@@ -37725,37 +38197,81 @@ async function prepareRerun(options) {
 /**
  * The jobs that succeeded in an earlier attempt, and where they ran. The newest
  * earlier run decides each job it finished; a job it never finished (a carrier
- * that stopped halfway) is looked up in the run before it.
+ * that stopped halfway) is looked up in the run before it. An earlier run the
+ * backend no longer holds (deleted about 24 h after it ended) is read from the
+ * results record its runners kept on GitHub's side (src/common/results-record.ts).
  */
 async function readEarlierAttempts(options, given) {
     const decided = new Map();
     const found = [];
     const missing = [];
-    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--) {
-        const runId = given.forAttempt(attempt);
+    const decide = (jobId, status, origin) => {
+        if (!decided.has(jobId))
+            decided.set(jobId, { status, origin });
+    };
+    const earlier = [];
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
+        earlier.push(given.forAttempt(attempt));
+    // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
+    let records;
+    // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
+    const carriedIn = new Map();
+    for (const [index, runId] of earlier.entries()) {
+        const attempt = options.attempt - 1 - index;
         const jobs = await readRun(options.client, runId);
-        if (!jobs) {
-            missing.push(runId);
-            continue;
-        }
-        checkSamePlan(options.plan, runId, jobs);
-        found.push(runId);
-        for (const job of jobs) {
-            if (decided.has(job.jobId) || (job.status !== 'success' && job.status !== 'failed'))
-                continue;
-            const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
-            decided.set(job.jobId, {
-                status: job.status,
-                origin: note
+        if (jobs) {
+            checkSamePlan(options.plan, runId, jobs);
+            found.push(runId);
+            for (const job of jobs) {
+                if (job.status !== 'success' && job.status !== 'failed')
+                    continue;
+                const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null;
+                decide(job.jobId, job.status, note
                     ? { attempt: Number(note[1]), runner: note[2] }
-                    : { attempt, runner: job.runnerId ?? 'unknown' }
-            });
+                    : { attempt, runner: job.runnerId ?? 'unknown' });
+            }
+        }
+        else {
+            records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan);
+            const own = records.ok ? records.records.filter(r => r.runId === runId) : [];
+            if (!own.length) {
+                missing.push(runId);
+                continue;
+            }
+            found.push(`the results record of ${runId}`);
+            const unnamed = own.filter(r => !r.succeeded);
+            for (const record of own) {
+                for (const id of record.succeeded ?? [])
+                    decide(id, 'success', { attempt, runner: record.runner });
+                for (const id of record.failed ?? [])
+                    decide(id, 'failed', { attempt, runner: record.runner });
+                for (const id of record.carried ?? [])
+                    if (!carriedIn.has(id))
+                        carriedIn.set(id, { attempt, runner: record.runner });
+            }
+            if (unnamed.length) {
+                const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id);
+                for (const record of read) {
+                    for (const job of record.jobs) {
+                        if (job.status === 'success' || job.status === 'carried')
+                            decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner });
+                        else if (job.status === 'failed')
+                            decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner });
+                    }
+                }
+            }
         }
         if (decided.size === options.plan.order.length)
             break;
     }
+    // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
+    for (const [id, origin] of carriedIn)
+        decide(id, 'success', origin);
     if (!found.length) {
-        throw new errors/* UserError */.yo(`The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (finished runs are deleted after about 24 hours), so what succeeded there cannot be carried over: use "Re-run all jobs".`);
+        const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`;
+        throw new errors/* UserError */.yo(records && !records.ok
+            ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
+            : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`);
     }
     const origins = new Map();
     for (const job of options.plan.order) {
@@ -37839,7 +38355,7 @@ class Carrier {
                 this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
                 await this.pause(holdOffMs);
             }
-            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000));
+            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000) + this.rank() * FALLBACK_STAGGER_MS);
             return;
         }
         this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
@@ -37892,27 +38408,37 @@ class Carrier {
             }
         }
     }
+    /**
+     * This runner's place among the re-run's runners: where its first own job comes among the
+     * jobs not carried over (the legs GitHub started again). Duplicate legs share a place.
+     */
+    rank() {
+        const first = this.options.targets[0];
+        if (first === undefined)
+            return 0;
+        const legs = this.options.plan.order.map(job => job.id).filter(id => !this.origins.has(id));
+        return Math.max(0, legs.indexOf(first));
+    }
     async watch(firstLookMs) {
-        let lastSuccesses;
-        let delay = firstLookMs;
-        for (;;) {
-            if (!(await this.pause(spread(delay, 0.5, this.options.random))))
+        let lastMoved;
+        for (let looks = 0;; looks++) {
+            // The first two looks keep the rank's place (a little jitter only); later ones spread wide.
+            const wait = looks ? WATCH_INTERVAL_MS : firstLookMs;
+            if (!(await this.pause(spread(wait, looks < 2 ? 0.1 : 0.5, this.options.random))))
                 return;
-            delay = WATCH_INTERVAL_MS;
             try {
                 await this.look();
                 if (!this.unresolved)
                     return;
-                const successes = [...this.view.values()].filter(s => s === 'success').length;
-                // No carried job started or finished since the last look: nobody is carrying.
-                const idle = lastSuccesses === undefined
-                    ? this.candidates.every(id => this.view.get(id) === 'pending')
-                    : successes === lastSuccesses;
-                if (idle && this.runnableCandidates().length) {
+                // No carried job claimed or finished since the last look: nobody is carrying. Never
+                // judged on the first look alone: on a busy machine a live first runner may not have
+                // claimed its first job yet, and carrying beside it only collides.
+                const moved = this.candidates.filter(id => this.status(id) !== 'pending').length;
+                if (moved === lastMoved && this.runnableCandidates().length) {
                     this.options.log('Nobody is carrying the earlier successes over: this runner carries them.');
                     await this.pass();
                 }
-                lastSuccesses = [...this.view.values()].filter(s => s === 'success').length;
+                lastMoved = this.candidates.filter(id => this.status(id) !== 'pending').length;
             }
             catch (error) {
                 // The targets' own waits still work; the next look tries again.
@@ -38030,8 +38556,11 @@ class Carrier {
                     !/job not found/i.test(error.message);
                 if (!unknownRun || tries >= 8)
                     throw error;
-                if (tries === 1)
+                if (tries === 1) {
+                    // A run the backend dropped to its copy must not be created again (it would start over).
+                    await checkNotDropped(this.options.client, this.runId);
                     await joinRun(this.options.client, this.options.plan, this.runId);
+                }
                 else
                     await this.sleep(spread(delayMs, 0.5, this.options.random));
                 delayMs = Math.min(delayMs * 2, 4_000);
@@ -38168,6 +38697,9 @@ function overallStatus(results) {
 
 
 
+
+
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
@@ -38267,9 +38799,12 @@ async function run() {
         hurry: hurry.signal,
         binary: orun.binary,
         capabilities,
+        // Called when the backend answered "run unknown": a run it dropped to its copy must not be
+        // created again (that would start it over), so a read comes first.
         ensureRun: async () => {
             if (joined)
                 return;
+            await checkNotDropped(client, inputs.runId);
             await joinRun(client, plan, inputs.runId);
             joined = true;
         }
@@ -38321,7 +38856,9 @@ async function run() {
             duration: Math.round(r.durationMs / 1000),
             attempts: r.attempts,
             tookOver: r.tookOver,
-            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {})
+            ...(r.carriedFrom ? { carriedFrom: r.carriedFrom } : {}),
+            ...(r.status === 'failed' || r.status === 'blocked' ? { detail: r.detail ?? '' } : {}),
+            ...(r.lostRunners ? { runnerLost: r.lostRunners } : {})
         }
     ]))));
     await lib_core/* summary */.z
@@ -38334,6 +38871,7 @@ async function run() {
         : '')
         .write();
     lib_core/* info */.pq(`Backend requests: ${client.stats.requests} (${client.stats.rateLimited} rate-limited), tokens minted: ${tokens.mints}.`);
+    await keepResultsRecord(inputs.runId, plan, runnerId, results, rerun.carrier);
     if (failure)
         throw failure;
     // A cancel that came after every job was reported changed nothing and fails nothing.
@@ -38346,7 +38884,48 @@ async function run() {
     }
     const bad = results.filter(r => r.status === 'failed' || r.status === 'blocked');
     if (bad.length)
-        throw new errors/* UserError */.yo(bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`).join('\n'));
+        throw new errors/* UserError */.yo([
+            ...bad.map(r => `${(0,common_escape/* inline */.mG)(r.jobId)}: ${r.status}: ${r.detail ?? ''}`),
+            ...(bad.some(r => r.lostRunners) ? [RERUN_AFTER_RUNNER_LOST] : [])
+        ].join('\n'));
+}
+/**
+ * Keeps what this runner did on GitHub's side (src/common/results-record.ts): the jobs it
+ * executed, blocked or carried. Jobs another runner executed are in that runner's record.
+ */
+async function keepResultsRecord(runId, plan, runnerId, results, carrier) {
+    const attempt = currentAttempt();
+    const jobs = [];
+    for (const r of results) {
+        const executed = r.endedAt !== undefined && (r.status === 'success' || r.status === 'failed');
+        if (!executed && r.status !== 'blocked')
+            continue;
+        jobs.push({
+            jobId: r.jobId,
+            status: r.status === 'success' || r.status === 'failed' ? r.status : 'blocked',
+            attempt,
+            runner: runnerId,
+            ...(r.endedAt !== undefined
+                ? {
+                    startedAt: new Date(r.endedAt - r.durationMs).toISOString(),
+                    endedAt: new Date(r.endedAt).toISOString()
+                }
+                : {}),
+            ...(r.detail && r.status !== 'success' ? { error: r.detail } : {})
+        });
+    }
+    for (const r of carrier?.carried ?? []) {
+        const origin = carrier.origins.get(r.jobId);
+        jobs.push({
+            jobId: r.jobId,
+            status: 'carried',
+            attempt: origin?.attempt ?? r.carriedFrom ?? attempt,
+            runner: origin?.runner ?? 'unknown'
+        });
+    }
+    const name = await writeResultsRecord({ version: 1, runId, planId: plan.id, attempt, runner: runnerId, jobs }, plan, message => lib_core/* warning */.$e(message));
+    if (name)
+        lib_core/* info */.pq(`Results record kept as artifact '${name}'.`);
 }
 
 

@@ -29437,7 +29437,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(95441);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(69764);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29447,7 +29447,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 95441:
+/***/ 69764:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -29900,6 +29900,8 @@ const error_messages_PASS_PLAN_OUTPUTS_OR_NEW_RUN_ID = "Pass the plan job's 'run
 const RECOMPILE_PLAN = 'Re-compile it with `orun plan`, or check the plan-file input.';
 /** The workflow setting that lets a job request a GitHub OIDC token. */
 const ID_TOKEN_PERMISSION = "'permissions: id-token: write'";
+/** What to press when nothing of an earlier attempt can be carried over into a re-run. */
+const RERUN_ALL_JOBS = 'use "Re-run all jobs"';
 /**
  * A token refused as not yet valid or expired right after it was minted: the clocks of this
  * runner and the backend disagree (the audience and permissions are fine, or it would not be minted).
@@ -30487,8 +30489,13 @@ class BackendTransport {
         const status = response.message.statusCode ?? 0;
         if (status >= 200 && status < 300)
             return { status, text };
-        if (status === 429)
+        if (status === 429) {
             this.stats.rateLimited++;
+            // The bucket's size, as the 429 states it: what a runner learns the limit from (pace.ts).
+            const burst = Number(response.message.headers['x-ratelimit-limit']);
+            if (burst > 0)
+                this.stats.rateLimitBurst = burst;
+        }
         throw errorFromResponse(spec.endpoint, status, text, response.message.headers['retry-after']);
     }
     replaceHttp(logs) {
@@ -30800,7 +30807,7 @@ var external_node_path_ = __nccwpck_require__(76760);
 
 /** Facts about the runner and workflow run, read from the environment GitHub sets. */
 /** A fresh directory under RUNNER_TEMP (outside the workspace, emptied after each job). */
-function makeTempDir(prefix) {
+function runner_makeTempDir(prefix) {
     return (0,external_node_fs_.mkdtempSync)((0,external_node_path_.join)(process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), prefix));
 }
 function workspacePath(path) {
@@ -30964,6 +30971,9 @@ function parsePlan(text, source, options = {}) {
                 throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has a ${field} that is not a string. ${recompile}`);
             }
         }
+        if (job.index !== undefined && !(Number.isSafeInteger(job.index) && Number(job.index) >= 0)) {
+            throw new errors/* UserError */.yo(`Plan file ${source}: job ${(0,common_escape/* inline */.mG)(job.id)} has an index that is not a whole number of 0 or more, as orun writes it. ${recompile}`);
+        }
         if (options.orunSafeNames)
             checkOrunSafeNames([job], source);
         if (byId.has(job.id)) {
@@ -31117,7 +31127,8 @@ function matrixEntries(plan) {
         env: job.environment ?? '',
         component: job.component ?? '',
         name: checkNameOf(job),
-        'runs-on': nonEmptyString(job.runsOn) ?? ''
+        'runs-on': nonEmptyString(job.runsOn) ?? '',
+        ...(typeof job.index === 'number' ? { index: job.index } : {})
     }));
 }
 const nonEmptyString = (value) => typeof value === 'string' && value.trim() ? value : undefined;
@@ -31281,7 +31292,7 @@ function checkedJob(plan, jobId) {
 async function loadPlan(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
-        : await downloadPlanArtifact(inputs.artifactName ?? defaultArtifactName(inputs.runId), makeTempDir('orun-plan-'));
+        : await downloadPlanArtifact(inputs.artifactName ?? defaultArtifactName(inputs.runId), runner_makeTempDir('orun-plan-'));
     let text;
     try {
         text = (0,external_node_fs_.readFileSync)(file, 'utf8');
@@ -31294,6 +31305,439 @@ async function loadPlan(inputs) {
         throw new errors/* UserError */.yo(`Input 'plan-id' is '${inputs.planId}', but the plan file ${file} has plan id '${plan.id}'. Pass the plan job's 'plan-id' output together with its plan.`);
     }
     return plan;
+}
+
+;// CONCATENATED MODULE: ./src/common/runner-lost.ts
+/**
+ * A lost runner, worded in one place. On orun-backend's 2026-05-08 build a runner that stops
+ * heartbeating (its machine was lost, its process killed) is not replaced: the backend's sweep
+ * fails its job with this error, and the job's dependents are blocked. That is not a failure of
+ * the job's own steps, so every place that reports it (the run action's results and messages,
+ * the status summary and annotations) says "runner lost" with these words.
+ */
+/** The error the backend's heartbeat-timeout sweep writes on the job of a silent runner. */
+const RUNNER_HEARTBEAT_TIMEOUT = 'runner heartbeat timeout';
+/** Whether a failed job's error is the backend's, not the job's own: its runner was lost. */
+function isRunnerLost(lastError) {
+    return lastError?.trim() === RUNNER_HEARTBEAT_TIMEOUT;
+}
+/** "runner lost: runner r1 (https://…) stopped heartbeating mid-job; its steps did not fail". */
+function runnerLostText(lost) {
+    const who = lost.runnerId ? `runner ${lost.runnerId}` : 'its runner';
+    const where = lost.jobUrl ? ` (${lost.jobUrl})` : '';
+    return `runner lost: ${who}${where} stopped heartbeating mid-job (its machine was lost or its process killed), so the backend failed the job; its own steps did not fail`;
+}
+/** For a blocked job: "upstream runner lost: a (runner r1 …)". */
+function upstreamRunnerLostText(lost) {
+    return `upstream runner lost: ${lost
+        .map(l => `${l.jobId} (${l.runnerId ? `runner ${l.runnerId}` : 'its runner'}${l.jobUrl ? `, ${l.jobUrl}` : ''} stopped heartbeating mid-job)`)
+        .join(', ')}`;
+}
+/** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
+const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
+
+;// CONCATENATED MODULE: ./src/status/outcome.ts
+
+/** Display order: problems first. */
+const OUTCOMES = [
+    'failed',
+    'blocked',
+    'not-run',
+    'running',
+    'carried',
+    'success',
+    'skipped'
+];
+/** What a job that carried an earlier attempt's success into this run says about it. */
+const CARRIED_MARKER = /carried over from attempt (\d+)/i;
+const time = (iso) => {
+    const ms = iso ? Date.parse(iso) : NaN;
+    return Number.isNaN(ms) ? undefined : ms;
+};
+function classifyRun(plan, runId, run, records, 
+/** The records come from the results record, not the backend: a complete one may still read success. */
+fromRecord = false) {
+    const recordOf = new Map(records.map(record => [record.jobId, record]));
+    const byId = new Map();
+    const runCreated = time(run?.createdAt);
+    // Plan order is topological, so every dependency is classified before its dependents.
+    for (const job of plan.order) {
+        const record = recordOf.get(job.id);
+        const deps = job.dependsOn ?? [];
+        const view = {
+            id: job.id,
+            name: typeof job.checkName === 'string' && job.checkName.trim() ? job.checkName : job.id,
+            environment: job.environment ?? '',
+            component: job.component ?? '',
+            deps,
+            outcome: 'not-run',
+            blockedBy: [],
+            startedAt: time(record?.startedAt),
+            finishedAt: time(record?.finishedAt),
+            runnerId: record?.runnerId ?? undefined,
+            error: record?.lastError ?? undefined
+        };
+        switch (record?.status) {
+            case 'success': {
+                const carried = CARRIED_MARKER.exec(record.lastError ?? '');
+                view.outcome = carried ? 'carried' : 'success';
+                if (carried)
+                    view.carriedFrom = Number(carried[1]);
+                break;
+            }
+            case 'failed':
+            case 'running':
+            case 'skipped':
+                view.outcome = record.status;
+                if (record.status === 'failed' && isRunnerLost(record.lastError))
+                    view.runnerLost = true;
+                break;
+            default: {
+                const blockers = new Set();
+                for (const dep of deps) {
+                    const upstream = byId.get(dep);
+                    if (upstream.outcome === 'failed')
+                        blockers.add(dep);
+                    if (upstream.outcome === 'blocked')
+                        upstream.blockedBy.forEach(id => blockers.add(id));
+                }
+                view.blockedBy = [...blockers];
+                view.outcome = blockers.size ? 'blocked' : 'not-run';
+            }
+        }
+        if (view.startedAt !== undefined && view.finishedAt !== undefined)
+            view.durationMs = Math.max(0, view.finishedAt - view.startedAt);
+        if (view.startedAt !== undefined) {
+            const ready = deps.length
+                ? Math.max(...deps.map(dep => byId.get(dep).finishedAt ?? -Infinity))
+                : runCreated;
+            if (ready !== undefined && Number.isFinite(ready))
+                view.waitedMs = Math.max(0, view.startedAt - ready);
+        }
+        byId.set(job.id, view);
+    }
+    const jobs = plan.order.map(job => byId.get(job.id));
+    const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0]));
+    for (const job of jobs)
+        counts[job.outcome]++;
+    return {
+        runId,
+        run,
+        jobs,
+        byId,
+        counts,
+        verdict: verdictOf(counts, run !== undefined || fromRecord)
+    };
+}
+function verdictOf(counts, runExists) {
+    if (counts.failed || counts.blocked)
+        return 'failed';
+    if (counts['not-run'] || counts.running || !runExists)
+        return 'incomplete';
+    return 'success';
+}
+/**
+ * The chain of jobs that set the run's length: from the job that finished
+ * last, back through the dependency that finished latest, to a root.
+ */
+function criticalPath(view) {
+    const finished = view.jobs.filter(job => job.finishedAt !== undefined);
+    if (!finished.length)
+        return [];
+    let current = finished.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
+    const chain = [current];
+    for (;;) {
+        const deps = current.deps
+            .map(dep => view.byId.get(dep))
+            .filter(dep => dep.finishedAt !== undefined);
+        if (!deps.length)
+            break;
+        current = deps.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
+        chain.push(current);
+    }
+    return chain.reverse();
+}
+
+;// CONCATENATED MODULE: ./src/status/charts.ts
+
+
+/**
+ * The two pictures of the status summary, as mermaid: the DAG with every node
+ * styled by its outcome, and a gantt timeline of when each job ran. GitHub's
+ * renderer gives up on very large charts, so big plans are drawn one node (and
+ * one bar) per environment instead of per job.
+ */
+const MAX_CHARTED_JOBS = 200;
+/** Above this many edges a per-job chart is unreadable (as in the plan summary). */
+const MAX_CHARTED_EDGES = 400;
+/** Node classes: mermaid class names are identifiers. */
+const CLASS = {
+    success: 'success',
+    carried: 'carried',
+    skipped: 'skipped',
+    failed: 'failed',
+    blocked: 'blocked',
+    running: 'running',
+    'not-run': 'notrun'
+};
+const CLASS_DEFS = [
+    '  classDef success fill:#dafbe1,stroke:#1a7f37,color:#1f2328',
+    '  classDef carried fill:#f0fff4,stroke:#1a7f37,stroke-dasharray:2 2,color:#1f2328',
+    '  classDef skipped fill:#f6f8fa,stroke:#8c959f,color:#1f2328',
+    '  classDef failed fill:#ffebe9,stroke:#cf222e,stroke-width:3px,color:#1f2328',
+    '  classDef blocked fill:#fff8c5,stroke:#9a6700,color:#1f2328',
+    '  classDef running fill:#ddf4ff,stroke:#0969da,stroke-dasharray:4 3,color:#1f2328',
+    '  classDef notrun fill:#f6f8fa,stroke:#8c959f,stroke-dasharray:4 3,color:#57606a'
+];
+const OUTCOME_WORDS = {
+    success: '✓ succeeded',
+    carried: '↻ carried over',
+    skipped: '– skipped',
+    failed: '✗ failed',
+    blocked: '⊘ blocked',
+    running: '… no result (still running)',
+    'not-run': '○ never ran'
+};
+/** "⊘ blocked by a, b +3", "↻ carried over from attempt 1", "✓ succeeded in 12s". */
+function outcomeText(job, withDuration = true) {
+    switch (job.outcome) {
+        case 'blocked':
+            return `${OUTCOME_WORDS.blocked} by ${listSome(job.blockedBy, 2)}`;
+        case 'carried':
+            return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`;
+        case 'success':
+        case 'failed':
+            if (job.runnerLost)
+                return '✗ runner lost';
+            return withDuration && job.durationMs !== undefined
+                ? `${OUTCOME_WORDS[job.outcome]} in ${charts_formatDuration(job.durationMs)}`
+                : OUTCOME_WORDS[job.outcome];
+        default:
+            return OUTCOME_WORDS[job.outcome];
+    }
+}
+function listSome(items, shown) {
+    return items.length > shown
+        ? `${items.slice(0, shown).join(', ')} +${items.length - shown}`
+        : items.join(', ');
+}
+function charts_formatDuration(ms) {
+    if (ms < 60_000)
+        return `${(ms / 1000).toFixed(1)}s`;
+    const seconds = Math.round(ms / 1000);
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    return h ? `${h}h ${String(m).padStart(2, '0')}m` : `${m}m ${String(s).padStart(2, '0')}s`;
+}
+function edgeCount(view) {
+    return view.jobs.reduce((sum, job) => sum + job.deps.length, 0);
+}
+/** Whether the pictures are drawn per environment rather than per job. */
+function chartsAggregated(view) {
+    return view.jobs.length > MAX_CHARTED_JOBS || edgeCount(view) > MAX_CHARTED_EDGES;
+}
+/** aggregated: per environment even when the jobs could be drawn one by one (a smaller picture). */
+function dagChart(view, aggregated = chartsAggregated(view)) {
+    return aggregated ? environmentDag(view) : jobDag(view);
+}
+function groupByEnvironment(jobs) {
+    const groups = new Map();
+    for (const job of jobs)
+        groups.set(job.environment, [...(groups.get(job.environment) ?? []), job]);
+    return groups;
+}
+function jobDag(view) {
+    const nodeId = new Map(view.jobs.map((job, index) => [job.id, `j${index}`]));
+    const out = ['flowchart LR'];
+    for (const [index, [env, jobs]] of [...groupByEnvironment(view.jobs)].entries()) {
+        out.push(`  subgraph env${index}[${(0,common_escape/* mermaidLines */.lr)(env || 'no environment')}]`);
+        for (const job of jobs) {
+            out.push(`    ${nodeId.get(job.id)}[${(0,common_escape/* mermaidLines */.lr)(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`);
+        }
+        out.push('  end');
+    }
+    for (const job of view.jobs)
+        for (const dep of job.deps)
+            out.push(`  ${nodeId.get(dep)} --> ${nodeId.get(job.id)}`);
+    return [...out, ...CLASS_DEFS];
+}
+/** The most severe outcome present, which colours an environment's node. */
+function worst(jobs) {
+    const present = new Set(jobs.map(job => job.outcome));
+    return OUTCOMES.find(outcome => present.has(outcome)) ?? 'not-run';
+}
+function countsText(jobs) {
+    const counts = new Map();
+    for (const job of jobs)
+        counts.set(job.outcome, (counts.get(job.outcome) ?? 0) + 1);
+    return OUTCOMES.filter(o => counts.has(o))
+        .map(o => `${counts.get(o)} ${OUTCOME_WORDS[o].split(' ')[0]}`)
+        .join(' · ');
+}
+function environmentDag(view) {
+    const groups = groupByEnvironment(view.jobs);
+    const envNode = new Map([...groups.keys()].map((env, index) => [env, `e${index}`]));
+    const out = ['flowchart LR'];
+    for (const [env, jobs] of groups) {
+        out.push(`  ${envNode.get(env)}[${(0,common_escape/* mermaidLines */.lr)(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`);
+    }
+    const edges = new Set();
+    for (const job of view.jobs) {
+        for (const dep of job.deps) {
+            const from = view.byId.get(dep).environment;
+            if (from !== job.environment)
+                edges.add(`  ${envNode.get(from)} --> ${envNode.get(job.environment)}`);
+        }
+    }
+    return [
+        ...out,
+        ...edges,
+        `  %% ${view.jobs.length} jobs: too many to draw one by one`,
+        ...CLASS_DEFS
+    ];
+}
+/**
+ * When each job ran. Red (crit): failed; blue (active): the critical path;
+ * grey (done): the rest. Jobs that never started have no bar.
+ */
+function timelineChart(view, critical, now, aggregated = chartsAggregated(view)) {
+    const started = view.jobs.filter(job => job.startedAt !== undefined);
+    if (!started.length)
+        return [];
+    const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S'];
+    const bar = (name, tag, start, end) => `  ${(0,common_escape/* ganttName */.k2)(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
+    if (aggregated) {
+        out.push('  section environments');
+        for (const [env, jobs] of groupByEnvironment(started)) {
+            const start = Math.min(...jobs.map(job => job.startedAt));
+            const end = Math.max(...jobs.map(job => job.finishedAt ?? now));
+            const tag = jobs.some(job => job.outcome === 'failed') ? 'crit' : 'done';
+            out.push(bar(`▣ ${env || 'no environment'} (${jobs.length} jobs)`, tag, start, end));
+        }
+        return out;
+    }
+    const onPath = new Set(critical.map(job => job.id));
+    for (const [env, jobs] of groupByEnvironment(started)) {
+        out.push(`  section ${(0,common_escape/* ganttName */.k2)(env || 'no environment')}`);
+        for (const job of jobs) {
+            const tag = job.outcome === 'failed'
+                ? 'crit'
+                : job.outcome === 'running'
+                    ? ''
+                    : onPath.has(job.id)
+                        ? 'active'
+                        : 'done';
+            // The outcome's symbol first: it also keeps a name from reading as a gantt keyword (section, title).
+            const symbol = OUTCOME_WORDS[job.outcome].split(' ')[0];
+            out.push(bar(`${symbol} ${job.name}`, tag, job.startedAt, job.finishedAt ?? now));
+        }
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/status/cost.ts
+
+function estimateCost(view, links) {
+    const ran = view.jobs.filter(job => job.durationMs !== undefined && job.outcome !== 'carried');
+    if (!ran.length)
+        return undefined;
+    const jobMs = ran.reduce((sum, job) => sum + job.durationMs, 0);
+    const firstStart = Math.min(...ran.map(job => job.startedAt ?? Infinity));
+    const timed = new Map();
+    for (const job of ran) {
+        const gh = links.get(job.id);
+        if (!gh?.startedAt || !gh.completedAt)
+            continue;
+        const entry = timed.get(gh.id) ?? { gh, lastFinish: -Infinity, jobs: 0 };
+        entry.lastFinish = Math.max(entry.lastFinish, job.finishedAt ?? -Infinity);
+        entry.jobs++;
+        timed.set(gh.id, entry);
+    }
+    const spans = [...timed.values()].map(entry => ({
+        ...entry,
+        spanMs: Math.max(0, Date.parse(entry.gh.completedAt) - Date.parse(entry.gh.startedAt))
+    }));
+    // One runner for several jobs is a pool worker; a matrix runner holds one job.
+    const mode = spans.some(entry => entry.jobs > 1) ? 'pool' : 'matrix';
+    // Every runner starts with the run and is needed until its last job ends: the rest of its
+    // time is its own start-up and wind-down.
+    const overheadMs = spans.length && Number.isFinite(firstStart)
+        ? median(spans.map(entry => Math.max(0, entry.spanMs - Math.max(0, entry.lastFinish - firstStart))))
+        : undefined;
+    const overhead = overheadMs ?? 0;
+    // Earliest finish of each job with a runner free for every job: the matrix schedule.
+    const earliest = new Map();
+    for (const job of view.jobs) {
+        const before = Math.max(0, ...job.deps.map(dep => earliest.get(dep) ?? 0));
+        earliest.set(job.id, before + (job.durationMs ?? 0));
+    }
+    const criticalMs = Math.max(0, ...earliest.values());
+    let other;
+    if (mode === 'pool') {
+        const holds = ran.map(job => earliest.get(job.id) + overhead);
+        other = {
+            mode: 'matrix',
+            runners: ran.length,
+            runnerMs: holds.reduce((a, b) => a + b, 0),
+            billedMinutes: holds.reduce((sum, ms) => sum + billed(ms), 0)
+        };
+    }
+    else {
+        const depth = new Map();
+        for (const job of view.jobs)
+            depth.set(job.id, 1 + Math.max(-1, ...job.deps.map(dep => depth.get(dep) ?? 0)));
+        const levels = new Set(depth.values()).size;
+        const workers = Math.max(1, Math.min(ran.length, Math.ceil(view.jobs.length / levels)));
+        const perWorker = Math.max(criticalMs, jobMs / workers) + overhead;
+        other = {
+            mode: 'pool',
+            runners: workers,
+            runnerMs: workers * perWorker,
+            billedMinutes: workers * billed(perWorker)
+        };
+    }
+    return {
+        mode,
+        runners: spans.length,
+        runnerMs: spans.length ? spans.reduce((sum, entry) => sum + entry.spanMs, 0) : undefined,
+        billedMinutes: spans.length
+            ? spans.reduce((sum, entry) => sum + billed(entry.spanMs), 0)
+            : undefined,
+        jobMs,
+        overheadMs,
+        other
+    };
+}
+/** The summary's "Cost" section; empty when no job of this attempt ran. */
+function renderCost(cost) {
+    if (!cost)
+        return [];
+    const ratio = (ms) => ms === undefined || !cost.jobMs ? '–' : (ms / cost.jobMs).toFixed(2);
+    const time = (ms) => (ms === undefined ? '–' : charts_formatDuration(ms));
+    const lines = [
+        '### Cost',
+        '',
+        '| | runners | runner time | billed minutes | runner time / job time |',
+        '|---|---:|---:|---:|---:|',
+        `| this run (${cost.mode}) | ${cost.runners || '–'} | ${time(cost.runnerMs)} | ${cost.billedMinutes ?? '–'} | ${ratio(cost.runnerMs)} |`,
+        `| ${cost.other.mode}, estimated | ${cost.other.runners} | ${time(cost.other.runnerMs)} | ${cost.other.billedMinutes} | ${ratio(cost.other.runnerMs)} |`,
+        ''
+    ];
+    const what = cost.runnerMs === undefined
+        ? "GitHub's job times could not be read, so this run's runner time is unknown; the estimate leaves out each runner's start-up."
+        : `Runner time: GitHub's start to end of the ${cost.runners} job(s) that ran the plan's jobs (billed: each rounded up to a minute). ` +
+            `Each spent about ${charts_formatDuration(cost.overheadMs ?? 0)} outside them (median), which the estimate adds per runner.`;
+    lines.push(`Job time used: ${charts_formatDuration(cost.jobMs)}. ${what} ` +
+        (cost.other.mode === 'pool'
+            ? `The pool estimate: ${cost.other.runners} worker(s) (workers: auto) for the longer of the critical path and the job time shared out.`
+            : 'The matrix estimate: one runner per job, each from the start of the run to the end of its job.'), '');
+    return lines;
+}
+const billed = (ms) => Math.max(1, Math.ceil(ms / 60_000));
+function median(values) {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
 }
 
 // EXTERNAL MODULE: ./node_modules/@actions/github/lib/github.js
@@ -31596,116 +32040,6 @@ function tailOf(log) {
         .join('\n');
 }
 
-;// CONCATENATED MODULE: ./src/status/outcome.ts
-/** Display order: problems first. */
-const OUTCOMES = [
-    'failed',
-    'blocked',
-    'not-run',
-    'running',
-    'carried',
-    'success',
-    'skipped'
-];
-/** What a job that carried an earlier attempt's success into this run says about it. */
-const CARRIED_MARKER = /carried over from attempt (\d+)/i;
-const time = (iso) => {
-    const ms = iso ? Date.parse(iso) : NaN;
-    return Number.isNaN(ms) ? undefined : ms;
-};
-function classifyRun(plan, runId, run, records) {
-    const recordOf = new Map(records.map(record => [record.jobId, record]));
-    const byId = new Map();
-    const runCreated = time(run?.createdAt);
-    // Plan order is topological, so every dependency is classified before its dependents.
-    for (const job of plan.order) {
-        const record = recordOf.get(job.id);
-        const deps = job.dependsOn ?? [];
-        const view = {
-            id: job.id,
-            name: typeof job.checkName === 'string' && job.checkName.trim() ? job.checkName : job.id,
-            environment: job.environment ?? '',
-            component: job.component ?? '',
-            deps,
-            outcome: 'not-run',
-            blockedBy: [],
-            startedAt: time(record?.startedAt),
-            finishedAt: time(record?.finishedAt),
-            runnerId: record?.runnerId ?? undefined,
-            error: record?.lastError ?? undefined
-        };
-        switch (record?.status) {
-            case 'success': {
-                const carried = CARRIED_MARKER.exec(record.lastError ?? '');
-                view.outcome = carried ? 'carried' : 'success';
-                if (carried)
-                    view.carriedFrom = Number(carried[1]);
-                break;
-            }
-            case 'failed':
-            case 'running':
-            case 'skipped':
-                view.outcome = record.status;
-                break;
-            default: {
-                const blockers = new Set();
-                for (const dep of deps) {
-                    const upstream = byId.get(dep);
-                    if (upstream.outcome === 'failed')
-                        blockers.add(dep);
-                    if (upstream.outcome === 'blocked')
-                        upstream.blockedBy.forEach(id => blockers.add(id));
-                }
-                view.blockedBy = [...blockers];
-                view.outcome = blockers.size ? 'blocked' : 'not-run';
-            }
-        }
-        if (view.startedAt !== undefined && view.finishedAt !== undefined)
-            view.durationMs = Math.max(0, view.finishedAt - view.startedAt);
-        if (view.startedAt !== undefined) {
-            const ready = deps.length
-                ? Math.max(...deps.map(dep => byId.get(dep).finishedAt ?? -Infinity))
-                : runCreated;
-            if (ready !== undefined && Number.isFinite(ready))
-                view.waitedMs = Math.max(0, view.startedAt - ready);
-        }
-        byId.set(job.id, view);
-    }
-    const jobs = plan.order.map(job => byId.get(job.id));
-    const counts = Object.fromEntries(OUTCOMES.map(o => [o, 0]));
-    for (const job of jobs)
-        counts[job.outcome]++;
-    return { runId, run, jobs, byId, counts, verdict: verdictOf(counts, run !== undefined) };
-}
-function verdictOf(counts, runExists) {
-    if (counts.failed || counts.blocked)
-        return 'failed';
-    if (counts['not-run'] || counts.running || !runExists)
-        return 'incomplete';
-    return 'success';
-}
-/**
- * The chain of jobs that set the run's length: from the job that finished
- * last, back through the dependency that finished latest, to a root.
- */
-function criticalPath(view) {
-    const finished = view.jobs.filter(job => job.finishedAt !== undefined);
-    if (!finished.length)
-        return [];
-    let current = finished.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
-    const chain = [current];
-    for (;;) {
-        const deps = current.deps
-            .map(dep => view.byId.get(dep))
-            .filter(dep => dep.finishedAt !== undefined);
-        if (!deps.length)
-            break;
-        current = deps.reduce((a, b) => (b.finishedAt > a.finishedAt ? b : a));
-        chain.push(current);
-    }
-    return chain.reverse();
-}
-
 ;// CONCATENATED MODULE: ./src/common/attempt.ts
 /**
  * Workflow run attempts and the run ids that belong to them. GitHub re-runs a
@@ -31747,7 +32081,173 @@ function customRunId(custom, attempt) {
     return attempt > 1 ? `${custom}-a${attempt}` : custom;
 }
 
+;// CONCATENATED MODULE: ./src/common/results-record.ts
+
+
+
+
+
+/**
+ * The record of what each runner did, kept on GitHub's side as a small workflow
+ * artifact per runner (and attempt), so that a later attempt of the same
+ * workflow run can read it when the backend no longer holds the run (both
+ * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
+ *
+ * Artifacts of earlier attempts are visible to later attempts of the same
+ * workflow run (ListArtifacts is scoped to the workflow run, and names are
+ * unique across its attempts), need no permission beyond the runtime token
+ * every step has, and cost GitHub requests, not backend ones.
+ *
+ * The name says most of what a re-run needs, so one list call answers it:
+ *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
+ * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
+ * positions do not fit in a name, the summary reads `x` and the reader downloads
+ * that artifact: its one file, results.json, holds everything (times, errors).
+ */
+const RECORD_PREFIX = 'orun-results_';
+const RECORD_FILE = 'results.json';
+/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
+const RECORD_RETENTION_DAYS = 30;
+/** Names are kept well under what GitHub stores. */
+const MAX_NAME_LENGTH = 200;
+/** Artifact names may not hold these characters. */
+const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
+const recordSafe = (text) => text.replace(results_record_forbidden, '-');
+function recordName(record, plan) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    const positions = (statuses) => ranges(record.jobs
+        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
+        .map(job => position.get(job.jobId)));
+    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
+    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
+    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+}
+function ranges(values) {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const parts = [];
+    for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
+            j++;
+        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+        i = j + 1;
+    }
+    return parts.join('.');
+}
+function parseRanges(text) {
+    if (!text)
+        return [];
+    return text.split('.').flatMap(part => {
+        const [from, to] = part.split('-').map(Number);
+        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
+    });
+}
+/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
+function parseRecordName(name, runId, plan) {
+    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
+    if (!name.startsWith(head))
+        return undefined;
+    const rest = name.slice(head.length);
+    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
+    if (!summary)
+        return undefined;
+    const runner = rest.slice(0, summary.index);
+    if (summary[0] === '_x')
+        return { name, runId, runner };
+    const ids = (text) => parseRanges(text)
+        .map(index => plan.order[index]?.id)
+        .filter((id) => id !== undefined);
+    return {
+        name,
+        runId,
+        runner,
+        succeeded: ids(summary[1]),
+        failed: ids(summary[2]),
+        carried: ids(summary[3])
+    };
+}
+/** Why the record cannot be read or written here, or undefined when it can. */
+function recordUnavailable(env = process.env) {
+    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
+        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
+    return undefined;
+}
+async function results_record_artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 645).then(__nccwpck_require__.bind(__nccwpck_require__, 9645));
+    return new DefaultArtifactClient();
+}
+/**
+ * Uploads one runner's record. Never fails the step: a record that cannot be
+ * written only means a re-run after the backend deleted the run cannot carry
+ * these jobs (the warning says so).
+ */
+async function writeResultsRecord(record, plan, warn) {
+    if (!record.jobs.length)
+        return undefined;
+    const unavailable = recordUnavailable();
+    if (unavailable) {
+        core.info(`The results record is not kept: ${unavailable}.`);
+        return undefined;
+    }
+    const name = recordName(record, plan);
+    try {
+        const dir = makeTempDir('orun-record-');
+        mkdirSync(dir, { recursive: true });
+        const file = join(dir, RECORD_FILE);
+        writeFileSync(file, JSON.stringify(record));
+        const client = await results_record_artifactClient();
+        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
+        await client.uploadArtifact(name, [file], dir, {
+            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
+        });
+        return name;
+    }
+    catch (error) {
+        warn(`Could not keep the results record (artifact '${name}'): ${errorMessage(error)}. ` +
+            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
+        return undefined;
+    }
+}
+/** Lists the records of the given run ids: one GitHub request. */
+async function listResultsRecords(runIds, plan) {
+    const unavailable = recordUnavailable();
+    if (unavailable)
+        return { ok: false, problem: unavailable };
+    try {
+        const client = await results_record_artifactClient();
+        const { artifacts } = await client.listArtifacts();
+        const records = [];
+        for (const artifact of artifacts) {
+            for (const runId of runIds) {
+                const parsed = parseRecordName(artifact.name, runId, plan);
+                if (parsed)
+                    records.push({ ...parsed, id: artifact.id });
+            }
+        }
+        return { ok: true, records };
+    }
+    catch (error) {
+        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
+        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
+    }
+}
+/** Downloads and reads records (each costs a few GitHub requests). */
+async function downloadResultsRecords(listed, planId) {
+    const client = await results_record_artifactClient();
+    const base = runner_makeTempDir('orun-records-');
+    const read = [];
+    for (const [index, record] of listed.entries()) {
+        const dir = (0,external_node_path_.join)(base, String(index));
+        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
+        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
+        if (parsed.version === 1 && parsed.planId === planId)
+            read.push(parsed);
+    }
+    return read;
+}
+
 ;// CONCATENATED MODULE: ./src/status/run-read.ts
+
 
 
 
@@ -31802,6 +32302,85 @@ function candidateRunIds(runId, env = process.env) {
         ids.push(given.forAttempt(attempt));
     return [...ids, runId];
 }
+/**
+ * Reads the results records (src/common/results-record.ts) of the newest attempt that has
+ * any: one list request, plus a download for each record whose name cannot say everything
+ * (a failure's error text, or too many jobs for a name). A job no record names is left out,
+ * so it reads as not run: the verdict is never success on missing data.
+ */
+async function readRecordedRun(runId, plan, env = process.env) {
+    const candidates = candidateRunIds(runId, env);
+    const listed = await listResultsRecords(candidates, plan);
+    if (!listed.ok)
+        return { jobs: [], problem: listed.problem, runners: 0, downloaded: 0 };
+    const newest = candidates.find(id => listed.records.some(r => r.runId === id));
+    if (!newest)
+        return { jobs: [], runners: 0, downloaded: 0 };
+    const own = listed.records.filter(r => r.runId === newest);
+    const jobs = new Map();
+    const put = (jobId, status, fields = {}) => {
+        if (jobs.get(jobId)?.status === 'success')
+            return;
+        jobs.set(jobId, {
+            jobId,
+            component: plan.byId.get(jobId)?.component ?? '',
+            status,
+            deps: [],
+            runnerId: null,
+            startedAt: null,
+            finishedAt: null,
+            lastError: null,
+            heartbeatAt: null,
+            ...fields
+        });
+    };
+    // Where each carried job ran, from the names of the earlier attempts' records.
+    const ranIn = new Map();
+    for (const record of listed.records) {
+        if (record.runId === newest)
+            continue;
+        const attempt = parseRunId(record.runId).attempt;
+        for (const id of record.succeeded ?? [])
+            if (!ranIn.has(id))
+                ranIn.set(id, { attempt, runner: record.runner });
+    }
+    const carriedNote = (id) => {
+        const origin = ranIn.get(id);
+        return origin
+            ? `carried over from attempt ${origin.attempt} (runner ${origin.runner})`
+            : 'carried over from an earlier attempt';
+    };
+    const toDownload = own.filter(r => !r.succeeded || r.failed?.length);
+    for (const record of own) {
+        if (toDownload.includes(record))
+            continue;
+        for (const id of record.succeeded ?? [])
+            put(id, 'success', { runnerId: record.runner });
+        for (const id of record.carried ?? [])
+            put(id, 'success', { runnerId: record.runner, lastError: carriedNote(id) });
+    }
+    for (const record of await downloadResultsRecords(toDownload, plan.id)) {
+        for (const job of record.jobs) {
+            const times = { startedAt: job.startedAt ?? null, finishedAt: job.endedAt ?? null };
+            if (job.status === 'success')
+                put(job.jobId, 'success', { runnerId: job.runner, ...times });
+            else if (job.status === 'carried')
+                put(job.jobId, 'success', {
+                    runnerId: record.runner,
+                    lastError: `carried over from attempt ${job.attempt} (runner ${job.runner})`
+                });
+            else if (job.status === 'failed')
+                put(job.jobId, 'failed', { runnerId: job.runner, lastError: job.error ?? null, ...times });
+            // Blocked jobs stay unnamed: the plan's DAG shows them blocked by their failed upstream.
+        }
+    }
+    return {
+        runId: newest,
+        jobs: [...jobs.values()],
+        runners: own.length,
+        downloaded: toDownload.length
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/common/summary-budget.ts
 /**
@@ -31845,183 +32424,8 @@ function capSummary(text, limitBytes = GITHUB_SUMMARY_LIMIT_BYTES) {
     return (lineEnd > 0 ? kept.slice(0, lineEnd) : kept) + note;
 }
 
-;// CONCATENATED MODULE: ./src/status/charts.ts
-
-
-/**
- * The two pictures of the status summary, as mermaid: the DAG with every node
- * styled by its outcome, and a gantt timeline of when each job ran. GitHub's
- * renderer gives up on very large charts, so big plans are drawn one node (and
- * one bar) per environment instead of per job.
- */
-const MAX_CHARTED_JOBS = 200;
-/** Above this many edges a per-job chart is unreadable (as in the plan summary). */
-const MAX_CHARTED_EDGES = 400;
-/** Node classes: mermaid class names are identifiers. */
-const CLASS = {
-    success: 'success',
-    carried: 'carried',
-    skipped: 'skipped',
-    failed: 'failed',
-    blocked: 'blocked',
-    running: 'running',
-    'not-run': 'notrun'
-};
-const CLASS_DEFS = [
-    '  classDef success fill:#dafbe1,stroke:#1a7f37,color:#1f2328',
-    '  classDef carried fill:#f0fff4,stroke:#1a7f37,stroke-dasharray:2 2,color:#1f2328',
-    '  classDef skipped fill:#f6f8fa,stroke:#8c959f,color:#1f2328',
-    '  classDef failed fill:#ffebe9,stroke:#cf222e,stroke-width:3px,color:#1f2328',
-    '  classDef blocked fill:#fff8c5,stroke:#9a6700,color:#1f2328',
-    '  classDef running fill:#ddf4ff,stroke:#0969da,stroke-dasharray:4 3,color:#1f2328',
-    '  classDef notrun fill:#f6f8fa,stroke:#8c959f,stroke-dasharray:4 3,color:#57606a'
-];
-const OUTCOME_WORDS = {
-    success: '✓ succeeded',
-    carried: '↻ carried over',
-    skipped: '– skipped',
-    failed: '✗ failed',
-    blocked: '⊘ blocked',
-    running: '… no result (still running)',
-    'not-run': '○ never ran'
-};
-/** "⊘ blocked by a, b +3", "↻ carried over from attempt 1", "✓ succeeded in 12s". */
-function outcomeText(job, withDuration = true) {
-    switch (job.outcome) {
-        case 'blocked':
-            return `${OUTCOME_WORDS.blocked} by ${listSome(job.blockedBy, 2)}`;
-        case 'carried':
-            return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`;
-        case 'success':
-        case 'failed':
-            return withDuration && job.durationMs !== undefined
-                ? `${OUTCOME_WORDS[job.outcome]} in ${charts_formatDuration(job.durationMs)}`
-                : OUTCOME_WORDS[job.outcome];
-        default:
-            return OUTCOME_WORDS[job.outcome];
-    }
-}
-function listSome(items, shown) {
-    return items.length > shown
-        ? `${items.slice(0, shown).join(', ')} +${items.length - shown}`
-        : items.join(', ');
-}
-function charts_formatDuration(ms) {
-    if (ms < 60_000)
-        return `${(ms / 1000).toFixed(1)}s`;
-    const seconds = Math.round(ms / 1000);
-    const h = Math.floor(seconds / 3600);
-    const m = Math.floor((seconds % 3600) / 60);
-    const s = seconds % 60;
-    return h ? `${h}h ${String(m).padStart(2, '0')}m` : `${m}m ${String(s).padStart(2, '0')}s`;
-}
-function edgeCount(view) {
-    return view.jobs.reduce((sum, job) => sum + job.deps.length, 0);
-}
-/** Whether the pictures are drawn per environment rather than per job. */
-function chartsAggregated(view) {
-    return view.jobs.length > MAX_CHARTED_JOBS || edgeCount(view) > MAX_CHARTED_EDGES;
-}
-/** aggregated: per environment even when the jobs could be drawn one by one (a smaller picture). */
-function dagChart(view, aggregated = chartsAggregated(view)) {
-    return aggregated ? environmentDag(view) : jobDag(view);
-}
-function groupByEnvironment(jobs) {
-    const groups = new Map();
-    for (const job of jobs)
-        groups.set(job.environment, [...(groups.get(job.environment) ?? []), job]);
-    return groups;
-}
-function jobDag(view) {
-    const nodeId = new Map(view.jobs.map((job, index) => [job.id, `j${index}`]));
-    const out = ['flowchart LR'];
-    for (const [index, [env, jobs]] of [...groupByEnvironment(view.jobs)].entries()) {
-        out.push(`  subgraph env${index}[${(0,common_escape/* mermaidLines */.lr)(env || 'no environment')}]`);
-        for (const job of jobs) {
-            out.push(`    ${nodeId.get(job.id)}[${(0,common_escape/* mermaidLines */.lr)(job.name, outcomeText(job))}]:::${CLASS[job.outcome]}`);
-        }
-        out.push('  end');
-    }
-    for (const job of view.jobs)
-        for (const dep of job.deps)
-            out.push(`  ${nodeId.get(dep)} --> ${nodeId.get(job.id)}`);
-    return [...out, ...CLASS_DEFS];
-}
-/** The most severe outcome present, which colours an environment's node. */
-function worst(jobs) {
-    const present = new Set(jobs.map(job => job.outcome));
-    return OUTCOMES.find(outcome => present.has(outcome)) ?? 'not-run';
-}
-function countsText(jobs) {
-    const counts = new Map();
-    for (const job of jobs)
-        counts.set(job.outcome, (counts.get(job.outcome) ?? 0) + 1);
-    return OUTCOMES.filter(o => counts.has(o))
-        .map(o => `${counts.get(o)} ${OUTCOME_WORDS[o].split(' ')[0]}`)
-        .join(' · ');
-}
-function environmentDag(view) {
-    const groups = groupByEnvironment(view.jobs);
-    const envNode = new Map([...groups.keys()].map((env, index) => [env, `e${index}`]));
-    const out = ['flowchart LR'];
-    for (const [env, jobs] of groups) {
-        out.push(`  ${envNode.get(env)}[${(0,common_escape/* mermaidLines */.lr)(`${env || 'no environment'}: ${jobs.length} jobs`, countsText(jobs))}]:::${CLASS[worst(jobs)]}`);
-    }
-    const edges = new Set();
-    for (const job of view.jobs) {
-        for (const dep of job.deps) {
-            const from = view.byId.get(dep).environment;
-            if (from !== job.environment)
-                edges.add(`  ${envNode.get(from)} --> ${envNode.get(job.environment)}`);
-        }
-    }
-    return [
-        ...out,
-        ...edges,
-        `  %% ${view.jobs.length} jobs: too many to draw one by one`,
-        ...CLASS_DEFS
-    ];
-}
-/**
- * When each job ran. Red (crit): failed; blue (active): the critical path;
- * grey (done): the rest. Jobs that never started have no bar.
- */
-function timelineChart(view, critical, now, aggregated = chartsAggregated(view)) {
-    const started = view.jobs.filter(job => job.startedAt !== undefined);
-    if (!started.length)
-        return [];
-    const out = ['gantt', '  dateFormat x', '  axisFormat %H:%M:%S'];
-    const bar = (name, tag, start, end) => `  ${(0,common_escape/* ganttName */.k2)(name)} :${tag ? `${tag}, ` : ''}${start}, ${Math.max(end, start + 1)}`;
-    if (aggregated) {
-        out.push('  section environments');
-        for (const [env, jobs] of groupByEnvironment(started)) {
-            const start = Math.min(...jobs.map(job => job.startedAt));
-            const end = Math.max(...jobs.map(job => job.finishedAt ?? now));
-            const tag = jobs.some(job => job.outcome === 'failed') ? 'crit' : 'done';
-            out.push(bar(`▣ ${env || 'no environment'} (${jobs.length} jobs)`, tag, start, end));
-        }
-        return out;
-    }
-    const onPath = new Set(critical.map(job => job.id));
-    for (const [env, jobs] of groupByEnvironment(started)) {
-        out.push(`  section ${(0,common_escape/* ganttName */.k2)(env || 'no environment')}`);
-        for (const job of jobs) {
-            const tag = job.outcome === 'failed'
-                ? 'crit'
-                : job.outcome === 'running'
-                    ? ''
-                    : onPath.has(job.id)
-                        ? 'active'
-                        : 'done';
-            // The outcome's symbol first: it also keeps a name from reading as a gantt keyword (section, title).
-            const symbol = OUTCOME_WORDS[job.outcome].split(' ')[0];
-            out.push(bar(`${symbol} ${job.name}`, tag, job.startedAt, job.finishedAt ?? now));
-        }
-    }
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./src/status/summary.ts
+
 
 
 
@@ -32104,6 +32508,7 @@ function renderStatusSummary(report) {
         ]
     ], SUMMARY_BUDGET_BYTES / 3);
     lines.push(...dagLines, ...timelineLines);
+    lines.push(...(report.cost ?? []));
     let size = lines.reduce((sum, line) => sum + bytes(line), 0);
     const failed = view.jobs.filter(job => job.outcome === 'failed');
     if (failed.length) {
@@ -32171,11 +32576,14 @@ function totals(view) {
 function problemLine(view, shown = 5) {
     const ids = (outcome) => view.jobs.filter(job => outcome.includes(job.outcome)).map(job => job.id);
     const parts = [];
-    const failed = ids(['failed']);
+    const lost = view.jobs.filter(job => job.runnerLost).map(job => job.id);
+    const failed = ids(['failed']).filter(id => !lost.includes(id));
     const blocked = ids(['blocked']);
     const notRun = ids(['not-run', 'running']);
     if (failed.length)
         parts.push(`${failed.length} failed (${listSome(failed, shown)})`);
+    if (lost.length)
+        parts.push(`${lost.length} runner lost (${listSome(lost, shown)})`);
     if (blocked.length)
         parts.push(`${blocked.length} blocked (${listSome(blocked, shown)})`);
     if (notRun.length)
@@ -32184,6 +32592,19 @@ function problemLine(view, shown = 5) {
 }
 function failureDetails(job, report) {
     const title = job.name === job.id ? job.id : `${job.name} (${job.id})`;
+    const link = report.links.get(job.id)?.htmlUrl;
+    if (job.runnerLost) {
+        const text = (0,common_escape/* markdownText */.p7)(capitalized(runnerLostText({ runnerId: job.runnerId ?? null })));
+        return [
+            `<details><summary>✗ ${(0,common_escape/* markdownText */.p7)(title)}: runner lost</summary>`,
+            '',
+            link && safeUrl(link) ? `${text}: [its GitHub job](${link}).` : `${text}.`,
+            '',
+            (0,common_escape/* markdownText */.p7)(RERUN_AFTER_RUNNER_LOST),
+            '',
+            '</details>'
+        ].join('\n');
+    }
     const parts = [`<details><summary>✗ ${(0,common_escape/* markdownText */.p7)(title)}</summary>`, ''];
     const error = job.error?.trim();
     if (error) {
@@ -32203,7 +32624,6 @@ function failureDetails(job, report) {
     else {
         parts.push("Log not fetched (only the first failed jobs' logs are read).", '');
     }
-    const link = report.links.get(job.id)?.htmlUrl;
     if (link && safeUrl(link))
         parts.push(`[Full log on GitHub](${link})`, '');
     parts.push('</details>');
@@ -32233,12 +32653,15 @@ function tableRow(job, report) {
     ];
     return `| ${cells.join(' | ')} |`;
 }
+const capitalized = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 /** Only plain http(s) addresses without characters that could end a markdown link. */
 function safeUrl(url) {
     return /^https?:\/\/[^\s()<>[\]"'`]+$/.test(url);
 }
 
 ;// CONCATENATED MODULE: ./src/status/main.ts
+
+
 
 
 
@@ -32270,25 +32693,52 @@ async function run() {
     const backendUrl = resolveBackendUrl(inputs.backendUrl, true);
     const { client } = connectBackend({ backendUrl, audience: inputs.audience, token: inputs.token });
     const read = await readRun(client, inputs.runId, plan);
-    const view = classifyRun(plan, read.runId, read.run, read.jobs);
     const notes = [];
-    if (!read.run) {
-        notes.push(`Run ${read.runId} does not exist on the backend: no runner claimed any of the plan's ${plan.order.length} jobs. Every matrix job was cancelled or skipped before it claimed one, or the run jobs never started (check the run job's 'if:' and the workflow's concurrency settings).`);
+    // The backend deletes ended runs after about 24 h: the runners' results record outlives that.
+    const recorded = read.run ? undefined : await readRecordedRun(inputs.runId, plan);
+    const fromRecord = recorded?.runId !== undefined;
+    const view = fromRecord
+        ? classifyRun(plan, recorded.runId, undefined, recorded.jobs, true)
+        : classifyRun(plan, read.runId, read.run, read.jobs);
+    if (fromRecord) {
+        notes.push(`The backend no longer holds run ${view.runId} (ended runs are deleted after about 24 hours): this view is read from the results record its runners kept as artifacts of this workflow run (${recorded.runners} runner(s)). A job no record names reads not run; logs are gone with the run.`);
+    }
+    else if (!read.run) {
+        notes.push(`Run ${read.runId} does not exist on the backend, and this workflow run holds no results record of it${recorded?.problem ? ` (${recorded.problem})` : ''}: either no runner claimed any of the plan's ${plan.order.length} jobs (every matrix job was cancelled or skipped before it claimed one, or the run jobs never started: check the run job's 'if:' and the workflow's concurrency settings), or the backend deleted the run (about 24 hours after it ended) and its record is gone too.`);
+    }
+    else if (isStoredCopy(plan, read.jobs)) {
+        notes.push(`The backend serves run ${read.runId} from its stored copy (its live state ended a few minutes after the run went idle): job statuses are kept, dependencies and heartbeats are not, so the graph is drawn from the plan, and a job whose runner stopped without reporting reads not run.`);
     }
     const github = await listAttemptJobs(inputs.githubToken);
     if (github.problem)
         notes.push(github.problem);
     const links = linkJobs(view.jobs, github.jobs);
-    const failed = view.jobs.filter(job => job.outcome === 'failed').map(job => job.id);
-    const tails = await fetchLogTails(client, read.runId, failed);
+    // A lost runner's log tail says nothing about why: its steps did not fail.
+    const failed = view.jobs
+        .filter(job => job.outcome === 'failed' && !job.runnerLost)
+        .map(job => job.id);
+    const tails = fromRecord
+        ? { tails: new Map(), notFetched: 0 }
+        : await fetchLogTails(client, read.runId, failed);
     if (tails.notFetched) {
         notes.push(`Log tails are shown for the first ${MAX_FAILED_LOGS} failed jobs only; ${tails.notFetched} more failed jobs' logs were not read (each costs a request against the repository's rate limit).`);
     }
     const attempt = Number(process.env.GITHUB_RUN_ATTEMPT || '1');
     setOutputs(view);
-    annotateFailures(view);
+    annotateFailures(view, links);
+    if (view.jobs.some(job => job.runnerLost))
+        notes.push(RERUN_AFTER_RUNNER_LOST);
     await lib_core/* summary */.z
-        .addRaw(renderStatusSummary({ view, planId: plan.id, links, tails, notes, attempt, now: Date.now() }))
+        .addRaw(renderStatusSummary({
+        view,
+        planId: plan.id,
+        links,
+        tails,
+        notes,
+        attempt,
+        now: Date.now(),
+        cost: renderCost(estimateCost(view, links))
+    }))
         .write();
     for (const note of notes)
         lib_core/* notice */.lm(note);
@@ -32319,9 +32769,17 @@ function setOutputs(view) {
     lib_core/* setOutput */.uH('run-id', view.runId);
 }
 /** One error annotation per failed job, titled with its check name (workflow-command escaping by @actions/core). */
-function annotateFailures(view) {
+function annotateFailures(view, links) {
     const failed = view.jobs.filter(job => job.outcome === 'failed');
     for (const job of failed.slice(0, MAX_JOB_ANNOTATIONS)) {
+        if (job.runnerLost) {
+            const lost = {
+                runnerId: job.runnerId ?? null,
+                jobUrl: links.get(job.id)?.htmlUrl ?? undefined
+            };
+            lib_core/* error */.z3(`${job.id}: ${runnerLostText(lost)}`, { title: `${job.name}: runner lost` });
+            continue;
+        }
         const firstLine = job.error?.split('\n').find(line => line.trim()) ?? 'failed';
         lib_core/* error */.z3(`${job.id}: ${firstLine.slice(0, 500)}`, { title: job.name });
     }
@@ -32338,6 +32796,11 @@ function failIfAsked(view, inputs) {
         return;
     const problems = problemLine(view) || 'the run does not exist';
     throw new errors/* UserError */.yo(`orun run ${view.runId} is ${view.verdict}: ${problems}.`);
+}
+/** The 2026-05-08 build's stored copy of an idle run: every job's dependencies read `[]`. */
+function isStoredCopy(plan, jobs) {
+    const planHasDeps = plan.order.some(job => (job.dependsOn ?? []).length > 0);
+    return planHasDeps && jobs.length > 0 && jobs.every(job => job.deps.length === 0);
 }
 
 

@@ -31776,8 +31776,9 @@ function logText(text) {
     // One line, and not one the runner reads as a command either (`::error::…` alone on it).
     return commandSafe(oneLine(text));
 }
+/** One line, with the characters that hide text or reorder it on screen (U+202E, U+200B...) removed. */
 function oneLine(text) {
-    return text.replace(/[\r\n\u2028\u2029]+/g, ' ');
+    return text.replace(/[\r\n\u2028\u2029]+/g, ' ').replace(INVISIBLE, '');
 }
 
 ;// CONCATENATED MODULE: ./src/common/errors.ts

@@ -109,7 +109,6 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         log: message => core.info(commandSafe(message)),
         limit: new LearnedLimit(
           () => client.stats.rateLimited,
-          Date.now,
           () => client.stats.rateLimitBurst
         )
       },

@@ -79,7 +79,6 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
   const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
   const limit = new LearnedLimit(
     () => own.stats.rateLimited,
-    ctx.now,
     () => own.stats.rateLimitBurst
   )
   // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
