@@ -168,7 +168,7 @@ describe.each(BACKEND_BUILDS)(
 )
 
 describe('the workflow end to end: repeating plan ids', () => {
-  it('orun 2.75: the plan id repeats, yet two workflow runs and a re-run of all jobs never share a backend run', async () => {
+  it('orun 2.75: the plan id repeats, yet two workflow runs and a re-run of all jobs never share a backend run, and the status action reads each one', async () => {
     harness = await new Harness({ env: orunAt(V275) }).start()
     const single = slowIntent(0)
     const runJob = async () => {
@@ -178,7 +178,18 @@ describe('the workflow end to end: repeating plan ids', () => {
         job: 'foundation.dev.smoke'
       })
       const { main } = await runner.done
-      return { runId, planId: common['plan-id'], status: main.outputs.status }
+      // The status action reads this workflow run's run back, not another's with the same plan.
+      const status = await statusStep(
+        harness!,
+        { 'run-id': runId, 'plan-id': common['plan-id'], 'plan-file': common['plan-file'] },
+        true
+      )
+      return {
+        runId,
+        planId: common['plan-id'],
+        status: main.outputs.status,
+        read: { runId: status.outputs['run-id'], status: status.outputs.status }
+      }
     }
     const first = await runJob() // workflow run 4242, attempt 1
     harness.workflowRun = '4243' // the same commit, another workflow run (or another workflow)
@@ -195,6 +206,8 @@ describe('the workflow end to end: repeating plan ids', () => {
       `gha-4243-2-${first.planId}`
     ])
     expect([first.status, second.status, rerun.status]).toEqual(['success', 'success', 'success'])
+    for (const { runId, read } of [first, second, rerun])
+      expect(read).toEqual({ runId, status: 'success' })
     expect(harness.executions().filter(e => e.exitCode === 0)).toHaveLength(3)
     for (const runId of [first.runId, second.runId, rerun.runId]) {
       const job = harness.server.jobsOf(runId).find(j => j.jobId === 'foundation.dev.smoke')!
