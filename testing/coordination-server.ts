@@ -219,11 +219,11 @@ export async function startCoordinationServer(
     rules.deletionDelayMs,
     build === '2026-05-08' ? Math.min(rules.sweepPeriodMs, rules.idleDropMs) : Infinity
   )
-  const timerTicker = setInterval(
-    () => store.tick(),
-    Math.max(5, Math.min(1000, shortestPeriod / 10))
-  )
-  timerTicker.unref()
+  const timerTicker =
+    options.autoTick === false
+      ? undefined
+      : setInterval(() => store.tick(), Math.max(5, Math.min(1000, shortestPeriod / 10)))
+  timerTicker?.unref()
   const requests: RecordedRequest[] = []
   const pendingTimers = new Set<NodeJS.Timeout>()
   let baseUrl = ''
@@ -485,7 +485,7 @@ export async function startCoordinationServer(
       store.tick()
     },
     close() {
-      clearInterval(timerTicker)
+      if (timerTicker) clearInterval(timerTicker)
       for (const timer of pendingTimers) clearTimeout(timer)
       pendingTimers.clear()
       return new Promise<void>(resolve => {

@@ -97,6 +97,12 @@ export interface CoordinationServerOptions {
   idleDropMs?: number
   /** Both builds: an ended run (and its logs) is deleted this long after it ended. Default 24 h. */
   deletionDelayMs?: number
+  /**
+   * Whether alarms and the cleanup also run by themselves (real time decides how often the server
+   * looks at its clock). Default true; a test that moves the clock by hand and calls tick() sets
+   * false, so nothing runs between its steps behind its back.
+   */
+  autoTick?: boolean
   tokenLifetimeSeconds?: number
   /** Orun CLI session tokens: read routes on both builds, job routes too on 2026-05-08. */
   sessionTokens?: string[]
