@@ -27,6 +27,7 @@ import {
   type RecordedJob
 } from '../src/common/results-record.js'
 import { startArtifactService } from '../testing/artifact-service.js'
+import { readRecordedRun } from '../src/status/run-read.js'
 import type { Plan } from '../src/plan/model.js'
 
 jest.setTimeout(180_000)
@@ -210,6 +211,85 @@ describe('the results record through @actions/artifact (in-process, against the 
       expect(read).toEqual([record])
       Object.assign(process.env, service.runtimeEnv('5151', 1, 'run'))
       expect(await listResultsRecords([runId], plan)).toEqual({ ok: true, records: [] })
+    } finally {
+      await service.close()
+    }
+  })
+
+  it("is read back as the newest attempt's run when the backend no longer holds it (the status action's fallback)", async () => {
+    const service = await startArtifactService()
+    try {
+      const jobIds = ['a', 'b', 'c']
+      const plan = {
+        id: 'abcdef012345',
+        order: jobIds.map(jobId => ({ id: jobId })),
+        byId: new Map(jobIds.map(jobId => [jobId, { id: jobId, component: `comp-${jobId}` }]))
+      } as unknown as Plan
+      const first = 'gha-4242-1-abcdef012345'
+      const second = 'gha-4242-2-abcdef012345'
+      const write = async (
+        attempt: number,
+        runner: string,
+        jobs: Array<Omit<RecordedJob, 'runner'> & { runner?: string }>
+      ) => {
+        Object.assign(process.env, service.runtimeEnv('4242', attempt, runner))
+        const runId = attempt === 1 ? first : second
+        const record = {
+          version: 1 as const,
+          runId,
+          planId: plan.id,
+          attempt,
+          runner,
+          jobs: jobs.map(job => ({ runner, ...job }))
+        }
+        expect(await writeResultsRecord(record, plan, () => {})).toBeDefined()
+      }
+      const env = { GITHUB_RUN_ID: '4242', GITHUB_RUN_ATTEMPT: '2' }
+      // Nothing written yet: no run, and no problem either.
+      Object.assign(process.env, service.runtimeEnv('4242', 2, 'status'))
+      expect(await readRecordedRun(first, plan, env)).toEqual({
+        jobs: [],
+        runners: 0,
+        downloaded: 0
+      })
+
+      await write(1, 'runner-1', [
+        { jobId: 'a', status: 'success', attempt: 1 },
+        { jobId: 'b', status: 'failed', attempt: 1, error: 'exit 3' }
+      ])
+      await write(1, 'runner-2', [{ jobId: 'c', status: 'success', attempt: 1 }])
+      await write(2, 'runner-3', [
+        {
+          jobId: 'b',
+          status: 'success',
+          attempt: 2,
+          startedAt: '2026-12-03T10:00:00.000Z',
+          endedAt: '2026-12-03T10:00:05.000Z'
+        },
+        { jobId: 'a', status: 'carried', attempt: 1, runner: 'runner-1' }
+      ])
+      await write(2, 'runner-4', [{ jobId: 'c', status: 'failed', attempt: 2, error: 'exit 7' }])
+
+      Object.assign(process.env, service.runtimeEnv('4242', 2, 'status'))
+      const read = await readRecordedRun(first, plan, env)
+      // Attempt 2 is the newest with a record; one list call, and one download (the failure's text).
+      expect(read).toMatchObject({ runId: second, runners: 2, downloaded: 1 })
+      const byId = Object.fromEntries(read.jobs.map(job => [job.jobId, job]))
+      expect(byId.a).toMatchObject({
+        status: 'success',
+        component: 'comp-a',
+        runnerId: 'runner-3',
+        lastError: 'carried over from attempt 1 (runner runner-1)'
+      })
+      expect(byId.b).toMatchObject({ status: 'success', runnerId: 'runner-3' })
+      expect(byId.c).toMatchObject({ status: 'failed', runnerId: 'runner-4', lastError: 'exit 7' })
+
+      // Without the runtime token (not on a GitHub runner) it says why instead.
+      delete process.env.ACTIONS_RUNTIME_TOKEN
+      expect(await readRecordedRun(first, plan, env)).toMatchObject({
+        jobs: [],
+        problem: expect.stringContaining('ACTIONS_RUNTIME_TOKEN')
+      })
     } finally {
       await service.close()
     }
