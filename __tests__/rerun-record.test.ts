@@ -27,6 +27,7 @@ import {
   type RecordedJob
 } from '../src/common/results-record.js'
 import { startArtifactService } from '../testing/artifact-service.js'
+import { executedSince } from '../testing/rerun-checks.js'
 import { readRecordedRun } from '../src/status/run-read.js'
 import type { Plan } from '../src/plan/model.js'
 
@@ -53,13 +54,6 @@ afterEach(async () => {
 let current: PlannedRun
 const id = (pair: string) => current.idOf(pair)
 const ids = (pairs: string[]) => pairs.map(id).sort()
-
-function executedSince(h: Harness, from: number): Map<string, number[]> {
-  const ran = new Map<string, number[]>()
-  for (const e of h.executions().slice(from))
-    ran.set(e.job, [...(ran.get(e.job) ?? []), e.exitCode])
-  return ran
-}
 
 function carried(results: string | undefined): Array<[string, number | undefined]> {
   return Object.entries(
