@@ -32,9 +32,10 @@ import {
   type CoordinationServer
 } from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
+import { Scratch } from '../testing/scratch.js'
 
 const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
-const savedEnv = Object.fromEntries(TOKEN_ENV.map(name => [name, process.env[name]]))
+const scratch = new Scratch(TOKEN_ENV)
 
 let server: CoordinationServer
 beforeAll(async () => {
@@ -49,10 +50,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await server.close()
-  for (const name of TOKEN_ENV) {
-    if (savedEnv[name] === undefined) delete process.env[name]
-    else process.env[name] = savedEnv[name]
-  }
+  scratch.cleanUp()
 })
 
 function planOf(jobs: Record<string, string[]>): Plan {

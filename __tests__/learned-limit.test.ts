@@ -17,16 +17,14 @@ import { IDLE_MIN_MS, idleDelayMs, type PoolView } from '../src/run/pool.js'
 import { NEAR_SHARE_MS } from '../src/run/schedule.js'
 import { IMMEDIATE_CONSISTENCY, startCoordinationServer } from '../testing/coordination-server.js'
 import { silenceWorkflowCommands } from '../testing/quiet.js'
+import { Scratch } from '../testing/scratch.js'
 
 const TOKEN_ENV = ['ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN'] as const
-const savedEnv = Object.fromEntries(TOKEN_ENV.map(name => [name, process.env[name]]))
+const scratch = new Scratch(TOKEN_ENV)
 
 beforeAll(() => silenceWorkflowCommands())
 afterAll(() => {
-  for (const name of TOKEN_ENV) {
-    if (savedEnv[name] === undefined) delete process.env[name]
-    else process.env[name] = savedEnv[name]
-  }
+  scratch.cleanUp()
 })
 
 /** A root and 16 dependents of it: a crowd of 16 runners one step from runnable. */
