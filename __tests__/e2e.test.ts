@@ -225,7 +225,16 @@ describe('the workflow end to end: runners that stop', () => {
     harness = await new Harness().start()
     const { slow, runId, common, foundation } = await slowFoundationRunning(harness, 60)
     const api = harness.startRunner('api', slow, { ...common, job: 'api.dev.smoke' })
-    await new Promise(resolve => setTimeout(resolve, 500))
+    // Cancel once orun has printed its job header (a claimed job's orun may not have started yet
+    // on a busy machine), and once the dependent waits.
+    await until('orun to print its job header', () =>
+      /job-id {6}foundation\.dev\.smoke/.test(foundation.output()) ? true : undefined
+    )
+    await until('the dependent to claim', () =>
+      harness!.server.requests.find(
+        r => r.route === 'claim' && r.path.includes(encodeURIComponent('api.dev.smoke'))
+      )
+    )
     const cancelledAt = Date.now()
     foundation.child.kill('SIGTERM')
     const [f, a] = await Promise.all([foundation.done, api.done])

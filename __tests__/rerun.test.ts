@@ -99,12 +99,16 @@ describe('re-running a workflow run', () => {
 
       // What carrying cost: one claim and one update per carried job, nothing more.
       const requests = s.harness!.server.requests.slice(requestsBefore)
-      const carriedPaths = (route: string) =>
-        requests.filter(
-          r => r.route === route && carried.some(j => r.path.includes(encodeURIComponent(j.jobId)))
-        ).length
-      expect(carriedPaths('claim')).toBe(carried.length)
-      expect(carriedPaths('update')).toBe(carried.length)
+      // Each request as "<status> <runner> <path>", so that a failure shows who sent the extra ones.
+      const carriedRequests = (route: string) =>
+        requests
+          .filter(
+            r =>
+              r.route === route && carried.some(j => r.path.includes(encodeURIComponent(j.jobId)))
+          )
+          .map(r => `${r.status} ${s.harness!.labelOf(r.runnerId ?? null)} ${r.path}`)
+      expect(carriedRequests('claim')).toHaveLength(carried.length)
+      expect(carriedRequests('update')).toHaveLength(carried.length)
       expect(s.harness!.server.runPhase(planned.runId)).toBe(
         build === '2026-05-08' ? 'copy' : 'live'
       )

@@ -54,6 +54,8 @@ export interface RunnerHandle {
   lost?: boolean
   /** Main step, then the post step (which GitHub runs even after a cancel). */
   done: Promise<{ main: ProcessResult; post: ProcessResult }>
+  /** What the main step has printed so far (its live GitHub log). */
+  output: () => string
 }
 
 export interface ExecutionRecord {
@@ -159,7 +161,7 @@ export class Harness {
     inputs: Record<string, string>,
     files: string,
     label: string
-  ): { child: ChildProcess; done: Promise<ProcessResult> } {
+  ): { child: ChildProcess; done: Promise<ProcessResult>; output: () => string } {
     mkdirSync(files, { recursive: true })
     const commandFiles = {
       GITHUB_OUTPUT: join(files, 'output'),
@@ -204,7 +206,7 @@ export class Harness {
         })
       })
     })
-    return { child, done }
+    return { child, done, output: () => stdout }
   }
 
   /** Runs the plan action (dist) in its own workspace copy of intentDir. */
@@ -246,7 +248,8 @@ export class Harness {
       label: name,
       child: main.child,
       startedAt: Date.now(),
-      done: undefined!
+      done: undefined!,
+      output: main.output
     }
     handle.done = main.done.then(async mainResult => {
       if (handle.lost || program !== 'dist/run/index.js')

@@ -38163,6 +38163,12 @@ const WATCH_INTERVAL_MS = 15_000;
  * once drew bunched 429s.
  */
 const FALLBACK_STAGGER_MS = 2_000;
+/**
+ * The runner that created this attempt's run claims its first carried job no sooner than this
+ * after the create: a claim right after a create can see the backend's transient 404 ("Coordinator
+ * not initialized"), and every 404 costs a request of the shared limit.
+ */
+const CREATED_RUN_SETTLE_MS = 1_000;
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000;
 const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
@@ -38192,7 +38198,10 @@ async function prepareRerun(options) {
             options.log(`${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`);
     }
     const { created } = await joinRun(options.client, options.plan, runId);
-    return { runId, carrier: new Carrier(options, runId, origins, created, startupEnds) };
+    const carryFrom = created
+        ? Math.max(startupEnds, Date.now() + CREATED_RUN_SETTLE_MS)
+        : startupEnds;
+    return { runId, carrier: new Carrier(options, runId, origins, created, carryFrom) };
 }
 /**
  * The jobs that succeeded in an earlier attempt, and where they ran. The newest
@@ -38322,7 +38331,10 @@ class Carrier {
     constructor(options, runId, origins, 
     /** This runner's create made the run: it carries first. */
     first, 
-    /** When the other runners' first requests should be done (epoch ms). */
+    /**
+     * When the other runners' first requests should be done (epoch ms); for the run's creator, also
+     * when the new run has settled (CREATED_RUN_SETTLE_MS).
+     */
     startupEnds = 0) {
         this.options = options;
         this.runId = runId;
@@ -38359,7 +38371,8 @@ class Carrier {
             return;
         }
         this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
-        // The other runners' first requests come first: they fill the burst by themselves.
+        // The other runners' first requests come first (they fill the burst by themselves), and the
+        // new run settles.
         await this.pause(Math.max(0, this.startupEnds - Date.now()));
         try {
             await this.pass();

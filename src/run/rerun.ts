@@ -58,6 +58,12 @@ export const WATCH_INTERVAL_MS = 15_000
  * once drew bunched 429s.
  */
 export const FALLBACK_STAGGER_MS = 2_000
+/**
+ * The runner that created this attempt's run claims its first carried job no sooner than this
+ * after the create: a claim right after a create can see the backend's transient 404 ("Coordinator
+ * not initialized"), and every 404 costs a request of the shared limit.
+ */
+export const CREATED_RUN_SETTLE_MS = 1_000
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000
 
@@ -131,7 +137,10 @@ export async function prepareRerun(options: RerunOptions): Promise<RerunPlan> {
       )
   }
   const { created } = await joinRun(options.client, options.plan, runId)
-  return { runId, carrier: new Carrier(options, runId, origins, created, startupEnds) }
+  const carryFrom = created
+    ? Math.max(startupEnds, Date.now() + CREATED_RUN_SETTLE_MS)
+    : startupEnds
+  return { runId, carrier: new Carrier(options, runId, origins, created, carryFrom) }
 }
 
 /**
@@ -271,7 +280,10 @@ export class Carrier {
     readonly origins: ReadonlyMap<string, Origin>,
     /** This runner's create made the run: it carries first. */
     readonly first: boolean,
-    /** When the other runners' first requests should be done (epoch ms). */
+    /**
+     * When the other runners' first requests should be done (epoch ms); for the run's creator, also
+     * when the new run has settled (CREATED_RUN_SETTLE_MS).
+     */
     private readonly startupEnds = 0
   ) {
     this.candidates = options.plan.order
@@ -310,7 +322,8 @@ export class Carrier {
     this.options.log(
       `This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`
     )
-    // The other runners' first requests come first: they fill the burst by themselves.
+    // The other runners' first requests come first (they fill the burst by themselves), and the
+    // new run settles.
     await this.pause(Math.max(0, this.startupEnds - Date.now()))
     try {
       await this.pass()
