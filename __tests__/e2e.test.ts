@@ -31,6 +31,7 @@ async function planned(h: Harness, intentDir: string) {
   expect(plan.exitCode).toBe(0)
   const planFile = plan.outputs['plan-file']
   return {
+    planLog: plan.stdout,
     runId: plan.outputs['run-id'],
     common: {
       'run-id': plan.outputs['run-id'],
@@ -106,7 +107,7 @@ describe.each(BACKEND_BUILDS)(
       'orun %s: runs every job exactly once, in DAG order, with duplicates and a fan-out pair, and streams redacted logs',
       async version => {
         harness = await new Harness({ server: { build }, env: orunAt(version) }).start()
-        const { runId, common, jobs, planJobs, plan } = await planned(harness, intent)
+        const { runId, common, jobs, planJobs, plan, planLog } = await planned(harness, intent)
         // Today's orun shape: orun.io/v1, comp.env.job ids; from 2.71 a job index, which the matrix carries.
         expect(plan.apiVersion).toBe('orun.io/v1')
         expect(planJobs.map(job => job.index)).toEqual(
@@ -119,6 +120,15 @@ describe.each(BACKEND_BUILDS)(
           harness.startRunner('fan-stage', intent, { ...common, environments: 'stage' })
         ]
         const results = await Promise.all(runners.map(r => r.done))
+        // The plan step learns the limit once; every runner starts on that pace.
+        const pace = build === '2026-05-02' ? 5 : 30
+        expect(planLog).toMatch(
+          build === '2026-05-02'
+            ? /Rate limit: a 429 after \d+ of \d+ reads stated a bucket of 20; the runners start on the 5\/s pace/
+            : /Rate limit: 60 reads answered without a 429, .* the runners start on the 30\/s pace/
+        )
+        for (const { main } of results)
+          expect(main.stdout).toContain(`pacing for ${pace}/s until a 429 says otherwise`)
 
         expect(checkExecutions({ jobs: planJobs }, harness.executions())).toEqual([])
         for (const { main } of results) {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient } from '../src/backend/client.js'
+import type { LimitHint } from '../src/backend/limit-probe.js'
 import { toBackendPlan } from '../src/backend/plan.js'
 import { parsePlan, type Plan } from '../src/plan/model.js'
 import { acquireJob, firstLookDelayMs } from '../src/run/acquire.js'
@@ -56,7 +57,8 @@ const ROOT_SECONDS = 10
  */
 async function waitOnRoot(
   rateLimit: { burst: number; perSecond: number },
-  drainFirst: boolean
+  drainFirst: boolean,
+  hint?: LimitHint
 ): Promise<{ sleeps: number[]; refusals: number; claimDelayMs: number }> {
   let clock = Date.now()
   const advance = async (ms: number) => {
@@ -126,7 +128,8 @@ async function waitOnRoot(
         log: () => {},
         limit: new LearnedLimit(
           () => client.stats.rateLimited,
-          () => client.stats.rateLimitBurst
+          () => client.stats.rateLimitBurst,
+          hint
         )
       },
       'dep0@dev'
@@ -178,6 +181,25 @@ describe('the rate limit a runner assumes', () => {
     expect(limit.perSecond()).toBe(AMPLE_PER_SECOND)
   })
 
+  it("starts from the plan step's probe, until its own 429 states a bucket", () => {
+    let refusals = 0
+    let burst: number | undefined = 300
+    // 60 reads answered without a 429: more than the 5/s build's bucket.
+    const ample = new LearnedLimit(
+      () => refusals,
+      () => burst,
+      { burst: 60, stated: false }
+    )
+    expect(ample.perSecond()).toBe(AMPLE_PER_SECOND)
+    expect(new LearnedLimit(() => 0, undefined, { burst: 20, stated: true }).perSecond()).toBe(
+      TIGHT_PER_SECOND
+    )
+    // The runner's own 429 says 20: the deployment is the tight build after all.
+    refusals++
+    burst = 20
+    expect(ample.perSecond()).toBe(TIGHT_PER_SECOND)
+  })
+
   it('counts only 429s after it was made: a runner starts from what its client sees now', () => {
     const limit = new LearnedLimit(
       () => 3,
@@ -200,6 +222,24 @@ describe('a crowd waiting on the 300/30 build', () => {
     // per this long at least, is under 20 requests a second).
     const nearSleeps = sleeps.slice(1)
     expect(Math.min(...nearSleeps)).toBeGreaterThanOrEqual((CROWD * 1000) / 20)
+  })
+
+  it("with the plan step's probe, polls at its share of 30/s before any 429", async () => {
+    const { sleeps, refusals, claimDelayMs } = await waitOnRoot(
+      { burst: 300, perSecond: 30 },
+      false,
+      { burst: 60, stated: false }
+    )
+    expect(refusals).toBe(0)
+    const tightShare = CROWD * NEAR_SHARE_MS
+    expect(Math.max(...sleeps.slice(1))).toBeLessThan(tightShare / 3)
+    expect(claimDelayMs).toBeLessThanOrEqual(1_500)
+  })
+
+  it('without a probe and without a 429, keeps the 5/s spacing (what the probe is for)', async () => {
+    const { sleeps, refusals } = await waitOnRoot({ burst: 300, perSecond: 30 }, false)
+    expect(refusals).toBe(0)
+    expect(Math.min(...sleeps.slice(1))).toBeGreaterThanOrEqual(CROWD * NEAR_SHARE_MS)
   })
 
   it('paces as for 5/s once the answers say 429, on the 20/5 build', async () => {
@@ -232,5 +272,101 @@ describe('pool and first-look spacing scale with the learned limit', () => {
 
   it('a dependent looks first sooner where the limit is ample', () => {
     expect(firstLookDelayMs(2, 40, TIGHT_PER_SECOND / 30)).toBeLessThan(firstLookDelayMs(2, 40) / 5)
+  })
+})
+
+describe('an estimate that comes late', () => {
+  it('on the 30/s pace, a dependent claims soon after its dependency ends, however many polls came before the estimate', async () => {
+    // A root held 10 s, and a side root that ends after 5 s: until the side root ends,
+    // nothing has finished, so the dependent polls at the crowd's share with no estimate (many
+    // polls on the ample pace); then the estimate comes, already passed.
+    const plan = parsePlan(
+      JSON.stringify({
+        metadata: { checksum: 'sha256-3333cccc4444dddd' },
+        jobs: [
+          { id: 'root@dev', component: 'root', environment: 'dev', steps: [{ run: 'true' }] },
+          { id: 'side@dev', component: 'side', environment: 'dev', steps: [{ run: 'true' }] },
+          {
+            id: 'dep@dev',
+            component: 'dep',
+            environment: 'dev',
+            dependsOn: ['root@dev'],
+            steps: [{ run: 'true' }]
+          }
+        ]
+      }),
+      'plan.json'
+    )
+    let clock = Date.now()
+    const server = await startCoordinationServer({
+      ...IMMEDIATE_CONSISTENCY,
+      rateLimit: { burst: 300, perSecond: 30 },
+      now: () => clock
+    })
+    Object.assign(process.env, server.tokenEnv())
+    try {
+      const clientOf = () =>
+        new BackendClient({
+          baseUrl: server.url,
+          tokens: createTokenSource({ log: () => {} }),
+          sleep: async ms => {
+            clock += ms
+          },
+          now: () => clock,
+          random: () => 0.5
+        })
+      const runId = `run-${randomBytes(4).toString('hex')}`
+      const other = clientOf()
+      await other.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
+      expect((await other.claim(runId, 'root@dev', 'other')).claimed).toBe(true)
+      expect((await other.claim(runId, 'side@dev', 'other')).claimed).toBe(true)
+      const sideEndsAt = clock + 5_000
+      const rootEndsAt = clock + 10_000
+      let sideDone = false
+      let rootDone = false
+      const client = clientOf()
+      const sleeps: number[] = []
+      const result = await acquireJob(
+        {
+          client,
+          plan,
+          runId,
+          runnerId: 'me',
+          onDuplicate: 'wait',
+          dependencyTimeoutMs: 30 * 60_000,
+          staleHeartbeatMs: 90_000,
+          ensureRun: async () => {
+            throw new Error('the run exists')
+          },
+          sleep: async ms => {
+            sleeps.push(ms)
+            clock += ms
+            if (!sideDone && clock >= sideEndsAt) {
+              sideDone = true
+              await other.update(runId, 'side@dev', 'other', 'success')
+            }
+            if (!rootDone && clock >= rootEndsAt) {
+              rootDone = true
+              await other.update(runId, 'root@dev', 'other', 'success')
+            }
+          },
+          now: () => clock,
+          random: () => 0.5,
+          log: () => {},
+          limit: new LearnedLimit(
+            () => client.stats.rateLimited,
+            () => client.stats.rateLimitBurst,
+            { burst: 60, stated: false }
+          )
+        },
+        'dep@dev'
+      )
+      expect(result).toEqual({ kind: 'claimed', takeover: false })
+      // Polled many times before the estimate (counting those as overrun slept 20-30 s here).
+      expect(sleeps.filter(ms => ms < 2_000).length).toBeGreaterThan(8)
+      expect(clock - rootEndsAt).toBeLessThanOrEqual(2_000)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -16,6 +16,7 @@ import { sharedPlanText } from '../testing/fixtures.js'
 jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../src/plan/main.js')
 const { UserError } = await import('../src/common/errors.js')
+const { readLimitHint } = await import('../src/backend/limit-probe.js')
 
 const ENV_KEYS = [
   'GITHUB_WORKSPACE',
@@ -109,6 +110,14 @@ describe('run(): a given plan file', () => {
     expect(server.jobsOf('plan-main-created-run')).toEqual([
       expect.objectContaining({ jobId: 'solo@dev.smoke', status: 'pending', claims: 0 })
     ])
+    // The rate-limit probe (this server has no limit): its hint lies beside the plan it hands on.
+    expect(readLimitHint(path.dirname(core.outputs['plan-file']))).toEqual({
+      burst: 60,
+      stated: false
+    })
+    expect(core.logged(core.info)).toContainEqual(
+      expect.stringMatching(/^Rate limit: 60 reads answered without a 429/)
+    )
   })
 
   it('an empty plan gives an empty matrix, a notice, and no run', async () => {

@@ -79,6 +79,8 @@ interface Measured {
   makespanS: number
   meanDelayS: number
   p95DelayS: number
+  /** The two longest dep→start delays, with their jobs: where a tail comes from. */
+  worstDelays: string
   /** Sum over runners of main step start to exit. */
   runnerSeconds: number
   /** Sum of orun execution times. */
@@ -255,18 +257,32 @@ async function collect(
   const limit = setTimeout(() => runners.forEach(r => harness.loseRunner(r)), limitMs)
   const results = await Promise.all(runners.map(r => r.done))
   clearTimeout(limit)
+  // BENCH_LOGS=<dir> keeps every runner's log, to see where a long delay came from.
+  const logDir = process.env.BENCH_LOGS
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true })
+    results.forEach((r, i) =>
+      writeFileSync(
+        join(logDir, `${runners[i].label.replace(/[^\w@.-]/g, '_')}.log`),
+        r.main.stdout
+      )
+    )
+  }
   const failedRunners = results.filter(r => r.main.exitCode !== 0).length
 
   const executions = harness.executions()
   const endOf = new Map(executions.map(e => [e.job, e.end]))
   const depsOf = new Map(jobs.map(j => [j.id, j.dependsOn ?? []]))
-  const delays = executions
+  const delayed = executions
     .map(e => {
       const deps = depsOf.get(e.job) ?? []
-      return deps.length ? (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000 : undefined
+      return deps.length
+        ? { job: e.job, s: (e.start - Math.max(...deps.map(d => endOf.get(d)!))) / 1000 }
+        : undefined
     })
-    .filter((d): d is number => d !== undefined)
-    .sort((a, b) => a - b)
+    .filter((d): d is { job: string; s: number } => d !== undefined)
+    .sort((a, b) => a.s - b.s)
+  const delays = delayed.map(d => d.s)
   const requests = harness.server.requests
     .slice(firstRequest)
     .filter(r => r.route !== 'token' && r.route !== 'jwks')
@@ -285,6 +301,11 @@ async function collect(
     makespanS: (Math.max(...executions.map(e => e.end)) - t0) / 1000,
     meanDelayS: delays.reduce((a, b) => a + b, 0) / Math.max(1, delays.length),
     p95DelayS: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)] ?? 0,
+    worstDelays: delayed
+      .slice(-2)
+      .reverse()
+      .map(d => `${d.job} ${d.s.toFixed(1)}`)
+      .join(', '),
     runnerSeconds:
       runners.reduce((sum, r, i) => sum + (results[i].main.endedAt - r.startedAt), 0) / 1000,
     jobSeconds: executions.reduce((sum, e) => sum + (e.end - e.start), 0) / 1000,
@@ -508,6 +529,7 @@ if (modes.length) {
     ['runner-seconds / job-seconds', m => (m.runnerSeconds / m.jobSeconds).toFixed(2)],
     ['dep→start delay mean (s)', m => m.meanDelayS.toFixed(2)],
     ['dep→start delay p95 (s)', m => m.p95DelayS.toFixed(2)],
+    ['longest dep→start delays (s)', m => m.worstDelays || '-'],
     ['requests sent', m => String(m.requests)],
     ['429s received', m => String(m.rateLimited)],
     ['longest run of 429s (s)', m => m.longest429RunS.toFixed(2)],

@@ -31831,7 +31831,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(53995);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7243);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31841,7 +31841,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 53995:
+/***/ 7243:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -33988,7 +33988,7 @@ const CODE_BY_STATUS = {
     500: 'INTERNAL_ERROR'
 };
 /** A failed backend call; message is the server's own message (or the network failure). */
-class BackendError extends Error {
+class errors_BackendError extends Error {
     /** 0 for network errors, timeouts and cancelled calls. */
     status;
     /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE, CANCELLED. */
@@ -34021,7 +34021,7 @@ class BackendError extends Error {
 }
 /** A call ended by the caller (a cancelled run), not by the backend. */
 function isCancelledCall(error) {
-    return error instanceof BackendError && error.code === 'CANCELLED';
+    return error instanceof errors_BackendError && error.code === 'CANCELLED';
 }
 /** 1m 5s, 42s, 850ms. */
 function formatDuration(ms) {
@@ -34056,7 +34056,7 @@ function preview(text) {
     return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
 }
 function badResponse(endpoint, status, detail) {
-    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+    return new errors_BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
 }
 function parseRetryAfter(header) {
     const value = Array.isArray(header) ? header[0] : header;
@@ -34086,7 +34086,7 @@ function errorFromResponse(endpoint, status, text, retryAfter) {
     }
     const { error: message, code } = envelope;
     const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new BackendError({
+    return new errors_BackendError({
         status,
         code: typeof code === 'string' && code ? code : fallbackCode,
         endpoint,
@@ -34422,7 +34422,7 @@ class BackendTransport {
         let transientFailures = 0;
         let rateLimitedAnswers = 0;
         let reminted = false;
-        const cancelled = () => new BackendError({
+        const cancelled = () => new errors_BackendError({
             status: 0,
             code: 'CANCELLED',
             endpoint: spec.endpoint,
@@ -34435,7 +34435,7 @@ class BackendTransport {
             catch (error) {
                 // One re-mint per call: a token can expire between mint and use, or clocks can skew.
                 // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof BackendError && error.status === 401;
+                const refused = error instanceof errors_BackendError && error.status === 401;
                 if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
                     throw error;
                 reminted = true;
@@ -34454,7 +34454,7 @@ class BackendTransport {
             signal,
             onAbort: cancelled,
             decide: error => {
-                if (!(error instanceof BackendError))
+                if (!(error instanceof errors_BackendError))
                     return { retry: false };
                 if (error.status === 429) {
                     rateLimitedAnswers++;
@@ -34477,11 +34477,11 @@ class BackendTransport {
             },
             onRetry: (error, _attempt, delayMs) => {
                 this.stats.retries++;
-                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                const what = error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
                 this.log(`${what}; retrying in ${delayMs} ms.`);
             },
             onGiveUp: (error, spent) => {
-                if (error instanceof BackendError) {
+                if (error instanceof errors_BackendError) {
                     error.attempts = spent.attempts;
                     error.triedForMs = spent.elapsedMs;
                 }
@@ -34490,7 +34490,7 @@ class BackendTransport {
     }
     /** One HTTP request; throws BackendError for anything but a 2xx. */
     async send(spec, signal) {
-        const cancelledError = () => new BackendError({
+        const cancelledError = () => new errors_BackendError({
             status: 0,
             code: 'CANCELLED',
             endpoint: spec.endpoint,
@@ -34536,7 +34536,7 @@ class BackendTransport {
             }
             const message = (0,errors/* errorMessage */.gJ)(error);
             const timedOut = error instanceof Abandoned || message.startsWith('Request timeout');
-            throw new BackendError({
+            throw new errors_BackendError({
                 status: 0,
                 code: timedOut ? 'TIMEOUT' : 'NETWORK',
                 endpoint: spec.endpoint,
@@ -34668,7 +34668,7 @@ class BackendClient {
             // An attempt that failed in flight may have recorded the result; the retry
             // then finds the job no longer running, in exactly the status we sent.
             if (trace.ambiguous &&
-                failure instanceof BackendError &&
+                failure instanceof errors_BackendError &&
                 failure.status === 400 &&
                 failure.message === `Job is not running (current: ${status})`) {
                 return { ok: true, alreadyRecorded: true };
@@ -34813,7 +34813,7 @@ async function joinRun(client, plan, runId) {
 }
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
 function explainBackendError(error, doing, ids = {}) {
-    if (!(error instanceof BackendError))
+    if (!(error instanceof errors_BackendError))
         return error;
     if (error.code === 'CANCELLED')
         return error;
@@ -34891,6 +34891,301 @@ function resolveBackendUrl(input, required) {
         throw new errors/* UserError */.yo(`Input 'backend-url' must be an https:// URL (plain http only for localhost), got '${raw}'.`);
     }
     return raw.replace(/\/+$/, '');
+}
+
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/**
+ * The rate limit a runner assumes, learned from its own answers. A deployment does not
+ * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
+ * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
+ * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
+ * Successful answers carry no rate-limit headers, so only a 429 tells the limit: it states
+ * the bucket's size (X-RateLimit-Limit). A runner starts on the pace the plan step's probe
+ * found (a hint: backend/limit-probe.ts), else on the tight one, and moves to the ample one
+ * once a 429 has stated a large bucket (300 on the 30/s build); a small one (20), or a 429
+ * that states none, makes it tight. Why not start ample and fall back at the first 429: measured on
+ * the 5/s build, a 40-runner matrix that did so drew 82-110 429s and a p95 from dependency
+ * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
+ * every runner has to meet its own first 429 (docs/benchmark.md).
+ */
+const pace_TIGHT_PER_SECOND = 5;
+const pace_AMPLE_PER_SECOND = 30;
+/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
+const pace_SMALL_BURST = 50;
+class LearnedLimit {
+    refusals;
+    burst;
+    seen;
+    stated;
+    /**
+     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
+     * `burst` the bucket size the latest of them stated.
+     */
+    constructor(refusals, burst = () => undefined, 
+    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    hint) {
+        this.refusals = refusals;
+        this.burst = burst;
+        this.seen = refusals();
+        this.stated = hint?.burst;
+    }
+    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
+    perSecond() {
+        const refusals = this.refusals();
+        if (refusals > this.seen) {
+            this.seen = refusals;
+            this.stated = this.burst();
+        }
+        return this.stated !== undefined && this.stated > pace_SMALL_BURST
+            ? pace_AMPLE_PER_SECOND
+            : pace_TIGHT_PER_SECOND;
+    }
+    /** The factor for a spacing written for the tight limit: 1 unless the bucket is known large. */
+    scale() {
+        return pace_TIGHT_PER_SECOND / this.perSecond();
+    }
+}
+/** The spacing for a runner that never learns: every delay as written for the tight limit. */
+const TIGHT_LIMIT = { scale: () => 1 };
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
+;// CONCATENATED MODULE: ./src/backend/limit-probe.ts
+
+
+
+
+/**
+ * What the plan step learns of the repository's rate limit, once per workflow run, for the
+ * runners. Successful answers carry no rate-limit headers, so a runner alone learns the limit
+ * only from a 429: on the 30/s build none comes, and every runner would keep the spacings
+ * written for 5/s. The plan step sends a short burst of reads instead:
+ * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
+ * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
+ *   what it refills meanwhile.
+ * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
+ * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
+ *
+ * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
+ * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
+ * 4 s of refill waits for it (refilledAt); on the 30/s build 60 of its 300.
+ */
+const PROBE_WAVES = 6;
+const PROBE_WAVE_SIZE = 10;
+/** A burst that takes longer says little (the bucket refills meanwhile): no conclusion. */
+const PROBE_BUDGET_MS = 3_000;
+/**
+ * Sends the probe's reads of `runId` (created just before) in waves, and stops at the first
+ * 429. A client of its own that never retries: a retried 429 would hide the answer.
+ */
+async function probeRateLimit(settings, runId, now = Date.now) {
+    const client = new BackendClient({
+        baseUrl: settings.backendUrl,
+        tokens: settings.tokens,
+        log: settings.log,
+        maxAttempts: 1,
+        maxRateLimitedAttempts: 1
+    });
+    const started = now();
+    let answered = 0;
+    for (let wave = 0; wave < PROBE_WAVES; wave++) {
+        if (now() - started > PROBE_BUDGET_MS)
+            return {
+                requests: client.stats.requests,
+                refused: 0,
+                inconclusive: `the backend took over ${PROBE_BUDGET_MS / 1000} s to answer ${answered} reads`
+            };
+        const answers = await Promise.allSettled(Array.from({ length: PROBE_WAVE_SIZE }, () => client.getRun(runId)));
+        let refused = 0;
+        for (const answer of answers) {
+            if (answer.status === 'fulfilled')
+                answered++;
+            else if (answer.reason instanceof errors_BackendError && answer.reason.status === 429)
+                refused++;
+            // A run not visible yet right after its create answers 404: answered, and counted.
+            else if (answer.reason instanceof errors_BackendError && answer.reason.status === 404)
+                answered++;
+            else
+                return {
+                    requests: client.stats.requests,
+                    refused,
+                    inconclusive: `a read failed (${answer.reason instanceof errors_BackendError ? answer.reason.describe() : String(answer.reason)})`
+                };
+        }
+        if (refused) {
+            const stated = client.stats.rateLimitBurst;
+            return {
+                hint: stated ? { burst: stated, stated: true } : { burst: answered, stated: false },
+                requests: client.stats.requests,
+                refused
+            };
+        }
+    }
+    return { hint: { burst: answered, stated: false }, requests: client.stats.requests, refused: 0 };
+}
+/**
+ * How long after the probe the bucket is as full as before it: the reads it spent, at the pace
+ * the answers showed. On the 5/s build about 4 s; on an ample bucket nothing (60 of 300 leaves
+ * plenty).
+ */
+function refillWaitMs(result) {
+    if (!result.hint || result.hint.burst > pace_SMALL_BURST)
+        return 0;
+    const spent = Math.min(result.requests - result.refused, result.hint.burst);
+    return Math.ceil(spent / pace_TIGHT_PER_SECOND) * 1000;
+}
+/**
+ * How long a runner starting now waits for the probe's reads to be refilled. A hint from
+ * further ahead than the refill itself can take means the clocks disagree: no wait.
+ */
+function waitForRefillMs(hint, now) {
+    if (!hint?.refilledAt)
+        return 0;
+    const wait = hint.refilledAt - now;
+    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+}
+const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / pace_TIGHT_PER_SECOND) * 1000;
+/** One line for a runner's log: the pace it starts on. */
+function describeHint(hint) {
+    if (!hint)
+        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
+    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`;
+}
+/** The file beside the plan in the plan artifact. */
+const LIMIT_HINT_FILE = 'backend-limit.json';
+function writeLimitHint(dir, hint) {
+    (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
+    (0,external_node_fs_.writeFileSync)((0,external_node_path_.join)(dir, LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
+}
+/** The hint beside a downloaded plan; undefined when there is none or it cannot be read. */
+function readLimitHint(dir) {
+    let text;
+    try {
+        text = readFileSync(join(dir, LIMIT_HINT_FILE), 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        const value = JSON.parse(text);
+        if (typeof value.burst === 'number' && value.burst > 0 && typeof value.stated === 'boolean')
+            return {
+                burst: value.burst,
+                stated: value.stated,
+                ...(typeof value.refilledAt === 'number' ? { refilledAt: value.refilledAt } : {})
+            };
+    }
+    catch {
+        // An unreadable hint is no hint: the runners learn from their own answers.
+    }
+    return undefined;
+}
+/** One line for the plan step's log. */
+function describeProbe(result) {
+    if (!result.hint)
+        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${pace_TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
+    const { burst, stated } = result.hint;
+    const pace = burst > pace_SMALL_BURST ? pace_AMPLE_PER_SECOND : pace_TIGHT_PER_SECOND;
+    return stated
+        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
+        : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`;
 }
 
 ;// CONCATENATED MODULE: ./node_modules/string-argv/index.js
@@ -35728,6 +36023,8 @@ function fitSummary(markdown) {
 
 
 
+
+
 /**
  * Hands the compiled plan from the plan job to the matrix runners as a
  * workflow artifact, so workflows need no upload/download steps of their own.
@@ -35745,11 +36042,14 @@ const forbidden = /[":<>|*?\r\n\\/]/g;
 function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
-/** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
+/**
+ * Uploads planFile, which must be named PLAN_ARTIFACT_FILE, and the rate-limit hint beside it
+ * when the plan step's probe wrote one (backend/limit-probe.ts).
+ */
 async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
     const client = await artifactClient();
-    const upload = () => client.uploadArtifact(name, [planFile], (0,external_node_path_.dirname)(planFile), {
+    const upload = () => client.uploadArtifact(name, handoffFiles(planFile), (0,external_node_path_.dirname)(planFile), {
         retentionDays: options.retentionDays
     });
     try {
@@ -35795,8 +36095,12 @@ async function downloadPlanArtifact(name, dir) {
     const { downloadPath } = await client.downloadArtifact(artifactId, { path: dir });
     return join(downloadPath ?? dir, PLAN_ARTIFACT_FILE);
 }
-/** The plan artifact holds one file with this name. */
+/** The plan artifact holds the plan under this name (and the limit hint, when there is one). */
 const PLAN_ARTIFACT_FILE = 'plan.json';
+function handoffFiles(planFile) {
+    const hint = (0,external_node_path_.join)((0,external_node_path_.dirname)(planFile), LIMIT_HINT_FILE);
+    return (0,external_node_fs_.existsSync)(hint) ? [planFile, hint] : [planFile];
+}
 function requireRuntime(what, alternative) {
     if (!process.env.ACTIONS_RUNTIME_TOKEN) {
         throw new errors/* UserError */.yo(`Cannot ${what} as an artifact: ACTIONS_RUNTIME_TOKEN is not set, so this is not a GitHub Actions runner ` +
@@ -35805,6 +36109,7 @@ function requireRuntime(what, alternative) {
 }
 
 ;// CONCATENATED MODULE: ./src/plan/main.ts
+
 
 
 
@@ -35853,20 +36158,30 @@ async function run() {
     });
     if (!jobs.length)
         lib_core/* notice */.lm('The plan has no jobs: nothing to run. The jobs output is [].');
-    if (inputs.upload && jobs.length)
-        await uploadPlanArtifact(planFile, artifactName, {
-            attempt: currentAttempt(),
-            retentionDays: inputs.artifactRetentionDays
-        });
     if (backendUrl && jobs.length) {
         // Creating the run here makes a misconfigured backend or auth fail once, in this job.
-        const { client } = connectBackend({
+        const { client, tokens } = connectBackend({
             backendUrl,
             audience: inputs.audience,
             token: inputs.backendToken
         });
         await joinRun(client, plan, runId);
+        // The runners find what the probe learned beside the plan in the artifact.
+        const probe = await probeRateLimit({ backendUrl, tokens }, runId);
+        lib_core/* info */.pq(describeProbe(probe));
+        if (probe.hint) {
+            const refill = refillWaitMs(probe);
+            writeLimitHint((0,external_node_path_.dirname)(planFile), {
+                ...probe.hint,
+                ...(refill ? { refilledAt: Date.now() + refill } : {})
+            });
+        }
     }
+    if (inputs.upload && jobs.length)
+        await uploadPlanArtifact(planFile, artifactName, {
+            attempt: currentAttempt(),
+            retentionDays: inputs.artifactRetentionDays
+        });
     lib_core/* setOutput */.uH('plan-id', plan.id);
     lib_core/* setOutput */.uH('run-id', runId);
     lib_core/* setOutput */.uH('jobs', JSON.stringify(jobs));

@@ -31830,7 +31830,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10367);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(90867);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31840,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 10367:
+/***/ 90867:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31871,7 +31871,7 @@ const CODE_BY_STATUS = {
     500: 'INTERNAL_ERROR'
 };
 /** A failed backend call; message is the server's own message (or the network failure). */
-class BackendError extends Error {
+class errors_BackendError extends Error {
     /** 0 for network errors, timeouts and cancelled calls. */
     status;
     /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE, CANCELLED. */
@@ -31904,7 +31904,7 @@ class BackendError extends Error {
 }
 /** A call ended by the caller (a cancelled run), not by the backend. */
 function isCancelledCall(error) {
-    return error instanceof BackendError && error.code === 'CANCELLED';
+    return error instanceof errors_BackendError && error.code === 'CANCELLED';
 }
 /** 1m 5s, 42s, 850ms. */
 function formatDuration(ms) {
@@ -31939,7 +31939,7 @@ function preview(text) {
     return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
 }
 function badResponse(endpoint, status, detail) {
-    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+    return new errors_BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
 }
 function parseRetryAfter(header) {
     const value = Array.isArray(header) ? header[0] : header;
@@ -31969,7 +31969,7 @@ function errorFromResponse(endpoint, status, text, retryAfter) {
     }
     const { error: message, code } = envelope;
     const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new BackendError({
+    return new errors_BackendError({
         status,
         code: typeof code === 'string' && code ? code : fallbackCode,
         endpoint,
@@ -32182,7 +32182,7 @@ class BackendTransport {
         let transientFailures = 0;
         let rateLimitedAnswers = 0;
         let reminted = false;
-        const cancelled = () => new BackendError({
+        const cancelled = () => new errors_BackendError({
             status: 0,
             code: 'CANCELLED',
             endpoint: spec.endpoint,
@@ -32195,7 +32195,7 @@ class BackendTransport {
             catch (error) {
                 // One re-mint per call: a token can expire between mint and use, or clocks can skew.
                 // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof BackendError && error.status === 401;
+                const refused = error instanceof errors_BackendError && error.status === 401;
                 if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
                     throw error;
                 reminted = true;
@@ -32214,7 +32214,7 @@ class BackendTransport {
             signal,
             onAbort: cancelled,
             decide: error => {
-                if (!(error instanceof BackendError))
+                if (!(error instanceof errors_BackendError))
                     return { retry: false };
                 if (error.status === 429) {
                     rateLimitedAnswers++;
@@ -32237,11 +32237,11 @@ class BackendTransport {
             },
             onRetry: (error, _attempt, delayMs) => {
                 this.stats.retries++;
-                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                const what = error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
                 this.log(`${what}; retrying in ${delayMs} ms.`);
             },
             onGiveUp: (error, spent) => {
-                if (error instanceof BackendError) {
+                if (error instanceof errors_BackendError) {
                     error.attempts = spent.attempts;
                     error.triedForMs = spent.elapsedMs;
                 }
@@ -32250,7 +32250,7 @@ class BackendTransport {
     }
     /** One HTTP request; throws BackendError for anything but a 2xx. */
     async send(spec, signal) {
-        const cancelledError = () => new BackendError({
+        const cancelledError = () => new errors_BackendError({
             status: 0,
             code: 'CANCELLED',
             endpoint: spec.endpoint,
@@ -32296,7 +32296,7 @@ class BackendTransport {
             }
             const message = (0,errors/* errorMessage */.gJ)(error);
             const timedOut = error instanceof Abandoned || message.startsWith('Request timeout');
-            throw new BackendError({
+            throw new errors_BackendError({
                 status: 0,
                 code: timedOut ? 'TIMEOUT' : 'NETWORK',
                 endpoint: spec.endpoint,
@@ -32361,7 +32361,7 @@ const hasArray = (key) => (value) => Array.isArray(value[key]);
  * 401 once after re-minting the token. Every call sends exactly the requests it
  * needs, no preflights.
  */
-class BackendClient {
+class client_BackendClient {
     transport;
     constructor(options) {
         this.transport = new BackendTransport(options);
@@ -32428,7 +32428,7 @@ class BackendClient {
             // An attempt that failed in flight may have recorded the result; the retry
             // then finds the job no longer running, in exactly the status we sent.
             if (trace.ambiguous &&
-                failure instanceof BackendError &&
+                failure instanceof errors_BackendError &&
                 failure.status === 400 &&
                 failure.message === `Job is not running (current: ${status})`) {
                 return { ok: true, alreadyRecorded: true };
@@ -32549,7 +32549,7 @@ async function checkNotDropped(client, runId) {
         run = await client.getRun(runId);
     }
     catch (error) {
-        if (error instanceof BackendError && error.status === 404)
+        if (error instanceof errors_BackendError && error.status === 404)
             return;
         throw error;
     }
@@ -33179,7 +33179,7 @@ function connectBackend(settings) {
         signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
-    const client = new BackendClient({
+    const client = new client_BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
         signal: settings.signal,
@@ -33208,7 +33208,7 @@ async function joinRun(client, plan, runId) {
 }
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
 function explainBackendError(error, doing, ids = {}) {
-    if (!(error instanceof BackendError))
+    if (!(error instanceof errors_BackendError))
         return error;
     if (error.code === 'CANCELLED')
         return error;
@@ -33259,6 +33259,305 @@ function longestId(error, ids) {
         return 'an id in the request';
     const [name, value] = candidates.reduce((a, b) => encodeURIComponent(b[1]).length > encodeURIComponent(a[1]).length ? b : a);
     return `the ${name} '${shortId(value)}' (${value.length} characters)`;
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof errors_BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/**
+ * The rate limit a runner assumes, learned from its own answers. A deployment does not
+ * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
+ * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
+ * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
+ * Successful answers carry no rate-limit headers, so only a 429 tells the limit: it states
+ * the bucket's size (X-RateLimit-Limit). A runner starts on the pace the plan step's probe
+ * found (a hint: backend/limit-probe.ts), else on the tight one, and moves to the ample one
+ * once a 429 has stated a large bucket (300 on the 30/s build); a small one (20), or a 429
+ * that states none, makes it tight. Why not start ample and fall back at the first 429: measured on
+ * the 5/s build, a 40-runner matrix that did so drew 82-110 429s and a p95 from dependency
+ * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
+ * every runner has to meet its own first 429 (docs/benchmark.md).
+ */
+const pace_TIGHT_PER_SECOND = 5;
+const pace_AMPLE_PER_SECOND = 30;
+/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
+const pace_SMALL_BURST = 50;
+class LearnedLimit {
+    refusals;
+    burst;
+    seen;
+    stated;
+    /**
+     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
+     * `burst` the bucket size the latest of them stated.
+     */
+    constructor(refusals, burst = () => undefined, 
+    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    hint) {
+        this.refusals = refusals;
+        this.burst = burst;
+        this.seen = refusals();
+        this.stated = hint?.burst;
+    }
+    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
+    perSecond() {
+        const refusals = this.refusals();
+        if (refusals > this.seen) {
+            this.seen = refusals;
+            this.stated = this.burst();
+        }
+        return this.stated !== undefined && this.stated > pace_SMALL_BURST
+            ? pace_AMPLE_PER_SECOND
+            : pace_TIGHT_PER_SECOND;
+    }
+    /** The factor for a spacing written for the tight limit: 1 unless the bucket is known large. */
+    scale() {
+        return pace_TIGHT_PER_SECOND / this.perSecond();
+    }
+}
+/** The spacing for a runner that never learns: every delay as written for the tight limit. */
+const TIGHT_LIMIT = { scale: () => 1 };
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
+;// CONCATENATED MODULE: ./src/backend/limit-probe.ts
+
+
+
+
+/**
+ * What the plan step learns of the repository's rate limit, once per workflow run, for the
+ * runners. Successful answers carry no rate-limit headers, so a runner alone learns the limit
+ * only from a 429: on the 30/s build none comes, and every runner would keep the spacings
+ * written for 5/s. The plan step sends a short burst of reads instead:
+ * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
+ * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
+ *   what it refills meanwhile.
+ * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
+ * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
+ *
+ * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
+ * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
+ * 4 s of refill waits for it (refilledAt); on the 30/s build 60 of its 300.
+ */
+const PROBE_WAVES = 6;
+const PROBE_WAVE_SIZE = 10;
+/** A burst that takes longer says little (the bucket refills meanwhile): no conclusion. */
+const PROBE_BUDGET_MS = 3_000;
+/**
+ * Sends the probe's reads of `runId` (created just before) in waves, and stops at the first
+ * 429. A client of its own that never retries: a retried 429 would hide the answer.
+ */
+async function probeRateLimit(settings, runId, now = Date.now) {
+    const client = new BackendClient({
+        baseUrl: settings.backendUrl,
+        tokens: settings.tokens,
+        log: settings.log,
+        maxAttempts: 1,
+        maxRateLimitedAttempts: 1
+    });
+    const started = now();
+    let answered = 0;
+    for (let wave = 0; wave < PROBE_WAVES; wave++) {
+        if (now() - started > PROBE_BUDGET_MS)
+            return {
+                requests: client.stats.requests,
+                refused: 0,
+                inconclusive: `the backend took over ${PROBE_BUDGET_MS / 1000} s to answer ${answered} reads`
+            };
+        const answers = await Promise.allSettled(Array.from({ length: PROBE_WAVE_SIZE }, () => client.getRun(runId)));
+        let refused = 0;
+        for (const answer of answers) {
+            if (answer.status === 'fulfilled')
+                answered++;
+            else if (answer.reason instanceof BackendError && answer.reason.status === 429)
+                refused++;
+            // A run not visible yet right after its create answers 404: answered, and counted.
+            else if (answer.reason instanceof BackendError && answer.reason.status === 404)
+                answered++;
+            else
+                return {
+                    requests: client.stats.requests,
+                    refused,
+                    inconclusive: `a read failed (${answer.reason instanceof BackendError ? answer.reason.describe() : String(answer.reason)})`
+                };
+        }
+        if (refused) {
+            const stated = client.stats.rateLimitBurst;
+            return {
+                hint: stated ? { burst: stated, stated: true } : { burst: answered, stated: false },
+                requests: client.stats.requests,
+                refused
+            };
+        }
+    }
+    return { hint: { burst: answered, stated: false }, requests: client.stats.requests, refused: 0 };
+}
+/**
+ * How long after the probe the bucket is as full as before it: the reads it spent, at the pace
+ * the answers showed. On the 5/s build about 4 s; on an ample bucket nothing (60 of 300 leaves
+ * plenty).
+ */
+function refillWaitMs(result) {
+    if (!result.hint || result.hint.burst > SMALL_BURST)
+        return 0;
+    const spent = Math.min(result.requests - result.refused, result.hint.burst);
+    return Math.ceil(spent / TIGHT_PER_SECOND) * 1000;
+}
+/**
+ * How long a runner starting now waits for the probe's reads to be refilled. A hint from
+ * further ahead than the refill itself can take means the clocks disagree: no wait.
+ */
+function waitForRefillMs(hint, now) {
+    if (!hint?.refilledAt)
+        return 0;
+    const wait = hint.refilledAt - now;
+    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+}
+const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / pace_TIGHT_PER_SECOND) * 1000;
+/** One line for a runner's log: the pace it starts on. */
+function describeHint(hint) {
+    if (!hint)
+        return `No rate-limit hint from the plan step: pacing for ${pace_TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
+    const pace = hint.burst > pace_SMALL_BURST ? pace_AMPLE_PER_SECOND : pace_TIGHT_PER_SECOND;
+    return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`;
+}
+/** The file beside the plan in the plan artifact. */
+const limit_probe_LIMIT_HINT_FILE = 'backend-limit.json';
+function writeLimitHint(dir, hint) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, limit_probe_LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
+}
+/** The hint beside a downloaded plan; undefined when there is none or it cannot be read. */
+function readLimitHint(dir) {
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(dir, limit_probe_LIMIT_HINT_FILE), 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        const value = JSON.parse(text);
+        if (typeof value.burst === 'number' && value.burst > 0 && typeof value.stated === 'boolean')
+            return {
+                burst: value.burst,
+                stated: value.stated,
+                ...(typeof value.refilledAt === 'number' ? { refilledAt: value.refilledAt } : {})
+            };
+    }
+    catch {
+        // An unreadable hint is no hint: the runners learn from their own answers.
+    }
+    return undefined;
+}
+/** One line for the plan step's log. */
+function describeProbe(result) {
+    if (!result.hint)
+        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
+    const { burst, stated } = result.hint;
+    const pace = burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return stated
+        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
+        : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`;
 }
 
 ;// CONCATENATED MODULE: ./src/common/attempt.ts
@@ -33333,10 +33632,6 @@ const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, no
 
 // EXTERNAL MODULE: ./src/common/escape.ts
 var common_escape = __nccwpck_require__(74678);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(73024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
 ;// CONCATENATED MODULE: ./src/common/runner.ts
 
 
@@ -35684,155 +35979,6 @@ function jittered(ms, fraction, min, max, random) {
     return Math.round(clamp(clamp(ms, min, max) * (1 + fraction * random()), min, max));
 }
 
-;// CONCATENATED MODULE: ./src/run/pace.ts
-
-/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
-const MIN_BACKOFF_GAP_MS = 300;
-/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
-const MAX_PACED_ATTEMPTS = 60;
-class Pacer {
-    options;
-    gapMs;
-    /** Answers of 429 this pacer has seen. */
-    refusals = 0;
-    /** When the last one came (the now() clock). */
-    lastRefusedAt;
-    nextAt = 0;
-    stepMs;
-    maxGapMs;
-    constructor(options) {
-        this.options = options;
-        this.gapMs = options.initialGapMs ?? 0;
-        this.stepMs = options.stepMs ?? 100;
-        this.maxGapMs = options.maxGapMs ?? 15_000;
-    }
-    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
-    async turn() {
-        const now = this.options.now();
-        const at = Math.max(now, this.nextAt);
-        this.nextAt = at + this.gapMs;
-        if (at > now)
-            await this.options.sleep(at - now);
-    }
-    /** After a request answered without a 429. */
-    answered() {
-        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
-    }
-    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
-    refused(retryAfterMs = 1_000) {
-        this.refusals++;
-        this.lastRefusedAt = this.options.now();
-        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
-        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
-    }
-}
-/** The client calls that send requests; each waits for its turn. */
-const PACED = new Set([
-    'createRun',
-    'getRun',
-    'claim',
-    'heartbeat',
-    'update',
-    'runnable',
-    'listJobs',
-    'jobStatus',
-    'uploadLog',
-    'readLog'
-]);
-/**
- * The same client, with every request spaced by the pacer and every 429
- * retried after its turn. Calls named in `followUps` go out at once the first
- * time: each follows a paced call (a claim follows the read that found the
- * job, which would be stale after a wait; the log upload follows the result),
- * so a turn covers the pair. Give it a client that does not retry 429s itself
- * (maxRateLimitedAttempts: 1), or they bypass the pacing.
- */
-function pacedClient(client, pacer, followUps = new Set()) {
-    return new Proxy(client, {
-        get(target, property, receiver) {
-            const value = Reflect.get(target, property, receiver);
-            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
-                return value;
-            return async (...args) => {
-                for (let attempt = 1;; attempt++) {
-                    if (attempt > 1 || !followUps.has(property))
-                        await pacer.turn();
-                    try {
-                        const result = await value.apply(target, args);
-                        pacer.answered();
-                        return result;
-                    }
-                    catch (error) {
-                        if (!(error instanceof BackendError) || error.status !== 429)
-                            throw error;
-                        pacer.refused(error.retryAfterMs);
-                        if (attempt >= MAX_PACED_ATTEMPTS)
-                            throw error;
-                    }
-                }
-            };
-        }
-    });
-}
-/**
- * The rate limit a runner assumes, learned from its own answers. A deployment does not
- * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
- * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
- * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
- * Successful answers carry no rate-limit headers, so only a 429 tells the limit: it states
- * the bucket's size (X-RateLimit-Limit). A runner starts on the tight pace and moves to the
- * ample one once a 429 has stated a large bucket (300 on the 30/s build); a small one (20)
- * or none keeps it tight. Why not start ample and fall back at the first 429: measured on
- * the 5/s build, a 40-runner matrix that did so drew 82-110 429s and a p95 from dependency
- * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
- * every runner has to meet its own first 429 (docs/benchmark.md).
- */
-const TIGHT_PER_SECOND = 5;
-const AMPLE_PER_SECOND = 30;
-/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
-const SMALL_BURST = 50;
-class LearnedLimit {
-    refusals;
-    burst;
-    seen;
-    stated;
-    /**
-     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
-     * `burst` the bucket size the latest of them stated.
-     */
-    constructor(refusals, burst = () => undefined) {
-        this.refusals = refusals;
-        this.burst = burst;
-        this.seen = refusals();
-    }
-    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
-    perSecond() {
-        const refusals = this.refusals();
-        if (refusals > this.seen) {
-            this.seen = refusals;
-            this.stated = this.burst();
-        }
-        return this.stated !== undefined && this.stated > SMALL_BURST
-            ? AMPLE_PER_SECOND
-            : TIGHT_PER_SECOND;
-    }
-    /** The factor for a spacing written for the tight limit: 1 until a 429 stated a large bucket. */
-    scale() {
-        return TIGHT_PER_SECOND / this.perSecond();
-    }
-}
-/** The spacing for a runner that never learns: every delay as written for the tight limit. */
-const TIGHT_LIMIT = { scale: () => 1 };
-/** Adds one client's request counts to another's, so a summary shows both. */
-function addStats(into, from) {
-    into.requests += from.requests;
-    into.rateLimited += from.rateLimited;
-    into.retries += from.retries;
-    into.tokenRefreshes += from.tokenRefreshes;
-    for (const [route, count] of Object.entries(from.byRoute))
-        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
-}
-
 ;// CONCATENATED MODULE: ./src/run/acquire.ts
 
 
@@ -35858,6 +36004,7 @@ async function acquireLoop(ctx, jobId, stats) {
     let deadline = ctx.now() + ctx.dependencyTimeoutMs;
     let unfinishedAncestors = Infinity;
     let pollsAtDistance = 0;
+    let hadEstimate = false;
     let lastDistance = -1;
     let assessment;
     const limit = ctx.limit ?? TIGHT_LIMIT;
@@ -35931,10 +36078,16 @@ async function acquireLoop(ctx, jobId, stats) {
                 unfinishedAncestors = assessment.unfinishedAncestors;
                 deadline = ctx.now() + ctx.dependencyTimeoutMs;
             }
-            if (assessment.distance !== lastDistance) {
+            // The backoff counts polls since the distance changed, or since an estimate of when the
+            // dependencies end first came: polls made without one (at the crowd's share of the
+            // limit, many where it is ample) are no overrun of it. Counting them turned the first
+            // poll after a late estimate into a 20 s sleep on the 30/s build.
+            const estimated = assessment.etaMs !== undefined;
+            if (assessment.distance !== lastDistance || (estimated && !hadEstimate)) {
                 pollsAtDistance = 0;
                 lastDistance = assessment.distance;
             }
+            hadEstimate = estimated;
         }
         if (ctx.now() >= deadline) {
             throw new errors/* UserError */.yo(`Gave up waiting for the dependencies of ${(0,common_escape/* inline */.mG)(jobId)}: no upstream job finished within the dependency-timeout; still not done: ${describeDeps(assessment.pendingDeps, ctx.now())}. ` +
@@ -36006,7 +36159,7 @@ async function onceRunVisible(ctx, call, unknown) {
         delayMs = Math.min(delayMs * 2, 4_000);
     }
 }
-const isRunUnknown = (error) => error instanceof BackendError && error.status === 404 && !/job not found/i.test(error.message);
+const isRunUnknown = (error) => error instanceof errors_BackendError && error.status === 404 && !/job not found/i.test(error.message);
 /** The run's jobs; a run nobody created yet (an empty list, as the service answers) is created or joined first. */
 async function listJobs(ctx) {
     return onceRunVisible(ctx, () => ctx.client.listJobs(ctx.runId), ({ value, error }) => (error ? isRunUnknown(error) : value.length === 0));
@@ -36036,7 +36189,7 @@ async function claim(ctx, jobId) {
                 return { claimed: false, currentStatus: own.status };
             }
         }
-        if (error instanceof BackendError && error.status === 404)
+        if (error instanceof errors_BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
         throw error;
     }
@@ -37191,7 +37344,7 @@ async function runJob(ctx) {
             sleep: ms => abortableSleep(ms, ctx.cancel),
             now: Date.now,
             log: message => lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(message)),
-            limit: new LearnedLimit(() => client.stats.rateLimited, () => client.stats.rateLimitBurst)
+            limit: new LearnedLimit(() => client.stats.rateLimited, () => client.stats.rateLimitBurst, ctx.limitHint)
         }, jobId, stats);
     }
     catch (error) {
@@ -37390,12 +37543,12 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
         return { delivered: true };
     }
     catch (caught) {
-        if (caught instanceof BackendError && caught.status === 400) {
+        if (caught instanceof errors_BackendError && caught.status === 400) {
             const note = `the backend refused the result (${caught.message}): another runner owns ${(0,common_escape/* inline */.mG)(jobId)} now, and its result counts`;
             lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(note));
             return { delivered: true, note };
         }
-        const why = caught instanceof BackendError
+        const why = caught instanceof errors_BackendError
             ? caught.code === 'CANCELLED'
                 ? 'the runner is stopping'
                 : `${caught.describe()}${caught.describeRetries()}`
@@ -37446,14 +37599,14 @@ const SCARCE_WINDOW_MS = 5_000;
 async function runPool(ctx, results) {
     const pacer = new Pacer({ now: ctx.now, sleep: ctx.sleep });
     // A client of its own that leaves 429s to the pacer; its counts join the main client's at the end.
-    const own = new BackendClient({
+    const own = new client_BackendClient({
         baseUrl: ctx.inputs.backendUrl,
         tokens: ctx.tokens,
         log: ctx.log,
         maxRateLimitedAttempts: 1
     });
     const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']));
-    const limit = new LearnedLimit(() => own.stats.rateLimited, () => own.stats.rateLimitBurst);
+    const limit = new LearnedLimit(() => own.stats.rateLimited, () => own.stats.rateLimitBurst, ctx.limitHint);
     // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
     const logUploads = [];
     const inBackground = (upload) => {
@@ -37803,6 +37956,8 @@ function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random, s
 
 
 
+
+
 /**
  * Hands the compiled plan from the plan job to the matrix runners as a
  * workflow artifact, so workflows need no upload/download steps of their own.
@@ -37820,11 +37975,14 @@ const forbidden = /[":<>|*?\r\n\\/]/g;
 function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
-/** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
+/**
+ * Uploads planFile, which must be named PLAN_ARTIFACT_FILE, and the rate-limit hint beside it
+ * when the plan step's probe wrote one (backend/limit-probe.ts).
+ */
 async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
     const client = await artifactClient();
-    const upload = () => client.uploadArtifact(name, [planFile], dirname(planFile), {
+    const upload = () => client.uploadArtifact(name, handoffFiles(planFile), dirname(planFile), {
         retentionDays: options.retentionDays
     });
     try {
@@ -37870,8 +38028,12 @@ async function downloadPlanArtifact(name, dir) {
     const { downloadPath } = await client.downloadArtifact(artifactId, { path: dir });
     return (0,external_node_path_.join)(downloadPath ?? dir, PLAN_ARTIFACT_FILE);
 }
-/** The plan artifact holds one file with this name. */
+/** The plan artifact holds the plan under this name (and the limit hint, when there is one). */
 const PLAN_ARTIFACT_FILE = 'plan.json';
+function handoffFiles(planFile) {
+    const hint = join(dirname(planFile), LIMIT_HINT_FILE);
+    return existsSync(hint) ? [planFile, hint] : [planFile];
+}
 function requireRuntime(what, alternative) {
     if (!process.env.ACTIONS_RUNTIME_TOKEN) {
         throw new errors/* UserError */.yo(`Cannot ${what} as an artifact: ACTIONS_RUNTIME_TOKEN is not set, so this is not a GitHub Actions runner ` +
@@ -37880,6 +38042,8 @@ function requireRuntime(what, alternative) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/plan-source.ts
+
+
 
 
 
@@ -37919,7 +38083,7 @@ async function checkRunMatchesPlan(client, runId, plan) {
     }
     catch (error) {
         // Not created yet: the first claim creates it with this plan.
-        if (!(error instanceof BackendError && error.status === 404))
+        if (!(error instanceof errors_BackendError && error.status === 404))
             throw explainBackendError(error, `reading run ${runId}`);
     }
 }
@@ -37931,6 +38095,14 @@ function checkedJob(plan, jobId) {
 }
 /** Also used by the status action, whose inputs name the plan the same way. */
 async function loadPlan(inputs) {
+    return (await loadHandoff(inputs)).plan;
+}
+/**
+ * The plan, and the rate-limit hint the plan step's probe left beside it: in the artifact, or
+ * beside its 'plan-file' output when the workflow moves that folder itself. Without one a
+ * runner learns from its own answers.
+ */
+async function loadHandoff(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
         : await downloadPlanArtifact(inputs.artifactName ?? defaultArtifactName(inputs.runId), makeTempDir('orun-plan-'));
@@ -37945,7 +38117,7 @@ async function loadPlan(inputs) {
     if (inputs.planId && inputs.planId !== plan.id) {
         throw new errors/* UserError */.yo(`Input 'plan-id' is '${inputs.planId}', but the plan file ${file} has plan id '${plan.id}'. Pass the plan job's 'plan-id' output together with its plan.`);
     }
-    return plan;
+    return { plan, limitHint: readLimitHint((0,external_node_path_.dirname)(file)) };
 }
 
 ;// CONCATENATED MODULE: ./src/common/results-record.ts
@@ -38298,9 +38470,9 @@ async function readRun(client, runId) {
         return jobs.length ? jobs : undefined;
     }
     catch (error) {
-        if (error instanceof BackendError && error.status === 404)
+        if (error instanceof errors_BackendError && error.status === 404)
             return undefined;
-        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
+        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
     }
 }
 function checkSamePlan(plan, runId, jobs) {
@@ -38534,7 +38706,7 @@ class Carrier {
                 await client.update(this.runId, id, runnerId, 'success', note(origin));
             }
             catch (error) {
-                if (error instanceof BackendError && error.status === 400) {
+                if (error instanceof errors_BackendError && error.status === 400) {
                     this.options.warn(`${id} could not be carried over: ${error.message}`);
                     this.view.set(id, 'running');
                     continue;
@@ -38564,7 +38736,7 @@ class Carrier {
                 return await this.options.client.claim(this.runId, id, this.options.runnerId);
             }
             catch (error) {
-                const unknownRun = error instanceof BackendError &&
+                const unknownRun = error instanceof errors_BackendError &&
                     error.status === 404 &&
                     !/job not found/i.test(error.message);
                 if (!unknownRun || tries >= 8)
@@ -38713,10 +38885,11 @@ function overallStatus(results) {
 
 
 
+
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 async function run() {
     const inputs = readRunInputs();
-    const plan = await loadPlan(inputs);
+    const { plan, limitHint } = await loadHandoff(inputs);
     const targets = selectTargets(plan, inputs);
     checkOrunSafeNames(targets.map(id => plan.byId.get(id)), inputs.planFile ?? 'from the plan artifact');
     const orun = await resolveOrun({
@@ -38751,6 +38924,14 @@ async function run() {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    lib_core/* info */.pq(describeHint(limitHint));
+    // The plan step's probe spent the tight bucket a moment ago: its first requests wait for it.
+    const refill = waitForRefillMs(limitHint, Date.now());
+    if (refill) {
+        lib_core/* info */.pq(`Waiting ${(refill / 1000).toFixed(1)} s: the plan step's probe of the rate limit spent the bucket, which is refilling.`);
+        // A cancel ends the wait; what follows handles it as a cancel during start-up.
+        await abortableSleep(refill, cancel.signal).catch(() => { });
+    }
     const { client, tokens } = connectBackend({ ...inputs, signal: cancel.signal });
     const runnerId = [
         process.env.RUNNER_NAME || (0,external_node_os_.hostname)(),
@@ -38812,6 +38993,7 @@ async function run() {
         hurry: hurry.signal,
         binary: orun.binary,
         capabilities,
+        limitHint,
         // Called when the backend answered "run unknown": a run it dropped to its copy must not be
         // created again (that would start it over), so a read comes first.
         ensureRun: async () => {

@@ -29437,7 +29437,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(69764);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(29396);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29447,7 +29447,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 69764:
+/***/ 29396:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -30537,7 +30537,7 @@ const hasArray = (key) => (value) => Array.isArray(value[key]);
  * 401 once after re-minting the token. Every call sends exactly the requests it
  * needs, no preflights.
  */
-class BackendClient {
+class client_BackendClient {
     transport;
     constructor(options) {
         this.transport = new BackendTransport(options);
@@ -30685,7 +30685,7 @@ function connectBackend(settings) {
         signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
-    const client = new BackendClient({
+    const client = new client_BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
         signal: settings.signal,
@@ -30796,10 +30796,305 @@ function resolveBackendUrl(input, required) {
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(48161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
+;// CONCATENATED MODULE: ./src/run/pace.ts
+
+/** The least gap after a 429: one worker alone must leave the bucket a moment to refill. */
+const MIN_BACKOFF_GAP_MS = 300;
+/** A call answered 429 this many times in a row fails (with the gap at its cap: minutes). */
+const MAX_PACED_ATTEMPTS = 60;
+class Pacer {
+    options;
+    gapMs;
+    /** Answers of 429 this pacer has seen. */
+    refusals = 0;
+    /** When the last one came (the now() clock). */
+    lastRefusedAt;
+    nextAt = 0;
+    stepMs;
+    maxGapMs;
+    constructor(options) {
+        this.options = options;
+        this.gapMs = options.initialGapMs ?? 0;
+        this.stepMs = options.stepMs ?? 100;
+        this.maxGapMs = options.maxGapMs ?? 15_000;
+    }
+    /** Waits for this worker's next slot and books it (concurrent callers queue up). */
+    async turn() {
+        const now = this.options.now();
+        const at = Math.max(now, this.nextAt);
+        this.nextAt = at + this.gapMs;
+        if (at > now)
+            await this.options.sleep(at - now);
+    }
+    /** After a request answered without a 429. */
+    answered() {
+        this.gapMs = Math.max(0, this.gapMs - this.stepMs);
+    }
+    /** After an answer of 429: a wider gap, and no next slot before the server's Retry-After. */
+    refused(retryAfterMs = 1_000) {
+        this.refusals++;
+        this.lastRefusedAt = this.options.now();
+        this.gapMs = Math.min(this.maxGapMs, Math.max(MIN_BACKOFF_GAP_MS, this.gapMs * 1.5));
+        this.nextAt = Math.max(this.nextAt, this.options.now() + Math.max(this.gapMs, retryAfterMs));
+    }
+}
+/** The client calls that send requests; each waits for its turn. */
+const PACED = new Set([
+    'createRun',
+    'getRun',
+    'claim',
+    'heartbeat',
+    'update',
+    'runnable',
+    'listJobs',
+    'jobStatus',
+    'uploadLog',
+    'readLog'
+]);
+/**
+ * The same client, with every request spaced by the pacer and every 429
+ * retried after its turn. Calls named in `followUps` go out at once the first
+ * time: each follows a paced call (a claim follows the read that found the
+ * job, which would be stale after a wait; the log upload follows the result),
+ * so a turn covers the pair. Give it a client that does not retry 429s itself
+ * (maxRateLimitedAttempts: 1), or they bypass the pacing.
+ */
+function pacedClient(client, pacer, followUps = new Set()) {
+    return new Proxy(client, {
+        get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (typeof property !== 'string' || !PACED.has(property) || typeof value !== 'function')
+                return value;
+            return async (...args) => {
+                for (let attempt = 1;; attempt++) {
+                    if (attempt > 1 || !followUps.has(property))
+                        await pacer.turn();
+                    try {
+                        const result = await value.apply(target, args);
+                        pacer.answered();
+                        return result;
+                    }
+                    catch (error) {
+                        if (!(error instanceof BackendError) || error.status !== 429)
+                            throw error;
+                        pacer.refused(error.retryAfterMs);
+                        if (attempt >= MAX_PACED_ATTEMPTS)
+                            throw error;
+                    }
+                }
+            };
+        }
+    });
+}
+/**
+ * The rate limit a runner assumes, learned from its own answers. A deployment does not
+ * say which build it runs: the 2026-05-02 build refills 5 requests a second for the whole
+ * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
+ * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
+ * Successful answers carry no rate-limit headers, so only a 429 tells the limit: it states
+ * the bucket's size (X-RateLimit-Limit). A runner starts on the pace the plan step's probe
+ * found (a hint: backend/limit-probe.ts), else on the tight one, and moves to the ample one
+ * once a 429 has stated a large bucket (300 on the 30/s build); a small one (20), or a 429
+ * that states none, makes it tight. Why not start ample and fall back at the first 429: measured on
+ * the 5/s build, a 40-runner matrix that did so drew 82-110 429s and a p95 from dependency
+ * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
+ * every runner has to meet its own first 429 (docs/benchmark.md).
+ */
+const pace_TIGHT_PER_SECOND = 5;
+const pace_AMPLE_PER_SECOND = 30;
+/** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
+const pace_SMALL_BURST = 50;
+class LearnedLimit {
+    refusals;
+    burst;
+    seen;
+    stated;
+    /**
+     * `refusals` reads how many answers of 429 this runner's client(s) received so far, and
+     * `burst` the bucket size the latest of them stated.
+     */
+    constructor(refusals, burst = () => undefined, 
+    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    hint) {
+        this.refusals = refusals;
+        this.burst = burst;
+        this.seen = refusals();
+        this.stated = hint?.burst;
+    }
+    /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
+    perSecond() {
+        const refusals = this.refusals();
+        if (refusals > this.seen) {
+            this.seen = refusals;
+            this.stated = this.burst();
+        }
+        return this.stated !== undefined && this.stated > pace_SMALL_BURST
+            ? pace_AMPLE_PER_SECOND
+            : pace_TIGHT_PER_SECOND;
+    }
+    /** The factor for a spacing written for the tight limit: 1 unless the bucket is known large. */
+    scale() {
+        return pace_TIGHT_PER_SECOND / this.perSecond();
+    }
+}
+/** The spacing for a runner that never learns: every delay as written for the tight limit. */
+const TIGHT_LIMIT = { scale: () => 1 };
+/** Adds one client's request counts to another's, so a summary shows both. */
+function addStats(into, from) {
+    into.requests += from.requests;
+    into.rateLimited += from.rateLimited;
+    into.retries += from.retries;
+    into.tokenRefreshes += from.tokenRefreshes;
+    for (const [route, count] of Object.entries(from.byRoute))
+        into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
+}
+
+;// CONCATENATED MODULE: ./src/backend/limit-probe.ts
+
+
+
+
+/**
+ * What the plan step learns of the repository's rate limit, once per workflow run, for the
+ * runners. Successful answers carry no rate-limit headers, so a runner alone learns the limit
+ * only from a 429: on the 30/s build none comes, and every runner would keep the spacings
+ * written for 5/s. The plan step sends a short burst of reads instead:
+ * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
+ * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
+ *   what it refills meanwhile.
+ * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
+ * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
+ *
+ * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
+ * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
+ * 4 s of refill waits for it (refilledAt); on the 30/s build 60 of its 300.
+ */
+const PROBE_WAVES = 6;
+const PROBE_WAVE_SIZE = 10;
+/** A burst that takes longer says little (the bucket refills meanwhile): no conclusion. */
+const PROBE_BUDGET_MS = 3_000;
+/**
+ * Sends the probe's reads of `runId` (created just before) in waves, and stops at the first
+ * 429. A client of its own that never retries: a retried 429 would hide the answer.
+ */
+async function probeRateLimit(settings, runId, now = Date.now) {
+    const client = new BackendClient({
+        baseUrl: settings.backendUrl,
+        tokens: settings.tokens,
+        log: settings.log,
+        maxAttempts: 1,
+        maxRateLimitedAttempts: 1
+    });
+    const started = now();
+    let answered = 0;
+    for (let wave = 0; wave < PROBE_WAVES; wave++) {
+        if (now() - started > PROBE_BUDGET_MS)
+            return {
+                requests: client.stats.requests,
+                refused: 0,
+                inconclusive: `the backend took over ${PROBE_BUDGET_MS / 1000} s to answer ${answered} reads`
+            };
+        const answers = await Promise.allSettled(Array.from({ length: PROBE_WAVE_SIZE }, () => client.getRun(runId)));
+        let refused = 0;
+        for (const answer of answers) {
+            if (answer.status === 'fulfilled')
+                answered++;
+            else if (answer.reason instanceof BackendError && answer.reason.status === 429)
+                refused++;
+            // A run not visible yet right after its create answers 404: answered, and counted.
+            else if (answer.reason instanceof BackendError && answer.reason.status === 404)
+                answered++;
+            else
+                return {
+                    requests: client.stats.requests,
+                    refused,
+                    inconclusive: `a read failed (${answer.reason instanceof BackendError ? answer.reason.describe() : String(answer.reason)})`
+                };
+        }
+        if (refused) {
+            const stated = client.stats.rateLimitBurst;
+            return {
+                hint: stated ? { burst: stated, stated: true } : { burst: answered, stated: false },
+                requests: client.stats.requests,
+                refused
+            };
+        }
+    }
+    return { hint: { burst: answered, stated: false }, requests: client.stats.requests, refused: 0 };
+}
+/**
+ * How long after the probe the bucket is as full as before it: the reads it spent, at the pace
+ * the answers showed. On the 5/s build about 4 s; on an ample bucket nothing (60 of 300 leaves
+ * plenty).
+ */
+function refillWaitMs(result) {
+    if (!result.hint || result.hint.burst > SMALL_BURST)
+        return 0;
+    const spent = Math.min(result.requests - result.refused, result.hint.burst);
+    return Math.ceil(spent / TIGHT_PER_SECOND) * 1000;
+}
+/**
+ * How long a runner starting now waits for the probe's reads to be refilled. A hint from
+ * further ahead than the refill itself can take means the clocks disagree: no wait.
+ */
+function waitForRefillMs(hint, now) {
+    if (!hint?.refilledAt)
+        return 0;
+    const wait = hint.refilledAt - now;
+    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+}
+const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / pace_TIGHT_PER_SECOND) * 1000;
+/** One line for a runner's log: the pace it starts on. */
+function describeHint(hint) {
+    if (!hint)
+        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
+    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`;
+}
+/** The file beside the plan in the plan artifact. */
+const limit_probe_LIMIT_HINT_FILE = 'backend-limit.json';
+function writeLimitHint(dir, hint) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, limit_probe_LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
+}
+/** The hint beside a downloaded plan; undefined when there is none or it cannot be read. */
+function readLimitHint(dir) {
+    let text;
+    try {
+        text = (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(dir, limit_probe_LIMIT_HINT_FILE), 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        const value = JSON.parse(text);
+        if (typeof value.burst === 'number' && value.burst > 0 && typeof value.stated === 'boolean')
+            return {
+                burst: value.burst,
+                stated: value.stated,
+                ...(typeof value.refilledAt === 'number' ? { refilledAt: value.refilledAt } : {})
+            };
+    }
+    catch {
+        // An unreadable hint is no hint: the runners learn from their own answers.
+    }
+    return undefined;
+}
+/** One line for the plan step's log. */
+function describeProbe(result) {
+    if (!result.hint)
+        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
+    const { burst, stated } = result.hint;
+    const pace = burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return stated
+        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
+        : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`;
+}
+
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(48161);
 ;// CONCATENATED MODULE: ./src/common/runner.ts
 
 
@@ -30825,6 +31120,8 @@ function defaultRunId(planId) {
 
 
 
+
+
 /**
  * Hands the compiled plan from the plan job to the matrix runners as a
  * workflow artifact, so workflows need no upload/download steps of their own.
@@ -30842,11 +31139,14 @@ const forbidden = /[":<>|*?\r\n\\/]/g;
 function defaultArtifactName(runId) {
     return `orun-plan-${runId}`.replace(forbidden, '-');
 }
-/** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
+/**
+ * Uploads planFile, which must be named PLAN_ARTIFACT_FILE, and the rate-limit hint beside it
+ * when the plan step's probe wrote one (backend/limit-probe.ts).
+ */
 async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
     const client = await artifactClient();
-    const upload = () => client.uploadArtifact(name, [planFile], dirname(planFile), {
+    const upload = () => client.uploadArtifact(name, handoffFiles(planFile), dirname(planFile), {
         retentionDays: options.retentionDays
     });
     try {
@@ -30892,8 +31192,12 @@ async function downloadPlanArtifact(name, dir) {
     const { downloadPath } = await client.downloadArtifact(artifactId, { path: dir });
     return (0,external_node_path_.join)(downloadPath ?? dir, PLAN_ARTIFACT_FILE);
 }
-/** The plan artifact holds one file with this name. */
+/** The plan artifact holds the plan under this name (and the limit hint, when there is one). */
 const PLAN_ARTIFACT_FILE = 'plan.json';
+function handoffFiles(planFile) {
+    const hint = join(dirname(planFile), LIMIT_HINT_FILE);
+    return existsSync(hint) ? [planFile, hint] : [planFile];
+}
 function requireRuntime(what, alternative) {
     if (!process.env.ACTIONS_RUNTIME_TOKEN) {
         throw new errors/* UserError */.yo(`Cannot ${what} as an artifact: ACTIONS_RUNTIME_TOKEN is not set, so this is not a GitHub Actions runner ` +
@@ -31247,6 +31551,8 @@ function model_selectJobs(plan, environments, components) {
 
 
 
+
+
 /** Where the run action's plan comes from, which of its jobs this runner takes, and whether the run is this plan's. */
 /** The job ids this runner runs: the one named by 'job', or a slice by environments/components. */
 function selectTargets(plan, inputs) {
@@ -31290,6 +31596,14 @@ function checkedJob(plan, jobId) {
 }
 /** Also used by the status action, whose inputs name the plan the same way. */
 async function loadPlan(inputs) {
+    return (await loadHandoff(inputs)).plan;
+}
+/**
+ * The plan, and the rate-limit hint the plan step's probe left beside it: in the artifact, or
+ * beside its 'plan-file' output when the workflow moves that folder itself. Without one a
+ * runner learns from its own answers.
+ */
+async function loadHandoff(inputs) {
     const file = inputs.planFile
         ? workspacePath(inputs.planFile)
         : await downloadPlanArtifact(inputs.artifactName ?? defaultArtifactName(inputs.runId), runner_makeTempDir('orun-plan-'));
@@ -31304,7 +31618,7 @@ async function loadPlan(inputs) {
     if (inputs.planId && inputs.planId !== plan.id) {
         throw new errors/* UserError */.yo(`Input 'plan-id' is '${inputs.planId}', but the plan file ${file} has plan id '${plan.id}'. Pass the plan job's 'plan-id' output together with its plan.`);
     }
-    return plan;
+    return { plan, limitHint: readLimitHint((0,external_node_path_.dirname)(file)) };
 }
 
 ;// CONCATENATED MODULE: ./src/common/runner-lost.ts

@@ -1,5 +1,7 @@
 import * as core from '@actions/core'
+import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { LIMIT_HINT_FILE } from '../backend/limit-probe.js'
 import { UserError, errorMessage } from '../common/errors.js'
 
 /**
@@ -30,7 +32,10 @@ export interface UploadOptions {
   retentionDays?: number
 }
 
-/** Uploads planFile, which must be named PLAN_ARTIFACT_FILE. */
+/**
+ * Uploads planFile, which must be named PLAN_ARTIFACT_FILE, and the rate-limit hint beside it
+ * when the plan step's probe wrote one (backend/limit-probe.ts).
+ */
 export async function uploadPlanArtifact(
   planFile: string,
   name: string,
@@ -42,7 +47,7 @@ export async function uploadPlanArtifact(
   )
   const client = await artifactClient()
   const upload = () =>
-    client.uploadArtifact(name, [planFile], dirname(planFile), {
+    client.uploadArtifact(name, handoffFiles(planFile), dirname(planFile), {
       retentionDays: options.retentionDays
     })
   try {
@@ -93,8 +98,13 @@ export async function downloadPlanArtifact(name: string, dir: string): Promise<s
   return join(downloadPath ?? dir, PLAN_ARTIFACT_FILE)
 }
 
-/** The plan artifact holds one file with this name. */
+/** The plan artifact holds the plan under this name (and the limit hint, when there is one). */
 export const PLAN_ARTIFACT_FILE = 'plan.json'
+
+function handoffFiles(planFile: string): string[] {
+  const hint = join(dirname(planFile), LIMIT_HINT_FILE)
+  return existsSync(hint) ? [planFile, hint] : [planFile]
+}
 
 function requireRuntime(what: string, alternative: string): void {
   if (!process.env.ACTIONS_RUNTIME_TOKEN) {

@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { UserError } from '../common/errors.js'
 import { currentAttempt, customRunId } from '../common/attempt.js'
 import { defaultRunId, makeTempDir, workspacePath } from '../common/runner.js'
@@ -9,6 +9,12 @@ import { compilePlan } from '../orun/cli.js'
 import { hasMergeBase, isShallowRepository } from '../common/git.js'
 import { connectBackend, joinRun } from '../backend/session.js'
 import { resolveBackendUrl } from '../backend/url.js'
+import {
+  describeProbe,
+  probeRateLimit,
+  refillWaitMs,
+  writeLimitHint
+} from '../backend/limit-probe.js'
 import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderNothingToPlanSummary, renderPlanSummary } from './summary.js'
@@ -48,20 +54,30 @@ export async function run(): Promise<void> {
   })
 
   if (!jobs.length) core.notice('The plan has no jobs: nothing to run. The jobs output is [].')
-  if (inputs.upload && jobs.length)
-    await uploadPlanArtifact(planFile, artifactName, {
-      attempt: currentAttempt(),
-      retentionDays: inputs.artifactRetentionDays
-    })
   if (backendUrl && jobs.length) {
     // Creating the run here makes a misconfigured backend or auth fail once, in this job.
-    const { client } = connectBackend({
+    const { client, tokens } = connectBackend({
       backendUrl,
       audience: inputs.audience,
       token: inputs.backendToken
     })
     await joinRun(client, plan, runId)
+    // The runners find what the probe learned beside the plan in the artifact.
+    const probe = await probeRateLimit({ backendUrl, tokens }, runId)
+    core.info(describeProbe(probe))
+    if (probe.hint) {
+      const refill = refillWaitMs(probe)
+      writeLimitHint(dirname(planFile), {
+        ...probe.hint,
+        ...(refill ? { refilledAt: Date.now() + refill } : {})
+      })
+    }
   }
+  if (inputs.upload && jobs.length)
+    await uploadPlanArtifact(planFile, artifactName, {
+      attempt: currentAttempt(),
+      retentionDays: inputs.artifactRetentionDays
+    })
 
   core.setOutput('plan-id', plan.id)
   core.setOutput('run-id', runId)

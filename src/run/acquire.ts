@@ -75,6 +75,7 @@ async function acquireLoop(
   let deadline = ctx.now() + ctx.dependencyTimeoutMs
   let unfinishedAncestors = Infinity
   let pollsAtDistance = 0
+  let hadEstimate = false
   let lastDistance = -1
   let assessment: WaitAssessment | undefined
   const limit = ctx.limit ?? TIGHT_LIMIT
@@ -145,10 +146,16 @@ async function acquireLoop(
         unfinishedAncestors = assessment.unfinishedAncestors
         deadline = ctx.now() + ctx.dependencyTimeoutMs
       }
-      if (assessment.distance !== lastDistance) {
+      // The backoff counts polls since the distance changed, or since an estimate of when the
+      // dependencies end first came: polls made without one (at the crowd's share of the
+      // limit, many where it is ample) are no overrun of it. Counting them turned the first
+      // poll after a late estimate into a 20 s sleep on the 30/s build.
+      const estimated = assessment.etaMs !== undefined
+      if (assessment.distance !== lastDistance || (estimated && !hadEstimate)) {
         pollsAtDistance = 0
         lastDistance = assessment.distance
       }
+      hadEstimate = estimated
     }
     if (ctx.now() >= deadline) {
       throw new UserError(

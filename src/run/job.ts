@@ -18,6 +18,7 @@ import { acquireJob, type Acquired, type AcquireStats } from './acquire.js'
 import { abortableSleep } from './cancel.js'
 import { executeJob } from './execute.js'
 import { LearnedLimit } from './pace.js'
+import type { LimitHint } from '../backend/limit-probe.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
 import { jobRedactor } from './redact.js'
@@ -72,6 +73,8 @@ export interface JobContext {
   hurry: AbortSignal
   binary: string
   capabilities: RunCapabilities
+  /** The rate limit the plan step's probe found, when the plan artifact carried it. */
+  limitHint?: LimitHint
   ensureRun: () => Promise<void>
   /** Pool mode: the job was already claimed by the caller (no wait, no claim here). */
   claimed?: { takeover: boolean }
@@ -109,7 +112,8 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
         log: message => core.info(commandSafe(message)),
         limit: new LearnedLimit(
           () => client.stats.rateLimited,
-          () => client.stats.rateLimitBurst
+          () => client.stats.rateLimitBurst,
+          ctx.limitHint
         )
       },
       jobId,

@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import { isCancelledCall } from '../backend/client.js'
 import { checkNotDropped } from '../backend/dropped-run.js'
 import { connectBackend, explainBackendError, joinRun, shortId } from '../backend/session.js'
+import { describeHint, waitForRefillMs } from '../backend/limit-probe.js'
 import { currentAttempt } from '../common/attempt.js'
 import { UserError } from '../common/errors.js'
 import { RERUN_AFTER_RUNNER_LOST } from '../common/runner-lost.js'
@@ -15,7 +16,7 @@ import { Cancelled, abortableSleep } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
 import { runPool } from './pool.js'
-import { checkRunMatchesPlan, loadPlan, selectTargets } from './plan-source.js'
+import { checkRunMatchesPlan, loadHandoff, selectTargets } from './plan-source.js'
 import { prepareRerun } from './rerun.js'
 import { checkOrunSafeNames } from '../plan/model.js'
 import type { InFlight } from './state.js'
@@ -27,7 +28,7 @@ import { writeResultsRecord, type RecordedJob } from '../common/results-record.j
 /** The run action: join the run, claim each selected job, wait, execute, stream, report. */
 export async function run(): Promise<void> {
   const inputs = readRunInputs()
-  const plan = await loadPlan(inputs)
+  const { plan, limitHint } = await loadHandoff(inputs)
   const targets = selectTargets(plan, inputs)
   checkOrunSafeNames(
     targets.map(id => plan.byId.get(id)!),
@@ -69,6 +70,16 @@ export async function run(): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 
+  core.info(describeHint(limitHint))
+  // The plan step's probe spent the tight bucket a moment ago: its first requests wait for it.
+  const refill = waitForRefillMs(limitHint, Date.now())
+  if (refill) {
+    core.info(
+      `Waiting ${(refill / 1000).toFixed(1)} s: the plan step's probe of the rate limit spent the bucket, which is refilling.`
+    )
+    // A cancel ends the wait; what follows handles it as a cancel during start-up.
+    await abortableSleep(refill, cancel.signal).catch(() => {})
+  }
   const { client, tokens } = connectBackend({ ...inputs, signal: cancel.signal })
   const runnerId = [
     process.env.RUNNER_NAME || hostname(),
@@ -133,6 +144,7 @@ export async function run(): Promise<void> {
     hurry: hurry.signal,
     binary: orun.binary,
     capabilities,
+    limitHint,
     // Called when the backend answered "run unknown": a run it dropped to its copy must not be
     // created again (that would start it over), so a read comes first.
     ensureRun: async () => {

@@ -1,4 +1,5 @@
 import { BackendError, type BackendClient, type ClientStats } from '../backend/client.js'
+import type { LimitHint } from '../backend/limit-probe.js'
 
 /**
  * Spacing for one pool worker's requests. Every worker of the repository
@@ -124,9 +125,10 @@ export function pacedClient(
  * repository, the 2026-05-08 build 30. The action's spacings (polls, idle looks, start
  * stagger) are written for the tight limit; `scale` shrinks them to what the limit allows.
  * Successful answers carry no rate-limit headers, so only a 429 tells the limit: it states
- * the bucket's size (X-RateLimit-Limit). A runner starts on the tight pace and moves to the
- * ample one once a 429 has stated a large bucket (300 on the 30/s build); a small one (20)
- * or none keeps it tight. Why not start ample and fall back at the first 429: measured on
+ * the bucket's size (X-RateLimit-Limit). A runner starts on the pace the plan step's probe
+ * found (a hint: backend/limit-probe.ts), else on the tight one, and moves to the ample one
+ * once a 429 has stated a large bucket (300 on the 30/s build); a small one (20), or a 429
+ * that states none, makes it tight. Why not start ample and fall back at the first 429: measured on
  * the 5/s build, a 40-runner matrix that did so drew 82-110 429s and a p95 from dependency
  * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
  * every runner has to meet its own first 429 (docs/benchmark.md).
@@ -146,9 +148,12 @@ export class LearnedLimit {
    */
   constructor(
     private readonly refusals: () => number,
-    private readonly burst: () => number | undefined = () => undefined
+    private readonly burst: () => number | undefined = () => undefined,
+    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    hint?: LimitHint
   ) {
     this.seen = refusals()
+    this.stated = hint?.burst
   }
 
   /** Requests a second the repository's bucket is assumed to refill, for every runner together. */
@@ -163,7 +168,7 @@ export class LearnedLimit {
       : TIGHT_PER_SECOND
   }
 
-  /** The factor for a spacing written for the tight limit: 1 until a 429 stated a large bucket. */
+  /** The factor for a spacing written for the tight limit: 1 unless the bucket is known large. */
   scale(): number {
     return TIGHT_PER_SECOND / this.perSecond()
   }

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { readLimitHint, type LimitHint } from '../backend/limit-probe.js'
 import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
 import { explainBackendError } from '../backend/session.js'
@@ -65,6 +67,17 @@ function checkedJob(plan: Plan, jobId: string): string {
 export async function loadPlan(
   inputs: Pick<RunInputs, 'planFile' | 'artifactName' | 'runId' | 'planId'>
 ): Promise<Plan> {
+  return (await loadHandoff(inputs)).plan
+}
+
+/**
+ * The plan, and the rate-limit hint the plan step's probe left beside it: in the artifact, or
+ * beside its 'plan-file' output when the workflow moves that folder itself. Without one a
+ * runner learns from its own answers.
+ */
+export async function loadHandoff(
+  inputs: Pick<RunInputs, 'planFile' | 'artifactName' | 'runId' | 'planId'>
+): Promise<{ plan: Plan; limitHint?: LimitHint }> {
   const file = inputs.planFile
     ? workspacePath(inputs.planFile)
     : await downloadPlanArtifact(
@@ -85,5 +98,5 @@ export async function loadPlan(
       `Input 'plan-id' is '${inputs.planId}', but the plan file ${file} has plan id '${plan.id}'. Pass the plan job's 'plan-id' output together with its plan.`
     )
   }
-  return plan
+  return { plan, limitHint: readLimitHint(dirname(file)) }
 }

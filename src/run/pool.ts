@@ -79,7 +79,8 @@ export async function runPool(ctx: PoolContext, results: JobResult[]): Promise<s
   const client = pacedClient(own, pacer, new Set(['claim', 'uploadLog']))
   const limit = new LearnedLimit(
     () => own.stats.rateLimited,
-    () => own.stats.rateLimitBurst
+    () => own.stats.rateLimitBurst,
+    ctx.limitHint
   )
   // Final log uploads still on their way while the worker goes on (see finalLogInBackground).
   const logUploads: Promise<void>[] = []
