@@ -51,15 +51,26 @@ const ROOT_SECONDS = 10
 
 /**
  * One dependent's runner waits while another runner holds the root for 10 s (of the shared
- * fake clock). `drainFirst` spends the repository's whole burst just before the runner's
- * first look, as a crowd starting at once would. Returns every sleep of the runner's claim
- * loop, its 429s, and how long after the root succeeded the dependent was claimed.
+ * fake clock) and any `others` for their own times. `drainFirst` spends the repository's whole
+ * burst just before the runner's first look, as a crowd starting at once would. Returns every
+ * sleep of the runner's claim loop, its 429s, and how long after the root succeeded the
+ * dependent was claimed.
  */
 async function waitOnRoot(
   rateLimit: { burst: number; perSecond: number },
   drainFirst: boolean,
-  hint?: LimitHint
+  hint?: LimitHint,
+  scenario: {
+    plan: Plan
+    dependent: string
+    others: Array<{ id: string; endsAfterMs: number }>
+  } = {
+    plan: fanOut,
+    dependent: 'dep0@dev',
+    others: []
+  }
 ): Promise<{ sleeps: number[]; refusals: number; claimDelayMs: number }> {
+  const { plan } = scenario
   let clock = Date.now()
   const advance = async (ms: number) => {
     clock += ms
@@ -81,16 +92,20 @@ async function waitOnRoot(
       })
     const runId = `run-${randomBytes(4).toString('hex')}`
     const other = clientOf()
-    await other.createRun({ plan: toBackendPlan(fanOut.file, fanOut.id), runId })
-    expect((await other.claim(runId, 'root@dev', 'other')).claimed).toBe(true)
+    await other.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
     const rootEndsAt = clock + ROOT_SECONDS * 1000
-    let rootDone = false
+    // Held by another runner, each until its end; the root last.
+    const held = [
+      ...scenario.others.map(o => ({ id: o.id, endsAt: clock + o.endsAfterMs })),
+      { id: 'root@dev', endsAt: rootEndsAt }
+    ]
+    for (const job of held) expect((await other.claim(runId, job.id, 'other')).claimed).toBe(true)
     const client = clientOf()
     const sleeps: number[] = []
     const result = await acquireJob(
       {
         client,
-        plan: fanOut,
+        plan,
         runId,
         runnerId: 'me',
         onDuplicate: 'wait',
@@ -102,10 +117,10 @@ async function waitOnRoot(
         sleep: async ms => {
           sleeps.push(ms)
           clock += ms
-          if (!rootDone && clock >= rootEndsAt) {
-            // The root ended during this sleep, at rootEndsAt: its result is there on waking.
-            rootDone = true
-            await other.update(runId, 'root@dev', 'other', 'success')
+          // A job that ended during this sleep, at its end: its result is there on waking.
+          for (const job of held.filter(j => clock >= j.endsAt)) {
+            held.splice(held.indexOf(job), 1)
+            await other.update(runId, job.id, 'other', 'success')
           }
           if (drainFirst && sleeps.length === 1) {
             // The rest of a crowd started together spends the burst before this runner looks.
@@ -132,7 +147,7 @@ async function waitOnRoot(
           hint
         )
       },
-      'dep0@dev'
+      scenario.dependent
     )
     expect(result).toEqual({ kind: 'claimed', takeover: false })
     return {
@@ -297,76 +312,14 @@ describe('an estimate that comes late', () => {
       }),
       'plan.json'
     )
-    let clock = Date.now()
-    const server = await startCoordinationServer({
-      ...IMMEDIATE_CONSISTENCY,
-      rateLimit: { burst: 300, perSecond: 30 },
-      now: () => clock
-    })
-    Object.assign(process.env, server.tokenEnv())
-    try {
-      const clientOf = () =>
-        new BackendClient({
-          baseUrl: server.url,
-          tokens: createTokenSource({ log: () => {} }),
-          sleep: async ms => {
-            clock += ms
-          },
-          now: () => clock,
-          random: () => 0.5
-        })
-      const runId = `run-${randomBytes(4).toString('hex')}`
-      const other = clientOf()
-      await other.createRun({ plan: toBackendPlan(plan.file, plan.id), runId })
-      expect((await other.claim(runId, 'root@dev', 'other')).claimed).toBe(true)
-      expect((await other.claim(runId, 'side@dev', 'other')).claimed).toBe(true)
-      const sideEndsAt = clock + 5_000
-      const rootEndsAt = clock + 10_000
-      let sideDone = false
-      let rootDone = false
-      const client = clientOf()
-      const sleeps: number[] = []
-      const result = await acquireJob(
-        {
-          client,
-          plan,
-          runId,
-          runnerId: 'me',
-          onDuplicate: 'wait',
-          dependencyTimeoutMs: 30 * 60_000,
-          staleHeartbeatMs: 90_000,
-          ensureRun: async () => {
-            throw new Error('the run exists')
-          },
-          sleep: async ms => {
-            sleeps.push(ms)
-            clock += ms
-            if (!sideDone && clock >= sideEndsAt) {
-              sideDone = true
-              await other.update(runId, 'side@dev', 'other', 'success')
-            }
-            if (!rootDone && clock >= rootEndsAt) {
-              rootDone = true
-              await other.update(runId, 'root@dev', 'other', 'success')
-            }
-          },
-          now: () => clock,
-          random: () => 0.5,
-          log: () => {},
-          limit: new LearnedLimit(
-            () => client.stats.rateLimited,
-            () => client.stats.rateLimitBurst,
-            { burst: 60, stated: false }
-          )
-        },
-        'dep@dev'
-      )
-      expect(result).toEqual({ kind: 'claimed', takeover: false })
-      // Polled many times before the estimate (counting those as overrun slept 20-30 s here).
-      expect(sleeps.filter(ms => ms < 2_000).length).toBeGreaterThan(8)
-      expect(clock - rootEndsAt).toBeLessThanOrEqual(2_000)
-    } finally {
-      await server.close()
-    }
+    const { sleeps, claimDelayMs } = await waitOnRoot(
+      { burst: 300, perSecond: 30 },
+      false,
+      { burst: 60, stated: false },
+      { plan, dependent: 'dep@dev', others: [{ id: 'side@dev', endsAfterMs: 5_000 }] }
+    )
+    // Polled many times before the estimate (counting those as overrun slept 20-30 s here).
+    expect(sleeps.filter(ms => ms < 2_000).length).toBeGreaterThan(8)
+    expect(claimDelayMs).toBeLessThanOrEqual(2_000)
   })
 })
