@@ -11,17 +11,19 @@ import { join } from 'node:path'
 import { createTokenSource } from '../src/backend/auth.js'
 import { BackendClient } from '../src/backend/client.js'
 import {
-  LIMIT_HINT_FILE,
   PROBE_WAVES,
   PROBE_WAVE_SIZE,
-  describeHint,
   describeProbe,
   probeRateLimit,
+  refillWaitMs
+} from '../src/backend/limit-probe.js'
+import {
+  LIMIT_HINT_FILE,
+  describeHint,
   readLimitHint,
-  refillWaitMs,
   waitForRefillMs,
   writeLimitHint
-} from '../src/backend/limit-probe.js'
+} from '../src/common/limit-hint.js'
 import { toBackendPlan } from '../src/backend/plan.js'
 import { AMPLE_PER_SECOND, LearnedLimit, TIGHT_PER_SECOND } from '../src/run/pace.js'
 import {
@@ -138,8 +140,12 @@ describe('a runner that starts while the probe is being refilled', () => {
   it('waits for the rest of the refill, and never for a hint from a clock far ahead', () => {
     const now = 1_000_000
     expect(describeHint(undefined)).toMatch(/^No rate-limit hint .*pacing for 5\/s/)
-    expect(describeHint({ burst: 60, stated: false })).toMatch(/more than 50: pacing for 30\/s/)
-    expect(describeHint({ burst: 20, stated: true })).toMatch(/a bucket of 20: pacing for 5\/s/)
+    expect(describeHint({ burst: 60, stated: false })).toMatch(
+      /had 60 reads answered without a 429: pacing for 30\/s/
+    )
+    expect(describeHint({ burst: 20, stated: true })).toMatch(
+      /told a bucket of 20: pacing for 5\/s/
+    )
     expect(waitForRefillMs(undefined, now)).toBe(0)
     expect(waitForRefillMs({ burst: 300, stated: true }, now)).toBe(0)
     expect(waitForRefillMs({ burst: 20, stated: true, refilledAt: now + 2_500 }, now)).toBe(2_500)

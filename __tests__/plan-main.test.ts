@@ -16,7 +16,7 @@ import { sharedPlanText } from '../testing/fixtures.js'
 jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../src/plan/main.js')
 const { UserError } = await import('../src/common/errors.js')
-const { readLimitHint } = await import('../src/backend/limit-probe.js')
+const { readLimitHint } = await import('../src/common/limit-hint.js')
 
 const ENV_KEYS = [
   'GITHUB_WORKSPACE',

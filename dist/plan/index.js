@@ -31831,7 +31831,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7243);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(76501);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31841,7 +31841,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7243:
+/***/ 76501:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35011,7 +35011,7 @@ class LearnedLimit {
      * `burst` the bucket size the latest of them stated.
      */
     constructor(refusals, burst = () => undefined, 
-    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    /** The bucket size the plan step's probe found (common/limit-hint.ts), until a 429 says. */
     hint) {
         this.refusals = refusals;
         this.burst = burst;
@@ -35049,8 +35049,6 @@ function addStats(into, from) {
 ;// CONCATENATED MODULE: ./src/backend/limit-probe.ts
 
 
-
-
 /**
  * What the plan step learns of the repository's rate limit, once per workflow run, for the
  * runners. Successful answers carry no rate-limit headers, so a runner alone learns the limit
@@ -35059,8 +35057,8 @@ function addStats(into, from) {
  * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
  * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
  *   what it refills meanwhile.
- * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
- * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
+ * The runners read the result beside the plan (common/limit-hint.ts) and start on that pace;
+ * their own 429s still overrule it (pace.ts LearnedLimit).
  *
  * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
  * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
@@ -35130,25 +35128,22 @@ function refillWaitMs(result) {
     const spent = Math.min(result.requests - result.refused, result.hint.burst);
     return Math.ceil(spent / pace_TIGHT_PER_SECOND) * 1000;
 }
-/**
- * How long a runner starting now waits for the probe's reads to be refilled. A hint from
- * further ahead than the refill itself can take means the clocks disagree: no wait.
- */
-function waitForRefillMs(hint, now) {
-    if (!hint?.refilledAt)
-        return 0;
-    const wait = hint.refilledAt - now;
-    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+/** One line for the plan step's log. */
+function describeProbe(result) {
+    if (!result.hint)
+        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${pace_TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
+    const { burst, stated } = result.hint;
+    const pace = burst > pace_SMALL_BURST ? pace_AMPLE_PER_SECOND : pace_TIGHT_PER_SECOND;
+    return stated
+        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
+        : `Rate limit: ${burst} reads answered without a 429, more than the 5/s build's bucket holds; the runners start on the ${pace}/s pace and slow down at their first 429.`;
 }
-const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / pace_TIGHT_PER_SECOND) * 1000;
-/** One line for a runner's log: the pace it starts on. */
-function describeHint(hint) {
-    if (!hint)
-        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
-    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
-    return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`;
-}
-/** The file beside the plan in the plan artifact. */
+
+;// CONCATENATED MODULE: ./src/common/limit-hint.ts
+
+
+
+/** The file's name, beside the plan's. */
 const LIMIT_HINT_FILE = 'backend-limit.json';
 function writeLimitHint(dir, hint) {
     (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
@@ -35177,15 +35172,26 @@ function readLimitHint(dir) {
     }
     return undefined;
 }
-/** One line for the plan step's log. */
-function describeProbe(result) {
-    if (!result.hint)
-        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${pace_TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
-    const { burst, stated } = result.hint;
-    const pace = burst > pace_SMALL_BURST ? pace_AMPLE_PER_SECOND : pace_TIGHT_PER_SECOND;
-    return stated
-        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
-        : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`;
+/**
+ * How long a runner starting now waits for the probe's reads to be refilled. A hint from
+ * further ahead than the refill itself can take means the clocks disagree: no wait.
+ */
+function waitForRefillMs(hint, now) {
+    if (!hint?.refilledAt)
+        return 0;
+    const wait = hint.refilledAt - now;
+    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+}
+/** The longest refill a probe can need: every read of it spent at 5/s (60 reads: 12 s). */
+const MAX_REFILL_WAIT_MS = 12_000;
+/** One line for a runner's log: the pace it starts on. */
+function describeHint(hint) {
+    if (!hint)
+        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
+    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return hint.stated
+        ? `The plan step's probe was told a bucket of ${hint.burst}: pacing for ${pace}/s until a 429 says otherwise.`
+        : `The plan step's probe had ${hint.burst} reads answered without a 429: pacing for ${pace}/s until a 429 says otherwise.`;
 }
 
 ;// CONCATENATED MODULE: ./node_modules/string-argv/index.js
@@ -36109,6 +36115,7 @@ function requireRuntime(what, alternative) {
 }
 
 ;// CONCATENATED MODULE: ./src/plan/main.ts
+
 
 
 

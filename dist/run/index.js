@@ -31830,7 +31830,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(90867);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(59686);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31840,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 90867:
+/***/ 59686:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31871,7 +31871,7 @@ const CODE_BY_STATUS = {
     500: 'INTERNAL_ERROR'
 };
 /** A failed backend call; message is the server's own message (or the network failure). */
-class errors_BackendError extends Error {
+class BackendError extends Error {
     /** 0 for network errors, timeouts and cancelled calls. */
     status;
     /** The envelope's code (NOT_FOUND, ...), or NETWORK, TIMEOUT, BAD_RESPONSE, CANCELLED. */
@@ -31904,7 +31904,7 @@ class errors_BackendError extends Error {
 }
 /** A call ended by the caller (a cancelled run), not by the backend. */
 function isCancelledCall(error) {
-    return error instanceof errors_BackendError && error.code === 'CANCELLED';
+    return error instanceof BackendError && error.code === 'CANCELLED';
 }
 /** 1m 5s, 42s, 850ms. */
 function formatDuration(ms) {
@@ -31939,7 +31939,7 @@ function preview(text) {
     return flat.length > BODY_PREVIEW_CHARS ? `${flat.slice(0, BODY_PREVIEW_CHARS)}...` : flat;
 }
 function badResponse(endpoint, status, detail) {
-    return new errors_BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
+    return new BackendError({ status, code: 'BAD_RESPONSE', endpoint, message: detail });
 }
 function parseRetryAfter(header) {
     const value = Array.isArray(header) ? header[0] : header;
@@ -31969,7 +31969,7 @@ function errorFromResponse(endpoint, status, text, retryAfter) {
     }
     const { error: message, code } = envelope;
     const fallbackCode = CODE_BY_STATUS[status] ?? `HTTP_${status}`;
-    return new errors_BackendError({
+    return new BackendError({
         status,
         code: typeof code === 'string' && code ? code : fallbackCode,
         endpoint,
@@ -32182,7 +32182,7 @@ class BackendTransport {
         let transientFailures = 0;
         let rateLimitedAnswers = 0;
         let reminted = false;
-        const cancelled = () => new errors_BackendError({
+        const cancelled = () => new BackendError({
             status: 0,
             code: 'CANCELLED',
             endpoint: spec.endpoint,
@@ -32195,7 +32195,7 @@ class BackendTransport {
             catch (error) {
                 // One re-mint per call: a token can expire between mint and use, or clocks can skew.
                 // A static token cannot be re-minted, so repeating the request would be wasted.
-                const refused = error instanceof errors_BackendError && error.status === 401;
+                const refused = error instanceof BackendError && error.status === 401;
                 if (!refused || reminted || this.tokens.kind !== 'oidc' || spec.auth === false)
                     throw error;
                 reminted = true;
@@ -32214,7 +32214,7 @@ class BackendTransport {
             signal,
             onAbort: cancelled,
             decide: error => {
-                if (!(error instanceof errors_BackendError))
+                if (!(error instanceof BackendError))
                     return { retry: false };
                 if (error.status === 429) {
                     rateLimitedAnswers++;
@@ -32237,11 +32237,11 @@ class BackendTransport {
             },
             onRetry: (error, _attempt, delayMs) => {
                 this.stats.retries++;
-                const what = error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
+                const what = error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error);
                 this.log(`${what}; retrying in ${delayMs} ms.`);
             },
             onGiveUp: (error, spent) => {
-                if (error instanceof errors_BackendError) {
+                if (error instanceof BackendError) {
                     error.attempts = spent.attempts;
                     error.triedForMs = spent.elapsedMs;
                 }
@@ -32250,7 +32250,7 @@ class BackendTransport {
     }
     /** One HTTP request; throws BackendError for anything but a 2xx. */
     async send(spec, signal) {
-        const cancelledError = () => new errors_BackendError({
+        const cancelledError = () => new BackendError({
             status: 0,
             code: 'CANCELLED',
             endpoint: spec.endpoint,
@@ -32296,7 +32296,7 @@ class BackendTransport {
             }
             const message = (0,errors/* errorMessage */.gJ)(error);
             const timedOut = error instanceof Abandoned || message.startsWith('Request timeout');
-            throw new errors_BackendError({
+            throw new BackendError({
                 status: 0,
                 code: timedOut ? 'TIMEOUT' : 'NETWORK',
                 endpoint: spec.endpoint,
@@ -32361,7 +32361,7 @@ const hasArray = (key) => (value) => Array.isArray(value[key]);
  * 401 once after re-minting the token. Every call sends exactly the requests it
  * needs, no preflights.
  */
-class client_BackendClient {
+class BackendClient {
     transport;
     constructor(options) {
         this.transport = new BackendTransport(options);
@@ -32428,7 +32428,7 @@ class client_BackendClient {
             // An attempt that failed in flight may have recorded the result; the retry
             // then finds the job no longer running, in exactly the status we sent.
             if (trace.ambiguous &&
-                failure instanceof errors_BackendError &&
+                failure instanceof BackendError &&
                 failure.status === 400 &&
                 failure.message === `Job is not running (current: ${status})`) {
                 return { ok: true, alreadyRecorded: true };
@@ -32549,7 +32549,7 @@ async function checkNotDropped(client, runId) {
         run = await client.getRun(runId);
     }
     catch (error) {
-        if (error instanceof errors_BackendError && error.status === 404)
+        if (error instanceof BackendError && error.status === 404)
             return;
         throw error;
     }
@@ -33179,7 +33179,7 @@ function connectBackend(settings) {
         signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
-    const client = new client_BackendClient({
+    const client = new BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
         signal: settings.signal,
@@ -33208,7 +33208,7 @@ async function joinRun(client, plan, runId) {
 }
 /** Turns backend answers a user can fix into actionable UserErrors; other errors pass through. */
 function explainBackendError(error, doing, ids = {}) {
-    if (!(error instanceof errors_BackendError))
+    if (!(error instanceof BackendError))
         return error;
     if (error.code === 'CANCELLED')
         return error;
@@ -33344,7 +33344,7 @@ function pacedClient(client, pacer, followUps = new Set()) {
                         return result;
                     }
                     catch (error) {
-                        if (!(error instanceof errors_BackendError) || error.status !== 429)
+                        if (!(error instanceof BackendError) || error.status !== 429)
                             throw error;
                         pacer.refused(error.retryAfterMs);
                         if (attempt >= MAX_PACED_ATTEMPTS)
@@ -33369,10 +33369,10 @@ function pacedClient(client, pacer, followUps = new Set()) {
  * done to dependent start of 9-14 s, against none and 4.1 s on the tight pace, because
  * every runner has to meet its own first 429 (docs/benchmark.md).
  */
-const pace_TIGHT_PER_SECOND = 5;
-const pace_AMPLE_PER_SECOND = 30;
+const TIGHT_PER_SECOND = 5;
+const AMPLE_PER_SECOND = 30;
 /** A bucket this small or smaller is a tight limit for good (the 5/s build's is 20; 30/s's 300). */
-const pace_SMALL_BURST = 50;
+const SMALL_BURST = 50;
 class LearnedLimit {
     refusals;
     burst;
@@ -33383,7 +33383,7 @@ class LearnedLimit {
      * `burst` the bucket size the latest of them stated.
      */
     constructor(refusals, burst = () => undefined, 
-    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    /** The bucket size the plan step's probe found (common/limit-hint.ts), until a 429 says. */
     hint) {
         this.refusals = refusals;
         this.burst = burst;
@@ -33397,13 +33397,13 @@ class LearnedLimit {
             this.seen = refusals;
             this.stated = this.burst();
         }
-        return this.stated !== undefined && this.stated > pace_SMALL_BURST
-            ? pace_AMPLE_PER_SECOND
-            : pace_TIGHT_PER_SECOND;
+        return this.stated !== undefined && this.stated > SMALL_BURST
+            ? AMPLE_PER_SECOND
+            : TIGHT_PER_SECOND;
     }
     /** The factor for a spacing written for the tight limit: 1 unless the bucket is known large. */
     scale() {
-        return pace_TIGHT_PER_SECOND / this.perSecond();
+        return TIGHT_PER_SECOND / this.perSecond();
     }
 }
 /** The spacing for a runner that never learns: every delay as written for the tight limit. */
@@ -33418,119 +33418,21 @@ function addStats(into, from) {
         into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
 }
 
-;// CONCATENATED MODULE: ./src/backend/limit-probe.ts
+;// CONCATENATED MODULE: ./src/common/limit-hint.ts
 
 
 
-
-/**
- * What the plan step learns of the repository's rate limit, once per workflow run, for the
- * runners. Successful answers carry no rate-limit headers, so a runner alone learns the limit
- * only from a 429: on the 30/s build none comes, and every runner would keep the spacings
- * written for 5/s. The plan step sends a short burst of reads instead:
- * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
- * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
- *   what it refills meanwhile.
- * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
- * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
- *
- * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
- * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
- * 4 s of refill waits for it (refilledAt); on the 30/s build 60 of its 300.
- */
-const PROBE_WAVES = 6;
-const PROBE_WAVE_SIZE = 10;
-/** A burst that takes longer says little (the bucket refills meanwhile): no conclusion. */
-const PROBE_BUDGET_MS = 3_000;
-/**
- * Sends the probe's reads of `runId` (created just before) in waves, and stops at the first
- * 429. A client of its own that never retries: a retried 429 would hide the answer.
- */
-async function probeRateLimit(settings, runId, now = Date.now) {
-    const client = new BackendClient({
-        baseUrl: settings.backendUrl,
-        tokens: settings.tokens,
-        log: settings.log,
-        maxAttempts: 1,
-        maxRateLimitedAttempts: 1
-    });
-    const started = now();
-    let answered = 0;
-    for (let wave = 0; wave < PROBE_WAVES; wave++) {
-        if (now() - started > PROBE_BUDGET_MS)
-            return {
-                requests: client.stats.requests,
-                refused: 0,
-                inconclusive: `the backend took over ${PROBE_BUDGET_MS / 1000} s to answer ${answered} reads`
-            };
-        const answers = await Promise.allSettled(Array.from({ length: PROBE_WAVE_SIZE }, () => client.getRun(runId)));
-        let refused = 0;
-        for (const answer of answers) {
-            if (answer.status === 'fulfilled')
-                answered++;
-            else if (answer.reason instanceof BackendError && answer.reason.status === 429)
-                refused++;
-            // A run not visible yet right after its create answers 404: answered, and counted.
-            else if (answer.reason instanceof BackendError && answer.reason.status === 404)
-                answered++;
-            else
-                return {
-                    requests: client.stats.requests,
-                    refused,
-                    inconclusive: `a read failed (${answer.reason instanceof BackendError ? answer.reason.describe() : String(answer.reason)})`
-                };
-        }
-        if (refused) {
-            const stated = client.stats.rateLimitBurst;
-            return {
-                hint: stated ? { burst: stated, stated: true } : { burst: answered, stated: false },
-                requests: client.stats.requests,
-                refused
-            };
-        }
-    }
-    return { hint: { burst: answered, stated: false }, requests: client.stats.requests, refused: 0 };
-}
-/**
- * How long after the probe the bucket is as full as before it: the reads it spent, at the pace
- * the answers showed. On the 5/s build about 4 s; on an ample bucket nothing (60 of 300 leaves
- * plenty).
- */
-function refillWaitMs(result) {
-    if (!result.hint || result.hint.burst > SMALL_BURST)
-        return 0;
-    const spent = Math.min(result.requests - result.refused, result.hint.burst);
-    return Math.ceil(spent / TIGHT_PER_SECOND) * 1000;
-}
-/**
- * How long a runner starting now waits for the probe's reads to be refilled. A hint from
- * further ahead than the refill itself can take means the clocks disagree: no wait.
- */
-function waitForRefillMs(hint, now) {
-    if (!hint?.refilledAt)
-        return 0;
-    const wait = hint.refilledAt - now;
-    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
-}
-const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / pace_TIGHT_PER_SECOND) * 1000;
-/** One line for a runner's log: the pace it starts on. */
-function describeHint(hint) {
-    if (!hint)
-        return `No rate-limit hint from the plan step: pacing for ${pace_TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
-    const pace = hint.burst > pace_SMALL_BURST ? pace_AMPLE_PER_SECOND : pace_TIGHT_PER_SECOND;
-    return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`;
-}
-/** The file beside the plan in the plan artifact. */
-const limit_probe_LIMIT_HINT_FILE = 'backend-limit.json';
+/** The file's name, beside the plan's. */
+const limit_hint_LIMIT_HINT_FILE = 'backend-limit.json';
 function writeLimitHint(dir, hint) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, limit_probe_LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
+    writeFileSync(join(dir, limit_hint_LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
 }
 /** The hint beside a downloaded plan; undefined when there is none or it cannot be read. */
 function readLimitHint(dir) {
     let text;
     try {
-        text = (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(dir, limit_probe_LIMIT_HINT_FILE), 'utf8');
+        text = (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(dir, limit_hint_LIMIT_HINT_FILE), 'utf8');
     }
     catch {
         return undefined;
@@ -33549,15 +33451,26 @@ function readLimitHint(dir) {
     }
     return undefined;
 }
-/** One line for the plan step's log. */
-function describeProbe(result) {
-    if (!result.hint)
-        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
-    const { burst, stated } = result.hint;
-    const pace = burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
-    return stated
-        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
-        : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`;
+/**
+ * How long a runner starting now waits for the probe's reads to be refilled. A hint from
+ * further ahead than the refill itself can take means the clocks disagree: no wait.
+ */
+function waitForRefillMs(hint, now) {
+    if (!hint?.refilledAt)
+        return 0;
+    const wait = hint.refilledAt - now;
+    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+}
+/** The longest refill a probe can need: every read of it spent at 5/s (60 reads: 12 s). */
+const MAX_REFILL_WAIT_MS = 12_000;
+/** One line for a runner's log: the pace it starts on. */
+function describeHint(hint) {
+    if (!hint)
+        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
+    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return hint.stated
+        ? `The plan step's probe was told a bucket of ${hint.burst}: pacing for ${pace}/s until a 429 says otherwise.`
+        : `The plan step's probe had ${hint.burst} reads answered without a 429: pacing for ${pace}/s until a 429 says otherwise.`;
 }
 
 ;// CONCATENATED MODULE: ./src/common/attempt.ts
@@ -36159,7 +36072,7 @@ async function onceRunVisible(ctx, call, unknown) {
         delayMs = Math.min(delayMs * 2, 4_000);
     }
 }
-const isRunUnknown = (error) => error instanceof errors_BackendError && error.status === 404 && !/job not found/i.test(error.message);
+const isRunUnknown = (error) => error instanceof BackendError && error.status === 404 && !/job not found/i.test(error.message);
 /** The run's jobs; a run nobody created yet (an empty list, as the service answers) is created or joined first. */
 async function listJobs(ctx) {
     return onceRunVisible(ctx, () => ctx.client.listJobs(ctx.runId), ({ value, error }) => (error ? isRunUnknown(error) : value.length === 0));
@@ -36189,7 +36102,7 @@ async function claim(ctx, jobId) {
                 return { claimed: false, currentStatus: own.status };
             }
         }
-        if (error instanceof errors_BackendError && error.status === 404)
+        if (error instanceof BackendError && error.status === 404)
             throw notInRun(ctx, jobId);
         throw error;
     }
@@ -37543,12 +37456,12 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
         return { delivered: true };
     }
     catch (caught) {
-        if (caught instanceof errors_BackendError && caught.status === 400) {
+        if (caught instanceof BackendError && caught.status === 400) {
             const note = `the backend refused the result (${caught.message}): another runner owns ${(0,common_escape/* inline */.mG)(jobId)} now, and its result counts`;
             lib_core/* warning */.$e((0,common_escape/* commandSafe */.JV)(note));
             return { delivered: true, note };
         }
-        const why = caught instanceof errors_BackendError
+        const why = caught instanceof BackendError
             ? caught.code === 'CANCELLED'
                 ? 'the runner is stopping'
                 : `${caught.describe()}${caught.describeRetries()}`
@@ -37599,7 +37512,7 @@ const SCARCE_WINDOW_MS = 5_000;
 async function runPool(ctx, results) {
     const pacer = new Pacer({ now: ctx.now, sleep: ctx.sleep });
     // A client of its own that leaves 429s to the pacer; its counts join the main client's at the end.
-    const own = new client_BackendClient({
+    const own = new BackendClient({
         baseUrl: ctx.inputs.backendUrl,
         tokens: ctx.tokens,
         log: ctx.log,
@@ -38083,7 +37996,7 @@ async function checkRunMatchesPlan(client, runId, plan) {
     }
     catch (error) {
         // Not created yet: the first claim creates it with this plan.
-        if (!(error instanceof errors_BackendError && error.status === 404))
+        if (!(error instanceof BackendError && error.status === 404))
             throw explainBackendError(error, `reading run ${runId}`);
     }
 }
@@ -38470,9 +38383,9 @@ async function readRun(client, runId) {
         return jobs.length ? jobs : undefined;
     }
     catch (error) {
-        if (error instanceof errors_BackendError && error.status === 404)
+        if (error instanceof BackendError && error.status === 404)
             return undefined;
-        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof errors_BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
+        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
     }
 }
 function checkSamePlan(plan, runId, jobs) {
@@ -38706,7 +38619,7 @@ class Carrier {
                 await client.update(this.runId, id, runnerId, 'success', note(origin));
             }
             catch (error) {
-                if (error instanceof errors_BackendError && error.status === 400) {
+                if (error instanceof BackendError && error.status === 400) {
                     this.options.warn(`${id} could not be carried over: ${error.message}`);
                     this.view.set(id, 'running');
                     continue;
@@ -38736,7 +38649,7 @@ class Carrier {
                 return await this.options.client.claim(this.runId, id, this.options.runnerId);
             }
             catch (error) {
-                const unknownRun = error instanceof errors_BackendError &&
+                const unknownRun = error instanceof BackendError &&
                     error.status === 404 &&
                     !/job not found/i.test(error.message);
                 if (!unknownRun || tries >= 8)

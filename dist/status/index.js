@@ -29437,7 +29437,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(29396);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(45891);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29447,7 +29447,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 29396:
+/***/ 45891:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -30537,7 +30537,7 @@ const hasArray = (key) => (value) => Array.isArray(value[key]);
  * 401 once after re-minting the token. Every call sends exactly the requests it
  * needs, no preflights.
  */
-class client_BackendClient {
+class BackendClient {
     transport;
     constructor(options) {
         this.transport = new BackendTransport(options);
@@ -30685,7 +30685,7 @@ function connectBackend(settings) {
         signal: settings.signal,
         log: message => lib_core/* info */.pq(message)
     });
-    const client = new client_BackendClient({
+    const client = new BackendClient({
         baseUrl: settings.backendUrl,
         tokens,
         signal: settings.signal,
@@ -30916,7 +30916,7 @@ class LearnedLimit {
      * `burst` the bucket size the latest of them stated.
      */
     constructor(refusals, burst = () => undefined, 
-    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    /** The bucket size the plan step's probe found (common/limit-hint.ts), until a 429 says. */
     hint) {
         this.refusals = refusals;
         this.burst = burst;
@@ -30951,119 +30951,21 @@ function addStats(into, from) {
         into.byRoute[route] = (into.byRoute[route] ?? 0) + count;
 }
 
-;// CONCATENATED MODULE: ./src/backend/limit-probe.ts
+;// CONCATENATED MODULE: ./src/common/limit-hint.ts
 
 
 
-
-/**
- * What the plan step learns of the repository's rate limit, once per workflow run, for the
- * runners. Successful answers carry no rate-limit headers, so a runner alone learns the limit
- * only from a 429: on the 30/s build none comes, and every runner would keep the spacings
- * written for 5/s. The plan step sends a short burst of reads instead:
- * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
- * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
- *   what it refills meanwhile.
- * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
- * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
- *
- * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
- * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
- * 4 s of refill waits for it (refilledAt); on the 30/s build 60 of its 300.
- */
-const PROBE_WAVES = 6;
-const PROBE_WAVE_SIZE = 10;
-/** A burst that takes longer says little (the bucket refills meanwhile): no conclusion. */
-const PROBE_BUDGET_MS = 3_000;
-/**
- * Sends the probe's reads of `runId` (created just before) in waves, and stops at the first
- * 429. A client of its own that never retries: a retried 429 would hide the answer.
- */
-async function probeRateLimit(settings, runId, now = Date.now) {
-    const client = new BackendClient({
-        baseUrl: settings.backendUrl,
-        tokens: settings.tokens,
-        log: settings.log,
-        maxAttempts: 1,
-        maxRateLimitedAttempts: 1
-    });
-    const started = now();
-    let answered = 0;
-    for (let wave = 0; wave < PROBE_WAVES; wave++) {
-        if (now() - started > PROBE_BUDGET_MS)
-            return {
-                requests: client.stats.requests,
-                refused: 0,
-                inconclusive: `the backend took over ${PROBE_BUDGET_MS / 1000} s to answer ${answered} reads`
-            };
-        const answers = await Promise.allSettled(Array.from({ length: PROBE_WAVE_SIZE }, () => client.getRun(runId)));
-        let refused = 0;
-        for (const answer of answers) {
-            if (answer.status === 'fulfilled')
-                answered++;
-            else if (answer.reason instanceof BackendError && answer.reason.status === 429)
-                refused++;
-            // A run not visible yet right after its create answers 404: answered, and counted.
-            else if (answer.reason instanceof BackendError && answer.reason.status === 404)
-                answered++;
-            else
-                return {
-                    requests: client.stats.requests,
-                    refused,
-                    inconclusive: `a read failed (${answer.reason instanceof BackendError ? answer.reason.describe() : String(answer.reason)})`
-                };
-        }
-        if (refused) {
-            const stated = client.stats.rateLimitBurst;
-            return {
-                hint: stated ? { burst: stated, stated: true } : { burst: answered, stated: false },
-                requests: client.stats.requests,
-                refused
-            };
-        }
-    }
-    return { hint: { burst: answered, stated: false }, requests: client.stats.requests, refused: 0 };
-}
-/**
- * How long after the probe the bucket is as full as before it: the reads it spent, at the pace
- * the answers showed. On the 5/s build about 4 s; on an ample bucket nothing (60 of 300 leaves
- * plenty).
- */
-function refillWaitMs(result) {
-    if (!result.hint || result.hint.burst > SMALL_BURST)
-        return 0;
-    const spent = Math.min(result.requests - result.refused, result.hint.burst);
-    return Math.ceil(spent / TIGHT_PER_SECOND) * 1000;
-}
-/**
- * How long a runner starting now waits for the probe's reads to be refilled. A hint from
- * further ahead than the refill itself can take means the clocks disagree: no wait.
- */
-function waitForRefillMs(hint, now) {
-    if (!hint?.refilledAt)
-        return 0;
-    const wait = hint.refilledAt - now;
-    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
-}
-const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / pace_TIGHT_PER_SECOND) * 1000;
-/** One line for a runner's log: the pace it starts on. */
-function describeHint(hint) {
-    if (!hint)
-        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
-    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
-    return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`;
-}
-/** The file beside the plan in the plan artifact. */
-const limit_probe_LIMIT_HINT_FILE = 'backend-limit.json';
+/** The file's name, beside the plan's. */
+const limit_hint_LIMIT_HINT_FILE = 'backend-limit.json';
 function writeLimitHint(dir, hint) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, limit_probe_LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
+    writeFileSync(join(dir, limit_hint_LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`);
 }
 /** The hint beside a downloaded plan; undefined when there is none or it cannot be read. */
 function readLimitHint(dir) {
     let text;
     try {
-        text = (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(dir, limit_probe_LIMIT_HINT_FILE), 'utf8');
+        text = (0,external_node_fs_.readFileSync)((0,external_node_path_.join)(dir, limit_hint_LIMIT_HINT_FILE), 'utf8');
     }
     catch {
         return undefined;
@@ -31082,15 +30984,26 @@ function readLimitHint(dir) {
     }
     return undefined;
 }
-/** One line for the plan step's log. */
-function describeProbe(result) {
-    if (!result.hint)
-        return `Rate limit not learned (${result.inconclusive}): the runners start on the ${TIGHT_PER_SECOND}/s pace and learn from their own answers.`;
-    const { burst, stated } = result.hint;
-    const pace = burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
-    return stated
-        ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
-        : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`;
+/**
+ * How long a runner starting now waits for the probe's reads to be refilled. A hint from
+ * further ahead than the refill itself can take means the clocks disagree: no wait.
+ */
+function waitForRefillMs(hint, now) {
+    if (!hint?.refilledAt)
+        return 0;
+    const wait = hint.refilledAt - now;
+    return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0;
+}
+/** The longest refill a probe can need: every read of it spent at 5/s (60 reads: 12 s). */
+const MAX_REFILL_WAIT_MS = 12_000;
+/** One line for a runner's log: the pace it starts on. */
+function describeHint(hint) {
+    if (!hint)
+        return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`;
+    const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND;
+    return hint.stated
+        ? `The plan step's probe was told a bucket of ${hint.burst}: pacing for ${pace}/s until a 429 says otherwise.`
+        : `The plan step's probe had ${hint.burst} reads answered without a 429: pacing for ${pace}/s until a 429 says otherwise.`;
 }
 
 // EXTERNAL MODULE: external "node:os"

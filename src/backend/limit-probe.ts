@@ -1,7 +1,6 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { BackendClient, BackendError } from './client.js'
 import type { TokenSource } from './auth.js'
+import type { LimitHint } from '../common/limit-hint.js'
 import { AMPLE_PER_SECOND, SMALL_BURST, TIGHT_PER_SECOND } from '../run/pace.js'
 
 /**
@@ -12,8 +11,8 @@ import { AMPLE_PER_SECOND, SMALL_BURST, TIGHT_PER_SECOND } from '../run/pace.js'
  * - a 429 states the bucket's size (X-RateLimit-Limit: 20 on the 5/s build, 300 on 30/s);
  * - a burst answered without one proves the bucket holds more than the 5/s build's 20 plus
  *   what it refills meanwhile.
- * The runners read the result beside the plan in the plan artifact (LIMIT_HINT_FILE) and start
- * on that pace; their own 429s still overrule it (pace.ts LearnedLimit).
+ * The runners read the result beside the plan (common/limit-hint.ts) and start on that pace;
+ * their own 429s still overrule it (pace.ts LearnedLimit).
  *
  * Cost: at most PROBE_WAVES × PROBE_WAVE_SIZE reads. On the 5/s build it empties the bucket
  * (about 20 requests, then 429s, which cost no tokens), and a runner that starts within the
@@ -23,18 +22,6 @@ export const PROBE_WAVES = 6
 export const PROBE_WAVE_SIZE = 10
 /** A burst that takes longer says little (the bucket refills meanwhile): no conclusion. */
 export const PROBE_BUDGET_MS = 3_000
-
-/** The bucket size a runner may assume; `stated` when a 429 said it, else a lower bound. */
-export interface LimitHint {
-  burst: number
-  stated: boolean
-  /**
-   * When the reads the probe spent are refilled (epoch ms; refillWaitMs): a runner that starts
-   * sooner waits until then. On GitHub the matrix starts later anyway, so it costs nothing
-   * there, where a wait in the plan step would lengthen every workflow run.
-   */
-  refilledAt?: number
-}
 
 export interface ProbeResult {
   hint?: LimitHint
@@ -108,55 +95,6 @@ export function refillWaitMs(result: ProbeResult): number {
   return Math.ceil(spent / TIGHT_PER_SECOND) * 1000
 }
 
-/**
- * How long a runner starting now waits for the probe's reads to be refilled. A hint from
- * further ahead than the refill itself can take means the clocks disagree: no wait.
- */
-export function waitForRefillMs(hint: LimitHint | undefined, now: number): number {
-  if (!hint?.refilledAt) return 0
-  const wait = hint.refilledAt - now
-  return wait > 0 && wait <= MAX_REFILL_WAIT_MS ? wait : 0
-}
-const MAX_REFILL_WAIT_MS = Math.ceil((PROBE_WAVES * PROBE_WAVE_SIZE) / TIGHT_PER_SECOND) * 1000
-
-/** One line for a runner's log: the pace it starts on. */
-export function describeHint(hint: LimitHint | undefined): string {
-  if (!hint)
-    return `No rate-limit hint from the plan step: pacing for ${TIGHT_PER_SECOND}/s until a 429 states the bucket.`
-  const pace = hint.burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND
-  return `The plan step's probe found a bucket of ${hint.stated ? '' : 'more than '}${hint.stated ? hint.burst : hint.burst - PROBE_WAVE_SIZE}: pacing for ${pace}/s until a 429 says otherwise.`
-}
-
-/** The file beside the plan in the plan artifact. */
-export const LIMIT_HINT_FILE = 'backend-limit.json'
-
-export function writeLimitHint(dir: string, hint: LimitHint): void {
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, LIMIT_HINT_FILE), `${JSON.stringify(hint)}\n`)
-}
-
-/** The hint beside a downloaded plan; undefined when there is none or it cannot be read. */
-export function readLimitHint(dir: string): LimitHint | undefined {
-  let text: string
-  try {
-    text = readFileSync(join(dir, LIMIT_HINT_FILE), 'utf8')
-  } catch {
-    return undefined
-  }
-  try {
-    const value = JSON.parse(text) as Partial<LimitHint>
-    if (typeof value.burst === 'number' && value.burst > 0 && typeof value.stated === 'boolean')
-      return {
-        burst: value.burst,
-        stated: value.stated,
-        ...(typeof value.refilledAt === 'number' ? { refilledAt: value.refilledAt } : {})
-      }
-  } catch {
-    // An unreadable hint is no hint: the runners learn from their own answers.
-  }
-  return undefined
-}
-
 /** One line for the plan step's log. */
 export function describeProbe(result: ProbeResult): string {
   if (!result.hint)
@@ -165,5 +103,5 @@ export function describeProbe(result: ProbeResult): string {
   const pace = burst > SMALL_BURST ? AMPLE_PER_SECOND : TIGHT_PER_SECOND
   return stated
     ? `Rate limit: a 429 after ${result.requests - result.refused} of ${result.requests} reads stated a bucket of ${burst}; the runners start on the ${pace}/s pace.`
-    : `Rate limit: ${burst} reads answered without a 429, so the bucket holds more than ${burst - PROBE_WAVE_SIZE}; the runners start on the ${pace}/s pace and slow down at their first 429.`
+    : `Rate limit: ${burst} reads answered without a 429, more than the 5/s build's bucket holds; the runners start on the ${pace}/s pace and slow down at their first 429.`
 }

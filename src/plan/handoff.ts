@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { LIMIT_HINT_FILE } from '../backend/limit-probe.js'
+import { LIMIT_HINT_FILE } from '../common/limit-hint.js'
 import { UserError, errorMessage } from '../common/errors.js'
 
 /**

@@ -9,12 +9,8 @@ import { compilePlan } from '../orun/cli.js'
 import { hasMergeBase, isShallowRepository } from '../common/git.js'
 import { connectBackend, joinRun } from '../backend/session.js'
 import { resolveBackendUrl } from '../backend/url.js'
-import {
-  describeProbe,
-  probeRateLimit,
-  refillWaitMs,
-  writeLimitHint
-} from '../backend/limit-probe.js'
+import { describeProbe, probeRateLimit, refillWaitMs } from '../backend/limit-probe.js'
+import { writeLimitHint } from '../common/limit-hint.js'
 import { readPlanInputs, type PlanInputs } from './inputs.js'
 import { MAX_MATRIX_JOBS, matrixEntries, parsePlan } from './model.js'
 import { renderNothingToPlanSummary, renderPlanSummary } from './summary.js'

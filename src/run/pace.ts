@@ -1,5 +1,5 @@
 import { BackendError, type BackendClient, type ClientStats } from '../backend/client.js'
-import type { LimitHint } from '../backend/limit-probe.js'
+import type { LimitHint } from '../common/limit-hint.js'
 
 /**
  * Spacing for one pool worker's requests. Every worker of the repository
@@ -149,7 +149,7 @@ export class LearnedLimit {
   constructor(
     private readonly refusals: () => number,
     private readonly burst: () => number | undefined = () => undefined,
-    /** The bucket size the plan step's probe found (backend/limit-probe.ts), until a 429 says. */
+    /** The bucket size the plan step's probe found (common/limit-hint.ts), until a 429 says. */
     hint?: LimitHint
   ) {
     this.seen = refusals()

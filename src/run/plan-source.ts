@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { readLimitHint, type LimitHint } from '../backend/limit-probe.js'
+import { readLimitHint, type LimitHint } from '../common/limit-hint.js'
 import type { BackendClient } from '../backend/client.js'
 import { BackendError } from '../backend/client.js'
 import { explainBackendError } from '../backend/session.js'
