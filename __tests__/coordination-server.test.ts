@@ -2477,3 +2477,23 @@ describe.each(BACKEND_BUILDS)('build %s', (build: BackendBuild) => {
     })
   })
 })
+
+describe('the rate limiter, for the tests that start a crowd on a full bucket', () => {
+  test('msUntilFull: the whole seconds of refill a spent bucket still needs, from its last refill', async () => {
+    const { RateLimiter } = await import('../testing/coordination/rate-limit.js')
+    let clock = 1_000_000
+    const limiter = new RateLimiter({ burst: 20, perSecond: 5 }, () => clock)
+    expect(limiter.msUntilFull()).toBe(0)
+    for (let i = 0; i < 20; i++) limiter.consume('repo')
+    // 20 missing at 5 per whole second: 4 s after the bucket's last refill.
+    expect(limiter.msUntilFull()).toBe(4_000)
+    clock += 1_500
+    expect(limiter.msUntilFull()).toBe(2_500)
+    // One whole second passed: 5 refilled, counted from now (the service's model), one taken.
+    limiter.consume('repo')
+    expect(limiter.msUntilFull()).toBe(4_000) // 16 missing: 4 refills
+    clock += 4_000
+    expect(limiter.msUntilFull()).toBe(0)
+    expect(new RateLimiter(false).msUntilFull()).toBe(0)
+  })
+})

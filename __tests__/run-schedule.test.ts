@@ -80,6 +80,17 @@ describe('typicalDurationMs', () => {
     expect(typicalDurationMs(jobs)).toBe(5_000)
   })
 
+  it('leaves out jobs carried over from an earlier attempt (their claim-to-report span is no run)', () => {
+    const carried = (jobId: string) => ({
+      ...took(jobId, 30),
+      lastError: `carried over from attempt 1 (runner ${jobId}#1-1-99-abc)`
+    })
+    expect(typicalDurationMs([carried('a'), carried('b'), carried('c'), took('d', 9_000)])).toBe(
+      9_000
+    )
+    expect(typicalDurationMs([carried('a'), carried('b')])).toBeUndefined()
+  })
+
   it('picks one of the two middle durations for an even count', () => {
     const middle = typicalDurationMs([
       took('a', 1_000),

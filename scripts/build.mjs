@@ -28,6 +28,11 @@ function build(name, entry) {
         '-o',
         `${outRoot}/${name}`,
         '--quiet',
+        // ncc's build cache (a folder in the system temp, shared by every build) lets a build
+        // restore modules without their licenses: a warm cache dropped one package's licence
+        // from dist/plan/licenses.txt, and check-dist failed. Built from scratch, dist/ is the
+        // same wherever it is built.
+        '--no-cache',
         '--license',
         'licenses.txt'
       ],

@@ -468,6 +468,10 @@ export async function startCoordinationServer(
     storedLog(runId, jobId, namespace) {
       return store.storedLog(runId, jobId, namespace, defaultIdentity.repository_id)
     },
+    async whenRateLimitRefilled() {
+      const wait = rateLimiter.msUntilFull()
+      if (wait > 0) await sleep(wait)
+    },
     async whenVisible(runId, namespace) {
       const wait = store.msUntilVisible(runId, namespace, defaultIdentity.repository_id)
       if (wait > 0) await sleep(wait)

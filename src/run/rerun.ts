@@ -29,8 +29,8 @@ import type { JobResult } from './summary.js'
  * there) carries every job in DAG order, paced, while the others wait for their
  * dependencies as usual. A runner that loses a claim while carrying stops: the
  * other carrier is active. Every waiting runner also looks now and then: when no
- * carried job moves (the first runner died, or its create answer was lost), it
- * carries the rest itself. A claim is atomic, so a job is carried by exactly one
+ * carried job moves for 30 s (the first runner died, or its create answer was
+ * lost), it carries the rest itself. A claim is atomic, so a job is carried by exactly one
  * runner and never both carried and executed.
  *
  * A runner's own job is always executed, even when it succeeded before: GitHub
@@ -53,6 +53,13 @@ const STARTUP_SPREAD_MAX_MS = 3_000
 /** Then how often, while it waits. */
 export const WATCH_INTERVAL_MS = 15_000
 /**
+ * Nobody is carrying only when no carried job moved for this long, over two looks at least. A
+ * carrier slowed by 429s on the 5/s build can take many seconds over one job (Retry-After, its
+ * own doubling gap), longer than one look interval; judged on one interval, a waiting runner
+ * started carrying beside it, split the work and drew more 429s.
+ */
+export const NOBODY_CARRYING_AFTER_MS = 2 * WATCH_INTERVAL_MS
+/**
  * Waiting runners take their first look this far apart, by rank, so that when nobody carries
  * one of them takes it up and the next ones see it under way: several fallback carriers at
  * once drew bunched 429s.
@@ -67,7 +74,8 @@ export const CREATED_RUN_SETTLE_MS = 1_000
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000
 
-const NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/
+/** The error text of a job carried over from an earlier attempt (claimed and reported, never run). */
+export const CARRIED_NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/
 
 interface Origin {
   /** The attempt in which the job was executed. */
@@ -93,6 +101,7 @@ export interface RerunOptions {
   cancel?: AbortSignal
   sleep?: Sleep
   random?: Random
+  now?: () => number
   /** The results record, read when the backend lacks an earlier run (tests inject these). */
   readRecords?: typeof listResultsRecords
   downloadRecords?: typeof downloadResultsRecords
@@ -175,7 +184,7 @@ async function readEarlierAttempts(
       found.push(runId)
       for (const job of jobs) {
         if (job.status !== 'success' && job.status !== 'failed') continue
-        const note = job.status === 'success' ? NOTE.exec(job.lastError ?? '') : null
+        const note = job.status === 'success' ? CARRIED_NOTE.exec(job.lastError ?? '') : null
         decide(
           job.jobId,
           job.status,
@@ -382,19 +391,27 @@ export class Carrier {
   }
 
   private async watch(firstLookMs: number): Promise<void> {
+    const now = this.options.now ?? Date.now
     let lastMoved: number | undefined
+    let lastMovedAt = now()
     for (let looks = 0; ; looks++) {
-      // The first two looks keep the rank's place (a little jitter only); later ones spread wide.
+      // The first three looks keep the rank's place (a little jitter only): the third is the
+      // first that can decide (NOBODY_CARRYING_AFTER_MS). Later ones spread wide.
       const wait = looks ? WATCH_INTERVAL_MS : firstLookMs
-      if (!(await this.pause(spread(wait, looks < 2 ? 0.1 : 0.5, this.options.random)))) return
+      if (!(await this.pause(spread(wait, looks < 3 ? 0.1 : 0.5, this.options.random)))) return
       try {
         await this.look()
         if (!this.unresolved) return
-        // No carried job claimed or finished since the last look: nobody is carrying. Never
-        // judged on the first look alone: on a busy machine a live first runner may not have
-        // claimed its first job yet, and carrying beside it only collides.
+        // No carried job claimed or finished for NOBODY_CARRYING_AFTER_MS: nobody is carrying.
+        // Never judged on the first look alone: on a busy machine a live first runner may not
+        // have claimed its first job yet, and carrying beside it only collides.
         const moved = this.candidates.filter(id => this.status(id) !== 'pending').length
-        if (moved === lastMoved && this.runnableCandidates().length) {
+        if (moved !== lastMoved) lastMovedAt = now()
+        if (
+          moved === lastMoved &&
+          now() - lastMovedAt >= NOBODY_CARRYING_AFTER_MS &&
+          this.runnableCandidates().length
+        ) {
           this.options.log(
             'Nobody is carrying the earlier successes over: this runner carries them.'
           )

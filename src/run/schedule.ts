@@ -1,6 +1,7 @@
 import type { JobRecord } from '../backend/types.js'
 import type { Plan } from '../plan/model.js'
 import type { Random } from '../common/retry.js'
+import { CARRIED_NOTE } from './rerun.js'
 
 /**
  * How a waiting runner spends the repository's shared rate limit (burst 20,
@@ -31,8 +32,16 @@ export interface WaitAssessment {
 }
 
 export function typicalDurationMs(jobs: readonly JobRecord[]): number | undefined {
+  // A job carried over from an earlier attempt took the milliseconds between its claim and its
+  // report, not its run: counted, it made every estimate in a re-run "already passed".
   const durations = jobs
-    .filter(job => job.status === 'success' && job.startedAt && job.finishedAt)
+    .filter(
+      job =>
+        job.status === 'success' &&
+        job.startedAt &&
+        job.finishedAt &&
+        !CARRIED_NOTE.test(job.lastError ?? '')
+    )
     .map(job => Date.parse(job.finishedAt!) - Date.parse(job.startedAt!))
     .filter(ms => Number.isFinite(ms) && ms >= 0)
     .sort((a, b) => a - b)

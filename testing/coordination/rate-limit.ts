@@ -35,6 +35,23 @@ export class RateLimiter {
     })
   }
 
+  /**
+   * How long until every namespace's bucket is full again (refills come at whole seconds after
+   * the last one): a test starts a new crowd on a full bucket, as a user's later re-run does.
+   */
+  msUntilFull(): number {
+    if (!this.limit) return 0
+    const now = this.clock()
+    let longest = 0
+    for (const bucket of this.buckets.values()) {
+      const missing = this.limit.burst - bucket.tokens
+      if (missing <= 0) continue
+      const refills = Math.ceil(missing / this.limit.perSecond)
+      longest = Math.max(longest, bucket.lastRefill + refills * 1000 - now)
+    }
+    return longest
+  }
+
   /** Takes one token of the namespace's bucket, or throws the 429. */
   consume(namespaceId: string): void {
     if (!this.limit) return

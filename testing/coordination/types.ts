@@ -161,6 +161,8 @@ export interface CoordinationServer {
   storedLog(runId: string, jobId: string, namespace?: string): string | undefined
   /** Resolves once a created run is visible to every route (its init lag has passed). */
   whenVisible(runId: string, namespace?: string): Promise<void>
+  /** Resolves once every repository's rate-limit bucket is full again (no request meanwhile). */
+  whenRateLimitRefilled(): Promise<void>
   /** Removes a run, as the service's cleanup does about 24 h after it finished. */
   deleteRun(runId: string, namespace?: string): boolean
   /**
