@@ -307,7 +307,10 @@ describe('the workflow end to end: runners that stop', () => {
       server: { heartbeatTimeoutMs: 3_000 },
       env: orunAt(V275)
     }).start()
-    const { slow, runId, common, foundation: first } = await slowFoundationRunning(harness, 8)
+    // 20 s: the takeover must come while the first runner's job still runs; with 8 s, a busy
+    // machine (a benchmark beside the suite) started the second runner too late, and the first
+    // finished its job first. The first is stopped at the takeover, so only the second waits.
+    const { slow, runId, common, foundation: first } = await slowFoundationRunning(harness, 20)
     // The first runner's next heartbeat hangs for 5 s (a network stall), so its lease expires;
     // a duplicate entry takes the job over; the first learns it when that heartbeat lands.
     harness.server.inject('heartbeat', { kind: 'delay', ms: 5_000, count: 1 })
