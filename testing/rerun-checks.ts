@@ -63,10 +63,14 @@ export function expectNo429Storm(requests: RecordedRequest[], outcome: AttemptOu
     streak = r.status === 429 ? [...streak, r] : []
     if (streak.length > longest.length) longest = streak
   }
-  // On failure, the streak itself: when, which route, which runner.
+  // On failure, the streak and the 12 requests before it: when, status, route, which runner.
   const t0 = requests[0]?.at ?? 0
+  const from = Math.max(0, requests.indexOf(longest[0]!) - 12)
+  const window = requests.slice(from, from + 12 + longest.length)
   expect(
-    longest.length <= 5 ? [] : longest.map(r => `+${r.at - t0}ms ${r.route} ${r.runnerId ?? '-'}`)
+    longest.length <= 5
+      ? []
+      : window.map(r => `+${r.at - t0}ms ${r.status} ${r.route} ${r.runnerId ?? '-'} ${r.path}`)
   ).toEqual([])
   expect(requests.filter(r => r.status === 429).length).toBeLessThanOrEqual(requests.length / 4)
   for (const runner of outcome.runners)

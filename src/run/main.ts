@@ -15,6 +15,7 @@ import { probeRunCapabilities } from '../orun/cli.js'
 import { Cancelled, abortableSleep } from './cancel.js'
 import { readRunInputs } from './inputs.js'
 import { runJob } from './job.js'
+import { LearnedLimit } from './pace.js'
 import { runPool } from './pool.js'
 import { checkRunMatchesPlan, loadHandoff, selectTargets } from './plan-source.js'
 import { prepareRerun } from './rerun.js'
@@ -99,7 +100,12 @@ export async function run(): Promise<void> {
     runnerId,
     log: message => core.info(message),
     warn: message => core.warning(message),
-    cancel: cancel.signal
+    cancel: cancel.signal,
+    limit: new LearnedLimit(
+      () => client.stats.rateLimited,
+      () => client.stats.rateLimitBurst,
+      limitHint
+    )
   })
   if (rerun.carrier) inputs.runId = rerun.runId
   else {

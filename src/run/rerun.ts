@@ -14,6 +14,7 @@ import {
   listResultsRecords,
   type RecordRead
 } from '../common/results-record.js'
+import { TIGHT_LIMIT, type LearnedLimit } from './pace.js'
 import type { JobResult } from './summary.js'
 
 /**
@@ -39,11 +40,17 @@ import type { JobResult } from './summary.js'
 
 /**
  * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
- * the 30/s limit of the 2026-05-08 build. A carrier does not assume the limit: each 429 doubles
- * the gap (two of them reach the 5/s build's pace, about 3 of its 5 requests/s), and each job
- * carried without one narrows it again (see pass).
+ * the 30/s limit of the 2026-05-08 build, where the limit is known ample. Each 429 doubles the
+ * gap, and each job carried without one narrows it again, never below the starting gap (see pass).
  */
 export const CARRY_INTERVAL_MS = 200
+/**
+ * Where the limit is tight (5/s: a hint or a 429 said so, or nothing said otherwise), a carrier
+ * starts at 2 requests per 800 ms, half the refill, and leaves the other half to the runners whose
+ * jobs run again. Starting at 10/s, a carrier emptied the bucket of a 10-runner re-run within
+ * 2 s, and the others' requests met it empty: 6 refusals in a row at the server.
+ */
+export const TIGHT_CARRY_INTERVAL_MS = 800
 /** A carrier refused with 429 slows down, up to this gap between jobs. */
 const CARRY_INTERVAL_MAX_MS = 3_000
 /** When a waiting runner first checks that carrying is under way (at the earliest). */
@@ -102,6 +109,8 @@ export interface RerunOptions {
   sleep?: Sleep
   random?: Random
   now?: () => number
+  /** The rate limit this runner learned (pace.ts): a carrier's pace. Default: the tight one. */
+  limit?: Pick<LearnedLimit, 'scale'>
   /** The results record, read when the backend lacks an earlier run (tests inject these). */
   readRecords?: typeof listResultsRecords
   downloadRecords?: typeof downloadResultsRecords
@@ -314,7 +323,7 @@ export class Carrier {
       const ahead = this.candidates.findLastIndex(id => this.isAncestorOfTarget(id)) + 1
       const holdOffMs = ahead
         ? Math.max(0, this.startupEnds - Date.now()) +
-          spread(ahead * (CARRY_INTERVAL_MS + 100), 0.25, this.options.random) +
+          spread(ahead * (this.carryIntervalMs() + 100), 0.25, this.options.random) +
           1_000
         : 0
       if (holdOffMs) {
@@ -425,6 +434,12 @@ export class Carrier {
     }
   }
 
+  /** The gap between two carried jobs: TIGHT_CARRY_INTERVAL_MS, shrunk where the limit is ampler. */
+  private carryIntervalMs(): number {
+    const scale = (this.options.limit ?? TIGHT_LIMIT).scale()
+    return Math.max(CARRY_INTERVAL_MS, Math.round(TIGHT_CARRY_INTERVAL_MS * scale))
+  }
+
   /** Sleeps unless finish() was called or the runner was cancelled; false when so. */
   private pause(ms: number): Promise<boolean> {
     const signals = [this.stopWatch.signal, this.options.cancel].filter(s => s !== undefined)
@@ -477,7 +492,8 @@ export class Carrier {
   private async pass(): Promise<void> {
     const { client, runnerId } = this.options
     let sent = false
-    let interval = CARRY_INTERVAL_MS
+    const least = this.carryIntervalMs()
+    let interval = least
     let refused = client.stats.rateLimited
     for (const id of this.candidates) {
       if (!this.runnableCandidates().includes(id)) continue
@@ -486,7 +502,7 @@ export class Carrier {
         interval =
           client.stats.rateLimited > refused
             ? Math.min(CARRY_INTERVAL_MAX_MS, interval * 2)
-            : Math.max(CARRY_INTERVAL_MS, interval / 1.5)
+            : Math.max(least, interval / 1.5)
         refused = client.stats.rateLimited
         await this.sleep(spread(interval, 0.2, this.options.random))
       }
