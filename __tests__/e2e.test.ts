@@ -2,7 +2,7 @@
  * The whole workflow on one machine, with the bundled actions as processes:
  * the demo harness with assertions.
  */
-import { afterEach, describe, expect, it } from '@jest/globals'
+import { afterEach, describe, expect, it, jest } from '@jest/globals'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +12,10 @@ import { BACKEND_BUILDS, type BackendBuild } from '../testing/coordination-serve
 
 const intent = join(ROOT, 'demo', 'intent')
 let harness: Harness | undefined
+
+// A guard against a hang, not a bound: these scenarios take 5-35 s alone and 2-3 times that on a
+// loaded machine (one took 61 s at load average 15); their bounds on time are in the tests.
+jest.setTimeout(180_000)
 
 // The stand-in orun as release 2.54 or 2.75 (deterministic plans, job index, the new output). The
 // main run goes through both on each backend build; the other scenarios pair 2.54 with the older

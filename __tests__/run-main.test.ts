@@ -164,6 +164,10 @@ describe('run(): failures', () => {
 
     await expect(running).rejects.toThrow('The run was cancelled')
     expect(core.outputs.status).toBe('failed')
+    // The main step reports within its cancel budget (2.5 s, before GitHub's SIGKILL); on a
+    // machine too busy for that (load 15 on 2 cores) it leaves the result to the post step,
+    // which delivers the same one.
+    if (server.jobsOf(runId)[0]?.status === 'running') await post()
     const [job] = server.jobsOf(runId)
     expect(job.status).toBe('failed')
     expect(job.lastError).toMatch(/cancel/)

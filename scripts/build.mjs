@@ -6,7 +6,9 @@
 // process is single-threaded and most of its time is its own type check.
 import { spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
-import { rmSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { STAMP_FILE, stampFor } from './dist-stamp.mjs'
 
 export const bundles = {
   install: 'src/install/index.ts',
@@ -56,6 +58,8 @@ const builders = Array.from(
 )
 try {
   await Promise.all(builders)
+  // What this build read and wrote, for check-dist (scripts/dist-stamp.mjs).
+  writeFileSync(join(outRoot, STAMP_FILE), stampFor(outRoot))
 } catch (error) {
   console.error(error.message)
   process.exit(1)
