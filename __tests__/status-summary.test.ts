@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from '@jest/globals'
 import type { JobRecord, RunRecord } from '../src/backend/types.js'
+import { carriedNote, readCarriedNote } from '../src/common/carried-note.js'
 import { parsePlan, type PlanFile } from '../src/plan/model.js'
 import { MAX_CHARTED_JOBS, dagChart, timelineChart } from '../src/status/charts.js'
 import { parseFailOn } from '../src/status/inputs.js'
@@ -139,6 +140,27 @@ describe('classifying the run', () => {
     const summary = report(view)
     expect(summary).toContain(':::carried')
     expect(summary).toMatch(/carried over from attempt 1/)
+  })
+
+  it('a success carried from a record that names no runner reads carried, from an earlier attempt', () => {
+    const view = classifyRun(plan, 'run-2', runRecord({ status: 'completed' }), [
+      record('foundation@dev.smoke', 'success', 1, 1, { lastError: carriedNote() }),
+      record('api@dev.smoke', 'success', 2, 12, {
+        lastError: carriedNote({ attempt: 2, runner: 'r (x)' })
+      }),
+      // Only the whole note counts: an error text that merely mentions it is no carry.
+      record('web@dev.smoke', 'success', 13, 20, { lastError: `see ${carriedNote()}` })
+    ])
+    expect(view.jobs.map(j => [j.outcome, j.carriedFrom])).toEqual([
+      ['carried', undefined],
+      ['carried', 2],
+      ['success', undefined]
+    ])
+    expect(readCarriedNote(carriedNote({ attempt: 2, runner: 'r (x)' }))).toEqual({
+      attempt: 2,
+      runner: 'r (x)'
+    })
+    expect(report(view)).toContain('carried over from an earlier attempt')
   })
 
   it('measures waits from the latest dependency finish, roots from the run creation', () => {

@@ -31830,7 +31830,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(59686);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(36917);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
@@ -31840,7 +31840,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 59686:
+/***/ 36917:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -35740,690 +35740,22 @@ function selectJobs(plan, environments, components) {
         (!components.length || components.includes(job.component ?? '')));
 }
 
-;// CONCATENATED MODULE: ./src/common/results-record.ts
-
-
-
-
-
-/**
- * The record of what each runner did, kept on GitHub's side as a small workflow
- * artifact per runner (and attempt), so that a later attempt of the same
- * workflow run can read it when the backend no longer holds the run (both
- * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
- *
- * Artifacts of earlier attempts are visible to later attempts of the same
- * workflow run (ListArtifacts is scoped to the workflow run, and names are
- * unique across its attempts), need no permission beyond the runtime token
- * every step has, and cost GitHub requests, not backend ones.
- *
- * The name says most of what a re-run needs, so one list call answers it:
- *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
- * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
- * positions do not fit in a name, the summary reads `x` and the reader downloads
- * that artifact: its one file, results.json, holds everything (times, errors).
- */
-const RECORD_PREFIX = 'orun-results_';
-const RECORD_FILE = 'results.json';
-/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
-const RECORD_RETENTION_DAYS = 30;
-/** Names are kept well under what GitHub stores. */
-const MAX_NAME_LENGTH = 200;
-/** Artifact names may not hold these characters. */
-const forbidden = /[":<>|*?\r\n\\/]/g;
-const recordSafe = (text) => text.replace(forbidden, '-');
-function recordName(record, plan) {
-    const position = new Map(plan.order.map((job, index) => [job.id, index]));
-    const positions = (statuses) => ranges(record.jobs
-        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
-        .map(job => position.get(job.jobId)));
-    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
-    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
-    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+;// CONCATENATED MODULE: ./src/common/carried-note.ts
+const PREFIX = 'carried over from ';
+const FULL = /^carried over from attempt (\d+) \(runner (.*)\)$/;
+const UNNAMED = `${PREFIX}an earlier attempt`;
+/** The note; without an origin (a record that names no runner), "an earlier attempt". */
+function carriedNote(origin) {
+    return origin ? `${PREFIX}attempt ${origin.attempt} (runner ${origin.runner})` : UNNAMED;
 }
-function ranges(values) {
-    const sorted = [...new Set(values)].sort((a, b) => a - b);
-    const parts = [];
-    for (let i = 0; i < sorted.length;) {
-        let j = i;
-        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
-            j++;
-        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
-        i = j + 1;
-    }
-    return parts.join('.');
-}
-function parseRanges(text) {
+/** The origin a note names, {} for an unnamed one, undefined when the text is no such note. */
+function readCarriedNote(text) {
     if (!text)
-        return [];
-    return text.split('.').flatMap(part => {
-        const [from, to] = part.split('-').map(Number);
-        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
-    });
-}
-/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
-function parseRecordName(name, runId, plan) {
-    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
-    if (!name.startsWith(head))
         return undefined;
-    const rest = name.slice(head.length);
-    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
-    if (!summary)
-        return undefined;
-    const runner = rest.slice(0, summary.index);
-    if (summary[0] === '_x')
-        return { name, runId, runner };
-    const ids = (text) => parseRanges(text)
-        .map(index => plan.order[index]?.id)
-        .filter((id) => id !== undefined);
-    return {
-        name,
-        runId,
-        runner,
-        succeeded: ids(summary[1]),
-        failed: ids(summary[2]),
-        carried: ids(summary[3])
-    };
-}
-/** Why the record cannot be read or written here, or undefined when it can. */
-function recordUnavailable(env = process.env) {
-    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
-        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
-    return undefined;
-}
-async function artifactClient() {
-    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
-    return new DefaultArtifactClient();
-}
-/**
- * Uploads one runner's record. Never fails the step: a record that cannot be
- * written only means a re-run after the backend deleted the run cannot carry
- * these jobs (the warning says so).
- */
-async function writeResultsRecord(record, plan, warn) {
-    if (!record.jobs.length)
-        return undefined;
-    const unavailable = recordUnavailable();
-    if (unavailable) {
-        lib_core/* info */.pq(`The results record is not kept: ${unavailable}.`);
-        return undefined;
-    }
-    const name = recordName(record, plan);
-    try {
-        const dir = makeTempDir('orun-record-');
-        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
-        const file = (0,external_node_path_.join)(dir, RECORD_FILE);
-        (0,external_node_fs_.writeFileSync)(file, JSON.stringify(record));
-        const client = await artifactClient();
-        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
-        await client.uploadArtifact(name, [file], dir, {
-            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
-        });
-        return name;
-    }
-    catch (error) {
-        warn(`Could not keep the results record (artifact '${name}'): ${(0,errors/* errorMessage */.gJ)(error)}. ` +
-            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
-        return undefined;
-    }
-}
-/** Lists the records of the given run ids: one GitHub request. */
-async function listResultsRecords(runIds, plan) {
-    const unavailable = recordUnavailable();
-    if (unavailable)
-        return { ok: false, problem: unavailable };
-    try {
-        const client = await artifactClient();
-        const { artifacts } = await client.listArtifacts();
-        const records = [];
-        for (const artifact of artifacts) {
-            for (const runId of runIds) {
-                const parsed = parseRecordName(artifact.name, runId, plan);
-                if (parsed)
-                    records.push({ ...parsed, id: artifact.id });
-            }
-        }
-        return { ok: true, records };
-    }
-    catch (error) {
-        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
-        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
-    }
-}
-/** Downloads and reads records (each costs a few GitHub requests). */
-async function downloadResultsRecords(listed, planId) {
-    const client = await artifactClient();
-    const base = makeTempDir('orun-records-');
-    const read = [];
-    for (const [index, record] of listed.entries()) {
-        const dir = (0,external_node_path_.join)(base, String(index));
-        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
-        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
-        if (parsed.version === 1 && parsed.planId === planId)
-            read.push(parsed);
-    }
-    return read;
-}
-
-;// CONCATENATED MODULE: ./src/run/rerun.ts
-
-
-
-
-
-
-
-
-
-/**
- * Re-runs of a workflow run ("Re-run failed jobs", "Re-run job"). GitHub starts
- * only the matrix legs it re-runs and hands them the plan job's outputs of the
- * attempt in which it last ran, so the run id names an earlier attempt. A job
- * that failed there stays failed in that run, so this attempt works in a run of
- * its own, with the same plan, and carries every job that succeeded before into
- * it as a success (claimed and reported, never executed), so their dependents,
- * whose runners are the ones GitHub did start, can run.
- *
- * Who carries: the runner whose create made this attempt's run (the first one
- * there) carries every job in DAG order, paced, while the others wait for their
- * dependencies as usual. A runner that loses a claim while carrying stops: the
- * other carrier is active. Every waiting runner also looks now and then: when no
- * carried job moves for 30 s (the first runner died, or its create answer was
- * lost), it carries the rest itself. A claim is atomic, so a job is carried by exactly one
- * runner and never both carried and executed.
- *
- * A runner's own job is always executed, even when it succeeded before: GitHub
- * started this runner for it, so the user asked for it again ("Re-run job").
- */
-/**
- * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
- * the 30/s limit of the 2026-05-08 build, where the limit is known ample. Each 429 doubles the
- * gap, and each job carried without one narrows it again, never below the starting gap (see pass).
- */
-const CARRY_INTERVAL_MS = 200;
-/**
- * Where the limit is tight (5/s: a hint or a 429 said so, or nothing said otherwise), a carrier
- * starts at 2 requests per 800 ms, half the refill, and leaves the other half to the runners whose
- * jobs run again. Starting at 10/s, a carrier emptied the bucket of a 10-runner re-run within
- * 2 s, and the others' requests met it empty: 6 refusals in a row at the server.
- */
-const TIGHT_CARRY_INTERVAL_MS = 800;
-/** A carrier refused with 429 slows down, up to this gap between jobs. */
-const CARRY_INTERVAL_MAX_MS = 3_000;
-/** When a waiting runner first checks that carrying is under way (at the earliest). */
-const WATCH_FIRST_LOOK_MS = 10_000;
-/** Startup requests of a crowd of re-run runners are spread over up to this long, by plan size. */
-const STARTUP_SPREAD_MAX_MS = 3_000;
-/** Then how often, while it waits. */
-const WATCH_INTERVAL_MS = 15_000;
-/**
- * Nobody is carrying only when no carried job moved for this long, over two looks at least. A
- * carrier slowed by 429s on the 5/s build can take many seconds over one job (Retry-After, its
- * own doubling gap), longer than one look interval; judged on one interval, a waiting runner
- * started carrying beside it, split the work and drew more 429s.
- */
-const NOBODY_CARRYING_AFTER_MS = 2 * WATCH_INTERVAL_MS;
-/**
- * Waiting runners take their first look this far apart, by rank, so that when nobody carries
- * one of them takes it up and the next ones see it under way: several fallback carriers at
- * once drew bunched 429s.
- */
-const FALLBACK_STAGGER_MS = 2_000;
-/**
- * The runner that created this attempt's run claims its first carried job no sooner than this
- * after the create: a claim right after a create can see the backend's transient 404 ("Coordinator
- * not initialized"), and every 404 costs a request of the shared limit.
- */
-const CREATED_RUN_SETTLE_MS = 1_000;
-/** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
-const TAKEOVER_WINDOW_MS = 300_000;
-/** The error text of a job carried over from an earlier attempt (claimed and reported, never run). */
-const CARRIED_NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/;
-/**
- * Resolves the run this attempt works in. For a re-run it reads the earlier
- * attempts' runs (usually one request), then creates or joins this attempt's run.
- */
-async function prepareRerun(options) {
-    const given = parseRunId(options.runId);
-    // A plan-action id of another workflow run was passed in on purpose: use it as it is.
-    const otherWorkflowRun = given.workflowRun !== undefined &&
-        options.workflowRun !== undefined &&
-        given.workflowRun !== options.workflowRun;
-    if (given.attempt >= options.attempt || otherWorkflowRun)
-        return { runId: options.runId, carrier: null };
-    const runId = given.forAttempt(options.attempt);
-    // Every re-run runner starts with the same two requests: spread the crowd so it fits the burst.
-    const startupWindowMs = Math.min(STARTUP_SPREAD_MAX_MS, options.plan.order.length * 100);
-    const startupEnds = Date.now() + startupWindowMs;
-    await (options.sleep ?? realSleep)(Math.round((options.random ?? Math.random)() * startupWindowMs));
-    const { origins, source } = await readEarlierAttempts(options, given);
-    options.log(`Attempt ${options.attempt} re-runs run ${options.runId} (attempt ${given.attempt}): working in run ${runId}. ` +
-        `${origins.size} job(s) succeeded before (read from ${source}) and are carried over, not run again.`);
-    for (const target of options.targets) {
-        const origin = origins.get(target);
-        if (origin)
-            options.log(`${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`);
-    }
-    const { created } = await joinRun(options.client, options.plan, runId);
-    const carryFrom = created
-        ? Math.max(startupEnds, Date.now() + CREATED_RUN_SETTLE_MS)
-        : startupEnds;
-    return { runId, carrier: new Carrier(options, runId, origins, created, carryFrom) };
-}
-/**
- * The jobs that succeeded in an earlier attempt, and where they ran. The newest
- * earlier run decides each job it finished; a job it never finished (a carrier
- * that stopped halfway) is looked up in the run before it. An earlier run the
- * backend no longer holds (deleted about 24 h after it ended) is read from the
- * results record its runners kept on GitHub's side (src/common/results-record.ts).
- */
-async function readEarlierAttempts(options, given) {
-    const decided = new Map();
-    const found = [];
-    const missing = [];
-    const decide = (jobId, status, origin) => {
-        if (!decided.has(jobId))
-            decided.set(jobId, { status, origin });
-    };
-    const earlier = [];
-    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
-        earlier.push(given.forAttempt(attempt));
-    // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
-    let records;
-    // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
-    const carriedIn = new Map();
-    for (const [index, runId] of earlier.entries()) {
-        const attempt = options.attempt - 1 - index;
-        const jobs = await readRun(options.client, runId);
-        if (jobs) {
-            checkSamePlan(options.plan, runId, jobs);
-            found.push(runId);
-            for (const job of jobs) {
-                if (job.status !== 'success' && job.status !== 'failed')
-                    continue;
-                const note = job.status === 'success' ? CARRIED_NOTE.exec(job.lastError ?? '') : null;
-                decide(job.jobId, job.status, note
-                    ? { attempt: Number(note[1]), runner: note[2] }
-                    : { attempt, runner: job.runnerId ?? 'unknown' });
-            }
-        }
-        else {
-            records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan);
-            const own = records.ok ? records.records.filter(r => r.runId === runId) : [];
-            if (!own.length) {
-                missing.push(runId);
-                continue;
-            }
-            found.push(`the results record of ${runId}`);
-            const unnamed = own.filter(r => !r.succeeded);
-            for (const record of own) {
-                for (const id of record.succeeded ?? [])
-                    decide(id, 'success', { attempt, runner: record.runner });
-                for (const id of record.failed ?? [])
-                    decide(id, 'failed', { attempt, runner: record.runner });
-                for (const id of record.carried ?? [])
-                    if (!carriedIn.has(id))
-                        carriedIn.set(id, { attempt, runner: record.runner });
-            }
-            if (unnamed.length) {
-                const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id);
-                for (const record of read) {
-                    for (const job of record.jobs) {
-                        if (job.status === 'success' || job.status === 'carried')
-                            decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner });
-                        else if (job.status === 'failed')
-                            decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner });
-                    }
-                }
-            }
-        }
-        if (decided.size === options.plan.order.length)
-            break;
-    }
-    // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
-    for (const [id, origin] of carriedIn)
-        decide(id, 'success', origin);
-    if (!found.length) {
-        const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`;
-        throw new errors/* UserError */.yo(records && !records.ok
-            ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
-            : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`);
-    }
-    const origins = new Map();
-    for (const job of options.plan.order) {
-        const entry = decided.get(job.id);
-        if (entry?.status === 'success')
-            origins.set(job.id, entry.origin);
-    }
-    return { origins, source: found.join(' and ') };
-}
-/** An earlier run's jobs, or undefined when the backend no longer has it. */
-async function readRun(client, runId) {
-    try {
-        const jobs = await client.listJobs(runId);
-        // The live service answers an unknown run's job list with 200 and no jobs.
-        return jobs.length ? jobs : undefined;
-    }
-    catch (error) {
-        if (error instanceof BackendError && error.status === 404)
-            return undefined;
-        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
-    }
-}
-function checkSamePlan(plan, runId, jobs) {
-    const stray = jobs.find(job => !plan.byId.has(job.jobId));
-    if (stray || jobs.length !== plan.order.length) {
-        throw new errors/* UserError */.yo(`The earlier attempt's run ${runId} holds other jobs than plan ${plan.id} (${stray ? `e.g. ${stray.jobId}` : `${jobs.length} instead of ${plan.order.length}`}), so nothing can be carried over from it: use "Re-run all jobs", and pass the plan job's 'run-id' output unchanged.`);
-    }
-}
-/** Carries the earlier successes into this attempt's run (see the top of this file). */
-class Carrier {
-    options;
-    runId;
-    origins;
-    first;
-    startupEnds;
-    /** The jobs this runner carried, for its summary and job-results. */
-    carried = [];
-    /** Jobs this runner may carry: earlier successes, not its own. */
-    candidates;
-    view = new Map();
-    sleep;
-    stopWatch = new AbortController();
-    watching;
-    /** Candidates a vanished carrier holds: the backend lets a claim take them over. */
-    staleRunning = new Set();
-    /** Whether this runner's latest look left candidates it did not see finished. */
-    unresolved = false;
-    constructor(options, runId, origins, 
-    /** This runner's create made the run: it carries first. */
-    first, 
-    /**
-     * When the other runners' first requests should be done (epoch ms); for the run's creator, also
-     * when the new run has settled (CREATED_RUN_SETTLE_MS).
-     */
-    startupEnds = 0) {
-        this.options = options;
-        this.runId = runId;
-        this.origins = origins;
-        this.first = first;
-        this.startupEnds = startupEnds;
-        this.candidates = options.plan.order
-            .map(job => job.id)
-            .filter(id => origins.has(id) && !options.targets.includes(id));
-        this.sleep = options.sleep ?? realSleep;
-    }
-    /**
-     * Carries what it can when this runner made the run, then watches while the
-     * targets run. Another runner holds off about as long as the first one needs
-     * to carry its jobs' ancestors: waiting for them it could only spend the rate
-     * limit the carrying needs.
-     */
-    async start() {
-        if (!this.candidates.length)
-            return;
-        if (!this.first) {
-            // The first runner carries in DAG order: this runner's last ancestor comes at about this place.
-            const ahead = this.candidates.findLastIndex(id => this.isAncestorOfTarget(id)) + 1;
-            const holdOffMs = ahead
-                ? Math.max(0, this.startupEnds - Date.now()) +
-                    spread(ahead * (this.carryIntervalMs() + 100), 0.25, this.options.random) +
-                    1_000
-                : 0;
-            if (holdOffMs) {
-                this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
-                await this.pause(holdOffMs);
-            }
-            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000) + this.rank() * FALLBACK_STAGGER_MS);
-            return;
-        }
-        this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
-        // The other runners' first requests come first (they fill the burst by themselves), and the
-        // new run settles.
-        await this.pause(Math.max(0, this.startupEnds - Date.now()));
-        try {
-            await this.pass();
-        }
-        catch (error) {
-            // The waiting runners notice that nothing moves and carry the rest.
-            this.options.warn(`Carrying over earlier successes stopped: ${(0,errors/* errorMessage */.gJ)(error)}`);
-            this.unresolved = true;
-        }
-        if (!this.unresolved)
-            return;
-        this.watching = this.watch(WATCH_FIRST_LOOK_MS);
-    }
-    /**
-     * Stops watching, then (unless the runner was cancelled) carries what this
-     * runner's own results made carriable, or what its last look left over.
-     */
-    async finish(carry = true) {
-        this.stopWatch.abort();
-        await this.watching;
-        if (!carry)
-            return;
-        const downstream = this.candidates.some(id => this.dependsOnTarget(id));
-        if (!downstream && !this.unresolved)
-            return;
-        try {
-            await this.look();
-            if (this.runnableCandidates().length)
-                await this.pass();
-        }
-        catch (error) {
-            this.options.warn(`Could not finish carrying over earlier successes: ${(0,errors/* errorMessage */.gJ)(error)}`);
-        }
-    }
-    /** Whether this job is carried over (by this runner or another), never executed in this attempt. */
-    carries(jobId) {
-        return this.candidates.includes(jobId);
-    }
-    /** Marks targets that another runner carried into this run, for the summary. */
-    annotate(results) {
-        for (const result of results) {
-            const origin = this.origins.get(result.jobId);
-            if (origin && result.status === 'already-complete') {
-                result.carriedFrom = origin.attempt;
-                result.detail = note(origin);
-            }
-        }
-    }
-    /**
-     * This runner's place among the re-run's runners: where its first own job comes among the
-     * jobs not carried over (the legs GitHub started again). Duplicate legs share a place.
-     */
-    rank() {
-        const first = this.options.targets[0];
-        if (first === undefined)
-            return 0;
-        const legs = this.options.plan.order.map(job => job.id).filter(id => !this.origins.has(id));
-        return Math.max(0, legs.indexOf(first));
-    }
-    async watch(firstLookMs) {
-        const now = this.options.now ?? Date.now;
-        let lastMoved;
-        let lastMovedAt = now();
-        for (let looks = 0;; looks++) {
-            // The first three looks keep the rank's place (a little jitter only): the third is the
-            // first that can decide (NOBODY_CARRYING_AFTER_MS). Later ones spread wide.
-            const wait = looks ? WATCH_INTERVAL_MS : firstLookMs;
-            if (!(await this.pause(spread(wait, looks < 3 ? 0.1 : 0.5, this.options.random))))
-                return;
-            try {
-                await this.look();
-                if (!this.unresolved)
-                    return;
-                // No carried job claimed or finished for NOBODY_CARRYING_AFTER_MS: nobody is carrying.
-                // Never judged on the first look alone: on a busy machine a live first runner may not
-                // have claimed its first job yet, and carrying beside it only collides.
-                const moved = this.candidates.filter(id => this.status(id) !== 'pending').length;
-                if (moved !== lastMoved)
-                    lastMovedAt = now();
-                if (moved === lastMoved &&
-                    now() - lastMovedAt >= NOBODY_CARRYING_AFTER_MS &&
-                    this.runnableCandidates().length) {
-                    this.options.log('Nobody is carrying the earlier successes over: this runner carries them.');
-                    await this.pass();
-                }
-                lastMoved = this.candidates.filter(id => this.status(id) !== 'pending').length;
-            }
-            catch (error) {
-                // The targets' own waits still work; the next look tries again.
-                this.options.warn(`Checking the carried-over jobs failed: ${(0,errors/* errorMessage */.gJ)(error)}`);
-            }
-        }
-    }
-    /** The gap between two carried jobs: TIGHT_CARRY_INTERVAL_MS, shrunk where the limit is ampler. */
-    carryIntervalMs() {
-        const scale = (this.options.limit ?? TIGHT_LIMIT).scale();
-        return Math.max(CARRY_INTERVAL_MS, Math.round(TIGHT_CARRY_INTERVAL_MS * scale));
-    }
-    /** Sleeps unless finish() was called or the runner was cancelled; false when so. */
-    pause(ms) {
-        const signals = [this.stopWatch.signal, this.options.cancel].filter(s => s !== undefined);
-        const stopped = () => signals.some(s => s.aborted);
-        if (stopped())
-            return Promise.resolve(false);
-        return new Promise(resolve => {
-            const done = (value) => {
-                for (const s of signals)
-                    s.removeEventListener('abort', onAbort);
-                resolve(value);
-            };
-            const onAbort = () => done(false);
-            for (const s of signals)
-                s.addEventListener('abort', onAbort);
-            this.sleep(ms).then(() => done(!stopped()));
-        });
-    }
-    /** Reads this attempt's run: one request. */
-    async look() {
-        const now = Date.now();
-        this.staleRunning.clear();
-        for (const job of await this.options.client.listJobs(this.runId)) {
-            this.view.set(job.jobId, job.status);
-            const heartbeat = job.heartbeatAt ? Date.parse(job.heartbeatAt) : 0;
-            if (job.status === 'running' && now - heartbeat > TAKEOVER_WINDOW_MS)
-                this.staleRunning.add(job.jobId);
-        }
-        this.unresolved = this.candidates.some(id => this.status(id) === 'pending' || this.staleRunning.has(id));
-    }
-    status(id) {
-        return this.view.get(id) ?? 'pending';
-    }
-    runnableCandidates() {
-        return this.candidates.filter(id => (this.status(id) === 'pending' || this.staleRunning.has(id)) &&
-            (this.options.plan.byId.get(id)?.dependsOn ?? []).every(dep => this.status(dep) === 'success'));
-    }
-    /**
-     * One carrying pass in DAG order over the candidates this runner's view says
-     * are runnable. Stops at the first claim another runner won.
-     */
-    async pass() {
-        const { client, runnerId } = this.options;
-        let sent = false;
-        const least = this.carryIntervalMs();
-        let interval = least;
-        let refused = client.stats.rateLimited;
-        for (const id of this.candidates) {
-            if (!this.runnableCandidates().includes(id))
-                continue;
-            if (sent) {
-                // Refusals mean other runners need the shared limit too: leave them more of it.
-                interval =
-                    client.stats.rateLimited > refused
-                        ? Math.min(CARRY_INTERVAL_MAX_MS, interval * 2)
-                        : Math.max(least, interval / 1.5);
-                refused = client.stats.rateLimited;
-                await this.sleep(spread(interval, 0.2, this.options.random));
-            }
-            sent = true;
-            const origin = this.origins.get(id);
-            const claim = await this.claim(id);
-            if (!claim.claimed) {
-                if (claim.depsBlocked) {
-                    // A dependency executed again in this attempt and failed: this job stays pending.
-                    this.view.set(id, 'skipped');
-                    continue;
-                }
-                this.options.log(`${id} is ${claim.currentStatus}${claim.depsWaiting ? ' (dependencies not done)' : ''} in run ${this.runId}: another runner is carrying; leaving it to that runner.`);
-                this.unresolved = true;
-                return;
-            }
-            try {
-                await client.update(this.runId, id, runnerId, 'success', note(origin));
-            }
-            catch (error) {
-                if (error instanceof BackendError && error.status === 400) {
-                    this.options.warn(`${id} could not be carried over: ${error.message}`);
-                    this.view.set(id, 'running');
-                    continue;
-                }
-                throw error;
-            }
-            this.view.set(id, 'success');
-            this.carried.push({
-                jobId: id,
-                status: 'carried',
-                durationMs: 0,
-                waitMs: 0,
-                attempts: 1,
-                tookOver: Boolean(claim.takeover),
-                carriedFrom: origin.attempt,
-                detail: note(origin)
-            });
-            this.options.log(`${id}: ${note(origin)}.`);
-        }
-        this.unresolved = this.candidates.some(id => this.status(id) === 'pending');
-    }
-    /** Right after a run was created the backend may not know it for a moment (a transient 404). */
-    async claim(id) {
-        let delayMs = 250;
-        for (let tries = 1;; tries++) {
-            try {
-                return await this.options.client.claim(this.runId, id, this.options.runnerId);
-            }
-            catch (error) {
-                const unknownRun = error instanceof BackendError &&
-                    error.status === 404 &&
-                    !/job not found/i.test(error.message);
-                if (!unknownRun || tries >= 8)
-                    throw error;
-                if (tries === 1) {
-                    // A run the backend dropped to its copy must not be created again (it would start over).
-                    await checkNotDropped(this.options.client, this.runId);
-                    await joinRun(this.options.client, this.options.plan, this.runId);
-                }
-                else
-                    await this.sleep(spread(delayMs, 0.5, this.options.random));
-                delayMs = Math.min(delayMs * 2, 4_000);
-            }
-        }
-    }
-    /** Whether a job sits upstream of one of this runner's own jobs. */
-    isAncestorOfTarget(id) {
-        return this.options.targets.some(target => this.upstreamOf(target).has(id));
-    }
-    upstreamOf(jobId) {
-        const seen = new Set();
-        const stack = [...(this.options.plan.byId.get(jobId)?.dependsOn ?? [])];
-        while (stack.length) {
-            const dep = stack.pop();
-            if (seen.has(dep))
-                continue;
-            seen.add(dep);
-            stack.push(...(this.options.plan.byId.get(dep)?.dependsOn ?? []));
-        }
-        return seen;
-    }
-    /** Whether a job sits downstream of one of this runner's own jobs. */
-    dependsOnTarget(id) {
-        const upstream = this.upstreamOf(id);
-        return this.options.targets.some(target => upstream.has(target));
-    }
-}
-function note(origin) {
-    return `carried over from attempt ${origin.attempt} (runner ${origin.runner})`;
+    if (text === UNNAMED)
+        return {};
+    const match = FULL.exec(text);
+    return match ? { attempt: Number(match[1]), runner: match[2] } : undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/run/schedule.ts
@@ -36435,7 +35767,7 @@ function typicalDurationMs(jobs) {
         .filter(job => job.status === 'success' &&
         job.startedAt &&
         job.finishedAt &&
-        !CARRIED_NOTE.test(job.lastError ?? ''))
+        !readCarriedNote(job.lastError))
         .map(job => Date.parse(job.finishedAt) - Date.parse(job.startedAt))
         .filter(ms => Number.isFinite(ms) && ms >= 0)
         .sort((a, b) => a - b);
@@ -38571,14 +37903,14 @@ function idleDelayMs(view, worker, idlePolls, jobs, now, random = Math.random, s
  * Loaded on first use: the artifact client is most of the bundle, and a run
  * job given 'plan-file' (or a plan job with 'upload: false') never needs it.
  */
-async function handoff_artifactClient() {
+async function artifactClient() {
     const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
     return new DefaultArtifactClient();
 }
 /** Artifact names may not hold these characters. */
-const handoff_forbidden = /[":<>|*?\r\n\\/]/g;
+const forbidden = /[":<>|*?\r\n\\/]/g;
 function defaultArtifactName(runId) {
-    return `orun-plan-${runId}`.replace(handoff_forbidden, '-');
+    return `orun-plan-${runId}`.replace(forbidden, '-');
 }
 /**
  * Uploads planFile, which must be named PLAN_ARTIFACT_FILE, and the rate-limit hint beside it
@@ -38586,7 +37918,7 @@ function defaultArtifactName(runId) {
  */
 async function uploadPlanArtifact(planFile, name, options) {
     requireRuntime('upload the plan', "set 'upload: false' and pass the plan file to the run jobs yourself");
-    const client = await handoff_artifactClient();
+    const client = await artifactClient();
     const upload = () => client.uploadArtifact(name, handoffFiles(planFile), dirname(planFile), {
         retentionDays: options.retentionDays
     });
@@ -38620,7 +37952,7 @@ function isConflict(error) {
 /** Downloads the plan artifact into dir and returns the plan file's path. */
 async function downloadPlanArtifact(name, dir) {
     requireRuntime('download the plan', "pass 'plan-file' instead");
-    const client = await handoff_artifactClient();
+    const client = await artifactClient();
     let artifactId;
     try {
         artifactId = (await client.getArtifact(name)).artifact.id;
@@ -38723,6 +38055,691 @@ async function loadHandoff(inputs) {
         throw new errors/* UserError */.yo(`Input 'plan-id' is '${inputs.planId}', but the plan file ${file} has plan id '${plan.id}'. Pass the plan job's 'plan-id' output together with its plan.`);
     }
     return { plan, limitHint: readLimitHint((0,external_node_path_.dirname)(file)) };
+}
+
+;// CONCATENATED MODULE: ./src/common/results-record.ts
+
+
+
+
+
+/**
+ * The record of what each runner did, kept on GitHub's side as a small workflow
+ * artifact per runner (and attempt), so that a later attempt of the same
+ * workflow run can read it when the backend no longer holds the run (both
+ * builds delete ended runs after about 24 h; GitHub allows re-runs for 30 days).
+ *
+ * Artifacts of earlier attempts are visible to later attempts of the same
+ * workflow run (ListArtifacts is scoped to the workflow run, and names are
+ * unique across its attempts), need no permission beyond the runtime token
+ * every step has, and cost GitHub requests, not backend ones.
+ *
+ * The name says most of what a re-run needs, so one list call answers it:
+ *   orun-results_<run id>_<runner>_s<succeeded>f<failed>c<carried>
+ * with job positions in the plan's order as ranges (`s0-3.7f5c`). When the
+ * positions do not fit in a name, the summary reads `x` and the reader downloads
+ * that artifact: its one file, results.json, holds everything (times, errors).
+ */
+const RECORD_PREFIX = 'orun-results_';
+const RECORD_FILE = 'results.json';
+/** GitHub allows re-runs for 30 days: keep the record as long, or the repository's retention if shorter. */
+const RECORD_RETENTION_DAYS = 30;
+/** Names are kept well under what GitHub stores. */
+const MAX_NAME_LENGTH = 200;
+/** Artifact names may not hold these characters. */
+const results_record_forbidden = /[":<>|*?\r\n\\/]/g;
+const recordSafe = (text) => text.replace(results_record_forbidden, '-');
+function recordName(record, plan) {
+    const position = new Map(plan.order.map((job, index) => [job.id, index]));
+    const positions = (statuses) => ranges(record.jobs
+        .filter(job => statuses.includes(job.status) && position.has(job.jobId))
+        .map(job => position.get(job.jobId)));
+    const head = `${RECORD_PREFIX}${recordSafe(record.runId)}_${recordSafe(record.runner)}_`;
+    const summary = `s${positions(['success'])}f${positions(['failed'])}c${positions(['carried'])}`;
+    return head.length + summary.length <= MAX_NAME_LENGTH ? head + summary : `${head}x`;
+}
+function ranges(values) {
+    const sorted = [...new Set(values)].sort((a, b) => a - b);
+    const parts = [];
+    for (let i = 0; i < sorted.length;) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1)
+            j++;
+        parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : `${sorted[i]}`);
+        i = j + 1;
+    }
+    return parts.join('.');
+}
+function parseRanges(text) {
+    if (!text)
+        return [];
+    return text.split('.').flatMap(part => {
+        const [from, to] = part.split('-').map(Number);
+        return to === undefined ? [from] : Array.from({ length: to - from + 1 }, (_, k) => from + k);
+    });
+}
+/** What a record's name says, for a record of `runId`; undefined for any other artifact. */
+function parseRecordName(name, runId, plan) {
+    const head = `${RECORD_PREFIX}${recordSafe(runId)}_`;
+    if (!name.startsWith(head))
+        return undefined;
+    const rest = name.slice(head.length);
+    const summary = /_(?:s([\d.-]*)f([\d.-]*)c([\d.-]*)|x)$/.exec(rest);
+    if (!summary)
+        return undefined;
+    const runner = rest.slice(0, summary.index);
+    if (summary[0] === '_x')
+        return { name, runId, runner };
+    const ids = (text) => parseRanges(text)
+        .map(index => plan.order[index]?.id)
+        .filter((id) => id !== undefined);
+    return {
+        name,
+        runId,
+        runner,
+        succeeded: ids(summary[1]),
+        failed: ids(summary[2]),
+        carried: ids(summary[3])
+    };
+}
+/** Why the record cannot be read or written here, or undefined when it can. */
+function recordUnavailable(env = process.env) {
+    if (!env.ACTIONS_RUNTIME_TOKEN || !env.ACTIONS_RESULTS_URL)
+        return 'ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL are not set (not a GitHub Actions runner, or a container step without them)';
+    return undefined;
+}
+async function results_record_artifactClient() {
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    return new DefaultArtifactClient();
+}
+/**
+ * Uploads one runner's record. Never fails the step: a record that cannot be
+ * written only means a re-run after the backend deleted the run cannot carry
+ * these jobs (the warning says so).
+ */
+async function writeResultsRecord(record, plan, warn) {
+    if (!record.jobs.length)
+        return undefined;
+    const unavailable = recordUnavailable();
+    if (unavailable) {
+        lib_core/* info */.pq(`The results record is not kept: ${unavailable}.`);
+        return undefined;
+    }
+    const name = recordName(record, plan);
+    try {
+        const dir = makeTempDir('orun-record-');
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true });
+        const file = (0,external_node_path_.join)(dir, RECORD_FILE);
+        (0,external_node_fs_.writeFileSync)(file, JSON.stringify(record));
+        const client = await results_record_artifactClient();
+        const repositoryDays = Number(process.env.GITHUB_RETENTION_DAYS);
+        await client.uploadArtifact(name, [file], dir, {
+            retentionDays: repositoryDays > 0 ? Math.min(repositoryDays, RECORD_RETENTION_DAYS) : RECORD_RETENTION_DAYS
+        });
+        return name;
+    }
+    catch (error) {
+        warn(`Could not keep the results record (artifact '${name}'): ${(0,errors/* errorMessage */.gJ)(error)}. ` +
+            'A "Re-run failed jobs" more than a day from now may not be able to carry these jobs over.');
+        return undefined;
+    }
+}
+/** Lists the records of the given run ids: one GitHub request. */
+async function listResultsRecords(runIds, plan) {
+    const unavailable = recordUnavailable();
+    if (unavailable)
+        return { ok: false, problem: unavailable };
+    try {
+        const client = await results_record_artifactClient();
+        const { artifacts } = await client.listArtifacts();
+        const records = [];
+        for (const artifact of artifacts) {
+            for (const runId of runIds) {
+                const parsed = parseRecordName(artifact.name, runId, plan);
+                if (parsed)
+                    records.push({ ...parsed, id: artifact.id });
+            }
+        }
+        return { ok: true, records };
+    }
+    catch (error) {
+        const problem = (0,errors/* errorMessage */.gJ)(error).replace(/\s+/g, ' ').trim();
+        return { ok: false, problem: `listing this workflow run's artifacts failed (${problem})` };
+    }
+}
+/** Downloads and reads records (each costs a few GitHub requests). */
+async function downloadResultsRecords(listed, planId) {
+    const client = await results_record_artifactClient();
+    const base = makeTempDir('orun-records-');
+    const read = [];
+    for (const [index, record] of listed.entries()) {
+        const dir = (0,external_node_path_.join)(base, String(index));
+        const { downloadPath } = await client.downloadArtifact(record.id, { path: dir });
+        const parsed = JSON.parse((0,external_node_fs_.readFileSync)((0,external_node_path_.join)(downloadPath ?? dir, RECORD_FILE), 'utf8'));
+        if (parsed.version === 1 && parsed.planId === planId)
+            read.push(parsed);
+    }
+    return read;
+}
+
+;// CONCATENATED MODULE: ./src/run/rerun.ts
+
+
+
+
+
+
+
+
+
+
+/**
+ * Re-runs of a workflow run ("Re-run failed jobs", "Re-run job"). GitHub starts
+ * only the matrix legs it re-runs and hands them the plan job's outputs of the
+ * attempt in which it last ran, so the run id names an earlier attempt. A job
+ * that failed there stays failed in that run, so this attempt works in a run of
+ * its own, with the same plan, and carries every job that succeeded before into
+ * it as a success (claimed and reported, never executed), so their dependents,
+ * whose runners are the ones GitHub did start, can run.
+ *
+ * Who carries: the runner whose create made this attempt's run (the first one
+ * there) carries every job in DAG order, paced, while the others wait for their
+ * dependencies as usual. A runner that loses a claim while carrying stops: the
+ * other carrier is active. Every waiting runner also looks now and then: when no
+ * carried job moves for 30 s (the first runner died, or its create answer was
+ * lost), it carries the rest itself. A claim is atomic, so a job is carried by exactly one
+ * runner and never both carried and executed.
+ *
+ * A runner's own job is always executed, even when it succeeded before: GitHub
+ * started this runner for it, so the user asked for it again ("Re-run job").
+ */
+/**
+ * Between two carried jobs (a claim and an update each), at least: 10 requests/s, a third of
+ * the 30/s limit of the 2026-05-08 build, where the limit is known ample. Each 429 doubles the
+ * gap, and each job carried without one narrows it again, never below the starting gap (see pass).
+ */
+const CARRY_INTERVAL_MS = 200;
+/**
+ * Where the limit is tight (5/s: a hint or a 429 said so, or nothing said otherwise), a carrier
+ * starts at 2 requests per 800 ms, half the refill, and leaves the other half to the runners whose
+ * jobs run again. Starting at 10/s, a carrier emptied the bucket of a 10-runner re-run within
+ * 2 s, and the others' requests met it empty: 6 refusals in a row at the server.
+ */
+const TIGHT_CARRY_INTERVAL_MS = 800;
+/** A carrier refused with 429 slows down, up to this gap between jobs. */
+const CARRY_INTERVAL_MAX_MS = 3_000;
+/** When a waiting runner first checks that carrying is under way (at the earliest). */
+const WATCH_FIRST_LOOK_MS = 10_000;
+/** Startup requests of a crowd of re-run runners are spread over up to this long, by plan size. */
+const STARTUP_SPREAD_MAX_MS = 3_000;
+/** Then how often, while it waits. */
+const WATCH_INTERVAL_MS = 15_000;
+/**
+ * Nobody is carrying only when no carried job moved for this long, over two looks at least. A
+ * carrier slowed by 429s on the 5/s build can take many seconds over one job (Retry-After, its
+ * own doubling gap), longer than one look interval; judged on one interval, a waiting runner
+ * started carrying beside it, split the work and drew more 429s.
+ */
+const NOBODY_CARRYING_AFTER_MS = 2 * WATCH_INTERVAL_MS;
+/**
+ * Waiting runners take their first look this far apart, by rank, so that when nobody carries
+ * one of them takes it up and the next ones see it under way: several fallback carriers at
+ * once drew bunched 429s.
+ */
+const FALLBACK_STAGGER_MS = 2_000;
+/**
+ * The runner that created this attempt's run claims its first carried job no sooner than this
+ * after the create: a claim right after a create can see the backend's transient 404 ("Coordinator
+ * not initialized"), and every 404 costs a request of the shared limit.
+ */
+const CREATED_RUN_SETTLE_MS = 1_000;
+/** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
+const TAKEOVER_WINDOW_MS = 300_000;
+/**
+ * Resolves the run this attempt works in. For a re-run it reads the earlier
+ * attempts' runs (usually one request), then creates or joins this attempt's run.
+ */
+async function prepareRerun(options) {
+    const given = parseRunId(options.runId);
+    // A plan-action id of another workflow run was passed in on purpose: use it as it is.
+    const otherWorkflowRun = given.workflowRun !== undefined &&
+        options.workflowRun !== undefined &&
+        given.workflowRun !== options.workflowRun;
+    if (given.attempt >= options.attempt || otherWorkflowRun)
+        return { runId: options.runId, carrier: null };
+    const runId = given.forAttempt(options.attempt);
+    // Every re-run runner starts with the same two requests: spread the crowd so it fits the burst.
+    const startupWindowMs = Math.min(STARTUP_SPREAD_MAX_MS, options.plan.order.length * 100);
+    const startupEnds = Date.now() + startupWindowMs;
+    await (options.sleep ?? realSleep)(Math.round((options.random ?? Math.random)() * startupWindowMs));
+    const { origins, source } = await readEarlierAttempts(options, given);
+    options.log(`Attempt ${options.attempt} re-runs run ${options.runId} (attempt ${given.attempt}): working in run ${runId}. ` +
+        `${origins.size} job(s) succeeded before (read from ${source}) and are carried over, not run again.`);
+    for (const target of options.targets) {
+        const origin = origins.get(target);
+        if (origin)
+            options.log(`${target} succeeded in attempt ${origin.attempt}, but this runner was started for it again ("Re-run job"): it runs again.`);
+    }
+    const { created } = await joinRun(options.client, options.plan, runId);
+    const carryFrom = created
+        ? Math.max(startupEnds, Date.now() + CREATED_RUN_SETTLE_MS)
+        : startupEnds;
+    return { runId, carrier: new Carrier(options, runId, origins, created, carryFrom) };
+}
+/**
+ * The jobs that succeeded in an earlier attempt, and where they ran. The newest
+ * earlier run decides each job it finished; a job it never finished (a carrier
+ * that stopped halfway) is looked up in the run before it. An earlier run the
+ * backend no longer holds (deleted about 24 h after it ended) is read from the
+ * results record its runners kept on GitHub's side (src/common/results-record.ts).
+ */
+async function readEarlierAttempts(options, given) {
+    const decided = new Map();
+    const found = [];
+    const missing = [];
+    const decide = (jobId, status, origin) => {
+        if (!decided.has(jobId))
+            decided.set(jobId, { status, origin });
+    };
+    const earlier = [];
+    for (let attempt = options.attempt - 1; attempt >= given.attempt; attempt--)
+        earlier.push(given.forAttempt(attempt));
+    // Listed once, and only when the backend lacks a run: one GitHub request answers every attempt.
+    let records;
+    // Carried in a recorded attempt: the attempt that executed it (read next) names where it ran.
+    const carriedIn = new Map();
+    for (const [index, runId] of earlier.entries()) {
+        const attempt = options.attempt - 1 - index;
+        const jobs = await readRun(options.client, runId);
+        if (jobs) {
+            checkSamePlan(options.plan, runId, jobs);
+            found.push(runId);
+            for (const job of jobs) {
+                if (job.status !== 'success' && job.status !== 'failed')
+                    continue;
+                const carried = job.status === 'success' ? readCarriedNote(job.lastError) : undefined;
+                decide(job.jobId, job.status, carried?.attempt !== undefined
+                    ? { attempt: carried.attempt, runner: carried.runner ?? 'unknown' }
+                    : { attempt, runner: job.runnerId ?? 'unknown' });
+            }
+        }
+        else {
+            records ??= await (options.readRecords ?? listResultsRecords)(earlier, options.plan);
+            const own = records.ok ? records.records.filter(r => r.runId === runId) : [];
+            if (!own.length) {
+                missing.push(runId);
+                continue;
+            }
+            found.push(`the results record of ${runId}`);
+            const unnamed = own.filter(r => !r.succeeded);
+            for (const record of own) {
+                for (const id of record.succeeded ?? [])
+                    decide(id, 'success', { attempt, runner: record.runner });
+                for (const id of record.failed ?? [])
+                    decide(id, 'failed', { attempt, runner: record.runner });
+                for (const id of record.carried ?? [])
+                    if (!carriedIn.has(id))
+                        carriedIn.set(id, { attempt, runner: record.runner });
+            }
+            if (unnamed.length) {
+                const read = await (options.downloadRecords ?? downloadResultsRecords)(unnamed, options.plan.id);
+                for (const record of read) {
+                    for (const job of record.jobs) {
+                        if (job.status === 'success' || job.status === 'carried')
+                            decide(job.jobId, 'success', { attempt: job.attempt, runner: job.runner });
+                        else if (job.status === 'failed')
+                            decide(job.jobId, 'failed', { attempt: job.attempt, runner: job.runner });
+                    }
+                }
+            }
+        }
+        if (decided.size === options.plan.order.length)
+            break;
+    }
+    // Its executing attempt's record is gone too: it still succeeded, so it is carried again.
+    for (const [id, origin] of carriedIn)
+        decide(id, 'success', origin);
+    if (!found.length) {
+        const gone = `The run of the earlier attempt (${missing.join(', ')}) is gone from the backend (ended runs are deleted after about 24 hours)`;
+        throw new errors/* UserError */.yo(records && !records.ok
+            ? `${gone}, and its results record cannot be read (${records.problem}): re-run again once it can be, or ${RERUN_ALL_JOBS}.`
+            : `${gone}, and no results record of it is left in this workflow run (its '${RECORD_PREFIX}*' artifacts were deleted or expired), so nothing can be carried over: ${RERUN_ALL_JOBS}.`);
+    }
+    const origins = new Map();
+    for (const job of options.plan.order) {
+        const entry = decided.get(job.id);
+        if (entry?.status === 'success')
+            origins.set(job.id, entry.origin);
+    }
+    return { origins, source: found.join(' and ') };
+}
+/** An earlier run's jobs, or undefined when the backend no longer has it. */
+async function readRun(client, runId) {
+    try {
+        const jobs = await client.listJobs(runId);
+        // The live service answers an unknown run's job list with 200 and no jobs.
+        return jobs.length ? jobs : undefined;
+    }
+    catch (error) {
+        if (error instanceof BackendError && error.status === 404)
+            return undefined;
+        throw new errors/* UserError */.yo(`Cannot read the earlier attempt's run ${runId} (${error instanceof BackendError ? error.describe() : (0,errors/* errorMessage */.gJ)(error)}), so what succeeded there cannot be carried over: re-run again, or use "Re-run all jobs".`);
+    }
+}
+function checkSamePlan(plan, runId, jobs) {
+    const stray = jobs.find(job => !plan.byId.has(job.jobId));
+    if (stray || jobs.length !== plan.order.length) {
+        throw new errors/* UserError */.yo(`The earlier attempt's run ${runId} holds other jobs than plan ${plan.id} (${stray ? `e.g. ${stray.jobId}` : `${jobs.length} instead of ${plan.order.length}`}), so nothing can be carried over from it: use "Re-run all jobs", and pass the plan job's 'run-id' output unchanged.`);
+    }
+}
+/** Carries the earlier successes into this attempt's run (see the top of this file). */
+class Carrier {
+    options;
+    runId;
+    origins;
+    first;
+    startupEnds;
+    /** The jobs this runner carried, for its summary and job-results. */
+    carried = [];
+    /** Jobs this runner may carry: earlier successes, not its own. */
+    candidates;
+    view = new Map();
+    sleep;
+    stopWatch = new AbortController();
+    watching;
+    /** Candidates a vanished carrier holds: the backend lets a claim take them over. */
+    staleRunning = new Set();
+    /** Whether this runner's latest look left candidates it did not see finished. */
+    unresolved = false;
+    constructor(options, runId, origins, 
+    /** This runner's create made the run: it carries first. */
+    first, 
+    /**
+     * When the other runners' first requests should be done (epoch ms); for the run's creator, also
+     * when the new run has settled (CREATED_RUN_SETTLE_MS).
+     */
+    startupEnds = 0) {
+        this.options = options;
+        this.runId = runId;
+        this.origins = origins;
+        this.first = first;
+        this.startupEnds = startupEnds;
+        this.candidates = options.plan.order
+            .map(job => job.id)
+            .filter(id => origins.has(id) && !options.targets.includes(id));
+        this.sleep = options.sleep ?? realSleep;
+    }
+    /**
+     * Carries what it can when this runner made the run, then watches while the
+     * targets run. Another runner holds off about as long as the first one needs
+     * to carry its jobs' ancestors: waiting for them it could only spend the rate
+     * limit the carrying needs.
+     */
+    async start() {
+        if (!this.candidates.length)
+            return;
+        if (!this.first) {
+            // The first runner carries in DAG order: this runner's last ancestor comes at about this place.
+            const ahead = this.candidates.findLastIndex(id => this.isAncestorOfTarget(id)) + 1;
+            const holdOffMs = ahead
+                ? Math.max(0, this.startupEnds - Date.now()) +
+                    spread(ahead * (this.carryIntervalMs() + 100), 0.25, this.options.random) +
+                    1_000
+                : 0;
+            if (holdOffMs) {
+                this.options.log(`Waiting ${(holdOffMs / 1000).toFixed(1)}s while the earlier successes upstream of this runner's job(s) are carried over.`);
+                await this.pause(holdOffMs);
+            }
+            this.watching = this.watch(Math.max(WATCH_FIRST_LOOK_MS, holdOffMs + 5_000) + this.rank() * FALLBACK_STAGGER_MS);
+            return;
+        }
+        this.options.log(`This runner made run ${this.runId}: carrying over ${this.candidates.length} job(s) in DAG order.`);
+        // The other runners' first requests come first (they fill the burst by themselves), and the
+        // new run settles.
+        await this.pause(Math.max(0, this.startupEnds - Date.now()));
+        try {
+            await this.pass();
+        }
+        catch (error) {
+            // The waiting runners notice that nothing moves and carry the rest.
+            this.options.warn(`Carrying over earlier successes stopped: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            this.unresolved = true;
+        }
+        if (!this.unresolved)
+            return;
+        this.watching = this.watch(WATCH_FIRST_LOOK_MS);
+    }
+    /**
+     * Stops watching, then (unless the runner was cancelled) carries what this
+     * runner's own results made carriable, or what its last look left over.
+     */
+    async finish(carry = true) {
+        this.stopWatch.abort();
+        await this.watching;
+        if (!carry)
+            return;
+        const downstream = this.candidates.some(id => this.dependsOnTarget(id));
+        if (!downstream && !this.unresolved)
+            return;
+        try {
+            await this.look();
+            if (this.runnableCandidates().length)
+                await this.pass();
+        }
+        catch (error) {
+            this.options.warn(`Could not finish carrying over earlier successes: ${(0,errors/* errorMessage */.gJ)(error)}`);
+        }
+    }
+    /** Whether this job is carried over (by this runner or another), never executed in this attempt. */
+    carries(jobId) {
+        return this.candidates.includes(jobId);
+    }
+    /** Marks targets that another runner carried into this run, for the summary. */
+    annotate(results) {
+        for (const result of results) {
+            const origin = this.origins.get(result.jobId);
+            if (origin && result.status === 'already-complete') {
+                result.carriedFrom = origin.attempt;
+                result.detail = note(origin);
+            }
+        }
+    }
+    /**
+     * This runner's place among the re-run's runners: where its first own job comes among the
+     * jobs not carried over (the legs GitHub started again). Duplicate legs share a place.
+     */
+    rank() {
+        const first = this.options.targets[0];
+        if (first === undefined)
+            return 0;
+        const legs = this.options.plan.order.map(job => job.id).filter(id => !this.origins.has(id));
+        return Math.max(0, legs.indexOf(first));
+    }
+    async watch(firstLookMs) {
+        const now = this.options.now ?? Date.now;
+        let lastMoved;
+        let lastMovedAt = now();
+        for (let looks = 0;; looks++) {
+            // The first three looks keep the rank's place (a little jitter only): the third is the
+            // first that can decide (NOBODY_CARRYING_AFTER_MS). Later ones spread wide.
+            const wait = looks ? WATCH_INTERVAL_MS : firstLookMs;
+            if (!(await this.pause(spread(wait, looks < 3 ? 0.1 : 0.5, this.options.random))))
+                return;
+            try {
+                await this.look();
+                if (!this.unresolved)
+                    return;
+                // No carried job claimed or finished for NOBODY_CARRYING_AFTER_MS: nobody is carrying.
+                // Never judged on the first look alone: on a busy machine a live first runner may not
+                // have claimed its first job yet, and carrying beside it only collides.
+                const moved = this.candidates.filter(id => this.status(id) !== 'pending').length;
+                if (moved !== lastMoved)
+                    lastMovedAt = now();
+                if (moved === lastMoved &&
+                    now() - lastMovedAt >= NOBODY_CARRYING_AFTER_MS &&
+                    this.runnableCandidates().length) {
+                    this.options.log('Nobody is carrying the earlier successes over: this runner carries them.');
+                    await this.pass();
+                }
+                lastMoved = this.candidates.filter(id => this.status(id) !== 'pending').length;
+            }
+            catch (error) {
+                // The targets' own waits still work; the next look tries again.
+                this.options.warn(`Checking the carried-over jobs failed: ${(0,errors/* errorMessage */.gJ)(error)}`);
+            }
+        }
+    }
+    /** The gap between two carried jobs: TIGHT_CARRY_INTERVAL_MS, shrunk where the limit is ampler. */
+    carryIntervalMs() {
+        const scale = (this.options.limit ?? TIGHT_LIMIT).scale();
+        return Math.max(CARRY_INTERVAL_MS, Math.round(TIGHT_CARRY_INTERVAL_MS * scale));
+    }
+    /** Sleeps unless finish() was called or the runner was cancelled; false when so. */
+    pause(ms) {
+        const signals = [this.stopWatch.signal, this.options.cancel].filter(s => s !== undefined);
+        const stopped = () => signals.some(s => s.aborted);
+        if (stopped())
+            return Promise.resolve(false);
+        return new Promise(resolve => {
+            const done = (value) => {
+                for (const s of signals)
+                    s.removeEventListener('abort', onAbort);
+                resolve(value);
+            };
+            const onAbort = () => done(false);
+            for (const s of signals)
+                s.addEventListener('abort', onAbort);
+            this.sleep(ms).then(() => done(!stopped()));
+        });
+    }
+    /** Reads this attempt's run: one request. */
+    async look() {
+        const now = Date.now();
+        this.staleRunning.clear();
+        for (const job of await this.options.client.listJobs(this.runId)) {
+            this.view.set(job.jobId, job.status);
+            const heartbeat = job.heartbeatAt ? Date.parse(job.heartbeatAt) : 0;
+            if (job.status === 'running' && now - heartbeat > TAKEOVER_WINDOW_MS)
+                this.staleRunning.add(job.jobId);
+        }
+        this.unresolved = this.candidates.some(id => this.status(id) === 'pending' || this.staleRunning.has(id));
+    }
+    status(id) {
+        return this.view.get(id) ?? 'pending';
+    }
+    runnableCandidates() {
+        return this.candidates.filter(id => (this.status(id) === 'pending' || this.staleRunning.has(id)) &&
+            (this.options.plan.byId.get(id)?.dependsOn ?? []).every(dep => this.status(dep) === 'success'));
+    }
+    /**
+     * One carrying pass in DAG order over the candidates this runner's view says
+     * are runnable. Stops at the first claim another runner won.
+     */
+    async pass() {
+        const { client, runnerId } = this.options;
+        let sent = false;
+        const least = this.carryIntervalMs();
+        let interval = least;
+        let refused = client.stats.rateLimited;
+        for (const id of this.candidates) {
+            if (!this.runnableCandidates().includes(id))
+                continue;
+            if (sent) {
+                // Refusals mean other runners need the shared limit too: leave them more of it.
+                interval =
+                    client.stats.rateLimited > refused
+                        ? Math.min(CARRY_INTERVAL_MAX_MS, interval * 2)
+                        : Math.max(least, interval / 1.5);
+                refused = client.stats.rateLimited;
+                await this.sleep(spread(interval, 0.2, this.options.random));
+            }
+            sent = true;
+            const origin = this.origins.get(id);
+            const claim = await this.claim(id);
+            if (!claim.claimed) {
+                if (claim.depsBlocked) {
+                    // A dependency executed again in this attempt and failed: this job stays pending.
+                    this.view.set(id, 'skipped');
+                    continue;
+                }
+                this.options.log(`${id} is ${claim.currentStatus}${claim.depsWaiting ? ' (dependencies not done)' : ''} in run ${this.runId}: another runner is carrying; leaving it to that runner.`);
+                this.unresolved = true;
+                return;
+            }
+            try {
+                await client.update(this.runId, id, runnerId, 'success', note(origin));
+            }
+            catch (error) {
+                if (error instanceof BackendError && error.status === 400) {
+                    this.options.warn(`${id} could not be carried over: ${error.message}`);
+                    this.view.set(id, 'running');
+                    continue;
+                }
+                throw error;
+            }
+            this.view.set(id, 'success');
+            this.carried.push({
+                jobId: id,
+                status: 'carried',
+                durationMs: 0,
+                waitMs: 0,
+                attempts: 1,
+                tookOver: Boolean(claim.takeover),
+                carriedFrom: origin.attempt,
+                detail: note(origin)
+            });
+            this.options.log(`${id}: ${note(origin)}.`);
+        }
+        this.unresolved = this.candidates.some(id => this.status(id) === 'pending');
+    }
+    /** Right after a run was created the backend may not know it for a moment (a transient 404). */
+    async claim(id) {
+        let delayMs = 250;
+        for (let tries = 1;; tries++) {
+            try {
+                return await this.options.client.claim(this.runId, id, this.options.runnerId);
+            }
+            catch (error) {
+                const unknownRun = error instanceof BackendError &&
+                    error.status === 404 &&
+                    !/job not found/i.test(error.message);
+                if (!unknownRun || tries >= 8)
+                    throw error;
+                if (tries === 1) {
+                    // A run the backend dropped to its copy must not be created again (it would start over).
+                    await checkNotDropped(this.options.client, this.runId);
+                    await joinRun(this.options.client, this.options.plan, this.runId);
+                }
+                else
+                    await this.sleep(spread(delayMs, 0.5, this.options.random));
+                delayMs = Math.min(delayMs * 2, 4_000);
+            }
+        }
+    }
+    /** Whether a job sits upstream of one of this runner's own jobs. */
+    isAncestorOfTarget(id) {
+        return this.options.targets.some(target => this.upstreamOf(target).has(id));
+    }
+    upstreamOf(jobId) {
+        const seen = new Set();
+        const stack = [...(this.options.plan.byId.get(jobId)?.dependsOn ?? [])];
+        while (stack.length) {
+            const dep = stack.pop();
+            if (seen.has(dep))
+                continue;
+            seen.add(dep);
+            stack.push(...(this.options.plan.byId.get(dep)?.dependsOn ?? []));
+        }
+        return seen;
+    }
+    /** Whether a job sits downstream of one of this runner's own jobs. */
+    dependsOnTarget(id) {
+        const upstream = this.upstreamOf(id);
+        return this.options.targets.some(target => upstream.has(target));
+    }
+}
+function note(origin) {
+    return carriedNote(origin);
 }
 
 ;// CONCATENATED MODULE: ./src/common/summary-budget.ts

@@ -29437,7 +29437,7 @@ function oneLine(text) {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _common_errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(71922);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(45891);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(22138);
 
 
 await (0,_common_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .Cs)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .N);
@@ -29447,7 +29447,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 45891:
+/***/ 22138:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31563,7 +31563,26 @@ function upstreamRunnerLostText(lost) {
 /** What to press: the job never finished, so it runs again in a re-run of failed jobs. */
 const RERUN_AFTER_RUNNER_LOST = 'The job never finished (its runner was lost, not its steps failed): use "Re-run failed jobs" to run it and the jobs it blocked; what succeeded is carried over, not run again.';
 
+;// CONCATENATED MODULE: ./src/common/carried-note.ts
+const PREFIX = 'carried over from ';
+const FULL = /^carried over from attempt (\d+) \(runner (.*)\)$/;
+const UNNAMED = `${PREFIX}an earlier attempt`;
+/** The note; without an origin (a record that names no runner), "an earlier attempt". */
+function carriedNote(origin) {
+    return origin ? `${PREFIX}attempt ${origin.attempt} (runner ${origin.runner})` : UNNAMED;
+}
+/** The origin a note names, {} for an unnamed one, undefined when the text is no such note. */
+function readCarriedNote(text) {
+    if (!text)
+        return undefined;
+    if (text === UNNAMED)
+        return {};
+    const match = FULL.exec(text);
+    return match ? { attempt: Number(match[1]), runner: match[2] } : undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/status/outcome.ts
+
 
 /** Display order: problems first. */
 const OUTCOMES = [
@@ -31575,8 +31594,6 @@ const OUTCOMES = [
     'success',
     'skipped'
 ];
-/** What a job that carried an earlier attempt's success into this run says about it. */
-const CARRIED_MARKER = /carried over from attempt (\d+)/i;
 const time = (iso) => {
     const ms = iso ? Date.parse(iso) : NaN;
     return Number.isNaN(ms) ? undefined : ms;
@@ -31606,10 +31623,10 @@ fromRecord = false) {
         };
         switch (record?.status) {
             case 'success': {
-                const carried = CARRIED_MARKER.exec(record.lastError ?? '');
+                const carried = readCarriedNote(record.lastError);
                 view.outcome = carried ? 'carried' : 'success';
-                if (carried)
-                    view.carriedFrom = Number(carried[1]);
+                if (carried?.attempt !== undefined)
+                    view.carriedFrom = carried.attempt;
                 break;
             }
             case 'failed':
@@ -31731,7 +31748,7 @@ function outcomeText(job, withDuration = true) {
         case 'blocked':
             return `${OUTCOME_WORDS.blocked} by ${listSome(job.blockedBy, 2)}`;
         case 'carried':
-            return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`;
+            return `${OUTCOME_WORDS.carried} from ${job.carriedFrom !== undefined ? `attempt ${job.carriedFrom}` : 'an earlier attempt'}`;
         case 'success':
         case 'failed':
             if (job.runnerLost)
@@ -32479,6 +32496,7 @@ async function downloadResultsRecords(listed, planId) {
 
 
 
+
 /**
  * The run and its jobs, in as few requests as the protocol allows: GET run
  * (which also tells a missing run apart, since GET jobs of an unknown run
@@ -32571,11 +32589,9 @@ async function readRecordedRun(runId, plan, env = process.env) {
             if (!ranIn.has(id))
                 ranIn.set(id, { attempt, runner: record.runner });
     }
-    const carriedNote = (id) => {
+    const noteFor = (id) => {
         const origin = ranIn.get(id);
-        return origin
-            ? `carried over from attempt ${origin.attempt} (runner ${origin.runner})`
-            : 'carried over from an earlier attempt';
+        return carriedNote(origin);
     };
     const toDownload = own.filter(r => !r.succeeded || r.failed?.length);
     for (const record of own) {
@@ -32584,7 +32600,7 @@ async function readRecordedRun(runId, plan, env = process.env) {
         for (const id of record.succeeded ?? [])
             put(id, 'success', { runnerId: record.runner });
         for (const id of record.carried ?? [])
-            put(id, 'success', { runnerId: record.runner, lastError: carriedNote(id) });
+            put(id, 'success', { runnerId: record.runner, lastError: noteFor(id) });
     }
     for (const record of await downloadResultsRecords(toDownload, plan.id)) {
         for (const job of record.jobs) {
@@ -32594,7 +32610,7 @@ async function readRecordedRun(runId, plan, env = process.env) {
             else if (job.status === 'carried')
                 put(job.jobId, 'success', {
                     runnerId: record.runner,
-                    lastError: `carried over from attempt ${job.attempt} (runner ${job.runner})`
+                    lastError: carriedNote({ attempt: job.attempt, runner: job.runner })
                 });
             else if (job.status === 'failed')
                 put(job.jobId, 'failed', { runnerId: job.runner, lastError: job.error ?? null, ...times });
@@ -32862,7 +32878,7 @@ function tableRow(job, report) {
         ? (0,common_escape/* markdownText */.p7)(job.id)
         : `${(0,common_escape/* markdownText */.p7)(job.name)}<br><sub>${(0,common_escape/* markdownText */.p7)(job.id)}</sub>`;
     const attempt = job.outcome === 'carried'
-        ? String(job.carriedFrom)
+        ? String(job.carriedFrom ?? '–')
         : gh?.runAttempt
             ? String(gh.runAttempt)
             : job.runnerId

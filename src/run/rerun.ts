@@ -8,6 +8,7 @@ import { UserError, errorMessage } from '../common/errors.js'
 import { realSleep, spread, type Random, type Sleep } from '../common/retry.js'
 import type { Plan } from '../plan/model.js'
 import { RERUN_ALL_JOBS } from '../common/error-messages.js'
+import { carriedNote, readCarriedNote } from '../common/carried-note.js'
 import {
   RECORD_PREFIX,
   downloadResultsRecords,
@@ -80,9 +81,6 @@ export const FALLBACK_STAGGER_MS = 2_000
 export const CREATED_RUN_SETTLE_MS = 1_000
 /** The backend's takeover window: a carrier that claimed and vanished holds a job this long. */
 const TAKEOVER_WINDOW_MS = 300_000
-
-/** The error text of a job carried over from an earlier attempt (claimed and reported, never run). */
-export const CARRIED_NOTE = /^carried over from attempt (\d+) \(runner (.*)\)$/
 
 interface Origin {
   /** The attempt in which the job was executed. */
@@ -193,12 +191,12 @@ async function readEarlierAttempts(
       found.push(runId)
       for (const job of jobs) {
         if (job.status !== 'success' && job.status !== 'failed') continue
-        const note = job.status === 'success' ? CARRIED_NOTE.exec(job.lastError ?? '') : null
+        const carried = job.status === 'success' ? readCarriedNote(job.lastError) : undefined
         decide(
           job.jobId,
           job.status,
-          note
-            ? { attempt: Number(note[1]), runner: note[2] }
+          carried?.attempt !== undefined
+            ? { attempt: carried.attempt, runner: carried.runner ?? 'unknown' }
             : { attempt, runner: job.runnerId ?? 'unknown' }
         )
       }
@@ -594,5 +592,5 @@ export class Carrier {
 }
 
 function note(origin: Origin): string {
-  return `carried over from attempt ${origin.attempt} (runner ${origin.runner})`
+  return carriedNote(origin)
 }

@@ -1,7 +1,7 @@
 import type { JobRecord } from '../backend/types.js'
 import type { Plan } from '../plan/model.js'
 import type { Random } from '../common/retry.js'
-import { CARRIED_NOTE } from './rerun.js'
+import { readCarriedNote } from '../common/carried-note.js'
 
 /**
  * How a waiting runner spends the repository's shared rate limit (burst 20,
@@ -40,7 +40,7 @@ export function typicalDurationMs(jobs: readonly JobRecord[]): number | undefine
         job.status === 'success' &&
         job.startedAt &&
         job.finishedAt &&
-        !CARRIED_NOTE.test(job.lastError ?? '')
+        !readCarriedNote(job.lastError)
     )
     .map(job => Date.parse(job.finishedAt!) - Date.parse(job.startedAt!))
     .filter(ms => Number.isFinite(ms) && ms >= 0)

@@ -48,7 +48,7 @@ export function outcomeText(job: JobView, withDuration = true): string {
     case 'blocked':
       return `${OUTCOME_WORDS.blocked} by ${listSome(job.blockedBy, 2)}`
     case 'carried':
-      return `${OUTCOME_WORDS.carried} from attempt ${job.carriedFrom}`
+      return `${OUTCOME_WORDS.carried} from ${job.carriedFrom !== undefined ? `attempt ${job.carriedFrom}` : 'an earlier attempt'}`
     case 'success':
     case 'failed':
       if (job.runnerLost) return '✗ runner lost'

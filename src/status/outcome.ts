@@ -1,6 +1,7 @@
 import type { JobRecord, RunRecord } from '../backend/types.js'
 import type { Plan } from '../plan/model.js'
 import { isRunnerLost } from '../common/runner-lost.js'
+import { readCarriedNote } from '../common/carried-note.js'
 
 /**
  * What became of each job of the plan, from the backend's records. The
@@ -58,9 +59,6 @@ export interface RunView {
   verdict: Verdict
 }
 
-/** What a job that carried an earlier attempt's success into this run says about it. */
-const CARRIED_MARKER = /carried over from attempt (\d+)/i
-
 const time = (iso: string | null | undefined) => {
   const ms = iso ? Date.parse(iso) : NaN
   return Number.isNaN(ms) ? undefined : ms
@@ -96,9 +94,9 @@ export function classifyRun(
     }
     switch (record?.status) {
       case 'success': {
-        const carried = CARRIED_MARKER.exec(record.lastError ?? '')
+        const carried = readCarriedNote(record.lastError)
         view.outcome = carried ? 'carried' : 'success'
-        if (carried) view.carriedFrom = Number(carried[1])
+        if (carried?.attempt !== undefined) view.carriedFrom = carried.attempt
         break
       }
       case 'failed':

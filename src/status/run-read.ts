@@ -5,6 +5,7 @@ import type { JobRecord, RunRecord } from '../backend/types.js'
 import { UserError } from '../common/errors.js'
 import type { Plan } from '../plan/model.js'
 import { parseRunId } from '../common/attempt.js'
+import { carriedNote } from '../common/carried-note.js'
 import { downloadResultsRecords, listResultsRecords } from '../common/results-record.js'
 
 export interface RunRead {
@@ -116,18 +117,16 @@ export async function readRecordedRun(
     for (const id of record.succeeded ?? [])
       if (!ranIn.has(id)) ranIn.set(id, { attempt, runner: record.runner })
   }
-  const carriedNote = (id: string) => {
+  const noteFor = (id: string) => {
     const origin = ranIn.get(id)
-    return origin
-      ? `carried over from attempt ${origin.attempt} (runner ${origin.runner})`
-      : 'carried over from an earlier attempt'
+    return carriedNote(origin)
   }
   const toDownload = own.filter(r => !r.succeeded || r.failed?.length)
   for (const record of own) {
     if (toDownload.includes(record)) continue
     for (const id of record.succeeded ?? []) put(id, 'success', { runnerId: record.runner })
     for (const id of record.carried ?? [])
-      put(id, 'success', { runnerId: record.runner, lastError: carriedNote(id) })
+      put(id, 'success', { runnerId: record.runner, lastError: noteFor(id) })
   }
   for (const record of await downloadResultsRecords(toDownload, plan.id)) {
     for (const job of record.jobs) {
@@ -136,7 +135,7 @@ export async function readRecordedRun(
       else if (job.status === 'carried')
         put(job.jobId, 'success', {
           runnerId: record.runner,
-          lastError: `carried over from attempt ${job.attempt} (runner ${job.runner})`
+          lastError: carriedNote({ attempt: job.attempt, runner: job.runner })
         })
       else if (job.status === 'failed')
         put(job.jobId, 'failed', { runnerId: job.runner, lastError: job.error ?? null, ...times })

@@ -269,7 +269,7 @@ function tableRow(job: JobView, report: StatusReport): string {
       : `${markdownText(job.name)}<br><sub>${markdownText(job.id)}</sub>`
   const attempt =
     job.outcome === 'carried'
-      ? String(job.carriedFrom)
+      ? String(job.carriedFrom ?? '–')
       : gh?.runAttempt
         ? String(gh.runAttempt)
         : job.runnerId
