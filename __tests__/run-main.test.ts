@@ -146,6 +146,13 @@ describe('run(): failures', () => {
     expect(executed()).toEqual([])
     expect(core.outputs.status).toBe('blocked')
     expect(server.jobsOf(runId).find(j => j.jobId === dependent.id)?.status).toBe('pending')
+    // The job was in the state while its claim could be granted (the main step might be killed
+    // before the answer), and left it when the claim was refused: no post step work.
+    const saved = core.saveState.mock.calls
+      .filter(([name]) => name === 'orun-in-flight')
+      .map(([, value]) => JSON.parse(String(value)).jobs)
+    expect(saved).toContainEqual([{ jobId: dependent.id, spoolFile: '', unconfirmed: true }])
+    expect(saved.at(-1)).toEqual([])
   })
 
   it('stops on SIGTERM, reports the claimed job as failed (cancelled) and says so', async () => {
@@ -255,6 +262,36 @@ describe('post(): a job the main step claimed but never reported', () => {
     expect(server.jobsOf(runId)[0]).toMatchObject({ status: 'running', runnerId: 'new-owner' })
     expect(core.logged(core.info).some(l => l.includes('no longer this runner'))).toBe(true)
   })
+
+  it.each([
+    ['granted', 'failed'],
+    ['never granted', 'pending']
+  ])(
+    'settles a claim the main step sent but whose answer it never saw (%s)',
+    async (claim, after) => {
+      const runId = freshRunId()
+      const client = readerClient()
+      await createRunAs(client, runId, sharedPlanText('single'))
+      if (claim === 'granted')
+        expect((await client.claim(runId, 'solo@dev.smoke', 'killed-runner')).claimed).toBe(true)
+      core.state['orun-in-flight'] = JSON.stringify({
+        backendUrl: server.url,
+        audience: 'orun',
+        runId,
+        runnerId: 'killed-runner',
+        jobs: [{ jobId: 'solo@dev.smoke', spoolFile: '', unconfirmed: true }]
+      })
+
+      await post()
+
+      expect(server.jobsOf(runId)[0]!.status).toBe(after)
+      expect(core.warning).not.toHaveBeenCalled()
+      expect(core.logged(core.info).join('\n')).toContain(
+        claim === 'granted' ? 'Delivered' : 'was never this runner'
+      )
+      expect(JSON.parse(core.state['orun-in-flight']!).jobs).toEqual([])
+    }
+  )
 
   it('does nothing when nothing is in flight', async () => {
     const before = server.requests.length

@@ -31064,6 +31064,11 @@ function updateInFlightJob(state, jobId, change) {
     Object.assign(entry, change);
     saveInFlight(state);
 }
+/** Adds a job's entry, or replaces the one it has, and saves the state at once. */
+function trackInFlightJob(state, entry) {
+    state.jobs = [...state.jobs.filter(job => job.jobId !== entry.jobId), entry];
+    saveInFlight(state);
+}
 /** Drops a job the post step has nothing left to do for. */
 function dropInFlightJob(state, jobId) {
     state.jobs = state.jobs.filter(job => job.jobId !== jobId);
@@ -31115,7 +31120,9 @@ async function post() {
             const error = outcome ? outcome.error : UNKNOWN_OUTCOME;
             lib_core/* info */.pq(outcome
                 ? `${(0,common_escape/* inline */.mG)(jobId)} finished (${status}) but its result was not delivered: delivering it now.`
-                : `${(0,common_escape/* inline */.mG)(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`);
+                : job.unconfirmed
+                    ? `${(0,common_escape/* inline */.mG)(jobId)}: this runner stopped while claiming it, so the claim may have been granted: marking it failed (cancelled) if this runner holds it.`
+                    : `${(0,common_escape/* inline */.mG)(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`);
             // The result first, as the main step does: it also proves the job is still ours, and a job
             // another runner took over (or that was reported after all) keeps its owner's log.
             try {
@@ -31126,7 +31133,9 @@ async function post() {
             }
             catch (failure) {
                 if (failure instanceof BackendError && failure.status === 400) {
-                    lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(`${(0,common_escape/* inline */.mG)(jobId)} is no longer this runner's to report (${failure.message}).`));
+                    lib_core/* info */.pq((0,common_escape/* commandSafe */.JV)(job.unconfirmed
+                        ? `${(0,common_escape/* inline */.mG)(jobId)} was never this runner's (${failure.message}): nothing to settle.`
+                        : `${(0,common_escape/* inline */.mG)(jobId)} is no longer this runner's to report (${failure.message}).`));
                     ours = false;
                 }
                 else {

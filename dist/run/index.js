@@ -37210,6 +37210,11 @@ function updateInFlightJob(state, jobId, change) {
     Object.assign(entry, change);
     saveInFlight(state);
 }
+/** Adds a job's entry, or replaces the one it has, and saves the state at once. */
+function trackInFlightJob(state, entry) {
+    state.jobs = [...state.jobs.filter(job => job.jobId !== entry.jobId), entry];
+    saveInFlight(state);
+}
 /** Drops a job the post step has nothing left to do for. */
 function dropInFlightJob(state, jobId) {
     state.jobs = state.jobs.filter(job => job.jobId !== jobId);
@@ -37267,6 +37272,10 @@ async function runJob(ctx) {
     const stats = { waitedMs: 0, polls: 0 };
     // A pool worker claims before it calls: then there is nothing left to acquire.
     const acquire = ctx.claimed ? alreadyClaimed(ctx.claimed) : acquireJob;
+    // Saved before the first claim is sent: a main step killed between the backend's grant and
+    // its answer leaves the post step this job to settle (seen in a test at load 12).
+    if (!ctx.claimed)
+        trackInFlightJob(ctx.inFlight, { jobId, spoolFile: '', unconfirmed: true });
     let acquired;
     try {
         acquired = await acquire({
@@ -37285,14 +37294,14 @@ async function runJob(ctx) {
         }, jobId, stats);
     }
     catch (error) {
-        // A claim cut short by a cancel may have landed: let the post step settle it (the backend
-        // refuses the update if it did not, and the post step then leaves the job alone).
-        if (isCancelledCall(error) && error.endpoint.endsWith('/claim')) {
-            ctx.inFlight.jobs.push({ jobId, spoolFile: '' });
-            saveInFlight(ctx.inFlight);
-        }
+        // A claim cut short by a cancel may have landed: the entry stays for the post step. Any
+        // other end of the wait claimed nothing.
+        if (!(isCancelledCall(error) && error.endpoint.endsWith('/claim')))
+            dropInFlightJob(ctx.inFlight, jobId);
         throw error;
     }
+    if (acquired.kind !== 'claimed')
+        dropInFlightJob(ctx.inFlight, jobId);
     const base = {
         jobId,
         durationMs: 0,
@@ -37354,8 +37363,7 @@ async function runJob(ctx) {
     if (acquired.takeover)
         lib_core/* warning */.$e(`${(0,common_escape/* inline */.mG)(jobId)}: the previous runner's heartbeat had expired; this runner took the job over.`);
     const spoolFile = (0,external_node_path_.join)(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`);
-    ctx.inFlight.jobs.push({ jobId, spoolFile });
-    saveInFlight(ctx.inFlight);
+    trackInFlightJob(ctx.inFlight, { jobId, spoolFile });
     const log = new LogStream({
         upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
         // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
@@ -37394,8 +37402,7 @@ async function runJob(ctx) {
     const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover };
     if (execution.outcome === 'aborted') {
         // The lease is gone: the new owner reports the result and owns the log.
-        ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId);
-        saveInFlight(ctx.inFlight);
+        dropInFlightJob(ctx.inFlight, jobId);
         // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
         const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined);
         if (record && isRunnerLost(record.lastError)) {
@@ -37497,6 +37504,7 @@ async function report(client, runId, jobId, runnerId, status, error, call) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/pool.ts
+
 
 
 
@@ -37615,7 +37623,20 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
     };
     /** Claims one job; false when another worker has it (or it cannot run any more). */
     const claim = async (jobId) => {
-        const result = await onceRunVisible(visible, () => client.claim(runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
+        // Saved before the claim is sent, as a matrix runner does (job.ts): a worker killed before
+        // the grant's answer leaves the job to its post step.
+        trackInFlightJob(ctx.inFlight, { jobId, spoolFile: '', unconfirmed: true });
+        let result;
+        try {
+            result = await onceRunVisible(visible, () => client.claim(runId, jobId, ctx.runnerId), ({ error }) => isRunUnknown(error));
+        }
+        catch (error) {
+            if (!isCancelledCall(error))
+                dropInFlightJob(ctx.inFlight, jobId);
+            throw error;
+        }
+        if (!result.claimed)
+            dropInFlightJob(ctx.inFlight, jobId);
         return result.claimed
             ? { claimed: true, takeover: Boolean(result.takeover), pending: false }
             : { claimed: false, takeover: false, pending: result.currentStatus === 'pending' };

@@ -22,7 +22,7 @@ import type { LimitHint } from '../common/limit-hint.js'
 import type { RunInputs } from './inputs.js'
 import { LogStream } from './logstream.js'
 import { jobRedactor } from './redact.js'
-import { dropInFlightJob, saveInFlight, updateInFlightJob, type InFlight } from './state.js'
+import { dropInFlightJob, trackInFlightJob, updateInFlightJob, type InFlight } from './state.js'
 import type { JobResult } from './summary.js'
 
 /**
@@ -95,6 +95,9 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   const stats: AcquireStats = { waitedMs: 0, polls: 0 }
   // A pool worker claims before it calls: then there is nothing left to acquire.
   const acquire: typeof acquireJob = ctx.claimed ? alreadyClaimed(ctx.claimed) : acquireJob
+  // Saved before the first claim is sent: a main step killed between the backend's grant and
+  // its answer leaves the post step this job to settle (seen in a test at load 12).
+  if (!ctx.claimed) trackInFlightJob(ctx.inFlight, { jobId, spoolFile: '', unconfirmed: true })
   let acquired
   try {
     acquired = await acquire(
@@ -120,14 +123,13 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
       stats
     )
   } catch (error) {
-    // A claim cut short by a cancel may have landed: let the post step settle it (the backend
-    // refuses the update if it did not, and the post step then leaves the job alone).
-    if (isCancelledCall(error) && (error as BackendError).endpoint.endsWith('/claim')) {
-      ctx.inFlight.jobs.push({ jobId, spoolFile: '' })
-      saveInFlight(ctx.inFlight)
-    }
+    // A claim cut short by a cancel may have landed: the entry stays for the post step. Any
+    // other end of the wait claimed nothing.
+    if (!(isCancelledCall(error) && (error as BackendError).endpoint.endsWith('/claim')))
+      dropInFlightJob(ctx.inFlight, jobId)
     throw error
   }
+  if (acquired.kind !== 'claimed') dropInFlightJob(ctx.inFlight, jobId)
   const base = {
     jobId,
     durationMs: 0,
@@ -196,8 +198,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
     )
 
   const spoolFile = join(ctx.tempDir, `log-${ctx.inFlight.jobs.length}-${Date.now()}.txt`)
-  ctx.inFlight.jobs.push({ jobId, spoolFile })
-  saveInFlight(ctx.inFlight)
+  trackInFlightJob(ctx.inFlight, { jobId, spoolFile })
   const log = new LogStream({
     upload: (text, call) => client.uploadLog(inputs.runId, jobId, text, call),
     // What the child's environment leaves out (tokens, inputs) is redacted too, in case a tool prints it.
@@ -236,8 +237,7 @@ export async function runJob(ctx: JobContext): Promise<JobResult> {
   const result = { ...base, durationMs: execution.durationMs, tookOver: acquired.takeover }
   if (execution.outcome === 'aborted') {
     // The lease is gone: the new owner reports the result and owns the log.
-    ctx.inFlight.jobs = ctx.inFlight.jobs.filter(j => j.jobId !== jobId)
-    saveInFlight(ctx.inFlight)
+    dropInFlightJob(ctx.inFlight, jobId)
     // On the 2026-05-08 build nobody took it over: the backend's sweep declared this runner lost.
     const record = await client.jobStatus(inputs.runId, jobId).catch(() => undefined)
     if (record && isRunnerLost(record.lastError)) {

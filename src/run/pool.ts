@@ -1,4 +1,4 @@
-import { BackendClient } from '../backend/client.js'
+import { BackendClient, isCancelledCall } from '../backend/client.js'
 import { RunDroppedError, readsLikeDroppedCopy } from '../backend/dropped-run.js'
 import type { JobRecord } from '../backend/types.js'
 import { UserError, errorMessage } from '../common/errors.js'
@@ -9,6 +9,7 @@ import { Cancelled } from './cancel.js'
 import { PACED_FINAL_FLUSH_MS, runJob, type JobContext } from './job.js'
 import { LearnedLimit, Pacer, addStats, pacedClient } from './pace.js'
 import { typicalDurationMs } from './schedule.js'
+import { dropInFlightJob, trackInFlightJob } from './state.js'
 import type { JobResult } from './summary.js'
 
 /**
@@ -170,11 +171,21 @@ async function poolLoop(
   const claim = async (
     jobId: string
   ): Promise<{ claimed: boolean; takeover: boolean; pending: boolean }> => {
-    const result = await onceRunVisible(
-      visible,
-      () => client.claim(runId, jobId, ctx.runnerId),
-      ({ error }) => isRunUnknown(error)
-    )
+    // Saved before the claim is sent, as a matrix runner does (job.ts): a worker killed before
+    // the grant's answer leaves the job to its post step.
+    trackInFlightJob(ctx.inFlight, { jobId, spoolFile: '', unconfirmed: true })
+    let result
+    try {
+      result = await onceRunVisible(
+        visible,
+        () => client.claim(runId, jobId, ctx.runnerId),
+        ({ error }) => isRunUnknown(error)
+      )
+    } catch (error) {
+      if (!isCancelledCall(error)) dropInFlightJob(ctx.inFlight, jobId)
+      throw error
+    }
+    if (!result.claimed) dropInFlightJob(ctx.inFlight, jobId)
     return result.claimed
       ? { claimed: true, takeover: Boolean(result.takeover), pending: false }
       : { claimed: false, takeover: false, pending: result.currentStatus === 'pending' }

@@ -45,7 +45,9 @@ export async function post(): Promise<void> {
       core.info(
         outcome
           ? `${inline(jobId)} finished (${status}) but its result was not delivered: delivering it now.`
-          : `${inline(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`
+          : job.unconfirmed
+            ? `${inline(jobId)}: this runner stopped while claiming it, so the claim may have been granted: marking it failed (cancelled) if this runner holds it.`
+            : `${inline(jobId)} was claimed by this runner but never reported: marking it failed (cancelled).`
       )
       // The result first, as the main step does: it also proves the job is still ours, and a job
       // another runner took over (or that was reported after all) keeps its owner's log.
@@ -58,7 +60,9 @@ export async function post(): Promise<void> {
         if (failure instanceof BackendError && failure.status === 400) {
           core.info(
             commandSafe(
-              `${inline(jobId)} is no longer this runner's to report (${failure.message}).`
+              job.unconfirmed
+                ? `${inline(jobId)} was never this runner's (${failure.message}): nothing to settle.`
+                : `${inline(jobId)} is no longer this runner's to report (${failure.message}).`
             )
           )
           ours = false

@@ -17,6 +17,12 @@ export interface InFlightJob {
    * step stops whatever is left in them when this process died first.
    */
   orunProcesses?: { sessions: number[]; groups: number[] }
+  /**
+   * A claim was sent and no grant seen yet: the backend may have granted it to a process that
+   * died before the answer came. The post step settles it; the backend refuses the update when
+   * the claim never landed, and the post step then leaves the job alone.
+   */
+  unconfirmed?: boolean
 }
 
 export interface InFlight {
@@ -47,6 +53,12 @@ export function updateInFlightJob(
   const entry = state.jobs.find(job => job.jobId === jobId)
   if (!entry) return
   Object.assign(entry, change)
+  saveInFlight(state)
+}
+
+/** Adds a job's entry, or replaces the one it has, and saves the state at once. */
+export function trackInFlightJob(state: InFlight, entry: InFlightJob): void {
+  state.jobs = [...state.jobs.filter(job => job.jobId !== entry.jobId), entry]
   saveInFlight(state)
 }
 
