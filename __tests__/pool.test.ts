@@ -6,12 +6,19 @@
  * worker tries jobs in, when an idle worker leaves, and request pacing.
  */
 import { describe, expect, it } from '@jest/globals'
+import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Harness, checkExecutions } from '../demo/harness.js'
 import type { JobRecord } from '../src/backend/types.js'
-import { parsePlan } from '../src/plan/model.js'
-import { chooseWorkers, parseWorkersInput, workerIndexes } from '../src/plan/workers.js'
+import { parsePlan, remainingPath } from '../src/plan/model.js'
+import {
+  chooseWorkers,
+  levelsOf,
+  parseWorkersInput,
+  unitSchedule,
+  workerIndexes
+} from '../src/plan/workers.js'
 import { Pacer } from '../src/run/pace.js'
 import {
   START_STAGGER_MS,
@@ -20,7 +27,6 @@ import {
   ownedBy,
   poolView,
   ranking,
-  remainingPath,
   startStaggerMs
 } from '../src/run/pool.js'
 import { STANDIN_DIR, runActionProcess } from '../testing/action-process.js'
@@ -52,10 +58,11 @@ describe('plan action: workers output', () => {
       })
     const auto = await run('auto')
     expect(auto.exitCode).toBe(0)
-    expect(JSON.parse(auto.outputs.workers)).toEqual([1, 2, 3, 4, 5, 6, 7])
-    expect(auto.summary).toContain('**7** worker(s)')
+    // ceil(40 / 6) = 7 workers would leave one of the 8 roots for a second step: 8 (see 'auto workers').
+    expect(JSON.parse(auto.outputs.workers)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(auto.summary).toContain('**8** worker(s)')
     expect(auto.summary).toContain('40 job(s) over 6 dependency level(s)')
-    expect(auto.summary).toContain('ceil(40 / 6) = 7')
+    expect(auto.summary).toContain('ceil(40 / 6) = 7 would need 7 steps')
 
     const three = await run('3')
     expect(JSON.parse(three.outputs.workers)).toEqual([1, 2, 3])
@@ -309,18 +316,103 @@ describe('pool mode end to end', () => {
   }, 240_000)
 })
 
+/** A plan of jobs by id, each with the ids it depends on (ids are opaque; only dependsOn counts). */
+function planOf(dependsOn: Record<string, string[]>) {
+  const jobs = Object.entries(dependsOn).map(([id, deps]) => ({ id, dependsOn: deps }))
+  const checksum = createHash('sha256').update(JSON.stringify(jobs)).digest('hex')
+  return parsePlan(JSON.stringify({ metadata: { checksum: `sha256-${checksum}` }, jobs }), 'p.json')
+}
+
+/** `width` roots (r0, r1, ...) that one job, `join`, depends on: 2 levels, the first `width` wide. */
+const fanIn = (width: number) => {
+  const roots = Array.from({ length: width }, (_, i) => `r${i}`)
+  return planOf({ ...Object.fromEntries(roots.map(id => [id, []])), join: roots })
+}
+
+/**
+ * `copies` side-by-side copies of wide-deep's shape (40 jobs over 4 environments, 6 levels): per
+ * environment two roots, four jobs on both, and four apps on those four and on the same app of
+ * the environment before. Plain ids: the choice reads dependsOn, never the ids.
+ */
+function wideDeepShape(copies: number) {
+  const deps: Record<string, string[]> = {}
+  const mids = ['db', 'cache', 'queue', 'storage']
+  for (let c = 0; c < copies; c++)
+    for (let e = 0; e < 4; e++) {
+      const at = (job: string, env = e) => `${job}-${c}-${env}`
+      deps[at('net')] = []
+      deps[at('iam')] = []
+      for (const mid of mids) deps[at(mid)] = [at('net'), at('iam')]
+      for (const app of ['api', 'worker', 'web', 'admin'])
+        deps[at(app)] = [...mids.map(mid => at(mid)), ...(e ? [at(app, e - 1)] : [])]
+    }
+  return planOf(deps)
+}
+
 describe('auto workers', () => {
-  it('is jobs over dependency levels, capped by the job count', () => {
+  it('starts from jobs over levels and adds workers until equal-length jobs keep the critical path', () => {
     const wide = parsePlan(sharedPlanText('wide-deep'), 'wide-deep.json')
-    expect(chooseWorkers(wide, 'auto').count).toBe(7)
+    // 7 workers (ceil(40 / 6)) leave one of the 8 roots for step 2 and end a step late; 8 do not.
+    const steps = unitSchedule(wide)
+    expect([steps(7), steps(8), steps(16)]).toEqual([7, 6, 6])
+    const auto = chooseWorkers(wide, 'auto')
+    expect(auto.count).toBe(8)
+    expect(auto.reason).toContain('40 job(s) over 6 dependency level(s), the widest 16 job(s)')
+    expect(auto.reason).toContain(
+      '8 keep the critical path of 6 level(s), while ceil(40 / 6) = 7 would need 7 steps, in a simulated schedule of equally long jobs (the plan has no durations)'
+    )
+    // The same shape without its job ids: the choice reads dependsOn, never the ids.
+    expect(chooseWorkers(wideDeepShape(1), 'auto').count).toBe(8)
     expect(chooseWorkers(wide, 12)).toEqual({ count: 12, reason: "set by the 'workers' input" })
     expect(chooseWorkers(wide, 100).count).toBe(40)
+  })
+
+  it('keeps ceil(jobs / levels) when that already keeps the critical path', () => {
+    const chain = planOf({ a: [], b: ['a'], c: ['b'], d: ['c'], e: ['d'] })
+    expect(chooseWorkers(chain, 'auto')).toEqual({
+      count: 1,
+      reason:
+        'auto: 5 job(s) over 5 dependency level(s), the widest 1 job(s): ceil(5 / 5) = 1 worker(s) keep the critical path of 5 level(s) ' +
+        'in a simulated schedule of equally long jobs (the plan has no durations); more would mostly wait, billed, and poll the shared rate limit'
+    })
     const single = parsePlan(sharedPlanText('single'), 'single.json')
     expect(chooseWorkers(single, 'auto').count).toBe(1)
-    const big = generatePlan({ jobs: 1000, depth: 8, minSeconds: 1, maxSeconds: 2 }).plan
-    expect(chooseWorkers(parsePlan(JSON.stringify(big), 'big.json'), 'auto').count).toBe(125)
+    // 8 levels of exactly 125 jobs: 125 workers run a level a step.
+    const even = generatePlan({ jobs: 1000, depth: 8, minSeconds: 1, maxSeconds: 2 }).plan
+    const evenPlan = parsePlan(JSON.stringify(even), 'even.json')
+    expect(unitSchedule(evenPlan)(125)).toBe(8)
+    expect(chooseWorkers(evenPlan, 'auto').count).toBe(125)
+  })
+
+  it('goes no higher than the widest level, the job count and 256', () => {
+    // 5 jobs over 2 levels: ceil(5 / 2) = 3 leave a root for step 2 and the join for step 3.
+    const four = fanIn(4)
+    expect(unitSchedule(four)(3)).toBe(3)
+    expect(chooseWorkers(four, 'auto')).toMatchObject({ count: 4 })
+    // 300 roots and a join: 300 workers would keep 2 steps, but a matrix holds 256.
+    const wide = chooseWorkers(fanIn(300), 'auto')
+    expect(wide.count).toBe(256)
+    expect(wide.reason).toContain(
+      "ceil(301 / 2) = 151 would need 3 steps and 256, GitHub's largest matrix, still 3"
+    )
     const flat = generatePlan({ jobs: 600, depth: 1, minSeconds: 1, maxSeconds: 2 }).plan
     expect(chooseWorkers(parsePlan(JSON.stringify(flat), 'flat.json'), 'auto').count).toBe(256)
+  })
+
+  it('picks the fewest workers that keep the critical path on a 1,000-job plan', () => {
+    const plan = wideDeepShape(25)
+    const { levels, widest } = levelsOf(plan)
+    expect([plan.order.length, levels, widest]).toEqual([1000, 6, 400])
+    const { count, reason } = chooseWorkers(plan, 'auto')
+    expect(count).toBeGreaterThan(Math.ceil(1000 / levels))
+    expect(count).toBeLessThanOrEqual(widest)
+    const steps = unitSchedule(plan)
+    expect(steps(count)).toBe(levels)
+    expect(steps(count - 1)).toBeGreaterThan(levels)
+    expect(reason).toContain(`${count} keep the critical path of 6 level(s)`)
+  })
+
+  it('reads the workers input', () => {
     expect(workerIndexes(3)).toEqual([1, 2, 3])
     expect(parseWorkersInput('')).toBe('auto')
     expect(parseWorkersInput(' 32 ')).toBe(32)

@@ -35496,11 +35496,15 @@ function topologicalOrder(jobs, byId, source) {
     }
     return order;
 }
-/** A binary min-heap of non-negative integers (file positions). */
+/** A binary min-heap of non-negative integers (file positions, ranks). */
 class MinHeap {
     items = [];
     get size() {
         return this.items.length;
+    }
+    /** The smallest value, left in the heap (undefined when empty). */
+    peek() {
+        return this.items[0];
     }
     push(value) {
         const items = this.items;
@@ -35623,6 +35627,21 @@ function depthOf(plan, jobId) {
     }
     return depths.get(jobId) ?? 0;
 }
+/**
+ * Jobs on the longest path from each job to the end of the DAG, itself included (1 for a job
+ * nothing depends on): how pool workers rank runnable jobs, and what `auto` simulates them by.
+ */
+function remainingPath(plan) {
+    const length = new Map();
+    for (let index = plan.order.length - 1; index >= 0; index--) {
+        const id = plan.order[index].id;
+        let below = 0;
+        for (const dependent of plan.dependents.get(id) ?? [])
+            below = Math.max(below, length.get(dependent) ?? 0);
+        length.set(id, 1 + below);
+    }
+    return length;
+}
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
     const found = new Set();
@@ -35678,6 +35697,7 @@ function selectJobs(plan, environments, components) {
 
 
 
+const SIMULATED = 'in a simulated schedule of equally long jobs (the plan has no durations)';
 function chooseWorkers(plan, requested) {
     const jobs = plan.order.length;
     if (!jobs)
@@ -35691,15 +35711,117 @@ function chooseWorkers(plan, requested) {
                 : `set by the 'workers' input`
         };
     }
-    const shape = levelsOf(plan);
-    const even = Math.ceil(jobs / shape.levels);
-    const count = Math.min(even, jobs, MAX_MATRIX_JOBS);
-    const capped = count < even ? `, capped at ${MAX_MATRIX_JOBS} (GitHub's largest matrix)` : '';
-    return {
-        count,
-        reason: `auto: ${jobs} job(s) over ${shape.levels} dependency level(s) (critical path ${shape.levels} job(s), widest level ${shape.widest}) ` +
-            `keep ceil(${jobs} / ${shape.levels}) = ${even} worker(s) busy on average${capped}; ` +
-            'more would mostly wait, billed, and poll the shared rate limit'
+    const { levels, widest } = levelsOf(plan);
+    const even = Math.ceil(jobs / levels);
+    const head = `auto: ${jobs} job(s) over ${levels} dependency level(s), the widest ${widest} job(s): `;
+    const more = '; more would mostly wait, billed, and poll the shared rate limit';
+    if (even > MAX_MATRIX_JOBS) {
+        return {
+            count: MAX_MATRIX_JOBS,
+            reason: head +
+                `ceil(${jobs} / ${levels}) = ${even} worker(s) would be busy on average, capped at ${MAX_MATRIX_JOBS} (GitHub's largest matrix)`
+        };
+    }
+    const steps = unitSchedule(plan);
+    const evenSteps = steps(even);
+    if (evenSteps <= levels) {
+        return {
+            count: even,
+            reason: head +
+                `ceil(${jobs} / ${levels}) = ${even} worker(s) keep the critical path of ${levels} level(s) ${SIMULATED}${more}`
+        };
+    }
+    // widest ≥ jobs / levels, so widest > even here. Counts below the bound cannot keep the
+    // critical path in any schedule: they need not be simulated.
+    const most = Math.min(widest, MAX_MATRIX_JOBS);
+    const start = Math.min(most, Math.max(even + 1, criticalPathBound(plan, levels)));
+    const slow = `ceil(${jobs} / ${levels}) = ${even} would need ${evenSteps} steps`;
+    for (let count = start;; count++) {
+        // As many workers as the widest level always keep the critical path (each step runs one
+        // level), so only a count capped below it needs its full simulation, for the sentence.
+        const taken = count === most && most < widest ? steps(count) : steps(count, levels);
+        if (taken <= levels) {
+            const between = count - 1 === even
+                ? ''
+                : `, and ${even + 1}${count - 2 > even ? ` to ${count - 1}` : ''} more than ${levels}`;
+            return {
+                count,
+                reason: `${head}${count} keep the critical path of ${levels} level(s), while ${slow}${between}, ${SIMULATED}${more}`
+            };
+        }
+        if (count >= most) {
+            return {
+                count,
+                reason: `${head}${slow} and ${count}, GitHub's largest matrix, still ${taken}, ${SIMULATED}: capped at ${count}`
+            };
+        }
+    }
+}
+/**
+ * The fewest workers that could end the plan within `levels` unit steps in any schedule: a job
+ * with a remaining path of r jobs must start by step levels - r + 1, so the jobs that must have
+ * started by step s need s steps of that many workers.
+ */
+function criticalPathBound(plan, levels) {
+    const withPath = new Array(levels + 1).fill(0);
+    for (const length of remainingPath(plan).values())
+        withPath[length]++;
+    let bound = 1;
+    let started = 0;
+    for (let step = 1; step <= levels; step++) {
+        started += withPath[levels - step + 1];
+        bound = Math.max(bound, Math.ceil(started / step));
+    }
+    return bound;
+}
+/**
+ * Pool workers simulated on the plan with every job taking one step (job durations are not in
+ * the plan; one step stands in for each). At every step all workers are free, and they take the
+ * runnable jobs best first in the order pool workers rank them (src/run/pool.ts `ranking`: the
+ * longest remaining path, then the plan's order); a job's dependents become runnable at the next
+ * step. Returns a function of the worker count giving the steps until every job has ended; given
+ * a limit, it stops as soon as a runnable job left waiting cannot end within it and returns a
+ * count above the limit. Each simulation is O((jobs + edges) log jobs).
+ */
+function unitSchedule(plan) {
+    const jobs = plan.order;
+    const remaining = remainingPath(plan);
+    // Rank r: the r-th best job (a heap of ranks hands out the best runnable job first).
+    const byRank = jobs
+        .map((_, index) => index)
+        .sort((a, b) => remaining.get(jobs[b].id) - remaining.get(jobs[a].id) || a - b);
+    const rankOf = new Map(byRank.map((index, rank) => [jobs[index].id, rank]));
+    const pathOf = byRank.map(index => remaining.get(jobs[index].id));
+    const dependents = byRank.map(() => []);
+    const waitingOn = byRank.map((index, rank) => {
+        const deps = new Set(jobs[index].dependsOn ?? []);
+        for (const dep of deps)
+            dependents[rankOf.get(dep)].push(rank);
+        return deps.size;
+    });
+    return (workers, limit = Infinity) => {
+        const waiting = waitingOn.slice();
+        const ready = new MinHeap();
+        waiting.forEach((count, rank) => {
+            if (count === 0)
+                ready.push(rank);
+        });
+        const started = [];
+        let step = 0;
+        while (ready.size) {
+            step++;
+            started.length = 0;
+            while (started.length < workers && ready.size)
+                started.push(ready.pop());
+            const next = ready.peek();
+            if (next !== undefined && step + pathOf[next] > limit)
+                return step + pathOf[next];
+            for (const rank of started)
+                for (const dependent of dependents[rank])
+                    if (--waiting[dependent] === 0)
+                        ready.push(dependent);
+        }
+        return step;
     };
 }
 /** Dependency levels (longest chain, in jobs) and the most jobs any one level holds. */

@@ -35562,11 +35562,15 @@ function topologicalOrder(jobs, byId, source) {
     }
     return order;
 }
-/** A binary min-heap of non-negative integers (file positions). */
+/** A binary min-heap of non-negative integers (file positions, ranks). */
 class MinHeap {
     items = [];
     get size() {
         return this.items.length;
+    }
+    /** The smallest value, left in the heap (undefined when empty). */
+    peek() {
+        return this.items[0];
     }
     push(value) {
         const items = this.items;
@@ -35688,6 +35692,21 @@ function depthOf(plan, jobId) {
         depthsOfPlan.set(plan, depths);
     }
     return depths.get(jobId) ?? 0;
+}
+/**
+ * Jobs on the longest path from each job to the end of the DAG, itself included (1 for a job
+ * nothing depends on): how pool workers rank runnable jobs, and what `auto` simulates them by.
+ */
+function remainingPath(plan) {
+    const length = new Map();
+    for (let index = plan.order.length - 1; index >= 0; index--) {
+        const id = plan.order[index].id;
+        let below = 0;
+        for (const dependent of plan.dependents.get(id) ?? [])
+            below = Math.max(below, length.get(dependent) ?? 0);
+        length.set(id, 1 + below);
+    }
+    return length;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {
@@ -37729,22 +37748,14 @@ async function poolLoop(ctx, results, client, pacer, limit, finalLogInBackground
 }
 /**
  * Orders candidates best first: the longest remaining path (in jobs, down to
- * the end of the DAG), then the plan's topological order.
+ * the end of the DAG: `remainingPath` in plan/model.ts), then the plan's
+ * topological order. The plan action's `auto` simulates workers with this order.
  */
 function ranking(plan, remaining = remainingPath(plan)) {
     const position = new Map(plan.order.map((job, index) => [job.id, index]));
     return ids => [...new Set(ids)]
         .filter(id => remaining.has(id))
         .sort((a, b) => remaining.get(b) - remaining.get(a) || position.get(a) - position.get(b));
-}
-/** Jobs on the longest path from each job to the end of the DAG, itself included. */
-function remainingPath(plan) {
-    const length = new Map();
-    for (const job of [...plan.order].reverse()) {
-        const below = (plan.dependents.get(job.id) ?? []).map(id => length.get(id) ?? 0);
-        length.set(job.id, 1 + Math.max(0, ...below));
-    }
-    return length;
 }
 /**
  * Which jobs of the slice this worker owns, when the pool's size K is known:

@@ -31277,11 +31277,15 @@ function topologicalOrder(jobs, byId, source) {
     }
     return order;
 }
-/** A binary min-heap of non-negative integers (file positions). */
+/** A binary min-heap of non-negative integers (file positions, ranks). */
 class MinHeap {
     items = [];
     get size() {
         return this.items.length;
+    }
+    /** The smallest value, left in the heap (undefined when empty). */
+    peek() {
+        return this.items[0];
     }
     push(value) {
         const items = this.items;
@@ -31403,6 +31407,21 @@ function depthOf(plan, jobId) {
         depthsOfPlan.set(plan, depths);
     }
     return depths.get(jobId) ?? 0;
+}
+/**
+ * Jobs on the longest path from each job to the end of the DAG, itself included (1 for a job
+ * nothing depends on): how pool workers rank runnable jobs, and what `auto` simulates them by.
+ */
+function remainingPath(plan) {
+    const length = new Map();
+    for (let index = plan.order.length - 1; index >= 0; index--) {
+        const id = plan.order[index].id;
+        let below = 0;
+        for (const dependent of plan.dependents.get(id) ?? [])
+            below = Math.max(below, length.get(dependent) ?? 0);
+        length.set(id, 1 + below);
+    }
+    return length;
 }
 /** Every job that must succeed before this one may start. */
 function ancestorsOf(plan, jobId) {

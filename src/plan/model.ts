@@ -265,12 +265,17 @@ function topologicalOrder(
   return order
 }
 
-/** A binary min-heap of non-negative integers (file positions). */
-class MinHeap {
+/** A binary min-heap of non-negative integers (file positions, ranks). */
+export class MinHeap {
   private readonly items: number[] = []
 
   get size(): number {
     return this.items.length
+  }
+
+  /** The smallest value, left in the heap (undefined when empty). */
+  peek(): number | undefined {
+    return this.items[0]
   }
 
   push(value: number): void {
@@ -412,6 +417,22 @@ export function depthOf(plan: Plan, jobId: string): number {
     depthsOfPlan.set(plan, depths)
   }
   return depths.get(jobId) ?? 0
+}
+
+/**
+ * Jobs on the longest path from each job to the end of the DAG, itself included (1 for a job
+ * nothing depends on): how pool workers rank runnable jobs, and what `auto` simulates them by.
+ */
+export function remainingPath(plan: Plan): Map<string, number> {
+  const length = new Map<string, number>()
+  for (let index = plan.order.length - 1; index >= 0; index--) {
+    const id = plan.order[index].id
+    let below = 0
+    for (const dependent of plan.dependents.get(id) ?? [])
+      below = Math.max(below, length.get(dependent) ?? 0)
+    length.set(id, 1 + below)
+  }
+  return length
 }
 
 /** Every job that must succeed before this one may start. */

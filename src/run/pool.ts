@@ -3,7 +3,7 @@ import { RunDroppedError, readsLikeDroppedCopy } from '../backend/dropped-run.js
 import type { JobRecord } from '../backend/types.js'
 import { UserError, errorMessage } from '../common/errors.js'
 import type { Random } from '../common/retry.js'
-import { MAX_MATRIX_JOBS, ancestorsOf, type Plan } from '../plan/model.js'
+import { MAX_MATRIX_JOBS, ancestorsOf, remainingPath, type Plan } from '../plan/model.js'
 import { isRunUnknown, onceRunVisible } from './acquire.js'
 import { Cancelled } from './cancel.js'
 import { PACED_FINAL_FLUSH_MS, runJob, type JobContext } from './job.js'
@@ -289,7 +289,8 @@ async function poolLoop(
 
 /**
  * Orders candidates best first: the longest remaining path (in jobs, down to
- * the end of the DAG), then the plan's topological order.
+ * the end of the DAG: `remainingPath` in plan/model.ts), then the plan's
+ * topological order. The plan action's `auto` simulates workers with this order.
  */
 export function ranking(
   plan: Plan,
@@ -300,16 +301,6 @@ export function ranking(
     [...new Set(ids)]
       .filter(id => remaining.has(id))
       .sort((a, b) => remaining.get(b)! - remaining.get(a)! || position.get(a)! - position.get(b)!)
-}
-
-/** Jobs on the longest path from each job to the end of the DAG, itself included. */
-export function remainingPath(plan: Plan): Map<string, number> {
-  const length = new Map<string, number>()
-  for (const job of [...plan.order].reverse()) {
-    const below = (plan.dependents.get(job.id) ?? []).map(id => length.get(id) ?? 0)
-    length.set(job.id, 1 + Math.max(0, ...below))
-  }
-  return length
 }
 
 /**
