@@ -64,24 +64,22 @@ async function carryGaps(succeeded: number, limit?: { scale(): number }): Promis
   return sleeps.slice(-(succeeded - 1))
 }
 
+/** A runner whose plan step's probe found a bucket of this size (no 429 of its own yet). */
+const hinted = (burst: number) =>
+  new LearnedLimit(
+    () => 0,
+    () => undefined,
+    { burst, stated: true }
+  )
+
 describe('a re-run carrier paces its claims by the limit it learned', () => {
   it('on a tight limit (5/s: the hint, or nothing known) it leaves half the refill to the other runners', async () => {
-    const tight = new LearnedLimit(
-      () => 0,
-      () => undefined,
-      { burst: 20, stated: true }
-    )
-    expect(await carryGaps(6, tight)).toEqual(Array(5).fill(TIGHT_CARRY_INTERVAL_MS))
+    expect(await carryGaps(6, hinted(20))).toEqual(Array(5).fill(TIGHT_CARRY_INTERVAL_MS))
     // A runner that was told nothing assumes the tight limit.
     expect(await carryGaps(4)).toEqual(Array(3).fill(TIGHT_CARRY_INTERVAL_MS))
   })
 
   it('on an ample limit (the 30/s build) it carries at 10 requests a second', async () => {
-    const ample = new LearnedLimit(
-      () => 0,
-      () => undefined,
-      { burst: 300, stated: true }
-    )
-    expect(await carryGaps(6, ample)).toEqual(Array(5).fill(CARRY_INTERVAL_MS))
+    expect(await carryGaps(6, hinted(300))).toEqual(Array(5).fill(CARRY_INTERVAL_MS))
   })
 })
