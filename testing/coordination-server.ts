@@ -283,10 +283,14 @@ export async function startCoordinationServer(
         throw new ApiError(403, 'FORBIDDEN', 'OIDC authentication required')
       }
     }
-    // The runner a refused request came from, for tests that read the request log (a 429 is
-    // answered before the route reads its body).
-    record.runnerId ??= runnerIdIn(rawBody)
-    rateLimiter.consume(principal.namespaceId)
+    try {
+      rateLimiter.consume(principal.namespaceId)
+    } catch (refusal) {
+      // The runner a refused request came from, for tests that read the request log (the route
+      // that would read the body never runs).
+      record.runnerId ??= runnerIdIn(rawBody)
+      throw refusal
+    }
 
     const ns = principal.namespaceId
     const [runId = '', jobId = ''] = params

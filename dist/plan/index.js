@@ -35731,12 +35731,10 @@ function chooseWorkers(plan, requested) {
                 `ceil(${jobs} / ${levels}) = ${even} worker(s) keep the critical path of ${levels} level(s) ${SIMULATED}${more}`
         };
     }
-    // widest ≥ jobs / levels, so widest > even here. Counts below the bound cannot keep the
-    // critical path in any schedule: they need not be simulated.
+    // widest ≥ jobs / levels, so widest > even here.
     const most = Math.min(widest, MAX_MATRIX_JOBS);
-    const start = Math.min(most, Math.max(even + 1, criticalPathBound(plan, levels)));
     const slow = `ceil(${jobs} / ${levels}) = ${even} would need ${evenSteps} steps`;
-    for (let count = start;; count++) {
+    for (let count = even + 1;; count++) {
         // As many workers as the widest level always keep the critical path (each step runs one
         // level), so only a count capped below it needs its full simulation, for the sentence.
         const taken = count === most && most < widest ? steps(count) : steps(count, levels);
@@ -35756,23 +35754,6 @@ function chooseWorkers(plan, requested) {
             };
         }
     }
-}
-/**
- * The fewest workers that could end the plan within `levels` unit steps in any schedule: a job
- * with a remaining path of r jobs must start by step levels - r + 1, so the jobs that must have
- * started by step s need s steps of that many workers.
- */
-function criticalPathBound(plan, levels) {
-    const withPath = new Array(levels + 1).fill(0);
-    for (const length of remainingPath(plan).values())
-        withPath[length]++;
-    let bound = 1;
-    let started = 0;
-    for (let step = 1; step <= levels; step++) {
-        started += withPath[levels - step + 1];
-        bound = Math.max(bound, Math.ceil(started / step));
-    }
-    return bound;
 }
 /**
  * Pool workers simulated on the plan with every job taking one step (job durations are not in

@@ -38572,7 +38572,7 @@ class Carrier {
             const origin = this.origins.get(result.jobId);
             if (origin && result.status === 'already-complete') {
                 result.carriedFrom = origin.attempt;
-                result.detail = note(origin);
+                result.detail = carriedNote(origin);
             }
         }
     }
@@ -38699,7 +38699,7 @@ class Carrier {
                 return;
             }
             try {
-                await client.update(this.runId, id, runnerId, 'success', note(origin));
+                await client.update(this.runId, id, runnerId, 'success', carriedNote(origin));
             }
             catch (error) {
                 if (error instanceof BackendError && error.status === 400) {
@@ -38718,9 +38718,9 @@ class Carrier {
                 attempts: 1,
                 tookOver: Boolean(claim.takeover),
                 carriedFrom: origin.attempt,
-                detail: note(origin)
+                detail: carriedNote(origin)
             });
-            this.options.log(`${id}: ${note(origin)}.`);
+            this.options.log(`${id}: ${carriedNote(origin)}.`);
         }
         this.unresolved = this.candidates.some(id => this.status(id) === 'pending');
     }
@@ -38769,9 +38769,6 @@ class Carrier {
         const upstream = this.upstreamOf(id);
         return this.options.targets.some(target => upstream.has(target));
     }
-}
-function note(origin) {
-    return carriedNote(origin);
 }
 
 ;// CONCATENATED MODULE: ./src/common/summary-budget.ts

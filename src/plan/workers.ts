@@ -63,12 +63,10 @@ export function chooseWorkers(plan: Plan, requested: number | 'auto'): WorkerCho
         `ceil(${jobs} / ${levels}) = ${even} worker(s) keep the critical path of ${levels} level(s) ${SIMULATED}${more}`
     }
   }
-  // widest ≥ jobs / levels, so widest > even here. Counts below the bound cannot keep the
-  // critical path in any schedule: they need not be simulated.
+  // widest ≥ jobs / levels, so widest > even here.
   const most = Math.min(widest, MAX_MATRIX_JOBS)
-  const start = Math.min(most, Math.max(even + 1, criticalPathBound(plan, levels)))
   const slow = `ceil(${jobs} / ${levels}) = ${even} would need ${evenSteps} steps`
-  for (let count = start; ; count++) {
+  for (let count = even + 1; ; count++) {
     // As many workers as the widest level always keep the critical path (each step runs one
     // level), so only a count capped below it needs its full simulation, for the sentence.
     const taken = count === most && most < widest ? steps(count) : steps(count, levels)
@@ -89,23 +87,6 @@ export function chooseWorkers(plan: Plan, requested: number | 'auto'): WorkerCho
       }
     }
   }
-}
-
-/**
- * The fewest workers that could end the plan within `levels` unit steps in any schedule: a job
- * with a remaining path of r jobs must start by step levels - r + 1, so the jobs that must have
- * started by step s need s steps of that many workers.
- */
-function criticalPathBound(plan: Plan, levels: number): number {
-  const withPath = new Array<number>(levels + 1).fill(0)
-  for (const length of remainingPath(plan).values()) withPath[length]++
-  let bound = 1
-  let started = 0
-  for (let step = 1; step <= levels; step++) {
-    started += withPath[levels - step + 1]
-    bound = Math.max(bound, Math.ceil(started / step))
-  }
-  return bound
 }
 
 /**

@@ -381,7 +381,7 @@ export class Carrier {
       const origin = this.origins.get(result.jobId)
       if (origin && result.status === 'already-complete') {
         result.carriedFrom = origin.attempt
-        result.detail = note(origin)
+        result.detail = carriedNote(origin)
       }
     }
   }
@@ -520,7 +520,7 @@ export class Carrier {
         return
       }
       try {
-        await client.update(this.runId, id, runnerId, 'success', note(origin))
+        await client.update(this.runId, id, runnerId, 'success', carriedNote(origin))
       } catch (error) {
         if (error instanceof BackendError && error.status === 400) {
           this.options.warn(`${id} could not be carried over: ${error.message}`)
@@ -538,9 +538,9 @@ export class Carrier {
         attempts: 1,
         tookOver: Boolean(claim.takeover),
         carriedFrom: origin.attempt,
-        detail: note(origin)
+        detail: carriedNote(origin)
       })
-      this.options.log(`${id}: ${note(origin)}.`)
+      this.options.log(`${id}: ${carriedNote(origin)}.`)
     }
     this.unresolved = this.candidates.some(id => this.status(id) === 'pending')
   }
@@ -589,8 +589,4 @@ export class Carrier {
     const upstream = this.upstreamOf(id)
     return this.options.targets.some(target => upstream.has(target))
   }
-}
-
-function note(origin: Origin): string {
-  return carriedNote(origin)
 }
